@@ -1,0 +1,83 @@
+"""`python -m devstack ...`: manage the local stack.
+
+    python -m devstack db up|down|status|reset    the PostgreSQL cluster only
+    python -m devstack up|down|status|reset|env   the whole stack
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from devstack import envfile, keys, migrate, paths, pgcluster
+
+
+def db_up() -> None:
+    pgcluster.ensure_packages()
+    pgcluster.init()
+    pgcluster.start()
+    applied = migrate.migrate()
+    envfile.write()
+    for m in applied:
+        print(f"applied migration {m.version}_{m.name}")
+    print(f"database ready: {paths.database_url()}")
+
+
+def db_down() -> None:
+    pgcluster.stop()
+    print("database stopped")
+
+
+def db_status() -> None:
+    print(f"database: {pgcluster.status().describe()}")
+
+
+def db_reset() -> None:
+    pgcluster.wipe()
+    db_up()
+
+
+def stack_env() -> None:
+    print(envfile.render(envfile.values()), end="")
+
+
+def stack_reset() -> None:
+    keys.forget()
+    db_reset()
+
+
+DB_COMMANDS: dict[str, Callable[[], None]] = {
+    "up": db_up,
+    "down": db_down,
+    "status": db_status,
+    "reset": db_reset,
+}
+
+STACK_COMMANDS: dict[str, Callable[[], None]] = {
+    "up": db_up,
+    "down": db_down,
+    "status": db_status,
+    "reset": stack_reset,
+    "env": stack_env,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description="Docker-free local Supabase stand-in")
+    sub = parser.add_subparsers(dest="command", required=True)
+    db = sub.add_parser("db", help="the local PostgreSQL 15 cluster only")
+    db.add_argument("action", choices=sorted(DB_COMMANDS))
+    for name in sorted(STACK_COMMANDS):
+        sub.add_parser(name)
+    args = parser.parse_args(argv)
+    action = DB_COMMANDS[args.action] if args.command == "db" else STACK_COMMANDS[args.command]
+    try:
+        action()
+    except pgcluster.ClusterError as exc:
+        print(f"devstack: {exc}", file=sys.stderr)
+        tail = pgcluster.log_tail()
+        if tail:
+            print(f"--- {paths.PGLOG} (tail) ---\n{tail}", file=sys.stderr)
+        return 1
+    return 0

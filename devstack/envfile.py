@@ -1,0 +1,32 @@
+"""`.devstack/env`: sourceable KEY=VALUE lines describing the running stack."""
+
+from __future__ import annotations
+
+import shlex
+
+from devstack import keys, paths
+
+
+def values() -> dict[str, str]:
+    k = keys.load_or_create()
+    return {
+        "SUPABASE_URL": f"http://{paths.HOST}:{paths.API_PORT}",
+        "SUPABASE_ANON_KEY": k.anon_key,
+        "SUPABASE_SERVICE_ROLE_KEY": k.service_role_key,
+        "SUPABASE_JWT_SECRET": k.jwt_secret,
+        "DATABASE_URL": paths.database_url(),
+        "ANTHROPIC_BASE_URL": f"http://{paths.HOST}:{paths.MODELS_PORT}",
+        "GEMINI_BASE_URL": f"http://{paths.HOST}:{paths.MODELS_PORT}",
+    }
+
+
+def render(env: dict[str, str]) -> str:
+    return "".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items())
+
+
+def write() -> dict[str, str]:
+    env = values()
+    paths.STATE.mkdir(parents=True, exist_ok=True)
+    paths.ENV_FILE.write_text(render(env))
+    paths.ENV_FILE.chmod(0o600)
+    return env

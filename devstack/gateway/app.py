@@ -1,0 +1,72 @@
+"""Assemble the gateway from its components.
+
+Each component module exposes ``routes(ctx) -> list[BaseRoute]`` and may expose
+``async start(ctx)`` / ``async stop(ctx)`` for background work (e.g. Realtime's change feed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import ModuleType
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from devstack.gateway import auth, realtime, rest, storage
+from devstack.gateway.context import GatewayContext, Settings
+
+COMPONENTS: tuple[ModuleType, ...] = (rest, auth, realtime, storage)
+
+# Hosted Supabase answers any origin (the Figma plugin iframe has a null origin).
+EXPOSED_HEADERS = ["Content-Range", "Content-Profile", "Preference-Applied", "X-Supabase-Api-Version", "Location"]
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    ctx = GatewayContext(settings or Settings.from_stack())
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await ctx.open()
+        started: list[ModuleType] = []
+        try:
+            for comp in COMPONENTS:
+                start = getattr(comp, "start", None)
+                if start is not None:
+                    await start(ctx)
+                started.append(comp)
+            yield
+        finally:
+            for comp in reversed(started):
+                stop = getattr(comp, "stop", None)
+                if stop is not None:
+                    await stop(ctx)
+            await ctx.close()
+
+    async def health(_request: Request) -> JSONResponse:
+        async with ctx.admin.connection() as conn:
+            await conn.execute("select 1")
+        return JSONResponse({"status": "ok"})
+
+    routes: list[BaseRoute] = [Route("/health", health)]
+    for comp in COMPONENTS:
+        routes.extend(comp.routes(ctx))
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[
+            Middleware(
+                CORSMiddleware,
+                allow_origins=["*"],
+                allow_methods=["*"],
+                allow_headers=["*"],
+                expose_headers=EXPOSED_HEADERS,
+            )
+        ],
+    )
+    app.state.ctx = ctx
+    return app

@@ -1,0 +1,57 @@
+"""What every gateway module shares: settings, keys and database pools."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from psycopg_pool import AsyncConnectionPool
+
+from devstack import keys, paths
+
+AUTHENTICATOR_URL = f"postgresql://authenticator:authenticator@{paths.HOST}:{paths.PG_PORT}/{{db}}"
+
+
+@dataclass
+class Settings:
+    jwt_secret: str
+    anon_key: str
+    service_role_key: str
+    database: str = paths.DATABASE
+    storage_dir: Path = paths.STATE / "storage"
+    max_body_bytes: int = 10 * 1024 * 1024
+    jwt_expiry_seconds: int = 3600
+
+    @classmethod
+    def from_stack(cls, database: str = paths.DATABASE) -> Settings:
+        k = keys.load_or_create()
+        return cls(k.jwt_secret, k.anon_key, k.service_role_key, database=database)
+
+    @property
+    def authenticator_url(self) -> str:
+        return AUTHENTICATOR_URL.format(db=self.database)
+
+    @property
+    def admin_url(self) -> str:
+        return paths.database_url(self.database)
+
+
+@dataclass
+class GatewayContext:
+    """Created at startup; ``api`` runs requests as the JWT's role, ``admin`` is the platform's own access."""
+
+    settings: Settings
+    api: AsyncConnectionPool = field(init=False)
+    admin: AsyncConnectionPool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.api = AsyncConnectionPool(self.settings.authenticator_url, min_size=2, max_size=20, open=False)
+        self.admin = AsyncConnectionPool(self.settings.admin_url, min_size=1, max_size=10, open=False)
+
+    async def open(self) -> None:
+        await self.api.open(wait=True)
+        await self.admin.open(wait=True)
+
+    async def close(self) -> None:
+        await self.api.close()
+        await self.admin.close()

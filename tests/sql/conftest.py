@@ -1,0 +1,42 @@
+"""SQL tests: migrate a template database once per session, clone it for every test.
+
+Each test gets its own database (``create database ... template jobs_template``), so tests are
+independent and fast; the roles are cluster-wide and come from the platform bootstrap.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from devstack import migrate, paths
+from tests.sql.api import SqlApi
+
+TEMPLATE = "jobs_template"
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_cluster: None) -> str:
+    migrate.recreate_database(TEMPLATE)
+    migrate.migrate(TEMPLATE, seed=False)
+    return TEMPLATE
+
+
+@pytest.fixture
+def dbname(template_db: str) -> Iterator[str]:
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    migrate.recreate_database(name, template=template_db)
+    try:
+        yield name
+    finally:
+        with psycopg.connect(paths.database_url(), autocommit=True) as conn:
+            conn.execute(psycopg.sql.SQL("drop database if exists {} with (force)").format(psycopg.sql.Identifier(name)))
+
+
+@pytest.fixture
+def api(dbname: str) -> Iterator[SqlApi]:
+    with SqlApi(dbname) as a:
+        yield a
