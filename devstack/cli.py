@@ -1,7 +1,7 @@
 """`python -m devstack ...`: manage the local stack.
 
-    python -m devstack db up|down|status|reset    the PostgreSQL cluster only
-    python -m devstack up|down|status|reset|env   the whole stack
+python -m devstack db up|down|status|reset    the PostgreSQL cluster only
+python -m devstack up|down|status|reset|env   the whole stack
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def _has_platform(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
 
 def apply_platform(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     with conn.transaction():
-        conn.execute(paths.PLATFORM_SQL.read_text())  # type: ignore[arg-type]  # trusted file, no params
+        conn.execute(paths.PLATFORM_SQL.read_text())  # trusted file, no params
 
 
 def apply_migrations(conn: psycopg.Connection[tuple[object, ...]]) -> list[Migration]:
@@ -52,7 +52,7 @@ def apply_migrations(conn: psycopg.Connection[tuple[object, ...]]) -> list[Migra
             continue
         text = m.path.read_text()
         with conn.transaction():
-            conn.execute(text)  # type: ignore[arg-type]  # trusted file from the repository
+            conn.execute(text)  # trusted file from the repository
             conn.execute(
                 "insert into supabase_migrations.schema_migrations (version, name, statements) values (%s, %s, %s)",
                 (m.version, m.name, [text]),
@@ -64,7 +64,7 @@ def apply_migrations(conn: psycopg.Connection[tuple[object, ...]]) -> list[Migra
 def apply_seed(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     if paths.SEED_SQL.exists() and paths.SEED_SQL.read_text().strip():
         with conn.transaction():
-            conn.execute(paths.SEED_SQL.read_text())  # type: ignore[arg-type]
+            conn.execute(paths.SEED_SQL.read_text())
 
 
 def migrate(dbname: str = paths.DATABASE, *, seed: bool = True) -> list[Migration]:

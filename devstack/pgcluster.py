@@ -141,8 +141,10 @@ def init() -> None:
         _run(
             [
                 str(paths.PG_BIN / "initdb"),
-                "-D", str(paths.PGDATA),
-                "-U", paths.SUPERUSER,
+                "-D",
+                str(paths.PGDATA),
+                "-U",
+                paths.SUPERUSER,
                 f"--pwfile={pw.name}",
                 "--auth-local=trust",  # socket dir is 0700 and owned by the server user
                 "--auth-host=scram-sha-256",

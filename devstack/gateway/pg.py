@@ -42,17 +42,16 @@ async def request_transaction(
     if role not in API_ROLES:
         # The role comes from a verified JWT; anything else is refused before touching the database.
         raise PermissionError(f"role {role!r} is not an API role")
-    async with pool.connection() as conn:
-        async with conn.transaction():
-            await conn.execute(
-                SET_REQUEST_GUCS,
-                {
-                    "search_path": f'"{schema}", extensions' if schema.isidentifier() else "public, extensions",
-                    "role": role,
-                    "claims": json.dumps(dict(claims)),
-                    "method": method,
-                    "path": path,
-                    "headers": json.dumps({k.lower(): v for k, v in headers.items()}),
-                },
-            )
-            yield conn
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(
+            SET_REQUEST_GUCS,
+            {
+                "search_path": f'"{schema}", extensions' if schema.isidentifier() else "public, extensions",
+                "role": role,
+                "claims": json.dumps(dict(claims)),
+                "method": method,
+                "path": path,
+                "headers": json.dumps({k.lower(): v for k, v in headers.items()}),
+            },
+        )
+        yield conn

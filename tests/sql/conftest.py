@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from devstack import migrate, paths
-from tests.sql.api import SqlApi
+from devstack.sqlapi import SqlApi
 
 TEMPLATE = "jobs_template"
 
@@ -33,7 +33,9 @@ def dbname(template_db: str) -> Iterator[str]:
         yield name
     finally:
         with psycopg.connect(paths.database_url(), autocommit=True) as conn:
-            conn.execute(psycopg.sql.SQL("drop database if exists {} with (force)").format(psycopg.sql.Identifier(name)))
+            conn.execute(
+                psycopg.sql.SQL("drop database if exists {} with (force)").format(psycopg.sql.Identifier(name))
+            )
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import uuid
 import psycopg
 import pytest
 
-from tests.sql.api import SqlApi
+from devstack.sqlapi import SqlApi
 
 pytestmark = pytest.mark.sql
 
@@ -52,7 +52,9 @@ def test_enqueue_explicit_priority_and_run_at(api: SqlApi) -> None:
         ({"depends_on": str(uuid.uuid4())}, "22023", r"^depends_on: job .* not found among your jobs"),
     ],
 )
-def test_enqueue_rejects_bad_input_and_writes_nothing(api: SqlApi, kw: dict[str, object], sqlstate: str, message: str) -> None:
+def test_enqueue_rejects_bad_input_and_writes_nothing(
+    api: SqlApi, kw: dict[str, object], sqlstate: str, message: str
+) -> None:
     uid = api.create_user()
     args: dict[str, object] = {"kind": "rename_layers", "payload": json.dumps({"n": 1}), **kw}
     named = ", ".join(f"{k} => %({k})s" for k in args)
@@ -76,7 +78,10 @@ def test_oversized_payload_is_413(api: SqlApi) -> None:
     with pytest.raises(psycopg.Error) as err:
         api.enqueue(uid, "generate_image", {"prompt": "x" * 20000})  # limit 16384 bytes
     assert err.value.sqlstate == "PT413"
-    assert re.match(r'payload: \d+ bytes exceeds the limit of 16384 bytes for kind "generate_image"', err.value.diag.message_primary or "")
+    assert re.match(
+        r'payload: \d+ bytes exceeds the limit of 16384 bytes for kind "generate_image"',
+        err.value.diag.message_primary or "",
+    )
     assert api.count("select count(*) from public.jobs") == 0
 
 
@@ -124,7 +129,7 @@ def test_concurrent_submissions_with_one_key_make_one_job(api: SqlApi, dbname: s
         try:
             with SqlApi(dbname) as mine:
                 ids.append(mine.enqueue(uid, payload={"n": 1}, idempotency_key="race")["id"])
-        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=submit) for _ in range(8)]

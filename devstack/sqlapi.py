@@ -1,4 +1,4 @@
-"""Call the SQL API the way PostgREST does: one transaction per call, as the JWT's role.
+"""Call the SQL API the way PostgREST does: one transaction per call, as the JWT's role (tests and the SQL demo).
 
 The GUCs are set by the same statement the devstack gateway uses (devstack.gateway.pg), so the
 tests exercise RLS, auth.uid() and grants exactly as a REST request would.
@@ -60,7 +60,7 @@ class SqlApi:
                     "headers": "{}",
                 },
             )
-            cur = self.conn.execute(query, params)  # type: ignore[arg-type]  # queries are test literals
+            cur = self.conn.execute(query, params)  # queries are literals
             return cur.fetchall() if cur.description else []
 
     def as_user(self, uid: uuid.UUID, query: str, params: Any = None) -> list[Row]:
@@ -75,16 +75,20 @@ class SqlApi:
     def admin(self, query: str, params: Any = None) -> list[Row]:
         """As the database owner (dashboard / migrations), outside any API role."""
         with self.conn.transaction():
-            cur = self.conn.execute(query, params)  # type: ignore[arg-type]
+            cur = self.conn.execute(query, params)
             return cur.fetchall() if cur.description else []
 
     # -- shorthands for the RPCs ------------------------------------------------------------
-    def enqueue(self, uid: uuid.UUID, kind: str = "rename_layers", payload: dict[str, Any] | None = None, **kw: Any) -> Row:
+    def enqueue(
+        self, uid: uuid.UUID, kind: str = "rename_layers", payload: dict[str, Any] | None = None, **kw: Any
+    ) -> Row:
         args = {"kind": kind, "payload": json.dumps(payload if payload is not None else {"n": 1}), **kw}
         named = ", ".join(f"{k} => %({k})s" for k in args)
         return self.as_user(uid, f"select * from enqueue_job({named})", args)[0]
 
-    def claim(self, worker: str = "w1", max_jobs: int = 10, lease_seconds: int = 60, kinds: list[str] | None = None) -> list[Row]:
+    def claim(
+        self, worker: str = "w1", max_jobs: int = 10, lease_seconds: int = 60, kinds: list[str] | None = None
+    ) -> list[Row]:
         return self.as_service(
             "select * from claim_jobs(worker_id => %s, kinds => %s, max_jobs => %s, lease_seconds => %s)",
             (worker, kinds, max_jobs, lease_seconds),

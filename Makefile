@@ -1,0 +1,42 @@
+# Two commands: `make demo` runs the main job on the local stack; `make test` runs every test.
+# Both install what they need first (scripts/setup.sh is idempotent).
+PY := .venv/bin/python
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup demo demo-sql test lint test-python test-sql test-plugin stack-up stack-down clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	$(PY) scripts/demo_sql.py
+
+demo-sql: setup
+	$(PY) scripts/demo_sql.py
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy .
+
+test-sql: setup
+	$(PY) -m pytest tests/sql tests/unit -q
+
+test-python: setup
+	$(PY) -m devstack db up
+	$(PY) -m pytest -q
+
+test-plugin: setup
+	@if [ -f plugin-client/package.json ]; then cd plugin-client && npm test && npm run build; fi
+
+test: lint test-python test-plugin
+
+stack-up: setup
+	$(PY) -m devstack up
+
+stack-down:
+	$(PY) -m devstack down
+
+clean:
+	-$(PY) -m devstack down
+	rm -rf .devstack .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install everything `make demo` and `make test` need, idempotently: Debian packages (as root or
+# with sudo), the Python venv from requirements.txt, and the plugin's npm packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(postgresql-15 postgresql-15-cron postgresql-15-wal2json chromium)
+if [[ "${SETUP_SKIP_BROWSER:-}" == 1 ]]; then APT_PACKAGES=(postgresql-15 postgresql-15-cron postgresql-15-wal2json); fi
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo -n"; fi
+  echo "setup: installing ${missing[*]}"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+stamp=.venv/.requirements.sha
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [[ ! -x .venv/bin/python || ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+  echo "setup: creating .venv from requirements.txt"
+  [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+  echo "$want" > "$stamp"
+fi
+
+if [[ -f plugin-client/package-lock.json ]]; then
+  lock=plugin-client/node_modules/.lock.sha
+  want=$(sha256sum plugin-client/package-lock.json | cut -d' ' -f1)
+  if [[ ! -f $lock || $(cat "$lock") != "$want" ]]; then
+    echo "setup: npm ci in plugin-client"
+    (cd plugin-client && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" > "$lock"
+  fi
+fi
