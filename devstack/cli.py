@@ -7,10 +7,11 @@ python -m devstack up|down|status|reset|env   the whole stack
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 
-from devstack import envfile, keys, migrate, paths, pgcluster
+from devstack import envfile, keys, migrate, paths, pgcluster, services
 
 
 def db_up() -> None:
@@ -42,9 +43,48 @@ def stack_env() -> None:
     print(envfile.render(envfile.values()), end="")
 
 
+def stack_up() -> None:
+    db_up()
+    for svc in services.ALL:
+        svc.start()
+    env = envfile.write()
+    # The same shape as `supabase status`, so instructions for one work for the other.
+    rows = [
+        ("API URL", env["SUPABASE_URL"]),
+        ("REST URL", env["SUPABASE_URL"] + "/rest/v1"),
+        ("Realtime URL", env["SUPABASE_URL"].replace("http", "ws", 1) + "/realtime/v1/websocket"),
+        ("Storage URL", env["SUPABASE_URL"] + "/storage/v1"),
+        ("DB URL", env["DATABASE_URL"]),
+        ("Models stand-in", env["ANTHROPIC_BASE_URL"]),
+        ("JWT secret", env["SUPABASE_JWT_SECRET"]),
+        ("anon key", env["SUPABASE_ANON_KEY"]),
+        ("service_role key", env["SUPABASE_SERVICE_ROLE_KEY"]),
+        ("env file", str(paths.ENV_FILE)),
+    ]
+    print("devstack is running.\n")
+    for label, value in rows:
+        print(f"{label:>17}: {value}")
+
+
+def stack_down() -> None:
+    for svc in reversed(services.ALL):
+        svc.stop()
+    db_down()
+
+
+def stack_status() -> None:
+    db_status()
+    for svc in services.ALL:
+        print(f"{svc.name}: {svc.describe()}")
+
+
 def stack_reset() -> None:
+    for svc in reversed(services.ALL):
+        svc.stop()
     keys.forget()
-    db_reset()
+    shutil.rmtree(paths.STATE / "storage", ignore_errors=True)
+    pgcluster.wipe()
+    stack_up()
 
 
 DB_COMMANDS: dict[str, Callable[[], None]] = {
@@ -55,9 +95,9 @@ DB_COMMANDS: dict[str, Callable[[], None]] = {
 }
 
 STACK_COMMANDS: dict[str, Callable[[], None]] = {
-    "up": db_up,
-    "down": db_down,
-    "status": db_status,
+    "up": stack_up,
+    "down": stack_down,
+    "status": stack_status,
     "reset": stack_reset,
     "env": stack_env,
 }
@@ -74,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     action = DB_COMMANDS[args.action] if args.command == "db" else STACK_COMMANDS[args.command]
     try:
         action()
-    except pgcluster.ClusterError as exc:
+    except (pgcluster.ClusterError, services.ServiceError) as exc:
         print(f"devstack: {exc}", file=sys.stderr)
         tail = pgcluster.log_tail()
         if tail:
