@@ -352,3 +352,68 @@ create table if not exists supabase_migrations.schema_migrations (
   statements text[],
   name text
 );
+
+-- ---------------------------------------------------------------------------------------------
+-- Realtime stand-in helpers (devstack only; the gateway's postgres_changes delivery calls them).
+-- devstack_cast turns a wal2json value (text) into the JSON the hosted server emits
+-- (to_jsonb of the value cast to its column type); devstack_filter_matches evaluates one
+-- `col=[not.]op.value` filter the way hosted Realtime does: both sides cast to the column type.
+-- Operators come from a fixed list; values are only ever quoted literals (%L).
+-- ---------------------------------------------------------------------------------------------
+create or replace function realtime.devstack_cast(val text, type_ regtype)
+returns jsonb
+language plpgsql stable
+as $$
+declare
+  res jsonb;
+begin
+  if val is null then
+    return null;
+  end if;
+  execute format('select to_jsonb(%L::%s)', val, type_) into res;
+  return res;
+end
+$$;
+
+create or replace function realtime.devstack_filter_matches(
+  op text, type_ regtype, column_value text, filter_value text, negate boolean default false, strict boolean default false
+) returns boolean
+language plpgsql stable
+as $$
+declare
+  sym text := case op
+    when 'eq' then '=' when 'neq' then '<>' when 'lt' then '<' when 'lte' then '<='
+    when 'gt' then '>' when 'gte' then '>=' when 'isdistinct' then 'is distinct from'
+    when 'like' then 'like' when 'ilike' then 'ilike' when 'match' then '~' when 'imatch' then '~*'
+  end;
+  res boolean;
+begin
+  begin
+    if op = 'in' then
+      execute format('select %L::%s = any(%L::%s[])', column_value, type_, filter_value, type_) into res;
+    elsif op = 'is' then
+      execute format('select %L::%s is %s', column_value, type_,
+        case filter_value when 'null' then 'null' when 'true' then 'true' when 'false' then 'false' else 'unknown' end)
+        into res;
+    elsif op in ('like', 'ilike', 'match', 'imatch') then
+      execute format('select %L::%s::text %s %L', column_value, type_, sym, filter_value) into res;
+    elsif sym is not null then
+      execute format('select %L::%s %s %L::%s', column_value, type_, sym, filter_value, type_) into res;
+    else
+      raise exception 'unsupported filter operator %', op;
+    end if;
+  exception when others then
+    if strict then
+      raise;
+    end if;
+    return false;
+  end;
+  if negate then
+    res := not res;
+  end if;
+  return coalesce(res, false);
+end
+$$;
+
+revoke all on function realtime.devstack_cast(text, regtype) from public;
+revoke all on function realtime.devstack_filter_matches(text, regtype, text, text, boolean, boolean) from public;

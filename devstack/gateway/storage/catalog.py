@@ -1,0 +1,144 @@
+"""storage.buckets / storage.objects queries.
+
+Object reads and writes run in the caller's transaction (``request_transaction``), so RLS on
+storage.objects decides exactly as on hosted Storage: insert needs an INSERT policy, upsert also
+UPDATE (and SELECT, for RETURNING), download and signing need SELECT, remove needs DELETE + SELECT.
+Bucket lookups that hosted Storage does "as super user" use the admin pool.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+Row = dict[str, Any]
+
+BUCKET_COLUMNS = "id, name, owner, public, created_at, updated_at, file_size_limit, allowed_mime_types"
+OBJECT_COLUMNS = (
+    "id, bucket_id, name, owner, owner_id, version, metadata, user_metadata, created_at, updated_at, last_accessed_at"
+)
+
+
+async def _fetch(conn: AsyncConnection[Any], query: str, params: dict[str, Any]) -> list[Row]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)  # module constants; values are bound
+        return await cur.fetchall() if cur.description else []
+
+
+async def find_bucket(conn: AsyncConnection[Any], bucket_id: str) -> Row | None:
+    rows = await _fetch(conn, f"select {BUCKET_COLUMNS} from storage.buckets where id = %(id)s", {"id": bucket_id})
+    return rows[0] if rows else None
+
+
+async def list_buckets(conn: AsyncConnection[Any]) -> list[Row]:
+    return await _fetch(conn, f"select {BUCKET_COLUMNS} from storage.buckets order by name", {})
+
+
+async def create_bucket(conn: AsyncConnection[Any], values: dict[str, Any]) -> None:
+    await conn.execute(
+        """
+        insert into storage.buckets (id, name, owner, owner_id, public, file_size_limit, allowed_mime_types)
+        values (%(id)s, %(name)s, %(owner)s, %(owner_id)s, %(public)s, %(file_size_limit)s, %(allowed_mime_types)s)
+        """,
+        values,
+    )
+
+
+async def find_object(conn: AsyncConnection[Any], bucket_id: str, name: str) -> Row | None:
+    rows = await _fetch(
+        conn,
+        f"select {OBJECT_COLUMNS} from storage.objects where bucket_id = %(bucket)s and name = %(name)s",
+        {"bucket": bucket_id, "name": name},
+    )
+    return rows[0] if rows else None
+
+
+def owner_uuid(owner: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(owner) if owner else None
+    except ValueError:
+        return None
+
+
+async def insert_object(
+    conn: AsyncConnection[Any],
+    *,
+    bucket_id: str,
+    name: str,
+    owner: str | None,
+    version: str,
+    metadata: dict[str, Any],
+    user_metadata: dict[str, Any] | None,
+    upsert: bool,
+) -> tuple[uuid.UUID, str | None]:
+    """Write the object's row; returns (object id, version it replaced or None)."""
+    object_id = uuid.uuid4()
+    params: dict[str, Any] = {
+        "id": object_id,
+        "bucket": bucket_id,
+        "name": name,
+        "owner": owner_uuid(owner),
+        "owner_id": owner,
+        "version": version,
+        "metadata": Jsonb(metadata),
+        "user_metadata": Jsonb(user_metadata) if user_metadata is not None else None,
+    }
+    if not upsert:
+        # Like Storage's createObject: no RETURNING, so no SELECT policy is needed to upload.
+        await conn.execute(
+            """
+            insert into storage.objects (id, bucket_id, name, owner, owner_id, version, metadata, user_metadata)
+            values (%(id)s, %(bucket)s, %(name)s, %(owner)s, %(owner_id)s, %(version)s, %(metadata)s, %(user_metadata)s)
+            """,
+            params,
+        )
+        return object_id, None
+    # Lock the current row (if the caller may see it) so the replaced version is known exactly.
+    previous = await _fetch(
+        conn,
+        "select version from storage.objects where bucket_id = %(bucket)s and name = %(name)s for update",
+        params,
+    )
+    rows = await _fetch(
+        conn,
+        """
+        insert into storage.objects (id, bucket_id, name, owner, owner_id, version, metadata, user_metadata)
+        values (%(id)s, %(bucket)s, %(name)s, %(owner)s, %(owner_id)s, %(version)s, %(metadata)s, %(user_metadata)s)
+        on conflict (name, bucket_id) do update set
+          metadata = excluded.metadata, user_metadata = excluded.user_metadata, version = excluded.version,
+          owner = excluded.owner, owner_id = excluded.owner_id, updated_at = now()
+        returning id
+        """,
+        params,
+    )
+    return rows[0]["id"], (previous[0]["version"] if previous else None)
+
+
+async def delete_objects(conn: AsyncConnection[Any], bucket_id: str, names: list[str]) -> list[Row]:
+    return await _fetch(
+        conn,
+        f"delete from storage.objects where bucket_id = %(bucket)s and name = any(%(names)s)"
+        f" returning {OBJECT_COLUMNS}",
+        {"bucket": bucket_id, "names": names},
+    )
+
+
+def _like_prefix(prefix: str) -> str:
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+async def objects_under(conn: AsyncConnection[Any], bucket_id: str, prefix: str) -> list[Row]:
+    return await _fetch(
+        conn,
+        """
+        select name, id, updated_at, created_at, last_accessed_at, metadata
+        from storage.objects
+        where bucket_id = %(bucket)s and name like %(pattern)s
+        """,
+        {"bucket": bucket_id, "pattern": _like_prefix(prefix)},
+    )

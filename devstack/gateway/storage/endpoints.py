@@ -1,0 +1,346 @@
+"""The /storage/v1 endpoints storage3 and storage-js call (a supabase/storage subset)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import psycopg
+from psycopg import AsyncConnection
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+
+from devstack.gateway.context import GatewayContext
+from devstack.gateway.pg import request_transaction
+from devstack.gateway.storage import catalog, credentials
+from devstack.gateway.storage.credentials import Caller
+from devstack.gateway.storage.errors import (
+    StorageError,
+    bucket_already_exists,
+    from_database,
+    invalid_request,
+    no_such_bucket,
+    no_such_key,
+)
+from devstack.gateway.storage.layout import Layout, check_bucket_name, check_key
+from devstack.gateway.storage.listing import list_folder
+from devstack.gateway.storage.uploads import read_upload
+
+Handler = Callable[[Request], Awaitable[Response]]
+MAX_PREFIXES_PER_DELETE = 1000
+
+
+def jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    """Render a row the way node-postgres + JSON.stringify would (ISO timestamps with ms and Z)."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, datetime):
+            out[key] = value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        elif isinstance(value, uuid.UUID):
+            out[key] = str(value)
+        else:
+            out[key] = value
+    return out
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        data = json.loads(raw) if raw.strip() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise invalid_request("Body is not valid JSON but content-type is set to 'application/json'") from exc
+    if not isinstance(data, dict):
+        raise invalid_request("body must be object")
+    return data
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+
+
+def _remove_file(path: Path, stop_at: Path) -> None:
+    """Delete an object's version file and the folders it leaves empty (up to the bucket folder)."""
+    path.unlink(missing_ok=True)
+    folder = path.parent
+    while folder != stop_at and folder.is_relative_to(stop_at):
+        try:
+            folder.rmdir()
+        except OSError:
+            break  # not empty (another object or version lives here)
+        folder = folder.parent
+
+
+class StorageEndpoints:
+    def __init__(self, ctx: GatewayContext):
+        self.ctx = ctx
+        self.layout = Layout(ctx.settings.storage_dir)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def guarded(self, handler: Handler) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except StorageError as exc:
+                return exc.response()
+            except psycopg.Error as exc:
+                return from_database(exc).response()
+
+        return endpoint
+
+    def _caller(self, request: Request, *, optional: bool = False) -> Caller | None:
+        return credentials.caller(request.headers.get("authorization"), self.ctx.settings.jwt_secret, optional=optional)
+
+    def _required_caller(self, request: Request) -> Caller:
+        who = self._caller(request)
+        assert who is not None  # not optional: an invalid token raised
+        return who
+
+    @asynccontextmanager
+    async def _as(self, request: Request, who: Caller) -> AsyncIterator[AsyncConnection[Any]]:
+        async with request_transaction(
+            self.ctx.api,
+            role=who.role,
+            claims=who.claims,
+            method=request.method,
+            path=request.url.path,
+            headers=request.headers,
+            schema="storage",
+        ) as conn:
+            yield conn
+
+    async def _bucket_as_platform(self, bucket_id: str) -> catalog.Row:
+        async with self.ctx.admin.connection() as conn:
+            bucket = await catalog.find_bucket(conn, bucket_id)
+        if bucket is None:
+            raise no_such_bucket()
+        return bucket
+
+    def _names(self, request: Request) -> tuple[str, str]:
+        return check_bucket_name(request.path_params["bucket"]), check_key(request.path_params["key"])
+
+    def _serve(self, request: Request, bucket: str, key: str, row: catalog.Row) -> Response:
+        if not row.get("version"):
+            raise no_such_key()  # a row written straight into the table has no bytes here
+        path = self.layout.object_file(bucket, key, row["version"])
+        if not path.is_file():
+            raise no_such_key()
+        meta = row.get("metadata") or {}
+        headers = {"Cache-Control": str(meta.get("cacheControl") or "no-cache")}
+        if meta.get("eTag"):
+            headers["ETag"] = str(meta["eTag"])
+        download = request.query_params.get("download")
+        if download is not None:
+            filename = download or key.rsplit("/", 1)[-1]
+            headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(filename)}"
+        return FileResponse(path, media_type=str(meta.get("mimetype") or "application/octet-stream"), headers=headers)
+
+    # -- objects -------------------------------------------------------------------------------
+
+    async def upload(self, request: Request) -> Response:
+        """POST (x-upsert decides) and PUT (always upsert) /object/{bucket}/{key}."""
+        bucket_id, key = self._names(request)
+        who = self._required_caller(request)
+        bucket = await self._bucket_as_platform(bucket_id)
+        limit = self.ctx.settings.max_body_bytes
+        if bucket["file_size_limit"]:
+            limit = min(limit, int(bucket["file_size_limit"]))
+        upload = await read_upload(request, max_size=limit, allowed_mime_types=bucket["allowed_mime_types"])
+        upsert = request.method == "PUT" or request.headers.get("x-upsert") == "true"
+        version = str(uuid.uuid4())
+        metadata = {
+            "eTag": f'"{hashlib.md5(upload.data, usedforsecurity=False).hexdigest()}"',
+            "size": len(upload.data),
+            "mimetype": upload.mimetype,
+            "cacheControl": upload.cache_control,
+            "lastModified": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "contentLength": len(upload.data),
+            "httpStatusCode": 200,
+        }
+        temp = self.layout.temp_file()
+        final = self.layout.object_file(bucket_id, key, version)
+        bucket_root = self.layout.root / bucket_id
+        await asyncio.to_thread(_write_file, temp, upload.data)
+        try:
+            async with self._as(request, who) as conn:
+                object_id, replaced = await catalog.insert_object(
+                    conn,
+                    bucket_id=bucket_id,
+                    name=key,
+                    owner=who.owner,
+                    version=version,
+                    metadata=metadata,
+                    user_metadata=upload.user_metadata,
+                    upsert=upsert,
+                )
+                # The version file is new, so placing it before the commit hides nothing; if the
+                # commit fails no row points at it and it is removed below.
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(temp, final)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            _remove_file(final, bucket_root)
+            raise
+        if replaced and replaced != version:
+            _remove_file(self.layout.object_file(bucket_id, key, replaced), bucket_root)
+        return JSONResponse({"Id": str(object_id), "Key": f"{bucket_id}/{key}"})
+
+    async def download(self, request: Request) -> Response:
+        """GET /object/{bucket}/{key}: a missing or invalid token makes the caller anonymous."""
+        return await self._download(request, token_optional=True)
+
+    async def download_authenticated(self, request: Request) -> Response:
+        """GET /object/authenticated/{bucket}/{key}: a valid token is required."""
+        return await self._download(request, token_optional=False)
+
+    async def _download(self, request: Request, *, token_optional: bool) -> Response:
+        bucket_id, key = self._names(request)
+        who = self._caller(request, optional=token_optional)
+        bucket = await self._bucket_as_platform(bucket_id)
+        if bucket["public"] or who is None:
+            if not bucket["public"]:
+                raise no_such_bucket()  # anonymous callers only see public buckets
+            async with self.ctx.admin.connection() as conn:
+                row = await catalog.find_object(conn, bucket_id, key)
+        else:
+            async with self._as(request, who) as conn:
+                row = await catalog.find_object(conn, bucket_id, key)
+        if row is None:
+            raise no_such_key()
+        return self._serve(request, bucket_id, key, row)
+
+    async def download_public(self, request: Request) -> Response:
+        bucket_id, key = self._names(request)
+        bucket = await self._bucket_as_platform(bucket_id)
+        if not bucket["public"]:
+            raise no_such_bucket()
+        async with self.ctx.admin.connection() as conn:
+            row = await catalog.find_object(conn, bucket_id, key)
+        if row is None:
+            raise no_such_key()
+        return self._serve(request, bucket_id, key, row)
+
+    async def sign(self, request: Request) -> Response:
+        bucket_id, key = self._names(request)
+        who = self._required_caller(request)
+        body = await read_json(request)
+        expires_in = body.get("expiresIn")
+        if isinstance(expires_in, str) and expires_in.strip().isdigit():
+            expires_in = int(expires_in)  # storage3 sends a string; Storage's schema coerces it
+        if expires_in is None:
+            raise invalid_request("body must have required property 'expiresIn'")
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1:
+            raise invalid_request("body/expiresIn must be integer >= 1")
+        async with self._as(request, who) as conn:
+            row = await catalog.find_object(conn, bucket_id, key)
+        if row is None:
+            raise no_such_key()
+        token = credentials.sign_download(bucket_id, key, expires_in, self.ctx.settings.jwt_secret)
+        return JSONResponse({"signedURL": f"/object/sign/{bucket_id}/{key}?token={token}"})
+
+    async def download_signed(self, request: Request) -> Response:
+        bucket_id, key = self._names(request)
+        token = request.query_params.get("token")
+        if not token:
+            raise invalid_request("querystring must have required property 'token'")
+        credentials.verify_download(token, bucket_id, key, self.ctx.settings.jwt_secret)
+        async with self.ctx.admin.connection() as conn:
+            row = await catalog.find_object(conn, bucket_id, key)
+        if row is None:
+            raise no_such_key()
+        return self._serve(request, bucket_id, key, row)
+
+    async def remove(self, request: Request) -> Response:
+        bucket_id = check_bucket_name(request.path_params["bucket"])
+        who = self._required_caller(request)
+        prefixes = (await read_json(request)).get("prefixes")
+        if not isinstance(prefixes, list) or not prefixes or not all(isinstance(p, str) for p in prefixes):
+            raise invalid_request("body/prefixes must be a non-empty array of strings")
+        if len(prefixes) > MAX_PREFIXES_PER_DELETE:
+            raise invalid_request(f"At most {MAX_PREFIXES_PER_DELETE} objects can be deleted per request.")
+        async with self._as(request, who) as conn:
+            removed = await catalog.delete_objects(conn, bucket_id, prefixes)
+        bucket_root = self.layout.root / bucket_id
+        for row in removed:
+            if row.get("version"):
+                _remove_file(self.layout.object_file(bucket_id, row["name"], row["version"]), bucket_root)
+        return JSONResponse([jsonable(row) for row in removed])
+
+    async def list_objects(self, request: Request) -> Response:
+        bucket_id = check_bucket_name(request.path_params["bucket"])
+        who = self._required_caller(request)
+        body = await read_json(request)
+        prefix = body.get("prefix") or ""
+        if not isinstance(prefix, str):
+            raise invalid_request("body/prefix must be string")
+        folder = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        async with self._as(request, who) as conn:
+            rows = await catalog.objects_under(conn, bucket_id, folder)
+        entries = list_folder(rows, folder, body)
+        return JSONResponse([jsonable(entry) for entry in entries])
+
+    # -- buckets -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _bucket_json(row: catalog.Row) -> dict[str, Any]:
+        return {**jsonable(row), "type": "STANDARD"}
+
+    async def list_buckets(self, request: Request) -> Response:
+        who = self._required_caller(request)
+        async with self._as(request, who) as conn:
+            rows = await catalog.list_buckets(conn)
+        return JSONResponse([self._bucket_json(r) for r in rows])
+
+    async def get_bucket(self, request: Request) -> Response:
+        bucket_id = check_bucket_name(request.path_params["bucket"])
+        who = self._required_caller(request)
+        async with self._as(request, who) as conn:
+            row = await catalog.find_bucket(conn, bucket_id)
+        if row is None:
+            raise no_such_bucket()
+        return JSONResponse(self._bucket_json(row))
+
+    async def create_bucket(self, request: Request) -> Response:
+        who = self._required_caller(request)
+        body = await read_json(request)
+        name = body.get("name")
+        if not isinstance(name, str):
+            raise invalid_request("body must have required property 'name'")
+        bucket_id = body.get("id") or name
+        if not isinstance(bucket_id, str):
+            raise invalid_request("body/id must be string")
+        check_bucket_name(name)
+        check_bucket_name(bucket_id)
+        size_limit = body.get("file_size_limit")
+        mime_types = body.get("allowed_mime_types")
+        if size_limit is not None and (isinstance(size_limit, bool) or not isinstance(size_limit, int)):
+            raise invalid_request("body/file_size_limit must be integer")
+        if mime_types is not None and not (
+            isinstance(mime_types, list) and all(isinstance(m, str) for m in mime_types)
+        ):
+            raise invalid_request("body/allowed_mime_types must be array")
+        owner = who.owner
+        values = {
+            "id": bucket_id,
+            "name": name,
+            "owner": catalog.owner_uuid(owner),
+            "owner_id": owner,
+            "public": bool(body.get("public", False)),
+            "file_size_limit": size_limit,
+            "allowed_mime_types": [m for m in mime_types if m] if mime_types is not None else None,
+        }
+        try:
+            async with self._as(request, who) as conn:
+                await catalog.create_bucket(conn, values)
+        except psycopg.errors.UniqueViolation as exc:
+            raise bucket_already_exists() from exc
+        return JSONResponse({"name": name})

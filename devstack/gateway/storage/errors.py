@@ -1,0 +1,90 @@
+"""Storage's error bodies and statuses (supabase/storage ``StorageBackendError``).
+
+Hosted Storage renders ``{"statusCode": "<semantic status>", "code", "error", "message"}`` but sends
+most errors with HTTP **400**: only 500s (and a few explicit cases such as a role check) keep
+their own status. storage3 / storage-js read ``statusCode`` and ``error`` from the body.
+"""
+
+from __future__ import annotations
+
+from psycopg import errors as pg_errors
+from starlette.responses import JSONResponse
+
+
+class StorageError(Exception):
+    def __init__(
+        self, status: int, code: str, message: str, *, error: str | None = None, http_status: int | None = None
+    ):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.error = error or code
+        self.message = message
+        self.http_status = http_status if http_status is not None else (500 if status == 500 else 400)
+
+    def response(self) -> JSONResponse:
+        body = {"statusCode": str(self.status), "code": self.code, "error": self.error, "message": self.message}
+        return JSONResponse(body, status_code=self.http_status)
+
+
+def no_such_bucket() -> StorageError:
+    return StorageError(404, "NoSuchBucket", "Bucket not found", error="Bucket not found")
+
+
+def no_such_key() -> StorageError:
+    return StorageError(404, "NoSuchKey", "Object not found", error="not_found")
+
+
+def access_denied(message: str = "Access denied", *, http_status: int | None = None) -> StorageError:
+    return StorageError(403, "AccessDenied", message, error="Unauthorized", http_status=http_status)
+
+
+def invalid_key(key: str) -> StorageError:
+    return StorageError(400, "InvalidKey", f"Invalid key: {key}")
+
+
+def invalid_bucket_name(name: str) -> StorageError:
+    return StorageError(400, "InvalidBucketName", "Bucket name invalid", error="Invalid Input")
+
+
+def invalid_request(message: str) -> StorageError:
+    return StorageError(400, "InvalidRequest", message)
+
+
+def invalid_jwt(message: str) -> StorageError:
+    return StorageError(400, "InvalidJWT", message)
+
+
+def invalid_signature(message: str = "Invalid signature") -> StorageError:
+    return StorageError(400, "InvalidSignature", message)
+
+
+def entity_too_large() -> StorageError:
+    return StorageError(
+        413, "EntityTooLarge", "The object exceeded the maximum allowed size", error="Payload too large"
+    )
+
+
+def invalid_mime_type(mime_type: str) -> StorageError:
+    return StorageError(415, "InvalidMimeType", f"mime type {mime_type} is not supported", error="invalid_mime_type")
+
+
+def key_already_exists() -> StorageError:
+    return StorageError(409, "KeyAlreadyExists", "The resource already exists", error="Duplicate")
+
+
+def bucket_already_exists() -> StorageError:
+    return StorageError(409, "BucketAlreadyExists", "The resource already exists", error="Duplicate")
+
+
+def from_database(exc: Exception) -> StorageError:
+    """Storage's DBError.fromDBError mapping for the SQLSTATEs a request can cause."""
+    if isinstance(exc, pg_errors.InsufficientPrivilege):
+        text = str(exc)
+        return access_denied("new row violates row-level security policy" if "row-level security" in text else text)
+    if isinstance(exc, pg_errors.UniqueViolation):
+        return StorageError(409, "ResourceAlreadyExists", "The resource already exists", error="Duplicate")
+    if isinstance(exc, pg_errors.QueryCanceled):
+        return StorageError(544, "DatabaseTimeout", "The connection to the database timed out", http_status=544)
+    sqlstate = getattr(exc, "sqlstate", None) or "unknown"
+    return StorageError(500, "DatabaseError", f"database error, code: {sqlstate}")

@@ -1,0 +1,106 @@
+"""Turn an upload request into bytes + attributes, as Storage's fileUploadFromRequest does.
+
+storage3 sends multipart/form-data (a ``file`` part plus ``cacheControl`` / ``metadata`` fields);
+storage-js sends the raw body with ``content-type``, ``cache-control`` and ``x-metadata`` headers.
+Size and MIME limits of the bucket are enforced while reading, before anything is written.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+
+from devstack.gateway.storage import multipart
+from devstack.gateway.storage.errors import entity_too_large, invalid_mime_type, invalid_request
+
+MULTIPART_OVERHEAD_BYTES = 64 * 1024  # boundaries, part headers and the small form fields
+
+
+@dataclass(frozen=True)
+class Upload:
+    data: bytes
+    mimetype: str
+    cache_control: str
+    user_metadata: dict[str, Any] | None
+
+
+async def _read_at_most(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise entity_too_large()
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise entity_too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def check_mime_type(mimetype: str, allowed: list[str] | None) -> None:
+    """Storage's validateMimeType: `type/subtype` or `type/*`, compared literally (parameters count)."""
+    if not allowed:
+        return
+    requested = mimetype.split("/")
+    if len(requested) >= 2:
+        for entry in allowed:
+            allowed_type, _, allowed_sub = entry.partition("/")
+            if allowed_type == requested[0] and allowed_sub in ("*", requested[1]):
+                return
+    raise invalid_mime_type(mimetype)
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None  # Storage ignores unparsable user metadata
+    return value if isinstance(value, dict) else None
+
+
+async def read_upload(request: Request, *, max_size: int, allowed_mime_types: list[str] | None) -> Upload:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        body = await _read_at_most(request, max_size + MULTIPART_OVERHEAD_BYTES)
+        try:
+            parts = {p.name: p for p in multipart.parse(body, content_type)}
+        except multipart.MultipartError as exc:
+            raise invalid_request("No content provided") from exc
+        file_part = next((p for p in parts.values() if p.filename is not None), None)
+        if file_part is None:
+            raise invalid_request("No content provided")
+        if len(file_part.data) > max_size:
+            raise entity_too_large()
+        fields = {name: p.data.decode("utf-8", "replace") for name, p in parts.items() if p.filename is None}
+        mimetype = fields.get("contentType") or file_part.content_type or "application/octet-stream"
+        check_mime_type(mimetype, allowed_mime_types)
+        cache_time = fields.get("cacheControl")
+        metadata_text = fields.get("metadata") or fields.get("userMetadata")
+        return Upload(
+            data=file_part.data,
+            mimetype=mimetype,
+            cache_control=f"max-age={cache_time}" if cache_time else "no-cache",
+            user_metadata=_json_object(metadata_text) if metadata_text else None,
+        )
+    mimetype = content_type or "application/octet-stream"
+    check_mime_type(mimetype, allowed_mime_types)
+    raw_metadata = request.headers.get("x-metadata")
+    user_metadata = None
+    if raw_metadata:
+        try:
+            user_metadata = _json_object(base64.b64decode(raw_metadata).decode("utf-8"))
+        except (binascii.Error, UnicodeDecodeError):
+            user_metadata = None
+    data = await _read_at_most(request, max_size)
+    return Upload(
+        data=data,
+        mimetype=mimetype,
+        cache_control=request.headers.get("cache-control", "no-cache"),
+        user_metadata=user_metadata,
+    )

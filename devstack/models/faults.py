@@ -1,0 +1,335 @@
+"""Fault injection, latency knobs and the request log, plus the ``/_standin`` control API.
+
+Tests and demos drive a worker they do not control; they shape what the worker sees by queueing
+faults here. Each fault is consumed by the next matching provider request(s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
+
+Provider = Literal["anthropic", "gemini"]
+FaultKind = Literal["429", "500", "503", "529", "timeout", "invalid_json", "disconnect"]
+ERROR_KINDS: frozenset[str] = frozenset({"429", "500", "503", "529"})
+LOG_LIMIT = 1000  # the demo runs for hours; keep the newest entries only
+M = TypeVar("M", bound=BaseModel)
+
+
+class FaultSpec(BaseModel):
+    """Body of ``POST /_standin/faults``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    provider: Literal["anthropic", "gemini", "any"] = "any"
+    kind: FaultKind
+    count: int = Field(default=1, ge=1, le=10_000)
+    retry_after: float | None = Field(default=None, ge=0, le=86_400)
+    match: str | None = Field(default=None, min_length=1)
+    hold_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+    def retry_after_or_default(self) -> float | None:
+        # A 429 always tells the client when to come back; other errors only if asked to.
+        return self.retry_after if self.retry_after is not None or self.kind != "429" else 1.0
+
+
+class ConfigSpec(BaseModel):
+    """Body of ``POST /_standin/config``; omitted fields keep their value."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    latency_ms: int | None = Field(default=None, ge=0, le=600_000)
+    stream_delay_ms: int | None = Field(default=None, ge=0, le=60_000)
+
+
+@dataclass
+class Knobs:
+    latency_ms: int = 0
+    stream_delay_ms: int = 0
+
+    @classmethod
+    def from_env(cls) -> Knobs:
+        return cls(_env_ms("STANDIN_LATENCY_MS"), _env_ms("STANDIN_STREAM_DELAY_MS"))
+
+    async def before_answer(self) -> None:
+        if self.latency_ms:
+            await asyncio.sleep(self.latency_ms / 1000)
+
+    async def between_deltas(self) -> None:
+        if self.stream_delay_ms:
+            await asyncio.sleep(self.stream_delay_ms / 1000)
+
+
+def _env_ms(name: str) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit():
+        raise ValueError(f"{name} must be a non-negative integer number of milliseconds, got {raw!r}")
+    return int(raw)
+
+
+@dataclass
+class Fault:
+    id: int
+    spec: FaultSpec
+    remaining: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "remaining": self.remaining, **self.spec.model_dump()}
+
+
+class FaultQueue:
+    """FIFO of armed faults; the first one matching a request is consumed (count goes down by one)."""
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+        self._ids = itertools.count(1)
+
+    def add(self, spec: FaultSpec) -> Fault:
+        fault = Fault(next(self._ids), spec, spec.count)
+        self._faults.append(fault)
+        return fault
+
+    def take(self, provider: Provider, body: str) -> FaultSpec | None:
+        for fault in self._faults:
+            spec = fault.spec
+            if spec.provider not in (provider, "any") or (spec.match is not None and spec.match not in body):
+                continue
+            fault.remaining -= 1
+            if fault.remaining == 0:
+                self._faults.remove(fault)
+            return spec
+        return None
+
+    def clear(self) -> int:
+        dropped = len(self._faults)
+        self._faults.clear()
+        return dropped
+
+    def pending(self) -> list[dict[str, Any]]:
+        return [f.to_json() for f in self._faults]
+
+
+@dataclass
+class RequestRecord:
+    seq: int
+    provider: Provider
+    path: str
+    model: str | None
+    job_kind: str | None
+    stream: bool
+    fault: str | None
+    status: int
+    timestamp: str
+    headers: dict[str, str]
+    body: Any
+    disconnected: bool = False  # set when the client went away while a fault held the request
+
+
+@dataclass
+class RequestLog:
+    entries: deque[RequestRecord] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
+    _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def add(self, **fields: Any) -> RequestRecord:
+        stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        record = RequestRecord(seq=next(self._seq), timestamp=stamp, **fields)
+        self.entries.append(record)
+        return record
+
+    def select(self, provider: str | None) -> list[dict[str, Any]]:
+        return [asdict(r) for r in self.entries if provider in (None, r.provider)]
+
+
+@dataclass
+class StandinState:
+    faults: FaultQueue = field(default_factory=FaultQueue)
+    log: RequestLog = field(default_factory=RequestLog)
+    knobs: Knobs = field(default_factory=Knobs.from_env)
+
+
+# Headers worth seeing in the log; credentials are reported by presence only.
+_LOGGED_HEADERS = ("anthropic-version", "anthropic-beta", "content-type", "user-agent", "x-goog-api-client")
+_CREDENTIAL_HEADERS = ("x-api-key", "authorization", "x-goog-api-key")
+
+
+def logged_headers(request: Request) -> dict[str, str]:
+    picked = {name: request.headers[name] for name in _LOGGED_HEADERS if name in request.headers}
+    present = [name for name in _CREDENTIAL_HEADERS if name in request.headers]
+    if present:
+        picked["credential"] = ",".join(present)
+    return picked
+
+
+async def hold(request: Request, seconds: float) -> bool:
+    """Sleep ``seconds`` unless the client hangs up first; True if it hung up.
+
+    Watching for the disconnect keeps a held request from outliving its client (and from
+    stalling server shutdown for the whole hold).
+    """
+
+    async def client_gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(client_gone())
+    try:
+        await asyncio.wait_for(asyncio.shield(watcher), timeout=seconds)
+    except TimeoutError:
+        return False
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    return True
+
+
+class BadRequest(Exception):
+    """Carries the error answer for a request a stand-in refuses before doing any work."""
+
+    def __init__(self, response: JSONResponse) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+class DroppedConnection(Response):
+    """Starts a 200 answer, sends part of it, then returns without finishing.
+
+    The ASGI server then closes the socket mid-body, which the client sees as a broken
+    connection; this is the ``disconnect`` fault.
+    """
+
+    def __init__(self, partial: bytes, media_type: str) -> None:
+        super().__init__(status_code=200, media_type=media_type)
+        self.partial = partial
+        del self.headers["content-length"]  # unknown length: chunked, so the cut is detectable
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.partial, "more_body": True})
+
+
+def seconds_header(seconds: float) -> str:
+    """Retry-After value: whole seconds when integral (what most servers send), else a decimal."""
+    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
+
+
+def _is_field(part: int | str) -> bool:
+    # Pydantic puts union-member tags such as ``str`` or ``list[Block]`` into error locations.
+    return isinstance(part, int) or not (part in {"str", "int", "float", "bool", "list", "dict"} or "[" in part)
+
+
+def validation_message(exc: ValidationError, prefix: str = "", limit: int = 3) -> str:
+    """``field.path: problem`` per failing field, e.g. ``max_tokens: Field required``.
+
+    Errors from the branches of one union are merged (``a valid string or a valid list``), and a
+    branch that failed deeper down wins over the shallow "wrong type" complaint of its sibling.
+    """
+    by_loc: dict[str, list[str]] = {}
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if _is_field(p))
+        msg = err["msg"].removeprefix("Value error, ")
+        if msg not in by_loc.setdefault(loc, []):
+            by_loc[loc].append(msg)
+    deepest = [loc for loc in by_loc if not any(o != loc and o.startswith(f"{loc}.") for o in by_loc)]
+    parts = []
+    for loc in deepest[:limit]:
+        first, *rest = by_loc[loc]
+        merged = " or ".join([first, *(m.removeprefix("Input should be ") for m in rest)])
+        parts.append(f"{prefix}{loc}: {merged}" if loc else f"{prefix.rstrip('.')}: {merged}")
+    return "; ".join(parts)
+
+
+# --- control API -------------------------------------------------------------------------------
+
+
+def _problem(message: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
+    return JSONResponse({"error": "invalid_control_request", "message": message, "errors": errors or []}, 422)
+
+
+async def _parse(request: Request, model: type[M]) -> M | JSONResponse:
+    raw = await request.body()
+    try:
+        data = json.loads(raw or b"{}")
+    except ValueError as exc:
+        return _problem(f"body is not valid JSON: {exc}")
+    if not isinstance(data, dict):
+        return _problem("body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        return _problem("; ".join(f"{e['loc'] or 'body'}: {e['msg']}" for e in errors), errors)
+
+
+def control_routes(state: StandinState) -> list[BaseRoute]:
+    async def add_fault(request: Request) -> Response:
+        spec = await _parse(request, FaultSpec)
+        if isinstance(spec, JSONResponse):
+            return spec
+        return JSONResponse(state.faults.add(spec).to_json(), 201)
+
+    async def list_faults(_request: Request) -> Response:
+        pending = state.faults.pending()
+        return JSONResponse({"count": len(pending), "faults": pending})
+
+    async def clear_faults(_request: Request) -> Response:
+        return JSONResponse({"cleared": state.faults.clear()})
+
+    async def requests_log(request: Request) -> Response:
+        entries = state.log.select(request.query_params.get("provider"))
+        return JSONResponse({"count": len(entries), "requests": entries})
+
+    async def clear_requests(_request: Request) -> Response:
+        state.log.entries.clear()
+        return JSONResponse({"cleared": True})
+
+    async def get_config(_request: Request) -> Response:
+        return JSONResponse(asdict(state.knobs))
+
+    async def set_config(request: Request) -> Response:
+        spec = await _parse(request, ConfigSpec)
+        if isinstance(spec, JSONResponse):
+            return spec
+        if spec.latency_ms is not None:
+            state.knobs.latency_ms = spec.latency_ms
+        if spec.stream_delay_ms is not None:
+            state.knobs.stream_delay_ms = spec.stream_delay_ms
+        return JSONResponse(asdict(state.knobs))
+
+    async def reset(_request: Request) -> Response:
+        state.faults.clear()
+        state.log.entries.clear()
+        state.knobs = Knobs.from_env()
+        return JSONResponse({"reset": True, "config": asdict(state.knobs)})
+
+    async def health(_request: Request) -> Response:
+        return JSONResponse({"status": "ok", "uptime_s": round(time.monotonic() - started, 3)})
+
+    started = time.monotonic()
+    return [
+        Route("/_standin/health", health, methods=["GET"]),
+        Route("/_standin/faults", add_fault, methods=["POST"]),
+        Route("/_standin/faults", list_faults, methods=["GET"]),
+        Route("/_standin/faults", clear_faults, methods=["DELETE"]),
+        Route("/_standin/requests", requests_log, methods=["GET"]),
+        Route("/_standin/requests", clear_requests, methods=["DELETE"]),
+        Route("/_standin/config", get_config, methods=["GET"]),
+        Route("/_standin/config", set_config, methods=["POST"]),
+        Route("/_standin/reset", reset, methods=["POST"]),
+    ]
