@@ -1,0 +1,44 @@
+// Supabase connection settings, kept in figma.clientStorage via the relay.
+import { isRecord } from '../shared/guards';
+import type { RequestClient } from '../shared/rpc';
+
+export interface Settings {
+  url: string;
+  anonKey: string;
+}
+
+const SETTINGS_KEY = 'settings';
+
+export function validateSettings(url: string, anonKey: string): Settings {
+  const trimmedUrl = url.trim().replace(/\/+$/, '');
+  let parsed: URL;
+  try {
+    parsed = new URL(trimmedUrl);
+  } catch {
+    throw new Error('The Supabase URL is not a valid URL');
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
+    throw new Error('The Supabase URL must start with https:// (or http:// for a local stack)');
+  }
+  const key = anonKey.trim();
+  if (key === '') throw new Error('The anon key is required');
+  return { url: trimmedUrl, anonKey: key };
+}
+
+export async function loadSettings(requests: RequestClient): Promise<Settings | null> {
+  const raw = await requests.request('storage-get', { key: SETTINGS_KEY });
+  if (raw === null) return null;
+  try {
+    const value: unknown = JSON.parse(raw);
+    if (isRecord(value) && typeof value.url === 'string' && typeof value.anonKey === 'string') {
+      return { url: value.url, anonKey: value.anonKey };
+    }
+  } catch {
+    // A corrupt entry is treated as "not configured".
+  }
+  return null;
+}
+
+export async function saveSettings(requests: RequestClient, settings: Settings): Promise<void> {
+  await requests.request('storage-set', { key: SETTINGS_KEY, value: JSON.stringify(settings) });
+}
