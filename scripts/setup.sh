@@ -29,12 +29,13 @@ if [[ ! -x .venv/bin/python || ! -f $stamp || $(cat "$stamp") != "$want" ]]; the
   echo "$want" > "$stamp"
 fi
 
-if [[ -f plugin-client/package-lock.json ]]; then
-  lock=plugin-client/node_modules/.lock.sha
-  want=$(sha256sum plugin-client/package-lock.json | cut -d' ' -f1)
+for dir in plugin-client tests/js; do
+  [[ -f $dir/package-lock.json ]] || continue
+  lock=$dir/node_modules/.lock.sha
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
   if [[ ! -f $lock || $(cat "$lock") != "$want" ]]; then
-    echo "setup: npm ci in plugin-client"
-    (cd plugin-client && npm ci --no-audit --no-fund --loglevel=error)
+    echo "setup: npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
     echo "$want" > "$lock"
   fi
-fi
+done

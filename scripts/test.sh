@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Every test, in the order that fails fastest: lint/types, Python suites (SQL on template clones,
+# unit, integration against an in-process gateway, worker end-to-end), then the JavaScript suites
+# against the stack started by `python -m devstack up` (stopped again on exit, success or not).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+
+section() { printf '\n==> %s\n' "$*"; }
+
+section "lint and types (ruff, mypy --strict, tsc --strict, generated types up to date)"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy .
+if [[ -f worker/__main__.py ]]; then $PY -m worker schema --check; fi
+(cd plugin-client && npm run --silent typecheck && npm run --silent check:types)
+
+section "python: sql, unit, integration, e2e"
+$PY -m devstack db up
+set +e
+$PY -m pytest -q -p no:cacheprovider
+status=$?
+set -e
+# pytest exits 5 when it collected nothing: that is a failure here, never a pass.
+if [[ $status -ne 0 ]]; then exit $status; fi
+
+section "plugin-client unit tests and build"
+(cd plugin-client && npm test && npm run build)
+
+section "JavaScript suites against python -m devstack up"
+# Stop on exit only what this run started: a developer's running stack is left as it was.
+started_stack=0
+cleanup() { if [[ $started_stack == 1 ]]; then $PY -m devstack down >/dev/null || true; fi; }
+trap cleanup EXIT
+if ! $PY -m devstack status | grep -q '^gateway: running'; then started_stack=1; fi
+$PY -m devstack up >/dev/null
+set -a
+# shellcheck disable=SC1091
+source .devstack/env
+set +a
+if [[ -f tests/js/package.json ]]; then (cd tests/js && npm test); fi
+(cd plugin-client && npm run test:integration && npm run test:e2e)
