@@ -1,0 +1,288 @@
+"""One conformance suite for every QueueStore: the in-memory fake, psycopg, and supabase-py.
+
+The same assertions run against each, so the fake the unit tests rely on cannot drift from the
+SQL API, and both real adapters translate the API's answers and errors the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import pytest
+import pytest_asyncio
+
+from devstack import paths
+from tests.integration.worker_support import Gateway, SqlHarness, clone_database, drop_database, gateway
+from worker.adapters.memory import MemoryStore
+from worker.adapters.postgres import PostgresStore, PostgresWakeups
+from worker.adapters.supabase import RealtimeWakeups, SupabaseStore, connect
+from worker.errors import InvalidArgument, JobNotFound, LeaseLost
+from worker.jobs import Job, JobHint
+from worker.ports import QueueStore, Wakeups
+
+pytestmark = pytest.mark.integration
+W = "conformance-worker"
+WAIT = 15.0
+
+
+class Harness(Protocol):
+    def new_user(self) -> uuid.UUID: ...
+    def enqueue(
+        self, kind: str, payload: dict[str, Any] | None = None, *, user_id: uuid.UUID | None = None, **kw: Any
+    ) -> Job: ...
+    def cancel(self, job_id: uuid.UUID) -> None: ...
+    def expire_lease(self, job_id: uuid.UUID) -> None: ...
+    def get(self, job_id: uuid.UUID) -> Job: ...
+
+
+class MemoryHarness:
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    def new_user(self) -> uuid.UUID:
+        return uuid.uuid4()
+
+    def enqueue(
+        self, kind: str, payload: dict[str, Any] | None = None, *, user_id: uuid.UUID | None = None, **kw: Any
+    ) -> Job:
+        return self.store.enqueue(kind, payload or {"n": 1}, user_id=user_id, **kw)
+
+    def cancel(self, job_id: uuid.UUID) -> None:
+        self.store.cancel(job_id)
+
+    def expire_lease(self, job_id: uuid.UUID) -> None:
+        self.store.expire_lease(job_id)
+
+    def get(self, job_id: uuid.UUID) -> Job:
+        return self.store.get(job_id)
+
+
+@dataclass
+class Backend:
+    name: str
+    store: QueueStore
+    harness: Harness
+    wakeups: Wakeups | None = None
+
+
+@pytest.fixture(scope="module")
+def supabase_db(pg_cluster: None) -> Iterator[Gateway]:
+    name = clone_database("worker_conf")
+    try:
+        with gateway(name) as gw:
+            yield gw
+    finally:
+        drop_database(name)
+
+
+@pytest_asyncio.fixture(params=["memory", "postgres", "supabase"])
+async def backend(request: pytest.FixtureRequest, pg_cluster: None) -> AsyncIterator[Backend]:
+    if request.param == "memory":
+        store = MemoryStore()
+        yield Backend("memory", store, MemoryHarness(store))
+        return
+    if request.param == "postgres":
+        name = clone_database("worker_conf")
+        harness = SqlHarness(name)
+        pg = PostgresStore(paths.database_url(name))
+        try:
+            yield Backend("postgres", pg, harness, PostgresWakeups(paths.database_url(name)))
+        finally:
+            await pg.close()
+            harness.close()
+            drop_database(name)
+        return
+    gw: Gateway = request.getfixturevalue("supabase_db")
+    harness = SqlHarness(gw.database)
+    harness.truncate()
+    client = await connect(gw.url, gw.service_role_key)
+    sb = SupabaseStore(client)
+    try:
+        yield Backend("supabase", sb, harness, RealtimeWakeups(client))
+    finally:
+        await sb.close()
+        harness.close()
+
+
+async def claim(b: Backend, n: int = 10, kinds: list[str] | None = None, lease: int = 60) -> list[Job]:
+    return await b.store.claim_jobs(W, kinds, n, lease)
+
+
+async def test_claim_takes_due_jobs_in_priority_order_with_a_lease(backend: Backend) -> None:
+    h = backend.harness
+    low = h.enqueue("generate_design", priority=-5)
+    high = h.enqueue("generate_design", priority=50)
+    later = h.enqueue("generate_design", run_at=datetime.now(UTC) + timedelta(hours=1))
+    jobs = await claim(backend)
+    assert [j.id for j in jobs] == [high.id, low.id]
+    assert all(j.status == "running" and j.worker_id == W and j.attempts == 1 for j in jobs)
+    lease = jobs[0].lease_expires_at
+    assert lease is not None and timedelta(seconds=50) < lease - datetime.now(UTC) <= timedelta(seconds=61)
+    assert h.get(later.id).status == "queued"
+
+
+async def test_claim_honours_kinds_max_jobs_and_per_user_caps(backend: Backend) -> None:
+    h = backend.harness
+    user = h.new_user()
+    edits = [h.enqueue("generate_edits", user_id=user) for _ in range(3)]  # max_running_per_user = 1
+    designs = [h.enqueue("generate_design") for _ in range(3)]
+    first = await claim(backend, n=2, kinds=["generate_design"])
+    assert {j.kind for j in first} == {"generate_design"} and len(first) == 2
+    only_one = await claim(backend, kinds=["generate_edits"])
+    assert [j.id for j in only_one] == [edits[0].id]
+    assert await claim(backend, kinds=["generate_edits"]) == []
+    rest = await claim(backend)
+    assert [j.id for j in rest] == [designs[2].id]
+
+
+async def test_renew_extends_held_leases_and_shows_cancel_requests(backend: Backend) -> None:
+    h = backend.harness
+    job = h.enqueue("generate_design")
+    other = h.enqueue("rename_layers")
+    [held] = await claim(backend, kinds=["generate_design"], lease=10)
+    h.cancel(job.id)
+    rows = {r.id: r for r in await backend.store.renew_leases(W, [held.id, other.id, uuid.uuid4()], 600)}
+    assert set(rows) == {job.id, other.id}
+    renewed = rows[job.id]
+    assert renewed.cancel_requested and renewed.status == "running"
+    assert renewed.lease_expires_at is not None
+    assert renewed.lease_expires_at - datetime.now(UTC) > timedelta(seconds=500)
+    assert rows[other.id].status == "queued"
+
+
+async def test_progress_and_errors_for_jobs_not_held(backend: Backend) -> None:
+    h = backend.harness
+    job = h.enqueue("rename_layers")
+    [held] = await claim(backend)
+    await backend.store.report_progress(held.id, W, percent=40, message="batch 2 of 5")
+    await backend.store.report_progress(held.id, W, partial="Variant A")
+    assert h.get(job.id).progress == {"percent": 40, "message": "batch 2 of 5"}
+    with pytest.raises(LeaseLost):
+        await backend.store.report_progress(held.id, "someone-else", percent=1)
+    with pytest.raises(JobNotFound):
+        await backend.store.report_progress(uuid.uuid4(), W, percent=1)
+    with pytest.raises(InvalidArgument):
+        await backend.store.report_progress(held.id, W)
+    with pytest.raises(InvalidArgument):
+        await backend.store.report_progress(held.id, W, percent=140)
+
+
+async def test_complete_records_the_result_once(backend: Backend) -> None:
+    h = backend.harness
+    job = h.enqueue("rename_layers")
+    await claim(backend)
+    done = await backend.store.complete_job(job.id, W, {"names": [{"id": "1:2", "name": "Title"}]})
+    assert (done.status, done.result) == ("succeeded", {"names": [{"id": "1:2", "name": "Title"}]})
+    assert done.progress["percent"] == 100
+    with pytest.raises(LeaseLost):
+        await backend.store.complete_job(job.id, W, {"again": True})
+    assert h.get(job.id).result == {"names": [{"id": "1:2", "name": "Title"}]}
+
+
+async def test_fail_retryable_backs_off_and_permanent_fails(backend: Backend) -> None:
+    h = backend.harness
+    a, b = h.enqueue("generate_design"), h.enqueue("generate_design")
+    await claim(backend)
+    retry = await backend.store.fail_job(a.id, W, {"type": "provider_unavailable", "message": "503"}, True)
+    assert (retry.status, retry.attempts, retry.worker_id) == ("queued", 1, None)
+    assert retry.run_at > datetime.now(UTC) + timedelta(seconds=1)  # backoff from 5 s with jitter
+    assert retry.error == {"type": "provider_unavailable", "message": "503", "retryable": True, "attempt": 1}
+    final = await backend.store.fail_job(b.id, W, {"type": "invalid_request", "message": "400"}, False)
+    assert final.status == "failed" and final.error is not None and final.error["retryable"] is False
+    with pytest.raises(InvalidArgument):
+        await backend.store.fail_job(b.id, W, {"type": "x"}, True)
+
+
+async def test_cancel_then_fail_records_cancelled(backend: Backend) -> None:
+    h = backend.harness
+    job = h.enqueue("generate_design")
+    await claim(backend)
+    h.cancel(job.id)
+    row = await backend.store.fail_job(job.id, W, {"type": "cancelled", "message": "cancelled"}, False)
+    assert row.status == "cancelled"
+
+
+async def test_defer_gives_the_attempt_back(backend: Backend) -> None:
+    h = backend.harness
+    job = h.enqueue("generate_image")
+    await claim(backend)
+    when = datetime.now(UTC) + timedelta(seconds=30)
+    row = await backend.store.defer_job(job.id, W, when, "provider rate limit")
+    assert (row.status, row.attempts, row.worker_id) == ("queued", 0, None)
+    assert abs((row.run_at - when).total_seconds()) < 1
+    assert row.progress["message"] == "waiting: provider rate limit"
+    with pytest.raises(InvalidArgument):
+        await backend.store.defer_job(job.id, W, when, "")
+
+
+async def test_release_returns_jobs_with_the_attempt_given_back(backend: Backend) -> None:
+    h = backend.harness
+    a, b = h.enqueue("generate_design"), h.enqueue("generate_design")
+    await claim(backend)
+    h.cancel(b.id)
+    released = {r.id: r for r in await backend.store.release_jobs(W, [a.id, b.id])}
+    assert (released[a.id].status, released[a.id].attempts) == ("queued", 0)
+    assert released[b.id].status == "cancelled"
+    assert await backend.store.release_jobs(W, None) == []
+
+
+async def test_reap_requeues_expired_leases_and_next_run_at_sees_them(backend: Backend) -> None:
+    h = backend.harness
+    job = h.enqueue("rename_layers")
+    assert await backend.store.next_run_at(["rename_layers"]) is None  # due now is not "next"
+    await claim(backend)
+    assert await backend.store.reap_expired_leases() == 0
+    h.expire_lease(job.id)
+    with pytest.raises(LeaseLost):
+        await backend.store.complete_job(job.id, W, {})
+    assert await backend.store.reap_expired_leases() == 1
+    row = h.get(job.id)
+    assert row.status == "queued" and row.error is not None and row.error["type"] == "lease_expired"
+    assert await backend.store.next_run_at(["rename_layers"]) == row.run_at
+    assert await backend.store.next_run_at(["generate_image"]) is None
+
+
+async def test_invalid_arguments_are_typed(backend: Backend) -> None:
+    with pytest.raises(InvalidArgument, match="lease_seconds"):
+        await claim(backend, lease=2)
+    with pytest.raises(InvalidArgument, match="kinds"):
+        await claim(backend, kinds=["paint"])
+    with pytest.raises(InvalidArgument, match="worker_id"):
+        await backend.store.claim_jobs(" ", None, 1, 60)
+
+
+async def test_job_kinds_and_views(backend: Backend) -> None:
+    kinds = {k.kind: k for k in await backend.store.job_kinds()}
+    assert kinds["rename_layers"].timeout_seconds == 120 and kinds["generate_image"].max_attempts == 2
+    backend.harness.enqueue("generate_design")
+    rows = await backend.store.read_view("job_stats")
+    assert any(r["kind"] == "generate_design" and r["status"] == "queued" for r in rows)
+
+
+async def test_wakeups_deliver_inserts_and_requeues(backend: Backend) -> None:
+    if backend.wakeups is None:
+        pytest.skip("the in-memory store has no push channel")
+    hints: asyncio.Queue[JobHint] = asyncio.Queue()
+    joined = asyncio.Event()
+    await backend.wakeups.start(hints.put_nowait, joined.set)
+    try:
+        async with asyncio.timeout(WAIT):
+            await joined.wait()
+        assert backend.wakeups.connected
+        job = backend.harness.enqueue("generate_image", {"prompt": "x"})
+        async with asyncio.timeout(WAIT):
+            hint = await hints.get()
+        assert (hint.kind, hint.status, hint.run_at) == ("generate_image", "queued", job.run_at)
+        await claim(backend)
+        later = datetime.now(UTC) + timedelta(minutes=5)
+        await backend.store.defer_job(job.id, W, later, "rate limit")
+        async with asyncio.timeout(WAIT):
+            hint = await hints.get()
+        assert hint.status == "queued" and hint.run_at is not None and abs((hint.run_at - later).total_seconds()) < 1
+    finally:
+        await backend.wakeups.close()

@@ -1,0 +1,155 @@
+"""Plumbing shared by the worker's integration suites (no tests here).
+
+Each suite gets its own database cloned from a migrated template and, where it needs the
+Supabase API, its own in-process gateway on that database, so the worker never claims jobs
+that belong to anyone else's tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import psycopg
+import uvicorn
+from psycopg import sql
+
+from devstack import migrate, paths
+from devstack.gateway.app import create_app as create_gateway
+from devstack.gateway.context import Settings
+from devstack.models import create_app as create_models
+from devstack.sqlapi import SqlApi
+from worker.jobs import Job
+
+TEMPLATE = "worker_template"
+_template_ready = False
+
+
+def ensure_template() -> str:
+    global _template_ready
+    if not _template_ready:
+        migrate.recreate_database(TEMPLATE)
+        migrate.migrate(TEMPLATE, seed=False)
+        _template_ready = True
+    return TEMPLATE
+
+
+def clone_database(prefix: str = "worker") -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    migrate.recreate_database(name, template=ensure_template())
+    return name
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(paths.database_url(), autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+class Server:
+    """uvicorn in a daemon thread on a socket bound to a free loopback port."""
+
+    def __init__(self, app: Any, port: int = 0) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((paths.HOST, port))
+        self.port: int = self.sock.getsockname()[1]
+        self.url = f"http://{paths.HOST}:{self.port}"
+        config = uvicorn.Config(app, log_level="warning", ws="websockets-sansio", timeout_graceful_shutdown=1)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+        self.sock.close()
+
+
+@dataclass
+class Gateway:
+    url: str
+    service_role_key: str
+    anon_key: str
+    database: str
+
+
+@contextlib.contextmanager
+def gateway(database: str, port: int = 0) -> Iterator[Gateway]:
+    settings = Settings.from_stack(database=database)
+    with Server(create_gateway(settings), port) as server:
+        httpx.get(f"{server.url}/health", timeout=10).raise_for_status()
+        yield Gateway(server.url, settings.service_role_key, settings.anon_key, database)
+
+
+@contextlib.contextmanager
+def model_standins() -> Iterator[Server]:
+    with Server(create_models()) as server:
+        yield server
+
+
+class SqlHarness:
+    """The user's and the operator's side of a database: enqueue, cancel, inspect, expire."""
+
+    def __init__(self, dbname: str) -> None:
+        self.dbname = dbname
+        self.api = SqlApi(dbname)
+
+    def close(self) -> None:
+        self.api.conn.close()
+
+    def new_user(self) -> uuid.UUID:
+        return self.api.create_user()
+
+    def enqueue(
+        self,
+        kind: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        user_id: uuid.UUID | None = None,
+        **kw: Any,
+    ) -> Job:
+        row = self.api.enqueue(user_id or self.new_user(), kind, payload if payload is not None else {"n": 1}, **kw)
+        return Job.model_validate(row)
+
+    def cancel(self, job_id: uuid.UUID) -> None:
+        job = self.get(job_id)
+        self.api.as_user(job.user_id, "select * from cancel_job(%s)", (job_id,))
+
+    def expire_lease(self, job_id: uuid.UUID) -> None:
+        self.api.admin("update public.jobs set lease_expires_at = now() - interval '1 second' where id = %s", (job_id,))
+
+    def get(self, job_id: uuid.UUID) -> Job:
+        return Job.model_validate(self.api.job(job_id))
+
+    def row(self, job_id: uuid.UUID) -> dict[str, Any]:
+        return self.api.job(job_id)
+
+    def events(self, job_id: uuid.UUID) -> list[tuple[str, dict[str, Any]]]:
+        rows = self.api.admin("select type, data from public.job_events where job_id = %s order by id", (job_id,))
+        return [(r["type"], r["data"]) for r in rows]
+
+    def truncate(self) -> None:
+        self.api.admin("delete from public.jobs")
+
+    def sql(self, query: str, params: Any = None) -> list[dict[str, Any]]:
+        return self.api.admin(query, params)
+
+
+def env_file_text(values: dict[str, str]) -> str:
+    return "".join(f"{k}={json.dumps(v)}\n" for k, v in values.items())

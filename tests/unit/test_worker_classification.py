@@ -1,0 +1,129 @@
+"""Error classification: SDK exceptions -> typed failures -> what the queue is told to do."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anthropic
+import httpx2
+import pytest
+from google.genai import errors as genai_errors
+
+from worker.errors import (
+    InternalError,
+    InvalidOutput,
+    LeaseLost,
+    PermanentFailure,
+    RateLimited,
+    StoreUnavailable,
+    TransientFailure,
+    store_error,
+)
+from worker.job_runner import Deferred, Failed, Stopped, outcome_of_error
+from worker.providers import claude, gemini
+
+REQUEST = httpx2.Request("POST", "http://127.0.0.1/v1/messages")
+
+
+def anthropic_error(status: int, headers: dict[str, str] | None = None) -> anthropic.APIStatusError:
+    response = httpx2.Response(status, headers=headers or {}, request=REQUEST)
+    body = {"type": "error", "error": {"type": "x", "message": f"status {status} says no"}}
+    cls: dict[int, type[anthropic.APIStatusError]] = {
+        400: anthropic.BadRequestError,
+        401: anthropic.AuthenticationError,
+        429: anthropic.RateLimitError,
+        500: anthropic.InternalServerError,
+        503: anthropic.ServiceUnavailableError,
+        529: anthropic.OverloadedError,
+    }
+    return cls[status](f"status {status}", response=response, body=body)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (400, PermanentFailure),
+        (401, PermanentFailure),
+        (429, RateLimited),
+        (529, RateLimited),
+        (500, TransientFailure),
+        (503, TransientFailure),
+    ],
+)
+def test_anthropic_status_errors(status: int, expected: type[Exception]) -> None:
+    failure = claude.classify(anthropic_error(status, {"retry-after": "7"}))
+    assert type(failure) is expected
+    assert failure is not None and f"status {status} says no" in failure.message
+    if isinstance(failure, RateLimited):
+        assert failure.retry_after == 7
+
+
+def test_anthropic_rate_limit_without_retry_after_uses_a_default() -> None:
+    failure = claude.classify(anthropic_error(429))
+    assert isinstance(failure, RateLimited) and failure.retry_after == claude.DEFAULT_RETRY_AFTER
+
+
+def test_connection_errors_and_raw_transport_errors_are_transient() -> None:
+    assert isinstance(claude.classify(anthropic.APITimeoutError(request=REQUEST)), TransientFailure)
+    assert isinstance(claude.classify(httpx2.RemoteProtocolError("peer closed")), TransientFailure)
+    assert isinstance(gemini.classify(httpx2.ReadTimeout("slow")), TransientFailure)
+    assert claude.classify(ValueError("not ours")) is None
+
+
+def gemini_error(code: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> genai_errors.APIError:
+    response = httpx2.Response(code, headers=headers or {}, request=REQUEST)
+    cls = genai_errors.ClientError if code < 500 else genai_errors.ServerError
+    return cls(code, body, response)
+
+
+def test_gemini_errors() -> None:
+    retry_info = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "12s"}
+    limited = gemini.classify(
+        gemini_error(
+            429,
+            {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "slow down", "details": [retry_info]}},
+        )
+    )
+    assert isinstance(limited, RateLimited) and limited.retry_after == 12
+    unavailable = gemini.classify(gemini_error(503, {"error": {"code": 503, "status": "UNAVAILABLE", "message": "x"}}))
+    assert isinstance(unavailable, TransientFailure)
+    bad = gemini.classify(gemini_error(400, {"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": "no"}}))
+    assert isinstance(bad, PermanentFailure) and not bad.retryable
+
+
+class Clock:
+    def now(self) -> datetime:
+        return datetime(2026, 11, 23, tzinfo=UTC)
+
+    def monotonic(self) -> float:
+        return 0.0
+
+    async def sleep(self, seconds: float) -> None:
+        return None
+
+
+def test_outcomes_of_handler_errors() -> None:
+    clock = Clock()
+    deferred = outcome_of_error(RateLimited("429", retry_after=30), clock)
+    assert deferred == Deferred(clock.now() + timedelta(seconds=30), "provider rate limit (429)")
+    huge = outcome_of_error(RateLimited("429", retry_after=10**7), clock)
+    assert isinstance(huge, Deferred) and huge.run_at - clock.now() < timedelta(days=1)  # defer_job's bound
+    tiny = outcome_of_error(RateLimited("429", retry_after=0), clock)
+    assert isinstance(tiny, Deferred) and tiny.run_at - clock.now() == timedelta(seconds=1)
+    failed = outcome_of_error(InvalidOutput("bad json"), clock)
+    assert isinstance(failed, Failed) and failed.failure.retryable is False
+    assert failed.failure.to_error() == {"type": "invalid_output", "message": "bad json"}
+    assert outcome_of_error(LeaseLost("gone"), clock) == Stopped("lost")
+    transient = outcome_of_error(StoreUnavailable("down"), clock)
+    assert isinstance(transient, Failed) and transient.failure.retryable
+    bug = outcome_of_error(KeyError("x"), clock)
+    assert isinstance(bug, Failed) and isinstance(bug.failure, InternalError) and bug.failure.retryable
+
+
+def test_store_errors_by_sqlstate() -> None:
+    assert isinstance(store_error("PT409", "lease lost"), LeaseLost)
+    assert store_error("22023", "bad").code == "22023"
+    assert type(store_error("XX000", "other")).__name__ == "StoreError"
+    assert str(uuid.UUID(int=0)) in str(store_error("PT404", f"job {uuid.UUID(int=0)} not found"))

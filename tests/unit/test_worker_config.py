@@ -1,0 +1,98 @@
+"""Configuration: defaults, the env file, and one clear message naming the bad variable (exit 2)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from worker.cli import main
+from worker.config import ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = {
+    "SUPABASE_URL": "http://127.0.0.1:54321",
+    "SUPABASE_SERVICE_ROLE_KEY": "service-key",
+    "ANTHROPIC_API_KEY": "a-key",
+    "GEMINI_API_KEY": "g-key",
+}
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in list(os.environ):
+        if name.startswith(("SUPABASE_", "ANTHROPIC_", "GEMINI_", "WORKER_", "LEASE_", "DATABASE_", "PORT")):
+            monkeypatch.delenv(name)
+    for name, value in BASE.items():
+        monkeypatch.setenv(name, value)
+    return monkeypatch
+
+
+def test_defaults_and_derived_values(env: pytest.MonkeyPatch) -> None:
+    env.setenv("WORKER_KINDS", "rename_layers, generate_image")
+    env.setenv("LEASE_SECONDS", "30")
+    s = load_settings()
+    assert s.worker_kinds == ("rename_layers", "generate_image")
+    assert s.heartbeat_interval == 10.0  # a third of the lease
+    assert s.provider_for("generate_image") == "gemini"
+    assert s.model_for("rename_layers") == "claude-haiku-4-5"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "named"),
+    [
+        ("WORKER_CONCURRENCY", "0", "WORKER_CONCURRENCY"),
+        ("WORKER_KINDS", "rename_layers,paint", "WORKER_KINDS"),
+        ("LEASE_SECONDS", "2", "LEASE_SECONDS"),
+        ("HEARTBEAT_SECONDS", "30", "HEARTBEAT_SECONDS"),
+        ("SUPABASE_URL", "", "SUPABASE_URL"),
+        ("PROVIDER_GENERATE_DESIGN", "openai", "PROVIDER_GENERATE_DESIGN"),
+        ("PORT", "http", "PORT"),
+    ],
+)
+def test_a_bad_variable_is_named(env: pytest.MonkeyPatch, name: str, value: str, named: str) -> None:
+    env.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert f"{named}:" in str(caught.value)
+
+
+def test_a_missing_key_for_a_used_provider_is_named(env: pytest.MonkeyPatch) -> None:
+    env.delenv("GEMINI_API_KEY")
+    with pytest.raises(ConfigError, match="GEMINI_API_KEY: required"):
+        load_settings()
+    env.setenv("WORKER_KINDS", "rename_layers")  # no gemini kind: no gemini key needed
+    assert load_settings().gemini_api_key is None
+
+
+def test_env_file_fills_in_and_the_environment_wins(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env.delenv("SUPABASE_URL")
+    file = tmp_path / "env"
+    file.write_text("SUPABASE_URL='http://127.0.0.1:9999'\nWORKER_CONCURRENCY=7\nSUPABASE_ANON_KEY=x\n")
+    env.setenv("WORKER_CONCURRENCY", "3")
+    s = load_settings(file)
+    assert (s.supabase_url, s.worker_concurrency) == ("http://127.0.0.1:9999", 3)
+    with pytest.raises(ConfigError, match="--env-file"):
+        load_settings(tmp_path / "missing")
+
+
+def test_cli_exits_2_with_one_line_naming_the_variable(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("WORKER_CONCURRENCY", "lots")
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("worker: invalid configuration: WORKER_CONCURRENCY:")
+    assert len(err.splitlines()) == 1
+
+
+def test_module_entry_point_exits_2() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "DATABASE_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "worker", "run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert "SUPABASE_URL" in proc.stderr

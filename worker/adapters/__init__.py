@@ -1,0 +1,1 @@
+"""Transports behind the ports: supabase-py, psycopg, a folder, and an in-memory fake."""

@@ -1,0 +1,346 @@
+"""An in-memory QueueStore with the SQL API's semantics, for unit tests and local experiments.
+
+It is held honest by the conformance suite that also runs against the psycopg and supabase-py
+adapters (tests/integration/test_worker_conformance.py). The ``enqueue``/``cancel``/``expire``
+helpers play the user's and the clock's part.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from worker.clock import Clock, SystemClock
+from worker.errors import InvalidArgument, JobNotFound, LeaseLost
+from worker.jobs import Job, JobKind
+
+# Mirrors the seed rows of public.job_kinds (20261123000100_jobs_schema.sql).
+DEFAULT_KINDS: dict[str, tuple[int, int, int]] = {  # kind: (max_attempts, timeout_seconds, max_running_per_user)
+    "generate_design": (3, 180, 2),
+    "rename_layers": (3, 120, 3),
+    "generate_edits": (3, 180, 1),
+    "generate_image": (2, 180, 1),
+}
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def retry_delay(attempt: int, jitter: float) -> timedelta:
+    """private.retry_delay: exponential from 5 s, capped at 10 min, equal jitter."""
+    base = min(600.0, 5.0 * 2 ** (max(attempt, 1) - 1))
+    return timedelta(seconds=base / 2 + base / 2 * max(0.0, min(1.0, jitter)))
+
+
+@dataclass
+class Row:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    kind: str
+    payload: dict[str, Any]
+    max_attempts: int
+    run_at: datetime
+    created_at: datetime
+    priority: int = 0
+    status: str = "queued"
+    attempts: int = 0
+    lease_expires_at: datetime | None = None
+    worker_id: str | None = None
+    cancel_requested: bool = False
+    error: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    progress: dict[str, Any] = field(default_factory=lambda: {"percent": 0, "message": None})
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    def to_job(self) -> Job:
+        return Job.model_validate(self.__dict__)
+
+
+@dataclass
+class Event:
+    job_id: uuid.UUID
+    type: str
+    data: dict[str, Any]
+
+
+class MemoryStore:
+    def __init__(self, clock: Clock | None = None, rand: Callable[[], float] = random.random) -> None:
+        self.clock = clock or SystemClock()
+        self.rand = rand
+        self.rows: dict[uuid.UUID, Row] = {}
+        self.events: list[Event] = []
+        self.kinds = {k: JobKind(kind=k, max_attempts=a, timeout_seconds=t) for k, (a, t, _) in DEFAULT_KINDS.items()}
+        self.caps = {k: cap for k, (_, _, cap) in DEFAULT_KINDS.items()}
+        self.calls: list[str] = []  # which RPCs were called, in order (tests assert on it)
+        self.fail_next: list[Exception] = []  # injected transport failures, raised by the next calls
+
+    # -- the user's side and test controls ---------------------------------------------------
+    def enqueue(
+        self,
+        kind: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        user_id: uuid.UUID | None = None,
+        run_at: datetime | None = None,
+        priority: int = 0,
+    ) -> Job:
+        if kind not in self.kinds:
+            raise InvalidArgument(f'kind: unknown job kind "{kind}"')
+        now = self.clock.now()
+        row = Row(
+            id=uuid.uuid4(),
+            user_id=user_id or uuid.uuid4(),
+            kind=kind,
+            payload=payload or {},
+            max_attempts=self.kinds[kind].max_attempts,
+            run_at=run_at or now,
+            created_at=now,
+            priority=priority,
+        )
+        self.rows[row.id] = row
+        return row.to_job()
+
+    def cancel(self, job_id: uuid.UUID) -> Job:
+        row = self.rows[job_id]
+        if row.status in ("queued", "waiting"):
+            row.status, row.cancel_requested, row.finished_at = "cancelled", True, self.clock.now()
+            row.error = {"type": "cancelled", "message": "cancelled by the user", "retryable": False}
+        elif row.status == "running":
+            row.cancel_requested = True
+        return row.to_job()
+
+    def expire_lease(self, job_id: uuid.UUID) -> None:
+        self.rows[job_id].lease_expires_at = self.clock.now() - timedelta(seconds=1)
+
+    def get(self, job_id: uuid.UUID) -> Job:
+        return self.rows[job_id].to_job()
+
+    # -- the QueueStore port -----------------------------------------------------------------
+    def _call(self, name: str) -> None:
+        self.calls.append(name)
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+
+    def _held(self, fn: str, job_id: uuid.UUID, worker_id: str) -> Row:
+        _check_worker(worker_id)
+        row = self.rows.get(job_id)
+        if row is None:
+            raise JobNotFound(f"{fn}: job {job_id} not found")
+        if row.status != "running" or row.worker_id != worker_id:
+            raise LeaseLost(f'{fn}: job {job_id} is not held by worker "{worker_id}"')
+        if row.lease_expires_at is not None and row.lease_expires_at < self.clock.now():
+            raise LeaseLost(f"{fn}: the lease of job {job_id} expired at {row.lease_expires_at}")
+        return row
+
+    async def claim_jobs(
+        self, worker_id: str, kinds: Sequence[str] | None, max_jobs: int, lease_seconds: int
+    ) -> list[Job]:
+        self._call("claim_jobs")
+        _check_worker(worker_id)
+        _check_lease(lease_seconds)
+        if not 1 <= max_jobs <= 1000:
+            raise InvalidArgument(f"max_jobs: must be between 1 and 1000, got {max_jobs}")
+        unknown = [k for k in kinds or () if k not in self.kinds]
+        if unknown:
+            raise InvalidArgument("kinds: unknown job kind(s): " + ", ".join(f'"{k}"' for k in unknown))
+        now = self.clock.now()
+        due = sorted(
+            (
+                r
+                for r in self.rows.values()
+                if r.status == "queued" and r.run_at <= now and (not kinds or r.kind in kinds)
+            ),
+            key=lambda r: (-r.priority, r.run_at, str(r.id)),
+        )
+        running: dict[tuple[uuid.UUID, str], int] = {}
+        for r in self.rows.values():
+            if r.status == "running":
+                running[(r.user_id, r.kind)] = running.get((r.user_id, r.kind), 0) + 1
+        claimed: list[Job] = []
+        for row in due:
+            if len(claimed) >= max_jobs:
+                break
+            group = (row.user_id, row.kind)
+            if running.get(group, 0) >= self.caps[row.kind]:
+                continue
+            running[group] = running.get(group, 0) + 1
+            row.status, row.worker_id, row.attempts = "running", worker_id, row.attempts + 1
+            row.lease_expires_at, row.started_at = now + timedelta(seconds=lease_seconds), now
+            claimed.append(row.to_job())
+        return claimed
+
+    async def renew_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: int) -> list[Job]:
+        self._call("renew_leases")
+        _check_worker(worker_id)
+        _check_lease(lease_seconds)
+        now = self.clock.now()
+        out = []
+        for job_id in sorted(set(job_ids), key=str):
+            row = self.rows.get(job_id)
+            if row is None:
+                continue
+            held = row.status == "running" and row.worker_id == worker_id
+            if held and row.lease_expires_at is not None and row.lease_expires_at >= now:
+                row.lease_expires_at = now + timedelta(seconds=lease_seconds)
+            out.append(row.to_job())
+        return out
+
+    async def report_progress(
+        self,
+        job_id: uuid.UUID,
+        worker_id: str,
+        *,
+        percent: float | None = None,
+        message: str | None = None,
+        partial: str | None = None,
+    ) -> None:
+        self._call("report_progress")
+        if percent is None and message is None and partial is None:
+            raise InvalidArgument("percent: nothing to report: give percent, message or partial")
+        if percent is not None and not 0 <= percent <= 100:
+            raise InvalidArgument(f"percent: must be between 0 and 100, got {percent}")
+        row = self._held("report_progress", job_id, worker_id)
+        if percent is not None or message is not None:
+            row.progress = {
+                "percent": round(percent, 1) if percent is not None else row.progress.get("percent", 0),
+                "message": message if message is not None else row.progress.get("message"),
+            }
+            self.events.append(Event(job_id, "progress", dict(row.progress)))
+        if partial is not None:
+            self.events.append(Event(job_id, "partial", {"text": partial}))
+
+    async def complete_job(self, job_id: uuid.UUID, worker_id: str, result: dict[str, Any]) -> Job:
+        self._call("complete_job")
+        row = self._held("complete_job", job_id, worker_id)
+        row.status, row.result, row.finished_at = "succeeded", result, self.clock.now()
+        row.lease_expires_at, row.error = None, None
+        row.progress = {"percent": 100, "message": row.progress.get("message") or "done"}
+        return row.to_job()
+
+    async def fail_job(self, job_id: uuid.UUID, worker_id: str, error: dict[str, Any], retryable: bool) -> Job:
+        self._call("fail_job")
+        if not isinstance(error.get("message"), str) or not error["message"]:
+            raise InvalidArgument('error: must have a non-empty "message" string')
+        row = self._held("fail_job", job_id, worker_id)
+        now = self.clock.now()
+        row.error = {**error, "type": error.get("type") or "error", "retryable": retryable, "attempt": row.attempts}
+        row.lease_expires_at = None
+        if row.cancel_requested:
+            row.status, row.finished_at = "cancelled", now
+        elif retryable and row.attempts < row.max_attempts:
+            row.status, row.worker_id = "queued", None
+            row.run_at = now + retry_delay(row.attempts, self.rand())
+        else:
+            row.status, row.finished_at = "failed", now
+        return row.to_job()
+
+    async def defer_job(self, job_id: uuid.UUID, worker_id: str, run_at: datetime, reason: str) -> Job:
+        self._call("defer_job")
+        now = self.clock.now()
+        if run_at > now + timedelta(days=1):
+            raise InvalidArgument(f"run_at: must be within one day from now, got {run_at}")
+        if not reason.strip() or len(reason) > 500:
+            raise InvalidArgument("reason: must be a non-empty string of at most 500 characters")
+        row = self._held("defer_job", job_id, worker_id)
+        row.lease_expires_at = None
+        if row.cancel_requested:
+            row.status, row.finished_at = "cancelled", now
+            row.error = {"type": "cancelled", "message": "cancelled by the user", "retryable": False}
+            return row.to_job()
+        row.status, row.worker_id, row.attempts = "queued", None, max(0, row.attempts - 1)
+        row.run_at = max(run_at, now)
+        row.progress = {"percent": row.progress.get("percent"), "message": f"waiting: {reason}"}
+        self.events.append(Event(job_id, "log", {"event": "deferred", "reason": reason}))
+        return row.to_job()
+
+    async def release_jobs(self, worker_id: str, job_ids: Sequence[uuid.UUID] | None) -> list[Job]:
+        self._call("release_jobs")
+        _check_worker(worker_id)
+        now = self.clock.now()
+        out = []
+        for row in sorted(self.rows.values(), key=lambda r: str(r.id)):
+            if row.status != "running" or row.worker_id != worker_id:
+                continue
+            if job_ids is not None and row.id not in job_ids:
+                continue
+            row.attempts, row.lease_expires_at, row.run_at = max(0, row.attempts - 1), None, now
+            if row.cancel_requested:
+                row.status, row.finished_at = "cancelled", now
+            else:
+                row.status, row.worker_id = "queued", None
+            out.append(row.to_job())
+        return out
+
+    async def reap_expired_leases(self) -> int:
+        self._call("reap_expired_leases")
+        now = self.clock.now()
+        count = 0
+        for row in self.rows.values():
+            if row.status != "running" or row.lease_expires_at is None or row.lease_expires_at >= now:
+                continue
+            count += 1
+            retry = row.attempts < row.max_attempts
+            row.error = {
+                "type": "lease_expired",
+                "message": f'worker "{row.worker_id}" lost its lease',
+                "retryable": retry,
+                "attempt": row.attempts,
+            }
+            row.lease_expires_at = None
+            if row.cancel_requested:
+                row.status, row.finished_at = "cancelled", now
+            elif retry:
+                row.status, row.worker_id = "queued", None
+                row.run_at = now + retry_delay(row.attempts, self.rand())
+            else:
+                row.status, row.finished_at = "failed", now
+        return count
+
+    async def next_run_at(self, kinds: Sequence[str] | None) -> datetime | None:
+        self._call("next_run_at")
+        now = self.clock.now()
+        times = [
+            r.run_at
+            for r in self.rows.values()
+            if r.status == "queued" and r.run_at > now and (not kinds or r.kind in kinds)
+        ]
+        return min(times, default=None)
+
+    async def job_kinds(self) -> list[JobKind]:
+        self._call("job_kinds")
+        return sorted(self.kinds.values(), key=lambda k: k.kind)
+
+    async def read_view(self, view: str) -> list[dict[str, Any]]:
+        self._call("read_view")
+        if view == "active_jobs":
+            return [
+                {"id": r.id, "kind": r.kind, "worker_id": r.worker_id}
+                for r in self.rows.values()
+                if r.status == "running"
+            ]
+        if view == "pending_jobs_queue":
+            return [
+                {"id": r.id, "kind": r.kind, "status": r.status} for r in self.rows.values() if r.status == "queued"
+            ]
+        counts: dict[tuple[str, str], int] = {}
+        for r in self.rows.values():
+            counts[(r.kind, r.status)] = counts.get((r.kind, r.status), 0) + 1
+        return [{"kind": k, "status": s, "jobs": n} for (k, s), n in sorted(counts.items())]
+
+    async def close(self) -> None:
+        return None
+
+
+def _check_worker(worker_id: str) -> None:
+    if not worker_id or not worker_id.strip():
+        raise InvalidArgument("worker_id: must be a non-empty string")
+    if len(worker_id) > 200:
+        raise InvalidArgument(f"worker_id: must be at most 200 characters, got {len(worker_id)}")
+
+
+def _check_lease(lease_seconds: int) -> None:
+    if not 5 <= lease_seconds <= 3600:
+        raise InvalidArgument(f"lease_seconds: must be between 5 and 3600, got {lease_seconds}")

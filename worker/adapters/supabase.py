@@ -1,0 +1,266 @@
+"""QueueStore, Wakeups and ArtifactStore over supabase-py's AsyncClient (the default transport).
+
+RPC over REST (PostgREST) with the service-role key; a Realtime postgres_changes subscription
+on public.jobs for wake-ups; Storage for artifacts. One AsyncClient serves all three.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import httpx
+from postgrest.exceptions import APIError
+from pydantic import ValidationError
+from realtime import AsyncRealtimeChannel
+from realtime.types import PostgresChangesPayload, RealtimePostgresChangesListenEvent
+from storage3.exceptions import StorageApiError
+
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
+from worker.errors import StoreError, StoreUnavailable, store_error
+from worker.jobs import Job, JobHint, JobKind
+from worker.retry import RetryPolicy
+
+log = logging.getLogger("worker.supabase")
+VIEWS = frozenset({"job_stats", "active_jobs", "pending_jobs_queue"})
+ARTIFACT_BUCKET = "job-artifacts"
+# PostgREST's "cannot reach the database" codes, and what proxies answer meanwhile.
+_UNAVAILABLE_CODES = frozenset({"PGRST000", "PGRST001", "PGRST002", "PGRST003", "500", "502", "503", "504"})
+
+
+async def connect(url: str, service_role_key: str, *, request_seconds: float = 15.0) -> AsyncClient:
+    options = AsyncClientOptions(
+        postgrest_client_timeout=request_seconds,
+        postgrest_client_retry=False,  # the worker owns retries (backoff + health reporting)
+        storage_client_timeout=int(max(1, request_seconds)),
+        auto_refresh_token=False,
+        persist_session=False,
+    )
+    return await acreate_client(url, service_role_key, options=options)
+
+
+def _translate(exc: Exception) -> StoreError:
+    if isinstance(exc, APIError):
+        code = exc.code or ""
+        message = exc.message or str(exc)
+        if code in _UNAVAILABLE_CODES or code.startswith(("08", "57P")):
+            return StoreUnavailable(message, code=code)
+        return store_error(code, message + (f" ({exc.hint})" if exc.hint else ""))
+    return StoreUnavailable(f"{type(exc).__name__}: {exc}".strip())
+
+
+class SupabaseStore:
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+
+    async def _rpc(self, name: str, params: dict[str, Any]) -> Any:
+        try:
+            response = await self.client.rpc(name, params).execute()
+        except (APIError, httpx.HTTPError, OSError) as exc:
+            raise _translate(exc) from exc
+        return response.data
+
+    async def _jobs(self, name: str, params: dict[str, Any]) -> list[Job]:
+        data = await self._rpc(name, params)
+        return [Job.model_validate(row) for row in data or []]
+
+    async def _job(self, name: str, params: dict[str, Any]) -> Job:
+        data = await self._rpc(name, params)
+        if isinstance(data, list):  # a single composite comes back bare, but be lenient
+            data = data[0] if data else None
+        if not data:
+            raise StoreError(f"{name}: returned no row")
+        return Job.model_validate(data)
+
+    async def claim_jobs(
+        self, worker_id: str, kinds: Sequence[str] | None, max_jobs: int, lease_seconds: int
+    ) -> list[Job]:
+        params = {
+            "worker_id": worker_id,
+            "kinds": list(kinds) if kinds else None,
+            "max_jobs": max_jobs,
+            "lease_seconds": lease_seconds,
+        }
+        return await self._jobs("claim_jobs", params)
+
+    async def renew_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: int) -> list[Job]:
+        params = {"worker_id": worker_id, "job_ids": [str(i) for i in job_ids], "lease_seconds": lease_seconds}
+        return await self._jobs("renew_leases", params)
+
+    async def report_progress(
+        self,
+        job_id: uuid.UUID,
+        worker_id: str,
+        *,
+        percent: float | None = None,
+        message: str | None = None,
+        partial: str | None = None,
+    ) -> None:
+        params: dict[str, Any] = {"job_id": str(job_id), "worker_id": worker_id}
+        for key, value in (("percent", percent), ("message", message), ("partial", partial)):
+            if value is not None:
+                params[key] = value
+        await self._rpc("report_progress", params)
+
+    async def complete_job(self, job_id: uuid.UUID, worker_id: str, result: dict[str, Any]) -> Job:
+        return await self._job("complete_job", {"job_id": str(job_id), "worker_id": worker_id, "result": result})
+
+    async def fail_job(self, job_id: uuid.UUID, worker_id: str, error: dict[str, Any], retryable: bool) -> Job:
+        params = {"job_id": str(job_id), "worker_id": worker_id, "error": error, "retryable": retryable}
+        return await self._job("fail_job", params)
+
+    async def defer_job(self, job_id: uuid.UUID, worker_id: str, run_at: datetime, reason: str) -> Job:
+        params = {"job_id": str(job_id), "worker_id": worker_id, "run_at": run_at.isoformat(), "reason": reason}
+        return await self._job("defer_job", params)
+
+    async def release_jobs(self, worker_id: str, job_ids: Sequence[uuid.UUID] | None) -> list[Job]:
+        ids = [str(i) for i in job_ids] if job_ids is not None else None
+        return await self._jobs("release_jobs", {"worker_id": worker_id, "job_ids": ids})
+
+    async def reap_expired_leases(self) -> int:
+        return int(await self._rpc("reap_expired_leases", {}))
+
+    async def next_run_at(self, kinds: Sequence[str] | None) -> datetime | None:
+        value = await self._rpc("next_job_run_at", {"kinds": list(kinds) if kinds else None})
+        return datetime.fromisoformat(value) if value else None
+
+    async def job_kinds(self) -> list[JobKind]:
+        try:
+            response = await self.client.table("job_kinds").select("kind,timeout_seconds,max_attempts").execute()
+        except (APIError, httpx.HTTPError, OSError) as exc:
+            raise _translate(exc) from exc
+        return [JobKind.model_validate(row) for row in response.data]
+
+    async def read_view(self, view: str) -> list[dict[str, Any]]:
+        if view not in VIEWS:
+            raise ValueError(f"unknown view {view!r}; known: {', '.join(sorted(VIEWS))}")
+        try:
+            response = await self.client.table(view).select("*").limit(200).execute()
+        except (APIError, httpx.HTTPError, OSError) as exc:
+            raise _translate(exc) from exc
+        return [row for row in response.data if isinstance(row, dict)]
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.client.realtime.close()
+
+
+class RealtimeWakeups:
+    """postgres_changes on public.jobs: INSERTs (new jobs) and UPDATEs to status queued (retries,
+    deferrals, releases, pipelines). The subscription is supervised: when the socket gives up
+    after its own retries, a new channel is made; ``on_joined`` runs after every (re)join."""
+
+    def __init__(self, client: AsyncClient, *, topic: str = "worker-jobs", retry: RetryPolicy | None = None) -> None:
+        self.client = client
+        self.topic = topic
+        self.retry = retry or RetryPolicy(base=1.0, cap=15.0)
+        self._connected = False
+        self._task: asyncio.Task[None] | None = None
+        self._state = asyncio.Event()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    async def start(self, on_job: Callable[[JobHint], None], on_joined: Callable[[], None]) -> None:
+        self._task = asyncio.create_task(self._supervise(on_job, on_joined), name="realtime-jobs")
+
+    def _channel(self, on_job: Callable[[JobHint], None]) -> AsyncRealtimeChannel:
+        def changed(payload: PostgresChangesPayload) -> None:
+            record = payload["data"].get("record") or {}
+            try:
+                on_job(JobHint.model_validate(record))
+            except ValidationError:
+                log.warning("ignoring a jobs change without kind/run_at: %r", str(record)[:200])
+
+        columns = ["id", "kind", "status", "run_at"]
+        channel = self.client.channel(self.topic)
+        channel.on_postgres_changes(
+            RealtimePostgresChangesListenEvent.Insert, changed, table="jobs", schema="public", select=columns
+        )
+        channel.on_postgres_changes(
+            RealtimePostgresChangesListenEvent.Update,
+            changed,
+            table="jobs",
+            schema="public",
+            filter="status=eq.queued",
+            select=columns,
+        )
+        return channel
+
+    async def _supervise(self, on_job: Callable[[JobHint], None], on_joined: Callable[[], None]) -> None:
+        failures = 0
+        while True:
+            channel: AsyncRealtimeChannel | None = None
+            try:
+                channel = self._channel(on_job)
+                await channel.subscribe(lambda _status, _err: self._state.set())
+                while True:
+                    joined = channel.is_joined and self.client.realtime.is_connected
+                    if joined and not self._connected:
+                        failures = 0
+                        log.info("realtime subscription joined: %s", self.topic)
+                        on_joined()
+                    elif self._connected and not joined:
+                        log.warning("realtime subscription lost: %s (state %s)", self.topic, channel.state)
+                    self._connected = joined
+                    if channel.is_closed or (not self.client.realtime.is_connected and not channel.is_joining):
+                        # The socket stopped retrying (or the server closed the channel): start over.
+                        await self._pause_for_socket()
+                        if not self.client.realtime.is_connected:
+                            break
+                    self._state.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(1.0):
+                            await self._state.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("realtime subscribe failed: %s", str(exc)[:200])
+            self._connected = False
+            failures += 1
+            if channel is not None:
+                with contextlib.suppress(Exception):
+                    await self.client.realtime.remove_channel(channel)
+            with contextlib.suppress(Exception):
+                await self.client.realtime.close()
+            await asyncio.sleep(self.retry.delay(failures, 0.5))
+
+    async def _pause_for_socket(self) -> None:
+        # The client reconnects by itself for a while; give it a moment before replacing it.
+        for _ in range(10):
+            if self.client.realtime.is_connected:
+                return
+            await asyncio.sleep(0.5)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(Exception):
+            await self.client.realtime.close()
+
+
+class StorageArtifacts:
+    """Uploads to the private job-artifacts bucket with the service role."""
+
+    def __init__(self, client: AsyncClient, bucket: str = ARTIFACT_BUCKET) -> None:
+        self.client = client
+        self.bucket = bucket
+
+    async def upload(self, path: str, data: bytes, content_type: str) -> None:
+        try:
+            # upsert: a retried attempt overwrites its own earlier upload instead of failing.
+            await self.client.storage.from_(self.bucket).upload(
+                path, data, {"content-type": content_type, "upsert": "true"}
+            )
+        except StorageApiError as exc:
+            raise StoreError(f"storage upload {path}: {exc}", code="storage") from exc
+        except (httpx.HTTPError, OSError) as exc:
+            raise StoreUnavailable(f"storage upload {path}: {exc}") from exc

@@ -1,0 +1,53 @@
+"""`python -m worker run | stats | schema [--check]`.
+
+Exit codes: 0 done (including a drained shutdown), 1 stale schemas / runtime failure,
+2 invalid configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from worker.config import ConfigError, Settings, load_settings
+
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m worker", description="The Figma AI job worker")
+    parser.add_argument("--env-file", type=Path, help="read KEY=VALUE settings from this file (e.g. .devstack/env)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="claim and run jobs until SIGTERM/SIGINT")
+    sub.add_parser("stats", help="print the dashboard views (job_stats, active_jobs, pending_jobs_queue)")
+    schema = sub.add_parser("schema", help="write worker/schemas/<kind>.{payload,result}.json")
+    schema.add_argument("--check", action="store_true", help="exit 1 if the checked-in schemas are stale")
+    args = parser.parse_args(argv)
+
+    if args.command == "schema":
+        from worker.schema_export import export
+
+        return export(check=args.check)
+
+    try:
+        settings = load_settings(args.env_file)
+    except ConfigError as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    from worker import compose
+
+    if args.command == "stats":
+        return asyncio.run(compose.print_stats(settings))
+    return _run(settings)
+
+
+def _run(settings: Settings) -> int:
+    from worker import compose
+
+    try:
+        return asyncio.run(compose.run_worker(settings))
+    except KeyboardInterrupt:  # a signal before the handlers were installed
+        return 0

@@ -1,0 +1,141 @@
+"""Worker configuration from the environment (pydantic-settings), validated up front.
+
+A bad value is reported once, naming the environment variable, and the CLI exits with code 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+KINDS: tuple[str, ...] = ("generate_design", "rename_layers", "generate_edits", "generate_image")
+ProviderName = Literal["anthropic", "gemini"]
+StoreName = Literal["supabase", "postgres"]
+
+
+class ConfigError(Exception):
+    """Configuration is unusable; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True)
+
+    # Where the queue lives: supabase-py over REST + Realtime (default) or psycopg directly.
+    worker_store: StoreName = "supabase"
+    supabase_url: str | None = None
+    supabase_service_role_key: str | None = None
+    database_url: str | None = None
+    # Artifacts for the psycopg setup (no Storage API): a local folder.
+    artifacts_dir: Path = Path("artifacts")
+
+    anthropic_api_key: str | None = None
+    anthropic_base_url: str | None = None
+    gemini_api_key: str | None = None
+    gemini_base_url: str | None = None
+
+    provider_generate_design: ProviderName = "anthropic"
+    provider_rename_layers: ProviderName = "anthropic"
+    provider_generate_edits: ProviderName = "anthropic"
+    provider_generate_image: ProviderName = "gemini"
+    model_generate_design: str = "claude-haiku-4-5"
+    model_rename_layers: str = "claude-haiku-4-5"
+    model_generate_edits: str = "claude-haiku-4-5"
+    model_generate_image: str = "gemini-2.5-flash-image"
+    # Concurrent requests per provider (rename_layers fans out batches under this limit).
+    provider_concurrency: int = Field(default=8, ge=1, le=256)
+    provider_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
+    provider_retries: int = Field(default=2, ge=0, le=10)
+
+    worker_id: str | None = None
+    worker_concurrency: int = Field(default=4, ge=1, le=1000)
+    worker_kinds: Annotated[tuple[str, ...], NoDecode] = KINDS
+    lease_seconds: int = Field(default=60, ge=5, le=3600)
+    heartbeat_seconds: float | None = Field(default=None, gt=0)
+    sweep_seconds: float = Field(default=30.0, gt=0)
+    drain_timeout_seconds: float = Field(default=60.0, ge=0)
+    port: int = Field(default=8080, ge=0, le=65535)
+    health_host: str = "127.0.0.1"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("worker_kinds", mode="before")
+    @classmethod
+    def _split_kinds(cls, value: object) -> object:
+        if isinstance(value, str):
+            kinds = tuple(k.strip() for k in value.split(",") if k.strip())
+            return kinds or KINDS
+        return value
+
+    @field_validator("worker_kinds")
+    @classmethod
+    def _known_kinds(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [k for k in value if k not in KINDS]
+        if unknown:
+            raise ValueError(f"unknown kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.worker_store == "supabase":
+            _require(self, "supabase_url", "the supabase store needs the project URL")
+            _require(self, "supabase_service_role_key", "the worker calls the queue RPCs as the service role")
+        else:
+            _require(self, "database_url", "WORKER_STORE=postgres connects to Postgres directly")
+        for kind in self.worker_kinds:
+            provider = self.provider_for(kind)
+            _require(self, f"{provider}_api_key", f"kind {kind} uses {provider}")
+        if self.heartbeat_seconds is not None and self.heartbeat_seconds > self.lease_seconds / 3:
+            raise ValueError(
+                f"HEARTBEAT_SECONDS: {self.heartbeat_seconds} is more than a third of LEASE_SECONDS "
+                f"({self.lease_seconds}); leases would expire between renewals"
+            )
+        return self
+
+    def provider_for(self, kind: str) -> ProviderName:
+        value: ProviderName = getattr(self, f"provider_{kind}")
+        return value
+
+    def model_for(self, kind: str) -> str:
+        value: str = getattr(self, f"model_{kind}")
+        return value
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.heartbeat_seconds if self.heartbeat_seconds is not None else self.lease_seconds / 3
+
+
+def _require(settings: Settings, field: str, why: str) -> None:
+    if not getattr(settings, field):
+        raise ValueError(f"{field.upper()}: required ({why})")
+
+
+def load_settings(env_file: Path | None = None) -> Settings:
+    """Settings from the environment; ``env_file`` (e.g. ``.devstack/env``) fills in what it lacks.
+
+    The process environment wins over the file, so one variable can be overridden per run.
+    """
+    if env_file is not None and not env_file.is_file():
+        raise ConfigError(f"--env-file: {env_file} is not a readable file")
+    try:
+        return Settings(_env_file=env_file)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = [str(p) for p in err["loc"]]
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if loc:
+            lines.append(f"{loc[0].upper()}: {message} (got {err.get('input')!r})")
+        else:
+            lines.append(message)
+    return "invalid configuration: " + "; ".join(lines)

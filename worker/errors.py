@@ -1,0 +1,114 @@
+"""Typed failures: what a handler or provider raises, and what a store call can fail with.
+
+Handlers raise ``JobFailure`` subclasses; the runner maps each to one queue call (defer or fail,
+retryable or not). Stores raise ``StoreError`` subclasses named after the SQLSTATE they carry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class JobFailure(Exception):
+    """A job attempt ended without a result. ``type`` lands in jobs.error.type."""
+
+    type = "error"
+    retryable = True
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+    def to_error(self) -> dict[str, Any]:
+        return {"type": self.type, "message": self.message[:4000], **self.details}
+
+
+class RateLimited(JobFailure):
+    """Provider 429 / overloaded: not the job's fault; defer without using an attempt."""
+
+    type = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
+
+
+class TransientFailure(JobFailure):
+    """5xx, timeouts, dropped connections: worth another attempt later (job-level backoff)."""
+
+    type = "provider_unavailable"
+
+
+class PermanentFailure(JobFailure):
+    """The request itself is wrong (4xx): retrying cannot help."""
+
+    type = "invalid_request"
+    retryable = False
+
+
+class InvalidPayload(PermanentFailure):
+    type = "invalid_payload"
+
+
+class InvalidOutput(PermanentFailure):
+    """The model's answer broke the kind's contract even after the repair round."""
+
+    type = "invalid_output"
+
+
+class JobTimedOut(JobFailure):
+    type = "timeout"
+
+
+class InternalError(JobFailure):
+    """A bug or an unexpected exception in the worker: retryable, in case it was transient."""
+
+    type = "internal_error"
+
+
+class UnsupportedOperation(PermanentFailure):
+    type = "unsupported"
+
+
+# --- store errors --------------------------------------------------------------------------
+
+
+class StoreError(Exception):
+    """A queue call failed; ``code`` is the SQLSTATE (or a transport label)."""
+
+    code = "store"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class StoreUnavailable(StoreError):
+    """Supabase / Postgres cannot be reached right now; retry with backoff."""
+
+    code = "unavailable"
+
+
+class InvalidArgument(StoreError):
+    code = "22023"
+
+
+class JobNotFound(StoreError):
+    code = "PT404"
+
+
+class LeaseLost(StoreError):
+    """PT409: the job is no longer ours (reaped, released, cancelled, finished)."""
+
+    code = "PT409"
+
+
+_BY_CODE: dict[str, type[StoreError]] = {"22023": InvalidArgument, "PT404": JobNotFound, "PT409": LeaseLost}
+
+
+def store_error(code: str | None, message: str) -> StoreError:
+    """The typed error for a SQLSTATE as raised by the queue API."""
+    cls = _BY_CODE.get(code or "", StoreError)
+    return cls(message, code=code or "store")

@@ -1,0 +1,45 @@
+"""A handler: a kind, its payload and result models (JSON Schema for the TS client), and a run function."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from worker.context import JobContext
+from worker.errors import InvalidOutput, InvalidPayload
+
+P = TypeVar("P", bound=BaseModel)
+R = TypeVar("R", bound=BaseModel)
+
+
+def describe_validation(exc: ValidationError, limit: int = 5) -> str:
+    parts = []
+    for err in exc.errors(include_url=False)[:limit]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+@dataclass(frozen=True)
+class Handler(Generic[P, R]):
+    kind: str
+    payload: type[P]
+    result: type[R]
+    run: Callable[[P, JobContext], Awaitable[R]]
+
+    async def __call__(self, raw: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+        try:
+            payload = self.payload.model_validate(raw)
+        except ValidationError as exc:
+            raise InvalidPayload(f"payload: {describe_validation(exc)}") from exc
+        result = await self.run(payload, ctx)
+        try:  # the result model is the contract with the plugin: re-check it
+            checked = self.result.model_validate(result.model_dump())
+        except ValidationError as exc:
+            raise InvalidOutput(f"result: {describe_validation(exc)}") from exc
+        dumped: dict[str, Any] = checked.model_dump(mode="json", exclude_none=True)
+        return dumped

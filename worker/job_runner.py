@@ -1,0 +1,96 @@
+"""Run one claimed job's handler and turn what happened into an ``Outcome``.
+
+The handler runs in its own task so that a cancel request, a lost lease or shutdown can stop it
+from outside (cooperatively: the task is cancelled at its next await), and so that a timeout
+never leaves it running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from worker.clock import Clock
+from worker.errors import InternalError, JobFailure, JobTimedOut, LeaseLost, RateLimited, StoreError, TransientFailure
+from worker.jobs import Job
+
+StopReason = Literal["cancel", "lost", "release"]
+MAX_DEFER = timedelta(hours=23)  # defer_job accepts at most one day ahead
+
+
+@dataclass
+class JobRun:
+    job: Job
+    started: float  # monotonic
+    stop_reason: StopReason | None = None
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    def stop(self, reason: StopReason) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.stopped.set()
+
+
+@dataclass(frozen=True)
+class Succeeded:
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Failed:
+    failure: JobFailure
+
+
+@dataclass(frozen=True)
+class Deferred:
+    run_at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class Stopped:
+    reason: StopReason
+
+
+Outcome = Succeeded | Failed | Deferred | Stopped
+
+
+def outcome_of_error(exc: BaseException, clock: Clock) -> Outcome:
+    """Error classification: what the queue should do about a handler's exception."""
+    if isinstance(exc, RateLimited):
+        wait = timedelta(seconds=max(1.0, exc.retry_after))
+        return Deferred(clock.now() + min(wait, MAX_DEFER), f"provider rate limit ({exc.message})"[:500])
+    if isinstance(exc, JobFailure):
+        return Failed(exc)
+    if isinstance(exc, LeaseLost):
+        return Stopped("lost")
+    if isinstance(exc, StoreError):
+        return Failed(TransientFailure(f"queue call failed while running: {exc}", details={"code": exc.code}))
+    return Failed(InternalError(f"{type(exc).__name__}: {exc}"))
+
+
+async def execute(
+    run: JobRun, call: Callable[[], Awaitable[dict[str, Any]]], limit_seconds: float, clock: Clock
+) -> Outcome:
+    handler = asyncio.ensure_future(call())
+    stop = asyncio.ensure_future(run.stopped.wait())
+    try:
+        await asyncio.wait({handler, stop}, timeout=limit_seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not handler.done():
+            handler.cancel()
+            with contextlib.suppress(BaseException):
+                await handler
+    # A result that arrived wins over a stop that came at the same moment.
+    if handler.done() and not handler.cancelled():
+        exc = handler.exception()
+        return Succeeded(handler.result()) if exc is None else outcome_of_error(exc, clock)
+    if run.stop_reason is not None:
+        return Stopped(run.stop_reason)
+    return Failed(JobTimedOut(f"the job ran longer than its kind's timeout of {limit_seconds:g} s"))

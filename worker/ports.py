@@ -1,0 +1,73 @@
+"""The ports: what the core needs from the outside world, as narrow protocols.
+
+``QueueStore`` has one method per queue RPC (River-style: one SQL statement per operation);
+adapters in ``worker.adapters`` implement it over supabase-py or psycopg, and an in-memory fake
+does for unit tests. All three pass the same conformance suite.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from worker.jobs import Job, JobHint, JobKind
+
+
+class QueueStore(Protocol):
+    async def claim_jobs(
+        self, worker_id: str, kinds: Sequence[str] | None, max_jobs: int, lease_seconds: int
+    ) -> list[Job]: ...
+
+    async def renew_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: int) -> list[Job]: ...
+
+    async def report_progress(
+        self,
+        job_id: uuid.UUID,
+        worker_id: str,
+        *,
+        percent: float | None = None,
+        message: str | None = None,
+        partial: str | None = None,
+    ) -> None: ...
+
+    async def complete_job(self, job_id: uuid.UUID, worker_id: str, result: dict[str, Any]) -> Job: ...
+
+    async def fail_job(self, job_id: uuid.UUID, worker_id: str, error: dict[str, Any], retryable: bool) -> Job: ...
+
+    async def defer_job(self, job_id: uuid.UUID, worker_id: str, run_at: datetime, reason: str) -> Job: ...
+
+    async def release_jobs(self, worker_id: str, job_ids: Sequence[uuid.UUID] | None) -> list[Job]: ...
+
+    async def reap_expired_leases(self) -> int: ...
+
+    async def next_run_at(self, kinds: Sequence[str] | None) -> datetime | None: ...
+
+    async def job_kinds(self) -> list[JobKind]: ...
+
+    async def read_view(self, view: str) -> list[dict[str, Any]]: ...
+
+    async def close(self) -> None: ...
+
+
+class Wakeups(Protocol):
+    """Push notifications about queued jobs (Realtime or LISTEN/NOTIFY)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def start(self, on_job: Callable[[JobHint], None], on_joined: Callable[[], None]) -> None:
+        """Start listening in the background and return at once.
+
+        The adapter keeps (re)connecting on its own; ``on_joined`` runs every time the
+        subscription becomes live again, so the worker can sweep for what it missed meanwhile.
+        """
+
+    async def close(self) -> None: ...
+
+
+class ArtifactStore(Protocol):
+    """Where generated files go (Storage bucket job-artifacts, or a folder)."""
+
+    async def upload(self, path: str, data: bytes, content_type: str) -> None: ...

@@ -1,0 +1,98 @@
+"""ModelProvider over the anthropic SDK (AsyncAnthropic, Messages API), with error classification."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anthropic
+import httpx2
+from anthropic.types import MessageParam
+from anthropic.types.assistant_message_param import AssistantMessageParam
+from anthropic.types.user_message_param import UserMessageParam
+
+from worker.errors import JobFailure, PermanentFailure, RateLimited, TransientFailure, UnsupportedOperation
+from worker.llm import GeneratedImage, TextRequest
+
+DEFAULT_RETRY_AFTER = 5.0
+
+
+def retry_after(headers: Any, default: float = DEFAULT_RETRY_AFTER) -> float:
+    raw = headers.get("retry-after") if headers is not None else None
+    try:
+        return max(0.0, float(raw)) if raw is not None else default
+    except ValueError:
+        return default
+
+
+def classify(exc: BaseException) -> JobFailure | None:
+    """What the queue should do about an anthropic/httpx2 exception; None if it is not one."""
+    if isinstance(exc, anthropic.APIStatusError):
+        status = exc.status_code
+        detail = _message(exc)
+        if status == 429 or status == 529:  # rate limited / overloaded: come back later
+            return RateLimited(f"anthropic {status}: {detail}", retry_after=retry_after(exc.response.headers))
+        if status >= 500 or status in (408, 409):
+            return TransientFailure(f"anthropic {status}: {detail}")
+        return PermanentFailure(f"anthropic {status}: {detail}")
+    if isinstance(exc, anthropic.APIConnectionError):  # includes APITimeoutError
+        return TransientFailure(f"anthropic: {type(exc).__name__}: {exc}")
+    if isinstance(exc, httpx2.HTTPError):  # the SDK lets some transport errors through unwrapped
+        return TransientFailure(f"anthropic transport: {type(exc).__name__}: {exc}")
+    return None
+
+
+def _message(exc: anthropic.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+    return str(exc)
+
+
+class ClaudeProvider:
+    name = "anthropic"
+
+    def __init__(self, api_key: str, base_url: str | None = None, timeout_seconds: float = 120.0) -> None:
+        # max_retries=0: retries belong to the worker (quick in-call retries, then the queue).
+        self.client = anthropic.AsyncAnthropic(
+            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_seconds
+        )
+
+    @staticmethod
+    def _messages(request: TextRequest) -> list[MessageParam]:
+        out: list[MessageParam] = []
+        for role, text in request.messages:
+            if role == "assistant":
+                out.append(AssistantMessageParam(role="assistant", content=text))
+            else:
+                out.append(UserMessageParam(role="user", content=text))
+        return out
+
+    async def complete(self, model: str, request: TextRequest) -> str:
+        try:
+            message = await self.client.messages.create(
+                model=model, max_tokens=request.max_tokens, system=request.system, messages=self._messages(request)
+            )
+        except Exception as exc:
+            raise (classify(exc) or exc) from exc
+        return "".join(block.text for block in message.content if block.type == "text")
+
+    async def stream(self, model: str, request: TextRequest) -> AsyncIterator[str]:
+        try:
+            async with self.client.messages.stream(
+                model=model, max_tokens=request.max_tokens, system=request.system, messages=self._messages(request)
+            ) as stream:
+                async for text in stream.text_stream:
+                    yield text
+        except Exception as exc:
+            raise (classify(exc) or exc) from exc
+
+    async def generate_image(self, model: str, prompt: str, aspect_ratio: str | None) -> GeneratedImage:
+        raise UnsupportedOperation(
+            "the anthropic provider does not generate images; use PROVIDER_GENERATE_IMAGE=gemini"
+        )
+
+    async def close(self) -> None:
+        await self.client.close()

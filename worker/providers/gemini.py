@@ -1,0 +1,106 @@
+"""ModelProvider over google-genai (text, streaming text, and image models), with error classification."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from worker.errors import InvalidOutput, JobFailure, PermanentFailure, RateLimited, TransientFailure
+from worker.llm import GeneratedImage, TextRequest
+
+DEFAULT_RETRY_AFTER = 5.0
+
+
+def _retry_after(exc: genai_errors.APIError) -> float:
+    headers = getattr(exc.response, "headers", None)
+    raw = headers.get("retry-after") if headers is not None else None
+    if raw is not None:
+        try:
+            return max(0.0, float(raw))
+        except ValueError:
+            pass
+    # google.rpc.RetryInfo in the error details: {"retryDelay": "12s"}
+    details: Any = exc.details
+    error = details.get("error") if isinstance(details, dict) else None
+    for item in (error or {}).get("details", []) if isinstance(error, dict) else []:
+        delay = item.get("retryDelay") if isinstance(item, dict) else None
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)s", str(delay or ""))
+        if match:
+            return float(match.group(1))
+    return DEFAULT_RETRY_AFTER
+
+
+def classify(exc: BaseException) -> JobFailure | None:
+    if isinstance(exc, genai_errors.APIError):
+        code = exc.code or 0
+        label = f"gemini {code} {exc.status or ''}".strip()
+        if code == 429:
+            return RateLimited(f"{label}: {exc.message}", retry_after=_retry_after(exc))
+        if isinstance(exc, genai_errors.ServerError) or code >= 500 or code == 408:
+            return TransientFailure(f"{label}: {exc.message}")
+        return PermanentFailure(f"{label}: {exc.message}")
+    if isinstance(exc, httpx2.HTTPError):  # google-genai raises raw transport errors
+        return TransientFailure(f"gemini transport: {type(exc).__name__}: {exc}")
+    return None
+
+
+class GeminiProvider:
+    name = "gemini"
+
+    def __init__(self, api_key: str, base_url: str | None = None, timeout_seconds: float = 120.0) -> None:
+        options = types.HttpOptions(base_url=base_url, timeout=int(timeout_seconds * 1000))  # milliseconds
+        self.client = genai.Client(api_key=api_key, http_options=options)
+
+    @staticmethod
+    def _contents(request: TextRequest) -> list[types.Content]:
+        return [
+            types.Content(role="model" if role == "assistant" else "user", parts=[types.Part(text=text)])
+            for role, text in request.messages
+        ]
+
+    def _config(self, request: TextRequest) -> types.GenerateContentConfig:
+        return types.GenerateContentConfig(system_instruction=request.system, max_output_tokens=request.max_tokens)
+
+    async def complete(self, model: str, request: TextRequest) -> str:
+        try:
+            response = await self.client.aio.models.generate_content(
+                model=model, contents=self._contents(request), config=self._config(request)
+            )
+        except Exception as exc:
+            raise (classify(exc) or exc) from exc
+        return response.text or ""
+
+    async def stream(self, model: str, request: TextRequest) -> AsyncIterator[str]:
+        try:
+            chunks = await self.client.aio.models.generate_content_stream(
+                model=model, contents=self._contents(request), config=self._config(request)
+            )
+            async for chunk in chunks:
+                if chunk.text:
+                    yield chunk.text
+        except Exception as exc:
+            raise (classify(exc) or exc) from exc
+
+    async def generate_image(self, model: str, prompt: str, aspect_ratio: str | None) -> GeneratedImage:
+        config = types.GenerateContentConfig(
+            response_modalities=["IMAGE"],
+            image_config=types.ImageConfig(aspect_ratio=aspect_ratio) if aspect_ratio else None,
+        )
+        try:
+            response = await self.client.aio.models.generate_content(model=model, contents=prompt, config=config)
+        except Exception as exc:
+            raise (classify(exc) or exc) from exc
+        for candidate in response.candidates or []:
+            for part in (candidate.content.parts if candidate.content else None) or []:
+                if part.inline_data and part.inline_data.data:
+                    return GeneratedImage(part.inline_data.data, part.inline_data.mime_type or "image/png")
+        raise InvalidOutput(f"gemini {model} answered without an image")
+
+    async def close(self) -> None:
+        await self.client.aio.aclose()

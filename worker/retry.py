@@ -1,0 +1,89 @@
+"""A pure retry policy (exponential backoff with equal jitter) and its two uses.
+
+``RetryPolicy`` is arithmetic only. ``Backoff`` tracks consecutive failures of one dependency
+against an injected clock (the worker's Supabase connection). ``retrying`` runs a provider call
+with a few quick in-call retries for transient errors (tenacity), sleeping through the clock.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+
+from worker.clock import Clock
+from worker.errors import TransientFailure
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base: float = 0.5
+    factor: float = 2.0
+    cap: float = 30.0
+
+    def delay(self, failures: int, jitter: float) -> float:
+        """Seconds to wait after ``failures`` consecutive failures (>= 1), ``jitter`` in [0, 1].
+
+        Half the exponential delay is fixed and half is random ("equal jitter"): retries spread
+        out without ever coming back sooner than half the nominal delay.
+        """
+        if failures < 1:
+            return 0.0
+        nominal = min(self.cap, self.base * self.factor ** (failures - 1))
+        return nominal / 2 + nominal / 2 * min(1.0, max(0.0, jitter))
+
+
+@dataclass
+class Backoff:
+    """Consecutive-failure state of one dependency, read against an injected clock."""
+
+    policy: RetryPolicy
+    clock: Clock
+    rand: Callable[[], float] = field(default=random.random)
+    failures: int = 0
+    retry_at: float = 0.0  # monotonic seconds
+
+    def failed(self) -> float:
+        """Record a failure; returns the delay before the next try."""
+        self.failures += 1
+        wait = self.policy.delay(self.failures, self.rand())
+        self.retry_at = self.clock.monotonic() + wait
+        return wait
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.retry_at = 0.0
+
+    def remaining(self) -> float:
+        """Seconds until the next try is due (0 when it is due now)."""
+        return max(0.0, self.retry_at - self.clock.monotonic())
+
+
+async def retrying(
+    call: Callable[[], Awaitable[T]],
+    *,
+    retries: int,
+    policy: RetryPolicy,
+    clock: Clock,
+    rand: Callable[[], float] = random.random,
+) -> T:
+    """Run ``call``, retrying TransientFailure up to ``retries`` more times; others propagate."""
+
+    def wait(state: RetryCallState) -> float:
+        return policy.delay(state.attempt_number, rand())
+
+    async for attempt in AsyncRetrying(
+        stop=stop_after_attempt(retries + 1),
+        wait=wait,
+        retry=retry_if_exception_type(TransientFailure),
+        sleep=clock.sleep,
+        reraise=True,
+    ):
+        with attempt:
+            return await call()
+    raise AssertionError("unreachable: tenacity either returns or reraises")

@@ -1,0 +1,367 @@
+"""The worker's core loop: wake, claim up to free capacity, run, heartbeat, record, drain.
+
+Everything outside is reached through ports (QueueStore, Wakeups, ArtifactStore, models), so
+this module runs unchanged on supabase-py, psycopg or the in-memory fake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from worker.clock import Clock
+from worker.context import JobContext
+from worker.errors import InvalidArgument, LeaseLost, PermanentFailure, StoreError, StoreUnavailable
+from worker.health import HealthState
+from worker.job_runner import Deferred, Failed, JobRun, Outcome, Stopped, Succeeded, execute
+from worker.jobs import Job, JobHint
+from worker.llm import LimitedModel
+from worker.metrics import Metrics
+from worker.ports import ArtifactStore, QueueStore, Wakeups
+from worker.retry import Backoff, RetryPolicy
+from worker.shutdown import Shutdown
+from worker.wakeup import WakeSignal
+
+log = logging.getLogger("worker")
+
+HandlerFn = Callable[[dict[str, Any], JobContext], Awaitable[dict[str, Any]]]
+DEFAULT_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    worker_id: str
+    kinds: tuple[str, ...]
+    concurrency: int = 4
+    lease_seconds: int = 60
+    heartbeat_interval: float = 20.0
+    sweep_interval: float = 30.0
+    drain_timeout: float = 60.0
+
+
+class Worker:
+    def __init__(
+        self,
+        config: WorkerConfig,
+        store: QueueStore,
+        handlers: Mapping[str, HandlerFn],
+        clock: Clock,
+        *,
+        wakeups: Wakeups | None = None,
+        models: Mapping[str, LimitedModel] | None = None,
+        artifacts: ArtifactStore | None = None,
+        metrics: Metrics | None = None,
+        store_retry: RetryPolicy | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.handlers = handlers
+        self.clock = clock
+        self.wakeups = wakeups
+        self.models = models or {}
+        self.artifacts = artifacts
+        self.metrics = metrics or Metrics()
+        self.health = HealthState(
+            clock,
+            config.heartbeat_interval,
+            (lambda: wakeups.connected) if wakeups else None,
+            started=clock.monotonic(),
+        )
+        self.wake = WakeSignal(clock)
+        self.backoff = Backoff(store_retry or RetryPolicy(base=0.5, cap=15.0), clock)
+        self.runs: dict[uuid.UUID, JobRun] = {}
+        self.timeouts: dict[str, float] = {}
+        self.shutdown = Shutdown()
+        self._sweep_now = True
+        self._releasing = False
+        self._fields: dict[str, Any] = {"worker_id": config.worker_id}
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def run(self, shutdown: Shutdown | None = None) -> None:
+        """Run until shutdown is requested, then drain and release. Returns normally."""
+        self.shutdown = shutdown or self.shutdown
+        log.info(
+            "worker starting: kinds %s, concurrency %d",
+            ",".join(self.config.kinds),
+            self.config.concurrency,
+            extra=self._fields,
+        )
+        if self.wakeups is not None:
+            await self.wakeups.start(self._on_hint, self._on_joined)
+        async with self._background(self._heartbeat_loop()), self._background(self._push_on_stop()):
+            await self._claim_loop()
+            await self._drain()
+        if self.wakeups is not None:
+            await self.wakeups.close()
+        log.info("worker stopped", extra=self._fields)
+
+    @contextlib.asynccontextmanager
+    async def _background(self, coro: Awaitable[None]) -> AsyncIterator[None]:
+        task = asyncio.ensure_future(coro)
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _push_on_stop(self) -> None:
+        await self.shutdown.stopping.wait()
+        self.wake.push()
+
+    # -- wake-ups ------------------------------------------------------------------------------
+    def _on_hint(self, hint: JobHint) -> None:
+        if hint.kind not in self.config.kinds or hint.status != "queued":
+            return
+        if hint.run_at is None or hint.run_at <= self.clock.now():
+            self.wake.push()
+        else:
+            self.wake.due(hint.run_at)
+
+    def _on_joined(self) -> None:
+        # Anything inserted while the subscription was down was not pushed: sweep.
+        self._sweep_now = True
+        self.wake.push()
+
+    # -- the claim loop ------------------------------------------------------------------------
+    async def _claim_loop(self) -> None:
+        next_sweep = self.clock.monotonic()
+        while not self.shutdown.stopping.is_set():
+            sweep_due = self._sweep_now or self.clock.monotonic() >= next_sweep
+            if self.backoff.remaining() == 0 and sweep_due and await self._sweep():
+                next_sweep = self.clock.monotonic() + self.config.sweep_interval
+            if self.backoff.remaining() == 0:
+                await self._claim_while_free()
+            # While the queue is unreachable, the next try is the backoff's; otherwise the sweep's.
+            wait = self.backoff.remaining() or max(0.0, next_sweep - self.clock.monotonic())
+            reason = await self.wake.wait(wait)
+            self.metrics.inc("worker_wakeups_total", reason=reason)
+
+    async def _sweep(self) -> bool:
+        """Reap expired leases, refresh kind timeouts, and arm the timer for the next due job."""
+        self._sweep_now = False
+        try:
+            reaped = await self.store.reap_expired_leases()
+            kinds = await self.store.job_kinds()
+            next_at = await self.store.next_run_at(self.config.kinds)
+        except StoreError as exc:
+            self._store_failed(exc)
+            return False
+        self._store_ok()
+        self.timeouts = {k.kind: float(k.timeout_seconds) for k in kinds}
+        if reaped:
+            log.info("reaped %d expired lease(s)", reaped, extra=self._fields)
+        if next_at is not None:
+            self.wake.due(next_at)
+        return True
+
+    async def _claim_while_free(self) -> None:
+        while not self.shutdown.stopping.is_set():
+            free = self.config.concurrency - len(self.runs)
+            if free <= 0:
+                return
+            started = self.clock.monotonic()
+            try:
+                jobs = await self.store.claim_jobs(
+                    self.config.worker_id, self.config.kinds, free, self.config.lease_seconds
+                )
+            except StoreError as exc:
+                self._store_failed(exc)
+                return
+            self.metrics.observe("worker_claim_duration_seconds", self.clock.monotonic() - started)
+            self._store_ok()
+            for job in jobs:
+                self._start(job)
+            if len(jobs) < free:
+                return
+
+    def _store_ok(self) -> None:
+        if self.backoff.failures:
+            log.info("queue reachable again after %d failed call(s)", self.backoff.failures, extra=self._fields)
+            self._sweep_now = True  # pushes may have been missed meanwhile
+        self.backoff.succeeded()
+        self.health.store_ok, self.health.store_error = True, None
+
+    def _store_failed(self, exc: StoreError) -> None:
+        if not isinstance(exc, StoreUnavailable):
+            log.error("queue call refused: %s", exc, extra=self._fields)
+        wait = self.backoff.failed()
+        self.health.store_ok, self.health.store_error = False, str(exc)[:300]
+        log.warning("queue unreachable (%s); retrying in %.1f s", exc, wait, extra=self._fields)
+
+    # -- running jobs --------------------------------------------------------------------------
+    def _start(self, job: Job) -> None:
+        run = JobRun(job, started=self.clock.monotonic())
+        self.runs[job.id] = run
+        run.task = asyncio.create_task(self._run_job(run), name=f"job-{job.id}")
+        self.metrics.inc("worker_jobs_claimed_total", kind=job.kind)
+        self.metrics.set("worker_jobs_in_flight", len(self.runs))
+        log.info("job claimed", extra=self._job_fields(job))
+
+    async def _run_job(self, run: JobRun) -> None:
+        job = run.job
+        try:
+            handler = self.handlers.get(job.kind)
+            ctx = JobContext(
+                job, self.config.worker_id, self.store, self.clock, self.models.get(job.kind), self.artifacts
+            )
+            timeout = self.timeouts.get(job.kind, DEFAULT_TIMEOUT)
+            if handler is None:
+                outcome: Outcome = Failed(PermanentFailure(f"this worker has no handler for kind {job.kind}"))
+            else:
+                outcome = await execute(run, lambda: handler(job.payload, ctx), timeout, self.clock)
+            duration = self.clock.monotonic() - run.started
+            self.metrics.observe("worker_run_duration_seconds", duration, kind=job.kind)
+            await self._record(run, outcome, duration)
+        except Exception:
+            log.exception("job bookkeeping failed", extra=self._job_fields(job))
+        finally:
+            self.runs.pop(job.id, None)
+            self.metrics.set("worker_jobs_in_flight", len(self.runs))
+            self.wake.push()  # a slot is free
+
+    async def _record(self, run: JobRun, outcome: Outcome, duration: float) -> None:
+        job = run.job
+        fields = {**self._job_fields(job), "duration_ms": round(duration * 1000)}
+        if isinstance(outcome, Stopped):
+            if outcome.reason == "lost":
+                self.metrics.inc("worker_jobs_lost_total", kind=job.kind)
+                log.warning("job stopped: lease lost", extra={**fields, "outcome": "lost"})
+                return
+            if outcome.reason == "release":
+                return  # the drain releases it
+        deadline = self.clock.monotonic() + max(30.0, 2.0 * self.config.lease_seconds)
+        retry = Backoff(RetryPolicy(base=0.5, cap=10.0), self.clock)
+        while True:
+            try:
+                await self._record_once(job, outcome, fields)
+                return
+            except LeaseLost as exc:
+                self.metrics.inc("worker_jobs_lost_total", kind=job.kind)
+                log.warning("outcome not recorded, lease lost: %s", exc, extra={**fields, "outcome": "lost"})
+                return
+            except StoreUnavailable as exc:
+                if self.clock.monotonic() >= deadline or self._releasing:
+                    log.error("outcome not recorded (%s); the reaper will retry the job", exc, extra=fields)
+                    return
+                await self.clock.sleep(retry.failed())
+
+    async def _record_once(self, job: Job, outcome: Outcome, fields: dict[str, Any]) -> None:
+        me = self.config.worker_id
+        if isinstance(outcome, Succeeded):
+            try:
+                await self.store.complete_job(job.id, me, outcome.result)
+            except InvalidArgument as exc:  # e.g. a result over 1 MiB: the job cannot succeed like this
+                await self.store.fail_job(job.id, me, {"type": "invalid_output", "message": str(exc)[:4000]}, False)
+                self.metrics.inc("worker_jobs_failed_total", kind=job.kind)
+                log.error("job failed: result refused: %s", exc, extra={**fields, "outcome": "failed"})
+                return
+            self.metrics.inc("worker_jobs_succeeded_total", kind=job.kind)
+            log.info("job succeeded", extra={**fields, "outcome": "succeeded"})
+        elif isinstance(outcome, Failed):
+            failure = outcome.failure
+            row = await self.store.fail_job(job.id, me, failure.to_error(), failure.retryable)
+            self.metrics.inc("worker_jobs_failed_total", kind=job.kind)
+            if row.status == "queued":
+                self.wake.due(row.run_at)
+            log.warning(
+                "job failed: %s",
+                failure.message[:500],
+                extra={**fields, "outcome": f"failed->{row.status}", "error_type": failure.type},
+            )
+        elif isinstance(outcome, Deferred):
+            row = await self.store.defer_job(job.id, me, outcome.run_at, outcome.reason)
+            self.metrics.inc("worker_jobs_deferred_total", kind=job.kind)
+            if row.status == "queued":
+                self.wake.due(row.run_at)
+            log.info(
+                "job deferred until %s",
+                row.run_at.isoformat(),
+                extra={**fields, "outcome": "deferred", "reason": outcome.reason},
+            )
+        elif outcome.reason == "cancel":
+            error = {"type": "cancelled", "message": "cancelled by the user while running"}
+            await self.store.fail_job(job.id, me, error, False)
+            self.metrics.inc("worker_jobs_cancelled_total", kind=job.kind)
+            log.info("job cancelled", extra={**fields, "outcome": "cancelled"})
+
+    # -- heartbeat -----------------------------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await self.clock.sleep(self.config.heartbeat_interval)
+            await self.heartbeat()
+
+    async def heartbeat(self) -> None:
+        """Renew every running job's lease; stop jobs that were cancelled or are no longer ours."""
+        ids = list(self.runs)
+        if not ids:
+            self.health.beat()
+            return
+        try:
+            rows = await self.store.renew_leases(self.config.worker_id, ids, self.config.lease_seconds)
+        except StoreError as exc:
+            log.warning("heartbeat failed: %s", exc, extra=self._fields)
+            return
+        self.health.beat()
+        now = self.clock.now()
+        by_id = {row.id: row for row in rows}
+        for job_id in ids:
+            run = self.runs.get(job_id)
+            row = by_id.get(job_id)
+            if run is None:
+                continue
+            if (
+                row is None
+                or row.status != "running"
+                or row.worker_id != self.config.worker_id
+                or (row.lease_expires_at is not None and row.lease_expires_at < now)
+            ):
+                run.stop("lost")
+            elif row.cancel_requested:
+                run.stop("cancel")
+
+    # -- shutdown ------------------------------------------------------------------------------
+    async def _drain(self) -> None:
+        """Phase two of shutdown: let running jobs finish until the drain timeout (or a second
+        signal), then stop the rest and give them back to the queue with release_jobs."""
+        deadline = self.clock.monotonic() + self.config.drain_timeout
+        hurry = asyncio.ensure_future(self.shutdown.hurry.wait())
+        try:
+            while self.runs and not self.shutdown.hurry.is_set():
+                left = deadline - self.clock.monotonic()
+                if left <= 0:
+                    break
+                tasks = {run.task for run in self.runs.values() if run.task is not None}
+                await asyncio.wait({*tasks, hurry}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            hurry.cancel()
+        leftovers = list(self.runs.values())
+        if not leftovers:
+            return
+        self._releasing = True
+        for run in leftovers:
+            run.stop("release")
+        await asyncio.gather(*(run.task for run in leftovers if run.task is not None), return_exceptions=True)
+        ids = [run.job.id for run in leftovers]
+        for attempt in range(3):
+            try:
+                released = await self.store.release_jobs(self.config.worker_id, ids)
+                log.info("released %d job(s) back to the queue", len(released), extra=self._fields)
+                return
+            except StoreError as exc:
+                log.warning("release failed (%s), attempt %d", exc, attempt + 1, extra=self._fields)
+                await self.clock.sleep(0.5 * (attempt + 1))
+        log.error("could not release %d job(s); the reaper will take them back", len(ids), extra=self._fields)
+
+    def _job_fields(self, job: Job) -> dict[str, Any]:
+        return {**self._fields, "job_id": job.id, "kind": job.kind, "attempt": job.attempts}
+
+    @property
+    def next_due(self) -> datetime | None:
+        return self.wake.next_due

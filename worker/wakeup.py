@@ -1,0 +1,57 @@
+"""When to try claiming: pushed now, at the next known due time, or at the safety sweep."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime
+from typing import Literal
+
+from worker.clock import Clock
+
+WakeReason = Literal["push", "due", "timeout"]
+
+
+class WakeSignal:
+    """An event plus a timer on the earliest known ``run_at``.
+
+    ``push()`` wakes the claim loop at once (Realtime insert, a freed slot, shutdown);
+    ``due(at)`` arms the timer for a job that becomes due later (retry, deferral, scheduled).
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._event = asyncio.Event()
+        self._due: datetime | None = None
+
+    def push(self) -> None:
+        self._event.set()
+
+    def due(self, at: datetime) -> None:
+        if at <= self.clock.now():
+            self._event.set()
+        elif self._due is None or at < self._due:
+            self._due = at
+
+    @property
+    def next_due(self) -> datetime | None:
+        return self._due
+
+    async def wait(self, max_seconds: float) -> WakeReason:
+        """Until pushed, the timer falls due, or ``max_seconds`` pass, whichever is first."""
+        timeout = max(0.0, max_seconds)
+        due_in: float | None = None
+        if self._due is not None:
+            due_in = max(0.0, (self._due - self.clock.now()).total_seconds())
+            timeout = min(timeout, due_in)
+        if not self._event.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._event.wait()
+        if self._event.is_set():
+            self._event.clear()
+            return "push"
+        if due_in is not None and due_in <= timeout:
+            self._due = None
+            return "due"
+        return "timeout"
