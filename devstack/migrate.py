@@ -71,8 +71,8 @@ def migrate(dbname: str = paths.DATABASE, *, seed: bool = True) -> list[Migratio
     """Bring ``dbname`` up to date: platform once, then pending migrations, then the seed once."""
     with psycopg.connect(paths.database_url(dbname), autocommit=True) as conn:
         fresh = not _has_platform(conn)
-        if fresh:
-            apply_platform(conn)
+        # The bootstrap is idempotent: re-applying it lets an existing cluster pick up changes.
+        apply_platform(conn)
         done = apply_migrations(conn)
         if fresh and seed:
             apply_seed(conn)

@@ -415,5 +415,40 @@ begin
 end
 $$;
 
+-- Which subscribers may see a row: for each {role, claims} in `subscribers`, run
+-- `select exists(select 1 from <entity> where <pk> = <value> ...)` as that role with its JWT
+-- claims (hosted apply_rls does the same per change). A failing policy counts as not visible.
+create or replace function realtime.devstack_rows_visible(entity regclass, pk jsonb, subscribers jsonb)
+returns jsonb
+language plpgsql volatile
+as $$
+declare
+  check_sql text;
+  sub jsonb;
+  visible boolean;
+  result jsonb := '[]'::jsonb;
+begin
+  select format('select exists(select 1 from %s where %s)', entity,
+                string_agg(format('%I = %L', key, value), ' and '))
+    into check_sql
+    from jsonb_each_text(pk);
+  for sub in select * from jsonb_array_elements(subscribers) loop
+    begin
+      perform set_config('role', sub->>'role', true),
+              set_config('request.jwt.claims', sub->>'claims', true),
+              set_config('request.jwt.claim.sub', coalesce(sub->>'sub', ''), true),
+              set_config('request.jwt.claim.role', sub->>'role', true);
+      execute check_sql into visible;
+      perform set_config('role', null, true);
+    exception when others then
+      visible := false;
+    end;
+    result := result || to_jsonb(coalesce(visible, false));
+  end loop;
+  return result;
+end
+$$;
+
 revoke all on function realtime.devstack_cast(text, regtype) from public;
+revoke all on function realtime.devstack_rows_visible(regclass, jsonb, jsonb) from public;
 revoke all on function realtime.devstack_filter_matches(text, regtype, text, text, boolean, boolean) from public;
