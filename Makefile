@@ -9,7 +9,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	$(PY) scripts/demo_sql.py
+	$(PY) scripts/demo.py
 
 demo-sql: setup
 	$(PY) scripts/demo_sql.py
