@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -22,6 +21,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import ValidationError
 
+from worker.adapters.rpc_store import RpcStore
 from worker.adapters.sql_queries import queries
 from worker.errors import StoreError, StoreUnavailable, store_error
 from worker.jobs import Job, JobHint, JobKind
@@ -31,7 +31,12 @@ log = logging.getLogger("worker.postgres")
 VIEWS = frozenset({"job_stats", "active_jobs", "pending_jobs_queue"})
 
 
-class PostgresStore:
+def _encode(args: dict[str, Any]) -> dict[str, Any]:
+    # psycopg adapts uuids, datetimes and lists itself; JSON objects must be marked as jsonb.
+    return {k: Jsonb(v) if isinstance(v, dict) else v for k, v in args.items()}
+
+
+class PostgresStore(RpcStore):
     def __init__(self, dsn: str, *, max_size: int = 10, connect_timeout: float = 5.0) -> None:
         self.pool: AsyncConnectionPool[AsyncConnection[DictRow]] = AsyncConnectionPool(
             dsn,
@@ -66,56 +71,17 @@ class PostgresStore:
             cur = await conn.execute(queries()[name], params)
             return list(await cur.fetchall()) if cur.description else []
 
-    async def _jobs(self, name: str, params: dict[str, Any]) -> list[Job]:
-        return [Job.model_validate(row) for row in await self._rows(name, params)]
+    async def _jobs(self, name: str, args: dict[str, Any]) -> list[Job]:
+        return [Job.model_validate(row) for row in await self._rows(name, _encode(args))]
 
-    async def _job(self, name: str, params: dict[str, Any]) -> Job:
-        rows = await self._jobs(name, params)
+    async def _job(self, name: str, args: dict[str, Any]) -> Job:
+        rows = await self._jobs(name, args)
         if not rows:
             raise StoreError(f"{name}: returned no row")
         return rows[0]
 
-    async def claim_jobs(
-        self, worker_id: str, kinds: Sequence[str] | None, max_jobs: int, lease_seconds: int
-    ) -> list[Job]:
-        params = {
-            "worker_id": worker_id,
-            "kinds": list(kinds) if kinds else None,
-            "max_jobs": max_jobs,
-            "lease_seconds": lease_seconds,
-        }
-        return await self._jobs("claim_jobs", params)
-
-    async def renew_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: int) -> list[Job]:
-        params = {"worker_id": worker_id, "job_ids": list(job_ids), "lease_seconds": lease_seconds}
-        return await self._jobs("renew_leases", params)
-
-    async def report_progress(
-        self,
-        job_id: uuid.UUID,
-        worker_id: str,
-        *,
-        percent: float | None = None,
-        message: str | None = None,
-        partial: str | None = None,
-    ) -> None:
-        params = {"job_id": job_id, "worker_id": worker_id, "percent": percent, "message": message, "partial": partial}
-        await self._rows("report_progress", params)
-
-    async def complete_job(self, job_id: uuid.UUID, worker_id: str, result: dict[str, Any]) -> Job:
-        return await self._job("complete_job", {"job_id": job_id, "worker_id": worker_id, "result": Jsonb(result)})
-
-    async def fail_job(self, job_id: uuid.UUID, worker_id: str, error: dict[str, Any], retryable: bool) -> Job:
-        params = {"job_id": job_id, "worker_id": worker_id, "error": Jsonb(error), "retryable": retryable}
-        return await self._job("fail_job", params)
-
-    async def defer_job(self, job_id: uuid.UUID, worker_id: str, run_at: datetime, reason: str) -> Job:
-        params = {"job_id": job_id, "worker_id": worker_id, "run_at": run_at, "reason": reason}
-        return await self._job("defer_job", params)
-
-    async def release_jobs(self, worker_id: str, job_ids: Sequence[uuid.UUID] | None) -> list[Job]:
-        ids = list(job_ids) if job_ids is not None else None
-        return await self._jobs("release_jobs", {"worker_id": worker_id, "job_ids": ids})
+    async def _void(self, name: str, args: dict[str, Any]) -> None:
+        await self._rows(name, _encode(args))
 
     async def reap_expired_leases(self) -> int:
         rows = await self._rows("reap_expired_leases")

@@ -22,6 +22,7 @@ from realtime.types import PostgresChangesPayload, RealtimePostgresChangesListen
 from storage3.exceptions import StorageApiError
 
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
+from worker.adapters.rpc_store import RpcStore
 from worker.errors import StoreError, StoreUnavailable, store_error
 from worker.jobs import Job, JobHint, JobKind
 from worker.retry import RetryPolicy
@@ -54,73 +55,42 @@ def _translate(exc: Exception) -> StoreError:
     return StoreUnavailable(f"{type(exc).__name__}: {exc}".strip())
 
 
-class SupabaseStore:
+def _json_value(value: Any) -> Any:
+    """RPC arguments travel as JSON: uuids and datetimes as their text forms."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    return value
+
+
+class SupabaseStore(RpcStore):
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
 
-    async def _rpc(self, name: str, params: dict[str, Any]) -> Any:
+    async def _rpc(self, name: str, args: dict[str, Any]) -> Any:
         try:
-            response = await self.client.rpc(name, params).execute()
+            response = await self.client.rpc(name, {k: _json_value(v) for k, v in args.items()}).execute()
         except (APIError, httpx.HTTPError, OSError) as exc:
             raise _translate(exc) from exc
         return response.data
 
-    async def _jobs(self, name: str, params: dict[str, Any]) -> list[Job]:
-        data = await self._rpc(name, params)
+    async def _jobs(self, name: str, args: dict[str, Any]) -> list[Job]:
+        data = await self._rpc(name, args)
         return [Job.model_validate(row) for row in data or []]
 
-    async def _job(self, name: str, params: dict[str, Any]) -> Job:
-        data = await self._rpc(name, params)
+    async def _void(self, name: str, args: dict[str, Any]) -> None:
+        await self._rpc(name, args)
+
+    async def _job(self, name: str, args: dict[str, Any]) -> Job:
+        data = await self._rpc(name, args)
         if isinstance(data, list):  # a single composite comes back bare, but be lenient
             data = data[0] if data else None
         if not data:
             raise StoreError(f"{name}: returned no row")
         return Job.model_validate(data)
-
-    async def claim_jobs(
-        self, worker_id: str, kinds: Sequence[str] | None, max_jobs: int, lease_seconds: int
-    ) -> list[Job]:
-        params = {
-            "worker_id": worker_id,
-            "kinds": list(kinds) if kinds else None,
-            "max_jobs": max_jobs,
-            "lease_seconds": lease_seconds,
-        }
-        return await self._jobs("claim_jobs", params)
-
-    async def renew_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: int) -> list[Job]:
-        params = {"worker_id": worker_id, "job_ids": [str(i) for i in job_ids], "lease_seconds": lease_seconds}
-        return await self._jobs("renew_leases", params)
-
-    async def report_progress(
-        self,
-        job_id: uuid.UUID,
-        worker_id: str,
-        *,
-        percent: float | None = None,
-        message: str | None = None,
-        partial: str | None = None,
-    ) -> None:
-        params: dict[str, Any] = {"job_id": str(job_id), "worker_id": worker_id}
-        for key, value in (("percent", percent), ("message", message), ("partial", partial)):
-            if value is not None:
-                params[key] = value
-        await self._rpc("report_progress", params)
-
-    async def complete_job(self, job_id: uuid.UUID, worker_id: str, result: dict[str, Any]) -> Job:
-        return await self._job("complete_job", {"job_id": str(job_id), "worker_id": worker_id, "result": result})
-
-    async def fail_job(self, job_id: uuid.UUID, worker_id: str, error: dict[str, Any], retryable: bool) -> Job:
-        params = {"job_id": str(job_id), "worker_id": worker_id, "error": error, "retryable": retryable}
-        return await self._job("fail_job", params)
-
-    async def defer_job(self, job_id: uuid.UUID, worker_id: str, run_at: datetime, reason: str) -> Job:
-        params = {"job_id": str(job_id), "worker_id": worker_id, "run_at": run_at.isoformat(), "reason": reason}
-        return await self._job("defer_job", params)
-
-    async def release_jobs(self, worker_id: str, job_ids: Sequence[uuid.UUID] | None) -> list[Job]:
-        ids = [str(i) for i in job_ids] if job_ids is not None else None
-        return await self._jobs("release_jobs", {"worker_id": worker_id, "job_ids": ids})
 
     async def reap_expired_leases(self) -> int:
         return int(await self._rpc("reap_expired_leases", {}))

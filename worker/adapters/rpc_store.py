@@ -1,0 +1,70 @@
+"""The queue port's job operations as calls of the SQL API: one RPC each, named arguments in
+native Python types. Adapters decide only how a call travels and how values are encoded, so the
+mapping from port to RPC exists once."""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from worker.jobs import Job
+
+
+class RpcStore(ABC):
+    @abstractmethod
+    async def _jobs(self, name: str, args: dict[str, Any]) -> list[Job]:
+        """Call ``name`` and return the job rows it answers with."""
+
+    @abstractmethod
+    async def _job(self, name: str, args: dict[str, Any]) -> Job:
+        """Call ``name`` and return its single job row (StoreError if none)."""
+
+    @abstractmethod
+    async def _void(self, name: str, args: dict[str, Any]) -> None:
+        """Call ``name`` for its effect."""
+
+    async def claim_jobs(
+        self, worker_id: str, kinds: Sequence[str] | None, max_jobs: int, lease_seconds: int
+    ) -> list[Job]:
+        args = {
+            "worker_id": worker_id,
+            "kinds": list(kinds) if kinds else None,
+            "max_jobs": max_jobs,
+            "lease_seconds": lease_seconds,
+        }
+        return await self._jobs("claim_jobs", args)
+
+    async def renew_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: int) -> list[Job]:
+        return await self._jobs(
+            "renew_leases", {"worker_id": worker_id, "job_ids": list(job_ids), "lease_seconds": lease_seconds}
+        )
+
+    async def report_progress(
+        self,
+        job_id: uuid.UUID,
+        worker_id: str,
+        *,
+        percent: float | None = None,
+        message: str | None = None,
+        partial: str | None = None,
+    ) -> None:
+        args = {"job_id": job_id, "worker_id": worker_id, "percent": percent, "message": message, "partial": partial}
+        await self._void("report_progress", args)
+
+    async def complete_job(self, job_id: uuid.UUID, worker_id: str, result: dict[str, Any]) -> Job:
+        return await self._job("complete_job", {"job_id": job_id, "worker_id": worker_id, "result": result})
+
+    async def fail_job(self, job_id: uuid.UUID, worker_id: str, error: dict[str, Any], retryable: bool) -> Job:
+        args = {"job_id": job_id, "worker_id": worker_id, "error": error, "retryable": retryable}
+        return await self._job("fail_job", args)
+
+    async def defer_job(self, job_id: uuid.UUID, worker_id: str, run_at: datetime, reason: str) -> Job:
+        args = {"job_id": job_id, "worker_id": worker_id, "run_at": run_at, "reason": reason}
+        return await self._job("defer_job", args)
+
+    async def release_jobs(self, worker_id: str, job_ids: Sequence[uuid.UUID] | None) -> list[Job]:
+        ids = list(job_ids) if job_ids is not None else None
+        return await self._jobs("release_jobs", {"worker_id": worker_id, "job_ids": ids})
