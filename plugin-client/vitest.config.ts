@@ -1,5 +1,6 @@
 // Three suites: unit (default `npm test`), integration (needs a Supabase stack
-// via SUPABASE_URL) and e2e (a real Chromium via playwright-core).
+// via SUPABASE_URL) and e2e (a real Chromium via playwright-core). Both stack
+// suites start the real Python worker in a globalSetup.
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -17,8 +18,10 @@ export default defineConfig({
           name: 'integration',
           include: ['tests/integration/**/*.test.ts'],
           environment: 'node',
-          testTimeout: 30_000,
-          hookTimeout: 30_000,
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          // The real worker (python -m worker run) against the stack, when SUPABASE_URL is set.
+          globalSetup: ['tests/support/worker-global-setup.ts'],
           // One stack, shared rate limits: run files one after another.
           fileParallelism: false,
         },
@@ -28,8 +31,9 @@ export default defineConfig({
           name: 'e2e',
           include: ['tests/e2e/**/*.test.ts'],
           environment: 'node',
-          testTimeout: 60_000,
+          testTimeout: 90_000,
           hookTimeout: 60_000,
+          globalSetup: ['tests/support/worker-global-setup.ts'],
           fileParallelism: false,
         },
       },

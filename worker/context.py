@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from worker.clock import Clock
@@ -23,6 +24,10 @@ class JobContext:
     clock: Clock
     model_or_none: LimitedModel | None = None
     artifacts_or_none: ArtifactStore | None = None
+    # Handlers report from concurrent tasks (rename_layers' batches): reports go out one at a
+    # time, in call order, and the percentage never moves backwards.
+    _report_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    _last_percent: float = field(default=-1.0, init=False, repr=False)
 
     @property
     def model(self) -> LimitedModel:
@@ -41,11 +46,17 @@ class JobContext:
         return {"job_id": self.job.id, "kind": self.job.kind, "attempt": self.job.attempts}
 
     async def progress(self, percent: float | None = None, message: str | None = None) -> None:
-        await self._report(percent=percent, message=message)
+        async with self._report_lock:
+            if percent is not None:
+                if percent < self._last_percent:
+                    return  # overtaken by a later report; stale
+                self._last_percent = percent
+            await self._report(percent=percent, message=message)
 
     async def partial(self, text: str) -> None:
         if text:
-            await self._report(partial=text)
+            async with self._report_lock:
+                await self._report(partial=text)
 
     async def _report(self, **what: Any) -> None:
         # Progress is best effort: a blip in the connection must not fail the job. A lost lease

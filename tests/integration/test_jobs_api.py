@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from postgrest.exceptions import APIError
 from realtime.types import RealtimeChannelOptions
@@ -33,6 +34,9 @@ async def signed_in(stack: Stack) -> AsyncIterator[tuple[AsyncClient, str]]:
         yield client, res.user.id
     finally:
         await client.realtime.remove_all_channels()
+        # Leave no queued jobs behind: a worker attached to this stack later would run them.
+        async with await psycopg.AsyncConnection.connect(stack.database_url, autocommit=True) as conn:
+            await conn.execute("delete from public.jobs where user_id = %s", (res.user.id,))
 
 
 @asynccontextmanager

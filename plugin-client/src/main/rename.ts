@@ -1,6 +1,6 @@
 // Applies a rename_layers result: {names: [{id, name}]}.
 import { isRecord } from '../shared/guards';
-import type { RenameSummary } from '../shared/protocol';
+import type { RenameChange, RenameSummary } from '../shared/protocol';
 
 export type RenameApi = Pick<PluginAPI, 'getNodeByIdAsync'>;
 
@@ -29,7 +29,7 @@ export function parseRenameResult(value: unknown): RenameEntry[] {
 }
 
 export async function renameLayers(api: RenameApi, entries: readonly RenameEntry[]): Promise<RenameSummary> {
-  let renamed = 0;
+  const changes: RenameChange[] = [];
   const missing: string[] = [];
   for (const entry of entries) {
     // dynamic-page document access: only the async lookup is allowed.
@@ -39,9 +39,9 @@ export async function renameLayers(api: RenameApi, entries: readonly RenameEntry
       continue;
     }
     if (node.name !== entry.name) {
+      changes.push({ id: entry.id, from: node.name, to: entry.name });
       node.name = entry.name;
-      renamed += 1;
     }
   }
-  return { renamed, missing };
+  return { renamed: changes.length, missing, changes };
 }

@@ -1,6 +1,7 @@
-// The design tree the generate_design handler returns. The worker will publish
-// it as a JSON Schema; until then this module is the client-side contract, and
-// parseDesignTree() validates untrusted results before they touch the canvas.
+// The design tree the generate_design handler returns ({root, node_count};
+// the node is the generated FigmaNode type from the worker's JSON Schema).
+// parseDesignTree() validates untrusted results before they touch the canvas,
+// and is lenient where models often slip (0..255 colours, START/END aligns).
 import { isFiniteNumber, isRecord } from './guards';
 
 export type DesignNodeType = 'FRAME' | 'TEXT' | 'RECTANGLE' | 'INSTANCE';

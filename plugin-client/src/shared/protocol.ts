@@ -56,9 +56,17 @@ export interface ApplyDesignSummary {
   fontFallbacks: string[];
 }
 
+export interface RenameChange {
+  id: string;
+  from: string;
+  to: string;
+}
+
 export interface RenameSummary {
   renamed: number;
   missing: string[];
+  /** The renames made, in result order. */
+  changes: RenameChange[];
 }
 
 export interface PlaceImageSummary {

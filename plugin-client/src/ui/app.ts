@@ -11,7 +11,8 @@ import type { RequestClient } from '../shared/rpc';
 import { h } from './dom';
 import { JobView } from './job-view';
 import { describeError } from './messages';
-import { editText, editTrees, parseImageResult, summarizeApplyDesign } from './results';
+import { generateDesignPayload, generateEditsPayload, generateImagePayload, PayloadError, renameLayersPayload } from './payloads';
+import { editText, parseImageResult, summarizeApplyDesign } from './results';
 import { loadSettings, saveSettings, validateSettings, type Settings } from './settings';
 
 const ACTIONS: readonly { kind: JobKind; label: string }[] = [
@@ -210,31 +211,23 @@ export class App {
   }
 
   private async buildPayload<K extends JobKind>(kind: K, prompt: string): Promise<PayloadOf<K>> {
-    const needsPrompt = kind !== 'rename_layers';
-    if (needsPrompt && prompt === '') throw new Error('Write a prompt first.');
+    // K is narrowed by the switch at run time; TS cannot narrow a type parameter, hence the casts.
     switch (kind) {
       case 'generate_design': {
+        if (prompt === '') throw new PayloadError('Write a prompt first.');
         const ctx = await this.requests.request('collect-context', { includeDesignSystem: true });
-        const payload: PayloadOf<'generate_design'> = { prompt, design_system: ctx.designSystem, selection: ctx.selection };
-        // K is 'generate_design' in this branch; TS cannot narrow a type parameter.
-        return payload as PayloadOf<K>;
+        return generateDesignPayload(prompt, ctx.designSystem) as PayloadOf<K>;
       }
       case 'rename_layers': {
         const ctx = await this.requests.request('collect-context', { includeDesignSystem: false });
-        if (ctx.selection.length === 0) throw new Error('Select the layers to rename first.');
-        const payload: PayloadOf<'rename_layers'> = { layers: ctx.selection };
-        if (prompt !== '') payload.instructions = prompt;
-        return payload as PayloadOf<K>;
+        return renameLayersPayload(ctx.selection, prompt) as PayloadOf<K>;
       }
       case 'generate_edits': {
         const ctx = await this.requests.request('collect-context', { includeDesignSystem: false });
-        const payload: PayloadOf<'generate_edits'> = { prompt, layers: ctx.selection };
-        return payload as PayloadOf<K>;
+        return generateEditsPayload(prompt, ctx.selection) as PayloadOf<K>;
       }
-      default: {
-        const payload: PayloadOf<'generate_image'> = { prompt, width: 1024, height: 1024 };
-        return payload as PayloadOf<K>;
-      }
+      default:
+        return generateImagePayload(prompt) as PayloadOf<K>;
     }
   }
 
@@ -306,19 +299,18 @@ export class App {
         const renamed = await this.requests.request('rename-layers', { names: result });
         summary = `Renamed ${renamed.renamed} layer${renamed.renamed === 1 ? '' : 's'}`;
         if (renamed.missing.length > 0) summary += ` (${renamed.missing.length} no longer exist)`;
+        view.showRenames(renamed.changes);
         break;
       }
       case 'generate_edits': {
-        view.showStreamText(editText(result, streamed));
-        const trees = editTrees(result);
-        let created = 0;
-        for (const tree of trees) created += (await this.requests.request('apply-design', { tree })).created;
-        summary = trees.length > 0 ? `Placed ${trees.length} variant(s), ${created} layers` : 'Edits ready';
+        const text = editText(result, streamed);
+        view.showStreamText(text.text);
+        summary = text.count > 0 ? `${text.count} variant${text.count === 1 ? '' : 's'} ready` : 'Edits ready';
         break;
       }
       case 'generate_image': {
         const info = parseImageResult(result);
-        const bytes = await this.downloadImage(info.path, info.signedUrl);
+        const bytes = await this.downloadImage(info.path);
         const params: { bytes: Uint8Array; name: string; width?: number; height?: number } = { bytes, name: label.slice(0, 60) };
         if (info.width !== undefined) params.width = info.width;
         if (info.height !== undefined) params.height = info.height;
@@ -331,16 +323,12 @@ export class App {
     return summary;
   }
 
-  private async downloadImage(path: string, signedUrl: string | undefined): Promise<Uint8Array> {
+  private async downloadImage(path: string): Promise<Uint8Array> {
     const supabase = this.supabase;
     if (!supabase) throw new Error('Not connected');
+    // Storage RLS lets the owner read <user_id>/<job_id>/… with their own JWT.
     const { data, error } = await supabase.storage.from(IMAGE_BUCKET).download(path);
     if (data) return new Uint8Array(await data.arrayBuffer());
-    // A signed URL (if the worker provided one) works without storage RLS.
-    if (signedUrl) {
-      const response = await fetch(signedUrl);
-      if (response.ok) return new Uint8Array(await response.arrayBuffer());
-    }
     throw new Error(`Could not download the image: ${error?.message ?? 'unknown error'}`);
   }
 

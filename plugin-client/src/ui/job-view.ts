@@ -12,6 +12,8 @@ const KIND_LABELS: Record<string, string> = {
   generate_image: 'Image',
 };
 
+const MAX_RENAMES_SHOWN = 8;
+
 const STATUS_LABELS: Record<string, string> = {
   waiting: 'Waiting',
   queued: 'Queued',
@@ -36,6 +38,7 @@ export class JobView {
   private readonly streamEl = h('pre', { class: 'stream', 'data-testid': 'job-stream', hidden: true });
   private readonly errorEl = h('div', { class: 'job-error', 'data-testid': 'job-error', hidden: true });
   private readonly resultEl = h('div', { class: 'job-result', 'data-testid': 'job-result', hidden: true });
+  private readonly renamesEl = h('ul', { class: 'renames', 'data-testid': 'job-renames', hidden: true });
   private readonly cancelButton = h('button', { class: 'small secondary', 'data-testid': 'job-cancel', text: 'Cancel' });
   private readonly applyButton = h('button', { class: 'small', 'data-testid': 'job-apply', text: 'Apply', hidden: true });
   private renderedHistory = 0;
@@ -58,6 +61,7 @@ export class JobView {
       this.streamEl,
       this.errorEl,
       this.resultEl,
+      this.renamesEl,
       this.historyDetails,
       actions,
     );
@@ -88,8 +92,11 @@ export class JobView {
       this.renderedHistory = 0;
     }
     for (const entry of s.progressHistory.slice(this.renderedHistory)) {
-      const pct = entry.percent === null ? '' : `${Math.round(entry.percent)}% `;
-      this.historyEl.append(h('li', { 'data-testid': 'job-history-item', text: `${pct}${entry.message ?? ''}`.trim() }));
+      const message = entry.message ?? '';
+      const item = h('li', { 'data-testid': 'job-history-item' });
+      if (entry.percent === null) item.textContent = message;
+      else item.append(h('span', { class: 'pct', text: `${Math.round(entry.percent)}%` }), message === '' ? '' : ` ${message}`);
+      this.historyEl.append(item);
     }
     this.renderedHistory = s.progressHistory.length;
     this.historyDetails.hidden = s.progressHistory.length === 0;
@@ -112,6 +119,16 @@ export class JobView {
   showResult(text: string): void {
     this.resultEl.hidden = false;
     this.resultEl.textContent = text;
+  }
+
+  /** The layer renames a rename_layers result made ("old → new"), the first few of them. */
+  showRenames(changes: readonly { from: string; to: string }[], max = MAX_RENAMES_SHOWN): void {
+    const items = changes.slice(0, max).map((c) =>
+      h('li', { 'data-testid': 'job-rename' }, h('span', { class: 'from', text: c.from }), ' → ', h('strong', { text: c.to })),
+    );
+    if (changes.length > max) items.push(h('li', { class: 'more', text: `+${changes.length - max} more` }));
+    this.renamesEl.replaceChildren(...items);
+    this.renamesEl.hidden = items.length === 0;
   }
 
   showStreamText(text: string): void {

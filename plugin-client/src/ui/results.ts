@@ -6,9 +6,9 @@ export interface ImageResultInfo {
   mimeType: string;
   width?: number;
   height?: number;
-  signedUrl?: string;
 }
 
+/** Reads a generate_image result ({path, mime_type, width, height, bytes}). */
 export function parseImageResult(result: unknown): ImageResultInfo {
   if (!isRecord(result) || typeof result.path !== 'string' || result.path === '') {
     throw new Error('The image result has no storage path');
@@ -19,40 +19,23 @@ export function parseImageResult(result: unknown): ImageResultInfo {
   };
   if (isFiniteNumber(result.width) && result.width > 0) info.width = result.width;
   if (isFiniteNumber(result.height) && result.height > 0) info.height = result.height;
-  if (typeof result.signed_url === 'string' && result.signed_url !== '') info.signedUrl = result.signed_url;
   return info;
 }
 
-/** The final text of a generate_edits result (falls back to the streamed text). */
-export function editText(result: unknown, streamed: string): string {
-  if (typeof result === 'string') return result;
-  if (isRecord(result)) {
-    if (typeof result.text === 'string') return result.text;
-    if (Array.isArray(result.edits)) {
-      return result.edits
-        .map((edit, i) => {
-          if (typeof edit === 'string') return `${i + 1}. ${edit}`;
-          if (isRecord(edit)) {
-            const title = typeof edit.title === 'string' ? edit.title : `Edit ${i + 1}`;
-            const body = typeof edit.description === 'string' ? edit.description : typeof edit.text === 'string' ? edit.text : '';
-            return `${i + 1}. ${title}${body ? ` — ${body}` : ''}`;
-          }
-          return '';
-        })
-        .filter((line) => line !== '')
-        .join('\n');
-    }
+/**
+ * The text to show for a generate_edits result ({variants: [{title, text}]}):
+ * one numbered block per variant. Falls back to the streamed text.
+ */
+export function editText(result: unknown, streamed: string): { text: string; count: number } {
+  const variants = isRecord(result) && Array.isArray(result.variants) ? result.variants : [];
+  const blocks: string[] = [];
+  for (const variant of variants) {
+    if (!isRecord(variant) || typeof variant.text !== 'string' || variant.text === '') continue;
+    const title = typeof variant.title === 'string' && variant.title !== '' ? variant.title : `Variant ${blocks.length + 1}`;
+    blocks.push(`${blocks.length + 1}. ${title}\n${variant.text}`);
   }
-  return streamed;
-}
-
-/** Design trees an edits result may carry (variants to place on the canvas). */
-export function editTrees(result: unknown): unknown[] {
-  if (!isRecord(result)) return [];
-  const variants = Array.isArray(result.variants) ? result.variants : Array.isArray(result.trees) ? result.trees : [];
-  return variants
-    .map((v) => (isRecord(v) && isRecord(v.tree) ? v.tree : v))
-    .filter((v) => isRecord(v) && typeof v.type === 'string');
+  if (blocks.length === 0) return { text: streamed, count: 0 };
+  return { text: blocks.join('\n\n'), count: blocks.length };
 }
 
 export function summarizeApplyDesign(summary: {

@@ -1,13 +1,20 @@
 // The plugin in a real Chromium (playwright-core): dist/code.js runs against
 // the fake figma of the harness; dist/ui.html runs in a sandboxed iframe.
-// The smoke tests need no backend; the flow tests need SUPABASE_URL and keys.
-import { existsSync } from 'node:fs';
+// The smoke tests need no backend; the flow tests need SUPABASE_URL and keys
+// and run against the real worker (tests/support/worker-global-setup.ts).
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type FrameLocator, type Page } from 'playwright-core';
-import { serviceClient, stack, TestWorker } from '../integration/env';
+import { cleanupUsers, serviceJob, stack } from '../integration/env';
+import { withStandinConfig, withStandinFault } from '../support/standin';
+import { dropWebSockets } from './harness/drop-sockets';
 import { distReady, startHarnessServer, type HarnessServer } from './harness/serve';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ARTIFACTS = resolve(__dirname, '../../artifacts');
+const SCREENSHOT = join(ARTIFACTS, 'rename-layers.png');
+const LIVE = { timeout: 30_000 };
 const canRun = existsSync(CHROMIUM) && distReady();
 if (!canRun) {
   console.warn(`[e2e] SKIPPED: needs ${CHROMIUM} (set CHROMIUM_PATH) and a build (npm run build).`);
@@ -23,7 +30,7 @@ let ui: FrameLocator;
 beforeAll(async () => {
   if (!canRun) return;
   // --no-sandbox: containers and CI often run as root.
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--headless', '--no-sandbox'] });
   server = await startHarnessServer();
 });
 
@@ -92,22 +99,23 @@ describe.skipIf(!canRun)('plugin UI (no backend)', () => {
   });
 });
 
-describe.skipIf(!canRun || !stack)('plugin flows against a Supabase stack', () => {
-  const worker = stack ? new TestWorker(serviceClient()) : null;
+describe.skipIf(!canRun || !stack)('plugin flows against a Supabase stack and the worker', () => {
   const users: string[] = [];
 
   afterAll(async () => {
-    await worker?.cleanup(users);
+    await cleanupUsers(users);
   });
 
-  async function connect(): Promise<void> {
+  async function connect(): Promise<string> {
     if (!stack) throw new Error('no stack');
     await byId('settings-url').fill(stack.url);
     await byId('settings-key').fill(stack.anonKey);
     await byId('settings-save').click();
     await expect.poll(() => byId('connection-status').textContent(), { timeout: 15_000 }).toBe('Live');
     const uid = await byId('user-id').getAttribute('title');
-    if (uid) users.push(uid);
+    if (!uid) throw new Error('no user id shown');
+    users.push(uid);
+    return uid;
   }
 
   async function newestJobId(): Promise<string> {
@@ -118,60 +126,126 @@ describe.skipIf(!canRun || !stack)('plugin flows against a Supabase stack', () =
     return id;
   }
 
-  it('generate design: live progress, history, then the tree is built on the canvas', async () => {
+  /** The result the worker stored, read with the service role. */
+  async function storedResult(id: string): Promise<Record<string, unknown>> {
+    const row = await serviceJob(id);
+    if (!row || row.status !== 'succeeded' || typeof row.result !== 'object' || row.result === null) {
+      throw new Error(`job ${id} has no result (status ${row?.status ?? 'gone'})`);
+    }
+    return row.result as Record<string, unknown>;
+  }
+
+  async function nodeNames(ids: readonly string[]): Promise<(string | undefined)[]> {
+    return page.evaluate((nodeIds) => nodeIds.map((n) => window.__harness.fake.nodes.get(n)?.name), [...ids]);
+  }
+
+  it('rename layers: progress history, then the new names on the canvas and in the UI (screenshot)', async () => {
+    await connect();
+    const ids = await page.evaluate(() =>
+      window.__harness.selectScreen(['Welcome back', 'Sign in to continue', 'Forgot password?', 'Create an account'], 26),
+    );
+    expect(ids).toHaveLength(31);
+    await expect.poll(() => byId('selection-count').textContent()).toBe('1 layer selected');
+    const before = await nodeNames(ids);
+
+    await byId('action-rename_layers').click();
+    const id = await newestJobId();
+    const item = ui.locator(`[data-job-id="${id}"]`);
+    await expect.poll(() => item.getAttribute('data-status'), LIVE).toBe('succeeded');
+    // 31 layers = 2 batches of at most 25, each reported when it finishes. The
+    // batches run concurrently, so the two reports may land in either order
+    // (and completing the job repeats the last one at 100 %).
+    await expect
+      .poll(() => item.locator('[data-testid="job-history-item"]').allTextContents())
+      .toEqual(expect.arrayContaining(['50% batch 1 of 2', '100% batch 2 of 2']));
+    for (const entry of await item.locator('[data-testid="job-history-item"]').allTextContents()) {
+      expect(entry).toMatch(/^(50|100)% batch [12] of 2$/);
+    }
+    expect(await item.locator('[data-testid="job-progress"]').getAttribute('aria-valuenow')).toBe('100');
+
+    const result = await storedResult(id);
+    const names = result.names as { id: string; name: string }[];
+    expect(names.map((n) => n.id)).toEqual(ids);
+    const changed = names.filter((n, i) => n.name !== before[i]);
+    expect(changed.length).toBeGreaterThan(0);
+    await expect.poll(() => item.locator('[data-testid="job-result"]').textContent()).toBe(`Renamed ${changed.length} layers`);
+    // The main thread renamed the nodes (the fake figma records it) ...
+    expect(await nodeNames(ids)).toEqual(names.map((n) => n.name));
+    // ... and the UI lists the renames.
+    const shown = await item.locator('[data-testid="job-rename"]').allTextContents();
+    expect(shown.length).toBe(Math.min(8, changed.length));
+    expect(shown[0]).toBe(`${before[ids.indexOf(changed[0]!.id)]} → ${changed[0]!.name}`);
+
+    await item.locator('.history-box summary').click();
+    await item.locator('[data-testid="job-history"]').waitFor({ state: 'visible' });
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.locator('[data-testid="plugin-ui"]').screenshot({ path: SCREENSHOT });
+    expect(statSync(SCREENSHOT).size).toBeGreaterThan(1000);
+  });
+
+  it('rename layers: the websocket drops mid-job and the UI still reaches the final state', async () => {
+    await connect();
+    const ids = await page.evaluate(() => window.__harness.selectScreen(['Offline headline'], 3));
+    // A slow model keeps the job running for a few seconds.
+    await withStandinConfig({ latency_ms: 4_000 }, async () => {
+      await byId('action-rename_layers').click();
+      const id = await newestJobId();
+      const item = ui.locator(`[data-job-id="${id}"]`);
+      await expect.poll(() => item.getAttribute('data-status'), LIVE).toBe('running');
+
+      // Through the Chromium DevTools Protocol: network offline (no reconnect),
+      // then the UI's open Realtime socket is closed.
+      await page.context().setOffline(true);
+      try {
+        const frame = page.frames().find((f) => f !== page.mainFrame());
+        if (!frame) throw new Error('no plugin iframe');
+        expect(await dropWebSockets(page, frame)).toBeGreaterThanOrEqual(1);
+        await expect.poll(() => byId('connection-status').textContent(), LIVE).not.toBe('Live');
+        await expect.poll(async () => (await serviceJob(id))?.status, LIVE).toBe('succeeded');
+        // Everything after "running" happened while the UI was offline.
+        expect(await item.getAttribute('data-status')).toBe('running');
+      } finally {
+        await page.context().setOffline(false);
+      }
+      await expect.poll(() => byId('connection-status').textContent(), LIVE).toBe('Live');
+      await expect.poll(() => item.getAttribute('data-status'), LIVE).toBe('succeeded');
+      const names = (await storedResult(id)).names as { id: string; name: string }[];
+      await expect.poll(() => nodeNames(ids)).toEqual(names.map((n) => n.name));
+      expect(await item.locator('[data-testid="job-history-item"]').allTextContents()).toEqual(['100% batch 1 of 1']);
+    });
+  });
+
+  it('generate design: live progress and history, then the tree is built on the canvas', async () => {
     await connect();
     // The session went through the relay into figma.clientStorage.
     const keys = await page.evaluate(() => [...window.__harness.fake.storage.keys()]);
     expect(keys.some((k) => k.startsWith('auth:'))).toBe(true);
 
-    await byId('prompt').fill('A sign-in card');
+    await byId('prompt').fill('A sign-in card with email and password');
     await byId('action-generate_design').click();
     const id = await newestJobId();
     const item = ui.locator(`[data-job-id="${id}"]`);
-    await expect.poll(() => item.getAttribute('data-status')).toBe('queued');
-
-    await worker!.start(id);
-    await worker!.progress(id, { percent: 35, message: 'Laying out' });
-    await expect.poll(() => item.locator('[data-testid="job-progress"]').getAttribute('aria-valuenow')).toBe('35');
-    await worker!.progress(id, { percent: 80, message: 'Styling' });
-    await expect.poll(() => item.locator('[data-testid="job-history-item"]').allTextContents()).toEqual(['35% Laying out', '80% Styling']);
-
-    await worker!.complete(id, {
-      tree: {
-        type: 'FRAME',
-        name: 'Sign in',
-        width: 320,
-        layout: { mode: 'VERTICAL', padding: 24, gap: 12 },
-        children: [
-          { type: 'TEXT', name: 'Title', characters: 'Welcome back', fontSize: 24, fontWeight: 700 },
-          { type: 'INSTANCE', name: 'Submit', componentKey: 'button-key' },
-        ],
-      },
-    });
-    await expect.poll(() => item.getAttribute('data-status')).toBe('succeeded');
-    await expect.poll(() => item.locator('[data-testid="job-result"]').textContent()).toMatch(/Created 3 layers/);
-    const tree = await page.evaluate(() => window.__harness.pageTree());
-    expect(tree).toContainEqual({
-      name: 'Sign in',
-      type: 'FRAME',
-      fills: ['SOLID'],
-      children: [
-        { name: 'Title', type: 'TEXT', fills: ['SOLID'], characters: 'Welcome back' },
-        { name: 'Submit', type: 'INSTANCE' },
-      ],
-    });
+    await expect.poll(() => item.getAttribute('data-status'), LIVE).toBe('succeeded');
+    const result = await storedResult(id);
+    const root = result.root as { name: string; type: string };
+    // "designing" (5 %), "<n> nodes" (95 %), then 100 % when the job completes.
+    await expect
+      .poll(() => item.locator('[data-testid="job-history-item"]').allTextContents())
+      .toEqual(['5% designing', `95% ${String(result.node_count)} nodes`, `100% ${String(result.node_count)} nodes`]);
+    await expect.poll(() => item.locator('[data-testid="job-result"]').textContent()).toMatch(/^Created \d+ layers/);
+    const tree = (await page.evaluate(() => window.__harness.pageTree())) as { name: string; type: string }[];
+    expect(tree).toContainEqual(expect.objectContaining({ name: root.name, type: root.type }));
   });
 
   it('reopening the plugin keeps the session and resumes earlier jobs, offering their result', async () => {
-    await connect();
-    const uid = await byId('user-id').getAttribute('title');
-    await byId('prompt').fill('Resume me');
+    const uid = await connect();
+    await byId('prompt').fill('A resumable pricing card');
     await byId('action-generate_design').click();
     const id = await newestJobId();
     // "Close" the plugin; the job finishes meanwhile.
     await page.goto('about:blank');
-    await worker!.start(id);
-    await worker!.complete(id, { tree: { type: 'RECTANGLE', name: 'Resumed box', width: 10, height: 10 } });
+    await expect.poll(async () => (await serviceJob(id))?.status, LIVE).toBe('succeeded');
+    const root = (await storedResult(id)).root as { name: string; type: string };
     await page.goto(server.url);
     await expect.poll(() => byId('connection-status').textContent(), { timeout: 15_000 }).toBe('Live');
     expect(await byId('user-id').getAttribute('title')).toBe(uid);
@@ -180,39 +254,39 @@ describe.skipIf(!canRun || !stack)('plugin flows against a Supabase stack', () =
     // Not applied automatically: the user chooses.
     expect(await page.evaluate(() => window.__harness.pageTree())).toEqual([]);
     await item.locator('[data-testid="job-apply"]').click();
-    await expect.poll(() => page.evaluate(() => window.__harness.pageTree())).toContainEqual({
-      name: 'Resumed box',
-      type: 'RECTANGLE',
-      fills: ['SOLID'],
-    });
+    await expect
+      .poll(() => page.evaluate(() => window.__harness.pageTree()))
+      .toContainEqual(expect.objectContaining({ name: root.name, type: root.type }));
   });
 
-  it('generate edits: streamed text appears live; cancel works', async () => {
+  it('generate edits: streamed text appears, then the variants', async () => {
     await connect();
-    await byId('prompt').fill('Tighten the copy');
+    await byId('prompt').fill('Welcome back! Please sign in to continue.');
     await byId('action-generate_edits').click();
     const id = await newestJobId();
     const item = ui.locator(`[data-job-id="${id}"]`);
-    await worker!.start(id);
-    await worker!.progress(id, { partial: 'Use a shorter ' });
-    await worker!.progress(id, { partial: 'headline.' });
-    await expect.poll(() => item.locator('[data-testid="job-stream"]').textContent()).toBe('Use a shorter headline.');
-
-    await item.locator('[data-testid="job-cancel"]').click();
-    await expect.poll(() => item.locator('[data-testid="job-status"]').textContent()).toBe('Cancelling');
+    await expect.poll(() => item.getAttribute('data-status'), LIVE).toBe('succeeded');
+    const variants = (await storedResult(id)).variants as { title: string; text: string }[];
+    expect(variants).toHaveLength(3);
+    await expect.poll(() => item.locator('[data-testid="job-result"]').textContent()).toBe('3 variants ready');
+    const shown = await item.locator('[data-testid="job-stream"]').textContent();
+    expect(shown).toBe(variants.map((v, i) => `${i + 1}. ${v.title}\n${v.text}`).join('\n\n'));
   });
 
-  it('rename layers: the selected layers get the names from the result', async () => {
+  it('cancel: a running job stops and shows as cancelled', async () => {
     await connect();
-    const ids = await page.evaluate(() => window.__harness.selectNew(2));
-    await byId('action-rename_layers').click();
-    const id = await newestJobId();
-    await worker!.start(id);
-    await worker!.complete(id, { names: [{ id: ids[0], name: 'Avatar' }, { id: ids[1], name: 'Badge' }] });
-    const item = ui.locator(`[data-job-id="${id}"]`);
-    await expect.poll(() => item.locator('[data-testid="job-result"]').textContent()).toBe('Renamed 2 layers');
-    const names = await page.evaluate((nodeIds) => nodeIds.map((n) => window.__harness.fake.nodes.get(n)?.name), ids);
-    expect(names).toEqual(['Avatar', 'Badge']);
+    const marker = `cancel-e2e-${Date.now().toString(36)}`;
+    await withStandinFault({ provider: 'anthropic', kind: 'timeout', count: 5, match: marker, hold_seconds: 30 }, async () => {
+      await byId('prompt').fill(`A dashboard ${marker}`);
+      await byId('action-generate_design').click();
+      const id = await newestJobId();
+      const item = ui.locator(`[data-job-id="${id}"]`);
+      await expect.poll(() => item.getAttribute('data-status'), LIVE).toBe('running');
+      await item.locator('[data-testid="job-cancel"]').click();
+      await expect.poll(() => item.getAttribute('data-status'), LIVE).toBe('cancelled');
+      expect(await item.locator('[data-testid="job-status"]').textContent()).toBe('Cancelled');
+      expect(await item.locator('[data-testid="job-cancel"]').isVisible()).toBe(false);
+    });
   });
 
   it('generate image: bytes are downloaded from Storage and placed as an image fill', async () => {
@@ -220,23 +294,13 @@ describe.skipIf(!canRun || !stack)('plugin flows against a Supabase stack', () =
     await byId('prompt').fill('A red square');
     await byId('action-generate_image').click();
     const id = await newestJobId();
-    const uid = await byId('user-id').getAttribute('title');
-    const path = `${uid}/${id}/image.png`;
-    const bytes = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 9, 9, 9]);
-    const up = await serviceClient().storage.from('job-artifacts').upload(path, new Blob([bytes], { type: 'image/png' }), {
-      contentType: 'image/png',
-      upsert: true,
-    });
-    expect(up.error).toBeNull();
-    await worker!.start(id);
-    await worker!.complete(id, { path, mime_type: 'image/png', width: 256, height: 128 });
     const item = ui.locator(`[data-job-id="${id}"]`);
-    await expect.poll(() => item.locator('[data-testid="job-result"]').textContent()).toBe('Placed a 256×128 image');
-    const placed = await page.evaluate(() => {
-      const images = [...window.__harness.fake.images.values()];
-      return images.map((img) => Array.from(img.bytes));
-    });
-    expect(placed).toContainEqual(Array.from(bytes));
-    await serviceClient().storage.from('job-artifacts').remove([path]);
+    await expect.poll(() => item.getAttribute('data-status'), LIVE).toBe('succeeded');
+    const result = await storedResult(id);
+    await expect
+      .poll(() => item.locator('[data-testid="job-result"]').textContent())
+      .toBe(`Placed a ${String(result.width)}×${String(result.height)} image`);
+    const placed = await page.evaluate(() => [...window.__harness.fake.images.values()].map((img) => img.bytes.length));
+    expect(placed).toContain(result.bytes);
   });
 });

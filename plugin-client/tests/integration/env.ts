@@ -1,6 +1,8 @@
 // Integration tests run against a Supabase stack named by the environment:
 // the local stand-in (`python -m devstack up`, then `set -a; . .devstack/env`)
 // or a real `supabase start` stack. Without SUPABASE_URL they are skipped.
+// The jobs are run by the real worker, which the globalSetup
+// (tests/support/worker-global-setup.ts) starts for the suite.
 import type { SupabaseClient, SupportedStorage } from '@supabase/supabase-js';
 import { nodeSupabase } from '../support/node-supabase';
 
@@ -61,47 +63,25 @@ export function serviceClient(): SupabaseClient {
 }
 
 /**
- * Plays the worker for one job through the service-role API. The job is taken
- * by id (not claim_jobs) so tests never touch other jobs on a shared stack.
+ * Removes the given users' jobs and artifacts so nothing is left queued or
+ * running for other suites (the worker drops a job whose row is gone).
  */
-export class TestWorker {
-  constructor(
-    private readonly service: SupabaseClient,
-    readonly workerId = `plugin-client-it-${process.pid}`,
-  ) {}
+export async function cleanupUsers(userIds: readonly string[]): Promise<void> {
+  if (userIds.length === 0) return;
+  const service = serviceClient();
+  const { data } = await service.from('jobs').select('kind,result').in('user_id', [...userIds]);
+  const paths = ((data ?? []) as { kind: string; result: unknown }[])
+    .filter((j) => j.kind === 'generate_image')
+    .map((j) => (j.result !== null && typeof j.result === 'object' ? (j.result as { path?: unknown }).path : undefined))
+    .filter((p): p is string => typeof p === 'string' && p !== '');
+  if (paths.length > 0) await service.storage.from('job-artifacts').remove(paths);
+  const { error } = await service.from('jobs').delete().in('user_id', [...userIds]);
+  if (error) console.warn(`[cleanup] could not delete jobs: ${error.message}`);
+}
 
-  async start(jobId: string): Promise<void> {
-    const { error } = await this.service
-      .from('jobs')
-      .update({
-        status: 'running',
-        worker_id: this.workerId,
-        attempts: 1,
-        started_at: new Date().toISOString(),
-        lease_expires_at: new Date(Date.now() + 60_000).toISOString(),
-      })
-      .eq('id', jobId);
-    if (error) throw new Error(`start ${jobId}: ${error.message}`);
-  }
-
-  async progress(jobId: string, report: { percent?: number; message?: string; partial?: string }): Promise<void> {
-    const { error } = await this.service.rpc('report_progress', { job_id: jobId, worker_id: this.workerId, ...report });
-    if (error) throw new Error(`report_progress ${jobId}: ${error.message}`);
-  }
-
-  async complete(jobId: string, result: unknown): Promise<void> {
-    const { error } = await this.service.rpc('complete_job', { job_id: jobId, worker_id: this.workerId, result });
-    if (error) throw new Error(`complete_job ${jobId}: ${error.message}`);
-  }
-
-  async fail(jobId: string, jobError: Record<string, unknown>, retryable = false): Promise<void> {
-    const { error } = await this.service.rpc('fail_job', { job_id: jobId, worker_id: this.workerId, error: jobError, retryable });
-    if (error) throw new Error(`fail_job ${jobId}: ${error.message}`);
-  }
-
-  /** Removes the given users' jobs so nothing is left queued for other suites. */
-  async cleanup(userIds: readonly string[]): Promise<void> {
-    if (userIds.length === 0) return;
-    await this.service.from('jobs').delete().in('user_id', [...userIds]);
-  }
+/** The job row as the service role sees it (for checks that must not go through the client under test). */
+export async function serviceJob(id: string): Promise<{ status: string; result: unknown; progress: unknown } | null> {
+  const { data, error } = await serviceClient().from('jobs').select('status,result,progress').eq('id', id).maybeSingle();
+  if (error) throw new Error(`read job ${id}: ${error.message}`);
+  return data as { status: string; result: unknown; progress: unknown } | null;
 }

@@ -111,7 +111,7 @@ describe('JobClient', () => {
 
   it('recovers streamed text and progress events missed while disconnected', async () => {
     const { backend, client } = await started();
-    const handle = await client.submit('generate_edits', { prompt: 'x' });
+    const handle = await client.submit('generate_edits', { text: 'x' });
     backend.update(handle.id, { status: 'running' });
     const at = (n: number) => `2025-11-19T10:00:01.00000${n}+00:00`;
     backend.broadcastEvent({ id: 1, job_id: handle.id, type: 'partial', data: { text: 'One ' }, created_at: at(1) });

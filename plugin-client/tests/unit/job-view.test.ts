@@ -75,4 +75,17 @@ describe('JobView', () => {
     expect(q(view, 'job-status').textContent).toBe('Cancelling');
     expect((q(view, 'job-cancel') as HTMLButtonElement).disabled).toBe(true);
   });
+
+  it('lists the renames of a rename result, the first few of them', () => {
+    const view = new JobView('j2', 'rename_layers', 'Selected layers');
+    expect(q(view, 'job-renames').hidden).toBe(true);
+    const changes = Array.from({ length: 10 }, (_, i) => ({ from: `Rectangle ${i}`, to: `Card ${i}` }));
+    view.showRenames(changes, 3);
+    expect(q(view, 'job-renames').hidden).toBe(false);
+    const items = [...view.el.querySelectorAll('[data-testid="job-rename"]')].map((li) => li.textContent);
+    expect(items).toEqual(['Rectangle 0 → Card 0', 'Rectangle 1 → Card 1', 'Rectangle 2 → Card 2']);
+    expect(q(view, 'job-renames').textContent).toContain('+7 more');
+    view.showRenames([]);
+    expect(q(view, 'job-renames').hidden).toBe(true);
+  });
 });

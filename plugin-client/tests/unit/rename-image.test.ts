@@ -21,7 +21,7 @@ describe('renameLayers', () => {
     expect(a.name).toBe('Hero image');
     expect(b.name).toBe('Frame 12');
     // b already had the name: not counted as renamed.
-    expect(summary).toEqual({ renamed: 1, missing: [goneId] });
+    expect(summary).toEqual({ renamed: 1, missing: [goneId], changes: [{ id: a.id, from: 'Rectangle', to: 'Hero image' }] });
   });
 
   it('never renames the document', async () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { JobFailedError, NetworkError, RateLimitError, ValidationError } from '../../src/jobs/errors';
 import { RelayTimeoutError } from '../../src/shared/rpc';
 import { describeError } from '../../src/ui/messages';
-import { editText, editTrees, parseImageResult, summarizeApplyDesign } from '../../src/ui/results';
+import { editText, parseImageResult, summarizeApplyDesign } from '../../src/ui/results';
 import { validateSettings } from '../../src/ui/settings';
 
 describe('describeError', () => {
@@ -21,24 +21,21 @@ describe('describeError', () => {
 
 describe('results', () => {
   it('parses image results and rejects ones without a path', () => {
-    expect(parseImageResult({ path: 'u1/j1.png', mime_type: 'image/png', width: 512, height: 512, signed_url: 'https://s' })).toEqual({
-      path: 'u1/j1.png',
+    expect(parseImageResult({ path: 'u1/j1/image.png', mime_type: 'image/png', width: 512, height: 256, bytes: 10 })).toEqual({
+      path: 'u1/j1/image.png',
       mimeType: 'image/png',
       width: 512,
-      height: 512,
-      signedUrl: 'https://s',
+      height: 256,
     });
     expect(() => parseImageResult({ mime_type: 'image/png' })).toThrowError(/storage path/);
   });
 
-  it('extracts edit text and variant trees', () => {
-    expect(editText({ text: 'final' }, 'streamed')).toBe('final');
-    expect(editText({ edits: [{ title: 'Bigger CTA', description: 'raise to 48px' }, 'Darker header'] }, '')).toBe(
-      '1. Bigger CTA — raise to 48px\n2. Darker header',
-    );
-    expect(editText({}, 'streamed')).toBe('streamed');
-    const tree = { type: 'FRAME', name: 'v1' };
-    expect(editTrees({ variants: [{ tree }, tree, { nope: 1 }] })).toEqual([tree, tree]);
+  it('formats edit variants, falling back to the streamed text', () => {
+    expect(
+      editText({ variants: [{ title: 'Concise', text: 'Sign in' }, { title: '', text: 'Welcome back' }, { title: 'x' }] }, 'streamed'),
+    ).toEqual({ text: '1. Concise\nSign in\n\n2. Variant 2\nWelcome back', count: 2 });
+    expect(editText({ variants: [] }, 'streamed')).toEqual({ text: 'streamed', count: 0 });
+    expect(editText(null, '')).toEqual({ text: '', count: 0 });
   });
 
   it('summarises an applied design', () => {

@@ -18,6 +18,12 @@ interface Harness {
   fromUi: unknown[];
   /** Selects `count` new rectangles and fires selectionchange. */
   selectNew(count: number): string[];
+  /**
+   * Selects a new screen: a frame holding text layers (with these texts) and
+   * a few rectangles, all with Figma's default names. Returns every layer id,
+   * the frame first.
+   */
+  selectScreen(texts: string[], rectangles: number): Promise<string[]>;
   /** Names and types of the nodes on the current page (recursively). */
   pageTree(): unknown[];
 }
@@ -107,6 +113,28 @@ window.__harness = {
     fake.currentPage.selection = nodes;
     fake.emit('selectionchange');
     return nodes.map((n) => n.id);
+  },
+  async selectScreen(texts, rectangles) {
+    await fake.loadFontAsync({ family: 'Inter', style: 'Regular' });
+    const frame = fake.createFrame();
+    frame.name = 'Frame 1';
+    const ids = [frame.id];
+    texts.forEach((chars) => {
+      const t = fake.createText();
+      t.characters = chars;
+      t.name = chars;
+      frame.appendChild(t);
+      ids.push(t.id);
+    });
+    for (let i = 0; i < rectangles; i += 1) {
+      const r = fake.createRectangle();
+      r.name = `Rectangle ${i + 1}`;
+      frame.appendChild(r);
+      ids.push(r.id);
+    }
+    fake.currentPage.selection = [frame];
+    fake.emit('selectionchange');
+    return ids;
   },
   pageTree() {
     return fake.currentPage.children.map((c) => describeNode(c as never));

@@ -1,0 +1,56 @@
+"""JobContext progress: reports from concurrent tasks go out in order and never move backwards."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from worker.adapters.memory import MemoryStore
+from worker.clock import SystemClock
+from worker.context import JobContext
+
+
+class GatedStore(MemoryStore):
+    """Holds the first progress report in flight until released, like a slow network call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first_in_flight = asyncio.Event()
+        self.release_first = asyncio.Event()
+        self.progress_calls = 0
+
+    async def report_progress(
+        self,
+        job_id: uuid.UUID,
+        worker_id: str,
+        *,
+        percent: float | None = None,
+        message: str | None = None,
+        partial: str | None = None,
+    ) -> None:
+        self.progress_calls += 1
+        if self.progress_calls == 1:
+            self.first_in_flight.set()
+            await self.release_first.wait()
+        await super().report_progress(job_id, worker_id, percent=percent, message=message, partial=partial)
+
+
+async def test_a_report_overtaken_while_waiting_is_dropped() -> None:
+    store = GatedStore()
+    store.enqueue("rename_layers", {"n": 1})
+    (job,) = await store.claim_jobs("w1", None, 1, 60)
+    ctx = JobContext(job=job, worker_id="w1", store=store, clock=SystemClock())
+
+    # Batch 1 reports 50 % but its call is slow; meanwhile batches 2 then 1' (a stale 50 %) queue up.
+    first = asyncio.create_task(ctx.progress(50, "batch 1 of 2"))
+    await store.first_in_flight.wait()
+    second = asyncio.create_task(ctx.progress(100, "batch 2 of 2"))
+    stale = asyncio.create_task(ctx.progress(50, "batch 1 of 2 (late)"))
+    await asyncio.sleep(0)
+    store.release_first.set()
+    await asyncio.gather(first, second, stale)
+
+    assert store.get(job.id).progress == {"percent": 100, "message": "batch 2 of 2"}
+    assert store.progress_calls == 2  # the stale report never reached the store
+    messages = [e.data.get("message") for e in store.events if e.job_id == job.id and e.type == "progress"]
+    assert messages == ["batch 1 of 2", "batch 2 of 2"]
