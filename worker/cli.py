@@ -41,6 +41,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "stats":
         return asyncio.run(compose.print_stats(settings))
+    try:
+        settings.check_model_keys()
+    except ConfigError as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     return _run(settings)
 
 

@@ -165,7 +165,7 @@ async def print_stats(settings: Settings) -> int:
     try:
         for view in VIEWS:
             rows = await transports.store.read_view(view)
-            console.print(_table(view, rows))
+            console.print(_table(view, rows) if rows else f"public.{view}: no rows\n")
     except StoreError as exc:
         console.print(f"[red]cannot read the dashboard views: {exc}[/red]")
         return 1
@@ -176,7 +176,7 @@ async def print_stats(settings: Settings) -> int:
 
 def _table(title: str, rows: list[dict[str, Any]]) -> Table:
     table = Table(title=f"public.{title}", title_justify="left")
-    columns = list(rows[0]) if rows else ["(no rows)"]
+    columns = list(rows[0])
     for column in columns:
         table.add_column(column)
     for row in rows:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from worker import cli
 from worker.cli import main
 from worker.config import ConfigError, load_settings
 
@@ -62,10 +63,17 @@ def test_a_bad_variable_is_named(env: pytest.MonkeyPatch, name: str, value: str,
 
 def test_a_missing_key_for_a_used_provider_is_named(env: pytest.MonkeyPatch) -> None:
     env.delenv("GEMINI_API_KEY")
+    settings = load_settings()  # reading the views (`stats`) needs no model keys
     with pytest.raises(ConfigError, match="GEMINI_API_KEY: required"):
-        load_settings()
+        settings.check_model_keys()
     env.setenv("WORKER_KINDS", "rename_layers")  # no gemini kind: no gemini key needed
-    assert load_settings().gemini_api_key is None
+    load_settings().check_model_keys()
+
+
+def test_run_without_a_model_key_exits_2_naming_it(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    env.delenv("ANTHROPIC_API_KEY")
+    assert cli.main(["run"]) == 2
+    assert "ANTHROPIC_API_KEY: required (kind generate_design uses anthropic)" in capsys.readouterr().err
 
 
 def test_env_file_fills_in_and_the_environment_wins(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
