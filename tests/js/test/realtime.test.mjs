@@ -152,11 +152,8 @@ test('broadcast between two clients: self:true, ack:true (send resolves "ok"), s
   await c2.removeAllChannels();
 });
 
-test('REST broadcast via channel.httpSend reaches subscribers', {
-  // KNOWN-GAP: hosted Realtime (>= v2.97) answers POST /realtime/v1/api/broadcast/<topic>/events/<event>
-  // with 202; devstack has no /realtime/v1/api/broadcast endpoint (404, httpSend rejects).
-  todo: 'KNOWN-GAP: devstack has no /realtime/v1/api/broadcast REST endpoint',
-}, async () => {
+// Hosted Realtime (>= v2.97) answers POST /realtime/v1/api/broadcast/<topic>/events/<event> with 202.
+test('REST broadcast via channel.httpSend reaches subscribers', async () => {
   const c1 = track(newClient());
   const c2 = track(newClient());
   const room = `rest-${suffix()}`;
