@@ -22,7 +22,6 @@ import json
 import os
 import secrets
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -31,7 +30,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jwt
 import psycopg
 from psycopg import sql
@@ -42,8 +40,9 @@ sys.path.insert(0, str(ROOT))
 from realtime.types import RealtimeChannelOptions  # noqa: E402
 from realtime.types import RealtimePostgresChangesListenEvent as Ev  # noqa: E402
 
+from bench.support import gateway_process  # noqa: E402
 from supabase import acreate_client  # noqa: E402
-from tests.integration.conftest import Stack, free_port  # noqa: E402
+from tests.integration.conftest import Stack  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "realtime_latency.json"
 GOAL_P99_MS = 50.0
@@ -62,32 +61,13 @@ def stack_under_test() -> Iterator[Stack]:
             jwt_secret=os.environ.get("SUPABASE_JWT_SECRET"),
         )
         return
-    # The gateway runs in its own process, as `devstack up` runs it, so the numbers do not
-    # include GIL contention with this client.
     from devstack import migrate, paths
     from devstack.gateway.context import Settings
 
     migrate.migrate()
     settings = Settings.from_stack()
-    port = free_port()
-    url = f"http://{paths.HOST}:{port}"
-    command = [sys.executable, "-m", "uvicorn", "--factory", "devstack.gateway.app:create_app", "--host", paths.HOST]
-    command += ["--port", str(port), "--log-level", "warning", "--ws", "websockets"]  # as devstack.gateway runs it
-    server = subprocess.Popen(command, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/health", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("gateway did not start") from None
-                time.sleep(0.1)
+    with gateway_process() as url:
         yield Stack(url, settings.anon_key, settings.service_role_key, paths.database_url(), settings.jwt_secret)
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
 
 
 @contextmanager

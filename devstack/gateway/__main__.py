@@ -1,8 +1,17 @@
-"""Run the gateway in the foreground: ``python -m devstack.gateway`` (``devstack up`` runs it in the background)."""
+"""Run the gateway in the foreground: ``python -m devstack.gateway [--database NAME] [--port N]``
+(``devstack up`` runs it in the background; benchmarks run one per cloned database)."""
+
+import argparse
 
 import uvicorn
 
 from devstack import paths
 from devstack.gateway.app import create_app
+from devstack.gateway.context import Settings
 
-uvicorn.run(create_app(), host=paths.HOST, port=paths.API_PORT, log_level="warning", ws="websockets")
+parser = argparse.ArgumentParser(prog="python -m devstack.gateway")
+parser.add_argument("--database", default=paths.DATABASE, help="database to serve (default: %(default)s)")
+parser.add_argument("--port", type=int, default=paths.API_PORT, help="loopback port (default: %(default)s)")
+args = parser.parse_args()
+app = create_app(Settings.from_stack(database=args.database))
+uvicorn.run(app, host=paths.HOST, port=args.port, log_level="warning", ws="websockets-sansio")

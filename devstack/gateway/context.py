@@ -45,8 +45,13 @@ class GatewayContext:
     admin: AsyncConnectionPool = field(init=False)
 
     def __post_init__(self) -> None:
-        self.api = AsyncConnectionPool(self.settings.authenticator_url, min_size=2, max_size=20, open=False)
-        self.admin = AsyncConnectionPool(self.settings.admin_url, min_size=1, max_size=10, open=False)
+        # check: a connection a database restart broke is replaced before a request gets it,
+        # instead of failing one request per dead pooled connection.
+        check = AsyncConnectionPool.check_connection
+        self.api = AsyncConnectionPool(
+            self.settings.authenticator_url, min_size=2, max_size=20, open=False, check=check
+        )
+        self.admin = AsyncConnectionPool(self.settings.admin_url, min_size=1, max_size=10, open=False, check=check)
 
     async def open(self) -> None:
         await self.api.open(wait=True)

@@ -8,19 +8,16 @@ Otherwise a gateway is started in-process on a free loopback port against the de
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
-import uvicorn
 
 from devstack import migrate, paths
 from devstack.gateway.app import create_app
 from devstack.gateway.context import Settings
+from tests.integration.servers import Server
 
 
 @dataclass(frozen=True)
@@ -30,38 +27,6 @@ class Stack:
     service_role_key: str
     database_url: str
     jwt_secret: str | None  # unknown for an external stack
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((paths.HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class ServerThread:
-    """uvicorn in a daemon thread on loopback; stops by itself at the end of the session."""
-
-    def __init__(self, app: object, port: int) -> None:
-        config = uvicorn.Config(app, host=paths.HOST, port=port, log_level="warning", ws="websockets")  # type: ignore[arg-type]
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.url = f"http://{paths.HOST}:{port}"
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.server.started:
-                return self
-            if not self.thread.is_alive():
-                raise RuntimeError("server thread died during startup")
-            time.sleep(0.02)
-        raise RuntimeError("server did not start within 30 s")
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +42,7 @@ def stack(pg_cluster: None) -> Iterator[Stack]:
         return
     migrate.migrate()
     settings = Settings.from_stack()
-    with ServerThread(create_app(settings), free_port()) as server:
+    with Server(create_app(settings)) as server:
         httpx.get(f"{server.url}/health", timeout=10).raise_for_status()
         yield Stack(
             url=server.url,

@@ -162,6 +162,9 @@ async def test_progress_and_errors_for_jobs_not_held(backend: Backend) -> None:
     await backend.store.report_progress(held.id, W, percent=40, message="batch 2 of 5")
     await backend.store.report_progress(held.id, W, partial="Variant A")
     assert h.get(job.id).progress == {"percent": 40, "message": "batch 2 of 5"}
+    # Handlers compute percentages as floats (100 * done / total): every transport must carry them.
+    await backend.store.report_progress(held.id, W, percent=100 * 1 / 8)
+    assert h.get(job.id).progress == {"percent": 12.5, "message": "batch 2 of 5"}
     with pytest.raises(LeaseLost):
         await backend.store.report_progress(held.id, "someone-else", percent=1)
     with pytest.raises(JobNotFound):

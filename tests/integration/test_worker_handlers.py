@@ -12,7 +12,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.integration.worker_support import Server, model_standins
+from tests.integration.servers import Server
+from tests.integration.worker_support import model_standins
 from worker.adapters.files import FolderArtifacts
 from worker.adapters.memory import MemoryStore
 from worker.clock import SystemClock

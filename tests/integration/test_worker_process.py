@@ -23,9 +23,9 @@ import httpx
 import pytest
 
 from devstack import paths
+from tests.integration.servers import Server, free_port
 from tests.integration.worker_support import (
     Gateway,
-    Server,
     SqlHarness,
     clone_database,
     drop_database,
@@ -48,13 +48,6 @@ def until(predicate: Callable[[], Any], what: str, timeout: float = WAIT) -> Any
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for: {what}")
         time.sleep(0.05)
-
-
-def free_port() -> int:
-    with __import__("socket").socket() as s:
-        s.bind((paths.HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -313,4 +306,26 @@ def test_the_worker_recovers_from_a_supabase_restart(
     after = design(env)
     until(lambda: job(env, after.id).status == "succeeded", "a job enqueued after the restart")
     assert w.proc.poll() is None  # no restart of the worker was needed
+    w.wait_healthy()
+
+
+@pytest.mark.parametrize("store", ["supabase", "postgres"])
+def test_the_worker_recovers_when_its_database_connections_are_killed(
+    env: Env, standin: httpx.Client, spawn: Callable[..., WorkerProcess], store: str
+) -> None:
+    """What a database restart looks like from outside: every connection drops at once (the
+    gateway's pools and Realtime feed, or the worker's own pool and LISTEN connection)."""
+    w = spawn(store)
+    w.wait_healthy()
+    before = design(env)
+    until(lambda: job(env, before.id).status == "succeeded", "first job")
+    killed = env.db.sql(
+        "select count(*) filter (where pg_terminate_backend(pid)) as n from pg_stat_activity "
+        "where datname = current_database() and pid <> pg_backend_pid()"
+    )[0]["n"]
+    assert killed >= 1
+    after = design(env)
+    until(lambda: job(env, after.id).status == "succeeded", "a job enqueued after the connections died")
+    assert job(env, after.id).attempts == 1
+    assert w.proc.poll() is None  # recovered in place, no restart
     w.wait_healthy()

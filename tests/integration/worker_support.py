@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +16,6 @@ from typing import Any
 
 import httpx
 import psycopg
-import uvicorn
 from psycopg import sql
 
 from devstack import migrate, paths
@@ -27,6 +23,7 @@ from devstack.gateway.app import create_app as create_gateway
 from devstack.gateway.context import Settings
 from devstack.models import create_app as create_models
 from devstack.sqlapi import SqlApi
+from tests.integration.servers import Server
 from worker.jobs import Job
 
 TEMPLATE = "worker_template"
@@ -51,34 +48,6 @@ def clone_database(prefix: str = "worker") -> str:
 def drop_database(name: str) -> None:
     with psycopg.connect(paths.database_url(), autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-
-
-class Server:
-    """uvicorn in a daemon thread on a socket bound to a free loopback port."""
-
-    def __init__(self, app: Any, port: int = 0) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((paths.HOST, port))
-        self.port: int = self.sock.getsockname()[1]
-        self.url = f"http://{paths.HOST}:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", ws="websockets-sansio", timeout_graceful_shutdown=1)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-        self.sock.close()
 
 
 @dataclass

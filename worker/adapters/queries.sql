@@ -12,7 +12,7 @@ select * from public.renew_leases(
 
 -- name: report_progress
 select public.report_progress(
-  job_id => %(job_id)s, worker_id => %(worker_id)s, percent => %(percent)s, message => %(message)s,
+  job_id => %(job_id)s, worker_id => %(worker_id)s, percent => %(percent)s::numeric, message => %(message)s,
   partial => %(partial)s);
 
 -- name: complete_job

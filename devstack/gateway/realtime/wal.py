@@ -1,7 +1,11 @@
-"""The change feed: a temporary logical slot (wal2json) read in commit order.
+"""The change feed: a logical slot (wal2json) read in commit order.
 
-One slot per gateway instance, created TEMPORARY on a dedicated connection, so several gateways
-on one database never consume each other's changes and the slot disappears with its connection.
+One slot per gateway instance, named after its process, so several gateways on one database
+never consume each other's changes. The slot is persistent, as hosted Realtime's is: when the
+feed's connection drops (a database restart, a terminated backend) the changes committed in
+between wait in the slot and are delivered, in order, after the reconnect; a temporary slot
+would die with the connection and lose them. The gateway drops its slot when it stops, and
+drops slots left by gateways that died (their pid is gone) when it starts.
 
 Latency: the poller checks the cheap ``pg_current_wal_insert_lsn()`` every few milliseconds and
 reads the slot only when WAL grew. The cluster runs ``synchronous_commit = off`` and logical
@@ -39,7 +43,16 @@ READY_TIMEOUT = 30.0  # seconds start() waits for the slot
 MAX_CHANGES = 5000  # per slot read; the rest comes on the next read
 
 FLUSH_MESSAGE_PREFIX = "devstack-realtime-flush"
-CREATE_SLOT = "select pg_create_logical_replication_slot(%s, 'wal2json', true)"
+SLOT_PREFIX = "devstack_rt_"
+CREATE_SLOT = """
+select pg_create_logical_replication_slot(%(slot)s, 'wal2json', false)
+where not exists (select 1 from pg_replication_slots where slot_name = %(slot)s)
+"""
+INACTIVE_SLOTS = """
+select slot_name from pg_replication_slots
+where starts_with(slot_name, %(prefix)s) and not active and database = current_database()
+"""
+DROP_SLOT = "select pg_drop_replication_slot(%s)"
 WAL_POSITION = "select pg_current_wal_insert_lsn()::text, pg_current_wal_flush_lsn()::text"
 # A transactional logical message writes WAL, so its (synchronous, see connect) commit flushes
 # all WAL before it; the prefix keeps it out of the slot's output.
@@ -106,6 +119,16 @@ def parse_change(data: str, seen_at: float) -> WalChange | None:
     )
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _lsn(text: str) -> int:
     hi, _, lo = text.partition("/")
     return (int(hi, 16) << 32) | int(lo, 16)
@@ -121,7 +144,7 @@ class WalFeed:
     def __init__(self, dsn: str, sink: Sink) -> None:
         self._dsn = dsn
         self._sink = sink
-        self._slot = f"devstack_rt_{os.getpid()}_{secrets.token_hex(4)}"
+        self._slot = f"{SLOT_PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -143,6 +166,21 @@ class WalFeed:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        # The slot is persistent: drop it, or it would hold WAL back for ever.
+        with contextlib.suppress(psycopg.Error, OSError):
+            async with await AsyncConnection.connect(self._dsn, autocommit=True) as conn:
+                await conn.execute(DROP_SLOT, (self._slot,))
+
+    async def _drop_orphans(self, conn: AsyncConnection[Any]) -> None:
+        """Drop inactive slots of gateways whose process is gone (killed without a clean stop)."""
+        cur = await conn.execute(INACTIVE_SLOTS, {"prefix": SLOT_PREFIX})
+        for (name,) in await cur.fetchall():
+            pid_text = str(name).removeprefix(SLOT_PREFIX).partition("_")[0]
+            if name == self._slot or not pid_text.isdigit() or _alive(int(pid_text)):
+                continue
+            with contextlib.suppress(psycopg.Error):
+                await conn.execute(DROP_SLOT, (name,))
+                log.info("realtime: dropped orphaned slot %s", name)
 
     async def _run(self) -> None:
         while True:
@@ -151,7 +189,9 @@ class WalFeed:
                     self._dsn, autocommit=True, application_name="devstack_realtime"
                 ) as conn:
                     await conn.execute("set synchronous_commit = on")  # this session only
-                    await conn.execute(CREATE_SLOT, (self._slot,))
+                    if not self._ready.is_set():
+                        await self._drop_orphans(conn)
+                    await conn.execute(CREATE_SLOT, {"slot": self._slot})
                     self._ready.set()
                     await self._poll(conn)
             except asyncio.CancelledError:
