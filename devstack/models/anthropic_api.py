@@ -19,14 +19,13 @@ from starlette.routing import BaseRoute, Route
 
 from devstack.models import content
 from devstack.models.faults import (
-    ERROR_KINDS,
     BadRequest,
     DroppedConnection,
     FaultSpec,
     StandinState,
-    hold,
     logged_headers,
     seconds_header,
+    take_fault,
     validation_message,
 )
 
@@ -223,24 +222,20 @@ def routes(state: StandinState) -> list[BaseRoute]:
             )
             return exc.response
         prompt = to_prompt(req)
-        spec = state.faults.take("anthropic", raw.decode(errors="replace"))
-        record = state.log.add(
-            provider="anthropic",
-            path=request.url.path,
+        outcome = await take_fault(
+            state,
+            request,
+            "anthropic",
+            raw,
             model=req.model,
             job_kind=prompt.kind,
             stream=req.stream,
-            fault=spec.kind if spec else None,
-            status=200,
-            headers=logged_headers(request),
             body=data,
+            error_response=fault_response,
         )
-        if spec is not None and spec.kind in ERROR_KINDS:
-            record.status = int(spec.kind)
-            return fault_response(spec)
-        if spec is not None and spec.kind == "timeout" and await hold(request, spec.hold_seconds):
-            record.disconnected = True
-            return Response(status_code=499)  # nobody is listening any more
+        if outcome.early is not None:
+            return outcome.early
+        spec, record = outcome.spec, outcome.record
         await state.knobs.before_answer()
         text = content.invalid_answer(prompt) if spec and spec.kind == "invalid_json" else content.answer_text(prompt)
         answer = Answer(req, prompt, text, record.seq)

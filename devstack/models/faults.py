@@ -13,6 +13,7 @@ import json
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -197,6 +198,52 @@ async def hold(request: Request, seconds: float) -> bool:
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
     return True
+
+
+@dataclass
+class FaultOutcome:
+    """What ``take_fault`` decided for one provider request."""
+
+    spec: FaultSpec | None  # the fault consumed, if any
+    record: RequestRecord  # the log entry of the request
+    early: Response | None  # answer now with this (error fault, or a timeout the client left)
+
+
+async def take_fault(
+    state: StandinState,
+    request: Request,
+    provider: Provider,
+    raw: bytes,
+    *,
+    model: str | None,
+    job_kind: str | None,
+    stream: bool,
+    body: Any,
+    error_response: Callable[[FaultSpec], Response],
+) -> FaultOutcome:
+    """Consume the next matching fault, log the request, and play the faults that end it early:
+    an error status (in the provider's error shape), or a ``timeout`` hold the client hung up on
+    (499). The other fault kinds shape the answer and are left to the caller."""
+    spec = state.faults.take(provider, raw.decode(errors="replace"))
+    record = state.log.add(
+        provider=provider,
+        path=request.url.path,
+        model=model,
+        job_kind=job_kind,
+        stream=stream,
+        fault=spec.kind if spec else None,
+        status=200,
+        headers=logged_headers(request),
+        body=body,
+    )
+    early: Response | None = None
+    if spec is not None and spec.kind in ERROR_KINDS:
+        record.status = int(spec.kind)
+        early = error_response(spec)
+    elif spec is not None and spec.kind == "timeout" and await hold(request, spec.hold_seconds):
+        record.disconnected = True
+        early = Response(status_code=499)  # nobody is listening any more
+    return FaultOutcome(spec, record, early)
 
 
 class BadRequest(Exception):

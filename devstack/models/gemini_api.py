@@ -20,14 +20,13 @@ from starlette.routing import BaseRoute, Route
 
 from devstack.models import content
 from devstack.models.faults import (
-    ERROR_KINDS,
     BadRequest,
     DroppedConnection,
     FaultSpec,
     StandinState,
-    hold,
     logged_headers,
     seconds_header,
+    take_fault,
     validation_message,
 )
 
@@ -281,24 +280,20 @@ def routes(state: StandinState) -> list[BaseRoute]:
             return exc.response
         prompt = to_prompt(model, req)
         stream = action == "streamGenerateContent"
-        spec = state.faults.take("gemini", raw.decode(errors="replace"))
-        record = state.log.add(
-            provider="gemini",
-            path=request.url.path,
+        outcome = await take_fault(
+            state,
+            request,
+            "gemini",
+            raw,
             model=model,
             job_kind=prompt.kind,
             stream=stream,
-            fault=spec.kind if spec else None,
-            status=200,
-            headers=logged_headers(request),
             body=data,
+            error_response=fault_response,
         )
-        if spec is not None and spec.kind in ERROR_KINDS:
-            record.status = int(spec.kind)
-            return fault_response(spec)
-        if spec is not None and spec.kind == "timeout" and await hold(request, spec.hold_seconds):
-            record.disconnected = True
-            return Response(status_code=499)
+        if outcome.early is not None:
+            return outcome.early
+        spec = outcome.spec
         await state.knobs.before_answer()
         image = _wants_image(model, req)
         invalid = spec is not None and spec.kind == "invalid_json"

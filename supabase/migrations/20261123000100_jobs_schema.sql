@@ -69,6 +69,8 @@ comment on table public.jobs is 'The job queue. Written only through the RPC fun
 
 -- The claim path: due queued jobs in priority order.
 create index jobs_queued_claim_order on public.jobs (priority desc, run_at, id) where status = 'queued';
+-- Claiming within one (user, kind) group, in claim order.
+create index jobs_queued_by_user_kind on public.jobs (user_id, kind, priority desc, run_at, id) where status = 'queued';
 -- Per-user concurrency caps and the reaper.
 create index jobs_running_by_user_kind on public.jobs (user_id, kind) where status = 'running';
 create index jobs_running_lease on public.jobs (lease_expires_at) where status = 'running';
@@ -101,6 +103,7 @@ create index job_events_by_user on public.job_events (user_id, created_at desc);
 -- which clients rely on to apply updates monotonically.
 create function private.touch_updated_at() returns trigger
 language plpgsql
+set search_path = ''
 as $$
 begin
   new.updated_at := clock_timestamp();
@@ -124,6 +127,8 @@ alter table public.job_events enable row level security;
 revoke all on table public.job_kinds, public.jobs, public.job_events from anon, authenticated;
 grant select on table public.job_kinds, public.jobs, public.job_events to authenticated;
 grant all on table public.job_kinds, public.jobs, public.job_events to service_role;
+-- Default privileges also granted the API roles the identity sequence; nobody inserts directly.
+revoke all on sequence public.job_events_id_seq from anon, authenticated;
 
 create policy "signed-in users read job kinds"
   on public.job_kinds for select to authenticated

@@ -19,12 +19,14 @@
 -- Advisory-lock namespaces (the two-key form keeps them apart from any other user of advisory locks).
 create function private.lock_class(name text) returns integer
 language sql immutable
+set search_path = ''
 as $$
   select case name when 'rate_limit' then 7301 when 'claim_group' then 7302 end
 $$;
 
 create function private.group_key(user_id uuid, kind text) returns integer
 language sql immutable
+set search_path = ''
 as $$
   select hashtext(user_id::text || '/' || kind)
 $$;
@@ -34,6 +36,7 @@ $$;
 -- `jitter` in [0, 1] is passed in so the schedule is testable; callers pass random().
 create function private.retry_delay(attempt integer, jitter double precision) returns interval
 language sql immutable
+set search_path = ''
 as $$
   select make_interval(secs => base / 2 + base / 2 * greatest(0, least(1, jitter)))
   from (select least(600.0, 5.0 * power(2, greatest(attempt, 1) - 1)) as base) b
@@ -41,6 +44,7 @@ $$;
 
 create function private.raise_invalid(field text, problem text, hint text default null) returns void
 language plpgsql
+set search_path = ''
 as $$
 begin
   raise exception '%: %', field, problem using errcode = '22023', hint = coalesce(hint, '');
@@ -49,6 +53,7 @@ $$;
 
 create function private.check_worker_id(worker_id text) returns void
 language plpgsql
+set search_path = ''
 as $$
 begin
   if worker_id is null or length(btrim(worker_id)) = 0 then
@@ -61,6 +66,7 @@ $$;
 
 create function private.check_lease_seconds(lease_seconds integer) returns void
 language plpgsql
+set search_path = ''
 as $$
 begin
   if lease_seconds is null or lease_seconds not between 5 and 3600 then
@@ -73,6 +79,7 @@ $$;
 -- Anything else is a clear PT404/PT409 naming the job, its state and its holder.
 create function private.held_job(fn text, job_id uuid, worker_id text) returns public.jobs
 language plpgsql
+set search_path = ''
 as $$
 declare
   j public.jobs;
@@ -293,6 +300,9 @@ create function public.claim_jobs(
 language plpgsql
 security definer
 set search_path = ''
+-- The planning loop reads due jobs in claim order and usually stops after a few rows: plan it
+-- for that (index order), not for reading them all (sort), or every claim costs O(queue).
+set cursor_tuple_fraction = 0.001
 as $$
 declare
   v_unknown text;
@@ -366,17 +376,19 @@ begin
   end if;
 
   return query
-  with ranked as (
-    select j.id, j.priority, j.run_at,
-           row_number() over (partition by j.user_id, j.kind order by j.priority desc, j.run_at, j.id) as rn,
-           p.take
-    from public.jobs j
-    join unnest(v_users, v_kinds, v_take) as p(user_id, kind, take) on p.user_id = j.user_id and p.kind = j.kind
-    where j.status = 'queued' and j.run_at <= now() and p.take > 0
-  ),
-  picked as (
-    select r.id from ranked r where r.rn <= r.take
-    order by r.priority desc, r.run_at, r.id
+  with picked as (
+    -- Per group, only the rows it may take (index jobs_queued_by_user_kind), then claim order.
+    select c.id
+    from unnest(v_users, v_kinds, v_take) as p(user_id, kind, take)
+    cross join lateral (
+      select j.id, j.priority, j.run_at
+      from public.jobs j
+      where j.user_id = p.user_id and j.kind = p.kind and j.status = 'queued' and j.run_at <= now()
+      order by j.priority desc, j.run_at, j.id
+      limit p.take
+    ) c
+    where p.take > 0
+    order by c.priority desc, c.run_at, c.id
     limit max_jobs
   ),
   locked as (

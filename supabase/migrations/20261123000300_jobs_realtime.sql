@@ -7,6 +7,7 @@ alter publication supabase_realtime add table public.jobs;
 -- Results ride along only while small; larger ones are read from the row (RLS) on success.
 create function private.job_broadcast_payload(j public.jobs) returns jsonb
 language sql stable
+set search_path = ''
 as $$
   select jsonb_build_object(
     'id', j.id, 'kind', j.kind, 'status', j.status, 'progress', j.progress,

@@ -121,7 +121,7 @@ class AuthEndpoints:
     # -- endpoints -----------------------------------------------------------------------------
 
     async def signup(self, request: Request) -> Response:
-        body = await read_body(request)
+        body = await read_body(request, self.ctx.settings.max_body_bytes)
         email, phone, password = body.text("email"), body.text("phone"), body.text("password")
         data = body.mapping("data") or {}
         async with self.ctx.admin.connection() as conn:
@@ -161,7 +161,7 @@ class AuthEndpoints:
         if grant_type == "password":
             return await self._password_grant(request)
         if grant_type == "refresh_token":
-            body = await read_body(request)
+            body = await read_body(request, self.ctx.settings.max_body_bytes)
             presented = body.text("refresh_token")
             if not presented:
                 raise OAuthError("invalid_request", "refresh_token required")
@@ -171,7 +171,7 @@ class AuthEndpoints:
         raise bad_request("invalid_credentials", "unsupported_grant_type")
 
     async def _password_grant(self, request: Request) -> Response:
-        body = await read_body(request)
+        body = await read_body(request, self.ctx.settings.max_body_bytes)
         email, phone, password = body.text("email"), body.text("phone"), body.text("password")
         if email and phone:
             raise bad_request("validation_failed", "Only an email address or phone number should be provided on login.")
@@ -193,7 +193,7 @@ class AuthEndpoints:
 
     async def put_user(self, request: Request) -> Response:
         caller = await self._caller(request)
-        body = await read_body(request)
+        body = await read_body(request, self.ctx.settings.max_body_bytes)
         email, phone, password = body.text("email"), body.text("phone"), body.text("password")
         data = body.mapping("data")
         if (email and email.lower() != caller.user["email"]) or phone:

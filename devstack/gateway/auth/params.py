@@ -9,6 +9,7 @@ from typing import Any
 from starlette.requests import Request
 
 from devstack.gateway.auth.errors import AuthError, bad_request
+from devstack.gateway.http import BodyTooLarge, read_limited
 
 PASSWORD_MIN_LENGTH = 6  # GoTrue's default (GOTRUE_PASSWORD_MIN_LENGTH), as `supabase start` uses
 PASSWORD_MAX_LENGTH = 72  # bcrypt's limit, enforced by GoTrue
@@ -63,8 +64,15 @@ def _bad_json(detail: str) -> AuthError:
     return bad_request("bad_json", f"Could not parse request body as JSON: {detail}")
 
 
-async def read_body(request: Request) -> Body:
-    raw = await request.body()
+def body_too_large() -> AuthError:
+    return AuthError(413, "request_too_large", "Request body is too large")
+
+
+async def read_body(request: Request, limit: int) -> Body:
+    try:
+        raw = await read_limited(request, limit)
+    except BodyTooLarge:
+        raise body_too_large() from None
     try:
         data = json.loads(raw) if raw.strip() else None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

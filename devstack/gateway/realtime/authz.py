@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection, errors
 from psycopg_pool import AsyncConnectionPool
+
+from devstack.gateway.pg import API_ROLES
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +43,12 @@ class AuthContext:
     headers: dict[str, str]
 
     def params(self) -> dict[str, str]:
+        role = self.claims.get("role")
+        if role not in API_ROLES:
+            # The admin pool's session switches into this role: never let a token name another one.
+            raise PolicyError(f"role {role!r} is not an API role")
         return {
-            "role": str(self.claims.get("role", "")),
+            "role": str(role),
             "topic": self.topic,
             "claims": json.dumps(self.claims),
             "sub": str(self.claims.get("sub") or ""),
@@ -56,46 +64,37 @@ def _extensions(presence_enabled: bool) -> list[str]:
     return ["broadcast", "presence"] if presence_enabled else ["broadcast"]
 
 
-class _Rollback(Exception):
-    pass
+@asynccontextmanager
+async def _rolled_back(pool: AsyncConnectionPool) -> AsyncIterator[AsyncConnection[Any]]:
+    """A connection inside a transaction that always rolls back (probes and settings vanish);
+    a database error while checking becomes PolicyError."""
+    try:
+        async with pool.connection() as conn, conn.transaction(force_rollback=True):
+            yield conn
+    except psycopg.Error as exc:
+        raise PolicyError(str(exc)) from exc
 
 
 async def can_read(pool: AsyncConnectionPool, ctx: AuthContext, *, presence_enabled: bool) -> dict[str, bool]:
     """Extension → readable, for the extensions checked."""
     probes = {ext: uuid.uuid4() for ext in _extensions(presence_enabled)}
-    result: dict[str, bool] = {}
-    try:
-        async with pool.connection() as conn:
-            try:
-                async with conn.transaction():
-                    for ext, probe_id in probes.items():
-                        await conn.execute(INSERT_PROBE, (probe_id, ctx.topic, ext))
-                    await conn.execute(SET_CONTEXT, ctx.params())
-                    cur = await conn.execute(SELECT_PROBES, (list(probes.values()),))
-                    seen = {row[0] for row in await cur.fetchall()}
-                    result = {ext: probe_id in seen for ext, probe_id in probes.items()}
-                    raise _Rollback
-            except _Rollback:
-                pass
-    except psycopg.Error as exc:
-        raise PolicyError(str(exc)) from exc
-    return result
+    params = ctx.params()
+    async with _rolled_back(pool) as conn:
+        for ext, probe_id in probes.items():
+            await conn.execute(INSERT_PROBE, (probe_id, ctx.topic, ext))
+        await conn.execute(SET_CONTEXT, params)
+        cur = await conn.execute(SELECT_PROBES, (list(probes.values()),))
+        seen = {row[0] for row in await cur.fetchall()}
+    return {ext: probe_id in seen for ext, probe_id in probes.items()}
 
 
 async def can_write(pool: AsyncConnectionPool, ctx: AuthContext, *, presence_enabled: bool) -> dict[str, bool]:
+    params = ctx.params()
     result: dict[str, bool] = {}
-    try:
-        async with pool.connection() as conn:
-            try:
-                async with conn.transaction():
-                    await conn.execute(SET_CONTEXT, ctx.params())
-                    for ext in _extensions(presence_enabled):
-                        result[ext] = await _insert_allowed(conn, ctx.topic, ext)
-                    raise _Rollback
-            except _Rollback:
-                pass
-    except psycopg.Error as exc:
-        raise PolicyError(str(exc)) from exc
+    async with _rolled_back(pool) as conn:
+        await conn.execute(SET_CONTEXT, params)
+        for ext in _extensions(presence_enabled):
+            result[ext] = await _insert_allowed(conn, ctx.topic, ext)
     return result
 
 

@@ -1,6 +1,7 @@
 """Token checks with Realtime's own wording (it differs from PostgREST's).
 
-Realtime needs ``role`` and ``exp``; its handshake answers 401 ``{"error": ...}`` and its joins
+Realtime needs ``role`` and ``exp``, and ``role`` must be one of the API roles (the policy checks
+switch into it); its handshake answers 401 ``{"error": ...}`` and its joins
 answer ``{"reason": "<Code>: <message>"}``. ``kind`` selects between the two texts.
 """
 
@@ -12,7 +13,10 @@ from typing import Any, Literal
 
 import jwt
 
-Kind = Literal["missing", "expired", "missing_claims", "malformed", "signature"]
+from devstack.gateway.pg import API_ROLES
+
+Kind = Literal["missing", "expired", "missing_claims", "malformed", "signature", "role"]
+ROLE_TEXT = "The `role` in the JWT must be one of anon, authenticated, service_role"
 
 # Handshake (HTTP 401 body) texts, as RealtimeWeb.UserSocket.error_response/1.
 HANDSHAKE_TEXT: dict[Kind, str] = {
@@ -21,6 +25,7 @@ HANDSHAKE_TEXT: dict[Kind, str] = {
     "missing_claims": "Fields `role` and `exp` are required in JWT",
     "malformed": "The token provided is not a valid JWT",
     "signature": "Failed to validate JWT signature",
+    "role": ROLE_TEXT,
 }
 
 
@@ -37,6 +42,8 @@ class RealtimeTokenError(Exception):
             return "InvalidJWTToken: Fields `role` and `exp` are required in JWT"
         if self.kind == "signature":
             return "JwtSignatureError: Failed to validate JWT signature"
+        if self.kind == "role":
+            return f"InvalidJWTToken: {ROLE_TEXT}"
         return "MalformedJWT: The token provided is not a valid JWT"
 
     def shutdown_message(self) -> str:
@@ -47,6 +54,8 @@ class RealtimeTokenError(Exception):
             return "Fields `role` and `exp` are required in JWT"
         if self.kind == "signature":
             return ":signature_error"  # hosted pushes inspect(reason) here
+        if self.kind == "role":
+            return ROLE_TEXT
         return "The token provided is not a valid JWT"
 
 
@@ -71,4 +80,7 @@ def check(token: str | None, secret: str) -> dict[str, Any]:
     now = int(time.time())
     if exp <= now:
         raise RealtimeTokenError("expired", f"Token has expired {now - int(exp)} seconds ago")
+    if claims["role"] not in API_ROLES:
+        # authz switches the admin pool's session into this role: only the API roles may be named.
+        raise RealtimeTokenError("role")
     return claims

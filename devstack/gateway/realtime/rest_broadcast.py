@@ -4,7 +4,8 @@
 - ``POST /realtime/v1/api/broadcast/{topic}/events/{event}[?private=true]`` with a JSON or
   ``application/octet-stream`` body (realtime-js/py ``httpSend``).
 
-Both answer 202. The token comes from ``Authorization: Bearer`` or else ``apikey``; a bad one is
+Both answer 202. Bodies over ``Settings.max_body_bytes`` are 413, a batch of more than
+``MAX_BATCH_MESSAGES`` messages 422. The token comes from ``Authorization: Bearer`` or else ``apikey``; a bad one is
 401 ``{"message": "Unauthorized"}``. Private messages need write permission on the topic (RLS on
 realtime.messages): the batch endpoint silently skips unauthorized topics, the single one
 answers 403.
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from devstack.gateway.http import BodyTooLarge, read_limited
 from devstack.gateway.realtime import authz, jwt_check
 from devstack.gateway.realtime.protocol import UserBroadcast
 from devstack.gateway.tokens import bearer
@@ -29,8 +31,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+MAX_BATCH_MESSAGES = 1000  # one request may fan out this many broadcasts at most
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"message": message}, status_code=status)
+
+
+def _too_large() -> JSONResponse:
+    return _error(413, "Payload Too Large")
 
 
 def _claims(service: RealtimeService, request: Request) -> dict[str, Any] | None:
@@ -72,12 +81,18 @@ async def batch(service: RealtimeService, request: Request) -> Response:
     if claims is None:
         return _error(401, "Unauthorized")
     try:
-        body = json.loads(await request.body())
+        body = json.loads(await read_limited(request, service.ctx.settings.max_body_bytes))
+    except BodyTooLarge:
+        return _too_large()
     except ValueError:
         return JSONResponse({"errors": {"body": ["is invalid JSON"]}}, status_code=422)
     messages = body.get("messages") if isinstance(body, dict) else None
     if not isinstance(messages, list) or not messages:
         return JSONResponse({"errors": {"messages": ["can't be blank"]}}, status_code=422)
+    if len(messages) > MAX_BATCH_MESSAGES:
+        return JSONResponse(
+            {"errors": {"messages": [f"should have at most {MAX_BATCH_MESSAGES} item(s)"]}}, status_code=422
+        )
     errors = [_message_errors(m) for m in messages]
     if any(errors):
         return JSONResponse({"errors": {"messages": errors}}, status_code=422)
@@ -103,7 +118,10 @@ async def single(service: RealtimeService, request: Request) -> Response:
     topic, event = request.path_params["topic"], request.path_params["event"]
     private = request.query_params.get("private") == "true"
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    raw = await request.body()
+    try:
+        raw = await read_limited(request, service.ctx.settings.max_body_bytes)
+    except BodyTooLarge:
+        return _too_large()
     if content_type == "application/octet-stream":
         bc = UserBroadcast(event=event, data=raw, is_json=False)
     elif content_type in ("application/json", ""):

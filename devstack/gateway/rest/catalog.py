@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -49,10 +50,15 @@ select p.proname as name,
        p.prorettype = 'record'::regtype as returns_record,
        p.pronargdefaults as n_defaults,
        coalesce((select json_agg(json_build_object(
-                   'name', coalesce(a.name, ''), 'type', format_type(a.type, null), 'mode', coalesce(a.mode, 'i'))
+                   'name', coalesce(a.name, ''), 'type', format_type(a.type, null), 'mode', coalesce(a.mode, 'i'),
+                   'type_schema', bn.nspname, 'type_name', bt.typname, 'type_is_array', et.oid is not null)
                  order by a.ord)
                  from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargmodes::text[], p.proargnames)
-                      with ordinality as a(type, mode, name, ord)), '[]') as args,
+                      with ordinality as a(type, mode, name, ord)
+                 join pg_type at on at.oid = a.type
+                 left join pg_type et on et.oid = at.typelem and at.typsubscript = 'array_subscript_handler'::regproc
+                 join pg_type bt on bt.oid = coalesce(et.oid, at.oid)
+                 join pg_namespace bn on bn.oid = bt.typnamespace), '[]') as args,
        coalesce((select json_agg(attr.attname::text order by attr.attnum)
                  from pg_attribute attr
                  where attr.attrelid = rt.typrelid and attr.attnum > 0 and not attr.attisdropped), '[]')
@@ -82,9 +88,17 @@ class Table:
 @dataclass(frozen=True)
 class Param:
     name: str
-    type: str
+    type: str  # format_type() text, for messages and comparisons only; never put into SQL
     has_default: bool
     variadic: bool
+    type_schema: str
+    type_name: str  # the element type's name when type_is_array
+    type_is_array: bool
+
+    def type_sql(self) -> sql.Composable:
+        """The type as quoted identifiers (``"schema"."name"`` plus ``[]``), never from raw text."""
+        name = sql.Identifier(self.type_schema, self.type_name)
+        return sql.SQL("{}[]").format(name) if self.type_is_array else name
 
 
 @dataclass(frozen=True)
@@ -127,11 +141,19 @@ class SchemaCache:
 
 
 def _function(schema: str, row: dict[str, Any]) -> Function:
-    args: list[dict[str, str]] = row["args"]
+    args: list[dict[str, Any]] = row["args"]
     inputs = [a for a in args if a["mode"] in ("i", "b", "v")]
     n_defaults = int(row["n_defaults"])
     params = tuple(
-        Param(a["name"], a["type"], has_default=i >= len(inputs) - n_defaults, variadic=a["mode"] == "v")
+        Param(
+            a["name"],
+            a["type"],
+            has_default=i >= len(inputs) - n_defaults,
+            variadic=a["mode"] == "v",
+            type_schema=a["type_schema"],
+            type_name=a["type_name"],
+            type_is_array=a["type_is_array"],
+        )
         for i, a in enumerate(inputs)
     )
     if row["return_typtype"] == "c":

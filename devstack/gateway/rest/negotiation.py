@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from starlette.requests import Request
 
+from devstack.gateway.http import BodyTooLarge, read_limited
 from devstack.gateway.rest.errors import ApiError, bad_range, body_too_large, invalid_body, invalid_schema, media_type
 
 # Supabase's default `[api] schemas` (hosted and `supabase start`).
@@ -132,17 +133,10 @@ def header_range(request: Request) -> tuple[int, int | None] | None:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise body_too_large()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise body_too_large()
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await read_limited(request, limit)
+    except BodyTooLarge:
+        raise body_too_large() from None
 
 
 @dataclass(frozen=True)

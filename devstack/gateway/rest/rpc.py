@@ -60,7 +60,7 @@ def call_source(fn: Function, body: Body) -> Frag:
     """``from json_to_record($1) as _b(a int, ...), lateral schema.fn(a => _b.a, ...)`` (types from the catalog)."""
     qualified = Frag(sql.Identifier(fn.schema, fn.name))
     if fn.single_json_param:
-        call = qualified + lit("(") + param(body.text) + lit("::") + Frag(sql.SQL(fn.params[0].type)) + lit(")")
+        call = qualified + lit("(") + param(body.text) + lit("::") + Frag(fn.params[0].type_sql()) + lit(")")
         prefix = lit(" from ")
     else:
         given = [p for p in fn.params if p.name in body.value]
@@ -74,7 +74,7 @@ def call_source(fn: Function, body: Body) -> Frag:
         )
         call = qualified + lit("(") + named + lit(")")
         if given:
-            definitions = join(", ", (Frag(sql.Identifier(p.name)) + lit(" ") + Frag(sql.SQL(p.type)) for p in given))
+            definitions = join(", ", (Frag(sql.Identifier(p.name)) + lit(" ") + Frag(p.type_sql()) for p in given))
             # json_to_record ignores the body's other keys; the text keeps numbers as sent.
             prefix = (
                 lit(" from json_to_record(")

@@ -11,9 +11,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+
+from devstack.gateway.storage.listing import SORT_COLUMNS, ListOptions
 
 Row = dict[str, Any]
 
@@ -23,9 +25,9 @@ OBJECT_COLUMNS = (
 )
 
 
-async def _fetch(conn: AsyncConnection[Any], query: str, params: dict[str, Any]) -> list[Row]:
+async def _fetch(conn: AsyncConnection[Any], query: str | sql.Composed, params: dict[str, Any]) -> list[Row]:
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query, params)  # module constants; values are bound
+        await cur.execute(query, params)  # module constants or composed identifiers; values are bound
         return await cur.fetchall() if cur.description else []
 
 
@@ -132,13 +134,44 @@ def _like_prefix(prefix: str) -> str:
     return escaped + "%"
 
 
-async def objects_under(conn: AsyncConnection[Any], bucket_id: str, prefix: str) -> list[Row]:
-    return await _fetch(
-        conn,
-        """
-        select name, id, updated_at, created_at, last_accessed_at, metadata
-        from storage.objects
-        where bucket_id = %(bucket)s and name like %(pattern)s
-        """,
-        {"bucket": bucket_id, "pattern": _like_prefix(prefix)},
-    )
+_LIST_FOLDER = """
+select name, id, updated_at, created_at, last_accessed_at, metadata from (
+  select distinct on (entry)
+         entry as name,
+         case when is_folder then null else id end as id,
+         case when is_folder then null else updated_at end as updated_at,
+         case when is_folder then null else created_at end as created_at,
+         case when is_folder then null else last_accessed_at end as last_accessed_at,
+         case when is_folder then null else metadata end as metadata
+  from (
+    select split_part(substr(o.name, %(skip)s), '/', 1) as entry,
+           strpos(substr(o.name, %(skip)s), '/') > 0 as is_folder,
+           o.id, o.updated_at, o.created_at, o.last_accessed_at, o.metadata
+    from storage.objects o
+    where o.bucket_id = %(bucket)s and o.name like %(pattern)s
+  ) matched
+  where starts_with(lower(entry), lower(%(search)s))
+  order by entry, is_folder
+) entries
+order by {sort_key} {direction}, name collate "C" {direction}
+limit %(limit)s offset %(offset)s
+"""
+
+
+async def list_folder(conn: AsyncConnection[Any], bucket_id: str, folder: str, options: ListOptions) -> list[Row]:
+    """One page of the folder's entries (see listing.py); sort column and direction come from
+    fixed allow-lists, every value is bound."""
+    if options.column not in SORT_COLUMNS:
+        raise ValueError(f"not a sort column: {options.column}")
+    column = sql.Identifier(options.column)
+    sort_key = sql.SQL('{} collate "C"').format(column) if options.column == "name" else column
+    query = sql.SQL(_LIST_FOLDER).format(sort_key=sort_key, direction=sql.SQL("desc" if options.descending else "asc"))
+    params = {
+        "bucket": bucket_id,
+        "pattern": _like_prefix(folder),
+        "skip": len(folder) + 1,
+        "search": options.search,
+        "limit": options.limit,
+        "offset": options.offset,
+    }
+    return await _fetch(conn, query, params)

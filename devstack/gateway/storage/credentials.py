@@ -32,11 +32,16 @@ class Caller:
 
 
 def _decode(token: str, secret: str) -> dict[str, Any]:
-    """Verify HS256 + expiry; raise ValueError carrying jose's message."""
+    """Verify HS256 + expiry (``exp`` is required, as everywhere else in the gateway); raise
+    ValueError carrying jose's message."""
     try:
-        claims: dict[str, Any] = jwt.decode(token, secret, algorithms=["HS256"], options={"verify_aud": False})
+        claims: dict[str, Any] = jwt.decode(
+            token, secret, algorithms=["HS256"], options={"require": ["exp"], "verify_aud": False}
+        )
     except jwt.ExpiredSignatureError as exc:
         raise ValueError('"exp" claim timestamp check failed') from exc
+    except jwt.MissingRequiredClaimError as exc:
+        raise ValueError('missing required "exp" claim') from exc
     except jwt.InvalidSignatureError as exc:
         raise ValueError("signature verification failed") from exc
     except jwt.InvalidTokenError as exc:

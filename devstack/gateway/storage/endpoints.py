@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,23 +21,27 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from devstack.gateway.context import GatewayContext
+from devstack.gateway.http import BodyTooLarge, read_limited
 from devstack.gateway.pg import request_transaction
 from devstack.gateway.storage import catalog, credentials
 from devstack.gateway.storage.credentials import Caller
 from devstack.gateway.storage.errors import (
     StorageError,
     bucket_already_exists,
+    entity_too_large,
     from_database,
     invalid_request,
     no_such_bucket,
     no_such_key,
 )
 from devstack.gateway.storage.layout import Layout, check_bucket_name, check_key
-from devstack.gateway.storage.listing import list_folder
+from devstack.gateway.storage.listing import list_options
 from devstack.gateway.storage.uploads import read_upload
 
 Handler = Callable[[Request], Awaitable[Response]]
 MAX_PREFIXES_PER_DELETE = 1000
+
+log = logging.getLogger(__name__)
 
 
 def jsonable(row: dict[str, Any]) -> dict[str, Any]:
@@ -52,8 +57,11 @@ def jsonable(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def read_json(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+async def read_json(request: Request, limit: int) -> dict[str, Any]:
+    try:
+        raw = await read_limited(request, limit)
+    except BodyTooLarge:
+        raise entity_too_large() from None
     try:
         data = json.loads(raw) if raw.strip() else {}
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -77,6 +85,18 @@ def _remove_file(path: Path, stop_at: Path) -> None:
         except OSError:
             break  # not empty (another object or version lives here)
         folder = folder.parent
+
+
+def _discard_file(path: Path, stop_at: Path) -> None:
+    """Remove a version file no row points at any more, after the change committed.
+
+    The change already happened, so a filesystem problem here must not turn it into an error
+    answer: the leftover file is only wasted space.
+    """
+    try:
+        _remove_file(path, stop_at)
+    except OSError as exc:
+        log.warning("storage: could not remove the unreferenced file %s: %s", path, exc)
 
 
 class StorageEndpoints:
@@ -124,6 +144,19 @@ class StorageEndpoints:
         if bucket is None:
             raise no_such_bucket()
         return bucket
+
+    async def _find_object(self, request: Request, who: Caller | None, bucket_id: str, key: str) -> catalog.Row:
+        """The object's row as ``who`` sees it (RLS applies), or as the platform when ``who`` is
+        None (public buckets, signed URLs); NoSuchKey when there is none."""
+        if who is None:
+            async with self.ctx.admin.connection() as conn:
+                row = await catalog.find_object(conn, bucket_id, key)
+        else:
+            async with self._as(request, who) as conn:
+                row = await catalog.find_object(conn, bucket_id, key)
+        if row is None:
+            raise no_such_key()
+        return row
 
     def _names(self, request: Request) -> tuple[str, str]:
         return check_bucket_name(request.path_params["bucket"]), check_key(request.path_params["key"])
@@ -188,10 +221,10 @@ class StorageEndpoints:
                 os.replace(temp, final)
         except BaseException:
             temp.unlink(missing_ok=True)
-            _remove_file(final, bucket_root)
+            _discard_file(final, bucket_root)
             raise
         if replaced and replaced != version:
-            _remove_file(self.layout.object_file(bucket_id, key, replaced), bucket_root)
+            _discard_file(self.layout.object_file(bucket_id, key, replaced), bucket_root)
         return JSONResponse({"Id": str(object_id), "Key": f"{bucket_id}/{key}"})
 
     async def download(self, request: Request) -> Response:
@@ -206,16 +239,9 @@ class StorageEndpoints:
         bucket_id, key = self._names(request)
         who = self._caller(request, optional=token_optional)
         bucket = await self._bucket_as_platform(bucket_id)
-        if bucket["public"] or who is None:
-            if not bucket["public"]:
-                raise no_such_bucket()  # anonymous callers only see public buckets
-            async with self.ctx.admin.connection() as conn:
-                row = await catalog.find_object(conn, bucket_id, key)
-        else:
-            async with self._as(request, who) as conn:
-                row = await catalog.find_object(conn, bucket_id, key)
-        if row is None:
-            raise no_such_key()
+        if who is None and not bucket["public"]:
+            raise no_such_bucket()  # anonymous callers only see public buckets
+        row = await self._find_object(request, None if bucket["public"] else who, bucket_id, key)
         return self._serve(request, bucket_id, key, row)
 
     async def download_public(self, request: Request) -> Response:
@@ -223,16 +249,13 @@ class StorageEndpoints:
         bucket = await self._bucket_as_platform(bucket_id)
         if not bucket["public"]:
             raise no_such_bucket()
-        async with self.ctx.admin.connection() as conn:
-            row = await catalog.find_object(conn, bucket_id, key)
-        if row is None:
-            raise no_such_key()
+        row = await self._find_object(request, None, bucket_id, key)
         return self._serve(request, bucket_id, key, row)
 
     async def sign(self, request: Request) -> Response:
         bucket_id, key = self._names(request)
         who = self._required_caller(request)
-        body = await read_json(request)
+        body = await read_json(request, self.ctx.settings.max_body_bytes)
         expires_in = body.get("expiresIn")
         if isinstance(expires_in, str) and expires_in.strip().isdigit():
             expires_in = int(expires_in)  # storage3 sends a string; Storage's schema coerces it
@@ -240,10 +263,7 @@ class StorageEndpoints:
             raise invalid_request("body must have required property 'expiresIn'")
         if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1:
             raise invalid_request("body/expiresIn must be integer >= 1")
-        async with self._as(request, who) as conn:
-            row = await catalog.find_object(conn, bucket_id, key)
-        if row is None:
-            raise no_such_key()
+        await self._find_object(request, who, bucket_id, key)  # the caller must be able to see it
         token = credentials.sign_download(bucket_id, key, expires_in, self.ctx.settings.jwt_secret)
         return JSONResponse({"signedURL": f"/object/sign/{bucket_id}/{key}?token={token}"})
 
@@ -253,16 +273,13 @@ class StorageEndpoints:
         if not token:
             raise invalid_request("querystring must have required property 'token'")
         credentials.verify_download(token, bucket_id, key, self.ctx.settings.jwt_secret)
-        async with self.ctx.admin.connection() as conn:
-            row = await catalog.find_object(conn, bucket_id, key)
-        if row is None:
-            raise no_such_key()
+        row = await self._find_object(request, None, bucket_id, key)
         return self._serve(request, bucket_id, key, row)
 
     async def remove(self, request: Request) -> Response:
         bucket_id = check_bucket_name(request.path_params["bucket"])
         who = self._required_caller(request)
-        prefixes = (await read_json(request)).get("prefixes")
+        prefixes = (await read_json(request, self.ctx.settings.max_body_bytes)).get("prefixes")
         if not isinstance(prefixes, list) or not prefixes or not all(isinstance(p, str) for p in prefixes):
             raise invalid_request("body/prefixes must be a non-empty array of strings")
         if len(prefixes) > MAX_PREFIXES_PER_DELETE:
@@ -272,20 +289,20 @@ class StorageEndpoints:
         bucket_root = self.layout.root / bucket_id
         for row in removed:
             if row.get("version"):
-                _remove_file(self.layout.object_file(bucket_id, row["name"], row["version"]), bucket_root)
+                _discard_file(self.layout.object_file(bucket_id, row["name"], row["version"]), bucket_root)
         return JSONResponse([jsonable(row) for row in removed])
 
     async def list_objects(self, request: Request) -> Response:
         bucket_id = check_bucket_name(request.path_params["bucket"])
         who = self._required_caller(request)
-        body = await read_json(request)
+        body = await read_json(request, self.ctx.settings.max_body_bytes)
         prefix = body.get("prefix") or ""
         if not isinstance(prefix, str):
             raise invalid_request("body/prefix must be string")
         folder = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        options = list_options(body)
         async with self._as(request, who) as conn:
-            rows = await catalog.objects_under(conn, bucket_id, folder)
-        entries = list_folder(rows, folder, body)
+            entries = await catalog.list_folder(conn, bucket_id, folder, options)
         return JSONResponse([jsonable(entry) for entry in entries])
 
     # -- buckets -------------------------------------------------------------------------------
@@ -311,7 +328,7 @@ class StorageEndpoints:
 
     async def create_bucket(self, request: Request) -> Response:
         who = self._required_caller(request)
-        body = await read_json(request)
+        body = await read_json(request, self.ctx.settings.max_body_bytes)
         name = body.get("name")
         if not isinstance(name, str):
             raise invalid_request("body must have required property 'name'")
@@ -320,22 +337,28 @@ class StorageEndpoints:
             raise invalid_request("body/id must be string")
         check_bucket_name(name)
         check_bucket_name(bucket_id)
+        public = body.get("public", False)
+        if not isinstance(public, bool):
+            raise invalid_request("body/public must be boolean")
         size_limit = body.get("file_size_limit")
+        valid_limit = isinstance(size_limit, int) and not isinstance(size_limit, bool) and size_limit >= 0
+        if size_limit is not None and not valid_limit:
+            raise invalid_request("body/file_size_limit must be null or an integer >= 0 (bytes; 0 means no limit)")
         mime_types = body.get("allowed_mime_types")
-        if size_limit is not None and (isinstance(size_limit, bool) or not isinstance(size_limit, int)):
-            raise invalid_request("body/file_size_limit must be integer")
         if mime_types is not None and not (
             isinstance(mime_types, list) and all(isinstance(m, str) for m in mime_types)
         ):
-            raise invalid_request("body/allowed_mime_types must be array")
+            raise invalid_request("body/allowed_mime_types must be null or an array of strings")
         owner = who.owner
         values = {
             "id": bucket_id,
             "name": name,
             "owner": catalog.owner_uuid(owner),
             "owner_id": owner,
-            "public": bool(body.get("public", False)),
-            "file_size_limit": size_limit,
+            "public": public,
+            # Like Storage, a limit of 0 means "no bucket limit" (uploads only check a truthy one);
+            # store it as null so the row says so too.
+            "file_size_limit": size_limit or None,
             "allowed_mime_types": [m for m in mime_types if m] if mime_types is not None else None,
         }
         try:

@@ -1,17 +1,29 @@
 """Folder listing (`POST /object/list/{bucket}`), shaped like Storage's ``storage.search()``.
 
 Objects directly in the folder are listed with their columns; deeper objects collapse into one
-folder entry whose id, timestamps and metadata are null.
+folder entry whose id, timestamps and metadata are null (an object and a folder of the same name
+show as the object). Entries sort by the chosen column (nulls last ascending, first descending),
+then by name; the database does the collapsing, sorting and paging (catalog.list_folder).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from devstack.gateway.storage.errors import invalid_request
 
 SORT_COLUMNS = frozenset({"name", "updated_at", "created_at", "last_accessed_at"})
 DEFAULT_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class ListOptions:
+    limit: int
+    offset: int
+    column: str  # one of SORT_COLUMNS
+    descending: bool
+    search: str
 
 
 def _int_option(body: dict[str, Any], key: str, default: int) -> int:
@@ -21,7 +33,7 @@ def _int_option(body: dict[str, Any], key: str, default: int) -> int:
     return value
 
 
-def list_folder(rows: list[dict[str, Any]], folder: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+def list_options(body: dict[str, Any]) -> ListOptions:
     limit = _int_option(body, "limit", DEFAULT_LIMIT)
     offset = _int_option(body, "offset", 0)
     sort_by = body.get("sortBy") or {}
@@ -32,30 +44,4 @@ def list_folder(rows: list[dict[str, Any]], folder: str, body: dict[str, Any]) -
     search = body.get("search") or ""
     if not isinstance(search, str):
         raise invalid_request("body/search must be string")
-
-    entries: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        name, slash, _ = row["name"][len(folder) :].partition("/")
-        if not name.lower().startswith(search.lower()):
-            continue
-        if slash:
-            entries.setdefault(
-                name,
-                {
-                    "name": name,
-                    "id": None,
-                    "updated_at": None,
-                    "created_at": None,
-                    "last_accessed_at": None,
-                    "metadata": None,
-                },
-            )
-        else:
-            entries[name] = {**row, "name": name}
-
-    def sort_key(entry: dict[str, Any]) -> tuple[bool, Any, str]:
-        value = entry[column]
-        return (value is None, value if value is not None else "", entry["name"])
-
-    ordered = sorted(entries.values(), key=sort_key, reverse=order == "desc")
-    return ordered[offset : offset + limit]
+    return ListOptions(limit=limit, offset=offset, column=column, descending=order == "desc", search=search)

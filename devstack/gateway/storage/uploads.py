@@ -15,6 +15,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from devstack.gateway.http import BodyTooLarge, read_limited
 from devstack.gateway.storage import multipart
 from devstack.gateway.storage.errors import entity_too_large, invalid_mime_type, invalid_request
 
@@ -30,17 +31,10 @@ class Upload:
 
 
 async def _read_at_most(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise entity_too_large()
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise entity_too_large()
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await read_limited(request, limit)
+    except BodyTooLarge:
+        raise entity_too_large() from None
 
 
 def check_mime_type(mimetype: str, allowed: list[str] | None) -> None:
