@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
+# Suites that can run without a browser or a stack skip by default (handy by hand); here a
+# missing prerequisite must fail the run instead.
+export REQUIRE_FULL_SUITE=1
 
 section() { printf '\n==> %s\n' "$*"; }
 

@@ -165,7 +165,9 @@ def test_rate_limit_window_slides(api: SqlApi) -> None:
         api.enqueue(uid, "generate_edits", {"i": i})
     # Age the submissions past the one-minute window.
     api.admin("update public.jobs set created_at = created_at - interval '61 seconds'")
-    api.enqueue(uid, "generate_edits", {"i": 3})
+    fourth = api.enqueue(uid, "generate_edits", {"i": 3})
+    assert fourth["status"] == "queued"
+    assert api.count("select count(*) from public.jobs where user_id = %s", (uid,)) == 4
 
 
 def test_idempotent_retry_is_not_rate_limited(api: SqlApi) -> None:

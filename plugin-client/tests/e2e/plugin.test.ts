@@ -16,6 +16,11 @@ const ARTIFACTS = resolve(__dirname, '../../artifacts');
 const SCREENSHOT = join(ARTIFACTS, 'rename-layers.png');
 const LIVE = { timeout: 30_000 };
 const canRun = existsSync(CHROMIUM) && distReady();
+// CI (scripts/test.sh) sets REQUIRE_FULL_SUITE: there a missing browser, build or stack is a
+// failure, never a quietly skipped suite.
+if (process.env.REQUIRE_FULL_SUITE === '1' && (!canRun || !stack)) {
+  throw new Error(`[e2e] REQUIRE_FULL_SUITE: needs ${CHROMIUM}, a build and SUPABASE_URL + keys`);
+}
 if (!canRun) {
   console.warn(`[e2e] SKIPPED: needs ${CHROMIUM} (set CHROMIUM_PATH) and a build (npm run build).`);
 } else if (!stack) {

@@ -22,6 +22,9 @@ function read(): StackEnv | null {
 
 export const stack = read();
 
+if (!stack && process.env.REQUIRE_FULL_SUITE === '1') {
+  throw new Error('[integration] REQUIRE_FULL_SUITE: SUPABASE_URL, SUPABASE_ANON_KEY and SUPABASE_SERVICE_ROLE_KEY must be set');
+}
 if (!stack) {
   console.warn(
     '[integration] SKIPPED: set SUPABASE_URL, SUPABASE_ANON_KEY and SUPABASE_SERVICE_ROLE_KEY ' +

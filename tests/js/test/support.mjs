@@ -30,6 +30,10 @@ export const ANON_KEY = process.env.SUPABASE_ANON_KEY;
 export const SERVICE_KEY = process.env.SUPABASE_SERVICE_ROLE_KEY;
 export const DATABASE_URL = process.env.DATABASE_URL || '';
 export const JWT_SECRET = process.env.SUPABASE_JWT_SECRET || '';
+// CI (scripts/test.sh) sets REQUIRE_FULL_SUITE: there nothing may be skipped for want of a variable.
+if (process.env.REQUIRE_FULL_SUITE === '1' && (!DATABASE_URL || !JWT_SECRET)) {
+  throw new Error('REQUIRE_FULL_SUITE: DATABASE_URL and SUPABASE_JWT_SECRET must be set');
+}
 
 /** Upper bound for any wait on the network; never a timing assertion. */
 export const WAIT_MS = 10_000;
