@@ -167,7 +167,8 @@ async def print_stats(settings: Settings) -> int:
             rows = await transports.store.read_view(view)
             console.print(_table(view, rows) if rows else f"public.{view}: no rows\n")
     except StoreError as exc:
-        console.print(f"[red]cannot read the dashboard views: {exc}[/red]")
+        where = settings.supabase_url if settings.worker_store == "supabase" else "DATABASE_URL"
+        console.print(f"[red]cannot read the dashboard views from {where}: {exc}[/red]")
         return 1
     finally:
         await transports.store.close()

@@ -22,7 +22,25 @@ export function validateSettings(url: string, anonKey: string): Settings {
   }
   const key = anonKey.trim();
   if (key === '') throw new Error('The anon key is required');
+  if (isSecretKey(key)) {
+    // A secret key in a plugin ships to every user and bypasses row-level security.
+    throw new Error('That is a secret (service-role) key: use the project\'s anon (publishable) key');
+  }
   return { url: trimmedUrl, anonKey: key };
+}
+
+/** A service-role JWT, or a new-style secret key (`sb_secret_...`). */
+function isSecretKey(key: string): boolean {
+  if (key.startsWith('sb_secret_')) return true;
+  const payload = key.split('.')[1];
+  if (payload === undefined) return false;
+  try {
+    const json = atob(payload.replace(/-/g, '+').replace(/_/g, '/'));
+    const claims: unknown = JSON.parse(json);
+    return isRecord(claims) && claims.role === 'service_role';
+  } catch {
+    return false; // not a JWT: the server will judge it
+  }
 }
 
 export async function loadSettings(requests: RequestClient): Promise<Settings | null> {

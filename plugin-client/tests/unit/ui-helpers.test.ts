@@ -53,4 +53,16 @@ describe('validateSettings', () => {
     expect(() => validateSettings('ftp://x', 'k')).toThrowError(/https/);
     expect(() => validateSettings('http://localhost:54321', '  ')).toThrowError(/anon key/);
   });
+
+  it('refuses secret keys, which would ship to every user and bypass RLS', () => {
+    const jwt = (claims: object): string =>
+      ['{"alg":"HS256","typ":"JWT"}', JSON.stringify(claims)]
+        .map((part) => btoa(part).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_'))
+        .join('.') + '.c2ln';
+    const url = 'https://abc.supabase.co';
+    expect(() => validateSettings(url, jwt({ role: 'service_role', iss: 'supabase' }))).toThrowError(/secret \(service-role\) key/);
+    expect(() => validateSettings(url, 'sb_secret_abc123')).toThrowError(/secret/);
+    expect(validateSettings(url, jwt({ role: 'anon', iss: 'supabase' })).anonKey).toContain('.');
+    expect(validateSettings(url, 'sb_publishable_abc').anonKey).toBe('sb_publishable_abc');
+  });
 });
