@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import threading
 import time
@@ -41,7 +40,7 @@ from psycopg.types.json import Jsonb
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.support import gateway_process  # noqa: E402
+from bench.support import gateway_process, machine_info  # noqa: E402
 from devstack import migrate, paths  # noqa: E402
 from devstack.gateway.context import Settings  # noqa: E402
 from devstack.sqlapi import SqlApi  # noqa: E402
@@ -269,14 +268,7 @@ def main() -> None:
     report: dict[str, Any] = {
         "benchmark": "claim_throughput",
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "nproc": os.cpu_count(),
-            "loadavg_before": [round(x, 2) for x in load_before],
-            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "note": "shared 2-core box; other sessions may be using the same PostgreSQL cluster",
-        },
+        "machine": machine_info(load_before),
         "users": USERS,
         "kind": {"name": KIND, "max_running_per_user": 100000, "rate_limit_per_minute": 100000},
         "run_cap_s": RUN_CAP_S,

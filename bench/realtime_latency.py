@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import secrets
-import statistics
 import sys
 import time
 import uuid
@@ -40,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from realtime.types import RealtimeChannelOptions  # noqa: E402
 from realtime.types import RealtimePostgresChangesListenEvent as Ev  # noqa: E402
 
-from bench.support import gateway_process  # noqa: E402
+from bench.support import gateway_process, summary  # noqa: E402
 from supabase import acreate_client  # noqa: E402
 from tests.integration.conftest import Stack  # noqa: E402
 
@@ -106,22 +105,6 @@ def bench_tables(database_url: str) -> Iterator[tuple[str, str]]:
             conn.execute("delete from realtime.messages where topic like %s", (prefix + ":%",))
             conn.execute(sql.SQL("drop table if exists {}").format(t))
             conn.execute(sql.SQL("drop function if exists {}()").format(fn))
-
-
-def summary(latencies_ms: list[float]) -> dict[str, float]:
-    ordered = sorted(latencies_ms)
-
-    def pct(p: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 2)
-
-    return {
-        "count": len(ordered),
-        "p50_ms": pct(50),
-        "p95_ms": pct(95),
-        "p99_ms": pct(99),
-        "max_ms": round(ordered[-1], 2),
-        "mean_ms": round(statistics.fmean(ordered), 2),
-    }
 
 
 async def measure(

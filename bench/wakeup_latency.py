@@ -33,9 +33,7 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -56,7 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 from realtime.types import BroadcastPayload, RealtimeChannelOptions  # noqa: E402
 
-from bench.support import gateway_process  # noqa: E402
+from bench.support import gateway_process, machine_info, summary  # noqa: E402
 from devstack import migrate, paths  # noqa: E402
 from devstack.gateway.context import Settings  # noqa: E402
 from supabase import acreate_client  # noqa: E402
@@ -104,24 +102,6 @@ def cloned_database(template: str, mode: str) -> Iterator[str]:
         yield name
     finally:
         drop_database(name)
-
-
-def summary(values_ms: list[float]) -> dict[str, float]:
-    if not values_ms:
-        return {"count": 0}
-    ordered = sorted(values_ms)
-
-    def pct(p: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 2)
-
-    return {
-        "count": len(ordered),
-        "p50_ms": pct(50),
-        "p95_ms": pct(95),
-        "p99_ms": pct(99),
-        "max_ms": round(ordered[-1], 2),
-        "mean_ms": round(statistics.fmean(ordered), 2),
-    }
 
 
 @dataclass
@@ -283,14 +263,7 @@ async def run(modes: list[str], jobs: int, sweep_jobs: int) -> dict[str, Any]:
     return {
         "benchmark": "wakeup_latency",
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "nproc": os.cpu_count(),
-            "loadavg_before": [round(x, 2) for x in load_before],
-            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "note": "shared 2-core box; other sessions may be using the same PostgreSQL cluster",
-        },
+        "machine": machine_info(load_before),
         "kind": KIND,
         "payload_layers": len(PAYLOAD["layers"]),
         "model_standin_latency_ms": 0,
