@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
+import pytest
 from psycopg import sql
 
 from devstack import paths
@@ -89,6 +90,25 @@ async def anonymous_user(stack: Stack) -> tuple[AsyncClient, str]:
     res = await client.auth.sign_in_anonymously()
     assert res.user is not None
     return client, res.user.id
+
+
+@pytest.fixture(scope="module")
+def buckets(stack: Stack) -> Iterator[Buckets]:
+    with fixture_buckets(stack) as created:
+        yield created
+
+
+@pytest.fixture
+def new_bucket_id(stack: Stack) -> Iterator[str]:
+    """A bucket id for a test that creates it; the bucket is deleted afterwards."""
+    bucket_id = f"conformance-new-{uuid.uuid4().hex[:10]}"
+    yield bucket_id
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        conn.execute("delete from storage.buckets where id = %s", (bucket_id,))
+
+
+def storage_url(stack: Stack, *parts: str) -> str:
+    return "/".join([stack.url, "storage", "v1", *parts])
 
 
 def object_row(stack: Stack, bucket: str, name: str) -> dict[str, object] | None:

@@ -3,36 +3,20 @@ decides (service_role bypasses it; users without bucket policies see and create 
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import httpx
 import psycopg
 import pytest
 
 from tests.integration.auth_helpers import new_client
 from tests.integration.conftest import Stack
-from tests.integration.storage_helpers import Buckets, anonymous_user, fixture_buckets
+from tests.integration.storage_helpers import Buckets, anonymous_user, buckets, new_bucket_id, storage_url
 
+__all__ = ["buckets", "new_bucket_id"]  # fixtures used by name
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def buckets(stack: Stack) -> Iterator[Buckets]:
-    with fixture_buckets(stack) as created:
-        yield created
-
-
-@pytest.fixture
-def new_bucket_id(stack: Stack) -> Iterator[str]:
-    bucket_id = f"conformance-new-{uuid.uuid4().hex[:10]}"
-    yield bucket_id
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        conn.execute("delete from storage.buckets where id = %s", (bucket_id,))
-
-
 def bucket_url(stack: Stack, *parts: str) -> str:
-    return "/".join([stack.url, "storage", "v1", "bucket", *parts])
+    return storage_url(stack, "bucket", *parts)
 
 
 def bearer(token: str) -> dict[str, str]:

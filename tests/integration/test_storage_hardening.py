@@ -8,7 +8,6 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,29 +18,12 @@ import pytest
 
 from devstack.gateway.storage import endpoints
 from tests.integration.conftest import Stack
-from tests.integration.storage_helpers import Buckets, fixture_buckets
+from tests.integration.storage_helpers import Buckets, buckets, new_bucket_id, storage_url
 
+__all__ = ["buckets", "new_bucket_id"]  # fixtures used by name
 pytestmark = pytest.mark.integration
 
 OVER_LIMIT = 11 * 1024 * 1024  # above the local gateway's Settings.max_body_bytes (10 MiB)
-
-
-@pytest.fixture(scope="module")
-def buckets(stack: Stack) -> Iterator[Buckets]:
-    with fixture_buckets(stack) as created:
-        yield created
-
-
-@pytest.fixture
-def new_bucket_id(stack: Stack) -> Iterator[str]:
-    bucket_id = f"hardening-{uuid.uuid4().hex[:10]}"
-    yield bucket_id
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        conn.execute("delete from storage.buckets where id = %s", (bucket_id,))
-
-
-def url(stack: Stack, *parts: str) -> str:
-    return "/".join([stack.url, "storage", "v1", *parts])
 
 
 def service(stack: Stack) -> dict[str, str]:
@@ -60,10 +42,10 @@ async def test_json_bodies_over_the_limit_are_refused_unread(stack: Stack, bucke
     headers = {**service(stack), "Content-Type": "application/json"}
     async with httpx.AsyncClient(headers=headers, timeout=60) as raw:
         answers = [
-            await raw.post(url(stack, "object", "list", buckets.main), content=big),
-            await raw.post(url(stack, "object", "sign", buckets.main, "a.txt"), content=big),
-            await raw.request("DELETE", url(stack, "object", buckets.main), content=big),
-            await raw.post(url(stack, "bucket"), content=big),
+            await raw.post(storage_url(stack, "object", "list", buckets.main), content=big),
+            await raw.post(storage_url(stack, "object", "sign", buckets.main, "a.txt"), content=big),
+            await raw.request("DELETE", storage_url(stack, "object", buckets.main), content=big),
+            await raw.post(storage_url(stack, "bucket"), content=big),
         ]
     for answer in answers:
         assert answer.json()["statusCode"] == "413", answer.text
@@ -88,7 +70,7 @@ async def test_create_bucket_refuses_mistyped_attributes(
     stack: Stack, new_bucket_id: str, attributes: dict[str, Any], message: str
 ) -> None:
     async with httpx.AsyncClient(headers=service(stack)) as raw:
-        answer = await raw.post(url(stack, "bucket"), json={"name": new_bucket_id, **attributes})
+        answer = await raw.post(storage_url(stack, "bucket"), json={"name": new_bucket_id, **attributes})
     assert answer.status_code == 400
     body = answer.json()
     assert (body["statusCode"], body["error"]) == ("400", "InvalidRequest")
@@ -100,11 +82,11 @@ async def test_create_bucket_refuses_mistyped_attributes(
 async def test_create_bucket_keeps_booleans_and_treats_a_zero_limit_as_none(stack: Stack, new_bucket_id: str) -> None:
     async with httpx.AsyncClient(headers=service(stack)) as raw:
         created = await raw.post(
-            url(stack, "bucket"),
+            storage_url(stack, "bucket"),
             json={"name": new_bucket_id, "public": False, "file_size_limit": 0, "allowed_mime_types": ["text/plain"]},
         )
         assert created.status_code == 200, created.text
-        row = (await raw.get(url(stack, "bucket", new_bucket_id))).json()
+        row = (await raw.get(storage_url(stack, "bucket", new_bucket_id))).json()
     assert row["public"] is False
     assert row["file_size_limit"] is None  # 0 means "no bucket limit", as on hosted Storage
     assert row["allowed_mime_types"] == ["text/plain"]
@@ -114,11 +96,11 @@ async def test_tokens_without_exp_are_refused(stack: Stack, buckets: Buckets) ->
     secret = local_only(stack)
     forever = jwt.encode({"role": "service_role", "iat": int(time.time())}, secret, "HS256")
     async with httpx.AsyncClient() as raw:
-        listed = await raw.get(url(stack, "bucket"), headers={"Authorization": f"Bearer {forever}"})
+        listed = await raw.get(storage_url(stack, "bucket"), headers={"Authorization": f"Bearer {forever}"})
         key = "no-exp.txt"
-        await raw.post(url(stack, "object", buckets.main, key), content=b"hi", headers=service(stack))
+        await raw.post(storage_url(stack, "object", buckets.main, key), content=b"hi", headers=service(stack))
         signed = jwt.encode({"url": f"{buckets.main}/{key}", "scope": "download"}, secret, "HS256")
-        download = await raw.get(url(stack, "object", "sign", buckets.main, key), params={"token": signed})
+        download = await raw.get(storage_url(stack, "object", "sign", buckets.main, key), params={"token": signed})
     assert listed.status_code in (400, 403)
     assert listed.json()["error"] == "Unauthorized" and "exp" in listed.json()["message"]
     assert download.status_code == 400
@@ -137,11 +119,11 @@ async def test_failed_cleanup_after_a_commit_is_logged_not_an_error(
     key = f"cleanup-{uuid.uuid4().hex[:8]}.txt"
     caplog.set_level(logging.WARNING, logger=endpoints.__name__)
     async with httpx.AsyncClient(headers=service(stack)) as raw:
-        first = await raw.post(url(stack, "object", buckets.main, key), content=b"one")
-        replaced = await raw.put(url(stack, "object", buckets.main, key), content=b"two")
+        first = await raw.post(storage_url(stack, "object", buckets.main, key), content=b"one")
+        replaced = await raw.put(storage_url(stack, "object", buckets.main, key), content=b"two")
         assert (first.status_code, replaced.status_code) == (200, 200), replaced.text
-        assert (await raw.get(url(stack, "object", buckets.main, key))).content == b"two"
-        removed = await raw.request("DELETE", url(stack, "object", buckets.main), json={"prefixes": [key]})
+        assert (await raw.get(storage_url(stack, "object", buckets.main, key))).content == b"two"
+        removed = await raw.request("DELETE", storage_url(stack, "object", buckets.main), json={"prefixes": [key]})
         assert removed.status_code == 200, removed.text
         assert [row["name"] for row in removed.json()] == [key]
     assert sum("could not remove" in r.getMessage() for r in caplog.records) == 2
@@ -153,12 +135,14 @@ async def test_list_pages_and_sorts_folder_entries(stack: Stack, buckets: Bucket
     names = ["b.txt", "a.txt", "A.txt", "c/one.txt", "c/two.txt", "d/x/y.txt", "e.txt", "1_done.txt"]
     async with httpx.AsyncClient(headers=service(stack)) as raw:
         for name in names:
-            answer = await raw.post(url(stack, "object", buckets.main, folder, name), content=name.encode())
+            answer = await raw.post(storage_url(stack, "object", buckets.main, folder, name), content=name.encode())
             assert answer.status_code == 200, answer.text
-        await raw.post(url(stack, "object", buckets.main, f"pagedZ{suffix}", "outside.txt"), content=b"x")
+        await raw.post(storage_url(stack, "object", buckets.main, f"pagedZ{suffix}", "outside.txt"), content=b"x")
 
         async def listing(**options: Any) -> list[dict[str, Any]]:
-            answer = await raw.post(url(stack, "object", "list", buckets.main), json={"prefix": folder, **options})
+            answer = await raw.post(
+                storage_url(stack, "object", "list", buckets.main), json={"prefix": folder, **options}
+            )
             assert answer.status_code == 200, answer.text
             entries: list[dict[str, Any]] = answer.json()
             return entries
@@ -175,6 +159,7 @@ async def test_list_pages_and_sorts_folder_entries(stack: Stack, buckets: Bucket
         assert [e["name"] for e in await listing(search="1_")] == ["1_done.txt"]
         assert await listing(limit=0) == []
         refused = await raw.post(
-            url(stack, "object", "list", buckets.main), json={"prefix": folder, "sortBy": {"column": "id; drop"}}
+            storage_url(stack, "object", "list", buckets.main),
+            json={"prefix": folder, "sortBy": {"column": "id; drop"}},
         )
         assert refused.status_code == 400 and refused.json()["message"] == "body/sortBy is invalid"
