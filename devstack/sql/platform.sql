@@ -433,6 +433,11 @@ begin
     into check_sql
     from jsonb_each_text(pk);
   for sub in select * from jsonb_array_elements(subscribers) loop
+    -- Runs as the platform (superuser): switch only to the API roles, whatever the caller sent.
+    if sub->>'role' is null or sub->>'role' not in ('anon', 'authenticated', 'service_role') then
+      result := result || to_jsonb(false);
+      continue;
+    end if;
     begin
       perform set_config('role', sub->>'role', true),
               set_config('request.jwt.claims', sub->>'claims', true),

@@ -262,12 +262,14 @@ async def test_shutdown_drains_running_jobs_then_exits() -> None:
     assert status(store, late) == "queued"  # no claims after the first signal
 
 
+async def forever(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """A handler that never finishes on its own: only shutdown ends it."""
+    await asyncio.sleep(3600)
+    return {}
+
+
 async def test_drain_timeout_releases_the_rest_with_the_attempt_given_back() -> None:
     store = MemoryStore()
-
-    async def forever(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-        await asyncio.sleep(3600)
-        return {}
 
     job = store.enqueue("generate_design")
     worker = Worker(config(drain_timeout=0.2), store, {"generate_design": forever}, SystemClock())
@@ -284,10 +286,6 @@ async def test_drain_timeout_releases_the_rest_with_the_attempt_given_back() -> 
 
 async def test_a_second_signal_releases_at_once() -> None:
     store = MemoryStore()
-
-    async def forever(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-        await asyncio.sleep(3600)
-        return {}
 
     job = store.enqueue("generate_design")
     worker = Worker(config(drain_timeout=3600), store, {"generate_design": forever}, SystemClock())
