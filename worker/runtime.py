@@ -12,9 +12,10 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from worker.acks import CompletionBatcher
 from worker.clock import Clock
 from worker.context import JobContext
 from worker.errors import InvalidArgument, LeaseLost, PermanentFailure, StoreError, StoreUnavailable
@@ -32,6 +33,7 @@ log = logging.getLogger("worker")
 
 HandlerFn = Callable[[dict[str, Any], JobContext], Awaitable[dict[str, Any]]]
 DEFAULT_TIMEOUT = 300.0
+REFILL_WAIT = 0.005  # seconds; bounds the extra wait of a backlogged job (see _refill_later)
 
 
 @dataclass(frozen=True)
@@ -75,11 +77,14 @@ class Worker:
         )
         self.wake = WakeSignal(clock)
         self.backoff = Backoff(store_retry or RetryPolicy(base=0.5, cap=15.0), clock)
+        self.acks = CompletionBatcher(store, config.worker_id)
         self.runs: dict[uuid.UUID, JobRun] = {}
         self.timeouts: dict[str, float] = {}
         self.shutdown = Shutdown()
         self._sweep_now = True
         self._releasing = False
+        self._backlog = False  # the last claim filled every free slot: more jobs are likely waiting
+        self._last_claim_at = 0.0
         self._fields: dict[str, Any] = {"worker_id": config.worker_id}
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -164,9 +169,10 @@ class Worker:
     async def _claim_while_free(self) -> None:
         while not self.shutdown.stopping.is_set():
             free = self.config.concurrency - len(self.runs)
-            if free <= 0:
+            if free <= 0 or self._refill_later(free):
                 return
             started = self.clock.monotonic()
+            self._last_claim_at = started
             try:
                 jobs = await self.store.claim_jobs(
                     self.config.worker_id, self.config.kinds, free, self.config.lease_seconds
@@ -178,8 +184,21 @@ class Worker:
             self._store_ok()
             for job in jobs:
                 self._start(job)
+            self._backlog = len(jobs) == free
             if len(jobs) < free:
                 return
+
+    def _refill_later(self, free: int) -> bool:
+        """While the queue has a backlog, wait up to REFILL_WAIT after the last claim for a
+        quarter of the slots to be free, so that one claim refills several slots instead of one
+        claim per finished job. An idle worker (no backlog) claims at once."""
+        if not self._backlog or free >= max(1, self.config.concurrency // 4):
+            return False
+        wait = self._last_claim_at + REFILL_WAIT - self.clock.monotonic()
+        if wait <= 0:
+            return False
+        self.wake.due(self.clock.now() + timedelta(seconds=wait))
+        return True
 
     def _store_ok(self) -> None:
         if self.backoff.failures:
@@ -256,7 +275,7 @@ class Worker:
         me = self.config.worker_id
         if isinstance(outcome, Succeeded):
             try:
-                await self.store.complete_job(job.id, me, outcome.result)
+                await self.acks.complete(job.id, outcome.result)
             except InvalidArgument as exc:  # e.g. a result over 1 MiB: the job cannot succeed like this
                 await self.store.fail_job(job.id, me, {"type": "invalid_output", "message": str(exc)[:4000]}, False)
                 self.metrics.inc("worker_jobs_failed_total", kind=job.kind)

@@ -191,6 +191,27 @@ async def test_complete_records_the_result_once(backend: Backend) -> None:
     assert h.get(job.id).result == {"names": [{"id": "1:2", "name": "Title"}]}
 
 
+async def test_complete_jobs_completes_held_jobs_and_reports_the_rest(backend: Backend) -> None:
+    h = backend.harness
+    a, b, c = h.enqueue("rename_layers"), h.enqueue("rename_layers"), h.enqueue("rename_layers")
+    await claim(backend)
+    await backend.store.complete_job(c.id, W, {"first": True})
+    missing = uuid.uuid4()
+    outcome = await backend.store.complete_jobs(
+        W, [(a.id, {"n": 1}), (b.id, {"n": [2]}), (c.id, {"again": True}), (missing, {})]
+    )
+    assert outcome[a.id] is None and outcome[b.id] is None
+    assert "not held" in str(outcome[c.id])
+    assert outcome[missing] == "not found"
+    assert (h.get(a.id).status, h.get(a.id).result) == ("succeeded", {"n": 1})
+    assert h.get(b.id).result == {"n": [2]}
+    assert h.get(c.id).result == {"first": True}  # the lost one is left as it was
+    with pytest.raises(InvalidArgument):
+        await backend.store.complete_jobs(W, [])
+    with pytest.raises(InvalidArgument):
+        await backend.store.complete_jobs(W, [(a.id, {}), (a.id, {})])
+
+
 async def test_fail_retryable_backs_off_and_permanent_fails(backend: Backend) -> None:
     h = backend.harness
     a, b = h.enqueue("generate_design"), h.enqueue("generate_design")

@@ -299,3 +299,80 @@ def test_purge_removes_only_old_finished_jobs(api: SqlApi) -> None:
     with pytest.raises(psycopg.Error) as err:
         api.as_service("select purge_finished_jobs(interval '-1 day')")
     assert err.value.diag.message_primary == "older_than: must be a non-negative interval, got -1 days"
+
+
+def complete_many(api: SqlApi, items: Any, worker: str = "w1") -> list[Row]:
+    return api.as_service("select * from complete_jobs(%s, %s::jsonb)", (worker, json.dumps(items)))
+
+
+def test_complete_jobs_completes_held_jobs_in_one_call_and_reports_the_others(api: SqlApi) -> None:
+    a, b = running_job(api), running_job(api)
+    other = running_job(api, worker="w2")
+    gone = uuid.uuid4()
+    rows = complete_many(
+        api,
+        [
+            {"job_id": str(a["id"]), "result": {"n": 1}},
+            {"job_id": str(other["id"]), "result": {"n": 2}},
+            {"job_id": str(gone), "result": {}},
+            {"job_id": str(b["id"]), "result": [1, 2]},
+        ],
+    )
+    assert [(r["job_id"], r["completed"]) for r in rows] == [
+        (a["id"], True), (other["id"], False), (gone, False), (b["id"], True),
+    ]  # fmt: skip
+    assert rows[1]["reason"] == 'not held by worker "w1" (status running, held by "w2")'
+    assert rows[2]["reason"] == "not found"
+    state = {r["id"]: r for r in api.admin("select id, status, result, progress, lease_expires_at from jobs")}
+    assert state[a["id"]]["status"] == state[b["id"]]["status"] == "succeeded"
+    assert state[a["id"]]["result"] == {"n": 1} and state[a["id"]]["lease_expires_at"] is None
+    assert state[a["id"]]["progress"]["percent"] == 100
+    assert state[other["id"]]["status"] == "running"  # w2 still holds it
+
+
+def test_complete_jobs_reports_an_expired_lease(api: SqlApi) -> None:
+    job = running_job(api)
+    api.admin("update jobs set lease_expires_at = now() - interval '1 second' where id = %s", (job["id"],))
+    [row] = complete_many(api, [{"job_id": str(job["id"]), "result": {}}])
+    assert row["completed"] is False and row["reason"].startswith("the lease expired at")
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        ({"job_id": "x"}, 'completions: must be a JSON array of {"job_id", "result"} objects, got object'),
+        ([], "completions: must hold 1 to 1000 items, got 0"),
+        (["x"], "completions[0]: must be an object, got string"),
+        ([{"job_id": "nope", "result": {}}], "completions[0].job_id: must be a UUID string"),
+        ([{"job_id": "JOB", "result": 3}], "completions[0].result: must be a JSON object or array, got number"),
+        ([{"job_id": "JOB", "result": {}, "extra": 1}], 'completions[0]: unknown key "extra"; allowed: job_id, result'),
+        ([{"job_id": "JOB", "result": {}}] * 2, "completions: lists a job_id more than once"),
+    ],
+)
+def test_complete_jobs_validates_the_whole_batch_before_changing_anything(
+    api: SqlApi, items: Any, message: str
+) -> None:
+    held = running_job(api)
+    job = running_job(api)
+    text = json.dumps(items).replace("JOB", str(job["id"]))
+    batch = (
+        [{"job_id": str(held["id"]), "result": {}}, *json.loads(text)] if isinstance(items, list) and items else None
+    )
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as err:
+        complete_many(api, json.loads(text))
+    assert str(err.value).splitlines()[0] == message
+    if batch:  # a valid item before the bad one is not completed either
+        with pytest.raises(psycopg.errors.InvalidParameterValue):
+            complete_many(api, batch)
+        assert api.admin("select status from jobs where id = %s", (held["id"],))[0]["status"] == "running"
+
+
+def test_complete_jobs_is_for_the_service_role_only(api: SqlApi) -> None:
+    job = running_job(api)
+    uid = api.create_user()
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        api.as_user(
+            uid,
+            "select * from complete_jobs('w1', %s::jsonb)",
+            (json.dumps([{"job_id": str(job["id"]), "result": {}}]),),
+        )

@@ -215,10 +215,33 @@ class MemoryStore:
     async def complete_job(self, job_id: uuid.UUID, worker_id: str, result: dict[str, Any]) -> Job:
         self._call("complete_job")
         row = self._held("complete_job", job_id, worker_id)
+        self._succeed(row, result)
+        return row.to_job()
+
+    async def complete_jobs(
+        self, worker_id: str, completions: Sequence[tuple[uuid.UUID, dict[str, Any]]]
+    ) -> dict[uuid.UUID, str | None]:
+        self._call("complete_jobs")
+        _check_worker(worker_id)
+        if not 1 <= len(completions) <= 1000:
+            raise InvalidArgument(f"completions: must hold 1 to 1000 items, got {len(completions)}")
+        if len({job_id for job_id, _ in completions}) != len(completions):
+            raise InvalidArgument("completions: lists a job_id more than once")
+        out: dict[uuid.UUID, str | None] = {}
+        for job_id, result in completions:
+            try:
+                row = self._held("complete_jobs", job_id, worker_id)
+            except (JobNotFound, LeaseLost) as exc:
+                out[job_id] = "not found" if isinstance(exc, JobNotFound) else str(exc)
+                continue
+            self._succeed(row, result)
+            out[job_id] = None
+        return out
+
+    def _succeed(self, row: Row, result: dict[str, Any]) -> None:
         row.status, row.result, row.finished_at = "succeeded", result, self.clock.now()
         row.lease_expires_at, row.error = None, None
         row.progress = {"percent": 100, "message": row.progress.get("message") or "done"}
-        return row.to_job()
 
     async def fail_job(self, job_id: uuid.UUID, worker_id: str, error: dict[str, Any], retryable: bool) -> Job:
         self._call("fail_job")

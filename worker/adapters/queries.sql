@@ -18,6 +18,9 @@ select public.report_progress(
 -- name: complete_job
 select * from public.complete_job(job_id => %(job_id)s, worker_id => %(worker_id)s, result => %(result)s);
 
+-- name: complete_jobs
+select * from public.complete_jobs(worker_id => %(worker_id)s, completions => %(completions)s);
+
 -- name: fail_job
 select * from public.fail_job(
   job_id => %(job_id)s, worker_id => %(worker_id)s, error => %(error)s, retryable => %(retryable)s);

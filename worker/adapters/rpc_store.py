@@ -26,6 +26,10 @@ class RpcStore(ABC):
     async def _void(self, name: str, args: dict[str, Any]) -> None:
         """Call ``name`` for its effect."""
 
+    @abstractmethod
+    async def _records(self, name: str, args: dict[str, Any]) -> list[dict[str, Any]]:
+        """Call ``name`` and return the rows of the table it answers with."""
+
     async def claim_jobs(
         self, worker_id: str, kinds: Sequence[str] | None, max_jobs: int, lease_seconds: int
     ) -> list[Job]:
@@ -56,6 +60,13 @@ class RpcStore(ABC):
 
     async def complete_job(self, job_id: uuid.UUID, worker_id: str, result: dict[str, Any]) -> Job:
         return await self._job("complete_job", {"job_id": job_id, "worker_id": worker_id, "result": result})
+
+    async def complete_jobs(
+        self, worker_id: str, completions: Sequence[tuple[uuid.UUID, dict[str, Any]]]
+    ) -> dict[uuid.UUID, str | None]:
+        items = [{"job_id": str(job_id), "result": result} for job_id, result in completions]
+        rows = await self._records("complete_jobs", {"worker_id": worker_id, "completions": items})
+        return {uuid.UUID(str(r["job_id"])): None if r["completed"] else str(r["reason"]) for r in rows}
 
     async def fail_job(self, job_id: uuid.UUID, worker_id: str, error: dict[str, Any], retryable: bool) -> Job:
         args = {"job_id": job_id, "worker_id": worker_id, "error": error, "retryable": retryable}

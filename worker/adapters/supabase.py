@@ -84,6 +84,9 @@ class SupabaseStore(RpcStore):
     async def _void(self, name: str, args: dict[str, Any]) -> None:
         await self._rpc(name, args)
 
+    async def _records(self, name: str, args: dict[str, Any]) -> list[dict[str, Any]]:
+        return list(await self._rpc(name, args) or [])
+
     async def _job(self, name: str, args: dict[str, Any]) -> Job:
         data = await self._rpc(name, args)
         if isinstance(data, list):  # a single composite comes back bare, but be lenient

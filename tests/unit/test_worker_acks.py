@@ -1,0 +1,91 @@
+"""CompletionBatcher: successes that finish during a call go out together in the next one."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+from worker.acks import CompletionBatcher
+from worker.adapters.memory import MemoryStore
+from worker.errors import InvalidArgument, LeaseLost
+
+
+async def held_jobs(store: MemoryStore, n: int) -> list[uuid.UUID]:
+    for _ in range(n):  # one user each: the per-user cap must not bind
+        store.enqueue("rename_layers", {"layers": []}, user_id=uuid.uuid4())
+    return [job.id for job in await store.claim_jobs("w1", None, n, 60)]
+
+
+async def settle() -> None:
+    """Let every ready task run (a few loop turns; no wall-clock time involved)."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+class SlowStore(MemoryStore):
+    """Records each complete_jobs batch and holds it until released, like a slow round trip."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[uuid.UUID]] = []
+        self.release = asyncio.Event()
+
+    async def complete_jobs(self, worker_id: str, completions: Any) -> dict[uuid.UUID, str | None]:
+        self.batches.append([job_id for job_id, _ in completions])
+        await self.release.wait()
+        return await super().complete_jobs(worker_id, completions)
+
+
+async def test_a_lone_success_is_sent_at_once_and_later_ones_share_the_next_call() -> None:
+    store = SlowStore()
+    a, b, c, d = await held_jobs(store, 4)
+    acks = CompletionBatcher(store, "w1")
+    first = asyncio.create_task(acks.complete(a, {"n": 1}))
+    await settle()
+    assert store.batches == [[a]]  # not waiting for company
+    rest = [asyncio.create_task(acks.complete(j, {})) for j in (b, c, d)]
+    await settle()
+    assert store.batches == [[a]]  # the others wait for the call in flight
+    store.release.set()
+    await asyncio.gather(first, *rest)
+    assert store.batches == [[a], [b, c, d]]
+    assert all(store.rows[j].status == "succeeded" for j in (a, b, c, d))
+
+
+async def test_a_job_no_longer_held_raises_lease_lost_for_that_job_only() -> None:
+    store = MemoryStore()
+    a, b = await held_jobs(store, 2)
+    await store.complete_job(b, "w1", {"first": True})
+    acks = CompletionBatcher(store, "w1")
+    results = await asyncio.gather(acks.complete(a, {}), acks.complete(b, {}), return_exceptions=True)
+    assert results[0] is None
+    assert isinstance(results[1], LeaseLost)
+
+
+async def test_an_invalid_batch_is_retried_one_by_one_so_only_the_bad_job_fails() -> None:
+    class Picky(MemoryStore):
+        async def complete_jobs(self, worker_id: str, completions: Any) -> dict[uuid.UUID, str | None]:
+            if any("bad" in result for _, result in completions):
+                raise InvalidArgument("completions[1].result: 2000000 bytes exceeds 1 MiB")
+            return await super().complete_jobs(worker_id, completions)
+
+    store = Picky()
+    good, bad = await held_jobs(store, 2)
+    acks = CompletionBatcher(store, "w1")
+    results = await asyncio.gather(acks.complete(good, {}), acks.complete(bad, {"bad": 1}), return_exceptions=True)
+    assert results[0] is None and store.rows[good].status == "succeeded"
+    assert isinstance(results[1], InvalidArgument) and store.rows[bad].status == "running"
+
+
+@pytest.mark.parametrize("max_batch", [1, 2])
+async def test_batches_never_exceed_max_batch(max_batch: int) -> None:
+    store = SlowStore()
+    store.release.set()
+    jobs = await held_jobs(store, 5)
+    acks = CompletionBatcher(store, "w1", max_batch=max_batch)
+    await asyncio.gather(*(acks.complete(j, {}) for j in jobs))
+    assert max(len(b) for b in store.batches) <= max_batch
+    assert sorted(j for b in store.batches for j in b) == sorted(jobs)
