@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo demo-sql test lint test-python test-sql test-plugin stack-up stack-down clean
+.PHONY: setup setup-bench bench demo demo-sql test lint test-python test-sql test-plugin stack-up stack-down clean
 
 setup:
 	@bash scripts/setup.sh
@@ -13,6 +13,13 @@ demo: setup
 
 demo-sql: setup
 	$(PY) scripts/demo_sql.py
+
+# Side-by-side benchmarks (not part of `make test`): BENCH_ARGS="pickup drain --quick" to narrow.
+setup-bench:
+	@bash scripts/setup_bench.sh
+
+bench: setup-bench
+	.venv-bench/bin/python -m bench $(BENCH_ARGS)
 
 lint: setup
 	.venv/bin/ruff check .
@@ -40,4 +47,4 @@ stack-down:
 
 clean:
 	-$(PY) -m devstack down
-	rm -rf .devstack .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .devstack .venv-bench .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,73 @@
+"""`python -m bench [scenario ...] [--quick]`: run the scenarios side by side on this machine and
+write bench/results/<timestamp>/report.json, report.md and PNG plots.
+
+Loopback only: everything runs against the devstack PostgreSQL cluster (127.0.0.1:54322, started
+here if it is down) in scratch databases that are dropped afterwards, with gateways, workers and
+stand-ins on free loopback ports, all stopped when their scenario ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+from pathlib import Path
+
+from bench import report
+from bench.scenario import Context, ScenarioResult
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = {  # CLI name → module, in report order
+    "pickup": "bench.scenarios.pickup",
+    "drain": "bench.scenarios.drain",
+    "notify": "bench.scenarios.notify",
+    "ai": "bench.scenarios.ai_workload",
+    "scaleout": "bench.scenarios.scaleout",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "scenarios", nargs="*", metavar="scenario", help=f"any of {', '.join(SCENARIOS)} (default: all)"
+    )
+    parser.add_argument("--quick", action="store_true", help="small counts: checks the pipeline, numbers not quotable")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results/<timestamp>)")
+    args = parser.parse_args(argv)
+    unknown = [s for s in args.scenarios if s not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+    chosen = [s for s in SCENARIOS if s in args.scenarios] if args.scenarios else list(SCENARIOS)
+
+    from devstack.cli import db_up
+
+    db_up()  # idempotent: starts the project-local cluster if it is down
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    out_dir = args.out or ROOT / "bench" / "results" / stamp
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx = Context(out_dir=out_dir, quick=args.quick)
+    load_before = os.getloadavg()
+    started = time.monotonic()
+    results: list[ScenarioResult] = []
+    header = {
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "quick": args.quick,
+    }
+    for name in chosen:
+        print(f"[{name}]", flush=True)
+        t0 = time.monotonic()
+        result = importlib.import_module(SCENARIOS[name]).run(ctx)
+        result.data["scenario_seconds"] = round(time.monotonic() - t0, 1)
+        results.append(result)
+        # Written after every scenario, so an interrupted run still leaves what it measured.
+        header.update(machine=report.machine_info(load_before), duration_s=time.monotonic() - started)
+        report.write(out_dir, header, results)
+    report.print_summary(results, out_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""Drives any System (systems/base.py) through the two measurements the scenarios share:
+pickup latency with idle workers, and drain throughput of a pre-filled queue.
+
+Every process it starts is stopped in ``finally`` (SIGTERM, then SIGKILL after a grace period);
+every wait is bounded and a run that hits its cap says so instead of hanging.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from bench import stats
+from bench.support import gateway_process
+from bench.systems.base import System, read_records
+
+ROOT = Path(__file__).resolve().parent.parent
+READY_TIMEOUT_S = 60.0
+STOP_GRACE_S = 20.0
+POLL_S = 0.02  # drain: how often "remaining" is read; the end time is at most this late
+
+
+@dataclass
+class WorkerProc:
+    proc: subprocess.Popen[str]
+    record: Path
+    log: Path
+
+
+def _wait_ready(stdout: IO[str], proc: subprocess.Popen[str], deadline: float) -> None:
+    sel = selectors.DefaultSelector()
+    sel.register(stdout, selectors.EVENT_READ)
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {proc.returncode} before READY")
+            if sel.select(timeout=0.1):
+                line = stdout.readline()
+                if line.strip() == "READY":
+                    return
+                if line == "":
+                    raise RuntimeError("worker closed stdout before READY")
+        raise RuntimeError(f"worker not READY within {READY_TIMEOUT_S:.0f} s")
+    finally:
+        sel.close()
+
+
+@contextlib.contextmanager
+def workers(
+    system: System,
+    database: str,
+    gateway: str | None,
+    count: int,
+    concurrency: int,
+    log_dir: Path,
+    tag: str,
+    wait_ready: bool = True,
+) -> Iterator[list[WorkerProc]]:
+    """``count`` worker processes of ``system``; yields once each printed READY (if asked)."""
+    started: list[WorkerProc] = []
+    try:
+        for i in range(count):
+            record = log_dir / f"{tag}-worker{i}.records.jsonl"
+            record.unlink(missing_ok=True)
+            log = log_dir / f"{tag}-worker{i}.log"
+            argv = system.worker_argv(database, record, concurrency, gateway)
+            with log.open("w") as err:
+                proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
+            started.append(WorkerProc(proc, record, log))
+        if wait_ready:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            for w in started:
+                assert w.proc.stdout is not None
+                _wait_ready(w.proc.stdout, w.proc, deadline)
+        yield started
+    finally:
+        stop(started)
+
+
+def stop(started: list[WorkerProc]) -> None:
+    for w in started:
+        if w.proc.poll() is None:
+            w.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for w in started:
+        try:
+            w.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            w.proc.kill()
+            w.proc.wait(timeout=10)
+        if w.proc.stdout is not None:
+            w.proc.stdout.close()
+
+
+def rss_mb(pid: int) -> float | None:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+@contextlib.contextmanager
+def maybe_gateway(system: System, database: str) -> Iterator[str | None]:
+    if getattr(system, "needs_gateway", False):
+        with gateway_process(database) as url:
+            yield url
+    else:
+        yield None
+
+
+def merge_records(procs: list[WorkerProc]) -> tuple[dict[int, float], int]:
+    """seq → first handler start over all workers, and how many starts were duplicates."""
+    merged: dict[int, float] = {}
+    starts = 0
+    for w in procs:
+        lines = [line for line in w.record.read_text().splitlines() if line.strip()] if w.record.exists() else []
+        starts += len(lines)
+        for seq, t in read_records(w.record).items():
+            merged[seq] = min(t, merged.get(seq, t))
+    return merged, starts - len(merged)
+
+
+def wait_empty(system: System, database: str, cap_s: float) -> tuple[float, bool]:
+    """Poll until nothing is left; (time.time() when seen empty, whether the cap was hit)."""
+    deadline = time.monotonic() + cap_s
+    while time.monotonic() < deadline:
+        if system.remaining(database) == 0:
+            return time.time(), False
+        time.sleep(POLL_S)
+    return time.time(), True
+
+
+def run_pickup(
+    system: System,
+    database: str,
+    gateway: str | None,
+    *,
+    jobs: int,
+    gap_ms: float,
+    processes: int,
+    concurrency: int,
+    log_dir: Path,
+    warmup: int = 10,
+) -> dict[str, Any]:
+    """Idle workers; ``jobs`` enqueued ``gap_ms`` apart by another process; commit → handler start."""
+    system.reset(database)
+    tag = f"pickup-{system.name}-p{processes}"
+    out = log_dir / f"{tag}.enqueued.jsonl"
+    cap_s = 60.0 + jobs * gap_ms / 1000 * 2
+    with workers(system, database, gateway, processes, concurrency, log_dir, tag) as procs:
+        # Warm-up jobs (connections, prepared plans, caches) with negative seqs: not counted.
+        if warmup:
+            _enqueue(system, database, log_dir / f"{tag}.warmup.jsonl", warmup, gap_ms, -warmup)
+            wait_empty(system, database, 30)
+        t0 = time.monotonic()
+        _enqueue(system, database, out, jobs, gap_ms, 0)
+        _, capped = wait_empty(system, database, cap_s)
+        elapsed = time.monotonic() - t0
+        rss = [r for w in procs if (r := rss_mb(w.proc.pid)) is not None]
+    enqueued = read_records(out)
+    started, duplicates = merge_records(procs)
+    latencies = [(started[s] - t) * 1000 for s, t in enqueued.items() if s in started]
+    return {
+        "jobs": jobs,
+        "gap_ms": gap_ms,
+        "processes": processes,
+        "concurrency": concurrency,
+        "latency": stats.summary(latencies),
+        "latencies_ms": [round(x, 3) for x in latencies],
+        "missing": sum(1 for s in enqueued if s not in started),
+        "duplicate_starts": duplicates,
+        "elapsed_s": round(elapsed, 2),
+        "capped": capped,
+        "worker_rss_mb": [round(r, 1) for r in rss],
+    }
+
+
+def _enqueue(system: System, database: str, out: Path, count: int, gap_ms: float, first_seq: int) -> None:
+    argv = system.enqueue_argv(database, out, count, gap_ms, first_seq)
+    timeout = 60 + count * gap_ms / 1000 * 2
+    subprocess.run(argv, cwd=ROOT, check=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def run_drain(
+    system: System,
+    database: str,
+    gateway: str | None,
+    *,
+    jobs: int,
+    processes: int,
+    concurrency: int,
+    log_dir: Path,
+    cap_s: float,
+) -> dict[str, Any]:
+    """A queue of ``jobs`` no-op jobs, then the workers start: jobs/s from the first handler
+    start to the moment nothing is left (every job acknowledged)."""
+    system.reset(database)
+    system.fill(database, jobs)
+    tag = f"drain-{system.name}-p{processes}"
+    with workers(system, database, gateway, processes, concurrency, log_dir, tag, wait_ready=False) as procs:
+        empty_at, capped = wait_empty(system, database, cap_s)
+        rss = [r for w in procs if (r := rss_mb(w.proc.pid)) is not None]
+    left = system.remaining(database)
+    started, duplicates = merge_records(procs)
+    first = min(started.values()) if started else empty_at
+    done = jobs - left
+    seconds = max(1e-6, empty_at - first)
+    return {
+        "jobs": jobs,
+        "processes": processes,
+        "concurrency": concurrency,
+        "done": done,
+        "seconds": round(seconds, 3),
+        "jobs_per_s": round(done / seconds, 1),
+        "handler_starts": len(started),
+        "duplicate_starts": duplicates,
+        "capped": capped,
+        "left": left,
+        "worker_rss_mb": [round(r, 1) for r in rss],
+    }

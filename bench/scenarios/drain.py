@@ -1,0 +1,85 @@
+"""Drain throughput: a queue of 20,000 no-op jobs, one worker process, jobs/s, every system."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench import harness, plots
+from bench.databases import scratch_database
+from bench.scenario import Context, Goal, ScenarioResult
+from bench.systems import registry
+
+JOBS, QUICK_JOBS = 20_000, 2_000
+CONCURRENCY = 20
+CAP_S = 150.0  # per system: a run that is not done by then reports what it finished
+
+METHOD = """\
+Each system's queue (own database, same PostgreSQL) is filled with {jobs} no-op jobs in bulk
+before its worker starts (ours: one INSERT … SELECT over 50 users; procrastinate and pgqueuer:
+their own batch enqueue). Then one worker process starts (concurrency {concurrency}). Throughput
+= jobs finished / (moment the harness first sees no unfinished job − first handler start); the
+harness checks every 20 ms, so the end is at most 20 ms late. "Finished" means acknowledged in
+the database (ours: `succeeded`; procrastinate: `succeeded`; pgqueuer: removed from its queue
+table). Each run is capped at {cap:.0f} s; a capped run reports what it finished."""
+
+
+def run(ctx: Context) -> ScenarioResult:
+    jobs = QUICK_JOBS if ctx.quick else JOBS
+    systems, problems = registry.available()
+    results: dict[str, Any] = {}
+    settings: dict[str, Any] = {"jobs": jobs, "worker_processes": 1}
+    notes = [f"{name}: not run ({why})" for name, why in problems.items()]
+    for system in systems:
+        print(f"  drain: {system.label} ...", flush=True)
+        settings[system.name] = system.settings(CONCURRENCY)
+        try:
+            with scratch_database(f"drain_{system.name}") as db:
+                system.prepare(db)
+                with harness.maybe_gateway(system, db) as gateway:
+                    results[system.name] = harness.run_drain(
+                        system, db, gateway, jobs=jobs, processes=1, concurrency=CONCURRENCY,
+                        log_dir=ctx.log_dir, cap_s=CAP_S,
+                    )  # fmt: skip
+        except Exception as exc:
+            notes.append(f"{system.name}: failed: {type(exc).__name__}: {exc}")
+    labels = {s.name: s.label for s in systems}
+    table = [
+        {
+            "system": labels[name],
+            "jobs done": r["done"],
+            "seconds": r["seconds"],
+            "jobs/s": r["jobs_per_s"],
+            "duplicates": r["duplicate_starts"],
+            "capped": r["capped"],
+            "worker RSS MB": max(r["worker_rss_mb"], default=None),
+        }
+        for name, r in results.items()
+    ]
+    plot = plots.bars(
+        ctx.out_dir / "drain_throughput.png",
+        {labels[name]: r["jobs_per_s"] for name, r in results.items()},
+        f"Drain throughput: {jobs} no-op jobs, one worker process",
+        "jobs/s",
+    )
+    out_goals: list[Goal] = []
+    direct, pgq = results.get("ours_postgres"), results.get("pgqueuer")
+    if direct and pgq:
+        out_goals.append(
+            Goal(
+                "direct adapter drain rate vs pgqueuer",
+                "at least pgqueuer's jobs/s",
+                f"{direct['jobs_per_s']} vs {pgq['jobs_per_s']} jobs/s",
+                direct["jobs_per_s"] >= pgq["jobs_per_s"],
+            )
+        )
+    return ScenarioResult(
+        name="drain",
+        title="2. Drain throughput",
+        method=METHOD.format(jobs=jobs, concurrency=CONCURRENCY, cap=CAP_S),
+        settings=settings,
+        table=table,
+        data=results,
+        plots=[plot],
+        goals=out_goals,
+        notes=notes,
+    )

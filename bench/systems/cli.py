@@ -1,0 +1,80 @@
+"""The command line every system's subprocesses share (see base.py), and their common plumbing."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.systems.base import write_records
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.systems.<name>")
+    sub = parser.add_subparsers(dest="command", required=True)
+    worker = sub.add_parser("worker", help="run one worker process until SIGTERM")
+    worker.add_argument("--database", required=True)
+    worker.add_argument("--record", type=Path, required=True)
+    worker.add_argument("--concurrency", type=int, required=True)
+    worker.add_argument("--gateway", default=None, help="devstack gateway URL (Supabase systems)")
+    enqueue = sub.add_parser("enqueue", help="enqueue jobs one per transaction, gap-ms apart")
+    enqueue.add_argument("--database", required=True)
+    enqueue.add_argument("--out", type=Path, required=True)
+    enqueue.add_argument("--count", type=int, required=True)
+    enqueue.add_argument("--gap-ms", type=float, required=True)
+    enqueue.add_argument("--first-seq", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.command == "worker" and not 1 <= args.concurrency <= 1000:
+        parser.error("--concurrency: must be between 1 and 1000")
+    if args.command == "enqueue" and (not 1 <= args.count <= 100_000 or not 0 <= args.gap_ms <= 10_000):
+        parser.error("--count must be 1..100000 and --gap-ms 0..10000")
+    return args
+
+
+@dataclass
+class Recorder:
+    """Handler starts, appended in the handler before anything else it does."""
+
+    records: list[tuple[int, float]] = field(default_factory=list)
+
+    def start(self, seq: int) -> None:
+        self.records.append((seq, time.time()))
+
+    def save(self, path: Path) -> None:
+        write_records(path, self.records)
+
+
+def ready() -> None:
+    sys.stdout.write("READY\n")
+    sys.stdout.flush()
+
+
+def stop_event() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (call inside the running loop)."""
+    event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, event.set)
+    return event
+
+
+async def enqueue_paced(
+    enqueue_one: Callable[[int], Awaitable[None]], out: Path, count: int, gap_ms: float, first_seq: int
+) -> None:
+    """Call ``enqueue_one(seq)`` ``count`` times, ``gap_ms`` apart (start to start, not drifting),
+    and save (seq, time right after the call returned) as JSON lines."""
+    records: list[tuple[int, float]] = []
+    next_at = time.monotonic()
+    for seq in range(first_seq, first_seq + count):
+        await enqueue_one(seq)
+        records.append((seq, time.time()))
+        next_at += gap_ms / 1000
+        delay = next_at - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    write_records(out, records)

@@ -1,0 +1,204 @@
+"""Our queue, as the worker runs it in production, behind the bench contract (base.py).
+
+Two systems share this module: ``ours_supabase`` (supabase-py: Realtime wake-ups + REST RPCs
+through the devstack gateway, the default deployment) and ``ours_postgres`` (the psycopg adapter:
+LISTEN/NOTIFY + the same SQL functions over a pool). The worker is the product's own core loop
+(`worker.runtime.Worker`) built with the product's adapters; only the handler table differs: one
+no-op kind, ``bench_noop``, added to ``job_kinds`` with limits high enough that the per-user cap and
+the per-minute rate limit never bind (the scenarios measure the queue, not the limits).
+
+Enqueues go through ``enqueue_job`` as a user, on psycopg with the GUCs PostgREST sets (SqlApi),
+so "commit" is the RPC's own transaction for both systems.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench.systems import cli
+from devstack import migrate, paths
+from devstack.sqlapi import SqlApi
+from worker import logs
+from worker.clock import SystemClock
+from worker.context import JobContext
+from worker.runtime import Worker, WorkerConfig
+from worker.shutdown import Shutdown
+
+KIND = "bench_noop"
+USERS = 50  # bulk fills spread over 50 users, so the claim interleaves users as in production
+LEASE_SECONDS = 60
+SWEEP_SECONDS = 30.0  # the production default; pushes do the work, the sweep is a safety net
+ADD_KIND = """
+insert into public.job_kinds
+  (kind, max_attempts, timeout_seconds, rate_limit_per_minute, max_running_per_user, description)
+values (%s, 3, 600, 100000, 100000, 'benchmark no-op') on conflict (kind) do nothing
+"""
+FILL = """
+insert into public.jobs (user_id, kind, payload, max_attempts)
+select (%(users)s::uuid[])[1 + g %% %(n)s], %(kind)s, jsonb_build_object('seq', g), 3
+from generate_series(0, %(count)s - 1) g
+"""
+
+
+class OursSystem:
+    def __init__(self, store: str) -> None:
+        self.store = store
+        self.name = f"ours_{store}"
+        self.needs_gateway = store == "supabase"
+        self.label = (
+            "ours (Supabase: Realtime + REST)" if store == "supabase" else "ours (direct Postgres: LISTEN + psycopg)"
+        )
+
+    def settings(self, concurrency: int) -> dict[str, Any]:
+        wakeup = (
+            "Realtime postgres_changes INSERT on public.jobs (supabase-py), claims over REST via the devstack gateway"
+            if self.store == "supabase"
+            else "LISTEN jobs_queued (NOTIFY trigger), claims on a psycopg pool (max 10 connections)"
+        )
+        return {
+            "worker": "worker.runtime.Worker (the product's core loop) with the product's adapters",
+            "store": self.store,
+            "wake_up": wakeup,
+            "concurrency": concurrency,
+            "claim_batch": "all free slots per claim_jobs call (up to concurrency)",
+            "acknowledge": "complete_job per job (one statement; the row is kept as succeeded)",
+            "lease_seconds": LEASE_SECONDS,
+            "sweep_seconds": SWEEP_SECONDS,
+            "log_level": "WARNING",
+            "job_kind_limits": "bench_noop: max_running_per_user 100000, rate_limit_per_minute 100000",
+        }
+
+    def prepare(self, database: str) -> None:
+        migrate.migrate(database, seed=False)
+        with SqlApi(database) as api:
+            api.admin(ADD_KIND, (KIND,))
+            for _ in range(USERS):
+                api.create_user()
+
+    def fill(self, database: str, count: int) -> None:
+        with psycopg.connect(paths.database_url(database), autocommit=True) as conn:
+            users = [row[0] for row in conn.execute("select id from auth.users order by id").fetchall()]
+            conn.execute(FILL, {"users": users, "n": len(users), "kind": KIND, "count": count})
+            conn.execute("analyze public.jobs")
+            if self.needs_gateway:
+                _wait_for_change_feed(conn)
+
+    def remaining(self, database: str) -> int:
+        with psycopg.connect(paths.database_url(database), autocommit=True) as conn:
+            row = conn.execute("select count(*) from public.jobs where status in ('queued', 'running')").fetchone()
+            return int(row[0]) if row else 0
+
+    def reset(self, database: str) -> None:
+        with psycopg.connect(paths.database_url(database), autocommit=True) as conn:
+            conn.execute("truncate public.jobs cascade")
+            conn.execute("truncate realtime.messages")
+            conn.execute("vacuum analyze public.jobs")
+
+    def worker_argv(self, database: str, record: Path, concurrency: int, gateway: str | None) -> list[str]:
+        argv = [sys.executable, "-m", f"bench.systems.{self.name}", "worker", "--database", database]
+        argv += ["--record", str(record), "--concurrency", str(concurrency)]
+        return argv + (["--gateway", gateway] if gateway else [])
+
+    def enqueue_argv(self, database: str, out: Path, count: int, gap_ms: float, first_seq: int) -> list[str]:
+        argv = [sys.executable, "-m", f"bench.systems.{self.name}", "enqueue", "--database", database]
+        return [*argv, "--out", str(out), "--count", str(count), "--gap-ms", str(gap_ms), "--first-seq", str(first_seq)]
+
+    # -- subprocesses ----------------------------------------------------------------------------
+    def main(self, argv: list[str]) -> int:
+        args = cli.parse(argv)
+        if args.command == "worker":
+            asyncio.run(self._worker(args.database, args.record, args.concurrency, args.gateway))
+        else:
+            asyncio.run(self._enqueue(args.database, args.out, args.count, args.gap_ms, args.first_seq))
+        return 0
+
+    async def _worker(self, database: str, record: Path, concurrency: int, gateway: str | None) -> None:
+        logs.setup("WARNING")
+        recorder = cli.Recorder()
+
+        async def noop(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+            recorder.start(int(payload["seq"]))
+            return {}
+
+        with tempfile.TemporaryDirectory(prefix="bench-artifacts-") as artifacts_dir:
+            store, wakeups, artifacts = await self._transports(database, gateway, Path(artifacts_dir))
+            config = WorkerConfig(
+                worker_id=f"bench-{self.store}-{uuid.uuid4().hex[:6]}",
+                kinds=(KIND,),
+                concurrency=concurrency,
+                lease_seconds=LEASE_SECONDS,
+                heartbeat_interval=LEASE_SECONDS / 3,
+                sweep_interval=SWEEP_SECONDS,
+            )
+            worker = Worker(config, store, {KIND: noop}, SystemClock(), wakeups=wakeups, artifacts=artifacts)
+            shutdown = Shutdown()
+            shutdown.install()
+            announce = asyncio.create_task(_announce_when_connected(wakeups))
+            try:
+                await worker.run(shutdown)
+            finally:
+                announce.cancel()
+                await store.close()
+                recorder.save(record)
+
+    async def _transports(self, database: str, gateway: str | None, artifacts_dir: Path) -> tuple[Any, Any, Any]:
+        if self.store == "postgres":
+            from worker.adapters.files import FolderArtifacts
+            from worker.adapters.postgres import PostgresStore, PostgresWakeups
+
+            dsn = paths.database_url(database)
+            return PostgresStore(dsn), PostgresWakeups(dsn), FolderArtifacts(artifacts_dir)
+        from devstack.gateway.context import Settings
+        from worker.adapters.supabase import RealtimeWakeups, StorageArtifacts, SupabaseStore, connect
+
+        if gateway is None:
+            raise SystemExit("ours_supabase worker: --gateway is required")
+        client = await connect(gateway, Settings.from_stack(database=database).service_role_key)
+        return SupabaseStore(client), RealtimeWakeups(client), StorageArtifacts(client)
+
+    async def _enqueue(self, database: str, out: Path, count: int, gap_ms: float, first_seq: int) -> None:
+        with SqlApi(database) as api:
+            user = api.admin("select id from auth.users order by id limit 1")[0]["id"]
+
+            async def enqueue_one(seq: int) -> None:
+                # Blocking on purpose: nothing else runs in this process, and the time is taken
+                # right after the RPC's transaction committed.
+                api.enqueue(user, KIND, {"seq": seq})
+
+            await cli.enqueue_paced(enqueue_one, out, count, gap_ms, first_seq)
+
+
+def _wait_for_change_feed(conn: psycopg.Connection[Any], cap_s: float = 30.0) -> None:
+    """Let the gateway's Realtime change feed read past the bulk fill before the worker starts:
+    the drain measures draining a queue, not the gateway digesting 20,000 INSERTs (a real burst
+    of inserts would wake the worker once per insert, and that is measured by pickup)."""
+    row = conn.execute("select pg_current_wal_insert_lsn()").fetchone()
+    assert row is not None
+    deadline = time.monotonic() + cap_s
+    while time.monotonic() < deadline:
+        behind = conn.execute(
+            "select count(*) from pg_replication_slots where database = current_database() "
+            "and confirmed_flush_lsn < %s::pg_lsn",
+            (row[0],),
+        ).fetchone()
+        if behind is not None and behind[0] == 0:
+            return
+        time.sleep(0.05)
+
+
+async def _announce_when_connected(wakeups: Any) -> None:
+    """READY once the push channel is up (LISTEN issued / Realtime channel joined)."""
+    while not wakeups.connected:  # noqa: ASYNC110 (the Wakeups port exposes a flag, not an event)
+        await asyncio.sleep(0.01)
+    cli.ready()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.Event().wait()
