@@ -11,7 +11,13 @@ matplotlib.use("Agg")  # no display on the bench machine
 import matplotlib.pyplot as plt
 
 
-def latency_cdf(path: Path, series: Mapping[str, Sequence[float]], title: str, xlabel: str = "latency (ms)") -> str:
+def latency_cdf(
+    path: Path,
+    series: Mapping[str, Sequence[float]],
+    title: str,
+    xlabel: str = "latency (ms)",
+    ylabel: str = "fraction of jobs",
+) -> str:
     """Empirical CDF per series (log x axis when the spread is wide); returns the file name."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     wide = False
@@ -25,7 +31,7 @@ def latency_cdf(path: Path, series: Mapping[str, Sequence[float]], title: str, x
     if wide:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("fraction of jobs")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
