@@ -7,10 +7,16 @@ between wait in the slot and are delivered, in order, after the reconnect; a tem
 would die with the connection and lose them. The gateway drops its slot when it stops, and
 drops slots left by gateways that died (their pid is gone) when it starts.
 
-Latency: the poller checks the cheap ``pg_current_wal_insert_lsn()`` every few milliseconds and
-reads the slot only when WAL grew. The cluster runs ``synchronous_commit = off`` and logical
-decoding only reads flushed WAL, so before reading it forces a flush when needed (see FLUSH_WAL)
-and bounds the read by the insert position seen before that flush. README.md has the details.
+Streaming: `pg_recvlogical` holds a replication connection on the slot and writes one wal2json
+line per change as the walsender decodes it, so each WAL record is decoded once. (The first
+version polled `pg_logical_slot_get_changes`, which re-decodes from the slot's restart_lsn on
+every call; PostgreSQL 15 moves that only at a running-transactions record, about every 15 s, so
+each 2 ms poll re-read up to 15 s of the whole cluster's WAL: 10–160 ms per read on a busy
+cluster, measured by `python -m bench notify`, bench/FIXES.md.)
+
+Latency: the cluster runs ``synchronous_commit = off``, and the walsender sends only flushed WAL,
+so a second connection checks the cheap WAL positions every few milliseconds and, when WAL is
+not flushed, forces a flush (see FLUSH_WAL). README.md has the details.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,6 +36,9 @@ from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
+from psycopg.conninfo import conninfo_to_dict
+
+from devstack.paths import PG_BIN
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +49,9 @@ BUSY_INTERVAL = 0.002  # seconds between WAL checks while changes are flowing
 IDLE_INTERVAL = 0.02
 BUSY_WINDOW = 1.0  # stay "busy" this long after the last change
 RECONNECT_DELAY = 1.0
-READY_TIMEOUT = 30.0  # seconds start() waits for the slot
-MAX_CHANGES = 5000  # per slot read; the rest comes on the next read
+READY_TIMEOUT = 30.0
+RECVLOGICAL = shutil.which("pg_recvlogical") or str(PG_BIN / "pg_recvlogical")  # seconds start() waits for the slot
+MAX_CHANGES = 5000  # per batch handed to the sink
 
 FLUSH_MESSAGE_PREFIX = "devstack-realtime-flush"
 SLOT_PREFIX = "devstack_rt_"
@@ -57,20 +68,27 @@ WAL_POSITION = "select pg_current_wal_insert_lsn()::text, pg_current_wal_flush_l
 # A transactional logical message writes WAL, so its (synchronous, see connect) commit flushes
 # all WAL before it; the prefix keeps it out of the slot's output.
 FLUSH_WAL = "select pg_logical_emit_message(true, %(prefix)s, '')"
-# Tables to decode: the publication's tables (looked up on every read, as hosted's list_changes
-# does) plus realtime.messages for Broadcast from Database; names escaped for wal2json.
-GET_CHANGES = r"""
-select data from pg_logical_slot_get_changes(
-  %(slot)s, %(upto)s::pg_lsn, %(max)s,
-  'format-version', '2', 'include-transaction', 'false', 'include-timestamp', 'true',
-  'include-pk', 'true', 'include-type-oids', 'true', 'include-xids', 'true',
-  'actions', 'insert,update,delete', 'filter-msg-prefixes', %(prefix)s,
-  'add-tables', (
-    select string_agg(regexp_replace(schemaname, '([\\,.[:space:]*])', '\\\1', 'g') || '.'
-                      || regexp_replace(tablename, '([\\,.[:space:]*])', '\\\1', 'g'), ',')
-    from (select schemaname::text, tablename::text from pg_publication_tables where pubname = %(publication)s
-          union select 'realtime', 'messages') t))
+# Tables to decode: the publication's tables plus realtime.messages for Broadcast from Database,
+# escaped for wal2json's add-tables. Re-read every TABLES_CHECK seconds; a change restarts the
+# stream with the new list (it resumes at the slot's confirmed position, so nothing is lost).
+TABLES = r"""
+select coalesce(string_agg(regexp_replace(schemaname, '([\\,.[:space:]*])', '\\\1', 'g') || '.'
+                || regexp_replace(tablename, '([\\,.[:space:]*])', '\\\1', 'g'), ','
+                order by schemaname, tablename), '')
+from (select schemaname::text, tablename::text from pg_publication_tables where pubname = %(publication)s
+      union select 'realtime', 'messages') t
 """
+TABLES_CHECK = 1.0
+WAL2JSON_OPTIONS = {
+    "format-version": "2",
+    "include-transaction": "false",
+    "include-timestamp": "true",
+    "include-pk": "true",
+    "include-type-oids": "true",
+    "include-xids": "true",
+    "actions": "insert,update,delete",
+}
+READ_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -185,65 +203,120 @@ class WalFeed:
     async def _run(self) -> None:
         while True:
             try:
-                async with await AsyncConnection.connect(
-                    self._dsn, autocommit=True, application_name="devstack_realtime"
-                ) as conn:
-                    await conn.execute("set synchronous_commit = on")  # this session only
+                async with (
+                    await AsyncConnection.connect(
+                        self._dsn, autocommit=True, application_name="devstack_realtime"
+                    ) as conn,
+                    await AsyncConnection.connect(
+                        self._dsn, autocommit=True, application_name="devstack_realtime_flush"
+                    ) as flusher,
+                ):
+                    await flusher.execute("set synchronous_commit = on")  # this session only
                     if not self._ready.is_set():
                         await self._drop_orphans(conn)
                     await conn.execute(CREATE_SLOT, {"slot": self._slot})
-                    self._ready.set()
-                    await self._poll(conn)
+                    tables = await self._tables(flusher)
+                    await self._stream(conn, flusher, tables)
             except asyncio.CancelledError:
                 raise
-            except (psycopg.Error, OSError):
-                log.exception("realtime: change feed connection failed; reconnecting")
+            except (psycopg.Error, OSError, FeedEnded) as exc:
+                log.warning("realtime: change feed interrupted (%s); reconnecting", str(exc).strip()[:300])
                 await asyncio.sleep(RECONNECT_DELAY)
 
-    async def _poll(self, conn: AsyncConnection[Any]) -> None:
+    async def _tables(self, conn: AsyncConnection[Any]) -> str:
+        cur = await conn.execute(TABLES, {"publication": PUBLICATION})
+        row = await cur.fetchone()
+        return str(row[0]) if row else ""
+
+    async def _stream(self, conn: AsyncConnection[Any], flusher: AsyncConnection[Any], tables: str) -> None:
+        """Run pg_recvlogical on the slot until it ends or the publication's tables change."""
+        options = {**WAL2JSON_OPTIONS, "filter-msg-prefixes": FLUSH_MESSAGE_PREFIX, "add-tables": tables}
+        dbname = str(conninfo_to_dict(self._dsn).get("dbname") or "postgres")
+        argv = [RECVLOGICAL, "-d", dbname, "-S", self._slot, "--start", "-f", "-", "-F", "0", "-s", "1", "--no-loop"]
+        for key, value in options.items():
+            argv += ["-o", f"{key}={value}"]
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=_libpq_env(self._dsn),  # not on the command line, where ps would show the password
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        reader = asyncio.create_task(self._read(conn, proc.stdout), name="realtime-wal-read")
+        keeper = asyncio.create_task(self._keep_flushed(flusher, tables), name="realtime-wal-flush")
+        try:
+            self._ready.set()
+            done, _ = await asyncio.wait({reader, keeper}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # raises what ended it
+        finally:
+            for task in (reader, keeper):
+                task.cancel()
+            if proc.returncode is None:
+                proc.terminate()
+            with contextlib.suppress(asyncio.CancelledError, ProcessLookupError):
+                await asyncio.shield(_reap(proc))
+        if reader in done:
+            stderr = (await proc.stderr.read()).decode(errors="replace").strip()
+            raise FeedEnded(f"pg_recvlogical exited with {proc.returncode}: {stderr[-300:]}")
+
+    async def _keep_flushed(self, conn: AsyncConnection[Any], tables: str) -> None:
+        """Force a WAL flush whenever WAL grew and is not flushed; return when the tables change."""
         last_seen = 0
-        last_change = 0.0
+        last_growth = 0.0
+        next_tables_check = time.monotonic() + TABLES_CHECK
         while True:
             cur = await conn.execute(WAL_POSITION)
             row = await cur.fetchone()
             assert row is not None
             insert_lsn, flush_lsn = _lsn(row[0]), _lsn(row[1])
+            now = time.monotonic()
             if insert_lsn > last_seen:
                 if flush_lsn < insert_lsn:
                     await conn.execute(FLUSH_WAL, {"prefix": FLUSH_MESSAGE_PREFIX})
-                got = await self._read(conn, row[0])
-                if got:
-                    last_change = time.monotonic()
-                last_seen = insert_lsn
-            busy = time.monotonic() - last_change < BUSY_WINDOW
+                last_seen, last_growth = insert_lsn, now
+            if now >= next_tables_check:
+                if await self._tables(conn) != tables:
+                    log.info("realtime: publication tables changed; restarting the change stream")
+                    return
+                next_tables_check = now + TABLES_CHECK
+            busy = now - last_growth < BUSY_WINDOW
             await asyncio.sleep(BUSY_INTERVAL if busy else IDLE_INTERVAL)
 
-    async def _read(self, conn: AsyncConnection[Any], upto: str) -> int:
-        """Decode transactions committed before ``upto`` (an insert position read before the
-        flush, so everything before it is flushed). Without the bound, decoding may hit a record
-        the WAL writer flushed only partly and wait for the rest (up to wal_writer_delay)."""
-        total = 0
+    async def _read(self, conn: AsyncConnection[Any], stdout: asyncio.StreamReader) -> None:
+        """Hand every complete line to the sink, in order; lines that arrived together form a batch."""
+        carry = b""
         while True:
-            cur = await conn.execute(
-                GET_CHANGES,
-                {
-                    "slot": self._slot,
-                    "upto": upto,
-                    "max": MAX_CHANGES,
-                    "prefix": FLUSH_MESSAGE_PREFIX,
-                    "publication": PUBLICATION,
-                },
-            )
-            rows = await cur.fetchall()
+            chunk = await stdout.read(READ_CHUNK)
+            if not chunk:
+                return  # the process ended
+            lines = (carry + chunk).split(b"\n")
+            carry = lines.pop()
             now = time.monotonic()
-            batch = [c for (data,) in rows if (c := parse_change(data, now)) is not None]
-            if batch:
+            batch = [c for line in lines if line and (c := parse_change(line.decode(), now)) is not None]
+            for i in range(0, len(batch), MAX_CHANGES):
                 try:
-                    await self._sink(conn, batch)
+                    await self._sink(conn, batch[i : i + MAX_CHANGES])
                 except (psycopg.OperationalError, asyncio.CancelledError):
                     raise
                 except Exception:  # a delivery bug must not stop the feed
-                    log.exception("realtime: delivering %d changes failed", len(batch))
-            total += len(batch)
-            if len(rows) < MAX_CHANGES:
-                return total
+                    log.exception("realtime: delivering %d changes failed", len(batch[i : i + MAX_CHANGES]))
+
+
+class FeedEnded(Exception):
+    """pg_recvlogical stopped (its connection dropped, or the slot went away)."""
+
+
+def _libpq_env(dsn: str) -> dict[str, str]:
+    names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD", "dbname": "PGDATABASE"}
+    parts = conninfo_to_dict(dsn)
+    return {**os.environ, **{env: str(parts[key]) for key, env in names.items() if parts.get(key) is not None}}
+
+
+async def _reap(proc: asyncio.subprocess.Process) -> None:
+    try:
+        await asyncio.wait_for(proc.wait(), 5)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
