@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from devstack import keys, paths
 
+IDLE_CHECK_SECONDS = 2.0
 AUTHENTICATOR_URL = f"postgresql://authenticator:authenticator@{paths.HOST}:{paths.PG_PORT}/{{db}}"
 
 
@@ -36,6 +41,23 @@ class Settings:
         return paths.database_url(self.database)
 
 
+class IdleCheck:
+    """A pool's check/reset pair: test a connection with a round trip only if it sat idle in the
+    pool for more than IDLE_CHECK_SECONDS. A check on every checkout was one of five round trips
+    per REST call (bench/FIXES.md); a connection returned moments ago is almost surely alive, and
+    if a restart broke it since, that one request fails and the pool drops the connection."""
+
+    def __init__(self) -> None:
+        self._returned: weakref.WeakKeyDictionary[AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
+
+    async def check(self, conn: AsyncConnection[Any]) -> None:
+        if time.monotonic() - self._returned.get(conn, float("-inf")) > IDLE_CHECK_SECONDS:
+            await AsyncConnectionPool.check_connection(conn)
+
+    async def returned(self, conn: AsyncConnection[Any]) -> None:
+        self._returned[conn] = time.monotonic()
+
+
 @dataclass
 class GatewayContext:
     """Created at startup; ``api`` runs requests as the JWT's role, ``admin`` is the platform's own access."""
@@ -47,11 +69,23 @@ class GatewayContext:
     def __post_init__(self) -> None:
         # check: a connection a database restart broke is replaced before a request gets it,
         # instead of failing one request per dead pooled connection.
-        check = AsyncConnectionPool.check_connection
+        api_check, admin_check = IdleCheck(), IdleCheck()
         self.api = AsyncConnectionPool(
-            self.settings.authenticator_url, min_size=2, max_size=20, open=False, check=check
+            self.settings.authenticator_url,
+            min_size=2,
+            max_size=20,
+            open=False,
+            check=api_check.check,
+            reset=api_check.returned,
         )
-        self.admin = AsyncConnectionPool(self.settings.admin_url, min_size=1, max_size=10, open=False, check=check)
+        self.admin = AsyncConnectionPool(
+            self.settings.admin_url,
+            min_size=1,
+            max_size=10,
+            open=False,
+            check=admin_check.check,
+            reset=admin_check.returned,
+        )
 
     async def open(self) -> None:
         await self.api.open(wait=True)
