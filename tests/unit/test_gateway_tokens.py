@@ -27,7 +27,7 @@ def test_a_token_that_expires_after_it_was_cached_is_refused(monkeypatch: pytest
     t = token(exp=int(time.time()) + 30)
     assert tokens.verify(t, SECRET)["sub"] == "u1"
     later = time.time() + 31
-    monkeypatch.setattr(tokens.time, "time", lambda: later)
+    monkeypatch.setattr(time, "time", lambda: later)
     with pytest.raises(tokens.TokenError) as err:
         tokens.verify(t, SECRET)
     assert err.value.expired
