@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -23,6 +24,7 @@ from devstack.models.faults import (
     DroppedConnection,
     FaultSpec,
     StandinState,
+    Timing,
     logged_headers,
     seconds_header,
     take_fault,
@@ -195,13 +197,17 @@ def _validate(data: dict[str, Any]) -> MessagesRequest:
 
 
 def routes(state: StandinState) -> list[BaseRoute]:
-    async def stream_body(events: list[bytes]) -> AsyncIterator[bytes]:
-        for i, event in enumerate(events):
-            if event.startswith(b"event: content_block_delta") and i > 3:
-                await state.knobs.between_deltas()
-            yield event
+    async def stream_body(events: list[bytes], timing: Timing) -> AsyncIterator[bytes]:
+        try:
+            for i, event in enumerate(events):
+                if event.startswith(b"event: content_block_delta") and i > 3:
+                    await state.knobs.between_deltas()
+                yield event
+        finally:  # also when the client leaves mid-stream
+            timing.end()
 
     async def create_message(request: Request) -> Response:
+        received = time.time()
         raw = await request.body()
         data: Any = raw.decode(errors="replace")
         try:
@@ -232,22 +238,28 @@ def routes(state: StandinState) -> list[BaseRoute]:
             stream=req.stream,
             body=data,
             error_response=fault_response,
+            received=received,
         )
         if outcome.early is not None:
             return outcome.early
-        spec, record = outcome.spec, outcome.record
-        await state.knobs.before_answer()
+        spec, record, timing = outcome.spec, outcome.record, outcome.timing
+        timing.latency_ms = await state.knobs.before_answer()
         text = content.invalid_answer(prompt) if spec and spec.kind == "invalid_json" else content.answer_text(prompt)
         answer = Answer(req, prompt, text, record.seq)
         headers = {"request-id": f"req_standin_{answer.id[12:]}"}
         if req.stream:
             events = answer.events()
             if spec is not None and spec.kind == "disconnect":
+                timing.end()
                 return DroppedConnection(b"".join(events[: max(4, len(events) // 3)]), "text/event-stream")
-            return StreamingResponse(stream_body(events), media_type="text/event-stream", headers=headers)
+            return StreamingResponse(stream_body(events, timing), media_type="text/event-stream", headers=headers)
+        response: Response
         if spec is not None and spec.kind == "disconnect":
             full = json.dumps(answer.message()).encode()
-            return DroppedConnection(full[: len(full) // 2], "application/json")
-        return JSONResponse(answer.message(), headers=headers)
+            response = DroppedConnection(full[: len(full) // 2], "application/json")
+        else:
+            response = JSONResponse(answer.message(), headers=headers)
+        timing.end()  # the body is rendered; sending it is the server's part
+        return response
 
     return [Route("/v1/messages", create_message, methods=["POST"])]

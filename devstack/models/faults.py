@@ -2,6 +2,11 @@
 
 Tests and demos drive a worker they do not control; they shape what the worker sees by queueing
 faults here. Each fault is consumed by the next matching provider request(s).
+
+Benchmarks need load-shaped behaviour instead of scripted faults: a random latency per request
+(``latency_min_ms``/``latency_max_ms``), a random share of 429s (``error_429_rate``), and a
+timing log (``/_standin/timings``) that says when each request started and finished, with a tag
+taken from its body (``tag_pattern``) so the requests of one job can be found again.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import contextlib
 import itertools
 import json
 import os
+import random
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -18,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -28,6 +35,10 @@ Provider = Literal["anthropic", "gemini"]
 FaultKind = Literal["429", "500", "503", "529", "timeout", "invalid_json", "disconnect"]
 ERROR_KINDS: frozenset[str] = frozenset({"429", "500", "503", "529"})
 LOG_LIMIT = 1000  # the demo runs for hours; keep the newest entries only
+# Timing entries are small (no bodies), and a benchmark reads every request of its run: room
+# for a few minutes of heavy load. Older entries are dropped first.
+TIMING_LIMIT = 100_000
+TIMINGS_PAGE = 10_000
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -49,30 +60,128 @@ class FaultSpec(BaseModel):
 
 
 class ConfigSpec(BaseModel):
-    """Body of ``POST /_standin/config``; omitted fields keep their value."""
+    """Body of ``POST /_standin/config``; omitted fields keep their value.
+
+    ``null`` keeps a value too, except for the latency range and ``tag_pattern``, where it
+    clears them (both range fields at once).
+    """
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     latency_ms: int | None = Field(default=None, ge=0, le=600_000)
     stream_delay_ms: int | None = Field(default=None, ge=0, le=60_000)
+    latency_min_ms: int | None = Field(default=None, ge=0, le=600_000)
+    latency_max_ms: int | None = Field(default=None, ge=0, le=600_000)
+    error_429_rate: float | None = Field(default=None, ge=0, le=1)
+    error_429_retry_after: float | None = Field(default=None, ge=0, le=86_400)
+    random_seed: int | None = None
+    tag_pattern: str | None = Field(default=None, min_length=1, max_length=500)
+
+    @field_validator("tag_pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from exc
+        return value
+
+    def problem(self) -> tuple[str, str] | None:
+        """The first rule across fields this body breaks, as (field, message); None if none."""
+        given = self.model_fields_set
+        lo, hi = self.latency_min_ms, self.latency_max_ms
+        if ("latency_min_ms" in given) != ("latency_max_ms" in given):
+            present = "latency_min_ms" if "latency_min_ms" in given else "latency_max_ms"
+            missing = "latency_max_ms" if present == "latency_min_ms" else "latency_min_ms"
+            return missing, f"required together with {present}"
+        if (lo is None) != (hi is None):
+            return ("latency_min_ms" if lo is None else "latency_max_ms"), "set both bounds, or null both to clear"
+        if lo is not None and hi is not None and hi < lo:
+            return "latency_max_ms", f"must be at least latency_min_ms ({lo}), got {hi}"
+        if self.latency_ms is not None and lo is not None:
+            return "latency_ms", "give either latency_ms or latency_min_ms/latency_max_ms, not both"
+        return None
 
 
 @dataclass
 class Knobs:
     latency_ms: int = 0
     stream_delay_ms: int = 0
+    # Load knobs (benchmarks). Unset by default; GET /_standin/config shows them once set.
+    latency_min_ms: int | None = None  # with latency_max_ms: uniform per request, instead of latency_ms
+    latency_max_ms: int | None = None
+    error_429_rate: float = 0.0  # share of requests (without a queued fault) answered 429
+    error_429_retry_after: float = 1.0
+    random_seed: int | None = None
+    tag_pattern: str | None = None
+    _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+    _tag_re: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_env(cls) -> Knobs:
         return cls(_env_ms("STANDIN_LATENCY_MS"), _env_ms("STANDIN_STREAM_DELAY_MS"))
 
-    async def before_answer(self) -> None:
-        if self.latency_ms:
-            await asyncio.sleep(self.latency_ms / 1000)
+    def apply(self, spec: ConfigSpec) -> None:
+        if spec.latency_ms is not None:
+            self.latency_ms = spec.latency_ms
+            self.latency_min_ms = self.latency_max_ms = None  # a fixed latency replaces the range
+        if spec.stream_delay_ms is not None:
+            self.stream_delay_ms = spec.stream_delay_ms
+        if "latency_min_ms" in spec.model_fields_set:
+            self.latency_min_ms, self.latency_max_ms = spec.latency_min_ms, spec.latency_max_ms
+        if spec.error_429_rate is not None:
+            self.error_429_rate = spec.error_429_rate
+        if spec.error_429_retry_after is not None:
+            self.error_429_retry_after = spec.error_429_retry_after
+        if spec.random_seed is not None:
+            self.random_seed = spec.random_seed
+            self._rng.seed(spec.random_seed)
+        if "tag_pattern" in spec.model_fields_set:
+            self.tag_pattern = spec.tag_pattern
+            self._tag_re = re.compile(spec.tag_pattern) if spec.tag_pattern is not None else None
+
+    def to_json(self) -> dict[str, Any]:
+        # The load knobs appear only once set, so the answer stays small for the common case.
+        out: dict[str, Any] = {"latency_ms": self.latency_ms, "stream_delay_ms": self.stream_delay_ms}
+        if self.latency_min_ms is not None:
+            out["latency_min_ms"], out["latency_max_ms"] = self.latency_min_ms, self.latency_max_ms
+        if self.error_429_rate:
+            out["error_429_rate"], out["error_429_retry_after"] = self.error_429_rate, self.error_429_retry_after
+        if self.random_seed is not None:
+            out["random_seed"] = self.random_seed
+        if self.tag_pattern is not None:
+            out["tag_pattern"] = self.tag_pattern
+        return out
+
+    def pick_latency_ms(self) -> int:
+        if self.latency_min_ms is not None and self.latency_max_ms is not None:
+            return self._rng.randint(self.latency_min_ms, self.latency_max_ms)
+        return self.latency_ms
+
+    async def before_answer(self) -> int:
+        """Wait the request's latency; returns it in milliseconds (for the timing log)."""
+        delay = self.pick_latency_ms()
+        if delay:
+            await asyncio.sleep(delay / 1000)
+        return delay
 
     async def between_deltas(self) -> None:
         if self.stream_delay_ms:
             await asyncio.sleep(self.stream_delay_ms / 1000)
+
+    def random_fault(self) -> FaultSpec | None:
+        """A 429 for ``error_429_rate`` of the requests, drawn per request."""
+        if self.error_429_rate and self._rng.random() < self.error_429_rate:
+            return FaultSpec(kind="429", retry_after=self.error_429_retry_after)
+        return None
+
+    def tag_of(self, body: str) -> str | None:
+        """The request's tag: the pattern's first group (or whole match) in the raw body."""
+        match = self._tag_re.search(body) if self._tag_re is not None else None
+        if match is None:
+            return None
+        return match.group(1) if match.re.groups else match.group(0)
 
 
 def _env_ms(name: str) -> int:
@@ -158,10 +267,67 @@ class RequestLog:
 
 
 @dataclass
+class Timing:
+    """When one provider request was served: epoch seconds on the stand-in's clock."""
+
+    seq: int  # the same number as the request's entry in the request log
+    provider: Provider
+    job_kind: str | None
+    stream: bool
+    tag: str | None
+    started: float  # the request reached the stand-in
+    finished: float | None = None  # the last byte of the answer went out (None while in flight)
+    status: int = 200
+    fault: str | None = None
+    latency_ms: int = 0  # the latency the knobs added
+
+    def end(self) -> None:
+        if self.finished is None:
+            self.finished = time.time()
+
+
+@dataclass
+class TimingLog:
+    entries: deque[Timing] = field(default_factory=lambda: deque(maxlen=TIMING_LIMIT))
+    dropped: int = 0  # the oldest entries pushed out since the last clear: a reader missed them
+
+    def add(self, timing: Timing) -> Timing:
+        if len(self.entries) == self.entries.maxlen:
+            self.dropped += 1
+        self.entries.append(timing)
+        return timing
+
+    def clear(self) -> int:
+        cleared = len(self.entries)
+        self.entries.clear()
+        self.dropped = 0
+        return cleared
+
+    def page(self, after: int, limit: int) -> dict[str, Any]:
+        picked: list[dict[str, Any]] = []
+        more = False
+        for entry in self.entries:
+            if entry.seq <= after:
+                continue
+            if len(picked) == limit:
+                more = True
+                break
+            picked.append(asdict(entry))
+        return {
+            "count": len(picked),
+            "timings": picked,
+            "next_after": picked[-1]["seq"] if picked else after,
+            "more": more,
+            "dropped": self.dropped,
+        }
+
+
+@dataclass
 class StandinState:
     faults: FaultQueue = field(default_factory=FaultQueue)
     log: RequestLog = field(default_factory=RequestLog)
     knobs: Knobs = field(default_factory=Knobs.from_env)
+    timings: TimingLog = field(default_factory=TimingLog)
 
 
 # Headers worth seeing in the log; credentials are reported by presence only.
@@ -207,6 +373,7 @@ class FaultOutcome:
     spec: FaultSpec | None  # the fault consumed, if any
     record: RequestRecord  # the log entry of the request
     early: Response | None  # answer now with this (error fault, or a timeout the client left)
+    timing: Timing  # the caller ends it when the answer is out (already ended when ``early``)
 
 
 async def take_fault(
@@ -220,11 +387,14 @@ async def take_fault(
     stream: bool,
     body: Any,
     error_response: Callable[[FaultSpec], Response],
+    received: float | None = None,
 ) -> FaultOutcome:
-    """Consume the next matching fault, log the request, and play the faults that end it early:
-    an error status (in the provider's error shape), or a ``timeout`` hold the client hung up on
-    (499). The other fault kinds shape the answer and are left to the caller."""
-    spec = state.faults.take(provider, raw.decode(errors="replace"))
+    """Consume the next matching fault (or draw a random 429), log the request, and play the
+    faults that end it early: an error status (in the provider's error shape), or a ``timeout``
+    hold the client hung up on (499). The other fault kinds shape the answer and are left to the
+    caller. ``received`` (epoch seconds, default now) starts the request's timing entry."""
+    text = raw.decode(errors="replace")
+    spec = state.faults.take(provider, text) or state.knobs.random_fault()
     record = state.log.add(
         provider=provider,
         path=request.url.path,
@@ -236,6 +406,17 @@ async def take_fault(
         headers=logged_headers(request),
         body=body,
     )
+    timing = state.timings.add(
+        Timing(
+            seq=record.seq,
+            provider=provider,
+            job_kind=job_kind,
+            stream=stream,
+            tag=state.knobs.tag_of(text),
+            started=received if received is not None else time.time(),
+            fault=record.fault,
+        )
+    )
     early: Response | None = None
     if spec is not None and spec.kind in ERROR_KINDS:
         record.status = int(spec.kind)
@@ -243,7 +424,10 @@ async def take_fault(
     elif spec is not None and spec.kind == "timeout" and await hold(request, spec.hold_seconds):
         record.disconnected = True
         early = Response(status_code=499)  # nobody is listening any more
-    return FaultOutcome(spec, record, early)
+    if early is not None:
+        timing.status = early.status_code
+        timing.end()
+    return FaultOutcome(spec, record, early, timing)
 
 
 class BadRequest(Exception):
@@ -347,23 +531,41 @@ def control_routes(state: StandinState) -> list[BaseRoute]:
         return JSONResponse({"cleared": True})
 
     async def get_config(_request: Request) -> Response:
-        return JSONResponse(asdict(state.knobs))
+        return JSONResponse(state.knobs.to_json())
 
     async def set_config(request: Request) -> Response:
         spec = await _parse(request, ConfigSpec)
         if isinstance(spec, JSONResponse):
             return spec
-        if spec.latency_ms is not None:
-            state.knobs.latency_ms = spec.latency_ms
-        if spec.stream_delay_ms is not None:
-            state.knobs.stream_delay_ms = spec.stream_delay_ms
-        return JSONResponse(asdict(state.knobs))
+        problem = spec.problem()
+        if problem is not None:  # nothing is applied from a refused body
+            loc, msg = problem
+            return _problem(f"{loc}: {msg}", [{"loc": loc, "msg": msg}])
+        state.knobs.apply(spec)
+        return JSONResponse(state.knobs.to_json())
+
+    async def timings(request: Request) -> Response:
+        bounds = {"after": (0, 2**62), "limit": (1, TIMINGS_PAGE)}
+        values = {"after": 0, "limit": TIMINGS_PAGE}
+        for name, (lo, hi) in bounds.items():
+            raw = request.query_params.get(name)
+            if raw is None:
+                continue
+            if not raw.isdigit() or not lo <= int(raw) <= hi:
+                msg = f"must be an integer from {lo} to {hi}, got {raw!r}"
+                return _problem(f"{name}: {msg}", [{"loc": name, "msg": msg}])
+            values[name] = int(raw)
+        return JSONResponse(state.timings.page(values["after"], values["limit"]))
+
+    async def clear_timings(_request: Request) -> Response:
+        return JSONResponse({"cleared": state.timings.clear()})
 
     async def reset(_request: Request) -> Response:
         state.faults.clear()
         state.log.entries.clear()
+        state.timings.clear()
         state.knobs = Knobs.from_env()
-        return JSONResponse({"reset": True, "config": asdict(state.knobs)})
+        return JSONResponse({"reset": True, "config": state.knobs.to_json()})
 
     async def health(_request: Request) -> Response:
         return JSONResponse({"status": "ok", "uptime_s": round(time.monotonic() - started, 3)})
@@ -378,5 +580,7 @@ def control_routes(state: StandinState) -> list[BaseRoute]:
         Route("/_standin/requests", clear_requests, methods=["DELETE"]),
         Route("/_standin/config", get_config, methods=["GET"]),
         Route("/_standin/config", set_config, methods=["POST"]),
+        Route("/_standin/timings", timings, methods=["GET"]),
+        Route("/_standin/timings", clear_timings, methods=["DELETE"]),
         Route("/_standin/reset", reset, methods=["POST"]),
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ from devstack.models.faults import (
     DroppedConnection,
     FaultSpec,
     StandinState,
+    Timing,
     logged_headers,
     seconds_header,
     take_fault,
@@ -251,13 +253,17 @@ def _sse(chunk: dict[str, Any]) -> bytes:
 
 
 def routes(state: StandinState) -> list[BaseRoute]:
-    async def stream_body(chunks: list[dict[str, Any]]) -> AsyncIterator[bytes]:
-        for i, chunk in enumerate(chunks):
-            if i:
-                await state.knobs.between_deltas()
-            yield _sse(chunk)
+    async def stream_body(chunks: list[dict[str, Any]], timing: Timing) -> AsyncIterator[bytes]:
+        try:
+            for i, chunk in enumerate(chunks):
+                if i:
+                    await state.knobs.between_deltas()
+                yield _sse(chunk)
+        finally:  # also when the client leaves mid-stream
+            timing.end()
 
     async def generate(request: Request) -> Response:
+        received = time.time()
         raw = await request.body()
         data: Any = raw.decode(errors="replace")
         model = request.path_params["target"].partition(":")[0]
@@ -290,11 +296,12 @@ def routes(state: StandinState) -> list[BaseRoute]:
             stream=stream,
             body=data,
             error_response=fault_response,
+            received=received,
         )
         if outcome.early is not None:
             return outcome.early
-        spec = outcome.spec
-        await state.knobs.before_answer()
+        spec, timing = outcome.spec, outcome.timing
+        timing.latency_ms = await state.knobs.before_answer()
         image = _wants_image(model, req)
         invalid = spec is not None and spec.kind == "invalid_json"
         text = _answer_text(prompt, req, image, invalid)
@@ -303,14 +310,19 @@ def routes(state: StandinState) -> list[BaseRoute]:
         if stream and request.query_params.get("alt") == "sse":
             chunks = answer.chunks()
             if dropped:
+                timing.end()
                 return DroppedConnection(
                     b"".join(_sse(c) for c in chunks[: max(1, len(chunks) // 3)]), "text/event-stream"
                 )
-            return StreamingResponse(stream_body(chunks), media_type="text/event-stream")
+            return StreamingResponse(stream_body(chunks, timing), media_type="text/event-stream")
         body = answer.chunks() if stream else answer.response()
+        response: Response
         if dropped:
             full = json.dumps(body).encode()
-            return DroppedConnection(full[: len(full) // 2], "application/json")
-        return JSONResponse(body)
+            response = DroppedConnection(full[: len(full) // 2], "application/json")
+        else:
+            response = JSONResponse(body)
+        timing.end()  # the body is rendered; sending it is the server's part
+        return response
 
     return [Route("/{version}/models/{target}", generate, methods=["POST"])]
