@@ -62,6 +62,8 @@ Outcome = Succeeded | Failed | Deferred | Stopped
 
 def outcome_of_error(exc: BaseException, clock: Clock) -> Outcome:
     """Error classification: what the queue should do about a handler's exception."""
+    if isinstance(exc, BaseExceptionGroup):  # concurrent parts of a handler (TaskGroup) failed
+        exc = representative(exc)
     if isinstance(exc, RateLimited):
         wait = timedelta(seconds=max(1.0, exc.retry_after))
         return Deferred(clock.now() + min(wait, MAX_DEFER), f"provider rate limit ({exc.message})"[:500])
@@ -72,6 +74,30 @@ def outcome_of_error(exc: BaseException, clock: Clock) -> Outcome:
     if isinstance(exc, StoreError):
         return Failed(TransientFailure(f"queue call failed while running: {exc}", details={"code": exc.code}))
     return Failed(InternalError(f"{type(exc).__name__}: {exc}"))
+
+
+def representative(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one error of a group that decides the outcome: a lost lease (nothing else matters),
+    then a provider rate limit (defer, keeping the attempt), then a permanent failure (retrying
+    cannot help), then any job failure, then the first error."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            pending[:0] = exc.exceptions
+        else:
+            leaves.append(exc)
+    def rank(e: BaseException) -> int:
+        if isinstance(e, LeaseLost):
+            return 0
+        if isinstance(e, RateLimited):
+            return 1
+        if isinstance(e, JobFailure):
+            return 2 if not e.retryable else 3
+        return 4
+
+    return min(leaves, key=rank) if leaves else group  # min is stable: the first of the best rank
 
 
 async def execute(

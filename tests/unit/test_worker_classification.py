@@ -122,6 +122,26 @@ def test_outcomes_of_handler_errors() -> None:
     assert isinstance(bug, Failed) and isinstance(bug.failure, InternalError) and bug.failure.retryable
 
 
+def test_errors_from_concurrent_parts_are_classified_by_the_one_that_decides() -> None:
+    """rename_layers runs its batches in a TaskGroup, which wraps failures in an ExceptionGroup:
+    a 429 in one batch must still defer the job, not spend an attempt as an internal error."""
+    clock = Clock()
+
+    def group(*errors: Exception) -> ExceptionGroup[Exception]:
+        return ExceptionGroup("unhandled errors in a TaskGroup", list(errors))
+
+    assert isinstance(outcome_of_error(group(RateLimited("429", retry_after=5)), clock), Deferred)
+    nested = group(KeyError("x"), group(TransientFailure("503"), RateLimited("429", retry_after=5)))
+    assert isinstance(outcome_of_error(nested, clock), Deferred)
+    assert outcome_of_error(group(RateLimited("429", retry_after=5), LeaseLost("gone")), clock) == Stopped("lost")
+    permanent = outcome_of_error(group(TransientFailure("503"), InvalidOutput("bad json")), clock)
+    assert isinstance(permanent, Failed) and permanent.failure.retryable is False
+    transient = outcome_of_error(group(KeyError("x"), TransientFailure("503")), clock)
+    assert isinstance(transient, Failed) and transient.failure.type == "provider_unavailable"
+    bug = outcome_of_error(group(KeyError("x")), clock)
+    assert isinstance(bug, Failed) and isinstance(bug.failure, InternalError)
+
+
 def test_store_errors_by_sqlstate() -> None:
     assert isinstance(store_error("PT409", "lease lost"), LeaseLost)
     assert store_error("22023", "bad").code == "22023"
