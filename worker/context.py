@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from worker.clock import Clock
-from worker.errors import InvalidArgument, StoreUnavailable, UnsupportedOperation
+from worker.errors import InvalidArgument, LeaseLost, StoreUnavailable, UnsupportedOperation
 from worker.jobs import Job
 from worker.llm import LimitedModel
 from worker.ports import ArtifactStore, QueueStore
@@ -24,10 +25,14 @@ class JobContext:
     clock: Clock
     model_or_none: LimitedModel | None = None
     artifacts_or_none: ArtifactStore | None = None
-    # Handlers report from concurrent tasks (rename_layers' batches): reports go out one at a
-    # time, in call order, and the percentage never moves backwards.
-    _report_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    # Reports go out in the background, one at a time and in call order, so a handler never waits
+    # for a round trip to the queue before calling its model (under load that round trip was most
+    # of the worker's own time per job: bench/FIXES.md). Progress updates queued behind another
+    # collapse into the newest; the percentage never moves backwards.
+    _pending: deque[dict[str, Any]] = field(default_factory=deque, init=False, repr=False)
+    _sender: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     _last_percent: float = field(default=-1.0, init=False, repr=False)
+    _lost: LeaseLost | None = field(default=None, init=False, repr=False)
 
     @property
     def model(self) -> LimitedModel:
@@ -46,17 +51,59 @@ class JobContext:
         return {"job_id": self.job.id, "kind": self.job.kind, "attempt": self.job.attempts}
 
     async def progress(self, percent: float | None = None, message: str | None = None) -> None:
-        async with self._report_lock:
-            if percent is not None:
-                if percent < self._last_percent:
-                    return  # overtaken by a later report; stale
-                self._last_percent = percent
-            await self._report(percent=percent, message=message)
+        """Queue a progress update (returns at once). Raises LeaseLost if an earlier report
+        found that the job is no longer this worker's: the handler must stop."""
+        self._check_lease()
+        if percent is not None:
+            if percent < self._last_percent:
+                return  # overtaken by a later report; stale
+            self._last_percent = percent
+        update = {"percent": percent, "message": message}
+        if self._pending and "partial" not in self._pending[-1]:
+            previous = self._pending.pop()  # not sent yet: the newer update supersedes it
+            update = {k: v if v is not None else previous.get(k) for k, v in update.items()}
+        self._queue(update)
 
     async def partial(self, text: str) -> None:
+        """Queue streamed text (returns at once); every piece is sent, in order."""
+        self._check_lease()
         if text:
-            async with self._report_lock:
-                await self._report(partial=text)
+            self._queue({"partial": text})
+
+    async def flush(self) -> None:
+        """Wait until every queued report was sent (or refused)."""
+        while self._sender is not None and not self._sender.done():
+            await asyncio.shield(self._sender)
+
+    async def finish(self, succeeded: bool) -> None:
+        """Before the outcome is recorded. Queued progress updates are dropped: the outcome
+        supersedes them (complete_job sets 100 %). After a success, streamed text still queued
+        is sent first, so the live stream is whole before the job is done."""
+        kept = [w for w in self._pending if succeeded and "partial" in w]
+        self._pending.clear()
+        self._pending.extend(kept)
+        if kept:
+            await self.flush()
+
+    def _check_lease(self) -> None:
+        if self._lost is not None:
+            raise self._lost
+
+    def _queue(self, what: dict[str, Any]) -> None:
+        self._pending.append(what)
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send(), name=f"progress-{self.job.id}")
+
+    async def _send(self) -> None:
+        while self._pending:
+            what = self._pending.popleft()
+            try:
+                await self._report(**{k: v for k, v in what.items() if v is not None})
+            except LeaseLost as exc:
+                self._lost = exc
+                self._pending.clear()
+            except Exception:  # a bug here must not stop later reports, nor go unseen
+                log.exception("progress report failed", extra=self.fields)
 
     async def _report(self, **what: Any) -> None:
         # Progress is best effort: a blip in the connection must not fail the job. A lost lease

@@ -83,7 +83,9 @@ async def run_kind(
     store.enqueue(kind, payload)
     [job] = await store.claim_jobs("w", [kind], 1, 60)
     ctx = JobContext(job, "w", store, SystemClock(), model, artifacts)
-    return await HANDLERS[kind](job.payload, ctx), store, ctx
+    result = await HANDLERS[kind](job.payload, ctx)
+    await ctx.flush()  # reports go out in the background; the runtime records the outcome after them
+    return result, store, ctx
 
 
 async def test_generate_design_returns_a_validated_tree(claude: ClaudeProvider, standin: httpx.Client) -> None:

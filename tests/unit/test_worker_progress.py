@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
+
 from worker.adapters.memory import MemoryStore
 from worker.clock import SystemClock
 from worker.context import JobContext
+from worker.errors import LeaseLost
 
 
 class GatedStore(MemoryStore):
@@ -49,8 +52,65 @@ async def test_a_report_overtaken_while_waiting_is_dropped() -> None:
     await asyncio.sleep(0)
     store.release_first.set()
     await asyncio.gather(first, second, stale)
+    await ctx.flush()
 
     assert store.get(job.id).progress == {"percent": 100, "message": "batch 2 of 2"}
     assert store.progress_calls == 2  # the stale report never reached the store
     messages = [e.data.get("message") for e in store.events if e.job_id == job.id and e.type == "progress"]
     assert messages == ["batch 1 of 2", "batch 2 of 2"]
+
+
+async def test_reports_do_not_wait_for_the_store_and_queued_updates_collapse() -> None:
+    store = GatedStore()
+    store.enqueue("generate_edits", {"n": 1})
+    (job,) = await store.claim_jobs("w1", None, 1, 60)
+    ctx = JobContext(job=job, worker_id="w1", store=store, clock=SystemClock())
+
+    await ctx.progress(10, "starting")  # returns while its call is held in flight
+    await store.first_in_flight.wait()
+    await ctx.progress(40, "thinking")
+    await ctx.progress(60)  # no message: keeps the queued one's
+    await ctx.partial("Hello")
+    await ctx.partial(" world")
+    store.release_first.set()
+    await ctx.flush()
+
+    events = [(e.type, e.data) for e in store.events if e.job_id == job.id]
+    assert events == [
+        ("progress", {"percent": 10, "message": "starting"}),
+        ("progress", {"percent": 60, "message": "thinking"}),  # 40 and 60 went out as one call
+        ("partial", {"text": "Hello"}),
+        ("partial", {"text": " world"}),
+    ]
+
+
+async def test_finish_drops_queued_progress_but_sends_streamed_text_first() -> None:
+    store = GatedStore()
+    store.enqueue("generate_edits", {"n": 1})
+    (job,) = await store.claim_jobs("w1", None, 1, 60)
+    ctx = JobContext(job=job, worker_id="w1", store=store, clock=SystemClock())
+
+    await ctx.progress(10, "starting")
+    await store.first_in_flight.wait()
+    await ctx.partial("tail of the stream")
+    await ctx.progress(95, "almost")  # superseded by the outcome
+    finishing = asyncio.create_task(ctx.finish(succeeded=True))
+    await asyncio.sleep(0)
+    assert not finishing.done()  # waits for the streamed text
+    store.release_first.set()
+    await finishing
+
+    types = [(e.type, e.data.get("percent", e.data.get("text"))) for e in store.events if e.job_id == job.id]
+    assert types == [("progress", 10), ("partial", "tail of the stream")]
+
+
+async def test_a_lost_lease_found_by_a_report_stops_the_handler_at_its_next_report() -> None:
+    store = MemoryStore()
+    store.enqueue("rename_layers", {"n": 1})
+    (job,) = await store.claim_jobs("w1", None, 1, 60)
+    ctx = JobContext(job=job, worker_id="someone-else", store=store, clock=SystemClock())
+
+    await ctx.progress(10, "starting")  # queued; the store will refuse it
+    await ctx.flush()
+    with pytest.raises(LeaseLost):
+        await ctx.progress(20, "next")
