@@ -1230,7 +1230,7 @@ def build_result(
     }
     return ScenarioResult(
         name=NAME,
-        title=f"AI workload: {plan.users} plugin users, {plan.duration_s:.0f} s, model stand-ins with "
+        title=f"4. AI workload: {plan.users} plugin users, {plan.duration_s:.0f} s, model stand-ins with "
         f"{plan.latency_ms[0] / 1000:g}–{plan.latency_ms[1] / 1000:g} s latency and "
         f"{plan.error_429_rate:.0%} 429s",
         method=method(plan),

@@ -476,11 +476,11 @@ def build_result(
         notes.append(
             f"Cluster WAL written during the drive: {wal_load['cluster_wal_mb_per_s']} MB/s (all databases: other "
             f"work on the shared cluster counts). The gateway's slot restart_lsn lagged p50 {lag['p50']} MB, "
-            f"max {lag['max']} MB behind its confirmed position: every Realtime read "
-            "(pg_logical_slot_get_changes) decodes that much WAL again, so the read time, and with it the "
-            "latency, grows with the cluster's write rate "
-            f"(Pearson r = {wal_load['latency_vs_restart_lag']['pearson_r']} between a lag sample and the mean "
-            "latency of the next 10 changes)."
+            f"max {lag['max']} MB behind its confirmed position. The gateway streams the slot, so this "
+            "lag no longer costs a re-decode per read (it did when the feed polled "
+            "pg_logical_slot_get_changes, see bench/FIXES.md); "
+            f"Pearson r = {wal_load['latency_vs_restart_lag']['pearson_r']} between a lag sample and the mean "
+            "latency of the next 10 changes."
         )
     if job_events:
         notes.append(f"{job_events} job_event rows were also broadcast on the topic (both clients listen, not timed).")
@@ -488,7 +488,7 @@ def build_result(
     py_version = metadata.version("supabase")
     return ScenarioResult(
         name="notify",
-        title="Client notification: job status change commit → subscriber callback",
+        title="3. Client notification: job status change commit → subscriber callback",
         method=METHOD.format(
             jobs=jobs,
             changes=len(measured),
@@ -559,15 +559,16 @@ production does: `enqueue_job` as the user with PostgREST's request GUCs, then `
 `complete_job` as `service_role` with the worker's own statements (`worker/adapters/queries.sql`).
 One change per transaction; after each commit returns the driver records `t_commit = time.time()`
 and pauses {lo:.0f}–{hi:.0f} ms (uniform, fixed seed). Each change fires the migration's trigger
-(`realtime.send` to `jobs:<uid>`, event `job`), which the gateway reads from its logical slot
-(WAL checked every {busy:.0f} ms while changes flow, {idle:.0f} ms when idle) and pushes to both sockets.
+(`realtime.send` to `jobs:<uid>`, event `job`), which the gateway streams from its logical slot
+(`pg_recvlogical`; unflushed WAL is flushed within {busy:.0f} ms while changes flow, {idle:.0f} ms
+when idle) and pushes to both sockets.
 
 **Latency = receive time − t_commit**, joined on (job id, status), per client: {changes} changes
 each. Missing = committed changes whose broadcast never reached that client (warm-up included).
 Cross-check on a second origin: the payload's `updated_at` (database clock, same host) → receive.
 Every 10 changes, in a pause, the driver samples the cluster's WAL position and how far the
-gateway slot's `restart_lsn` lags its confirmed position: every read of the slot decodes the WAL
-from `restart_lsn` again, so the cluster's write rate (other databases included) sets its cost.
+gateway slot's `restart_lsn` lags its confirmed position (with the old polling feed that lag was
+re-decoded on every read and set the latency; kept as a regression check).
 """
 
 

@@ -21,8 +21,10 @@ listening). Another process then enqueues {jobs} jobs through the system's own e
 per transaction, {gap:g} ms apart (start to start), and takes `time.time()` right after each
 enqueue call returned (its transaction committed). The handler's first statement takes
 `time.time()` again. Latency = handler start − enqueue commit, joined on a sequence number in
-the payload; both clocks are the same machine's wall clock. Ten warm-up jobs run first and are
-not counted. *ours (Supabase)* goes through the devstack gateway (a separate process): a
+the payload; both clocks are the same machine's wall clock. The enqueue time is taken when the
+call returned, a little after the commit itself, so every system's latency is understated by the
+time its enqueue call needed to return (a fraction of a millisecond; it is why pgqueuer shows a
+few values under 0.5 ms). Ten warm-up jobs run first and are not counted. *ours (Supabase)* goes through the devstack gateway (a separate process): a
 Realtime postgres_changes INSERT wakes the worker, which claims over REST; *ours (direct
 Postgres)* is woken by LISTEN/NOTIFY and claims on psycopg."""
 

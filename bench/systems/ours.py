@@ -69,8 +69,12 @@ class OursSystem:
             "store": self.store,
             "wake_up": wakeup,
             "concurrency": concurrency,
-            "claim_batch": "all free slots per claim_jobs call (up to concurrency)",
-            "acknowledge": "complete_job per job (one statement; the row is kept as succeeded)",
+            "claim_batch": "all free slots per claim_jobs call (up to concurrency); under backlog it waits "
+            "up to 5 ms for a quarter of the slots to be free",
+            "acknowledge": "complete_jobs: every success that finished while the previous call was in flight, "
+            "in one call (no timer); rows kept as succeeded",
+            "per_job": "lease + heartbeat, per-kind timeout, cancel channel, Realtime broadcast of every "
+            "status change to the user's topic",
             "lease_seconds": LEASE_SECONDS,
             "sweep_seconds": SWEEP_SECONDS,
             "log_level": "WARNING",
