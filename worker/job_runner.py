@@ -88,6 +88,7 @@ def representative(group: BaseExceptionGroup[BaseException]) -> BaseException:
             pending[:0] = exc.exceptions
         else:
             leaves.append(exc)
+
     def rank(e: BaseException) -> int:
         if isinstance(e, LeaseLost):
             return 0
