@@ -30,3 +30,17 @@ def scratch_database(prefix: str) -> Iterator[str]:
         yield name
     finally:
         drop(name)
+
+
+def count(database: str, query: str) -> int:
+    """The single integer ``query`` answers (a count of unfinished jobs, say)."""
+    with psycopg.connect(paths.database_url(database), autocommit=True) as conn:
+        row = conn.execute(sql.SQL(query)).fetchone()  # fixed text, never input
+        return int(row[0]) if row else 0
+
+
+def execute(database: str, *statements: str) -> None:
+    """Run fixed maintenance statements (truncate, vacuum, analyze) in autocommit."""
+    with psycopg.connect(paths.database_url(database), autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(sql.SQL(statement))

@@ -13,12 +13,13 @@ import selectors
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from bench import stats
+from bench.databases import scratch_database
 from bench.support import gateway_process
 from bench.systems.base import System, read_records
 
@@ -227,3 +228,23 @@ def run_drain(
         "left": left,
         "worker_rss_mb": [round(r, 1) for r in rss],
     }
+
+
+Measure = Callable[[System, str, str | None], Any]
+
+
+def each_system(systems: list[System], prefix: str, measure: Measure) -> tuple[dict[str, Any], list[str]]:
+    """``measure(system, database, gateway)`` for each system in a scratch database of its own
+    (with a gateway where the system needs one). One system failing does not lose the others'
+    numbers: its failure becomes a note."""
+    results: dict[str, Any] = {}
+    notes: list[str] = []
+    for system in systems:
+        try:
+            with scratch_database(f"{prefix}_{system.name}") as db:
+                system.prepare(db)
+                with maybe_gateway(system, db) as gateway:
+                    results[system.name] = measure(system, db, gateway)
+        except Exception as exc:
+            notes.append(f"{system.name}: failed: {type(exc).__name__}: {exc}")
+    return results, notes

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from bench import harness, plots
-from bench.databases import scratch_database
 from bench.scenario import Context, Goal, ScenarioResult
 from bench.systems import registry
+from bench.systems.base import System
 
 JOBS, QUICK_JOBS = 20_000, 2_000
 CONCURRENCY = 20
@@ -26,22 +26,17 @@ table). Each run is capped at {cap:.0f} s; a capped run reports what it finished
 def run(ctx: Context) -> ScenarioResult:
     jobs = QUICK_JOBS if ctx.quick else JOBS
     systems, problems = registry.available()
-    results: dict[str, Any] = {}
     settings: dict[str, Any] = {"jobs": jobs, "worker_processes": 1}
-    notes = [f"{name}: not run ({why})" for name, why in problems.items()]
-    for system in systems:
+    settings.update({s.name: s.settings(CONCURRENCY) for s in systems})
+
+    def measure(system: System, db: str, gateway: str | None) -> dict[str, Any]:
         print(f"  drain: {system.label} ...", flush=True)
-        settings[system.name] = system.settings(CONCURRENCY)
-        try:
-            with scratch_database(f"drain_{system.name}") as db:
-                system.prepare(db)
-                with harness.maybe_gateway(system, db) as gateway:
-                    results[system.name] = harness.run_drain(
-                        system, db, gateway, jobs=jobs, processes=1, concurrency=CONCURRENCY,
-                        log_dir=ctx.log_dir, cap_s=CAP_S,
-                    )  # fmt: skip
-        except Exception as exc:
-            notes.append(f"{system.name}: failed: {type(exc).__name__}: {exc}")
+        return harness.run_drain(
+            system, db, gateway, jobs=jobs, processes=1, concurrency=CONCURRENCY, log_dir=ctx.log_dir, cap_s=CAP_S
+        )
+
+    results, failures = harness.each_system(systems, "drain", measure)
+    notes = [f"{name}: not run ({why})" for name, why in problems.items()] + failures
     labels = {s.name: s.label for s in systems}
     table = [
         {

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from bench import harness, plots
-from bench.databases import scratch_database
 from bench.scenario import Context, Goal, ScenarioResult
 from bench.systems import registry
+from bench.systems.base import System
 
 JOBS, QUICK_JOBS = 500, 60
 GAP_MS = 20.0
@@ -24,30 +24,26 @@ enqueue call returned (its transaction committed). The handler's first statement
 the payload; both clocks are the same machine's wall clock. The enqueue time is taken when the
 call returned, a little after the commit itself, so every system's latency is understated by the
 time its enqueue call needed to return (a fraction of a millisecond; it is why pgqueuer shows a
-few values under 0.5 ms). Ten warm-up jobs run first and are not counted. *ours (Supabase)* goes through the devstack gateway (a separate process): a
-Realtime postgres_changes INSERT wakes the worker, which claims over REST; *ours (direct
-Postgres)* is woken by LISTEN/NOTIFY and claims on psycopg."""
+few values under 0.5 ms). Ten warm-up jobs run first and are not counted. *ours (Supabase)*
+goes through the devstack gateway (a separate process): a Realtime postgres_changes INSERT wakes
+the worker, which claims over REST; *ours (direct Postgres)* is woken by LISTEN/NOTIFY and claims
+on psycopg."""
 
 
 def run(ctx: Context) -> ScenarioResult:
     jobs = QUICK_JOBS if ctx.quick else JOBS
     systems, problems = registry.available()
-    results: dict[str, Any] = {}
     settings: dict[str, Any] = {"jobs": jobs, "gap_ms": GAP_MS, "worker_processes": 1}
-    notes = [f"{name}: not run ({why})" for name, why in problems.items()]
-    for system in systems:
+    settings.update({s.name: s.settings(CONCURRENCY) for s in systems})
+
+    def measure(system: System, db: str, gateway: str | None) -> dict[str, Any]:
         print(f"  pickup: {system.label} ...", flush=True)
-        settings[system.name] = system.settings(CONCURRENCY)
-        try:
-            with scratch_database(f"pickup_{system.name}") as db:
-                system.prepare(db)
-                with harness.maybe_gateway(system, db) as gateway:
-                    results[system.name] = harness.run_pickup(
-                        system, db, gateway, jobs=jobs, gap_ms=GAP_MS, processes=1,
-                        concurrency=CONCURRENCY, log_dir=ctx.log_dir,
-                    )  # fmt: skip
-        except Exception as exc:  # one system failing must not lose the others' numbers
-            notes.append(f"{system.name}: failed: {type(exc).__name__}: {exc}")
+        return harness.run_pickup(
+            system, db, gateway, jobs=jobs, gap_ms=GAP_MS, processes=1, concurrency=CONCURRENCY, log_dir=ctx.log_dir
+        )
+
+    results, failures = harness.each_system(systems, "pickup", measure)
+    notes = [f"{name}: not run ({why})" for name, why in problems.items()] + failures
     labels = {s.name: s.label for s in systems}
     table = [_row(labels[name], r) for name, r in results.items()]
     plot = plots.latency_cdf(

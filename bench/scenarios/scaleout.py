@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from bench import harness, plots
-from bench.databases import scratch_database
 from bench.scenario import Context, ScenarioResult
 from bench.systems import registry
+from bench.systems.base import System
 
 PROCESSES = (1, 2, 4)
 SYSTEMS = ["ours_postgres", "ours_supabase", "pgqueuer", "procrastinate"]
@@ -33,27 +33,24 @@ def run(ctx: Context) -> ScenarioResult:
     drain_jobs = QUICK_DRAIN_JOBS if ctx.quick else DRAIN_JOBS
     pickup_jobs = QUICK_PICKUP_JOBS if ctx.quick else PICKUP_JOBS
     systems, problems = registry.available(SYSTEMS)
-    notes = [f"{name}: not run ({why})" for name, why in problems.items()]
-    results: dict[str, dict[int, dict[str, Any]]] = {}
-    for system in systems:
-        results[system.name] = {}
-        try:
-            with scratch_database(f"scale_{system.name}") as db:
-                system.prepare(db)
-                with harness.maybe_gateway(system, db) as gateway:
-                    for n in PROCESSES:
-                        print(f"  scale-out: {system.label}, {n} process(es) ...", flush=True)
-                        drain = harness.run_drain(
-                            system, db, gateway, jobs=drain_jobs, processes=n, concurrency=CONCURRENCY,
-                            log_dir=ctx.log_dir, cap_s=CAP_S,
-                        )  # fmt: skip
-                        pickup = harness.run_pickup(
-                            system, db, gateway, jobs=pickup_jobs, gap_ms=GAP_MS, processes=n,
-                            concurrency=CONCURRENCY, log_dir=ctx.log_dir, warmup=5,
-                        )  # fmt: skip
-                        results[system.name][n] = {"drain": drain, "pickup": pickup}
-        except Exception as exc:
-            notes.append(f"{system.name}: failed: {type(exc).__name__}: {exc}")
+
+    def measure(system: System, db: str, gateway: str | None) -> dict[int, dict[str, Any]]:
+        by_n: dict[int, dict[str, Any]] = {}
+        for n in PROCESSES:
+            print(f"  scale-out: {system.label}, {n} process(es) ...", flush=True)
+            drain = harness.run_drain(
+                system, db, gateway, jobs=drain_jobs, processes=n, concurrency=CONCURRENCY,
+                log_dir=ctx.log_dir, cap_s=CAP_S,
+            )  # fmt: skip
+            pickup = harness.run_pickup(
+                system, db, gateway, jobs=pickup_jobs, gap_ms=GAP_MS, processes=n,
+                concurrency=CONCURRENCY, log_dir=ctx.log_dir, warmup=5,
+            )  # fmt: skip
+            by_n[n] = {"drain": drain, "pickup": pickup}
+        return by_n
+
+    results, failures = harness.each_system(systems, "scale", measure)
+    notes = [f"{name}: not run ({why})" for name, why in problems.items()] + failures
     labels = {s.name: s.label for s in systems}
     table = []
     for name, by_n in results.items():

@@ -78,3 +78,16 @@ async def enqueue_paced(
         if delay > 0:
             await asyncio.sleep(delay)
     write_records(out, records)
+
+
+def worker_argv(module: str, database: str, record: Path, concurrency: int, gateway: str | None = None) -> list[str]:
+    """The worker subprocess's command line for ``python -m <module>`` (base.System.worker_argv)."""
+    argv = [sys.executable, "-m", module, "worker", "--database", database]
+    argv += ["--record", str(record), "--concurrency", str(concurrency)]
+    return argv + (["--gateway", gateway] if gateway else [])
+
+
+def enqueue_argv(module: str, database: str, out: Path, count: int, gap_ms: float, first_seq: int) -> list[str]:
+    """The enqueuer subprocess's command line (base.System.enqueue_argv)."""
+    argv = [sys.executable, "-m", module, "enqueue", "--database", database, "--out", str(out)]
+    return [*argv, "--count", str(count), "--gap-ms", str(gap_ms), "--first-seq", str(first_seq)]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import tempfile
 import time
 import uuid
@@ -24,6 +23,7 @@ from typing import Any
 
 import psycopg
 
+from bench import databases
 from bench.systems import cli
 from devstack import migrate, paths
 from devstack.sqlapi import SqlApi
@@ -97,24 +97,18 @@ class OursSystem:
                 _wait_for_change_feed(conn)
 
     def remaining(self, database: str) -> int:
-        with psycopg.connect(paths.database_url(database), autocommit=True) as conn:
-            row = conn.execute("select count(*) from public.jobs where status in ('queued', 'running')").fetchone()
-            return int(row[0]) if row else 0
+        return databases.count(database, "select count(*) from public.jobs where status in ('queued', 'running')")
 
     def reset(self, database: str) -> None:
-        with psycopg.connect(paths.database_url(database), autocommit=True) as conn:
-            conn.execute("truncate public.jobs cascade")
-            conn.execute("truncate realtime.messages")
-            conn.execute("vacuum analyze public.jobs")
+        databases.execute(
+            database, "truncate public.jobs cascade", "truncate realtime.messages", "vacuum analyze public.jobs"
+        )
 
     def worker_argv(self, database: str, record: Path, concurrency: int, gateway: str | None) -> list[str]:
-        argv = [sys.executable, "-m", f"bench.systems.{self.name}", "worker", "--database", database]
-        argv += ["--record", str(record), "--concurrency", str(concurrency)]
-        return argv + (["--gateway", gateway] if gateway else [])
+        return cli.worker_argv(f"bench.systems.{self.name}", database, record, concurrency, gateway)
 
     def enqueue_argv(self, database: str, out: Path, count: int, gap_ms: float, first_seq: int) -> list[str]:
-        argv = [sys.executable, "-m", f"bench.systems.{self.name}", "enqueue", "--database", database]
-        return [*argv, "--out", str(out), "--count", str(count), "--gap-ms", str(gap_ms), "--first-seq", str(first_seq)]
+        return cli.enqueue_argv(f"bench.systems.{self.name}", database, out, count, gap_ms, first_seq)
 
     # -- subprocesses ----------------------------------------------------------------------------
     def main(self, argv: list[str]) -> int:

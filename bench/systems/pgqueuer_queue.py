@@ -51,10 +51,10 @@ from typing import Any, TypeVar
 
 import anyio
 import asyncpg
-import psycopg
 from pgqueuer import AsyncpgDriver, Queries, QueueManager
 from pgqueuer.domain.errors import FailingListenerError
 
+from bench import databases
 from bench.databases import url
 from bench.systems import cli
 
@@ -143,26 +143,19 @@ class PgqueuerSystem:
                 await conn.close()
 
         _run(enqueue())
-        with psycopg.connect(url(database), autocommit=True) as conn:
-            conn.execute("analyze pgqueuer")  # fresh statistics for the dequeue query's plan
+        databases.execute(database, "analyze pgqueuer")  # fresh statistics for the dequeue query's plan
 
     def remaining(self, database: str) -> int:
-        with psycopg.connect(url(database), autocommit=True) as conn:
-            row = conn.execute("select count(*) from pgqueuer where status in ('queued', 'picked')").fetchone()
-            return int(row[0]) if row else 0
+        return databases.count(database, "select count(*) from pgqueuer where status in ('queued', 'picked')")
 
     def reset(self, database: str) -> None:
-        with psycopg.connect(url(database), autocommit=True) as conn:
-            conn.execute("truncate pgqueuer, pgqueuer_log, pgqueuer_statistics")
-            conn.execute("vacuum analyze pgqueuer")
+        databases.execute(database, "truncate pgqueuer, pgqueuer_log, pgqueuer_statistics", "vacuum analyze pgqueuer")
 
     def worker_argv(self, database: str, record: Path, concurrency: int, gateway: str | None) -> list[str]:
-        argv = [sys.executable, "-m", MODULE, "worker", "--database", database]
-        return [*argv, "--record", str(record), "--concurrency", str(concurrency)]
+        return cli.worker_argv(MODULE, database, record, concurrency)
 
     def enqueue_argv(self, database: str, out: Path, count: int, gap_ms: float, first_seq: int) -> list[str]:
-        argv = [sys.executable, "-m", MODULE, "enqueue", "--database", database]
-        return [*argv, "--out", str(out), "--count", str(count), "--gap-ms", str(gap_ms), "--first-seq", str(first_seq)]
+        return cli.enqueue_argv(MODULE, database, out, count, gap_ms, first_seq)
 
 
 async def _worker(database: str, record: Path, concurrency: int) -> None:

@@ -48,6 +48,7 @@ from typing import Any, TypeVar
 import procrastinate
 import psycopg
 
+from bench import databases
 from bench.databases import url
 from bench.systems import cli
 
@@ -132,26 +133,23 @@ class ProcrastinateSystem:
                     await task.batch_defer_async(*({"seq": s} for s in range(start, min(start + FILL_CHUNK, count))))
 
         _run(defer())
-        with psycopg.connect(url(database), autocommit=True) as conn:
-            conn.execute("analyze procrastinate_jobs")  # fresh statistics for the fetch query's plan
+        databases.execute(database, "analyze procrastinate_jobs")  # fresh statistics for the fetch query's plan
 
     def remaining(self, database: str) -> int:
-        with psycopg.connect(url(database), autocommit=True) as conn:
-            row = conn.execute("select count(*) from procrastinate_jobs where status in ('todo', 'doing')").fetchone()
-            return int(row[0]) if row else 0
+        return databases.count(database, "select count(*) from procrastinate_jobs where status in ('todo', 'doing')")
 
     def reset(self, database: str) -> None:
-        with psycopg.connect(url(database), autocommit=True) as conn:
-            conn.execute("truncate procrastinate_jobs, procrastinate_events, procrastinate_periodic_defers cascade")
-            conn.execute("vacuum analyze procrastinate_jobs")
+        databases.execute(
+            database,
+            "truncate procrastinate_jobs, procrastinate_events, procrastinate_periodic_defers cascade",
+            "vacuum analyze procrastinate_jobs",
+        )
 
     def worker_argv(self, database: str, record: Path, concurrency: int, gateway: str | None) -> list[str]:
-        argv = [sys.executable, "-m", MODULE, "worker", "--database", database]
-        return [*argv, "--record", str(record), "--concurrency", str(concurrency)]
+        return cli.worker_argv(MODULE, database, record, concurrency)
 
     def enqueue_argv(self, database: str, out: Path, count: int, gap_ms: float, first_seq: int) -> list[str]:
-        argv = [sys.executable, "-m", MODULE, "enqueue", "--database", database]
-        return [*argv, "--out", str(out), "--count", str(count), "--gap-ms", str(gap_ms), "--first-seq", str(first_seq)]
+        return cli.enqueue_argv(MODULE, database, out, count, gap_ms, first_seq)
 
 
 async def _noop_placeholder(seq: int) -> None:
