@@ -27,8 +27,8 @@ class JobContext:
     artifacts_or_none: ArtifactStore | None = None
     # Reports go out in the background, one at a time and in call order, so a handler never waits
     # for a round trip to the queue before calling its model (under load that round trip was most
-    # of the worker's own time per job: bench/FIXES.md). Progress updates queued behind another
-    # collapse into the newest; the percentage never moves backwards.
+    # of the worker's own time per job: bench/FIXES.md). Every report is sent (the plugin shows
+    # each batch), the percentage never moves backwards, and the outcome is recorded after them.
     _pending: deque[dict[str, Any]] = field(default_factory=deque, init=False, repr=False)
     _sender: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     _last_percent: float = field(default=-1.0, init=False, repr=False)
@@ -58,11 +58,7 @@ class JobContext:
             if percent < self._last_percent:
                 return  # overtaken by a later report; stale
             self._last_percent = percent
-        update = {"percent": percent, "message": message}
-        if self._pending and "partial" not in self._pending[-1]:
-            previous = self._pending.pop()  # not sent yet: the newer update supersedes it
-            update = {k: v if v is not None else previous.get(k) for k, v in update.items()}
-        self._queue(update)
+        self._queue({"percent": percent, "message": message})
 
     async def partial(self, text: str) -> None:
         """Queue streamed text (returns at once); every piece is sent, in order."""
@@ -75,15 +71,10 @@ class JobContext:
         while self._sender is not None and not self._sender.done():
             await asyncio.shield(self._sender)
 
-    async def finish(self, succeeded: bool) -> None:
-        """Before the outcome is recorded. Queued progress updates are dropped: the outcome
-        supersedes them (complete_job sets 100 %). After a success, streamed text still queued
-        is sent first, so the live stream is whole before the job is done."""
-        kept = [w for w in self._pending if succeeded and "partial" in w]
-        self._pending.clear()
-        self._pending.extend(kept)
-        if kept:
-            await self.flush()
+    async def finish(self) -> None:
+        """Before the outcome is recorded: the reports still queued go out first, so a client
+        sees the job's progress and streamed text, in order, before its final state."""
+        await self.flush()
 
     def _check_lease(self) -> None:
         if self._lost is not None:

@@ -235,7 +235,7 @@ class Worker:
                 outcome: Outcome = Failed(PermanentFailure(f"this worker has no handler for kind {job.kind}"))
             else:
                 outcome = await execute(run, lambda: handler(job.payload, ctx), timeout, self.clock)
-            await ctx.finish(isinstance(outcome, Succeeded))
+            await ctx.finish()
             duration = self.clock.monotonic() - run.started
             self.metrics.observe("worker_run_duration_seconds", duration, kind=job.kind)
             await self._record(run, outcome, duration)

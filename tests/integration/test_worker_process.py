@@ -214,6 +214,12 @@ def test_kill_9_mid_job_is_reclaimed_after_the_lease_and_finished_once(
     done = until(lambda: (r := job(env, j.id)).status == "succeeded" and r, "reclaimed and finished")
     assert done.attempts == 2 and done.worker_id == second.worker_id
     assert done.result is not None and done.result["root"]["type"] == "FRAME"
+    completions = env.db.sql(
+        "select count(*) as n from public.job_events"
+        " where job_id = %s and type = 'progress' and (data->>'percent')::numeric = 95",
+        (j.id,),
+    )
+    assert completions[0]["n"] == 1  # the handler finished once; the killed attempt never got there
 
 
 def test_sigterm_drains_finishing_jobs_and_releases_the_rest(

@@ -60,7 +60,7 @@ async def test_a_report_overtaken_while_waiting_is_dropped() -> None:
     assert messages == ["batch 1 of 2", "batch 2 of 2"]
 
 
-async def test_reports_do_not_wait_for_the_store_and_queued_updates_collapse() -> None:
+async def test_reports_do_not_wait_for_the_store_and_all_go_out_in_order() -> None:
     store = GatedStore()
     store.enqueue("generate_edits", {"n": 1})
     (job,) = await store.claim_jobs("w1", None, 1, 60)
@@ -69,39 +69,22 @@ async def test_reports_do_not_wait_for_the_store_and_queued_updates_collapse() -
     await ctx.progress(10, "starting")  # returns while its call is held in flight
     await store.first_in_flight.wait()
     await ctx.progress(40, "thinking")
-    await ctx.progress(60)  # no message: keeps the queued one's
     await ctx.partial("Hello")
+    await ctx.progress(30, "stale")  # behind 40: never sent
     await ctx.partial(" world")
+    finishing = asyncio.create_task(ctx.finish())
+    await asyncio.sleep(0)
+    assert not finishing.done()  # the outcome waits for the queued reports
     store.release_first.set()
-    await ctx.flush()
+    await finishing
 
     events = [(e.type, e.data) for e in store.events if e.job_id == job.id]
     assert events == [
         ("progress", {"percent": 10, "message": "starting"}),
-        ("progress", {"percent": 60, "message": "thinking"}),  # 40 and 60 went out as one call
+        ("progress", {"percent": 40, "message": "thinking"}),
         ("partial", {"text": "Hello"}),
         ("partial", {"text": " world"}),
     ]
-
-
-async def test_finish_drops_queued_progress_but_sends_streamed_text_first() -> None:
-    store = GatedStore()
-    store.enqueue("generate_edits", {"n": 1})
-    (job,) = await store.claim_jobs("w1", None, 1, 60)
-    ctx = JobContext(job=job, worker_id="w1", store=store, clock=SystemClock())
-
-    await ctx.progress(10, "starting")
-    await store.first_in_flight.wait()
-    await ctx.partial("tail of the stream")
-    await ctx.progress(95, "almost")  # superseded by the outcome
-    finishing = asyncio.create_task(ctx.finish(succeeded=True))
-    await asyncio.sleep(0)
-    assert not finishing.done()  # waits for the streamed text
-    store.release_first.set()
-    await finishing
-
-    types = [(e.type, e.data.get("percent", e.data.get("text"))) for e in store.events if e.job_id == job.id]
-    assert types == [("progress", 10), ("partial", "tail of the stream")]
 
 
 async def test_a_lost_lease_found_by_a_report_stops_the_handler_at_its_next_report() -> None:
