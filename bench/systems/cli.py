@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.systems.base import write_records
 
@@ -91,3 +93,20 @@ def enqueue_argv(module: str, database: str, out: Path, count: int, gap_ms: floa
     """The enqueuer subprocess's command line (base.System.enqueue_argv)."""
     argv = [sys.executable, "-m", module, "enqueue", "--database", database, "--out", str(out)]
     return [*argv, "--count", str(count), "--gap-ms", str(gap_ms), "--first-seq", str(first_seq)]
+
+
+WorkerMain = Callable[[str, Path, int], Coroutine[Any, Any, None]]
+EnqueueMain = Callable[[str, Path, int, float, int], Coroutine[Any, Any, None]]
+
+
+def run(argv: list[str], library_logger: str, worker: WorkerMain, enqueue: EnqueueMain) -> int:
+    """``main`` of a competitor's subprocess: parse, log the library at WARNING on stderr (stdout
+    carries READY only), then run the worker (database, record, concurrency) or the enqueuer."""
+    args = parse(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    logging.getLogger(library_logger).setLevel(logging.WARNING)
+    if args.command == "worker":
+        asyncio.run(worker(args.database, args.record, args.concurrency))
+    else:
+        asyncio.run(enqueue(args.database, args.out, args.count, args.gap_ms, args.first_seq))
+    return 0

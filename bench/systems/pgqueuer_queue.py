@@ -42,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-import logging
 import sys
 from collections.abc import Coroutine
 from datetime import timedelta
@@ -217,14 +216,7 @@ async def _enqueue(database: str, out: Path, count: int, gap_ms: float, first_se
 
 
 def main(argv: list[str]) -> int:
-    args = cli.parse(argv)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)  # stdout carries READY only
-    logging.getLogger("pgqueuer").setLevel(logging.WARNING)
-    if args.command == "worker":
-        asyncio.run(_worker(args.database, args.record, args.concurrency))
-    else:
-        asyncio.run(_enqueue(args.database, args.out, args.count, args.gap_ms, args.first_seq))
-    return 0
+    return cli.run(argv, "pgqueuer", _worker, _enqueue)
 
 
 SYSTEM = PgqueuerSystem()
