@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import logging
 import signal
 import sys
@@ -11,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bench.systems.base import write_records
 
@@ -110,3 +111,16 @@ def run(argv: list[str], library_logger: str, worker: WorkerMain, enqueue: Enque
     else:
         asyncio.run(enqueue(args.database, args.out, args.count, args.gap_ms, args.first_seq))
     return 0
+
+
+T = TypeVar("T")
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run async library code from the sync harness API, even if the caller has a loop running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()

@@ -40,13 +40,11 @@ once the worker's LISTEN is in place, so the worker probes it with a short timeo
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import sys
-from collections.abc import Coroutine
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import asyncpg
@@ -56,8 +54,6 @@ from pgqueuer.domain.errors import FailingListenerError
 from bench import databases
 from bench.databases import url
 from bench.systems import cli
-
-T = TypeVar("T")
 
 MODULE = "bench.systems.pgqueuer_queue"
 ENTRYPOINT = "bench_noop"
@@ -81,16 +77,6 @@ def _limits(concurrency: int) -> tuple[int, int]:
 
 def _payload(seq: int) -> bytes:
     return json.dumps({"seq": seq}).encode()
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run async library code from the sync harness API, even if the caller has a loop running."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 async def _connect(database: str) -> Any:
@@ -128,7 +114,7 @@ class PgqueuerSystem:
             finally:
                 await conn.close()
 
-        _run(install())
+        cli.run_sync(install())
 
     def fill(self, database: str, count: int) -> None:
         async def enqueue() -> None:
@@ -141,7 +127,7 @@ class PgqueuerSystem:
             finally:
                 await conn.close()
 
-        _run(enqueue())
+        cli.run_sync(enqueue())
         databases.execute(database, "analyze pgqueuer")  # fresh statistics for the dequeue query's plan
 
     def remaining(self, database: str) -> int:

@@ -35,14 +35,12 @@ READY: procrastinate has no "listening" hook, so the worker tags its connections
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import os
 import sys
 import time
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import procrastinate
 import psycopg
@@ -50,8 +48,6 @@ import psycopg
 from bench import databases
 from bench.databases import url
 from bench.systems import cli
-
-T = TypeVar("T")
 
 MODULE = "bench.systems.procrastinate_queue"
 TASK = "bench_noop"
@@ -86,16 +82,6 @@ def _app(database: str, pool_size: int, application_name: str) -> Any:
     return procrastinate.App(connector=connector)
 
 
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run async library code from the sync harness API, even if the caller has a loop running."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
 class ProcrastinateSystem:
     name = "procrastinate"
     label = f"procrastinate {_version()}"
@@ -121,7 +107,7 @@ class ProcrastinateSystem:
             async with _app(database, 2, "bench-procrastinate-prepare").open_async() as app:
                 await app.schema_manager.apply_schema_async()
 
-        _run(apply())
+        cli.run_sync(apply())
 
     def fill(self, database: str, count: int) -> None:
         async def defer() -> None:
@@ -131,7 +117,7 @@ class ProcrastinateSystem:
                 for start in range(0, count, FILL_CHUNK):
                     await task.batch_defer_async(*({"seq": s} for s in range(start, min(start + FILL_CHUNK, count))))
 
-        _run(defer())
+        cli.run_sync(defer())
         databases.execute(database, "analyze procrastinate_jobs")  # fresh statistics for the fetch query's plan
 
     def remaining(self, database: str) -> int:
