@@ -68,20 +68,23 @@ WAL_POSITION = "select pg_current_wal_insert_lsn()::text, pg_current_wal_flush_l
 # A transactional logical message writes WAL, so its (synchronous, see connect) commit flushes
 # all WAL before it; the prefix keeps it out of the slot's output.
 FLUSH_WAL = "select pg_logical_emit_message(true, %(prefix)s, '')"
-# Tables to decode: the publication's tables plus realtime.messages for Broadcast from Database,
-# escaped for wal2json's add-tables. Re-read every TABLES_CHECK seconds; a change restarts the
-# stream with the new list (it resumes at the slot's confirmed position, so nothing is lost).
-TABLES = r"""
-select coalesce(string_agg(regexp_replace(schemaname, '([\\,.[:space:]*])', '\\\1', 'g') || '.'
-                || regexp_replace(tablename, '([\\,.[:space:]*])', '\\\1', 'g'), ','
-                order by schemaname, tablename), '')
-from (select schemaname::text, tablename::text from pg_publication_tables where pubname = %(publication)s
-      union select 'realtime', 'messages') t
+# Tables to deliver: the publication's tables plus realtime.messages (Broadcast from Database),
+# as hosted's list_changes reads them: at decode time. The stream decodes every table and the
+# feed filters, re-reading the list when a change names a table it does not know and the list
+# is older than TABLES_STALE (a table added to the publication just before its first insert is
+# not missed; wal2json's add-tables would fix the list for the stream's whole life).
+TABLES = """
+select schemaname::text, tablename::text from pg_publication_tables where pubname = %(publication)s
+union select 'realtime', 'messages'
 """
-TABLES_CHECK = 1.0
+TABLES_STALE = 0.05  # seconds: re-read for an unknown table if the list is older than this
+TABLES_MAX_AGE = 1.0  # and in any case this often while changes flow (tables leave, too)
 WAL2JSON_OPTIONS = {
     "format-version": "2",
-    "include-transaction": "false",
+    # B/C lines carry the commit LSN: after a restart the walsender resends from the slot's last
+    # confirmed position, and transactions already delivered are recognised and skipped.
+    "include-transaction": "true",
+    "include-lsn": "true",
     "include-timestamp": "true",
     "include-pk": "true",
     "include-type-oids": "true",
@@ -119,7 +122,10 @@ _ACTIONS = {"I": "INSERT", "U": "UPDATE", "D": "DELETE"}
 
 
 def parse_change(data: str, seen_at: float) -> WalChange | None:
-    doc = json.loads(data, parse_float=Decimal)
+    return change_of(json.loads(data, parse_float=Decimal), data, seen_at)
+
+
+def change_of(doc: dict[str, Any], data: str, seen_at: float) -> WalChange | None:
     action = _ACTIONS.get(doc.get("action", ""))
     if action is None:
         return None
@@ -165,6 +171,10 @@ class WalFeed:
         self._slot = f"{SLOT_PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._delivered_lsn = 0  # commit LSN of the last transaction handed to the sink
+        self._skipping = False
+        self._tables: set[tuple[str, str]] = set()
+        self._tables_at = float("-inf")
 
     @property
     def slot(self) -> str:
@@ -215,22 +225,22 @@ class WalFeed:
                     if not self._ready.is_set():
                         await self._drop_orphans(conn)
                     await conn.execute(CREATE_SLOT, {"slot": self._slot})
-                    tables = await self._tables(flusher)
-                    await self._stream(conn, flusher, tables)
+                    await self._refresh_tables(conn)
+                    await self._stream(conn, flusher)
             except asyncio.CancelledError:
                 raise
             except (psycopg.Error, OSError, FeedEnded) as exc:
                 log.warning("realtime: change feed interrupted (%s); reconnecting", str(exc).strip()[:300])
                 await asyncio.sleep(RECONNECT_DELAY)
 
-    async def _tables(self, conn: AsyncConnection[Any]) -> str:
+    async def _refresh_tables(self, conn: AsyncConnection[Any]) -> None:
         cur = await conn.execute(TABLES, {"publication": PUBLICATION})
-        row = await cur.fetchone()
-        return str(row[0]) if row else ""
+        self._tables = {(str(schema), str(table)) for schema, table in await cur.fetchall()}
+        self._tables_at = time.monotonic()
 
-    async def _stream(self, conn: AsyncConnection[Any], flusher: AsyncConnection[Any], tables: str) -> None:
-        """Run pg_recvlogical on the slot until it ends or the publication's tables change."""
-        options = {**WAL2JSON_OPTIONS, "filter-msg-prefixes": FLUSH_MESSAGE_PREFIX, "add-tables": tables}
+    async def _stream(self, conn: AsyncConnection[Any], flusher: AsyncConnection[Any]) -> None:
+        """Run pg_recvlogical on the slot until it ends (or a connection fails)."""
+        options = {**WAL2JSON_OPTIONS, "filter-msg-prefixes": FLUSH_MESSAGE_PREFIX}
         dbname = str(conninfo_to_dict(self._dsn).get("dbname") or "postgres")
         argv = [RECVLOGICAL, "-d", dbname, "-S", self._slot, "--start", "-f", "-", "-F", "0", "-s", "1", "--no-loop"]
         for key, value in options.items():
@@ -244,7 +254,7 @@ class WalFeed:
         )
         assert proc.stdout is not None and proc.stderr is not None
         reader = asyncio.create_task(self._read(conn, proc.stdout), name="realtime-wal-read")
-        keeper = asyncio.create_task(self._keep_flushed(flusher, tables), name="realtime-wal-flush")
+        keeper = asyncio.create_task(self._keep_flushed(flusher), name="realtime-wal-flush")
         try:
             self._ready.set()
             done, _ = await asyncio.wait({reader, keeper}, return_when=asyncio.FIRST_COMPLETED)
@@ -261,11 +271,10 @@ class WalFeed:
             stderr = (await proc.stderr.read()).decode(errors="replace").strip()
             raise FeedEnded(f"pg_recvlogical exited with {proc.returncode}: {stderr[-300:]}")
 
-    async def _keep_flushed(self, conn: AsyncConnection[Any], tables: str) -> None:
-        """Force a WAL flush whenever WAL grew and is not flushed; return when the tables change."""
+    async def _keep_flushed(self, conn: AsyncConnection[Any]) -> None:
+        """Force a WAL flush whenever WAL grew and is not flushed."""
         last_seen = 0
         last_growth = 0.0
-        next_tables_check = time.monotonic() + TABLES_CHECK
         while True:
             cur = await conn.execute(WAL_POSITION)
             row = await cur.fetchone()
@@ -276,11 +285,6 @@ class WalFeed:
                 if flush_lsn < insert_lsn:
                     await conn.execute(FLUSH_WAL, {"prefix": FLUSH_MESSAGE_PREFIX})
                 last_seen, last_growth = insert_lsn, now
-            if now >= next_tables_check:
-                if await self._tables(conn) != tables:
-                    log.info("realtime: publication tables changed; restarting the change stream")
-                    return
-                next_tables_check = now + TABLES_CHECK
             busy = now - last_growth < BUSY_WINDOW
             await asyncio.sleep(BUSY_INTERVAL if busy else IDLE_INTERVAL)
 
@@ -293,8 +297,7 @@ class WalFeed:
                 return  # the process ended
             lines = (carry + chunk).split(b"\n")
             carry = lines.pop()
-            now = time.monotonic()
-            batch = [c for line in lines if line and (c := parse_change(line.decode(), now)) is not None]
+            batch = await self._changes(conn, lines, time.monotonic())
             for i in range(0, len(batch), MAX_CHANGES):
                 try:
                     await self._sink(conn, batch[i : i + MAX_CHANGES])
@@ -302,6 +305,35 @@ class WalFeed:
                     raise
                 except Exception:  # a delivery bug must not stop the feed
                     log.exception("realtime: delivering %d changes failed", len(batch[i : i + MAX_CHANGES]))
+
+    async def _changes(self, conn: AsyncConnection[Any], lines: list[bytes], now: float) -> list[WalChange]:
+        """The published tables' row changes in these lines, without transactions delivered
+        before a restart."""
+        out: list[WalChange] = []
+        for line in lines:
+            if not line:
+                continue
+            data = line.decode()
+            doc = json.loads(data, parse_float=Decimal)
+            action = doc.get("action")
+            if action == "B":
+                self._skipping = _lsn(doc["lsn"]) <= self._delivered_lsn
+            elif action == "C":
+                self._delivered_lsn = max(self._delivered_lsn, _lsn(doc["lsn"]))
+                self._skipping = False
+            elif (
+                not self._skipping
+                and (change := change_of(doc, data, now)) is not None
+                and await self._published(conn, change.schema, change.table)
+            ):
+                out.append(change)
+        return out
+
+    async def _published(self, conn: AsyncConnection[Any], schema: str, table: str) -> bool:
+        age = time.monotonic() - self._tables_at
+        if age > TABLES_MAX_AGE or ((schema, table) not in self._tables and age > TABLES_STALE):
+            await self._refresh_tables(conn)
+        return (schema, table) in self._tables
 
 
 class FeedEnded(Exception):
