@@ -15,6 +15,7 @@ from worker.llm import LimitedModel
 from worker.ports import ArtifactStore, QueueStore
 
 log = logging.getLogger("worker.job")
+MAX_PARTIAL_CHARS = 60_000  # report_progress takes at most 64 KiB per call
 
 
 @dataclass
@@ -61,9 +62,16 @@ class JobContext:
         self._queue({"percent": percent, "message": message})
 
     async def partial(self, text: str) -> None:
-        """Queue streamed text (returns at once); every piece is sent, in order."""
+        """Queue streamed text (returns at once); all of it is sent, in order. Pieces queued
+        behind a call in flight go out together: under load one call per piece fell behind the
+        stream and delayed the job's end (bench/FIXES.md)."""
         self._check_lease()
-        if text:
+        if not text:
+            return
+        last = self._pending[-1] if self._pending else None
+        if last is not None and "partial" in last and len(last["partial"]) + len(text) <= MAX_PARTIAL_CHARS:
+            last["partial"] += text
+        else:
             self._queue({"partial": text})
 
     async def flush(self) -> None:

@@ -82,9 +82,33 @@ async def test_reports_do_not_wait_for_the_store_and_all_go_out_in_order() -> No
     assert events == [
         ("progress", {"percent": 10, "message": "starting"}),
         ("progress", {"percent": 40, "message": "thinking"}),
-        ("partial", {"text": "Hello"}),
-        ("partial", {"text": " world"}),
+        ("partial", {"text": "Hello world"}),  # queued together behind the call in flight
     ]
+
+
+async def test_streamed_text_queued_behind_a_call_goes_out_in_one_piece() -> None:
+    store = GatedStore()
+    store.enqueue("generate_edits", {"n": 1})
+    (job,) = await store.claim_jobs("w1", None, 1, 60)
+    ctx = JobContext(job=job, worker_id="w1", store=store, clock=SystemClock())
+
+    await ctx.partial("A")  # in flight, held
+    await store.first_in_flight.wait()
+    for piece in ("b", "c", "d"):
+        await ctx.partial(piece)
+    await ctx.progress(50, "half")
+    await ctx.partial("e")
+    store.release_first.set()
+    await ctx.finish()
+
+    events = [(e.type, e.data) for e in store.events if e.job_id == job.id]
+    assert events == [
+        ("partial", {"text": "A"}),
+        ("partial", {"text": "bcd"}),  # three pieces, one call; nothing lost, order kept
+        ("progress", {"percent": 50, "message": "half"}),
+        ("partial", {"text": "e"}),
+    ]
+    assert store.progress_calls == 4
 
 
 async def test_a_lost_lease_found_by_a_report_stops_the_handler_at_its_next_report() -> None:
