@@ -111,7 +111,7 @@ def rss_mb(pid: int) -> float | None:
 
 @contextlib.contextmanager
 def maybe_gateway(system: System, database: str) -> Iterator[str | None]:
-    if getattr(system, "needs_gateway", False):
+    if system.needs_gateway:
         with gateway_process(database) as url:
             yield url
     else:

@@ -75,14 +75,10 @@ class JobContext:
             self._queue({"partial": text})
 
     async def flush(self) -> None:
-        """Wait until every queued report was sent (or refused)."""
+        """Wait until every queued report was sent (or refused). The runtime calls it before
+        recording the outcome, so a client sees every report, in order, before the final state."""
         while self._sender is not None and not self._sender.done():
             await asyncio.shield(self._sender)
-
-    async def finish(self) -> None:
-        """Before the outcome is recorded: the reports still queued go out first, so a client
-        sees the job's progress and streamed text, in order, before its final state."""
-        await self.flush()
 
     def _check_lease(self) -> None:
         if self._lost is not None:

@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from worker.acks import CompletionBatcher
@@ -33,7 +33,6 @@ log = logging.getLogger("worker")
 
 HandlerFn = Callable[[dict[str, Any], JobContext], Awaitable[dict[str, Any]]]
 DEFAULT_TIMEOUT = 300.0
-REFILL_WAIT = 0.005  # seconds; bounds the extra wait of a backlogged job (see _refill_later)
 
 
 @dataclass(frozen=True)
@@ -83,8 +82,6 @@ class Worker:
         self.shutdown = Shutdown()
         self._sweep_now = True
         self._releasing = False
-        self._backlog = False  # the last claim filled every free slot: more jobs are likely waiting
-        self._last_claim_at = 0.0
         self._fields: dict[str, Any] = {"worker_id": config.worker_id}
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -169,10 +166,9 @@ class Worker:
     async def _claim_while_free(self) -> None:
         while not self.shutdown.stopping.is_set():
             free = self.config.concurrency - len(self.runs)
-            if free <= 0 or self._refill_later(free):
+            if free <= 0:
                 return
             started = self.clock.monotonic()
-            self._last_claim_at = started
             try:
                 jobs = await self.store.claim_jobs(
                     self.config.worker_id, self.config.kinds, free, self.config.lease_seconds
@@ -184,21 +180,8 @@ class Worker:
             self._store_ok()
             for job in jobs:
                 self._start(job)
-            self._backlog = len(jobs) == free
             if len(jobs) < free:
                 return
-
-    def _refill_later(self, free: int) -> bool:
-        """While the queue has a backlog, wait up to REFILL_WAIT after the last claim for a
-        quarter of the slots to be free, so that one claim refills several slots instead of one
-        claim per finished job. An idle worker (no backlog) claims at once."""
-        if not self._backlog or free >= max(1, self.config.concurrency // 4):
-            return False
-        wait = self._last_claim_at + REFILL_WAIT - self.clock.monotonic()
-        if wait <= 0:
-            return False
-        self.wake.due(self.clock.now() + timedelta(seconds=wait))
-        return True
 
     def _store_ok(self) -> None:
         if self.backoff.failures:
@@ -235,7 +218,7 @@ class Worker:
                 outcome: Outcome = Failed(PermanentFailure(f"this worker has no handler for kind {job.kind}"))
             else:
                 outcome = await execute(run, lambda: handler(job.payload, ctx), timeout, self.clock)
-            await ctx.finish()
+            await ctx.flush()  # the client sees every report before the job's final state
             duration = self.clock.monotonic() - run.started
             self.metrics.observe("worker_run_duration_seconds", duration, kind=job.kind)
             await self._record(run, outcome, duration)

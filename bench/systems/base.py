@@ -30,6 +30,7 @@ from typing import Any, Protocol
 class System(Protocol):
     name: str  # module name and report key: "ours_supabase", "ours_postgres", "procrastinate", "pgqueuer"
     label: str  # for tables and plots: "ours (Supabase: Realtime + REST)"
+    needs_gateway: bool  # the harness starts a devstack gateway and passes its URL to the workers
 
     def settings(self, concurrency: int) -> dict[str, Any]:
         """The knobs this system runs with (stated in the report): versions, driver, batch sizes..."""

@@ -69,8 +69,7 @@ class OursSystem:
             "store": self.store,
             "wake_up": wakeup,
             "concurrency": concurrency,
-            "claim_batch": "all free slots per claim_jobs call (up to concurrency); under backlog it waits "
-            "up to 5 ms for a quarter of the slots to be free",
+            "claim_batch": "all free slots per claim_jobs call (up to concurrency)",
             "acknowledge": "complete_jobs: every success that finished while the previous call was in flight, "
             "in one call (no timer); rows kept as succeeded",
             "per_job": "lease + heartbeat, per-kind timeout, cancel channel, Realtime broadcast of every "

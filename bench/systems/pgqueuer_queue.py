@@ -86,6 +86,7 @@ async def _connect(database: str) -> Any:
 class PgqueuerSystem:
     name = "pgqueuer"
     label = f"pgqueuer {_version()}"
+    needs_gateway = False
 
     def settings(self, concurrency: int) -> dict[str, Any]:
         cap, batch = _limits(concurrency)

@@ -85,6 +85,7 @@ def _app(database: str, pool_size: int, application_name: str) -> Any:
 class ProcrastinateSystem:
     name = "procrastinate"
     label = f"procrastinate {_version()}"
+    needs_gateway = False
 
     def settings(self, concurrency: int) -> dict[str, Any]:
         return {

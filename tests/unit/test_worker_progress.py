@@ -72,7 +72,7 @@ async def test_reports_do_not_wait_for_the_store_and_all_go_out_in_order() -> No
     await ctx.partial("Hello")
     await ctx.progress(30, "stale")  # behind 40: never sent
     await ctx.partial(" world")
-    finishing = asyncio.create_task(ctx.finish())
+    finishing = asyncio.create_task(ctx.flush())
     await asyncio.sleep(0)
     assert not finishing.done()  # the outcome waits for the queued reports
     store.release_first.set()
@@ -99,7 +99,7 @@ async def test_streamed_text_queued_behind_a_call_goes_out_in_one_piece() -> Non
     await ctx.progress(50, "half")
     await ctx.partial("e")
     store.release_first.set()
-    await ctx.finish()
+    await ctx.flush()
 
     events = [(e.type, e.data) for e in store.events if e.job_id == job.id]
     assert events == [

@@ -121,10 +121,6 @@ class WalChange:
 _ACTIONS = {"I": "INSERT", "U": "UPDATE", "D": "DELETE"}
 
 
-def parse_change(data: str, seen_at: float) -> WalChange | None:
-    return change_of(json.loads(data, parse_float=Decimal), data, seen_at)
-
-
 def change_of(doc: dict[str, Any], data: str, seen_at: float) -> WalChange | None:
     action = _ACTIONS.get(doc.get("action", ""))
     if action is None:
