@@ -11,6 +11,8 @@ export default defineConfig({
           name: 'unit',
           include: ['tests/unit/**/*.test.ts'],
           environment: 'node',
+          // Some unit tests spawn tsc or the type generator: seconds on a busy 2-core machine.
+          testTimeout: 60_000,
         },
       },
       {
