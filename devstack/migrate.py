@@ -43,12 +43,12 @@ def apply_platform(conn: psycopg.Connection[tuple[object, ...]]) -> None:
         conn.execute(paths.PLATFORM_SQL.read_text())  # trusted file, no params
 
 
-def apply_migrations(conn: psycopg.Connection[tuple[object, ...]]) -> list[Migration]:
-    """Apply pending migrations; returns those applied now."""
+def apply_migrations(conn: psycopg.Connection[tuple[object, ...]], *, until: str | None = None) -> list[Migration]:
+    """Apply pending migrations (those up to version ``until``, if given); returns those applied now."""
     applied = {r[0] for r in conn.execute("select version from supabase_migrations.schema_migrations")}
     done: list[Migration] = []
     for m in migrations():
-        if m.version in applied:
+        if m.version in applied or (until is not None and m.version > until):
             continue
         text = m.path.read_text()
         with conn.transaction():
@@ -79,10 +79,19 @@ def migrate(dbname: str = paths.DATABASE, *, seed: bool = True) -> list[Migratio
         return done
 
 
+def _drop(conn: psycopg.Connection[tuple[object, ...]], dbname: str) -> None:
+    conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname)))
+
+
+def drop_database(dbname: str) -> None:
+    with psycopg.connect(paths.database_url(), autocommit=True) as conn:
+        _drop(conn, dbname)
+
+
 def recreate_database(dbname: str, *, template: str | None = None) -> None:
     """Drop and create ``dbname`` (optionally as a clone of ``template``)."""
     with psycopg.connect(paths.database_url(), autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname)))
+        _drop(conn, dbname)
         if template:
             conn.execute(
                 sql.SQL("create database {} template {}").format(sql.Identifier(dbname), sql.Identifier(template))

@@ -5,6 +5,7 @@ Runs unchanged against a `supabase start` stack with our migrations (SUPABASE_UR
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -120,6 +121,26 @@ async def test_error_statuses_on_the_wire(stack: Stack) -> None:
             assert limited.json()["hint"].startswith("retry after ")
             anon = await http.post(url, headers={"apikey": stack.anon_key}, json={"kind": "rename_layers"})
             assert anon.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        ({"run_at": "-infinity"}, "run_at"),  # issue 10: this row used to crash every worker
+        ({"run_at": "infinity"}, "run_at"),
+        ({"run_at": "4713-01-01 00:00:00+00 BC"}, "run_at"),
+        ({"payload": {"prompt": "x", "deep": json.loads("[" * 32 + "]" * 32)}}, "payload"),  # 33 levels
+        ({"payload": {"prompt": "x", "n": 10**400}}, "payload"),
+        ({"kind": "k" * 10_000}, "kind"),
+    ],
+)
+async def test_hostile_arguments_are_400_naming_the_field(stack: Stack, args: dict[str, Any], field: str) -> None:
+    async with signed_in(stack) as (alice, _):
+        with pytest.raises(APIError) as err:
+            await alice.rpc("enqueue_job", {"kind": "generate_design", "payload": {"prompt": "x"}, **args}).execute()
+        assert err.value.code == "22023"
+        assert (err.value.message or "").startswith(f"{field}: ")
+        assert (await alice.table("jobs").select("id").execute()).data == []
 
 
 async def _join_jobs_topic(client: AsyncClient, user_id: str, got: Collector) -> Exception | None:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
-from devstack import migrate, paths
+from devstack import migrate
 from devstack.sqlapi import SqlApi
 
 TEMPLATE = "jobs_template"
@@ -32,10 +31,7 @@ def dbname(template_db: str) -> Iterator[str]:
     try:
         yield name
     finally:
-        with psycopg.connect(paths.database_url(), autocommit=True) as conn:
-            conn.execute(
-                psycopg.sql.SQL("drop database if exists {} with (force)").format(psycopg.sql.Identifier(name))
-            )
+        migrate.drop_database(name)
 
 
 @pytest.fixture

@@ -235,7 +235,7 @@ def test_defer_validates(api: SqlApi) -> None:
     job = running_job(api)
     with pytest.raises(psycopg.Error) as err:
         api.as_service("select * from defer_job(%s, 'w1', now() + interval '2 days', 'x')", (job["id"],))
-    assert err.value.diag.message_primary.startswith("run_at: must be within one day")  # type: ignore[union-attr]
+    assert err.value.diag.message_primary.startswith("run_at: must be within 1 day from now")  # type: ignore[union-attr]
     with pytest.raises(psycopg.Error) as err:
         api.as_service("select * from defer_job(%s, 'w1', now(), '  ')", (job["id"],))
     assert err.value.diag.message_primary == "reason: must be a non-empty string of at most 500 characters"

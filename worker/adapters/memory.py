@@ -264,7 +264,7 @@ class MemoryStore:
         self._call("defer_job")
         now = self.clock.now()
         if run_at > now + timedelta(days=1):
-            raise InvalidArgument(f"run_at: must be within one day from now, got {run_at}")
+            raise InvalidArgument(f"run_at: must be within 1 day from now, got {run_at}")
         if not reason.strip() or len(reason) > 500:
             raise InvalidArgument("reason: must be a non-empty string of at most 500 characters")
         row = self._held("defer_job", job_id, worker_id)
