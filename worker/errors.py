@@ -8,6 +8,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
+
+def describe_validation(exc: ValidationError, limit: int = 5, *, with_input: bool = False) -> str:
+    """One line naming each field at fault and what was wrong (the first ``limit`` of them)."""
+    parts = []
+    for err in exc.errors(include_url=False)[:limit]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        got = err.get("input")
+        shown = f" (got {got!r:.60})" if with_input and isinstance(got, str | int | float | bool) else ""
+        parts.append(f"{loc}: {err['msg']}{shown}")
+    more = exc.error_count() - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
 
 class JobFailure(Exception):
     """A job attempt ended without a result. ``type`` lands in jobs.error.type."""
@@ -55,6 +69,12 @@ class InvalidOutput(PermanentFailure):
     """The model's answer broke the kind's contract even after the repair round."""
 
     type = "invalid_output"
+
+
+class InvalidJobRow(PermanentFailure):
+    """The job's row holds values the worker cannot read (written by hand or an older version)."""
+
+    type = "invalid_job_row"
 
 
 class JobTimedOut(JobFailure):

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from worker.clock import Clock
 from worker.errors import InternalError, JobFailure, JobTimedOut, LeaseLost, RateLimited, StoreError, TransientFailure
-from worker.jobs import Job
+from worker.jobs import JobRow
 
 StopReason = Literal["cancel", "lost", "release"]
 MAX_DEFER = timedelta(hours=23)  # defer_job accepts at most one day ahead
@@ -24,7 +24,7 @@ MAX_DEFER = timedelta(hours=23)  # defer_job accepts at most one day ahead
 
 @dataclass
 class JobRun:
-    job: Job
+    job: JobRow
     started: float  # monotonic
     stop_reason: StopReason | None = None
     stopped: asyncio.Event = field(default_factory=asyncio.Event)

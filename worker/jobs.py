@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from worker.errors import InvalidJobRow
 
 
 class Job(BaseModel):
@@ -22,13 +24,33 @@ class Job(BaseModel):
     payload: dict[str, Any] = {}
     attempts: int = 0
     max_attempts: int = 1
-    run_at: datetime
-    lease_expires_at: datetime | None = None
+    # Aware only: the worker compares these with its clock, and a naive value could not be.
+    run_at: AwareDatetime
+    lease_expires_at: AwareDatetime | None = None
     worker_id: str | None = None
     cancel_requested: bool = False
     error: dict[str, Any] | None = None
     result: dict[str, Any] | list[Any] | None = None
     progress: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class UnparseableJob:
+    """A row the worker cannot read as a ``Job`` (say run_at = -infinity, written by an operator
+    or an older version): what could be read of it, and the failure to record for it.
+
+    Adapters return it in place of a ``Job`` so that one such row is failed on its own instead
+    of taking the rest of the batch (and the worker) down with it.
+    """
+
+    id: uuid.UUID
+    failure: InvalidJobRow
+    kind: str = "unknown"
+    status: str | None = None
+    attempts: int = 0
+
+
+JobRow = Job | UnparseableJob
 
 
 class JobKind(BaseModel):
@@ -48,4 +70,4 @@ class JobHint(BaseModel):
 
     kind: str
     status: str = "queued"
-    run_at: datetime | None = None
+    run_at: AwareDatetime | None = None

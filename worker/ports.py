@@ -2,7 +2,9 @@
 
 ``QueueStore`` has one method per queue RPC (River-style: one SQL statement per operation);
 adapters in ``worker.adapters`` implement it over supabase-py or psycopg, and an in-memory fake
-does for unit tests. All three pass the same conformance suite.
+does for unit tests. All three pass the same conformance suite. Methods answering with job rows
+read each row on its own (``worker.job_rows``): a row the worker cannot read comes back as an
+``UnparseableJob`` instead of raising, so the other rows of the answer are not lost.
 """
 
 from __future__ import annotations
@@ -12,15 +14,15 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from worker.jobs import Job, JobHint, JobKind
+from worker.jobs import JobHint, JobKind, JobRow
 
 
 class QueueStore(Protocol):
     async def claim_jobs(
         self, worker_id: str, kinds: Sequence[str] | None, max_jobs: int, lease_seconds: int
-    ) -> list[Job]: ...
+    ) -> list[JobRow]: ...
 
-    async def renew_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: int) -> list[Job]: ...
+    async def renew_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: int) -> list[JobRow]: ...
 
     async def report_progress(
         self,
@@ -32,7 +34,7 @@ class QueueStore(Protocol):
         partial: str | None = None,
     ) -> None: ...
 
-    async def complete_job(self, job_id: uuid.UUID, worker_id: str, result: dict[str, Any]) -> Job: ...
+    async def complete_job(self, job_id: uuid.UUID, worker_id: str, result: dict[str, Any]) -> JobRow: ...
 
     async def complete_jobs(
         self, worker_id: str, completions: Sequence[tuple[uuid.UUID, dict[str, Any]]]
@@ -40,11 +42,11 @@ class QueueStore(Protocol):
         """Complete many held jobs at once: job id → None when completed, else why not (lease lost)."""
         ...
 
-    async def fail_job(self, job_id: uuid.UUID, worker_id: str, error: dict[str, Any], retryable: bool) -> Job: ...
+    async def fail_job(self, job_id: uuid.UUID, worker_id: str, error: dict[str, Any], retryable: bool) -> JobRow: ...
 
-    async def defer_job(self, job_id: uuid.UUID, worker_id: str, run_at: datetime, reason: str) -> Job: ...
+    async def defer_job(self, job_id: uuid.UUID, worker_id: str, run_at: datetime, reason: str) -> JobRow: ...
 
-    async def release_jobs(self, worker_id: str, job_ids: Sequence[uuid.UUID] | None) -> list[Job]: ...
+    async def release_jobs(self, worker_id: str, job_ids: Sequence[uuid.UUID] | None) -> list[JobRow]: ...
 
     async def reap_expired_leases(self) -> int: ...
 

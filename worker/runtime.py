@@ -21,7 +21,7 @@ from worker.context import JobContext
 from worker.errors import InvalidArgument, LeaseLost, PermanentFailure, StoreError, StoreUnavailable
 from worker.health import HealthState
 from worker.job_runner import Deferred, Failed, JobRun, Outcome, Stopped, Succeeded, execute
-from worker.jobs import Job, JobHint
+from worker.jobs import Job, JobHint, JobRow, UnparseableJob
 from worker.llm import LimitedModel
 from worker.metrics import Metrics
 from worker.ports import ArtifactStore, QueueStore, Wakeups
@@ -198,27 +198,36 @@ class Worker:
         log.warning("queue unreachable (%s); retrying in %.1f s", exc, wait, extra=self._fields)
 
     # -- running jobs --------------------------------------------------------------------------
-    def _start(self, job: Job) -> None:
+    def _start(self, job: JobRow) -> None:
         run = JobRun(job, started=self.clock.monotonic())
         self.runs[job.id] = run
         run.task = asyncio.create_task(self._run_job(run), name=f"job-{job.id}")
         self.metrics.inc("worker_jobs_claimed_total", kind=job.kind)
         self.metrics.set("worker_jobs_in_flight", len(self.runs))
-        log.info("job claimed", extra=self._job_fields(job))
+        if isinstance(job, UnparseableJob):
+            self.metrics.inc("worker_jobs_unreadable_total", kind=job.kind)
+            log.error("job claimed, row unreadable: %s", job.failure.message[:500], extra=self._job_fields(job))
+        else:
+            log.info("job claimed", extra=self._job_fields(job))
+
+    async def _outcome(self, run: JobRun) -> Outcome:
+        job = run.job
+        if isinstance(job, UnparseableJob):
+            return Failed(job.failure)  # fails that job alone, not retried: the row will not change
+        handler = self.handlers.get(job.kind)
+        ctx = JobContext(job, self.config.worker_id, self.store, self.clock, self.models.get(job.kind), self.artifacts)
+        timeout = self.timeouts.get(job.kind, DEFAULT_TIMEOUT)
+        if handler is None:
+            outcome: Outcome = Failed(PermanentFailure(f"this worker has no handler for kind {job.kind}"))
+        else:
+            outcome = await execute(run, lambda: handler(job.payload, ctx), timeout, self.clock)
+        await ctx.flush()  # the client sees every report before the job's final state
+        return outcome
 
     async def _run_job(self, run: JobRun) -> None:
         job = run.job
         try:
-            handler = self.handlers.get(job.kind)
-            ctx = JobContext(
-                job, self.config.worker_id, self.store, self.clock, self.models.get(job.kind), self.artifacts
-            )
-            timeout = self.timeouts.get(job.kind, DEFAULT_TIMEOUT)
-            if handler is None:
-                outcome: Outcome = Failed(PermanentFailure(f"this worker has no handler for kind {job.kind}"))
-            else:
-                outcome = await execute(run, lambda: handler(job.payload, ctx), timeout, self.clock)
-            await ctx.flush()  # the client sees every report before the job's final state
+            outcome = await self._outcome(run)
             duration = self.clock.monotonic() - run.started
             self.metrics.observe("worker_run_duration_seconds", duration, kind=job.kind)
             await self._record(run, outcome, duration)
@@ -255,7 +264,7 @@ class Worker:
                     return
                 await self.clock.sleep(retry.failed())
 
-    async def _record_once(self, job: Job, outcome: Outcome, fields: dict[str, Any]) -> None:
+    async def _record_once(self, job: JobRow, outcome: Outcome, fields: dict[str, Any]) -> None:
         me = self.config.worker_id
         if isinstance(outcome, Succeeded):
             try:
@@ -271,8 +280,7 @@ class Worker:
             failure = outcome.failure
             row = await self.store.fail_job(job.id, me, failure.to_error(), failure.retryable)
             self.metrics.inc("worker_jobs_failed_total", kind=job.kind)
-            if row.status == "queued":
-                self.wake.due(row.run_at)
+            self._due_again(row)
             log.warning(
                 "job failed: %s",
                 failure.message[:500],
@@ -281,11 +289,10 @@ class Worker:
         elif isinstance(outcome, Deferred):
             row = await self.store.defer_job(job.id, me, outcome.run_at, outcome.reason)
             self.metrics.inc("worker_jobs_deferred_total", kind=job.kind)
-            if row.status == "queued":
-                self.wake.due(row.run_at)
+            self._due_again(row)
             log.info(
                 "job deferred until %s",
-                row.run_at.isoformat(),
+                outcome.run_at.isoformat(),
                 extra={**fields, "outcome": "deferred", "reason": outcome.reason},
             )
         elif outcome.reason == "cancel":
@@ -293,6 +300,11 @@ class Worker:
             await self.store.fail_job(job.id, me, error, False)
             self.metrics.inc("worker_jobs_cancelled_total", kind=job.kind)
             log.info("job cancelled", extra={**fields, "outcome": "cancelled"})
+
+    def _due_again(self, row: JobRow) -> None:
+        # A row it cannot read arms no timer: the sweep finds the job when it is due.
+        if isinstance(row, Job) and row.status == "queued":
+            self.wake.due(row.run_at)
 
     # -- heartbeat -----------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
@@ -317,8 +329,8 @@ class Worker:
         for job_id in ids:
             run = self.runs.get(job_id)
             row = by_id.get(job_id)
-            if run is None:
-                continue
+            if run is None or isinstance(row, UnparseableJob):
+                continue  # an unreadable row tells nothing: the job's next queue call will
             if (
                 row is None
                 or row.status != "running"
@@ -362,7 +374,7 @@ class Worker:
                 await self.clock.sleep(0.5 * (attempt + 1))
         log.error("could not release %d job(s); the reaper will take them back", len(ids), extra=self._fields)
 
-    def _job_fields(self, job: Job) -> dict[str, Any]:
+    def _job_fields(self, job: JobRow) -> dict[str, Any]:
         return {**self._fields, "job_id": job.id, "kind": job.kind, "attempt": job.attempts}
 
     @property

@@ -232,14 +232,14 @@ def drive(api: SqlApi, uid: uuid.UUID, jobs: int, rng: random.Random, samples: W
         changes.append(Change(job_id, str(row["status"]), t, epoch(row["updated_at"]), warm))
         pause()
         args = {"worker_id": WORKER_ID, "kinds": [KIND], "max_jobs": 1, "lease_seconds": 60}
-        claimed = api.as_service(named["claim_jobs"], args)
+        claimed = [json.loads(r["job"]) for r in api.as_service(named["claim_jobs"], args)]  # rows as JSON text
         t = time.time()
         if [str(r["id"]) for r in claimed] != [job_id]:
             raise RuntimeError(f"claim_jobs returned {[r['id'] for r in claimed]}, expected [{job_id}]")
         changes.append(Change(job_id, str(claimed[0]["status"]), t, epoch(claimed[0]["updated_at"]), warm))
         pause()
         args = {"job_id": job_id, "worker_id": WORKER_ID, "result": Jsonb(RESULT)}
-        done = api.as_service(named["complete_job"], args)
+        done = [json.loads(r["job"]) for r in api.as_service(named["complete_job"], args)]
         t = time.time()
         changes.append(Change(job_id, str(done[0]["status"]), t, epoch(done[0]["updated_at"]), warm))
         pause()

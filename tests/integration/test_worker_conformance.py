@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, LiteralString, Protocol
 
 import pytest
 import pytest_asyncio
@@ -22,7 +22,8 @@ from worker.adapters.memory import MemoryStore
 from worker.adapters.postgres import PostgresStore, PostgresWakeups
 from worker.adapters.supabase import RealtimeWakeups, SupabaseStore, connect
 from worker.errors import InvalidArgument, JobNotFound, LeaseLost
-from worker.jobs import Job, JobHint
+from worker.job_rows import PROBLEM
+from worker.jobs import Job, JobHint, JobRow, UnparseableJob
 from worker.ports import QueueStore, Wakeups
 
 pytestmark = pytest.mark.integration
@@ -38,6 +39,8 @@ class Harness(Protocol):
     def cancel(self, job_id: uuid.UUID) -> None: ...
     def expire_lease(self, job_id: uuid.UUID) -> None: ...
     def get(self, job_id: uuid.UUID) -> Job: ...
+    def corrupt(self, job_id: uuid.UUID, column: str, value: LiteralString, wire: Any = None) -> None: ...
+    def facts(self, job_id: uuid.UUID) -> dict[str, Any]: ...
 
 
 class MemoryHarness:
@@ -60,6 +63,13 @@ class MemoryHarness:
 
     def get(self, job_id: uuid.UUID) -> Job:
         return self.store.get(job_id)
+
+    def corrupt(self, job_id: uuid.UUID, column: str, value: LiteralString, wire: Any = None) -> None:
+        self.store.corrupt(job_id, **{column: wire})
+
+    def facts(self, job_id: uuid.UUID) -> dict[str, Any]:
+        row = self.store.rows[job_id]
+        return {"status": row.status, "attempts": row.attempts, "error": row.error}
 
 
 @dataclass
@@ -109,8 +119,17 @@ async def backend(request: pytest.FixtureRequest, pg_cluster: None) -> AsyncIter
         harness.close()
 
 
-async def claim(b: Backend, n: int = 10, kinds: list[str] | None = None, lease: int = 60) -> list[Job]:
+async def claim_rows(b: Backend, n: int = 10, kinds: list[str] | None = None, lease: int = 60) -> list[JobRow]:
     return await b.store.claim_jobs(W, kinds, n, lease)
+
+
+async def claim(b: Backend, n: int = 10, kinds: list[str] | None = None, lease: int = 60) -> list[Job]:
+    return [readable(row) for row in await claim_rows(b, n, kinds, lease)]
+
+
+def readable(row: JobRow) -> Job:
+    assert isinstance(row, Job), row
+    return row
 
 
 async def test_claim_takes_due_jobs_in_priority_order_with_a_lease(backend: Backend) -> None:
@@ -150,7 +169,7 @@ async def test_renew_extends_held_leases_and_shows_cancel_requests(backend: Back
     [held] = await claim(backend, kinds=["generate_design"], lease=10)
     h.cancel(job.id)
     before = datetime.now(UTC)
-    rows = {r.id: r for r in await backend.store.renew_leases(W, [held.id, other.id, uuid.uuid4()], 600)}
+    rows = {r.id: readable(r) for r in await backend.store.renew_leases(W, [held.id, other.id, uuid.uuid4()], 600)}
     assert set(rows) == {job.id, other.id}
     renewed = rows[job.id]
     assert renewed.cancel_requested and renewed.status == "running"
@@ -183,7 +202,7 @@ async def test_complete_records_the_result_once(backend: Backend) -> None:
     h = backend.harness
     job = h.enqueue("rename_layers")
     await claim(backend)
-    done = await backend.store.complete_job(job.id, W, {"names": [{"id": "1:2", "name": "Title"}]})
+    done = readable(await backend.store.complete_job(job.id, W, {"names": [{"id": "1:2", "name": "Title"}]}))
     assert (done.status, done.result) == ("succeeded", {"names": [{"id": "1:2", "name": "Title"}]})
     assert done.progress["percent"] == 100
     with pytest.raises(LeaseLost):
@@ -217,13 +236,13 @@ async def test_fail_retryable_backs_off_and_permanent_fails(backend: Backend) ->
     a, b = h.enqueue("generate_design"), h.enqueue("generate_design")
     await claim(backend)
     before = datetime.now(UTC)
-    retry = await backend.store.fail_job(a.id, W, {"type": "provider_unavailable", "message": "503"}, True)
+    retry = readable(await backend.store.fail_job(a.id, W, {"type": "provider_unavailable", "message": "503"}, True))
     after = datetime.now(UTC)
     assert (retry.status, retry.attempts, retry.worker_id) == ("queued", 1, None)
     # Attempt 1 backs off 5 s with equal jitter: 2.5 to 5 s after the call (1 s clock slack).
     assert before + timedelta(seconds=1.5) <= retry.run_at <= after + timedelta(seconds=6)
     assert retry.error == {"type": "provider_unavailable", "message": "503", "retryable": True, "attempt": 1}
-    final = await backend.store.fail_job(b.id, W, {"type": "invalid_request", "message": "400"}, False)
+    final = readable(await backend.store.fail_job(b.id, W, {"type": "invalid_request", "message": "400"}, False))
     assert final.status == "failed" and final.error is not None and final.error["retryable"] is False
     with pytest.raises(InvalidArgument):
         await backend.store.fail_job(b.id, W, {"type": "x"}, True)
@@ -243,7 +262,7 @@ async def test_defer_gives_the_attempt_back(backend: Backend) -> None:
     job = h.enqueue("generate_image")
     await claim(backend)
     when = datetime.now(UTC) + timedelta(seconds=30)
-    row = await backend.store.defer_job(job.id, W, when, "provider rate limit")
+    row = readable(await backend.store.defer_job(job.id, W, when, "provider rate limit"))
     assert (row.status, row.attempts, row.worker_id) == ("queued", 0, None)
     assert abs((row.run_at - when).total_seconds()) < 1
     assert row.progress["message"] == "waiting: provider rate limit"
@@ -317,3 +336,95 @@ async def test_wakeups_deliver_inserts_and_requeues(backend: Backend) -> None:
         assert hint.status == "queued" and hint.run_at is not None and abs((hint.run_at - later).total_seconds()) < 1
     finally:
         await backend.wakeups.close()
+
+
+# What a row can hold that the worker cannot read: (column, SQL written directly, how the API
+# sends it, how the failure's message starts). JSON too deep or a number too long for Python's
+# json exist only on the wire: the in-memory fake has none, so it skips those.
+DEEP = 5000
+UNREADABLE = [
+    pytest.param("run_at", "'-infinity'", "-infinity", "run_at: ", id="run_at-minus-infinity"),
+    pytest.param("run_at", "'0044-03-15 BC'", "0044-03-15T00:00:00+00:00 BC", "run_at: ", id="run_at-bc"),
+    pytest.param("result", "'5'", 5, "result.", id="result-a-number"),
+    pytest.param(
+        "payload",
+        f"""('{{"layers": ' || repeat('[', {DEEP}) || repeat(']', {DEEP}) || '}}')::jsonb""",
+        None,
+        "not JSON the worker can decode (RecursionError",
+        id="payload-nested-too-deep",
+    ),
+    pytest.param(
+        "payload",
+        """('{"n": ' || repeat('9', 5000) || '}')::jsonb""",
+        None,
+        "not JSON the worker can decode (ValueError",
+        id="payload-number-too-long",
+    ),
+]
+
+
+@pytest.mark.parametrize(("column", "value", "wire", "problem"), UNREADABLE)
+async def test_a_row_the_worker_cannot_read_comes_back_alone_as_unparseable(
+    backend: Backend, column: str, value: LiteralString, wire: Any, problem: str
+) -> None:
+    if wire is None and backend.name == "memory":
+        pytest.skip("the in-memory store has no JSON wire")
+    h = backend.harness
+    good, bad, other = (h.enqueue("rename_layers") for _ in range(3))
+    h.corrupt(bad.id, column, value, wire)
+    rows = {row.id: row for row in await claim_rows(backend)}
+    assert set(rows) == {good.id, bad.id, other.id}  # one bad row hides none of the others
+    assert isinstance(rows[good.id], Job) and isinstance(rows[other.id], Job)
+    poison = rows[bad.id]
+    assert isinstance(poison, UnparseableJob)
+    assert (poison.kind, poison.status) == ("rename_layers", "running")
+    assert poison.failure.message.startswith(PROBLEM + problem), poison.failure.message[:300]
+    [renewed] = await backend.store.renew_leases(W, [bad.id], 60)  # every answer reads it the same way
+    assert isinstance(renewed, UnparseableJob) and renewed.id == bad.id
+    failed = await backend.store.fail_job(bad.id, W, poison.failure.to_error(), poison.failure.retryable)
+    assert (failed.id, failed.status) == (bad.id, "failed")
+    error = {"type": "invalid_job_row", "message": poison.failure.message, "retryable": False, "attempt": 1}
+    assert h.facts(bad.id) == {"status": "failed", "attempts": 1, "error": error}
+
+
+async def test_columns_the_worker_does_not_read_never_make_a_row_unreadable(backend: Backend) -> None:
+    job = backend.harness.enqueue("rename_layers")
+    backend.harness.corrupt(job.id, "created_at", "'infinity'", "infinity")
+    [row] = await claim_rows(backend)
+    assert isinstance(row, Job) and row.id == job.id
+
+
+async def test_wakeups_skip_what_they_cannot_read_and_stay_connected(backend: Backend) -> None:
+    if backend.wakeups is None:
+        pytest.skip("the in-memory store has no push channel")
+    hints: asyncio.Queue[JobHint] = asyncio.Queue()
+    joined = asyncio.Event()
+    await backend.wakeups.start(hints.put_nowait, joined.set)
+    try:
+        async with asyncio.timeout(WAIT):
+            await joined.wait()
+        h = backend.harness
+        first = h.enqueue("rename_layers")
+        async with asyncio.timeout(WAIT):
+            assert (await hints.get()).kind == "rename_layers"
+        h.corrupt(first.id, "run_at", "'-infinity'", "-infinity")  # pushes a change with run_at = -infinity
+        if isinstance(h, SqlHarness):  # anyone allowed to NOTIFY can send anything
+            deep = '{"kind": ' + "[" * 3000 + "]" * 3000 + "}"  # deeper than json's limit, under NOTIFY's 8000 bytes
+            for garbage in (deep, "not json", '{"kind": "rename_layers", "run_at": "2026-01-01T00:00:00"}'):
+                h.sql("select pg_notify('jobs_queued', %s)", (garbage,))
+        job = h.enqueue("generate_image", {"prompt": "x"})
+        async with asyncio.timeout(WAIT):
+            hint = await hints.get()
+        assert (hint.kind, hint.run_at) == ("generate_image", job.run_at)  # nothing malformed got through
+        assert backend.wakeups.connected
+    finally:
+        await backend.wakeups.close()
+
+
+async def test_a_due_time_python_cannot_hold_is_no_due_time(backend: Backend) -> None:
+    if backend.name == "memory":
+        pytest.skip("the in-memory store holds Python datetimes only")
+    job = backend.harness.enqueue("rename_layers", run_at=datetime.now(UTC) + timedelta(hours=1))
+    assert await backend.store.next_run_at(["rename_layers"]) == job.run_at
+    backend.harness.corrupt(job.id, "run_at", "'infinity'")  # never due; the sweep must not fail on it
+    assert await backend.store.next_run_at(["rename_layers"]) is None

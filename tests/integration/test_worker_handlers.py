@@ -20,6 +20,7 @@ from worker.clock import SystemClock
 from worker.context import JobContext
 from worker.errors import InvalidOutput, PermanentFailure, RateLimited, TransientFailure
 from worker.handlers import HANDLERS
+from worker.jobs import Job
 from worker.llm import LimitedModel, ModelProvider, TextRequest
 from worker.providers.claude import ClaudeProvider
 from worker.providers.gemini import GeminiProvider
@@ -82,6 +83,7 @@ async def run_kind(
     store = MemoryStore()
     store.enqueue(kind, payload)
     [job] = await store.claim_jobs("w", [kind], 1, 60)
+    assert isinstance(job, Job)
     ctx = JobContext(job, "w", store, SystemClock(), model, artifacts)
     result = await HANDLERS[kind](job.payload, ctx)
     await ctx.flush()  # reports go out in the background; the runtime records the outcome after them

@@ -1,7 +1,8 @@
 """`python -m worker run` as a subprocess against a gateway + database of its own and the model stand-ins.
 
 Covers: Realtime/LISTEN wake-up (sweep disabled), kill -9 mid-job and reclaim, SIGTERM drain and
-release, 429 deferral, cancellation, per-user concurrency, and a Supabase (gateway) restart.
+release, 429 deferral, cancellation, per-user concurrency, a Supabase (gateway) restart, and
+rows the worker cannot read claimed alongside good jobs.
 Every wait is bounded; every worker process is killed in ``finally``.
 """
 
@@ -17,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, LiteralString
 
 import httpx
 import pytest
@@ -32,6 +33,7 @@ from tests.integration.worker_support import (
     gateway,
     model_standins,
 )
+from worker.job_rows import PROBLEM
 from worker.jobs import Job
 
 pytestmark = pytest.mark.integration
@@ -329,3 +331,55 @@ def test_the_worker_recovers_when_its_database_connections_are_killed(
     assert job(env, after.id).attempts == 1
     assert w.proc.poll() is None  # recovered in place, no restart
     w.wait_healthy()
+
+
+# What an operator or an older version could write (the SQL API refuses these), and how the
+# worker's error message for each starts.
+UNREADABLE: list[tuple[str, LiteralString, str]] = [
+    ("run_at", "'-infinity'", "run_at: "),
+    ("run_at", "'0044-03-15 BC'", "run_at: "),
+    ("result", "'5'", "result."),
+    ("payload", """('{"prompt": ' || repeat('[', 5000) || repeat(']', 5000) || '}')::jsonb""", "not JSON"),
+    ("payload", """('{"prompt": ' || repeat('9', 5000) || '}')::jsonb""", "not JSON"),
+]
+
+
+@pytest.mark.parametrize("store", ["supabase", "postgres"])
+def test_unreadable_rows_in_a_batch_fail_alone_and_the_worker_keeps_running(
+    env: Env, standin: httpx.Client, spawn: Callable[..., WorkerProcess], store: str
+) -> None:
+    good = [design(env) for _ in range(3)]
+    bad = []
+    for column, value, problem in UNREADABLE:
+        row = design(env)
+        env.db.corrupt(row.id, column, value)
+        bad.append((row.id, problem))
+    wrong_payload = env.db.enqueue("generate_design", {"prompt": ""})  # readable, but not a valid payload
+    everything = [j.id for j in good] + [job_id for job_id, _ in bad] + [wrong_payload.id]
+    w = spawn(store, WORKER_CONCURRENCY="16")  # started after the inserts: its first claim takes them all
+
+    def outcome(job_id: uuid.UUID) -> dict[str, Any]:
+        assert w.proc.poll() is None, f"worker exited:\n{w.log.read_text()[-3000:]}"
+        return env.db.facts(job_id)
+
+    for job_id in everything:
+        until(lambda: outcome(job_id)["status"] in ("succeeded", "failed"), "every job finished")  # noqa: B023
+    [claims] = env.db.sql("select count(distinct started_at) as n from public.jobs where id = any(%s)", (everything,))
+    assert claims["n"] == 1  # one claim statement (one transaction time) took good and bad rows together
+    assert all(outcome(j.id)["status"] == "succeeded" for j in good)
+    for job_id, problem in bad:
+        facts = outcome(job_id)
+        assert (facts["status"], facts["attempts"]) == ("failed", 1)
+        assert {k: facts["error"][k] for k in ("type", "retryable", "attempt")} == {
+            "type": "invalid_job_row",
+            "retryable": False,
+            "attempt": 1,
+        }
+        assert facts["error"]["message"].startswith(PROBLEM + problem), facts["error"]["message"][:300]
+    facts = outcome(wrong_payload.id)
+    assert (facts["status"], facts["attempts"], facts["error"]["type"]) == ("failed", 1, "invalid_payload")
+    assert facts["error"]["retryable"] is False
+    w.wait_healthy()  # still running, and /health answers 200
+    after = design(env)
+    until(lambda: outcome(after.id)["status"] == "succeeded", "a job enqueued afterwards")
+    assert f'worker_jobs_unreadable_total{{kind="generate_design"}} {len(UNREADABLE)}' in w.metrics()

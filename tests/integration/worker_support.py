@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, LiteralString
 
 import httpx
 import psycopg
@@ -108,6 +108,19 @@ class SqlHarness:
 
     def row(self, job_id: uuid.UUID) -> dict[str, Any]:
         return self.api.job(job_id)
+
+    def corrupt(self, job_id: uuid.UUID, column: str, value: LiteralString, wire: Any = None) -> None:
+        """Write ``value`` (an SQL expression) into the row directly, as an operator or an older
+        version could; ``wire`` is how the API sends it (used by the in-memory harness only)."""
+        query = sql.SQL("update public.jobs set {} = ").format(sql.Identifier(column)) + sql.SQL(
+            value + " where id = %s"
+        )
+        with self.api.conn.transaction():
+            self.api.conn.execute(query, (job_id,))
+
+    def facts(self, job_id: uuid.UUID) -> dict[str, Any]:
+        """The outcome columns only: the rest of a corrupted row may not load in Python."""
+        return self.api.admin("select status, attempts, error from public.jobs where id = %s", (job_id,))[0]
 
     def events(self, job_id: uuid.UUID) -> list[tuple[str, dict[str, Any]]]:
         rows = self.api.admin("select type, data from public.job_events where job_id = %s order by id", (job_id,))

@@ -11,6 +11,7 @@ from worker.adapters.memory import MemoryStore
 from worker.clock import SystemClock
 from worker.context import JobContext
 from worker.errors import LeaseLost
+from worker.jobs import Job
 
 
 class GatedStore(MemoryStore):
@@ -42,6 +43,7 @@ async def test_a_report_overtaken_while_waiting_is_dropped() -> None:
     store = GatedStore()
     store.enqueue("rename_layers", {"n": 1})
     (job,) = await store.claim_jobs("w1", None, 1, 60)
+    assert isinstance(job, Job)
     ctx = JobContext(job=job, worker_id="w1", store=store, clock=SystemClock())
 
     # Batch 1 reports 50 % but its call is slow; meanwhile batches 2 then 1' (a stale 50 %) queue up.
@@ -64,6 +66,7 @@ async def test_reports_do_not_wait_for_the_store_and_all_go_out_in_order() -> No
     store = GatedStore()
     store.enqueue("generate_edits", {"n": 1})
     (job,) = await store.claim_jobs("w1", None, 1, 60)
+    assert isinstance(job, Job)
     ctx = JobContext(job=job, worker_id="w1", store=store, clock=SystemClock())
 
     await ctx.progress(10, "starting")  # returns while its call is held in flight
@@ -90,6 +93,7 @@ async def test_streamed_text_queued_behind_a_call_goes_out_in_one_piece() -> Non
     store = GatedStore()
     store.enqueue("generate_edits", {"n": 1})
     (job,) = await store.claim_jobs("w1", None, 1, 60)
+    assert isinstance(job, Job)
     ctx = JobContext(job=job, worker_id="w1", store=store, clock=SystemClock())
 
     await ctx.partial("A")  # in flight, held
@@ -115,6 +119,7 @@ async def test_a_lost_lease_found_by_a_report_stops_the_handler_at_its_next_repo
     store = MemoryStore()
     store.enqueue("rename_layers", {"n": 1})
     (job,) = await store.claim_jobs("w1", None, 1, 60)
+    assert isinstance(job, Job)
     ctx = JobContext(job=job, worker_id="someone-else", store=store, clock=SystemClock())
 
     await ctx.progress(10, "starting")  # queued; the store will refuse it

@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from worker.clock import Clock, SystemClock
-from worker.errors import InvalidArgument, JobNotFound, LeaseLost
-from worker.jobs import Job, JobKind
+from worker.errors import InvalidArgument, JobNotFound, LeaseLost, StoreError
+from worker.job_rows import read_job
+from worker.jobs import Job, JobKind, JobRow
 
 # Mirrors the seed rows of public.job_kinds (20261123000100_jobs_schema.sql).
 DEFAULT_KINDS: dict[str, tuple[int, int, int]] = {  # kind: (max_attempts, timeout_seconds, max_running_per_user)
@@ -54,9 +55,33 @@ class Row:
     progress: dict[str, Any] = field(default_factory=lambda: {"percent": 0, "message": None})
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # Values as the API would send them, over the typed ones: a row the worker cannot read
+    # (see ``MemoryStore.corrupt``). The queue's own logic keeps using the typed fields.
+    wire: dict[str, Any] = field(default_factory=dict)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        wire = self.__dict__.get("wire")
+        if wire:  # writing a column replaces what it held, as an UPDATE does
+            wire.pop(name, None)
+        super().__setattr__(name, value)
 
     def to_job(self) -> Job:
         return Job.model_validate(self.__dict__)
+
+    def to_row(self) -> JobRow | None:
+        """The row as the port answers with it: read the way the real adapters read theirs."""
+        return read_job({**self.__dict__, **self.wire})
+
+
+def _rows(rows: list[Row]) -> list[JobRow]:
+    return [job for row in rows if (job := row.to_row()) is not None]
+
+
+def _row(row: Row, fn: str) -> JobRow:
+    job = row.to_row()
+    if job is None:  # as an adapter does when the one row it got back has no usable id
+        raise StoreError(f"{fn}: returned no row")
+    return job
 
 
 @dataclass
@@ -112,6 +137,11 @@ class MemoryStore:
             row.cancel_requested = True
         return row.to_job()
 
+    def corrupt(self, job_id: uuid.UUID, **wire: Any) -> None:
+        """Make the row hold what an operator or an older version could write, as the API would
+        send it (e.g. ``run_at="-infinity"``, ``result=5``)."""
+        self.rows[job_id].wire.update(wire)
+
     def expire_lease(self, job_id: uuid.UUID) -> None:
         self.rows[job_id].lease_expires_at = self.clock.now() - timedelta(seconds=1)
 
@@ -137,7 +167,7 @@ class MemoryStore:
 
     async def claim_jobs(
         self, worker_id: str, kinds: Sequence[str] | None, max_jobs: int, lease_seconds: int
-    ) -> list[Job]:
+    ) -> list[JobRow]:
         self._call("claim_jobs")
         _check_worker(worker_id)
         _check_lease(lease_seconds)
@@ -159,7 +189,7 @@ class MemoryStore:
         for r in self.rows.values():
             if r.status == "running":
                 running[(r.user_id, r.kind)] = running.get((r.user_id, r.kind), 0) + 1
-        claimed: list[Job] = []
+        claimed: list[Row] = []
         for row in due:
             if len(claimed) >= max_jobs:
                 break
@@ -169,15 +199,15 @@ class MemoryStore:
             running[group] = running.get(group, 0) + 1
             row.status, row.worker_id, row.attempts = "running", worker_id, row.attempts + 1
             row.lease_expires_at, row.started_at = now + timedelta(seconds=lease_seconds), now
-            claimed.append(row.to_job())
-        return claimed
+            claimed.append(row)
+        return _rows(claimed)
 
-    async def renew_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: int) -> list[Job]:
+    async def renew_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: int) -> list[JobRow]:
         self._call("renew_leases")
         _check_worker(worker_id)
         _check_lease(lease_seconds)
         now = self.clock.now()
-        out = []
+        out: list[Row] = []
         for job_id in sorted(set(job_ids), key=str):
             row = self.rows.get(job_id)
             if row is None:
@@ -185,8 +215,8 @@ class MemoryStore:
             held = row.status == "running" and row.worker_id == worker_id
             if held and row.lease_expires_at is not None and row.lease_expires_at >= now:
                 row.lease_expires_at = now + timedelta(seconds=lease_seconds)
-            out.append(row.to_job())
-        return out
+            out.append(row)
+        return _rows(out)
 
     async def report_progress(
         self,
@@ -212,11 +242,11 @@ class MemoryStore:
         if partial is not None:
             self.events.append(Event(job_id, "partial", {"text": partial}))
 
-    async def complete_job(self, job_id: uuid.UUID, worker_id: str, result: dict[str, Any]) -> Job:
+    async def complete_job(self, job_id: uuid.UUID, worker_id: str, result: dict[str, Any]) -> JobRow:
         self._call("complete_job")
         row = self._held("complete_job", job_id, worker_id)
         self._succeed(row, result)
-        return row.to_job()
+        return _row(row, "complete_job")
 
     async def complete_jobs(
         self, worker_id: str, completions: Sequence[tuple[uuid.UUID, dict[str, Any]]]
@@ -243,7 +273,7 @@ class MemoryStore:
         row.lease_expires_at, row.error = None, None
         row.progress = {"percent": 100, "message": row.progress.get("message") or "done"}
 
-    async def fail_job(self, job_id: uuid.UUID, worker_id: str, error: dict[str, Any], retryable: bool) -> Job:
+    async def fail_job(self, job_id: uuid.UUID, worker_id: str, error: dict[str, Any], retryable: bool) -> JobRow:
         self._call("fail_job")
         if not isinstance(error.get("message"), str) or not error["message"]:
             raise InvalidArgument('error: must have a non-empty "message" string')
@@ -258,9 +288,9 @@ class MemoryStore:
             row.run_at = now + retry_delay(row.attempts, self.rand())
         else:
             row.status, row.finished_at = "failed", now
-        return row.to_job()
+        return _row(row, "fail_job")
 
-    async def defer_job(self, job_id: uuid.UUID, worker_id: str, run_at: datetime, reason: str) -> Job:
+    async def defer_job(self, job_id: uuid.UUID, worker_id: str, run_at: datetime, reason: str) -> JobRow:
         self._call("defer_job")
         now = self.clock.now()
         if run_at > now + timedelta(days=1):
@@ -272,18 +302,18 @@ class MemoryStore:
         if row.cancel_requested:
             row.status, row.finished_at = "cancelled", now
             row.error = {"type": "cancelled", "message": "cancelled by the user", "retryable": False}
-            return row.to_job()
+            return _row(row, "defer_job")
         row.status, row.worker_id, row.attempts = "queued", None, max(0, row.attempts - 1)
         row.run_at = max(run_at, now)
         row.progress = {"percent": row.progress.get("percent"), "message": f"waiting: {reason}"}
         self.events.append(Event(job_id, "log", {"event": "deferred", "reason": reason}))
-        return row.to_job()
+        return _row(row, "defer_job")
 
-    async def release_jobs(self, worker_id: str, job_ids: Sequence[uuid.UUID] | None) -> list[Job]:
+    async def release_jobs(self, worker_id: str, job_ids: Sequence[uuid.UUID] | None) -> list[JobRow]:
         self._call("release_jobs")
         _check_worker(worker_id)
         now = self.clock.now()
-        out = []
+        out: list[Row] = []
         for row in sorted(self.rows.values(), key=lambda r: str(r.id)):
             if row.status != "running" or row.worker_id != worker_id:
                 continue
@@ -294,8 +324,8 @@ class MemoryStore:
                 row.status, row.finished_at = "cancelled", now
             else:
                 row.status, row.worker_id = "queued", None
-            out.append(row.to_job())
-        return out
+            out.append(row)
+        return _rows(out)
 
     async def reap_expired_leases(self) -> int:
         self._call("reap_expired_leases")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import weakref
@@ -21,12 +20,12 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
-from pydantic import ValidationError
 
 from worker.adapters.rpc_store import RpcStore
 from worker.adapters.sql_queries import queries
 from worker.errors import StoreError, StoreUnavailable, store_error
-from worker.jobs import Job, JobHint, JobKind
+from worker.job_rows import read_hint, read_job_text, read_time
+from worker.jobs import JobHint, JobKind, JobRow
 from worker.retry import RetryPolicy
 
 log = logging.getLogger("worker.postgres")
@@ -89,14 +88,9 @@ class PostgresStore(RpcStore):
             cur = await conn.execute(queries()[name], params)
             return list(await cur.fetchall()) if cur.description else []
 
-    async def _jobs(self, name: str, args: dict[str, Any]) -> list[Job]:
-        return [Job.model_validate(row) for row in await self._rows(name, _encode(args))]
-
-    async def _job(self, name: str, args: dict[str, Any]) -> Job:
-        rows = await self._jobs(name, args)
-        if not rows:
-            raise StoreError(f"{name}: returned no row")
-        return rows[0]
+    async def _jobs(self, name: str, args: dict[str, Any]) -> list[JobRow]:
+        read = (read_job_text(row["job"]) for row in await self._rows(name, _encode(args)))
+        return [job for job in read if job is not None]
 
     async def _void(self, name: str, args: dict[str, Any]) -> None:
         await self._rows(name, _encode(args))
@@ -110,8 +104,7 @@ class PostgresStore(RpcStore):
 
     async def next_run_at(self, kinds: Sequence[str] | None) -> datetime | None:
         rows = await self._rows("next_job_run_at", {"kinds": list(kinds) if kinds else None})
-        value: datetime | None = rows[0]["run_at"]
-        return value
+        return read_time(rows[0]["run_at"])
 
     async def job_kinds(self) -> list[JobKind]:
         return [JobKind.model_validate(row) for row in await self._rows("job_kinds")]
@@ -159,10 +152,8 @@ class PostgresWakeups:
                     self._connected, failures = True, 0
                     on_joined()
                     async for note in conn.notifies():
-                        try:
-                            on_job(JobHint.model_validate(json.loads(note.payload)))
-                        except (ValueError, ValidationError):
-                            log.warning("ignoring malformed jobs_queued payload %r", note.payload[:200])
+                        if (hint := read_hint(note.payload)) is not None:
+                            on_job(hint)
             except psycopg.Error as exc:
                 failures += 1
                 log.warning("LISTEN connection lost (%s); reconnecting", str(exc).strip()[:200])

@@ -1,14 +1,17 @@
 -- Named queries of the psycopg adapter: one statement per queue operation, loaded once by
 -- worker/adapters/sql_queries.py. Each calls the SQL API function of the same name, so the
 -- semantics stay in the migrations and this file stays a thin, reviewable list.
+-- Job rows come back as JSON text, one column per row, as PostgREST sends them: the worker reads
+-- each row on its own (worker/job_rows.py), so a value Python cannot load (run_at = -infinity,
+-- a date BC, JSON nested too deep) fails that row alone instead of the whole fetch.
 
 -- name: claim_jobs
-select * from public.claim_jobs(
-  worker_id => %(worker_id)s, kinds => %(kinds)s, max_jobs => %(max_jobs)s, lease_seconds => %(lease_seconds)s);
+select to_jsonb(j)::text as job from public.claim_jobs(
+  worker_id => %(worker_id)s, kinds => %(kinds)s, max_jobs => %(max_jobs)s, lease_seconds => %(lease_seconds)s) as j;
 
 -- name: renew_leases
-select * from public.renew_leases(
-  worker_id => %(worker_id)s, job_ids => %(job_ids)s::uuid[], lease_seconds => %(lease_seconds)s);
+select to_jsonb(j)::text as job from public.renew_leases(
+  worker_id => %(worker_id)s, job_ids => %(job_ids)s::uuid[], lease_seconds => %(lease_seconds)s) as j;
 
 -- name: report_progress
 select public.report_progress(
@@ -16,27 +19,30 @@ select public.report_progress(
   partial => %(partial)s);
 
 -- name: complete_job
-select * from public.complete_job(job_id => %(job_id)s, worker_id => %(worker_id)s, result => %(result)s);
+select to_jsonb(j)::text as job from public.complete_job(
+  job_id => %(job_id)s, worker_id => %(worker_id)s, result => %(result)s) as j;
 
 -- name: complete_jobs
 select * from public.complete_jobs(worker_id => %(worker_id)s, completions => %(completions)s);
 
 -- name: fail_job
-select * from public.fail_job(
-  job_id => %(job_id)s, worker_id => %(worker_id)s, error => %(error)s, retryable => %(retryable)s);
+select to_jsonb(j)::text as job from public.fail_job(
+  job_id => %(job_id)s, worker_id => %(worker_id)s, error => %(error)s, retryable => %(retryable)s) as j;
 
 -- name: defer_job
-select * from public.defer_job(
-  job_id => %(job_id)s, worker_id => %(worker_id)s, run_at => %(run_at)s, reason => %(reason)s);
+select to_jsonb(j)::text as job from public.defer_job(
+  job_id => %(job_id)s, worker_id => %(worker_id)s, run_at => %(run_at)s, reason => %(reason)s) as j;
 
 -- name: release_jobs
-select * from public.release_jobs(worker_id => %(worker_id)s, job_ids => %(job_ids)s::uuid[]);
+select to_jsonb(j)::text as job from public.release_jobs(
+  worker_id => %(worker_id)s, job_ids => %(job_ids)s::uuid[]) as j;
 
 -- name: reap_expired_leases
 select public.reap_expired_leases() as reaped;
 
 -- name: next_job_run_at
-select public.next_job_run_at(kinds => %(kinds)s) as run_at;
+-- ISO text (or null) for the same reason: the earliest run_at may be 'infinity'.
+select to_jsonb(public.next_job_run_at(kinds => %(kinds)s)) #>> '{}' as run_at;
 
 -- name: job_kinds
 select kind, timeout_seconds, max_attempts from public.job_kinds order by kind;

@@ -10,17 +10,22 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from worker.jobs import Job
+from worker.errors import StoreError
+from worker.jobs import JobRow
 
 
 class RpcStore(ABC):
     @abstractmethod
-    async def _jobs(self, name: str, args: dict[str, Any]) -> list[Job]:
-        """Call ``name`` and return the job rows it answers with."""
+    async def _jobs(self, name: str, args: dict[str, Any]) -> list[JobRow]:
+        """Call ``name`` and return the job rows it answers with, each read on its own
+        (``worker.job_rows``): a row the worker cannot read comes back as an ``UnparseableJob``."""
 
-    @abstractmethod
-    async def _job(self, name: str, args: dict[str, Any]) -> Job:
+    async def _job(self, name: str, args: dict[str, Any]) -> JobRow:
         """Call ``name`` and return its single job row (StoreError if none)."""
+        rows = await self._jobs(name, args)
+        if not rows:
+            raise StoreError(f"{name}: returned no row")
+        return rows[0]
 
     @abstractmethod
     async def _void(self, name: str, args: dict[str, Any]) -> None:
@@ -32,7 +37,7 @@ class RpcStore(ABC):
 
     async def claim_jobs(
         self, worker_id: str, kinds: Sequence[str] | None, max_jobs: int, lease_seconds: int
-    ) -> list[Job]:
+    ) -> list[JobRow]:
         args = {
             "worker_id": worker_id,
             "kinds": list(kinds) if kinds else None,
@@ -41,7 +46,7 @@ class RpcStore(ABC):
         }
         return await self._jobs("claim_jobs", args)
 
-    async def renew_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: int) -> list[Job]:
+    async def renew_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: int) -> list[JobRow]:
         return await self._jobs(
             "renew_leases", {"worker_id": worker_id, "job_ids": list(job_ids), "lease_seconds": lease_seconds}
         )
@@ -58,7 +63,7 @@ class RpcStore(ABC):
         args = {"job_id": job_id, "worker_id": worker_id, "percent": percent, "message": message, "partial": partial}
         await self._void("report_progress", args)
 
-    async def complete_job(self, job_id: uuid.UUID, worker_id: str, result: dict[str, Any]) -> Job:
+    async def complete_job(self, job_id: uuid.UUID, worker_id: str, result: dict[str, Any]) -> JobRow:
         return await self._job("complete_job", {"job_id": job_id, "worker_id": worker_id, "result": result})
 
     async def complete_jobs(
@@ -68,14 +73,14 @@ class RpcStore(ABC):
         rows = await self._records("complete_jobs", {"worker_id": worker_id, "completions": items})
         return {uuid.UUID(str(r["job_id"])): None if r["completed"] else str(r["reason"]) for r in rows}
 
-    async def fail_job(self, job_id: uuid.UUID, worker_id: str, error: dict[str, Any], retryable: bool) -> Job:
+    async def fail_job(self, job_id: uuid.UUID, worker_id: str, error: dict[str, Any], retryable: bool) -> JobRow:
         args = {"job_id": job_id, "worker_id": worker_id, "error": error, "retryable": retryable}
         return await self._job("fail_job", args)
 
-    async def defer_job(self, job_id: uuid.UUID, worker_id: str, run_at: datetime, reason: str) -> Job:
+    async def defer_job(self, job_id: uuid.UUID, worker_id: str, run_at: datetime, reason: str) -> JobRow:
         args = {"job_id": job_id, "worker_id": worker_id, "run_at": run_at, "reason": reason}
         return await self._job("defer_job", args)
 
-    async def release_jobs(self, worker_id: str, job_ids: Sequence[uuid.UUID] | None) -> list[Job]:
+    async def release_jobs(self, worker_id: str, job_ids: Sequence[uuid.UUID] | None) -> list[JobRow]:
         ids = list(job_ids) if job_ids is not None else None
         return await self._jobs("release_jobs", {"worker_id": worker_id, "job_ids": ids})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -15,7 +16,8 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-from postgrest.exceptions import APIError
+from postgrest.base_request_builder import RequestConfig
+from postgrest.exceptions import APIError, APIErrorFromJSON, generate_default_error_message
 from pydantic import ValidationError
 from realtime import AsyncRealtimeChannel
 from realtime.types import PostgresChangesPayload, RealtimePostgresChangesListenEvent
@@ -24,7 +26,8 @@ from storage3.exceptions import StorageApiError
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from worker.adapters.rpc_store import RpcStore
 from worker.errors import StoreError, StoreUnavailable, store_error
-from worker.jobs import Job, JobHint, JobKind
+from worker.job_rows import read_hint, read_job_list, read_time
+from worker.jobs import JobHint, JobKind, JobRow
 from worker.retry import RetryPolicy
 
 log = logging.getLogger("worker.supabase")
@@ -64,6 +67,14 @@ def _translate(exc: Exception) -> StoreError:
     return StoreUnavailable(f"{type(exc).__name__}: {exc}".strip())
 
 
+def _api_error(response: httpx.Response) -> APIError:
+    """The error postgrest-py would raise for this answer (it parses PostgREST's error body the same way)."""
+    try:
+        return APIError(dict(APIErrorFromJSON.model_validate_json(response.content)))
+    except ValidationError:
+        return APIError(generate_default_error_message(response))
+
+
 def _json_value(value: Any) -> Any:
     """RPC arguments travel as JSON: uuids and datetimes as their text forms."""
     if isinstance(value, uuid.UUID):
@@ -79,37 +90,42 @@ class SupabaseStore(RpcStore):
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
 
-    async def _rpc(self, name: str, args: dict[str, Any]) -> Any:
+    async def _send(self, name: str, args: dict[str, Any]) -> httpx.Response:
+        # The raw answer rather than postgrest-py's decoded one: a single row holding JSON nested
+        # deeper than Python's json goes (or a number too long for int) would make the whole body
+        # undecodable there (RecursionError), and with it every other row of a claim.
+        request: RequestConfig[httpx.AsyncClient] = self.client.rpc(
+            name, {k: _json_value(v) for k, v in args.items()}
+        ).request
         try:
-            response = await self.client.rpc(name, {k: _json_value(v) for k, v in args.items()}).execute()
-        except (APIError, httpx.HTTPError, OSError) as exc:
+            response = await request.send(httpx.Headers())
+        except (httpx.HTTPError, OSError) as exc:
             raise _translate(exc) from exc
-        return response.data
+        if not response.is_success:
+            raise _translate(_api_error(response))
+        return response
 
-    async def _jobs(self, name: str, args: dict[str, Any]) -> list[Job]:
-        data = await self._rpc(name, args)
-        return [Job.model_validate(row) for row in data or []]
+    async def _rpc(self, name: str, args: dict[str, Any]) -> Any:
+        response = await self._send(name, args)
+        try:
+            return json.loads(response.content) if response.content.strip() else None
+        except (ValueError, RecursionError) as exc:
+            raise StoreError(f"{name}: unreadable answer ({type(exc).__name__})") from exc
+
+    async def _jobs(self, name: str, args: dict[str, Any]) -> list[JobRow]:
+        return read_job_list((await self._send(name, args)).text)
 
     async def _void(self, name: str, args: dict[str, Any]) -> None:
-        await self._rpc(name, args)
+        await self._send(name, args)
 
     async def _records(self, name: str, args: dict[str, Any]) -> list[dict[str, Any]]:
         return list(await self._rpc(name, args) or [])
-
-    async def _job(self, name: str, args: dict[str, Any]) -> Job:
-        data = await self._rpc(name, args)
-        if isinstance(data, list):  # a single composite comes back bare, but be lenient
-            data = data[0] if data else None
-        if not data:
-            raise StoreError(f"{name}: returned no row")
-        return Job.model_validate(data)
 
     async def reap_expired_leases(self) -> int:
         return int(await self._rpc("reap_expired_leases", {}))
 
     async def next_run_at(self, kinds: Sequence[str] | None) -> datetime | None:
-        value = await self._rpc("next_job_run_at", {"kinds": list(kinds) if kinds else None})
-        return datetime.fromisoformat(value) if value else None
+        return read_time(await self._rpc("next_job_run_at", {"kinds": list(kinds) if kinds else None}))
 
     async def job_kinds(self) -> list[JobKind]:
         try:
@@ -156,11 +172,9 @@ class RealtimeWakeups:
 
     def _channel(self, on_job: Callable[[JobHint], None]) -> AsyncRealtimeChannel:
         def changed(payload: PostgresChangesPayload) -> None:
-            record = payload["data"].get("record") or {}
-            try:
-                on_job(JobHint.model_validate(record))
-            except ValidationError:
-                log.warning("ignoring a jobs change without kind/run_at: %r", str(record)[:200])
+            data: object = payload.get("data") if isinstance(payload, dict) else None
+            if (hint := read_hint(data.get("record") if isinstance(data, dict) else None)) is not None:
+                on_job(hint)
 
         columns = ["id", "kind", "status", "run_at"]
         channel = self.client.channel(self.topic)

@@ -9,19 +9,10 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from worker.context import JobContext
-from worker.errors import InvalidOutput, InvalidPayload
+from worker.errors import InvalidOutput, InvalidPayload, describe_validation
 
 P = TypeVar("P", bound=BaseModel)
 R = TypeVar("R", bound=BaseModel)
-
-
-def describe_validation(exc: ValidationError, limit: int = 5) -> str:
-    parts = []
-    for err in exc.errors(include_url=False)[:limit]:
-        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
-        parts.append(f"{loc}: {err['msg']}")
-    more = exc.error_count() - limit
-    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from worker.errors import InvalidOutput
-from worker.handlers.base import describe_validation
+from worker.errors import InvalidOutput, describe_validation
 from worker.llm import LimitedModel, TextRequest
 
 T = TypeVar("T", bound=BaseModel)
