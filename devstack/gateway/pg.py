@@ -16,6 +16,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 API_ROLES = frozenset({"anon", "authenticated", "service_role"})
+BIGINT_MAX = 2**63 - 1  # integers bound for a bigint (LIMIT, OFFSET, byte counts) are checked against it
 
 SET_REQUEST_GUCS = """
 select set_config('search_path', %(search_path)s, true),

@@ -53,12 +53,22 @@ def _verified(token: str, secret: str) -> Mapping[str, Any]:
         raise TokenError("Invalid JWT serialization") from exc
     except jwt.InvalidTokenError as exc:
         raise TokenError(f"JWT invalid: {exc}") from exc
-    role = claims.get("role")
-    if not isinstance(role, str) or not role:
-        raise TokenError("JWT claims lack a role")
+    role_of(claims)
     if not isinstance(claims.get("exp"), int | float):
         raise TokenError("JWT invalid: exp must be a number")
     return MappingProxyType(claims)  # read-only: every caller gets its own copy
+
+
+def role_of(claims: Mapping[str, Any]) -> str:
+    """The ``role`` claim; a token whose role is missing or not a non-empty string (a list, an
+    object, a number) is invalid, so no service ever compares or hashes anything else as a role."""
+    role = claims.get("role")
+    if isinstance(role, str) and role:
+        return role
+    if role is None or role == "":
+        raise TokenError("JWT claims lack a role")
+    kind = {list: "an array", dict: "an object", bool: "a boolean"}.get(type(role), "a number")
+    raise TokenError(f"JWT claim role must be a string, not {kind}")
 
 
 def bearer(authorization: str | None) -> str | None:

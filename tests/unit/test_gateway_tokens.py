@@ -1,4 +1,5 @@
-"""The gateway's JWT check caches verified tokens; expiry and tampering must still be refused."""
+"""The gateway's JWT check caches verified tokens; expiry and tampering must still be refused, and a
+`role` claim that is not a non-empty string makes the token invalid in every service."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import jwt
 import pytest
 
 from devstack.gateway import tokens
+from devstack.gateway.realtime import jwt_check
+from devstack.gateway.storage import credentials
+from devstack.gateway.storage.errors import StorageError
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 
@@ -41,3 +45,31 @@ def test_the_cache_is_per_secret_and_bad_signatures_are_never_cached() -> None:
     forged = t[:-2] + ("AA" if not t.endswith("AA") else "BB")
     with pytest.raises(tokens.TokenError):
         tokens.verify(forged, SECRET)
+
+
+@pytest.mark.parametrize(
+    ("role", "reason"),
+    [
+        (["authenticated"], "JWT claim role must be a string, not an array"),
+        ({"name": "anon"}, "JWT claim role must be a string, not an object"),
+        (7, "JWT claim role must be a string, not a number"),
+        (True, "JWT claim role must be a string, not a boolean"),
+        ("", "JWT claims lack a role"),
+    ],
+)
+def test_a_role_that_is_not_a_non_empty_string_is_an_invalid_token(role: object, reason: str) -> None:
+    with pytest.raises(tokens.TokenError) as err:
+        tokens.verify(token(role=role), SECRET)
+    assert err.value.reason == reason
+
+
+@pytest.mark.parametrize("role", [["service_role"], {"a": 1}, 7])
+def test_realtime_and_storage_refuse_such_a_role_as_an_invalid_token(role: object) -> None:
+    with pytest.raises(jwt_check.RealtimeTokenError) as realtime:
+        jwt_check.check(token(role=role), SECRET)
+    assert realtime.value.kind == "role"
+    with pytest.raises(StorageError) as storage:
+        credentials.caller(f"Bearer {token(role=role)}", SECRET)
+    assert (storage.value.code, storage.value.http_status) == ("AccessDenied", 400)
+    assert storage.value.message.startswith("JWT claim role must be a string")
+    assert credentials.caller(f"Bearer {token(role=role)}", SECRET, optional=True) is None

@@ -9,6 +9,7 @@ from typing import Any
 import jwt
 
 from devstack.gateway.auth.errors import AuthError
+from devstack.gateway.auth.params import go_type
 from devstack.gateway.auth.users import User
 
 
@@ -63,6 +64,13 @@ def read(token: str, secret: str) -> dict[str, Any]:
         raise _bad_jwt("token is malformed: could not base64 decode or parse the token") from exc
     except jwt.InvalidTokenError as exc:
         raise _bad_jwt(f"token has invalid claims: {exc}") from exc
+    role = claims.get("role")
+    if role is not None and not isinstance(role, str):
+        # GoTrue decodes the claims into a struct whose role is a string.
+        raise _bad_jwt(
+            "token is malformed: could not JSON decode claim: json: cannot unmarshal"
+            f" {go_type(role)} into Go struct field AccessTokenClaims.role of type string"
+        )
     return claims
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from starlette.requests import Request
 
+from devstack.gateway import bounded_json
 from devstack.gateway.auth.errors import AuthError, bad_request
 from devstack.gateway.http import BodyTooLarge, read_limited
 
@@ -33,7 +33,7 @@ class Body:
         if value is None:
             return ""
         if not isinstance(value, str):
-            raise _bad_json(f"json: cannot unmarshal {_go_type(value)} into Go struct field .{key} of type string")
+            raise _bad_json(f"json: cannot unmarshal {go_type(value)} into Go struct field .{key} of type string")
         return value
 
     def mapping(self, key: str) -> dict[str, Any] | None:
@@ -42,13 +42,12 @@ class Body:
             return None
         if not isinstance(value, dict):
             raise _bad_json(
-                f"json: cannot unmarshal {_go_type(value)} into Go struct field .{key}"
-                " of type map[string]interface {}"
+                f"json: cannot unmarshal {go_type(value)} into Go struct field .{key} of type map[string]interface {{}}"
             )
         return value
 
 
-def _go_type(value: object) -> str:
+def go_type(value: object) -> str:
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int | float):
@@ -74,15 +73,17 @@ async def read_body(request: Request, limit: int) -> Body:
     except BodyTooLarge:
         raise body_too_large() from None
     try:
-        data = json.loads(raw) if raw.strip() else None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _bad_json(str(exc)) from exc
+        data = await bounded_json.parse_async(raw) if raw.strip() else None
+    except bounded_json.JsonError as exc:
+        if exc.problem == "nul":  # Go decodes it; the database then cannot store it
+            raise bad_request("validation_failed", exc.message()) from None
+        raise _bad_json(exc.message()) from None
     if data is None:
         if raw.strip():
             return Body({})  # a literal `null` decodes into an empty struct in Go
         raise _bad_json("unexpected end of JSON input")
     if not isinstance(data, dict):
-        raise _bad_json(f"json: cannot unmarshal {_go_type(data)} into Go value of type api.Params")
+        raise _bad_json(f"json: cannot unmarshal {go_type(data)} into Go value of type api.Params")
     return Body(data)
 
 

@@ -9,14 +9,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from devstack.gateway.bounded_json import THREAD_ABOVE_BYTES
 from devstack.gateway.realtime import authz, jwt_check
 from devstack.gateway.realtime.hub import Channel
-from devstack.gateway.realtime.protocol import Frame, ProtocolError, Serializer
+from devstack.gateway.realtime.protocol import Frame, FrameRefused, ProtocolError, Serializer
 
 if TYPE_CHECKING:
     from devstack.gateway.realtime.service import RealtimeService
@@ -50,6 +51,7 @@ class Connection:
         self._token_watch: dict[Channel, asyncio.Task[None]] = {}
         self._queue: asyncio.Queue[str | bytes | None] = asyncio.Queue()
         self._closed = False
+        self._close_frame = (1000, "")  # what the writer closes the socket with
 
     # -- sending ------------------------------------------------------------------------------
     def send(self, data: str | bytes) -> None:
@@ -57,10 +59,18 @@ class Connection:
             return
         if self._queue.qsize() >= MAX_QUEUED:
             log.warning("realtime: client too slow, closing socket")
-            self._closed = True
-            self._queue.put_nowait(None)
+            self.close_socket(1000, "")
             return
         self._queue.put_nowait(data)
+
+    def close_socket(self, code: int, reason: str) -> None:
+        """Close after what is already queued, with a close frame carrying ``code`` and ``reason``."""
+        if self._closed:
+            return
+        self._closed = True
+        # A close reason holds at most 123 bytes.
+        self._close_frame = (code, reason.encode()[:123].decode(errors="ignore"))
+        self._queue.put_nowait(None)
 
     async def _writer(self) -> None:
         while (data := await self._queue.get()) is not None:
@@ -68,7 +78,8 @@ class Connection:
                 await self.ws.send_bytes(data)
             else:
                 await self.ws.send_text(data)
-        await self.ws.close()
+        code, reason = self._close_frame
+        await self.ws.close(code=code, reason=reason)
 
     def reply(self, frame: Frame, status: str, response: dict[str, Any]) -> None:
         self.send(
@@ -102,10 +113,11 @@ class Connection:
 
     async def _receive(self, message: MutableMapping[str, Any]) -> None:
         try:
-            if message.get("bytes") is not None:
-                frame = self.serializer.decode_binary(message["bytes"])
-            else:
-                frame = self.serializer.decode_text(message.get("text") or "")
+            frame = await self._decode(message)
+        except FrameRefused as exc:
+            log.info("realtime: refused frame, closing the socket: %s", exc)
+            self.close_socket(exc.close_code, str(exc))
+            return
         except ProtocolError as exc:
             log.info("realtime: MalformedWebSocketMessage: %s", exc)
             return
@@ -113,6 +125,15 @@ class Connection:
             await self._handle(frame)
         except Exception:  # never let one message take the socket down
             log.exception("realtime: UnknownErrorOnWebSocketMessage on %s/%s", frame.topic, frame.event)
+
+    async def _decode(self, message: MutableMapping[str, Any]) -> Frame:
+        data: str | bytes | None = message.get("bytes")
+        decode: Callable[[Any], Frame] = self.serializer.decode_binary
+        if data is None:
+            data, decode = message.get("text") or "", self.serializer.decode_text
+        if len(data) > THREAD_ABOVE_BYTES:  # a large frame is parsed off the event loop
+            return await asyncio.to_thread(decode, data)
+        return decode(data)
 
     async def _handle(self, frame: Frame) -> None:
         if frame.topic == "phoenix" and frame.event == "heartbeat":

@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from devstack.gateway import bounded_json
+
 USER_BROADCAST_PUSH = 3  # client → server
 USER_BROADCAST = 4  # server → client
 _ENCODING_BINARY = 0
@@ -23,6 +25,17 @@ _MAX_FIELD = 255
 
 class ProtocolError(ValueError):
     """A frame that cannot be understood; Realtime logs it and keeps the socket."""
+
+
+class FrameRefused(ProtocolError):
+    """Well-formed JSON beyond the reader's limits (depth, size, numbers, unpaired surrogates):
+    the socket is closed with ``close_code`` and the reason, as an oversized frame is."""
+
+    def __init__(self, exc: bounded_json.JsonError) -> None:
+        super().__init__(exc.message())
+        # 1009 "message too big" for what is too large to process, 1007 for data no JSON
+        # text can carry onwards (an unpaired surrogate, an out-of-range number).
+        self.close_code = 1009 if exc.problem in ("depth", "values") else 1007
 
 
 @dataclass(frozen=True)
@@ -67,11 +80,13 @@ def _frame(topic: Any, event: Any, payload: Any, ref: Any, join_ref: Any) -> Fra
     return Frame(topic, event, payload, _ref(ref), _ref(join_ref))
 
 
-def _json(text: str) -> Any:
+def _json(text: str | bytes) -> Any:
     try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise ProtocolError(f"invalid JSON: {exc}") from exc
+        return bounded_json.parse(text, allow_nul=True)  # frames are relayed, never stored as text
+    except bounded_json.JsonError as exc:
+        if exc.problem == "syntax":
+            raise ProtocolError(f"invalid JSON: {exc}") from exc
+        raise FrameRefused(exc) from exc
 
 
 def _dumps(value: Any) -> str:
@@ -83,8 +98,8 @@ def broadcast_json_payload(bc: UserBroadcast) -> dict[str, Any] | None:
     if not bc.is_json:
         return None
     try:
-        payload = json.loads(bc.data)
-    except ValueError:
+        payload = bounded_json.parse(bc.data, allow_nul=True)
+    except bounded_json.JsonError:
         return None
     out: dict[str, Any] = {"event": bc.event, "payload": payload, "type": "broadcast"}
     if bc.meta:

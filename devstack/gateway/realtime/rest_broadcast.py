@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from devstack.gateway import bounded_json
 from devstack.gateway.http import BodyTooLarge, read_limited
 from devstack.gateway.realtime import authz, jwt_check
 from devstack.gateway.realtime.protocol import UserBroadcast
@@ -40,6 +41,17 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def _too_large() -> JSONResponse:
     return _error(413, "Payload Too Large")
+
+
+async def _relayed_json(raw: bytes) -> Any:
+    # Broadcasts are relayed, never stored, so NUL may travel (as with hosted Realtime).
+    return await bounded_json.parse_async(raw, allow_nul=True)
+
+
+def _invalid(field: str, exc: bounded_json.JsonError) -> JSONResponse:
+    """A changeset-style 422 (``{"errors": {field: [...]}}``) saying what was wrong."""
+    text = "is invalid JSON" if exc.problem == "syntax" else f"is invalid: {exc.message()}"
+    return JSONResponse({"errors": {field: [text]}}, status_code=422)
 
 
 def _claims(service: RealtimeService, request: Request) -> dict[str, Any] | None:
@@ -81,11 +93,11 @@ async def batch(service: RealtimeService, request: Request) -> Response:
     if claims is None:
         return _error(401, "Unauthorized")
     try:
-        body = json.loads(await read_limited(request, service.ctx.settings.max_body_bytes))
+        body = await _relayed_json(await read_limited(request, service.ctx.settings.max_body_bytes))
     except BodyTooLarge:
         return _too_large()
-    except ValueError:
-        return JSONResponse({"errors": {"body": ["is invalid JSON"]}}, status_code=422)
+    except bounded_json.JsonError as exc:
+        return _invalid("body", exc)
     messages = body.get("messages") if isinstance(body, dict) else None
     if not isinstance(messages, list) or not messages:
         return JSONResponse({"errors": {"messages": ["can't be blank"]}}, status_code=422)
@@ -126,9 +138,9 @@ async def single(service: RealtimeService, request: Request) -> Response:
         bc = UserBroadcast(event=event, data=raw, is_json=False)
     elif content_type in ("application/json", ""):
         try:
-            payload = json.loads(raw) if raw else None
-        except ValueError:
-            return JSONResponse({"errors": {"payload": ["is invalid"]}}, status_code=422)
+            payload = await _relayed_json(raw) if raw else None
+        except bounded_json.JsonError as exc:
+            return _invalid("payload", exc)
         if payload is None:
             return JSONResponse({"errors": {"payload": ["can't be blank"]}}, status_code=422)
         bc = UserBroadcast(event=event, data=json.dumps(payload).encode(), is_json=True)

@@ -12,6 +12,8 @@ from typing import Any
 import psycopg
 from starlette.responses import Response
 
+from devstack.gateway import bounded_json
+
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
 
@@ -65,6 +67,16 @@ def parse_error(what: str, text: str, column: int, details: str) -> ApiError:
 
 def invalid_body(message: str = "Empty or invalid json") -> ApiError:
     return ApiError(400, "PGRST102", message)
+
+
+def nul_in_query(name: str) -> ApiError:
+    """What Postgres answers for a NUL in text (22021), naming the query parameter that held it."""
+    return ApiError(
+        400,
+        "22021",
+        f'query parameter "{name}" must not contain NUL characters (0x00)',
+        details='invalid byte sequence for encoding "UTF8": 0x00',
+    )
 
 
 def invalid_schema(schema: str, exposed: tuple[str, ...]) -> ApiError:
@@ -279,8 +291,9 @@ def from_pg(exc: psycopg.Error, *, authenticated: bool) -> ApiError:
 def _raise_pgrst(message: str, detail: str | None) -> ApiError:
     """``RAISE SQLSTATE 'PGRST' USING message = '{json}', detail = '{json}'``: full response control."""
     try:
-        body = json.loads(message)
-        meta = json.loads(detail or "")
+        # The texts may carry values a caller sent: read them with the same bounds as a body.
+        body = bounded_json.parse(message)
+        meta = bounded_json.parse(detail or "")
         status = int(meta["status"])
         headers = {str(k): str(v) for k, v in dict(meta.get("headers") or {}).items()}
         return ApiError(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from starlette.requests import Request
 
+from devstack.gateway import bounded_json
 from devstack.gateway.http import BodyTooLarge, read_limited
 from devstack.gateway.rest.errors import ApiError, bad_range, body_too_large, invalid_body, invalid_schema, media_type
 
@@ -149,11 +149,30 @@ class Body:
 
 
 def parse_json(raw: bytes) -> Body:
+    """The body as Body, or PGRST102 naming what was wrong (bounded_json's limits apply)."""
     try:
-        text = raw.decode()
-        return Body(text, json.loads(text))
-    except (ValueError, UnicodeDecodeError):
-        raise invalid_body() from None
+        return Body(raw.decode(), bounded_json.parse(raw))
+    except (bounded_json.JsonError, UnicodeDecodeError) as exc:
+        raise _invalid(exc) from None
+
+
+async def read_json(request: Request, limit: int) -> Body | None:
+    """The JSON body (parsed off the event loop when large), or None when there is none."""
+    raw = await read_body(request, limit)
+    if not raw.strip():
+        return None
+    try:
+        value = await bounded_json.parse_async(raw)
+    except bounded_json.JsonError as exc:
+        raise _invalid(exc) from None
+    return Body(raw.decode(), value)
+
+
+def _invalid(exc: bounded_json.JsonError | UnicodeDecodeError) -> ApiError:
+    """Malformed JSON keeps PostgREST's text; the limits hosted does not have say what they are."""
+    if isinstance(exc, UnicodeDecodeError) or exc.problem == "syntax":
+        return invalid_body()
+    return invalid_body(exc.message())
 
 
 __all__ = ["ApiError"]

@@ -18,7 +18,7 @@ from devstack.gateway.rest.errors import (
     out_of_range,
     unsupported_method,
 )
-from devstack.gateway.rest.negotiation import Body, accept_for, parse_json, prefer_for, read_body
+from devstack.gateway.rest.negotiation import Body, accept_for, prefer_for, read_json
 from devstack.gateway.rest.responses import ResultRow, content_range, json_response, read_status
 from devstack.gateway.rest.service import Call, RestService, fetch_result
 from devstack.gateway.rest.sqlgen import Frag, Relation, join, lit, param, result_query, where_clause
@@ -115,8 +115,8 @@ class RpcHandler:
         if read:
             body = Body(json.dumps(q.plain), dict(q.plain))
         else:
-            raw = await read_body(call.request, self.service.ctx.settings.max_body_bytes)
-            body = parse_json(raw) if raw.strip() else Body("{}", {})
+            sent = await read_json(call.request, self.service.ctx.settings.max_body_bytes)
+            body = sent if sent is not None else Body("{}", {})
         offset, limit = page_range(call, q)
 
         def build(cache: SchemaCache) -> tuple[Function, Frag]:

@@ -55,6 +55,7 @@ class RestService:
         creds: Credentials | None = None
         try:
             creds = credentials.resolve(request, self.ctx.settings)
+            _refuse_nul_in_query(request)
             call = Call(request, creds, schema_for(request), path)
             response = await handler(call)
         except ApiError as exc:
@@ -99,6 +100,13 @@ class RestService:
         except _Rollback as done:
             result: T = done.outcome  # type: ignore[assignment]
             return result
+
+
+def _refuse_nul_in_query(request: Request) -> None:
+    """Filters and RPC arguments become bound text parameters, which cannot hold NUL."""
+    for name, value in request.query_params.multi_items():
+        if "\x00" in name or "\x00" in value:
+            raise errors.nul_in_query(name.replace("\x00", "\\0"))
 
 
 async def fetch_result(conn: AsyncConnection[Any], query: Frag) -> ResultRow:

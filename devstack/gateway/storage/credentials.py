@@ -13,6 +13,7 @@ from typing import Any
 
 import jwt
 
+from devstack.gateway import tokens
 from devstack.gateway.pg import API_ROLES
 from devstack.gateway.storage.errors import access_denied, invalid_jwt, invalid_signature
 
@@ -54,15 +55,15 @@ def caller(authorization: str | None, secret: str, *, optional: bool = False) ->
     token = _BEARER.sub("", authorization or "")
     try:
         claims = _decode(token, secret)
-    except ValueError as exc:
+        role = tokens.role_of(claims)
+    except (ValueError, tokens.TokenError) as exc:
         if optional:
             return None
         raise access_denied(str(exc)) from exc
-    role = claims.get("role")
     if role not in API_ROLES:
         # The gateway only switches into the API roles; anything else never reaches the database.
         raise access_denied("Access denied: Invalid role", http_status=403)
-    return Caller(role=str(role), claims=claims)
+    return Caller(role=role, claims=claims)
 
 
 def sign_download(bucket: str, key: str, expires_in: int, secret: str) -> str:

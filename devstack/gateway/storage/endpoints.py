@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import os
 import uuid
@@ -20,9 +19,10 @@ from psycopg import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
+from devstack.gateway import bounded_json
 from devstack.gateway.context import GatewayContext
 from devstack.gateway.http import BodyTooLarge, read_limited
-from devstack.gateway.pg import request_transaction
+from devstack.gateway.pg import BIGINT_MAX, request_transaction
 from devstack.gateway.storage import catalog, credentials
 from devstack.gateway.storage.credentials import Caller
 from devstack.gateway.storage.errors import (
@@ -30,6 +30,7 @@ from devstack.gateway.storage.errors import (
     bucket_already_exists,
     entity_too_large,
     from_database,
+    invalid_json,
     invalid_request,
     no_such_bucket,
     no_such_key,
@@ -63,9 +64,9 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
     except BodyTooLarge:
         raise entity_too_large() from None
     try:
-        data = json.loads(raw) if raw.strip() else {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise invalid_request("Body is not valid JSON but content-type is set to 'application/json'") from exc
+        data = await bounded_json.parse_async(raw) if raw.strip() else {}
+    except bounded_json.JsonError as exc:
+        raise invalid_json(exc) from None
     if not isinstance(data, dict):
         raise invalid_request("body must be object")
     return data
@@ -257,12 +258,12 @@ class StorageEndpoints:
         who = self._required_caller(request)
         body = await read_json(request, self.ctx.settings.max_body_bytes)
         expires_in = body.get("expiresIn")
-        if isinstance(expires_in, str) and expires_in.strip().isdigit():
+        if isinstance(expires_in, str) and expires_in.strip().isdigit() and len(expires_in.strip()) <= 19:
             expires_in = int(expires_in)  # storage3 sends a string; Storage's schema coerces it
         if expires_in is None:
             raise invalid_request("body must have required property 'expiresIn'")
-        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1:
-            raise invalid_request("body/expiresIn must be integer >= 1")
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or not 1 <= expires_in <= BIGINT_MAX:
+            raise invalid_request(f"body/expiresIn must be integer >= 1 and <= {BIGINT_MAX}")
         await self._find_object(request, who, bucket_id, key)  # the caller must be able to see it
         token = credentials.sign_download(bucket_id, key, expires_in, self.ctx.settings.jwt_secret)
         return JSONResponse({"signedURL": f"/object/sign/{bucket_id}/{key}?token={token}"})
@@ -341,9 +342,11 @@ class StorageEndpoints:
         if not isinstance(public, bool):
             raise invalid_request("body/public must be boolean")
         size_limit = body.get("file_size_limit")
-        valid_limit = isinstance(size_limit, int) and not isinstance(size_limit, bool) and size_limit >= 0
+        valid_limit = isinstance(size_limit, int) and not isinstance(size_limit, bool) and 0 <= size_limit <= BIGINT_MAX
         if size_limit is not None and not valid_limit:
-            raise invalid_request("body/file_size_limit must be null or an integer >= 0 (bytes; 0 means no limit)")
+            raise invalid_request(
+                f"body/file_size_limit must be null or an integer >= 0 and <= {BIGINT_MAX} (bytes; 0 means no limit)"
+            )
         mime_types = body.get("allowed_mime_types")
         if mime_types is not None and not (
             isinstance(mime_types, list) and all(isinstance(m, str) for m in mime_types)

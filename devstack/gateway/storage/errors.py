@@ -10,6 +10,8 @@ from __future__ import annotations
 from psycopg import errors as pg_errors
 from starlette.responses import JSONResponse
 
+from devstack.gateway.bounded_json import JsonError
+
 
 class StorageError(Exception):
     def __init__(
@@ -49,6 +51,15 @@ def invalid_bucket_name(name: str) -> StorageError:
 
 def invalid_request(message: str) -> StorageError:
     return StorageError(400, "InvalidRequest", message)
+
+
+def invalid_json(exc: JsonError, where: str = "body") -> StorageError:
+    """A refused JSON document, worded like Storage's schema errors (``body/prefixes/0 ...``)."""
+    if exc.problem == "syntax":
+        return invalid_request("Body is not valid JSON but content-type is set to 'application/json'")
+    if exc.path:
+        return invalid_request(f"{where}/{exc.slashed_path()} {exc.reason}")
+    return invalid_request(f"{where}: {exc.reason}")
 
 
 def invalid_jwt(message: str) -> StorageError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from devstack.gateway.pg import BIGINT_MAX
 from devstack.gateway.storage.errors import invalid_request
 
 SORT_COLUMNS = frozenset({"name", "updated_at", "created_at", "last_accessed_at"})
@@ -28,8 +29,9 @@ class ListOptions:
 
 def _int_option(body: dict[str, Any], key: str, default: int) -> int:
     value = body.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise invalid_request(f"body/{key} must be integer >= 0")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= BIGINT_MAX:
+        # LIMIT and OFFSET are bigint: a larger value would fail in the database instead.
+        raise invalid_request(f"body/{key} must be integer >= 0 and <= {BIGINT_MAX}")
     return value
 
 

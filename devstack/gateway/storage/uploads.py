@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 
+from devstack.gateway import bounded_json
 from devstack.gateway.http import BodyTooLarge, read_limited
 from devstack.gateway.storage import multipart
-from devstack.gateway.storage.errors import entity_too_large, invalid_mime_type, invalid_request
+from devstack.gateway.storage.errors import entity_too_large, invalid_json, invalid_mime_type, invalid_request
 
 MULTIPART_OVERHEAD_BYTES = 64 * 1024  # boundaries, part headers and the small form fields
 
@@ -50,11 +50,15 @@ def check_mime_type(mimetype: str, allowed: list[str] | None) -> None:
     raise invalid_mime_type(mimetype)
 
 
-def _json_object(text: str) -> dict[str, Any] | None:
+def _json_object(text: str | bytes, source: str) -> dict[str, Any] | None:
+    """User metadata: Storage ignores what it cannot parse, but what would parse and then fail in
+    the database (NUL, unpaired surrogates) is refused, naming ``source`` and the key."""
     try:
-        value = json.loads(text)
-    except ValueError:
-        return None  # Storage ignores unparsable user metadata
+        value = bounded_json.parse(text)
+    except bounded_json.JsonError as exc:
+        if exc.problem in ("nul", "surrogate"):
+            raise invalid_json(exc, source) from None
+        return None
     return value if isinstance(value, dict) else None
 
 
@@ -73,14 +77,17 @@ async def read_upload(request: Request, *, max_size: int, allowed_mime_types: li
             raise entity_too_large()
         fields = {name: p.data.decode("utf-8", "replace") for name, p in parts.items() if p.filename is None}
         mimetype = fields.get("contentType") or file_part.content_type or "application/octet-stream"
-        check_mime_type(mimetype, allowed_mime_types)
         cache_time = fields.get("cacheControl")
+        for name, value in (("contentType", mimetype), ("cacheControl", cache_time or "")):
+            if "\x00" in value:  # both end up in the metadata column
+                raise invalid_request(f"{name} must not contain NUL characters")
+        check_mime_type(mimetype, allowed_mime_types)
         metadata_text = fields.get("metadata") or fields.get("userMetadata")
         return Upload(
             data=file_part.data,
             mimetype=mimetype,
             cache_control=f"max-age={cache_time}" if cache_time else "no-cache",
-            user_metadata=_json_object(metadata_text) if metadata_text else None,
+            user_metadata=_json_object(metadata_text, "metadata") if metadata_text else None,
         )
     mimetype = content_type or "application/octet-stream"
     check_mime_type(mimetype, allowed_mime_types)
@@ -88,8 +95,8 @@ async def read_upload(request: Request, *, max_size: int, allowed_mime_types: li
     user_metadata = None
     if raw_metadata:
         try:
-            user_metadata = _json_object(base64.b64decode(raw_metadata).decode("utf-8"))
-        except (binascii.Error, UnicodeDecodeError):
+            user_metadata = _json_object(base64.b64decode(raw_metadata), "x-metadata")
+        except binascii.Error:
             user_metadata = None
     data = await _read_at_most(request, max_size)
     return Upload(
