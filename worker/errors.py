@@ -125,7 +125,15 @@ class LeaseLost(StoreError):
     code = "PT409"
 
 
-_BY_CODE: dict[str, type[StoreError]] = {"22023": InvalidArgument, "PT404": JobNotFound, "PT409": LeaseLost}
+# PGRST102 is PostgREST refusing the request body itself (and devstack's bounded JSON reader
+# refusing one too deep or with too many values): the arguments are at fault, so a batch that
+# gets it is split and each item retried alone, like any other invalid argument.
+_BY_CODE: dict[str, type[StoreError]] = {
+    "22023": InvalidArgument,
+    "PGRST102": InvalidArgument,
+    "PT404": JobNotFound,
+    "PT409": LeaseLost,
+}
 
 
 def store_error(code: str | None, message: str) -> StoreError:

@@ -13,6 +13,7 @@ from google.genai import errors as genai_errors
 
 from worker.errors import (
     InternalError,
+    InvalidArgument,
     InvalidOutput,
     LeaseLost,
     PermanentFailure,
@@ -145,5 +146,7 @@ def test_errors_from_concurrent_parts_are_classified_by_the_one_that_decides() -
 def test_store_errors_by_sqlstate() -> None:
     assert isinstance(store_error("PT409", "lease lost"), LeaseLost)
     assert store_error("22023", "bad").code == "22023"
+    # A body the REST layer refuses (too deep, too many values) is the arguments' fault too.
+    assert isinstance(store_error("PGRST102", "too many values"), InvalidArgument)
     assert type(store_error("XX000", "other")).__name__ == "StoreError"
     assert str(uuid.UUID(int=0)) in str(store_error("PT404", f"job {uuid.UUID(int=0)} not found"))
