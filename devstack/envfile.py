@@ -6,6 +6,11 @@ import shlex
 
 from devstack import keys, paths
 
+# The model stand-ins accept any key; this one says what it is, and the worker refuses it unless
+# the provider's base URL is loopback (worker.config.PLACEHOLDER_KEY_PREFIX), so it cannot leak
+# into a deploy and fail every job there.
+MODEL_KEY_PLACEHOLDER = "devstack-placeholder-only-the-local-stand-ins-accept-this"
+
 
 def values() -> dict[str, str]:
     k = keys.load_or_create()
@@ -15,7 +20,9 @@ def values() -> dict[str, str]:
         "SUPABASE_SERVICE_ROLE_KEY": k.service_role_key,
         "SUPABASE_JWT_SECRET": k.jwt_secret,
         "DATABASE_URL": paths.database_url(),
+        "ANTHROPIC_API_KEY": MODEL_KEY_PLACEHOLDER,
         "ANTHROPIC_BASE_URL": f"http://{paths.HOST}:{paths.MODELS_PORT}",
+        "GEMINI_API_KEY": MODEL_KEY_PLACEHOLDER,
         "GEMINI_BASE_URL": f"http://{paths.HOST}:{paths.MODELS_PORT}",
     }
 

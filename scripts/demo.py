@@ -134,7 +134,15 @@ class Worker:
     def __init__(self, env: dict[str, str]) -> None:
         self.port = free_port()
         self.log = paths.STATE / "demo-worker.log"
-        full_env = {**os.environ, **env, "PORT": str(self.port), "WORKER_ID": "demo-worker", "WORKER_CONCURRENCY": "4"}
+        # HEALTH_HOST: with PORT set the worker would listen on every interface (Railway's case).
+        full_env = {
+            **os.environ,
+            **env,
+            "PORT": str(self.port),
+            "HEALTH_HOST": paths.HOST,
+            "WORKER_ID": "demo-worker",
+            "WORKER_CONCURRENCY": "4",
+        }
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "worker", "--env-file", str(paths.ENV_FILE), "run"],

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything `make demo` and `make test` need, idempotently: Debian packages (as root or
-# with sudo), the Python venv from requirements.txt, and the plugin's npm packages.
+# with sudo), the Python venv from requirements-dev.txt (the worker's runtime requirements.txt plus
+# devstack, test and lint tools), and the plugin's npm packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,11 +22,11 @@ fi
 
 PY=${PYTHON:-python3}
 stamp=.venv/.requirements.sha
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 if [[ ! -x .venv/bin/python || ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
-  echo "setup: creating .venv from requirements.txt"
+  echo "setup: creating .venv from requirements-dev.txt (includes requirements.txt)"
   [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
   echo "$want" > "$stamp"
 fi
 

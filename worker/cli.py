@@ -1,7 +1,7 @@
-"""`python -m worker run | stats | schema [--check]`.
+"""`python -m worker run [--check] | stats | schema [--check]`.
 
-Exit codes: 0 done (including a drained shutdown), 1 stale schemas / runtime failure,
-2 invalid configuration or usage.
+Exit codes: 0 done (including a drained shutdown, or a passed `run --check`), 1 stale schemas /
+runtime failure / Supabase unreachable or refusing the key, 2 invalid configuration or usage.
 """
 
 from __future__ import annotations
@@ -21,7 +21,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m worker", description="The Figma AI job worker")
     parser.add_argument("--env-file", type=Path, help="read KEY=VALUE settings from this file (e.g. .devstack/env)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="claim and run jobs until SIGTERM/SIGINT")
+    run = sub.add_parser("run", help="claim and run jobs until SIGTERM/SIGINT")
+    run.add_argument(
+        "--check",
+        action="store_true",
+        help="validate the configuration, make one service-role call to Supabase, print one line and exit",
+    )
     sub.add_parser("stats", help="print the dashboard views (job_stats, active_jobs, pending_jobs_queue)")
     schema = sub.add_parser("schema", help="write worker/schemas/<kind>.{payload,result}.json")
     schema.add_argument("--check", action="store_true", help="exit 1 if the checked-in schemas are stale")
@@ -46,7 +51,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.check:
+        return _check(settings)
     return _run(settings)
+
+
+def _check(settings: Settings) -> int:
+    from worker import preflight
+
+    result = asyncio.run(preflight.check(settings))
+    print(f"worker: {result.line}", file=sys.stdout if result.ok else sys.stderr)
+    return result.exit_code
 
 
 def _run(settings: Settings) -> int:

@@ -143,13 +143,9 @@ async def run_worker(settings: Settings) -> int:
     transports.providers = build_providers(settings)
     worker = build_worker(settings, transports)
     try:
-        async with http_server(worker, settings.health_host, settings.port):
-            log.info(
-                "health on http://%s:%d/health",
-                settings.health_host,
-                settings.port,
-                extra={"worker_id": worker.config.worker_id},
-            )
+        host, port = settings.health_bind
+        async with http_server(worker, host, port):
+            log.info("health on http://%s:%d/health", host, port, extra={"worker_id": worker.config.worker_id})
             await worker.run(shutdown)
     finally:
         for provider in transports.providers.values():

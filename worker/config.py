@@ -7,11 +7,20 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 KINDS: tuple[str, ...] = ("generate_design", "rename_layers", "generate_edits", "generate_image")
+# Without PORT the health server stays on loopback at this port; with PORT (Railway injects it) it
+# listens on every interface, because Railway's health check and proxy reach it from outside.
+DEFAULT_HEALTH_PORT = 8080
+LOOPBACK = "127.0.0.1"
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - only when PORT is set, i.e. on a platform that routes to it
+# `.devstack/env` carries model keys that start with this: only the local stand-ins accept them.
+PLACEHOLDER_KEY_PREFIX = "devstack-placeholder"
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 ProviderName = Literal["anthropic", "gemini"]
 StoreName = Literal["supabase", "postgres"]
 
@@ -56,8 +65,9 @@ class Settings(BaseSettings):
     heartbeat_seconds: float | None = Field(default=None, gt=0)
     sweep_seconds: float = Field(default=30.0, gt=0)
     drain_timeout_seconds: float = Field(default=60.0, ge=0)
-    port: int = Field(default=8080, ge=0, le=65535)
-    health_host: str = "127.0.0.1"
+    # The health/metrics server: see ``health_bind`` for how PORT and HEALTH_HOST combine.
+    port: int | None = Field(default=None, ge=1, le=65535)
+    health_host: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("worker_kinds", mode="before")
@@ -74,6 +84,15 @@ class Settings(BaseSettings):
         unknown = [k for k in value if k not in KINDS]
         if unknown:
             raise ValueError(f"unknown kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
+        return value
+
+    @field_validator("supabase_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be an http(s) URL such as https://<project-ref>.supabase.co")
         return value
 
     @field_validator("log_level", mode="before")
@@ -96,12 +115,22 @@ class Settings(BaseSettings):
         return self
 
     def check_model_keys(self) -> None:
-        """Running jobs needs a key for every provider the configured kinds use (`stats` does not)."""
+        """Running jobs needs a key for every provider the configured kinds use (`stats` does not).
+
+        A devstack placeholder key only works against the local stand-ins: sent to the real API it
+        would fail every job, so it counts as missing unless the provider's base URL is loopback.
+        """
         for kind in self.worker_kinds:
             provider = self.provider_for(kind)
-            if not getattr(self, f"{provider}_api_key"):
+            name = f"{provider.upper()}_API_KEY"
+            key: str | None = getattr(self, f"{provider}_api_key")
+            if not key:
+                raise ConfigError(f"invalid configuration: {name}: required (kind {kind} uses {provider})")
+            base_url: str | None = getattr(self, f"{provider}_base_url")
+            if key.startswith(PLACEHOLDER_KEY_PREFIX) and urlsplit(base_url or "").hostname not in _LOOPBACK_HOSTS:
                 raise ConfigError(
-                    f"invalid configuration: {provider.upper()}_API_KEY: required (kind {kind} uses {provider})"
+                    f"invalid configuration: {name}: is the devstack placeholder, which only the local stand-ins "
+                    f"accept; set a real key (or {provider.upper()}_BASE_URL to the stand-ins)"
                 )
 
     def provider_for(self, kind: str) -> ProviderName:
@@ -111,6 +140,13 @@ class Settings(BaseSettings):
     def model_for(self, kind: str) -> str:
         value: str = getattr(self, f"model_{kind}")
         return value
+
+    @property
+    def health_bind(self) -> tuple[str, int]:
+        """(host, port) of the health server: HEALTH_HOST wins; else every interface when PORT is
+        set (Railway injects PORT and health-checks it from outside), else loopback on 8080."""
+        host = self.health_host or (ALL_INTERFACES if self.port is not None else LOOPBACK)
+        return host, self.port if self.port is not None else DEFAULT_HEALTH_PORT
 
     @property
     def heartbeat_interval(self) -> float:

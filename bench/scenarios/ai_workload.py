@@ -233,6 +233,7 @@ def worker_process(
         "WORKER_CONCURRENCY": str(plan.worker_concurrency),
         "PROVIDER_CONCURRENCY": str(plan.provider_concurrency),
         "PORT": str(port),
+        "HEALTH_HOST": paths.HOST,  # PORT alone would mean every interface (Railway's case)
         "LOG_LEVEL": "WARNING",
         "DRAIN_TIMEOUT_SECONDS": "10",
     }

@@ -111,6 +111,7 @@ class WorkerProcess:
             "GEMINI_BASE_URL": env.models.url,
             "WORKER_ID": self.worker_id,
             "PORT": str(self.port),
+            "HEALTH_HOST": paths.HOST,  # PORT alone would mean every interface (Railway's case)
             "LEASE_SECONDS": "5",
             "SWEEP_SECONDS": "3600",  # wake-ups must come from Realtime / LISTEN, not the sweep
             "DRAIN_TIMEOUT_SECONDS": "30",

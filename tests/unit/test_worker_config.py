@@ -25,7 +25,7 @@ BASE = {
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for name in list(os.environ):
-        if name.startswith(("SUPABASE_", "ANTHROPIC_", "GEMINI_", "WORKER_", "LEASE_", "DATABASE_", "PORT")):
+        if name.startswith(("SUPABASE_", "ANTHROPIC_", "GEMINI_", "WORKER_", "LEASE_", "DATABASE_", "PORT", "HEALTH_")):
             monkeypatch.delenv(name)
     for name, value in BASE.items():
         monkeypatch.setenv(name, value)
@@ -52,6 +52,12 @@ def test_defaults_and_derived_values(env: pytest.MonkeyPatch) -> None:
         ("SUPABASE_URL", "", "SUPABASE_URL"),
         ("PROVIDER_GENERATE_DESIGN", "openai", "PROVIDER_GENERATE_DESIGN"),
         ("PORT", "http", "PORT"),
+        ("PORT", "0", "PORT"),
+        ("PORT", "65536", "PORT"),
+        ("PORT", "-1", "PORT"),
+        ("PORT", "", "PORT"),
+        ("SUPABASE_URL", "db.example.com", "SUPABASE_URL"),
+        ("SUPABASE_URL", "ftp://example.com", "SUPABASE_URL"),
     ],
 )
 def test_a_bad_variable_is_named(env: pytest.MonkeyPatch, name: str, value: str, named: str) -> None:
@@ -104,3 +110,76 @@ def test_module_entry_point_exits_2() -> None:
     )
     assert proc.returncode == 2
     assert "SUPABASE_URL" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("variables", "bind"),
+    [
+        ({}, ("127.0.0.1", 8080)),  # local: loopback on the default port
+        ({"PORT": "7000"}, ("0.0.0.0", 7000)),  # noqa: S104 - Railway injects PORT, health-checks from outside
+        ({"PORT": "7000", "HEALTH_HOST": "127.0.0.1"}, ("127.0.0.1", 7000)),  # HEALTH_HOST wins
+        ({"PORT": "7000", "HEALTH_HOST": "::"}, ("::", 7000)),  # e.g. an IPv6-only private network
+        ({"HEALTH_HOST": "0.0.0.0"}, ("0.0.0.0", 8080)),  # noqa: S104
+    ],
+)
+def test_the_health_server_binding_follows_port_and_health_host(
+    env: pytest.MonkeyPatch, variables: dict[str, str], bind: tuple[str, int]
+) -> None:
+    for name, value in variables.items():
+        env.setenv(name, value)
+    assert load_settings().health_bind == bind
+
+
+@pytest.mark.parametrize("value", ["railway", "0", "70000", "8080.5"])
+def test_a_bad_port_exits_2_with_one_line_naming_port(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    env.setenv("PORT", value)
+    assert main(["run", "--check"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("worker: invalid configuration: PORT:") and f"(got {value!r})" in err
+    assert len(err.splitlines()) == 1
+
+
+PLACEHOLDER = "devstack-placeholder-only-the-local-stand-ins-accept-this"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "accepted"),
+    [
+        ("http://127.0.0.1:54329", True),
+        ("http://localhost:54329", True),
+        (None, False),  # the real API would answer 401 to every job
+        ("https://api.anthropic.com", False),
+    ],
+)
+def test_a_placeholder_model_key_only_works_against_local_stand_ins(
+    env: pytest.MonkeyPatch, base_url: str | None, accepted: bool
+) -> None:
+    env.setenv("WORKER_KINDS", "rename_layers")
+    env.setenv("ANTHROPIC_API_KEY", PLACEHOLDER)
+    if base_url:
+        env.setenv("ANTHROPIC_BASE_URL", base_url)
+    settings = load_settings()
+    if accepted:
+        settings.check_model_keys()
+    else:
+        with pytest.raises(ConfigError, match="ANTHROPIC_API_KEY: is the devstack placeholder"):
+            settings.check_model_keys()
+
+
+def test_devstack_writes_the_placeholder_the_worker_recognizes() -> None:
+    from devstack.envfile import MODEL_KEY_PLACEHOLDER
+    from worker.config import PLACEHOLDER_KEY_PREFIX
+
+    assert MODEL_KEY_PLACEHOLDER == PLACEHOLDER
+    assert MODEL_KEY_PLACEHOLDER.startswith(PLACEHOLDER_KEY_PREFIX)
+
+
+def test_run_check_without_a_model_key_exits_2_before_any_request(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("SUPABASE_URL", "http://127.0.0.1:9")  # nothing listens: a request would fail with 1, not 2
+    env.delenv("GEMINI_API_KEY")
+    assert main(["run", "--check"]) == 2
+    assert "GEMINI_API_KEY: required" in capsys.readouterr().err
