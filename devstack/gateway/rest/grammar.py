@@ -2,14 +2,26 @@
 
 Pure parsing into small dataclasses; nothing here knows about SQL or the catalog. Errors are
 PGRST100 with PostgREST's message shape (``"failed to parse filter (x)" (line 1, column n)``).
+
+Every step is linear in the text, and the text is bounded (``MAX_QUERY_CHARS``), as are the
+nesting of logic trees, the number of conditions, select items and order terms: a refusal is a
+PGRST100 naming the parameter (``errors.param_refused``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal, NoReturn
 
-from devstack.gateway.rest.errors import ApiError, aggregates_not_allowed, not_embedded, not_implemented, parse_error
+from devstack.gateway.rest.errors import (
+    ApiError,
+    aggregates_not_allowed,
+    not_embedded,
+    not_implemented,
+    param_refused,
+    parse_error,
+)
 
 # Operators taking one value; the SQL for each lives in sqlgen.
 SIMPLE_OPERATORS = ("neq", "cs", "cd", "ov", "sl", "sr", "nxr", "nxl", "adj")
@@ -17,6 +29,15 @@ QUANT_OPERATORS = ("eq", "gte", "gt", "lte", "lt", "like", "ilike", "match", "im
 FTS_OPERATORS = ("fts", "plfts", "phfts", "wfts")
 IS_VALUES = ("null", "not_null", "true", "false", "unknown")
 OPERATOR_EXPECTED = '"not" or operator (eq, gt, ...)'
+
+# Bounds on one request's query string. Hosted Supabase's edge refuses URLs over about 16 KB before
+# PostgREST sees them; these keep the parser and the generated SQL small whatever reaches them.
+MAX_QUERY_CHARS = 16 * 1024  # all keys and values together
+MAX_LOGIC_DEPTH = 32  # or(and(or(...))) levels
+MAX_CONDITIONS = 1000  # filters, counting each leaf of every logic tree
+MAX_SELECT_ITEMS = 1000
+MAX_ORDER_TERMS = 100
+BIGINT_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -114,8 +135,11 @@ class Cursor:
         return parse_error(self.what, self.text, self.pos + 1, f"{unexpected} expecting {expecting}")
 
 
-def _is_ident_char(c: str) -> bool:
-    return c.isalnum() or c in "_ $"
+# Runs of identifier characters (str.isalnum, "_", " ", "$") and "-" not starting an arrow; the
+# scanners are regexes so a long parameter costs a few calls, not several per character.
+NAME_RUN = re.compile(r"(?:[\w $]|-(?!>))*")
+OPERATOR_WORD = re.compile(r"[a-z]*")
+_STOPS: dict[str, re.Pattern[str]] = {}
 
 
 def parse_field_name(cur: Cursor) -> str:
@@ -130,12 +154,9 @@ def parse_field_name(cur: Cursor) -> str:
         cur.expect('"', '"\\""')
         return "".join(out)
     start = cur.pos
-    while not cur.at_end():
-        c = cur.peek()
-        if _is_ident_char(c) or (c == "-" and cur.peek(2) != "->"):
-            cur.pos += 1
-        else:
-            break
+    run = NAME_RUN.match(cur.text, start)
+    assert run is not None  # the pattern matches the empty string
+    cur.pos = run.end()
     name = cur.text[start : cur.pos].strip()
     if not name:
         raise cur.error("field name (* or [a..z0..9_$])")
@@ -175,9 +196,13 @@ def _quoted(cur: Cursor) -> str | None:
 
 
 def _until(cur: Cursor, stops: str) -> str:
+    pattern = _STOPS.get(stops)
+    if pattern is None:
+        pattern = _STOPS[stops] = re.compile(f"[^{re.escape(stops)}]*")
     start = cur.pos
-    while not cur.at_end() and cur.peek() not in stops:
-        cur.pos += 1
+    run = pattern.match(cur.text, start)
+    assert run is not None  # the pattern matches the empty string
+    cur.pos = run.end()
     return cur.text[start : cur.pos]
 
 
@@ -217,43 +242,42 @@ def parse_op_expr(cur: Cursor, *, in_logic: bool) -> OpExpr:
         cur.pos = len(cur.text)
         return value
 
-    if cur.take("in."):
+    # One look at the operator's name, then one branch: trying each operator in turn cost a dozen
+    # string comparisons per condition.
+    word = OPERATOR_WORD.match(cur.text, start)
+    assert word is not None  # the pattern matches the empty string
+    op, after = word.group(), word.end()
+    follows = cur.text[after : after + 1]
+    if op == "in" and follows == ".":
+        cur.pos = after + 1
         return OpExpr(negated, "in", _list_value(cur))
-    if cur.take("is."):
+    if op == "is" and follows == ".":
+        cur.pos = after + 1
         for candidate in IS_VALUES:
             if cur.text[cur.pos : cur.pos + len(candidate)].lower() == candidate:
                 cur.pos += len(candidate)
                 return OpExpr(negated, "is", candidate)
         raise cur.error("isVal: (null, not_null, true, false, unknown)")
-    if cur.take("isdistinct."):
-        return OpExpr(negated, "isdistinct", single())
-    for op in FTS_OPERATORS:
-        if cur.startswith(op) and cur.text[cur.pos + len(op) : cur.pos + len(op) + 1] in ("(", "."):
-            cur.pos += len(op)
-            language = None
-            if cur.take("("):
-                language = _until(cur, ")")
-                cur.expect(")", '")"')
-            cur.expect(".", "delimiter (.)")
-            return OpExpr(negated, op, single(), language=language)
-    for op in SIMPLE_OPERATORS:
-        if cur.take(op + "."):
-            return OpExpr(negated, op, single())
-    # Longest names first so "gte" is not read as "gt".
-    for op in sorted(QUANT_OPERATORS, key=len, reverse=True):
-        if not cur.startswith(op):
-            continue
-        after = cur.pos + len(op)
-        quantifier: Literal["any", "all"] | None = None
-        rest = cur.text[after:]
-        if rest.startswith("(any)."):
-            quantifier, after = "any", after + 5
-        elif rest.startswith("(all)."):
-            quantifier, after = "all", after + 5
-        elif not rest.startswith("."):
-            continue
+    if (op == "isdistinct" or op in SIMPLE_OPERATORS) and follows == ".":
         cur.pos = after + 1
-        return OpExpr(negated, op, single(), quantifier=quantifier)
+        return OpExpr(negated, op, single())
+    if op in FTS_OPERATORS and follows in ("(", "."):
+        cur.pos = after
+        language = None
+        if cur.take("("):
+            language = _until(cur, ")")
+            cur.expect(")", '")"')
+        cur.expect(".", "delimiter (.)")
+        return OpExpr(negated, op, single(), language=language)
+    if op in QUANT_OPERATORS:
+        quantifier: Literal["any", "all"] | None = None
+        if cur.text.startswith("(any).", after):
+            quantifier, after = "any", after + 5
+        elif cur.text.startswith("(all).", after):
+            quantifier, after = "all", after + 5
+        if cur.text.startswith(".", after):
+            cur.pos = after + 1
+            return OpExpr(negated, op, single(), quantifier=quantifier)
     cur.pos = start
     raise cur.error(OPERATOR_EXPECTED)
 
@@ -287,7 +311,7 @@ def parse_logic(key: str, value: str) -> LogicTree:
     if [p for p in parts[:-1] if p != "not"]:
         raise_not_embedded(key)
     cur = Cursor(parts[-1] + value, "logic tree")
-    tree = _logic_tree(cur)
+    tree = _logic_tree(cur, key, 1)
     if not isinstance(tree, LogicTree):
         raise cur.error('"("')
     if not cur.at_end():
@@ -295,7 +319,7 @@ def parse_logic(key: str, value: str) -> LogicTree:
     return LogicTree(negated, tree.operator, tree.children)
 
 
-def _logic_tree(cur: Cursor) -> Filter | LogicTree:
+def _logic_tree(cur: Cursor, key: str, depth: int) -> Filter | LogicTree:
     start = cur.pos
     try:
         fld = parse_field(cur)
@@ -313,9 +337,13 @@ def _logic_tree(cur: Cursor) -> Filter | LogicTree:
     else:
         raise cur.error("logic operator (and, or)")
     cur.expect("(", '"("')
+    if depth > MAX_LOGIC_DEPTH:
+        raise param_refused(
+            "logic tree", key, f"nested deeper than {MAX_LOGIC_DEPTH} levels", value=cur.text, column=cur.pos
+        )
     children: list[Filter | LogicTree] = []
     while True:
-        children.append(_logic_tree(cur))
+        children.append(_logic_tree(cur, key, depth + 1))
         if cur.take(","):
             continue
         cur.expect(")", '"," or ")"')
@@ -347,7 +375,10 @@ def _split_top_level(text: str) -> list[str]:
 
 def parse_select(value: str) -> list[SelectItem]:
     items: list[SelectItem] = []
-    for raw in _split_top_level(value):
+    raws = _split_top_level(value)
+    if len(raws) > MAX_SELECT_ITEMS:
+        raise param_refused("select parameter", "select", f"more than {MAX_SELECT_ITEMS} items", value=value)
+    for raw in raws:
         text = raw.strip()
         if text == "*":
             items.append(SelectItem(None))
@@ -392,6 +423,8 @@ def parse_order(value: str) -> list[OrderTerm]:
         terms.append(OrderTerm(fld, descending, nulls))
         if cur.at_end():
             return terms
+        if len(terms) == MAX_ORDER_TERMS:
+            raise param_refused("order", "order", f"more than {MAX_ORDER_TERMS} terms", value=value, column=cur.pos + 1)
         if not cur.take(","):
             raise cur.error('"asc", "desc", "nullsfirst" or "nullslast"')
 
@@ -411,24 +444,74 @@ def parse_columns(value: str, what: str) -> list[str]:
 
 
 def _nonneg_int(key: str, value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise parse_error(key, value, 1, f'unexpected "{value[:1]}" expecting digit') from None
-    if number < 0:
+    """ASCII digits (a leading "-" is a range error, as in PostgREST); at most a bigint."""
+    digits = value[1:] if value.startswith("-") else value
+    bad = next((i for i, c in enumerate(digits) if not ("0" <= c <= "9")), None)
+    if bad is not None or not digits:
+        column = len(value) - len(digits) + (bad if bad is not None else 0)
+        found = f'"{value[column]}"' if column < len(value) else "end of input"
+        raise parse_error(key, value, column + 1, f"unexpected {found} expecting digit")
+    if len(digits) > len(str(BIGINT_MAX)) or int(digits) > BIGINT_MAX:
+        raise param_refused(key, key, f"at most {BIGINT_MAX}", value=value)
+    if value.startswith("-") and int(digits) > 0:
         raise ApiError(
             416, "PGRST103", "Requested range not satisfiable", details="Limit should be greater than or equal to zero."
         )
-    return number
+    return int(digits)
 
 
 RESERVED = frozenset({"select", "columns", "on_conflict", "order", "limit", "offset", "apikey"})
 
 
+def conditions_in(node: Filter | LogicTree) -> int:
+    if isinstance(node, Filter):
+        return 1
+    return sum(conditions_in(child) for child in node.children)
+
+
+class QueryBudget:
+    """What the query string may still spend: characters (checked before a parameter is parsed)
+    and conditions (after, at most MAX_QUERY_CHARS of parsing later)."""
+
+    def __init__(self) -> None:
+        self.chars = MAX_QUERY_CHARS
+        self.conditions = MAX_CONDITIONS
+
+    def admit(self, key: str, value: str) -> None:
+        """NUL never reaches Postgres (text cannot hold it); the text stays within MAX_QUERY_CHARS."""
+        if "\x00" in key:
+            raise param_refused(_meaning(key), key, "the name contains a NUL character (0x00)")
+        nul = value.find("\x00")
+        if nul != -1:
+            raise param_refused(_meaning(key), key, "contains a NUL character (0x00)", value=value, column=nul + 1)
+        self.chars -= len(key) + len(value)
+        if self.chars < 0:
+            raise param_refused(_meaning(key), key, f"the query string is longer than {MAX_QUERY_CHARS} characters")
+
+    def spend(self, key: str, value: str, conditions: int) -> None:
+        self.conditions -= conditions
+        if self.conditions < 0:
+            raise param_refused(
+                _meaning(key), key, f"more than {MAX_CONDITIONS} conditions in the request", value=value
+            )
+
+
+def _meaning(key: str) -> str:
+    """What PostgREST's parse errors call a parameter's text."""
+    named = {"select": "select parameter", "columns": "columns parameter", "on_conflict": "on_conflict parameter"}
+    if key in named:
+        return named[key]
+    if key in ("order", "limit", "offset"):
+        return key
+    return "logic tree" if key.rsplit(".", 1)[-1] in ("and", "or") else "filter"
+
+
 def parse_query(items: list[tuple[str, str]], *, rpc_read: bool = False) -> QueryParams:
     """Split the query string into its PostgREST meanings (last value wins for reserved keys)."""
     q = QueryParams()
+    budget = QueryBudget()
     for key, value in items:
+        budget.admit(key, value)
         last = key.rsplit(".", 1)[-1]
         if key == "select":
             q.select = parse_select(value) if value.strip() else [SelectItem(None)]
@@ -448,15 +531,21 @@ def parse_query(items: list[tuple[str, str]], *, rpc_read: bool = False) -> Quer
         elif key == "offset":
             q.offset = _nonneg_int("offset", value)
         elif last in ("and", "or"):
-            q.logic.append(parse_logic(key, value))
+            tree = parse_logic(key, value)
+            budget.spend(key, value, conditions_in(tree))
+            q.logic.append(tree)
         elif not value:
             continue
         elif rpc_read:
             # For GET /rpc, a value that parses as an operator expression is a filter; else an argument.
             try:
-                q.filters.append(parse_filter_value(key, value))
+                found = parse_filter_value(key, value)
             except ApiError:
                 q.plain[key] = value
+                continue
+            budget.spend(key, value, 1)
+            q.filters.append(found)
         else:
+            budget.spend(key, value, 1)
             q.filters.append(parse_filter_value(key, value))
     return q
