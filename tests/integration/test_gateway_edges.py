@@ -83,7 +83,7 @@ async def still_serving(stack: Stack) -> None:
         (upgrade("/realtime/v1/websocket?vsn=1.0.0", "".join(f"X-H{i}: v\r\n" for i in range(200))), 431),
         (upgrade("/realtime/v1/websocket?vsn=1.0.0", "Bad Header Name: v\r\n"), 400),
     ],
-    ids=["url-20KB", "url-10KB", "header-10KB", "200-headers", "malformed"],
+    ids=["url-20KB", "url-10KB", "header-10KB", "200-headers", "bad-header-name"],
 )
 async def test_a_websocket_upgrade_it_cannot_take_is_answered_and_closed(
     local: Stack, head: bytes, status: int

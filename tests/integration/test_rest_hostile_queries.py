@@ -13,7 +13,7 @@ import httpx
 import psycopg
 import pytest
 
-from devstack.gateway.rest import grammar, writes
+from devstack.gateway.rest import grammar, query, writes
 from tests.integration.conftest import Stack
 from tests.integration.rest_support import Names, http, rest_fixtures, service_headers
 
@@ -68,7 +68,7 @@ async def test_a_deeply_nested_filter_is_a_400_naming_the_parameter(
 
 
 async def test_conditions_are_bounded_per_request(rest_fixtures: Names, http: httpx.AsyncClient) -> None:
-    most = grammar.MAX_CONDITIONS
+    most = query.MAX_CONDITIONS
     conditions = [f"id.eq.{i}" for i in range(most)]
     ok = await http.get(f"/{rest_fixtures.items}", params={"or": "(" + ",".join(conditions) + ")"})
     assert ok.status_code == 200, ok.text
@@ -104,8 +104,8 @@ async def test_limit_and_offset_beyond_bigint_are_a_400(
     rest_fixtures: Names, http: httpx.AsyncClient, key: str
 ) -> None:
     body = refused(await http.get(f"/{rest_fixtures.items}", params={key: "9" * 30}), 400, "PGRST100")
-    assert body["details"] == f'query parameter "{key}": at most {grammar.BIGINT_MAX}'
-    ok = await http.get(f"/{rest_fixtures.items}", params={key: str(grammar.BIGINT_MAX)})
+    assert body["details"] == f'query parameter "{key}": at most {query.BIGINT_MAX}'
+    ok = await http.get(f"/{rest_fixtures.items}", params={key: str(query.BIGINT_MAX)})
     assert ok.status_code == 200, ok.text
 
 
@@ -120,9 +120,9 @@ async def test_select_and_order_too_large_for_postgres_are_a_400(rest_fixtures: 
         await http.get(f"/{rest_fixtures.items}", params={"select": ",".join(["*"] * 400)}), 400, "PGRST100"
     )
     assert stars["details"].startswith('query parameter "select": selects 3200 columns')
-    order = ",".join(["id"] * (grammar.MAX_ORDER_TERMS + 1))
+    order = ",".join(["id"] * (query.MAX_ORDER_TERMS + 1))
     terms = refused(await http.get(f"/{rest_fixtures.items}", params={"order": order}), 400, "PGRST100")
-    assert terms["details"] == f'query parameter "order": more than {grammar.MAX_ORDER_TERMS} terms'
+    assert terms["details"] == f'query parameter "order": more than {query.MAX_ORDER_TERMS} terms'
     long_name = refused(await http.get(f"/{rest_fixtures.items}", params={"x" * 10_000: "eq.1"}), 400, "42703")
     assert len(long_name["message"]) < 10_100
     await still_serving(http, rest_fixtures)

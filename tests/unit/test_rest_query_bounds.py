@@ -10,7 +10,7 @@ from typing import Literal
 import pytest
 from psycopg import sql
 
-from devstack.gateway.rest import grammar, sqlgen
+from devstack.gateway.rest import grammar, query, sqlgen
 from devstack.gateway.rest.errors import ApiError
 from devstack.gateway.rest.grammar import Filter, LogicTree, OpExpr
 
@@ -19,7 +19,7 @@ REL = sqlgen.Relation("items", ("id", "title", "score", "meta"))
 
 def refused(items: list[tuple[str, str]]) -> ApiError:
     with pytest.raises(ApiError) as caught:
-        grammar.parse_query(items)
+        query.parse_query(items)
     assert caught.value.status == 400 and caught.value.code == "PGRST100", caught.value.payload()
     return caught.value
 
@@ -29,7 +29,7 @@ def nested(depth: int) -> str:
 
 
 def test_logic_nesting_is_bounded_and_deep_input_never_recurses_far() -> None:
-    tree = grammar.parse_query([("or", nested(grammar.MAX_LOGIC_DEPTH))]).logic[0]
+    tree = query.parse_query([("or", nested(grammar.MAX_LOGIC_DEPTH))]).logic[0]
     depth = 1
     while isinstance(tree.children[0], LogicTree):
         tree, depth = tree.children[0], depth + 1
@@ -41,21 +41,20 @@ def test_logic_nesting_is_bounded_and_deep_input_never_recurses_far() -> None:
 
 
 def test_conditions_are_counted_across_the_whole_query_string() -> None:
-    half = grammar.MAX_CONDITIONS // 2
+    half = query.MAX_CONDITIONS // 2
     ors = "(" + ",".join(f"id.eq.{i}" for i in range(half)) + ")"
     ands = "(" + ",".join(f"score.gt.{i}" for i in range(half - 1)) + ")"
-    q = grammar.parse_query([("or", ors), ("and", ands), ("title", "eq.x")])
-    assert sum(grammar.conditions_in(t) for t in q.logic) + len(q.filters) == grammar.MAX_CONDITIONS
+    q = query.parse_query([("or", ors), ("and", ands), ("title", "eq.x")])
+    assert sum(query.conditions_in(t) for t in q.logic) + len(q.filters) == query.MAX_CONDITIONS
     error = refused([("or", ors), ("and", ands), ("title", "eq.x"), ("score", "lt.3")])
-    assert error.details == f'query parameter "score": more than {grammar.MAX_CONDITIONS} conditions in the request'
+    assert error.details == f'query parameter "score": more than {query.MAX_CONDITIONS} conditions in the request'
 
 
 def test_query_string_length_is_bounded_naming_the_parameter_that_crosses_it() -> None:
-    grammar.parse_query([("title", "eq." + "x" * (grammar.MAX_QUERY_CHARS - 10))])
-    error = refused([("select", "id"), ("title", "eq." + "x" * grammar.MAX_QUERY_CHARS)])
+    query.parse_query([("title", "eq." + "x" * (query.MAX_QUERY_CHARS - 10))])
+    error = refused([("select", "id"), ("title", "eq." + "x" * query.MAX_QUERY_CHARS)])
     assert (
-        error.details
-        == f'query parameter "title": the query string is longer than {grammar.MAX_QUERY_CHARS} characters'
+        error.details == f'query parameter "title": the query string is longer than {query.MAX_QUERY_CHARS} characters'
     )
     assert len(error.message) < 300  # the refused text is not echoed in full
 
@@ -77,42 +76,38 @@ def test_nul_never_reaches_postgres(items: list[tuple[str, str]], name: str) -> 
 
 def test_rpc_arguments_with_nul_are_refused_too() -> None:
     with pytest.raises(ApiError) as caught:
-        grammar.parse_query([("name", "a\x00")], rpc_read=True)
+        query.parse_query([("name", "a\x00")], rpc_read=True)
     assert caught.value.code == "PGRST100" and 'query parameter "name"' in str(caught.value.details)
 
 
 @pytest.mark.parametrize("key", ["limit", "offset"])
 def test_limit_and_offset_are_ascii_digits_within_bigint(key: str) -> None:
-    assert getattr(grammar.parse_query([(key, str(grammar.BIGINT_MAX))]), key) == grammar.BIGINT_MAX
-    for beyond in (str(grammar.BIGINT_MAX + 1), "9" * 30, "9" * 5000):
-        assert refused([(key, beyond)]).details == f'query parameter "{key}": at most {grammar.BIGINT_MAX}'
+    assert getattr(query.parse_query([(key, str(query.BIGINT_MAX))]), key) == query.BIGINT_MAX
+    for beyond in (str(query.BIGINT_MAX + 1), "9" * 30, "9" * 5000):
+        assert refused([(key, beyond)]).details == f'query parameter "{key}": at most {query.BIGINT_MAX}'
     for bad in ("1_000", "١٢", " 5", "5 ", "+5", "", "0x10"):
         assert "expecting digit" in str(refused([(key, bad)]).details)
     with pytest.raises(ApiError) as negative:
-        grammar.parse_query([(key, "-1")])
+        query.parse_query([(key, "-1")])
     assert negative.value.status == 416
 
 
 def test_select_items_and_order_terms_are_bounded() -> None:
     assert (
-        len(grammar.parse_query([("select", ",".join(["id"] * grammar.MAX_SELECT_ITEMS))]).select)
-        == grammar.MAX_SELECT_ITEMS
+        len(query.parse_query([("select", ",".join(["id"] * query.MAX_SELECT_ITEMS))]).select) == query.MAX_SELECT_ITEMS
     )
-    error = refused([("select", ",".join(["id"] * (grammar.MAX_SELECT_ITEMS + 1)))])
-    assert error.details == f'query parameter "select": more than {grammar.MAX_SELECT_ITEMS} items'
-    assert (
-        len(grammar.parse_query([("order", ",".join(["id"] * grammar.MAX_ORDER_TERMS))]).order)
-        == grammar.MAX_ORDER_TERMS
-    )
-    error = refused([("order", ",".join(["id"] * (grammar.MAX_ORDER_TERMS + 1)))])
-    assert error.details == f'query parameter "order": more than {grammar.MAX_ORDER_TERMS} terms'
+    error = refused([("select", ",".join(["id"] * (query.MAX_SELECT_ITEMS + 1)))])
+    assert error.details == f'query parameter "select": more than {query.MAX_SELECT_ITEMS} items'
+    assert len(query.parse_query([("order", ",".join(["id"] * query.MAX_ORDER_TERMS))]).order) == query.MAX_ORDER_TERMS
+    error = refused([("order", ",".join(["id"] * (query.MAX_ORDER_TERMS + 1)))])
+    assert error.details == f'query parameter "order": more than {query.MAX_ORDER_TERMS} terms'
 
 
 def test_stars_that_expand_past_postgres_target_list_limit_are_refused_before_sql() -> None:
     wide = sqlgen.Relation("wide", tuple(f"c{i}" for i in range(400)))
-    sqlgen.select_list(wide, grammar.parse_select("*,*,*"))  # 1,200 columns
+    sqlgen.select_list(wide, query.parse_select("*,*,*"))  # 1,200 columns
     with pytest.raises(ApiError) as caught:
-        sqlgen.select_list(wide, grammar.parse_select("*,*,*,*"))  # 1,600: Postgres would answer 54011 → 500
+        sqlgen.select_list(wide, query.parse_select("*,*,*,*"))  # 1,600: Postgres would answer 54011 → 500
     assert caught.value.status == 400 and caught.value.code == "PGRST100"
     assert str(caught.value.details).startswith('query parameter "select": selects 1600 columns')
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from devstack.gateway.rest import grammar, writes
+from devstack.gateway.rest import query, writes
 from devstack.gateway.rest.catalog import Column, Table
 from devstack.gateway.rest.errors import ApiError
 from devstack.gateway.rest.negotiation import Prefer
@@ -16,7 +16,7 @@ ARRAY = param("[]") + lit("::json")
 
 
 def plan(value: object, *, columns: str | None = None, missing_default: bool = False) -> writes.InsertPlan:
-    q = grammar.parse_query([("columns", columns)] if columns else [])
+    q = query.parse_query([("columns", columns)] if columns else [])
     return writes.plan_insert(value, q, Prefer(missing_default=missing_default))
 
 

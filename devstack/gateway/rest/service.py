@@ -14,7 +14,7 @@ from starlette.responses import Response
 from devstack.gateway import pg
 from devstack.gateway.context import GatewayContext
 from devstack.gateway.offload import QUERY_INLINE_CHARS, cpu_bound
-from devstack.gateway.rest import credentials, errors, grammar
+from devstack.gateway.rest import credentials, errors, query
 from devstack.gateway.rest.catalog import Catalog, SchemaCache
 from devstack.gateway.rest.credentials import Credentials
 from devstack.gateway.rest.errors import ApiError
@@ -43,9 +43,9 @@ class Call:
         """Parsing the query string, and the SQL it asks for, is worth moving off the event loop."""
         return len(self.request.url.query) > QUERY_INLINE_CHARS
 
-    async def query(self, *, rpc_read: bool = False) -> grammar.QueryParams:
+    async def query(self, *, rpc_read: bool = False) -> query.QueryParams:
         items = list(self.request.query_params.multi_items())
-        return await cpu_bound(self.large_query, grammar.parse_query, items, rpc_read=rpc_read)
+        return await cpu_bound(self.large_query, query.parse_query, items, rpc_read=rpc_read)
 
 
 class _Rollback(Exception):
@@ -112,8 +112,8 @@ class RestService:
             return result
 
 
-async def fetch_result(conn: AsyncConnection[Any], query: Frag) -> ResultRow:
-    statement, params = query.flatten()
+async def fetch_result(conn: AsyncConnection[Any], frag: Frag) -> ResultRow:
+    statement, params = frag.flatten()
     cur = await conn.execute(statement, params)
     row = await cur.fetchone()
     assert row is not None
@@ -121,8 +121,8 @@ async def fetch_result(conn: AsyncConnection[Any], query: Frag) -> ResultRow:
     return ResultRow(total, rows, body, first)
 
 
-async def fetch_scalar(conn: AsyncConnection[Any], query: Frag) -> Any:
-    statement, params = query.flatten()
+async def fetch_scalar(conn: AsyncConnection[Any], frag: Frag) -> Any:
+    statement, params = frag.flatten()
     cur = await conn.execute(statement, params)
     row = await cur.fetchone()
     return row[0] if row else None

@@ -20,7 +20,8 @@ from typing import Any
 from psycopg import sql
 
 from devstack.gateway.rest.errors import ApiError, column_not_found, param_refused, parse_error
-from devstack.gateway.rest.grammar import MAX_ORDER_TERMS, Field, Filter, LogicTree, OpExpr, OrderTerm, SelectItem
+from devstack.gateway.rest.grammar import Field, Filter, LogicTree, OpExpr, OrderTerm, SelectItem
+from devstack.gateway.rest.query import MAX_ORDER_TERMS
 
 COMPARISON_SQL = {
     "eq": "=",

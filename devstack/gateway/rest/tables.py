@@ -10,7 +10,7 @@ from psycopg import AsyncConnection, sql
 from starlette.responses import Response
 
 from devstack.gateway.offload import BODY_INLINE_BYTES, cpu_bound
-from devstack.gateway.rest import grammar
+from devstack.gateway.rest import query
 from devstack.gateway.rest.catalog import SchemaCache, Table
 from devstack.gateway.rest.errors import (
     ApiError,
@@ -59,7 +59,7 @@ def find_table(cache: SchemaCache, schema: str, name: str) -> Table:
     return table
 
 
-def page_range(call: Call, q: grammar.QueryParams) -> tuple[int, int | None]:
+def page_range(call: Call, q: query.QueryParams) -> tuple[int, int | None]:
     """Intersect ?limit/?offset with the Range header, capped by MAX_ROWS → (offset, limit)."""
     lower, upper = q.offset, (q.offset + q.limit - 1 if q.limit is not None else None)
     header = header_range(call.request)
@@ -69,8 +69,8 @@ def page_range(call: Call, q: grammar.QueryParams) -> tuple[int, int | None]:
         lower = max(lower, h_lower)
         if h_upper is not None:
             upper = h_upper if upper is None else min(upper, h_upper)
-    if lower > grammar.BIGINT_MAX:
-        raise bad_range(f"The Range header's lower boundary is over {grammar.BIGINT_MAX}.")
+    if lower > query.BIGINT_MAX:
+        raise bad_range(f"The Range header's lower boundary is over {query.BIGINT_MAX}.")
     limit = None if upper is None else max(upper - lower + 1, 0)
     limit = MAX_ROWS if limit is None else min(limit, MAX_ROWS)
     return lower, limit
@@ -119,10 +119,10 @@ class TableHandler:
                 strip_nulls=accept.strip_nulls,
             )
 
-        query = await self.service.with_catalog(call.schema, build, large=call.large_query)
+        statement = await self.service.with_catalog(call.schema, build, large=call.large_query)
 
         async def work(conn: AsyncConnection[Any]) -> tuple[ResultRow, str]:
-            result = await fetch_result(conn, query)
+            result = await fetch_result(conn, statement)
             return result, result.payload(accept)
 
         result, body = await self.service.transaction(call, work)
@@ -201,7 +201,7 @@ class TableHandler:
             return json_response(combined.payload(accept), status, headers, accept)
         return Response(status_code=status, headers=headers)
 
-    def _wrap(self, mutation: Mutation, rel: Relation, q: grammar.QueryParams, accept: Accept) -> Frag:
+    def _wrap(self, mutation: Mutation, rel: Relation, q: query.QueryParams, accept: Accept) -> Frag:
         if mutation.returning:
             return result_query(mutation.statement, rel, q.select, (), strip_nulls=accept.strip_nulls)
         return (

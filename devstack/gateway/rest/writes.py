@@ -8,7 +8,7 @@ from typing import Any
 
 from psycopg import sql
 
-from devstack.gateway.rest import grammar
+from devstack.gateway.rest import query
 from devstack.gateway.rest.catalog import Table
 from devstack.gateway.rest.errors import invalid_body
 from devstack.gateway.rest.negotiation import Prefer
@@ -156,7 +156,7 @@ class InsertPlan:
     batches: list[Batch]
 
 
-def plan_insert(value: Any, q: grammar.QueryParams, prefer: Prefer) -> InsertPlan:
+def plan_insert(value: Any, q: query.QueryParams, prefer: Prefer) -> InsertPlan:
     """Check the body's shape and group its rows: linear in the body, and pure Python (no long C
     call holding the GIL), so a large body can be planned in a worker thread."""
     rows = value if isinstance(value, list) else [value]
