@@ -11,14 +11,17 @@ from contextlib import asynccontextmanager
 from types import ModuleType
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route, Router
 
 from devstack.gateway import auth, realtime, rest, storage
 from devstack.gateway.context import GatewayContext, Settings
+from devstack.gateway.edge import RequestLimits
+from devstack.gateway.route_errors import not_found, route_error
 
 COMPONENTS: tuple[ModuleType, ...] = (rest, auth, realtime, storage)
 
@@ -65,8 +68,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 allow_methods=["*"],
                 allow_headers=["*"],
                 expose_headers=EXPOSED_HEADERS,
-            )
+            ),
+            Middleware(RequestLimits),
         ],
+        exception_handlers={HTTPException: route_error},
     )
+    # Unknown paths raise to route_error, websocket upgrades included (also inside a Mount).
+    app.router.default = not_found
+    for route in routes:
+        if isinstance(route, Mount) and isinstance(route.app, Router):
+            route.app.default = not_found
     app.state.ctx = ctx
     return app

@@ -10,6 +10,7 @@ from typing import Any
 import uvicorn
 
 from devstack import paths
+from devstack.gateway.edge import server_config
 
 
 def free_port() -> int:
@@ -32,7 +33,7 @@ class Server:
         self.sock.bind((paths.HOST, port))
         self.port: int = self.sock.getsockname()[1]
         self.url = f"http://{paths.HOST}:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", ws="websockets-sansio", timeout_graceful_shutdown=1)
+        config = server_config(app, log_level="warning", timeout_graceful_shutdown=1)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
 API_VERSION_HEADER = "X-Supabase-Api-Version"
@@ -42,7 +42,7 @@ def bad_request(code: str, message: str) -> AuthError:
     return AuthError(400, code, message)
 
 
-def _requested_api_version(request: Request) -> date | None:
+def _requested_api_version(request: HTTPConnection) -> date | None:
     raw = request.headers.get(API_VERSION_HEADER)
     if not raw:
         return None
@@ -53,7 +53,7 @@ def _requested_api_version(request: Request) -> date | None:
     return API_VERSION_2024_01_01 if parsed >= API_VERSION_2024_01_01 else None
 
 
-def render(request: Request, exc: AuthError | OAuthError) -> JSONResponse:
+def render(request: HTTPConnection, exc: AuthError | OAuthError) -> JSONResponse:
     if isinstance(exc, OAuthError):
         return JSONResponse({"error": exc.error, "error_description": exc.description}, status_code=400)
     version = _requested_api_version(request)
@@ -67,6 +67,14 @@ def render(request: Request, exc: AuthError | OAuthError) -> JSONResponse:
     if exc.weak_password_reasons is not None:
         body["weak_password"] = {"reasons": exc.weak_password_reasons}
     return JSONResponse(body, status_code=exc.status, headers=headers)
+
+
+def unknown_route(status: int, method: str, path: str) -> AuthError:
+    """No endpoint for the path (404) or the method (405). GoTrue's router answers these in
+    plain text; the clients parse JSON, so they get GoTrue's error shape."""
+    if status == 405:
+        return AuthError(405, "method_not_allowed", f"Method {method} is not allowed on {path}")
+    return AuthError(404, "not_found", f"No endpoint {path}")
 
 
 def missing_api_key() -> JSONResponse:

@@ -65,18 +65,28 @@ def parse_error(what: str, text: str, column: int, details: str) -> ApiError:
     return ApiError(400, "PGRST100", f'"failed to parse {what} ({text})" (line 1, column {column})', details=details)
 
 
-def invalid_body(message: str = "Empty or invalid json") -> ApiError:
-    return ApiError(400, "PGRST102", message)
+# Longest parameter text echoed in a refusal (PostgREST echoes all of it; ours may be 16 KB).
+SHOWN_CHARS = 200
 
 
-def nul_in_query(name: str) -> ApiError:
-    """What Postgres answers for a NUL in text (22021), naming the query parameter that held it."""
+def param_refused(what: str, key: str, problem: str, *, value: str | None = None, column: int = 1) -> ApiError:
+    """PGRST100 for a query parameter over one of the gateway's bounds (or holding a NUL), in the
+    shape of a parse error, with the parameter named in ``details``."""
+
+    def shown(text: str) -> str:
+        return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
+
+    subject = f"{what} ({shown(value)})" if value is not None else what
     return ApiError(
         400,
-        "22021",
-        f'query parameter "{name}" must not contain NUL characters (0x00)',
-        details='invalid byte sequence for encoding "UTF8": 0x00',
+        "PGRST100",
+        f'"failed to parse {subject}" (line 1, column {column})',
+        details=f'query parameter "{shown(key)}": {problem}',
     )
+
+
+def invalid_body(message: str = "Empty or invalid json") -> ApiError:
+    return ApiError(400, "PGRST102", message)
 
 
 def invalid_schema(schema: str, exposed: tuple[str, ...]) -> ApiError:
@@ -105,6 +115,15 @@ def singular(rows: int) -> ApiError:
     return ApiError(
         406, "PGRST116", "Cannot coerce the result to a single JSON object", details=f"The result contains {rows} rows"
     )
+
+
+def invalid_path() -> ApiError:
+    return ApiError(404, "PGRST125", "Invalid path specified in request URL")
+
+
+def root_disabled() -> ApiError:
+    """The OpenAPI root (``GET /rest/v1/``) is not served, as with PostgREST's openapi-mode=disabled."""
+    return ApiError(404, "PGRST126", "Root endpoint metadata is disabled")
 
 
 def unsupported_method(method: str) -> ApiError:

@@ -1,15 +1,23 @@
-"""PostgREST's query-string grammar: select, filters, logic trees (or/and), order and columns.
+"""PostgREST's filter grammar: fields with JSON paths, operator expressions and logic trees (or/and).
 
 Pure parsing into small dataclasses; nothing here knows about SQL or the catalog. Errors are
 PGRST100 with PostgREST's message shape (``"failed to parse filter (x)" (line 1, column n)``).
+Every step is linear in the text; logic trees nest at most MAX_LOGIC_DEPTH deep. ``query.py``
+reads the whole query string with these pieces.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from typing import Literal, NoReturn
 
-from devstack.gateway.rest.errors import ApiError, aggregates_not_allowed, not_embedded, not_implemented, parse_error
+from devstack.gateway.rest.errors import (
+    ApiError,
+    not_embedded,
+    param_refused,
+    parse_error,
+)
 
 # Operators taking one value; the SQL for each lives in sqlgen.
 SIMPLE_OPERATORS = ("neq", "cs", "cd", "ov", "sl", "sr", "nxr", "nxl", "adj")
@@ -17,6 +25,9 @@ QUANT_OPERATORS = ("eq", "gte", "gt", "lte", "lt", "like", "ilike", "match", "im
 FTS_OPERATORS = ("fts", "plfts", "phfts", "wfts")
 IS_VALUES = ("null", "not_null", "true", "false", "unknown")
 OPERATOR_EXPECTED = '"not" or operator (eq, gt, ...)'
+
+# or(and(or(...))) levels; the query string as a whole is bounded in query.py.
+MAX_LOGIC_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -67,20 +78,6 @@ class OrderTerm:
     nulls: Literal["first", "last"] | None = None
 
 
-@dataclass
-class QueryParams:
-    select: list[SelectItem] = field(default_factory=lambda: [SelectItem(None)])
-    filters: list[Filter] = field(default_factory=list)
-    logic: list[LogicTree] = field(default_factory=list)
-    order: list[OrderTerm] = field(default_factory=list)
-    limit: int | None = None
-    offset: int = 0
-    columns: list[str] | None = None
-    on_conflict: list[str] | None = None
-    # Query parameters without an operator: RPC arguments for GET calls.
-    plain: dict[str, str] = field(default_factory=dict)
-
-
 class Cursor:
     """A position in one parameter value, producing PostgREST-shaped parse errors."""
 
@@ -114,8 +111,11 @@ class Cursor:
         return parse_error(self.what, self.text, self.pos + 1, f"{unexpected} expecting {expecting}")
 
 
-def _is_ident_char(c: str) -> bool:
-    return c.isalnum() or c in "_ $"
+# Runs of identifier characters (str.isalnum, "_", " ", "$") and "-" not starting an arrow; the
+# scanners are regexes so a long parameter costs a few calls, not several per character.
+NAME_RUN = re.compile(r"(?:[\w $]|-(?!>))*")
+OPERATOR_WORD = re.compile(r"[a-z]*")
+_STOPS: dict[str, re.Pattern[str]] = {}
 
 
 def parse_field_name(cur: Cursor) -> str:
@@ -130,12 +130,9 @@ def parse_field_name(cur: Cursor) -> str:
         cur.expect('"', '"\\""')
         return "".join(out)
     start = cur.pos
-    while not cur.at_end():
-        c = cur.peek()
-        if _is_ident_char(c) or (c == "-" and cur.peek(2) != "->"):
-            cur.pos += 1
-        else:
-            break
+    run = NAME_RUN.match(cur.text, start)
+    assert run is not None  # the pattern matches the empty string
+    cur.pos = run.end()
     name = cur.text[start : cur.pos].strip()
     if not name:
         raise cur.error("field name (* or [a..z0..9_$])")
@@ -174,10 +171,14 @@ def _quoted(cur: Cursor) -> str | None:
     return None
 
 
-def _until(cur: Cursor, stops: str) -> str:
+def scan_until(cur: Cursor, stops: str) -> str:
+    pattern = _STOPS.get(stops)
+    if pattern is None:
+        pattern = _STOPS[stops] = re.compile(f"[^{re.escape(stops)}]*")
     start = cur.pos
-    while not cur.at_end() and cur.peek() not in stops:
-        cur.pos += 1
+    run = pattern.match(cur.text, start)
+    assert run is not None  # the pattern matches the empty string
+    cur.pos = run.end()
     return cur.text[start : cur.pos]
 
 
@@ -186,7 +187,7 @@ def _list_value(cur: Cursor) -> tuple[str, ...]:
     items: list[str] = []
     while True:
         quoted = _quoted(cur)
-        items.append(quoted if quoted is not None else _until(cur, ",)"))
+        items.append(quoted if quoted is not None else scan_until(cur, ",)"))
         if cur.take(","):
             continue
         cur.expect(")", '"," or ")"')
@@ -203,7 +204,7 @@ def _logic_value(cur: Cursor) -> str:
             value = cur.text[cur.pos : end + 1]
             cur.pos = end + 1
             return value
-    return _until(cur, ",)")
+    return scan_until(cur, ",)")
 
 
 def parse_op_expr(cur: Cursor, *, in_logic: bool) -> OpExpr:
@@ -217,43 +218,42 @@ def parse_op_expr(cur: Cursor, *, in_logic: bool) -> OpExpr:
         cur.pos = len(cur.text)
         return value
 
-    if cur.take("in."):
+    # One look at the operator's name, then one branch: trying each operator in turn cost a dozen
+    # string comparisons per condition.
+    word = OPERATOR_WORD.match(cur.text, start)
+    assert word is not None  # the pattern matches the empty string
+    op, after = word.group(), word.end()
+    follows = cur.text[after : after + 1]
+    if op == "in" and follows == ".":
+        cur.pos = after + 1
         return OpExpr(negated, "in", _list_value(cur))
-    if cur.take("is."):
+    if op == "is" and follows == ".":
+        cur.pos = after + 1
         for candidate in IS_VALUES:
             if cur.text[cur.pos : cur.pos + len(candidate)].lower() == candidate:
                 cur.pos += len(candidate)
                 return OpExpr(negated, "is", candidate)
         raise cur.error("isVal: (null, not_null, true, false, unknown)")
-    if cur.take("isdistinct."):
-        return OpExpr(negated, "isdistinct", single())
-    for op in FTS_OPERATORS:
-        if cur.startswith(op) and cur.text[cur.pos + len(op) : cur.pos + len(op) + 1] in ("(", "."):
-            cur.pos += len(op)
-            language = None
-            if cur.take("("):
-                language = _until(cur, ")")
-                cur.expect(")", '")"')
-            cur.expect(".", "delimiter (.)")
-            return OpExpr(negated, op, single(), language=language)
-    for op in SIMPLE_OPERATORS:
-        if cur.take(op + "."):
-            return OpExpr(negated, op, single())
-    # Longest names first so "gte" is not read as "gt".
-    for op in sorted(QUANT_OPERATORS, key=len, reverse=True):
-        if not cur.startswith(op):
-            continue
-        after = cur.pos + len(op)
-        quantifier: Literal["any", "all"] | None = None
-        rest = cur.text[after:]
-        if rest.startswith("(any)."):
-            quantifier, after = "any", after + 5
-        elif rest.startswith("(all)."):
-            quantifier, after = "all", after + 5
-        elif not rest.startswith("."):
-            continue
+    if (op == "isdistinct" or op in SIMPLE_OPERATORS) and follows == ".":
         cur.pos = after + 1
-        return OpExpr(negated, op, single(), quantifier=quantifier)
+        return OpExpr(negated, op, single())
+    if op in FTS_OPERATORS and follows in ("(", "."):
+        cur.pos = after
+        language = None
+        if cur.take("("):
+            language = scan_until(cur, ")")
+            cur.expect(")", '")"')
+        cur.expect(".", "delimiter (.)")
+        return OpExpr(negated, op, single(), language=language)
+    if op in QUANT_OPERATORS:
+        quantifier: Literal["any", "all"] | None = None
+        if cur.text.startswith("(any).", after):
+            quantifier, after = "any", after + 5
+        elif cur.text.startswith("(all).", after):
+            quantifier, after = "all", after + 5
+        if cur.text.startswith(".", after):
+            cur.pos = after + 1
+            return OpExpr(negated, op, single(), quantifier=quantifier)
     cur.pos = start
     raise cur.error(OPERATOR_EXPECTED)
 
@@ -287,7 +287,7 @@ def parse_logic(key: str, value: str) -> LogicTree:
     if [p for p in parts[:-1] if p != "not"]:
         raise_not_embedded(key)
     cur = Cursor(parts[-1] + value, "logic tree")
-    tree = _logic_tree(cur)
+    tree = _logic_tree(cur, key, 1)
     if not isinstance(tree, LogicTree):
         raise cur.error('"("')
     if not cur.at_end():
@@ -295,7 +295,7 @@ def parse_logic(key: str, value: str) -> LogicTree:
     return LogicTree(negated, tree.operator, tree.children)
 
 
-def _logic_tree(cur: Cursor) -> Filter | LogicTree:
+def _logic_tree(cur: Cursor, key: str, depth: int) -> Filter | LogicTree:
     start = cur.pos
     try:
         fld = parse_field(cur)
@@ -313,150 +313,14 @@ def _logic_tree(cur: Cursor) -> Filter | LogicTree:
     else:
         raise cur.error("logic operator (and, or)")
     cur.expect("(", '"("')
+    if depth > MAX_LOGIC_DEPTH:
+        raise param_refused(
+            "logic tree", key, f"nested deeper than {MAX_LOGIC_DEPTH} levels", value=cur.text, column=cur.pos
+        )
     children: list[Filter | LogicTree] = []
     while True:
-        children.append(_logic_tree(cur))
+        children.append(_logic_tree(cur, key, depth + 1))
         if cur.take(","):
             continue
         cur.expect(")", '"," or ")"')
         return LogicTree(negated, operator, tuple(children))
-
-
-# --- select, order, columns ----------------------------------------------------------------------
-
-
-def _split_top_level(text: str) -> list[str]:
-    parts: list[str] = []
-    current: list[str] = []
-    depth, quoted = 0, False
-    for c in text:
-        if c == '"':
-            quoted = not quoted
-        elif not quoted and c == "(":
-            depth += 1
-        elif not quoted and c == ")":
-            depth -= 1
-        elif not quoted and depth == 0 and c == ",":
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(c)
-    parts.append("".join(current))
-    return parts
-
-
-def parse_select(value: str) -> list[SelectItem]:
-    items: list[SelectItem] = []
-    for raw in _split_top_level(value):
-        text = raw.strip()
-        if text == "*":
-            items.append(SelectItem(None))
-            continue
-        if "(" in text:
-            name = text.split("(", 1)[0]
-            if name.endswith(".count") or name.split(":")[-1] in ("count", "") or "." in name:
-                raise aggregates_not_allowed()
-            raise not_implemented("resource embedding is not supported by the devstack REST gateway")
-        cur = Cursor(text, "select parameter")
-        alias = None
-        head = parse_field(cur)
-        if cur.take(":") and not cur.startswith(":"):
-            alias = head.name
-            head = parse_field(cur)
-        cast = None
-        if cur.take("::"):
-            cast = _until(cur, "").strip()
-        if not cur.at_end():
-            raise cur.error('delimiter (.), "," or end of input')
-        items.append(SelectItem(head, alias, cast))
-    return items
-
-
-def parse_order(value: str) -> list[OrderTerm]:
-    terms: list[OrderTerm] = []
-    cur = Cursor(value, "order")
-    while True:
-        fld = parse_field(cur)
-        if cur.peek() == "(":
-            raise not_implemented("ordering by embedded resources is not supported by the devstack REST gateway")
-        descending = False
-        nulls: Literal["first", "last"] | None = None
-        if cur.take(".asc"):
-            descending = False
-        elif cur.take(".desc"):
-            descending = True
-        if cur.take(".nullsfirst"):
-            nulls = "first"
-        elif cur.take(".nullslast"):
-            nulls = "last"
-        terms.append(OrderTerm(fld, descending, nulls))
-        if cur.at_end():
-            return terms
-        if not cur.take(","):
-            raise cur.error('"asc", "desc", "nullsfirst" or "nullslast"')
-
-
-def parse_columns(value: str, what: str) -> list[str]:
-    cur = Cursor(value, what)
-    names: list[str] = []
-    while True:
-        while cur.take(" "):
-            pass
-        names.append(parse_field_name(cur))
-        while cur.take(" "):
-            pass
-        if cur.at_end():
-            return names
-        cur.expect(",", '"," or end of input')
-
-
-def _nonneg_int(key: str, value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise parse_error(key, value, 1, f'unexpected "{value[:1]}" expecting digit') from None
-    if number < 0:
-        raise ApiError(
-            416, "PGRST103", "Requested range not satisfiable", details="Limit should be greater than or equal to zero."
-        )
-    return number
-
-
-RESERVED = frozenset({"select", "columns", "on_conflict", "order", "limit", "offset", "apikey"})
-
-
-def parse_query(items: list[tuple[str, str]], *, rpc_read: bool = False) -> QueryParams:
-    """Split the query string into its PostgREST meanings (last value wins for reserved keys)."""
-    q = QueryParams()
-    for key, value in items:
-        last = key.rsplit(".", 1)[-1]
-        if key == "select":
-            q.select = parse_select(value) if value.strip() else [SelectItem(None)]
-        elif key == "columns":
-            q.columns = parse_columns(value, "columns parameter")
-        elif key == "on_conflict":
-            q.on_conflict = parse_columns(value, "on_conflict parameter")
-        elif key == "apikey":
-            continue  # consumed by the API gateway, as Kong hides it
-        elif last in ("order", "limit", "offset") and key != last:
-            raise_not_embedded(key)
-        elif key == "order":
-            if value:
-                q.order = parse_order(value)
-        elif key == "limit":
-            q.limit = _nonneg_int("limit", value)
-        elif key == "offset":
-            q.offset = _nonneg_int("offset", value)
-        elif last in ("and", "or"):
-            q.logic.append(parse_logic(key, value))
-        elif not value:
-            continue
-        elif rpc_read:
-            # For GET /rpc, a value that parses as an operator expression is a filter; else an argument.
-            try:
-                q.filters.append(parse_filter_value(key, value))
-            except ApiError:
-                q.plain[key] = value
-        else:
-            q.filters.append(parse_filter_value(key, value))
-    return q

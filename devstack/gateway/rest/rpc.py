@@ -8,7 +8,6 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from starlette.responses import Response
 
-from devstack.gateway.rest import grammar
 from devstack.gateway.rest.catalog import Function, SchemaCache
 from devstack.gateway.rest.errors import (
     ApiError,
@@ -110,7 +109,7 @@ class RpcHandler:
         read = method in ("GET", "HEAD")
         if not read and method != "POST":
             raise unsupported_method(method)
-        q = grammar.parse_query(list(call.request.query_params.multi_items()), rpc_read=read)
+        q = await call.query(rpc_read=read)
         accept, prefer = accept_for(call.request), prefer_for(call.request)
         if read:
             body = Body(json.dumps(q.plain), dict(q.plain))
@@ -144,7 +143,7 @@ class RpcHandler:
             )
             return fn, query
 
-        fn, query = await self.service.with_catalog(call.schema, build)
+        fn, query = await self.service.with_catalog(call.schema, build, large=call.large_query)
 
         async def work(conn: AsyncConnection[Any]) -> tuple[ResultRow, str]:
             result = await fetch_result(conn, query)

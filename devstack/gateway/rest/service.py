@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 
 from devstack.gateway import pg
 from devstack.gateway.context import GatewayContext
-from devstack.gateway.rest import credentials, errors
+from devstack.gateway.offload import QUERY_INLINE_CHARS, cpu_bound
+from devstack.gateway.rest import credentials, errors, query
 from devstack.gateway.rest.catalog import Catalog, SchemaCache
 from devstack.gateway.rest.credentials import Credentials
 from devstack.gateway.rest.errors import ApiError
@@ -37,6 +38,15 @@ class Call:
     path: str
     extra_headers: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def large_query(self) -> bool:
+        """Parsing the query string, and the SQL it asks for, is worth moving off the event loop."""
+        return len(self.request.url.query) > QUERY_INLINE_CHARS
+
+    async def query(self, *, rpc_read: bool = False) -> query.QueryParams:
+        items = list(self.request.query_params.multi_items())
+        return await cpu_bound(self.large_query, query.parse_query, items, rpc_read=rpc_read)
+
 
 class _Rollback(Exception):
     """Carries a finished result out of a transaction that must not commit (tx=rollback)."""
@@ -55,7 +65,6 @@ class RestService:
         creds: Credentials | None = None
         try:
             creds = credentials.resolve(request, self.ctx.settings)
-            _refuse_nul_in_query(request)
             call = Call(request, creds, schema_for(request), path)
             response = await handler(call)
         except ApiError as exc:
@@ -70,15 +79,16 @@ class RestService:
             response = errors.from_pg(exc, authenticated=bool(creds and creds.authenticated)).response()
         return response
 
-    async def with_catalog(self, schema: str, build: Callable[[SchemaCache], T]) -> T:
-        """Run ``build`` against the cached catalog; on a miss, reload once and try again."""
+    async def with_catalog(self, schema: str, build: Callable[[SchemaCache], T], *, large: bool = False) -> T:
+        """Run ``build`` against the cached catalog; on a miss, reload once and try again.
+        ``large``: the statement is big enough to build off the event loop (offload.cpu_bound)."""
         cache = await self.catalog.get(schema)
         try:
-            return build(cache)
+            return await cpu_bound(large, build, cache)
         except ApiError as exc:
             if exc.code not in STALE_CACHE_CODES | {"PGRST202", "PGRST205"}:
                 raise
-        return build(await self.catalog.get(schema, refresh=True))
+        return await cpu_bound(large, build, await self.catalog.get(schema, refresh=True))
 
     async def transaction(
         self, call: Call, work: Callable[[AsyncConnection[Any]], Awaitable[T]], *, rollback: bool = False
@@ -102,22 +112,17 @@ class RestService:
             return result
 
 
-def _refuse_nul_in_query(request: Request) -> None:
-    """Filters and RPC arguments become bound text parameters, which cannot hold NUL."""
-    for name, value in request.query_params.multi_items():
-        if "\x00" in name or "\x00" in value:
-            raise errors.nul_in_query(name.replace("\x00", "\\0"))
-
-
-async def fetch_result(conn: AsyncConnection[Any], query: Frag) -> ResultRow:
-    cur = await conn.execute(sql.Composed([query.query]), query.params)
+async def fetch_result(conn: AsyncConnection[Any], frag: Frag) -> ResultRow:
+    statement, params = frag.flatten()
+    cur = await conn.execute(statement, params)
     row = await cur.fetchone()
     assert row is not None
     total, rows, body, first = row
     return ResultRow(total, rows, body, first)
 
 
-async def fetch_scalar(conn: AsyncConnection[Any], query: Frag) -> Any:
-    cur = await conn.execute(sql.Composed([query.query]), query.params)
+async def fetch_scalar(conn: AsyncConnection[Any], frag: Frag) -> Any:
+    statement, params = frag.flatten()
+    cur = await conn.execute(statement, params)
     row = await cur.fetchone()
     return row[0] if row else None

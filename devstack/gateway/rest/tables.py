@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 from psycopg import AsyncConnection, sql
 from starlette.responses import Response
 
-from devstack.gateway.rest import grammar
+from devstack.gateway.offload import BODY_INLINE_BYTES, cpu_bound
+from devstack.gateway.rest import query
 from devstack.gateway.rest.catalog import SchemaCache, Table
 from devstack.gateway.rest.errors import (
     ApiError,
+    bad_range,
     invalid_body,
     out_of_range,
     payload_column_not_found,
@@ -23,7 +24,6 @@ from devstack.gateway.rest.errors import (
 from devstack.gateway.rest.negotiation import (
     Accept,
     Body,
-    Prefer,
     accept_for,
     header_range,
     parse_json,
@@ -33,21 +33,23 @@ from devstack.gateway.rest.negotiation import (
 from devstack.gateway.rest.responses import ResultRow, content_range, json_response, read_status
 from devstack.gateway.rest.service import Call, RestService, fetch_result, fetch_scalar
 from devstack.gateway.rest.sqlgen import Frag, Relation, join, lit, param, result_query, where_clause
+from devstack.gateway.rest.writes import (
+    INSERTED_GUC,
+    Mutation,
+    insert_statements,
+    plan_insert,
+    qualified,
+    returning_clause,
+)
 
 # Hosted Supabase's default "Max rows" (PostgREST db-max-rows).
 MAX_ROWS = 1000
 # pg-safeupdate, loaded for the API roles on hosted Supabase, refuses unfiltered UPDATE/DELETE.
 SAFEUPDATE_MESSAGE = "{verb} requires a WHERE clause"
-# PostgREST's trick to count inserted (vs. merged) rows of an upsert in a transaction-local GUC.
-INSERTED_GUC = "pgrst.inserted"
 
 
 def relation(table: Table) -> Relation:
     return Relation(table.name, tuple(table.columns))
-
-
-def qualified(table: Table) -> Frag:
-    return Frag(sql.Identifier(table.schema, table.name)) + lit(" as ") + Frag(sql.Identifier(table.name))
 
 
 def find_table(cache: SchemaCache, schema: str, name: str) -> Table:
@@ -57,7 +59,7 @@ def find_table(cache: SchemaCache, schema: str, name: str) -> Table:
     return table
 
 
-def page_range(call: Call, q: grammar.QueryParams) -> tuple[int, int | None]:
+def page_range(call: Call, q: query.QueryParams) -> tuple[int, int | None]:
     """Intersect ?limit/?offset with the Range header, capped by MAX_ROWS → (offset, limit)."""
     lower, upper = q.offset, (q.offset + q.limit - 1 if q.limit is not None else None)
     header = header_range(call.request)
@@ -67,6 +69,8 @@ def page_range(call: Call, q: grammar.QueryParams) -> tuple[int, int | None]:
         lower = max(lower, h_lower)
         if h_upper is not None:
             upper = h_upper if upper is None else min(upper, h_upper)
+    if lower > query.BIGINT_MAX:
+        raise bad_range(f"The Range header's lower boundary is over {query.BIGINT_MAX}.")
     limit = None if upper is None else max(upper - lower + 1, 0)
     limit = MAX_ROWS if limit is None else min(limit, MAX_ROWS)
     return lower, limit
@@ -74,14 +78,6 @@ def page_range(call: Call, q: grammar.QueryParams) -> tuple[int, int | None]:
 
 def profile_headers(call: Call) -> dict[str, str]:
     return {"Content-Profile": call.schema}
-
-
-@dataclass(frozen=True)
-class Mutation:
-    """A built DML statement; ``returning`` tells whether it returns the table's rows."""
-
-    statement: Frag
-    returning: bool
 
 
 class TableHandler:
@@ -104,7 +100,7 @@ class TableHandler:
     # --- reads -----------------------------------------------------------------------------------
 
     async def read(self, call: Call, name: str) -> Response:
-        q = grammar.parse_query(list(call.request.query_params.multi_items()))
+        q = await call.query()
         accept, prefer = accept_for(call.request), prefer_for(call.request)
         offset, limit = page_range(call, q)
 
@@ -123,10 +119,10 @@ class TableHandler:
                 strip_nulls=accept.strip_nulls,
             )
 
-        query = await self.service.with_catalog(call.schema, build)
+        statement = await self.service.with_catalog(call.schema, build, large=call.large_query)
 
         async def work(conn: AsyncConnection[Any]) -> tuple[ResultRow, str]:
-            result = await fetch_result(conn, query)
+            result = await fetch_result(conn, statement)
             return result, result.payload(accept)
 
         result, body = await self.service.transaction(call, work)
@@ -144,48 +140,43 @@ class TableHandler:
 
     async def _body(self, call: Call) -> Body:
         raw = await read_body(call.request, self.service.ctx.settings.max_body_bytes)
-        return parse_json(raw)
+        return await cpu_bound(len(raw) > BODY_INLINE_BYTES, parse_json, raw)
 
     async def insert(self, call: Call, name: str) -> Response:
-        q = grammar.parse_query(list(call.request.query_params.multi_items()))
+        q = await call.query()
         accept, prefer = accept_for(call.request), prefer_for(call.request)
         body = await self._body(call)
-        rows = body.value if isinstance(body.value, list) else [body.value]
+        plan = await cpu_bound(len(body.text) > BODY_INLINE_BYTES, plan_insert, body.value, q, prefer)
         # The rows as one JSON array for json_populate_recordset, built from the text as sent.
         array = param(body.text) + lit("::json")
         if not isinstance(body.value, list):
             array = lit("json_build_array(") + array + lit(")")
-        if not all(isinstance(r, dict) for r in rows):
-            raise invalid_body("All object keys must match")
-        if q.columns is None and rows and any(set(r) != set(rows[0]) for r in rows):
-            raise invalid_body("All object keys must match")
         want_rows = prefer.representation in ("full", "headers-only")
 
-        def build(cache: SchemaCache) -> tuple[Table, list[str], list[Mutation]]:
+        def build(cache: SchemaCache) -> tuple[Table, list[str], list[Frag]]:
             table = find_table(cache, call.schema, name)
-            columns = q.columns if q.columns is not None else (list(rows[0]) if rows else [])
-            for column in columns:
+            for column in plan.columns:
                 if column not in table.columns:
                     raise payload_column_not_found(table.name, column)
             conflict = q.on_conflict if q.on_conflict is not None else list(table.pk)
+            rel = relation(table)
             for column in conflict:
-                relation(table).column(column)
+                rel.column(column)
             statements = [
-                mutation
-                for batch in insert_batches(rows, columns, prefer.missing_default)
+                self._wrap(mutation, rel, q, accept)
+                for batch in plan.batches
                 for mutation in insert_statements(table, batch, array, prefer, conflict, returning=want_rows)
             ]
             return table, conflict, statements
 
-        table, conflict, statements = await self.service.with_catalog(call.schema, build)
-        rel = relation(table)
+        table, conflict, statements = await self.service.with_catalog(call.schema, build, large=call.large_query)
         # Only a merge with a conflict target distinguishes inserted from updated rows (201 vs 200).
         merge = prefer.resolution == "merge-duplicates" and bool(conflict)
 
         async def work(conn: AsyncConnection[Any]) -> tuple[list[ResultRow], int | None]:
             if merge:
                 await conn.execute("select set_config(%s, '0', true)", [INSERTED_GUC])
-            results = [await fetch_result(conn, self._wrap(m, rel, q, accept)) for m in statements]
+            results = [await fetch_result(conn, statement) for statement in statements]
             inserted = None
             if merge:
                 inserted = int(
@@ -210,7 +201,7 @@ class TableHandler:
             return json_response(combined.payload(accept), status, headers, accept)
         return Response(status_code=status, headers=headers)
 
-    def _wrap(self, mutation: Mutation, rel: Relation, q: grammar.QueryParams, accept: Accept) -> Frag:
+    def _wrap(self, mutation: Mutation, rel: Relation, q: query.QueryParams, accept: Accept) -> Frag:
         if mutation.returning:
             return result_query(mutation.statement, rel, q.select, (), strip_nulls=accept.strip_nulls)
         return (
@@ -226,7 +217,7 @@ class TableHandler:
         return await self._modify(call, name, "DELETE")
 
     async def _modify(self, call: Call, name: str, verb: str) -> Response:
-        q = grammar.parse_query(list(call.request.query_params.multi_items()))
+        q = await call.query()
         accept, prefer = accept_for(call.request), prefer_for(call.request)
         values: dict[str, Any] = {}
         record = lit("null")
@@ -244,7 +235,7 @@ class TableHandler:
             raise ApiError(400, "21000", SAFEUPDATE_MESSAGE.format(verb=verb))
         full = prefer.representation == "full"
 
-        def build(cache: SchemaCache) -> tuple[Table, Mutation]:
+        def build(cache: SchemaCache) -> Frag:
             table = find_table(cache, call.schema, name)
             rel = relation(table)
             columns = q.columns if q.columns is not None else list(values)
@@ -276,13 +267,12 @@ class TableHandler:
                     + where
                     + returning
                 )
-            return table, Mutation(statement, full)
+            return self._wrap(Mutation(statement, full), rel, q, accept)
 
-        table, mutation = await self.service.with_catalog(call.schema, build)
-        rel = relation(table)
+        wrapped = await self.service.with_catalog(call.schema, build, large=call.large_query)
 
         async def work(conn: AsyncConnection[Any]) -> ResultRow:
-            result = await fetch_result(conn, self._wrap(mutation, rel, q, accept))
+            result = await fetch_result(conn, wrapped)
             if accept.singular and full:
                 result.payload(accept)
             return result
@@ -299,111 +289,6 @@ class TableHandler:
             headers.update(profile_headers(call))
             return json_response(result.payload(accept), 200, headers, accept)
         return Response(status_code=204, headers=headers)
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Rows ``first..last`` (1-based, inclusive) of the body, inserted with one column list."""
-
-    columns: list[str]
-    first: int
-    last: int
-    whole: bool  # the batch is the whole body
-
-
-def insert_batches(rows: list[dict[str, Any]], columns: list[str], missing_default: bool) -> list[Batch]:
-    """With missing=default a row's absent keys take column defaults, so consecutive rows with the
-    same keys go together and each batch names only its own keys."""
-    if not rows:
-        return []
-    if not missing_default:
-        return [Batch(columns, 1, len(rows), True)]
-    runs: list[tuple[list[str], int, int]] = []
-    for index, row in enumerate(rows, start=1):
-        own = [c for c in columns if c in row]
-        if runs and runs[-1][0] == own:
-            runs[-1] = (own, runs[-1][1], index)
-        else:
-            runs.append((own, index, index))
-    return [Batch(own, first, last, len(runs) == 1) for own, first, last in runs]
-
-
-def returning_clause(table: Table, rows: bool) -> Frag:
-    """The table's own columns (never the joined body's), or just a count."""
-    if rows:
-        return lit(" returning ") + Frag(sql.Identifier(table.name)) + lit(".*")
-    return lit(" returning 1")
-
-
-def _counter(delta: str, sentinel: str) -> Frag:
-    """set_config(inserted, inserted ± 1) compared to a value it can never take: always true."""
-    return (
-        lit("set_config(")
-        + param(INSERTED_GUC)
-        + lit(", (coalesce(nullif(current_setting(")
-        + param(INSERTED_GUC)
-        + lit(f", true), '')::int, 0) {delta} 1)::text, true) <> ")
-        + param(sentinel)
-    )
-
-
-def insert_statements(
-    table: Table,
-    batch: Batch,
-    array: Frag,
-    prefer: Prefer,
-    conflict: list[str],
-    *,
-    returning: bool,
-) -> list[Mutation]:
-    target = qualified(table)
-    tail = returning_clause(table, returning)
-    columns = batch.columns
-    if not batch.whole:
-        array = (
-            lit("(select json_agg(_e order by _i) from json_array_elements(")
-            + array
-            + lit(") with ordinality as _x(_e, _i) where _i between ")
-            + param(batch.first)
-            + lit(" and ")
-            + param(batch.last)
-            + lit(")")
-        )
-    if not columns:
-        # `{}` rows: every column takes its default; one statement per row.
-        count = batch.last - batch.first + 1
-        return [Mutation(lit("insert into ") + target + lit(" default values") + tail, returning) for _ in range(count)]
-    idents = join(", ", (Frag(sql.Identifier(c)) for c in columns))
-    source_cols = join(", ", (Frag(sql.Identifier("_b", c)) for c in columns))
-    merge = prefer.resolution == "merge-duplicates" and bool(conflict)
-    statement = (
-        lit("insert into ")
-        + target
-        + lit(" (")
-        + idents
-        + lit(") select ")
-        + source_cols
-        + lit(" from json_populate_recordset(null::")
-        + Frag(sql.Identifier(table.schema, table.name))
-        + lit(", ")
-        + array
-        + lit(") as _b")
-    )
-    if merge:
-        statement = statement + lit(" where ") + _counter("+", "0")
-    if prefer.resolution and conflict:
-        statement = (
-            statement + lit(" on conflict (") + join(", ", (Frag(sql.Identifier(c)) for c in conflict)) + lit(")")
-        )
-        if prefer.resolution == "ignore-duplicates":
-            statement = statement + lit(" do nothing")
-        else:
-            updates = join(
-                ", ",
-                (Frag(sql.SQL("{} = excluded.{}").format(sql.Identifier(c), sql.Identifier(c))) for c in columns),
-            )
-            statement = statement + lit(" do update set ") + updates + lit(" where ") + _counter("-", "-1")
-    return [Mutation(statement + tail, returning)]
 
 
 def combine(results: list[ResultRow]) -> ResultRow:

@@ -88,6 +88,19 @@ def bucket_already_exists() -> StorageError:
     return StorageError(409, "BucketAlreadyExists", "The resource already exists", error="Duplicate")
 
 
+def unknown_route(status: int, method: str, path: str) -> StorageError:
+    """No endpoint for the path (404, Fastify's message) or the method (405), with their own statuses."""
+    if status == 405:
+        return StorageError(
+            405,
+            "MethodNotAllowed",
+            f"Method {method} is not allowed on {path}",
+            error="method_not_allowed",
+            http_status=405,
+        )
+    return StorageError(404, "NotFound", f"Route {method}:{path} not found", error="not_found", http_status=404)
+
+
 def from_database(exc: Exception) -> StorageError:
     """Storage's DBError.fromDBError mapping for the SQLSTATEs a request can cause."""
     if isinstance(exc, pg_errors.InsufficientPrivilege):
