@@ -111,11 +111,24 @@ class SqlHarness:
 
     def corrupt(self, job_id: uuid.UUID, column: str, value: LiteralString, wire: Any = None) -> None:
         """Write ``value`` (an SQL expression) into the row directly, as an operator or an older
-        version could; ``wire`` is how the API sends it (used by the in-memory harness only)."""
+        version could; ``wire`` is how the API sends it (used by the in-memory harness only).
+
+        The CHECK constraints on that column are dropped first (in this suite's own cloned
+        database): a database migrated before they existed can hold such rows, and the worker
+        must survive them."""
         query = sql.SQL("update public.jobs set {} = ").format(sql.Identifier(column)) + sql.SQL(
             value + " where id = %s"
         )
         with self.api.conn.transaction():
+            checks = self.api.conn.execute(
+                "select c.conname from pg_constraint c join pg_attribute a"
+                " on a.attrelid = c.conrelid and a.attnum = any (c.conkey)"
+                " where c.conrelid = 'public.jobs'::regclass and c.contype = 'c' and a.attname = %s",
+                (column,),
+            ).fetchall()
+            for check in checks:
+                drop = sql.SQL("alter table public.jobs drop constraint {}").format(sql.Identifier(check["conname"]))
+                self.api.conn.execute(drop)
             self.api.conn.execute(query, (job_id,))
 
     def facts(self, job_id: uuid.UUID) -> dict[str, Any]:
