@@ -16,6 +16,10 @@ from devstack import envfile, keys, migrate, paths, pgcluster, services
 STACK_PG_VERSIONS = ("15",)
 
 
+class UsageError(Exception):
+    """A request devstack refuses before touching anything (exit 2, no log tail)."""
+
+
 def db_up() -> None:
     pgcluster.ensure_packages()
     pgcluster.init()
@@ -53,7 +57,7 @@ def _require_stack_version() -> None:
     if paths.PG_VERSION not in STACK_PG_VERSIONS:
         # The Realtime stand-in decodes WAL with wal2json and pg_recvlogical, which only the
         # Debian 15 build has; the 17 build serves the migrations and the SQL suite.
-        raise pgcluster.ClusterError(
+        raise UsageError(
             f"DEVSTACK_PG_VERSION={paths.PG_VERSION}: the full stack runs on PostgreSQL "
             f"{', '.join(STACK_PG_VERSIONS)} only (Realtime needs wal2json); use `python -m devstack db up` "
             "for the database alone"
@@ -133,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     action = DB_COMMANDS[args.action] if args.command == "db" else STACK_COMMANDS[args.command]
     try:
         action()
+    except UsageError as exc:
+        print(f"devstack: {exc}", file=sys.stderr)
+        return 2
     except (pgcluster.ClusterError, services.ServiceError) as exc:
         print(f"devstack: {exc}", file=sys.stderr)
         tail = pgcluster.log_tail()

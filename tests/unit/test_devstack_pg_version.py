@@ -38,7 +38,7 @@ def test_an_unknown_version_is_refused_with_the_variable_named(tmp_path: Path, v
 @pytest.mark.parametrize("command", ["up", "reset"])
 def test_the_full_stack_refuses_17_and_touches_nothing(tmp_path: Path, command: str) -> None:
     proc = _devstack(tmp_path, "17", command)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert "DEVSTACK_PG_VERSION=17: the full stack runs on PostgreSQL 15 only (Realtime needs wal2json)" in proc.stderr
     assert not (tmp_path / "state").exists()
 
