@@ -13,16 +13,26 @@ from collections.abc import Callable, Sequence
 
 from devstack import envfile, keys, migrate, paths, pgcluster, services
 
+STACK_PG_VERSIONS = ("15",)
+
+
+class UsageError(Exception):
+    """A request devstack refuses before touching anything (exit 2, no log tail)."""
+
 
 def db_up() -> None:
     pgcluster.ensure_packages()
     pgcluster.init()
     pgcluster.start()
     applied = migrate.migrate()
-    envfile.write()
+    if paths.PG_VERSION in STACK_PG_VERSIONS:
+        envfile.write()  # describes the stack; a side cluster (17) must not redirect its DATABASE_URL
     for m in applied:
-        print(f"applied migration {m.version}_{m.name}")
-    print(f"database ready: {paths.database_url()}")
+        print(f"applied migration {m.label}")
+        for notice in m.notices:
+            print(f"  {notice}")
+    cron = "pg_cron" if pgcluster.has_pg_cron() else "no pg_cron: its schedules are skipped"
+    print(f"database ready: {paths.database_url()} (PostgreSQL {paths.PG_VERSION}, {cron})")
 
 
 def db_down() -> None:
@@ -43,7 +53,19 @@ def stack_env() -> None:
     print(envfile.render(envfile.values()), end="")
 
 
+def _require_stack_version() -> None:
+    if paths.PG_VERSION not in STACK_PG_VERSIONS:
+        # The Realtime stand-in decodes WAL with wal2json and pg_recvlogical, which only the
+        # Debian 15 build has; the 17 build serves the migrations and the SQL suite.
+        raise UsageError(
+            f"DEVSTACK_PG_VERSION={paths.PG_VERSION}: the full stack runs on PostgreSQL "
+            f"{', '.join(STACK_PG_VERSIONS)} only (Realtime needs wal2json); use `python -m devstack db up` "
+            "for the database alone"
+        )
+
+
 def stack_up() -> None:
+    _require_stack_version()
     db_up()
     for svc in services.ALL:
         svc.start()
@@ -79,6 +101,7 @@ def stack_status() -> None:
 
 
 def stack_reset() -> None:
+    _require_stack_version()
     for svc in reversed(services.ALL):
         svc.stop()
     keys.forget()
@@ -106,7 +129,7 @@ STACK_COMMANDS: dict[str, Callable[[], None]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description="Docker-free local Supabase stand-in")
     sub = parser.add_subparsers(dest="command", required=True)
-    db = sub.add_parser("db", help="the local PostgreSQL 15 cluster only")
+    db = sub.add_parser("db", help="the local PostgreSQL cluster only (DEVSTACK_PG_VERSION=15|17)")
     db.add_argument("action", choices=sorted(DB_COMMANDS))
     for name in sorted(STACK_COMMANDS):
         sub.add_parser(name)
@@ -114,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     action = DB_COMMANDS[args.action] if args.command == "db" else STACK_COMMANDS[args.command]
     try:
         action()
+    except UsageError as exc:
+        print(f"devstack: {exc}", file=sys.stderr)
+        return 2
     except (pgcluster.ClusterError, services.ServiceError) as exc:
         print(f"devstack: {exc}", file=sys.stderr)
         tail = pgcluster.log_tail()

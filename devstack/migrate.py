@@ -1,7 +1,9 @@
 """Apply the platform bootstrap, the migrations (in filename order) and the seed to one database.
 
 Migrations are recorded in ``supabase_migrations.schema_migrations`` as the Supabase CLI does,
-each applied in its own transaction, so a failing file leaves nothing half-written.
+each applied in its own transaction, so a failing file leaves nothing half-written. The NOTICEs a
+migration raises are kept with it, so a step it skipped (e.g. pg_cron scheduling on a cluster
+without pg_cron) is reported, not lost.
 """
 
 from __future__ import annotations
@@ -29,6 +31,16 @@ class Migration:
         return cls(version, name, path)
 
 
+@dataclass(frozen=True)
+class Applied:
+    migration: Migration
+    notices: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.migration.version}_{self.migration.name}"
+
+
 def migrations(directory: Path = paths.MIGRATIONS_DIR) -> list[Migration]:
     return sorted((Migration.from_path(p) for p in directory.glob("*.sql")), key=lambda m: m.version)
 
@@ -43,21 +55,32 @@ def apply_platform(conn: psycopg.Connection[tuple[object, ...]]) -> None:
         conn.execute(paths.PLATFORM_SQL.read_text())  # trusted file, no params
 
 
-def apply_migrations(conn: psycopg.Connection[tuple[object, ...]], *, until: str | None = None) -> list[Migration]:
-    """Apply pending migrations (those up to version ``until``, if given); returns those applied now."""
+def apply_migrations(conn: psycopg.Connection[tuple[object, ...]], *, until: str | None = None) -> list[Applied]:
+    """Apply pending migrations (those up to version ``until``, if given); returns those applied
+    now, each with the NOTICEs it raised."""
     applied = {r[0] for r in conn.execute("select version from supabase_migrations.schema_migrations")}
-    done: list[Migration] = []
-    for m in migrations():
-        if m.version in applied or (until is not None and m.version > until):
-            continue
-        text = m.path.read_text()
-        with conn.transaction():
-            conn.execute(text)  # trusted file from the repository
-            conn.execute(
-                "insert into supabase_migrations.schema_migrations (version, name, statements) values (%s, %s, %s)",
-                (m.version, m.name, [text]),
-            )
-        done.append(m)
+    done: list[Applied] = []
+    notices: list[str] = []
+
+    def keep(diag: psycopg.errors.Diagnostic) -> None:
+        notices.append(f"{diag.severity_nonlocalized or diag.severity}: {diag.message_primary}")
+
+    conn.add_notice_handler(keep)
+    try:
+        for m in migrations():
+            if m.version in applied or (until is not None and m.version > until):
+                continue
+            notices.clear()
+            text = m.path.read_text()
+            with conn.transaction():
+                conn.execute(text)  # trusted file from the repository
+                conn.execute(
+                    "insert into supabase_migrations.schema_migrations (version, name, statements) values (%s, %s, %s)",
+                    (m.version, m.name, [text]),
+                )
+            done.append(Applied(m, tuple(notices)))
+    finally:
+        conn.remove_notice_handler(keep)
     return done
 
 
@@ -67,7 +90,7 @@ def apply_seed(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             conn.execute(paths.SEED_SQL.read_text())
 
 
-def migrate(dbname: str = paths.DATABASE, *, seed: bool = True) -> list[Migration]:
+def migrate(dbname: str = paths.DATABASE, *, seed: bool = True) -> list[Applied]:
     """Bring ``dbname`` up to date: platform once, then pending migrations, then the seed once."""
     with psycopg.connect(paths.database_url(dbname), autocommit=True) as conn:
         fresh = not _has_platform(conn)

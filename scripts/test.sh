@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test, in the order that fails fastest: lint/types, Python suites (SQL on template clones,
-# unit, integration against an in-process gateway, worker end-to-end), then the JavaScript suites
-# against the stack started by `python -m devstack up` (stopped again on exit, success or not).
+# unit, integration against an in-process gateway, worker end-to-end), the SQL suite again on
+# PostgreSQL 17, then the JavaScript suites against the stack started by `python -m devstack up`
+# (stopped again on exit, success or not).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -25,6 +26,18 @@ $PY -m pytest -q -p no:cacheprovider
 status=$?
 set -e
 # pytest exits 5 when it collected nothing: that is a failure here, never a pass.
+if [[ $status -ne 0 ]]; then exit $status; fi
+
+section "sql suite on PostgreSQL 17 (hosted's version for new projects; no pg_cron there)"
+# A second cluster (.devstack/pg17) from the npm build in devstack/pg17, on the 15 port + 10.
+pg17() { DEVSTACK_PG_VERSION=17 DEVSTACK_PG_PORT=$((${DEVSTACK_PG_PORT:-54322} + 10)) "$@"; }
+started_pg17=0
+if ! pg17 $PY -m devstack db status | grep -q ': running'; then started_pg17=1; fi
+set +e
+pg17 $PY -m pytest -q -p no:cacheprovider tests/sql
+status=$?
+set -e
+if [[ $started_pg17 == 1 ]]; then pg17 $PY -m devstack db down >/dev/null; fi
 if [[ $status -ne 0 ]]; then exit $status; fi
 
 section "plugin-client unit tests and build"

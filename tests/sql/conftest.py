@@ -1,7 +1,8 @@
 """SQL tests: migrate a template database once per session, clone it for every test.
 
 Each test gets its own database (``create database ... template jobs_template``), so tests are
-independent and fast; the roles are cluster-wide and come from the platform bootstrap.
+independent and fast; the roles are cluster-wide and come from the platform bootstrap. The suite
+runs on whichever cluster ``DEVSTACK_PG_VERSION`` selects; ``scripts/test.sh`` runs it on 15 and 17.
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ TEMPLATE = "jobs_template"
 
 
 @pytest.fixture(scope="session")
-def template_db(pg_cluster: None) -> str:
+def template_migrations(pg_cluster: None) -> list[migrate.Applied]:
+    """The migrations applied to the template, with the NOTICEs each raised."""
     migrate.recreate_database(TEMPLATE)
-    migrate.migrate(TEMPLATE, seed=False)
+    return migrate.migrate(TEMPLATE, seed=False)
+
+
+@pytest.fixture(scope="session")
+def template_db(template_migrations: list[migrate.Applied]) -> str:
     return TEMPLATE
 
 

@@ -1,4 +1,4 @@
-"""RLS for anon, two users and the service role; realtime broadcasts; dashboard views; pg_cron."""
+"""RLS for anon, two users and the service role; realtime broadcasts; dashboard views."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import uuid
 import psycopg
 import pytest
 
-from devstack import migrate, paths
 from devstack.sqlapi import SqlApi
 
 pytestmark = pytest.mark.sql
@@ -163,11 +162,3 @@ def test_dashboard_views(api: SqlApi) -> None:
     assert {r["kind"] for r in api.as_user(alice, "select kind from public.job_stats")} == {"rename_layers"}
     assert api.as_user(alice, "select count(*) from public.active_jobs")[0]["count"] == 0
     assert api.as_user(bob, "select count(*) from public.active_jobs")[0]["count"] == 1
-
-
-def test_pg_cron_jobs_are_registered(pg_cluster: None) -> None:
-    migrate.migrate()  # the cron database is "postgres"; test clones skip scheduling
-    with psycopg.connect(paths.database_url()) as conn:
-        jobs: dict[str, str] = dict(conn.execute("select jobname, command from cron.job").fetchall())
-    assert jobs["reap-expired-job-leases"] == "select public.reap_expired_leases()"
-    assert jobs["purge-finished-jobs"] == "select public.purge_finished_jobs()"
