@@ -146,7 +146,8 @@ async def test_empty_objects_insert_default_rows_in_one_statement(
     [
         # 585 KB: took 4 s (one statement per row); now over the JSON reader's value limit.
         (200_000, 400, "PGRST102"),
-        # Under that limit (each object and each comma counts) the rows reach the database as one statement, which refuses anon.
+        # Under that limit (each object and each comma counts) the rows reach the database as one
+        # statement, which refuses anon.
         (45_000, 401, "42501"),
     ],
 )
