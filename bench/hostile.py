@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import time
 import uuid
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 import httpx
 import jwt
 
+from bench.report import ROOT, md_table, save_measurement
 from bench.support import gateway_process
 from devstack import keys, paths
 
@@ -130,7 +132,7 @@ def cases(url: str) -> list[tuple[str, Send]]:
     ]
 
 
-async def run(url: str, rounds: int) -> None:
+async def run(url: str, rounds: int) -> list[dict[str, object]]:
     async def idle() -> int:
         await asyncio.sleep(0.3)
         return 0
@@ -138,22 +140,31 @@ async def run(url: str, rounds: int) -> None:
     outcomes = [await measure("(baseline: no hostile request)", idle, url, rounds)]
     for name, send in cases(url):
         outcomes.append(await measure(name, send, url, rounds))
-    print(f"{rounds} rounds each; times in ms")
-    print("| case | status | request median | request max | /health median | /health max | /health n |")
-    print("|---|---|---|---|---|---|---|")
-    for o in outcomes:
-        print(
-            f"| {o.name} | {o.status or '-'} | {_ms(o.durations, statistics.median)} | {_ms(o.durations, max)} "
-            f"| {_ms(o.health, statistics.median)} | {_ms(o.health, max)} | {len(o.health)} |"
-        )
+    return [
+        {
+            "case": o.name,
+            "status": o.status or "-",
+            "request median ms": _ms(o.durations, statistics.median),
+            "request max ms": _ms(o.durations, max),
+            "/health median ms": _ms(o.health, statistics.median),
+            "/health max ms": _ms(o.health, max),
+            "/health n": len(o.health),
+        }
+        for o in outcomes
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.hostile")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    load_before = os.getloadavg()
     with gateway_process() as url:
-        asyncio.run(run(url, args.rounds))
+        rows = asyncio.run(run(url, args.rounds))
+    print(f"{args.rounds} rounds each; times in ms")
+    print(md_table(rows))
+    out = save_measurement("hostile", f"python -m bench.hostile --rounds {args.rounds}", rows, load_before)
+    print(f"saved {out.relative_to(ROOT)}/report.json and report.md")
 
 
 if __name__ == "__main__":

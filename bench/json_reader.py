@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
 
+from bench.report import ROOT, md_table, save_measurement
 from devstack.gateway import bounded_json
 
 SIZE = 10 * 1024 * 1024
@@ -85,15 +87,24 @@ async def _stall_ms(body: bytes) -> float:
 
 
 def main() -> None:
-    print(f"{'body':40s} {'bytes':>9s} {'json.loads':>18s} {'bounded parse':>20s} {'loop stall':>10s}")
+    load_before = os.getloadavg()
+    rows: list[dict[str, object]] = []
     for name, body in bodies().items():
         plain, plain_outcome = _best_ms(lambda body=body: json.loads(body))  # type: ignore[misc]
         bounded, outcome = _best_ms(lambda body=body: bounded_json.parse(body))  # type: ignore[misc]
         stall = statistics.median(asyncio.run(_stall_ms(body)) for _ in range(3))
-        print(
-            f"{name:40s} {len(body):9d} {plain:8.1f} ms {plain_outcome:>7s}"
-            f" {bounded:8.1f} ms {outcome:>9s} {stall:7.1f} ms"
+        rows.append(
+            {
+                "body": name,
+                "bytes": len(body),
+                "json.loads ms": f"{plain:.1f} ({plain_outcome})",
+                "bounded parse ms": f"{bounded:.1f} ({outcome})",
+                "event-loop stall ms": f"{stall:.1f}",
+            }
         )
+    print(md_table(rows))
+    out = save_measurement("json-reader", "python -m bench.json_reader", rows, load_before)
+    print(f"saved {out.relative_to(ROOT)}/report.json and report.md")
 
 
 if __name__ == "__main__":

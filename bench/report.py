@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import subprocess
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,20 @@ def machine_info(load_before: tuple[float, float, float]) -> dict[str, Any]:
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def save_measurement(
+    name: str, command: str, rows: list[dict[str, Any]], load_before: tuple[float, float, float]
+) -> Path:
+    """A standalone measurement (python -m bench.hostile, bench.json_reader): its rows, the machine
+    and the command, as bench/results/<timestamp>-<name>/report.json and report.md."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    out_dir = ROOT / "bench" / "results" / f"{stamp}-{name}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = {"measured_at": stamp, "command": command, "machine": machine_info(load_before), "rows": rows}
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (out_dir / "report.md").write_text(f"# {name}\n\n`{command}` at {stamp}\n\n{md_table(rows)}\n")
+    return out_dir
 
 
 def write(out_dir: Path, header: dict[str, Any], results: list[ScenarioResult]) -> None:
