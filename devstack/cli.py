@@ -2,6 +2,8 @@
 
 python -m devstack db up|down|status|reset    the PostgreSQL cluster only
 python -m devstack up|down|status|reset|env   the whole stack
+python -m devstack signing-keys list|standby|rotate [kid]|revoke <kid>|unrevoke <kid>
+                                              JWT signing keys (signing_keys.py)
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import shutil
 import sys
 from collections.abc import Callable, Sequence
 
-from devstack import envfile, keys, migrate, paths, pgcluster, services
+from devstack import envfile, keys, migrate, paths, pgcluster, services, signing_keys
 
 STACK_PG_VERSIONS = ("15",)
 
@@ -64,8 +66,16 @@ def _require_stack_version() -> None:
         )
 
 
+def jwt_signing() -> str:
+    """What Auth signs with under ``DEVSTACK_JWT`` (the gateway reads the same variable)."""
+    if signing_keys.mode() == "legacy":
+        return "HS256 legacy secret (DEVSTACK_JWT=legacy; JWKS empty)"
+    return f"ES256, kid {signing_keys.load_or_create().current.kid}"
+
+
 def stack_up() -> None:
     _require_stack_version()
+    signing = jwt_signing()  # a bad DEVSTACK_JWT stops here, before anything starts
     db_up()
     for svc in services.ALL:
         svc.start()
@@ -78,6 +88,8 @@ def stack_up() -> None:
         ("Storage URL", env["SUPABASE_URL"] + "/storage/v1"),
         ("DB URL", env["DATABASE_URL"]),
         ("Models stand-in", env["ANTHROPIC_BASE_URL"]),
+        ("JWT signing", signing),
+        ("JWKS URL", env["SUPABASE_URL"] + "/auth/v1/.well-known/jwks.json"),
         ("JWT secret", env["SUPABASE_JWT_SECRET"]),
         ("anon key", env["SUPABASE_ANON_KEY"]),
         ("service_role key", env["SUPABASE_SERVICE_ROLE_KEY"]),
@@ -105,10 +117,24 @@ def stack_reset() -> None:
     for svc in reversed(services.ALL):
         svc.stop()
     keys.forget()
+    signing_keys.forget()
     shutil.rmtree(paths.STATE / "storage", ignore_errors=True)
     pgcluster.wipe()
     stack_up()
 
+
+def signing_keys_command(action: str, kid: str | None) -> None:
+    """List or change the signing keys; a running gateway picks the change up with its next request."""
+    if action != "list":
+        key = signing_keys.change(action, kid)
+        print(f"{key.kid} ({key.alg}) is now {key.state.replace('_', ' ')}")
+        if key.legacy and key.state == "revoked":
+            # Hosted asks to disable the legacy API keys first; devstack says what follows instead.
+            print("note: the legacy anon and service_role keys are HS256 JWTs and are now refused as well")
+    print(signing_keys.describe(signing_keys.load_or_create(), signing_keys.mode()))
+
+
+SIGNING_KEY_ACTIONS = ("list", "standby", "rotate", "revoke", "unrevoke")
 
 DB_COMMANDS: dict[str, Callable[[], None]] = {
     "up": db_up,
@@ -133,11 +159,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     db.add_argument("action", choices=sorted(DB_COMMANDS))
     for name in sorted(STACK_COMMANDS):
         sub.add_parser(name)
+    sk = sub.add_parser("signing-keys", help="list, add, rotate and revoke the JWT signing keys")
+    sk.add_argument("action", choices=SIGNING_KEY_ACTIONS)
+    sk.add_argument("kid", nargs="?", help="key id (`legacy` names the HS256 secret); rotate: default the standby key")
     args = parser.parse_args(argv)
+    if args.command == "signing-keys":
+        try:
+            signing_keys_command(args.action, args.kid)
+        except signing_keys.SigningKeyError as exc:
+            print(f"devstack: {exc}", file=sys.stderr)
+            return 2
+        return 0
     action = DB_COMMANDS[args.action] if args.command == "db" else STACK_COMMANDS[args.command]
     try:
         action()
-    except UsageError as exc:
+    except (UsageError, signing_keys.SigningKeyError) as exc:
         print(f"devstack: {exc}", file=sys.stderr)
         return 2
     except (pgcluster.ClusterError, services.ServiceError) as exc:

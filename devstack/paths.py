@@ -68,6 +68,7 @@ PGRUN = STATE / "run"  # unix socket + pid files live here, not in /var/run/post
 PGLOG = STATE / PG.log_name
 ENV_FILE = STATE / "env"
 SECRETS_FILE = STATE / "secrets.json"
+SIGNING_KEYS_FILE = STATE / "signing_keys.json"
 
 HOST = "127.0.0.1"
 PG_PORT = int(os.environ.get("DEVSTACK_PG_PORT", str(PG.default_port)))

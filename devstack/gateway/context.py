@@ -11,7 +11,8 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from devstack import keys, paths
+from devstack import keys, paths, signing_keys
+from devstack.gateway.key_set import LiveKeySet
 
 IDLE_CHECK_SECONDS = 2.0
 AUTHENTICATOR_URL = f"postgresql://authenticator:authenticator@{paths.HOST}:{paths.PG_PORT}/{{db}}"
@@ -26,11 +27,14 @@ class Settings:
     storage_dir: Path = paths.STATE / "storage"
     max_body_bytes: int = 10 * 1024 * 1024
     jwt_expiry_seconds: int = 3600
+    signing: LiveKeySet = field(kw_only=True)  # what signs and verifies JWTs (key_set.py)
 
     @classmethod
     def from_stack(cls, database: str = paths.DATABASE) -> Settings:
+        """The stack's keys; ``DEVSTACK_JWT`` (read now) picks ES256 signing keys or the legacy secret."""
         k = keys.load_or_create()
-        return cls(k.jwt_secret, k.anon_key, k.service_role_key, database=database)
+        signing = LiveKeySet(k.jwt_secret, signing_keys.mode())
+        return cls(k.jwt_secret, k.anon_key, k.service_role_key, database=database, signing=signing)
 
     @property
     def authenticator_url(self) -> str:

@@ -62,8 +62,15 @@ async def test_anonymous_sign_in_gives_an_authenticated_anonymous_session(stack:
     assert [entry["method"] for entry in claims["amr"]] == ["anonymous"]
     assert claims["exp"] - claims["iat"] == 3600
     assert claims["session_id"]
-    if stack.jwt_secret is not None:
-        jwt.decode(res.session.access_token, stack.jwt_secret, algorithms=["HS256"], audience="authenticated")
+    token = res.session.access_token
+    header = jwt.get_unverified_header(token)
+    if header["alg"] != "HS256":  # a signing key: verifiable by anyone through the JWKS
+        async with httpx.AsyncClient() as http:
+            jwks = (await http.get(f"{stack.url}/auth/v1/.well-known/jwks.json")).json()
+        key = jwt.PyJWKSet.from_dict(jwks)[header["kid"]]
+        jwt.decode(token, key, algorithms=[header["alg"]], audience="authenticated", issuer=f"{stack.url}/auth/v1")
+    elif stack.jwt_secret is not None:  # DEVSTACK_JWT=legacy
+        jwt.decode(token, stack.jwt_secret, algorithms=["HS256"], audience="authenticated")
     fetched = await client.auth.get_user()
     assert fetched is not None
     assert fetched.user.id == res.user.id

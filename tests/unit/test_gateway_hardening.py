@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Message
 
 from devstack.gateway.http import BodyTooLarge, read_limited
+from devstack.gateway.key_set import KeySet
 from devstack.gateway.realtime import authz, jwt_check
 from devstack.gateway.rest.catalog import Param
 from devstack.gateway.storage import credentials
@@ -21,6 +22,7 @@ from devstack.gateway.storage.errors import StorageError
 from devstack.models.faults import FaultSpec, StandinState, take_fault
 
 SECRET = "unit-test-secret-unit-test-secret-32"
+KEYS = KeySet.legacy_only(SECRET)
 
 
 def request_with(chunks: list[bytes], *, content_length: int | None = None) -> tuple[Request, list[int]]:
@@ -65,14 +67,14 @@ def token(**claims: Any) -> str:
 @pytest.mark.parametrize("role", ["postgres", "supabase_admin", "pg_signal_backend", ""])
 def test_realtime_refuses_roles_outside_the_api_roles(role: str) -> None:
     with pytest.raises(jwt_check.RealtimeTokenError) as refused:
-        jwt_check.check(token(role=role, exp=int(time.time()) + 60), SECRET)
+        jwt_check.check(token(role=role, exp=int(time.time()) + 60), KEYS)
     assert refused.value.kind == "role"
     assert refused.value.join_reason() == f"InvalidJWTToken: {jwt_check.ROLE_TEXT}"
 
 
 @pytest.mark.parametrize("role", ["anon", "authenticated", "service_role"])
 def test_realtime_accepts_the_api_roles(role: str) -> None:
-    assert jwt_check.check(token(role=role, exp=int(time.time()) + 60), SECRET)["role"] == role
+    assert jwt_check.check(token(role=role, exp=int(time.time()) + 60), KEYS)["role"] == role
 
 
 def test_policy_checks_never_switch_into_another_role() -> None:
@@ -83,7 +85,7 @@ def test_policy_checks_never_switch_into_another_role() -> None:
 
 def test_storage_requires_exp() -> None:
     with pytest.raises(StorageError) as refused:
-        credentials.caller(f"Bearer {token(role='service_role')}", SECRET)
+        credentials.caller(f"Bearer {token(role='service_role')}", KEYS)
     assert "exp" in refused.value.message
     with pytest.raises(StorageError) as unsigned_forever:
         credentials.verify_download(token(url="b/k", scope="download"), "b", "k", SECRET)

@@ -1,5 +1,5 @@
 """/auth/v1: the GoTrue subset the clients use (sign-up incl. anonymous, password and refresh grants,
-user, logout), with GoTrue's error codes in both API-version shapes."""
+user, logout) and the JWKS, with GoTrue's error codes in both API-version shapes."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ def routes(ctx: GatewayContext) -> list[BaseRoute]:
                 Route("/logout", api.guarded(api.logout), methods=["POST"]),
                 Route("/settings", api.guarded(api.settings), methods=["GET"]),
                 Route("/health", api.guarded(api.health), methods=["GET"]),
+                # Open, as in the self-hosted gateway (kong.yml auth-v1-open-jwks): no apikey needed.
+                Route("/.well-known/jwks.json", api.jwks, methods=["GET"]),
             ],
         )
     ]

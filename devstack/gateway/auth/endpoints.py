@@ -30,6 +30,7 @@ HEALTH = {
     "name": "GoTrue",
     "description": "GoTrue is a user registration and authentication API",
 }
+JWKS_CACHE_CONTROL = "public, max-age=600"
 LOGOUT_SCOPES: dict[str, sessions.LogoutScope] = {
     "": "global",
     "global": "global",
@@ -76,7 +77,7 @@ class AuthEndpoints:
             session_id=str(grant.session_id),
             amr=grant.amr,
             issuer=issuer,
-            secret=settings.jwt_secret,
+            signer=settings.signing.snapshot().signer,
             lifetime_seconds=settings.jwt_expiry_seconds,
         )
         return JSONResponse(
@@ -95,7 +96,7 @@ class AuthEndpoints:
         token = bearer(request.headers.get("authorization"))
         if token is None:
             raise AuthError(401, "no_authorization", "This endpoint requires a valid Bearer token")
-        claims = access_tokens.read(token, self.ctx.settings.jwt_secret)
+        claims = access_tokens.read(token, self.ctx.settings.signing.snapshot())
         subject = claims.get("sub")
         if not subject or not isinstance(subject, str):
             raise AuthError(403, "bad_jwt", "invalid claim: missing sub claim")
@@ -230,3 +231,9 @@ class AuthEndpoints:
 
     async def health(self, _request: Request) -> Response:
         return JSONResponse(HEALTH)
+
+    async def jwks(self, _request: Request) -> Response:
+        """The public keys of the standby, current and previously used asymmetric keys; never the
+        legacy secret (doc §2.2; empty with DEVSTACK_JWT=legacy, as for a legacy-only project)."""
+        document = self.ctx.settings.signing.snapshot().jwks_document()
+        return JSONResponse(document, headers={"Cache-Control": JWKS_CACHE_CONTROL})

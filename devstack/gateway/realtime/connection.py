@@ -175,7 +175,7 @@ class Connection:
         if not isinstance(token, str) or token.startswith("sb_"):
             token = self.socket_token
         try:
-            claims = jwt_check.check(token, self.service.jwt_secret)
+            claims = jwt_check.check(token, self.service.keys)
         except jwt_check.RealtimeTokenError as exc:
             self.reply(frame, "error", {"reason": exc.join_reason()})
             return
@@ -271,7 +271,7 @@ class Connection:
             return
         channel.access_token = token
         try:
-            claims = jwt_check.check(token, self.service.jwt_secret)
+            claims = jwt_check.check(token, self.service.keys)
         except jwt_check.RealtimeTokenError as exc:
             self._shutdown(channel, exc.shutdown_message())
             return
@@ -302,7 +302,7 @@ class Connection:
             remaining = float(exp) - time.time() if isinstance(exp, int | float) else 0.0
             await asyncio.sleep(max(0.0, min(CONFIRM_TOKEN_INTERVAL, remaining + 0.05)))
             try:
-                channel.claims = jwt_check.check(channel.access_token, self.service.jwt_secret)
+                channel.claims = jwt_check.check(channel.access_token, self.service.keys)
             except jwt_check.RealtimeTokenError as exc:
                 self._token_watch.pop(channel, None)
                 if self.channels.get(channel.topic) is channel:

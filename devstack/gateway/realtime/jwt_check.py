@@ -11,13 +11,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import jwt
-
 from devstack.gateway import tokens
+from devstack.gateway.key_set import KeySet
 from devstack.gateway.pg import API_ROLES
 
-Kind = Literal["missing", "expired", "missing_claims", "malformed", "signature", "role"]
+Kind = Literal["missing", "expired", "missing_claims", "malformed", "signature", "role", "signer"]
 ROLE_TEXT = "The `role` in the JWT must be one of anon, authenticated, service_role"
+SIGNER_TEXT = "Failed to generate JWT signer, check your JWT secret or JWKS configuration"
 
 # Handshake (HTTP 401 body) texts, as RealtimeWeb.UserSocket.error_response/1.
 HANDSHAKE_TEXT: dict[Kind, str] = {
@@ -27,16 +27,25 @@ HANDSHAKE_TEXT: dict[Kind, str] = {
     "malformed": "The token provided is not a valid JWT",
     "signature": "Failed to validate JWT signature",
     "role": ROLE_TEXT,
+    "signer": SIGNER_TEXT,
 }
 
 
 @dataclass
 class RealtimeTokenError(Exception):
     kind: Kind
-    detail: str = ""
+    detail: str = ""  # the expiry text, or the kid no signer was found for
+
+    def handshake_text(self) -> str:
+        """The ``{"error": ...}`` of a refused websocket upgrade (UserSocket.error_response/1)."""
+        if self.kind == "signer" and self.detail:
+            return _signer_text(self.detail)
+        return HANDSHAKE_TEXT[self.kind]
 
     def join_reason(self) -> str:
         """The ``reason`` of a join error reply (RealtimeChannel.join/3)."""
+        if self.kind == "signer":
+            return f"JwtSignerError: {self.handshake_text()}"
         if self.kind == "expired":
             return f"InvalidJWTToken: {self.detail}"
         if self.kind == "missing_claims":
@@ -49,6 +58,8 @@ class RealtimeTokenError(Exception):
 
     def shutdown_message(self) -> str:
         """The system message text when a refreshed token is refused (no code prefix)."""
+        if self.kind == "signer":
+            return self.handshake_text()
         if self.kind == "expired":
             return self.detail
         if self.kind == "missing_claims":
@@ -60,19 +71,33 @@ class RealtimeTokenError(Exception):
         return "The token provided is not a valid JWT"
 
 
-def check(token: str | None, secret: str) -> dict[str, Any]:
+def _signer_text(kid: str) -> str:
+    # Elixir's inspect/1 of a string: double-quoted, with " and \\ escaped.
+    quoted = '"' + kid.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"Failed to generate JWT signer for key ID (kid) {quoted}, check your JWT secret or JWKS configuration"
+
+
+def _refusal(exc: tokens.TokenError) -> RealtimeTokenError:
+    """Realtime's generate_signer: an HS* token with no matching key falls back to the legacy
+    secret and fails its signature check; an asymmetric one with an unknown kid has no signer."""
+    if exc.kind == "malformed":
+        return RealtimeTokenError("malformed")
+    if exc.kind == "signature" or (exc.kind == "no_key" and exc.alg in tokens.HMAC_ALGORITHMS):
+        return RealtimeTokenError("signature")
+    if exc.kind == "no_key" and exc.kid is not None:
+        return RealtimeTokenError("signer", exc.kid)
+    return RealtimeTokenError("signer")
+
+
+def check(token: str | None, keys: KeySet) -> dict[str, Any]:
     """Return the claims of a usable token or raise RealtimeTokenError."""
     if not isinstance(token, str) or not token:
         raise RealtimeTokenError("missing")
     token = "".join(token.split())  # Realtime strips whitespace before verifying
     try:
-        claims: dict[str, Any] = jwt.decode(
-            token, secret, algorithms=["HS256", "HS384", "HS512"], options={"verify_exp": False, "verify_aud": False}
-        )
-    except jwt.InvalidSignatureError as exc:
-        raise RealtimeTokenError("signature") from exc
-    except jwt.InvalidTokenError as exc:
-        raise RealtimeTokenError("malformed") from exc
+        claims = dict(tokens.signed_claims(token, keys, tokens.HMAC_ALGORITHMS))
+    except tokens.TokenError as exc:
+        raise _refusal(exc) from exc
     exp = claims.get("exp")
     if "role" not in claims or exp is None:
         raise RealtimeTokenError("missing_claims")

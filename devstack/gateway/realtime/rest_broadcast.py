@@ -57,7 +57,7 @@ def _invalid(field: str, exc: bounded_json.JsonError) -> JSONResponse:
 def _claims(service: RealtimeService, request: Request) -> dict[str, Any] | None:
     token = bearer(request.headers.get("authorization")) or request.headers.get("apikey")
     try:
-        return jwt_check.check(token, service.jwt_secret)
+        return jwt_check.check(token, service.keys)
     except jwt_check.RealtimeTokenError:
         return None
 

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from devstack.gateway.context import GatewayContext
+from devstack.gateway.key_set import KeySet
 from devstack.gateway.realtime import jwt_check, rest_broadcast
 from devstack.gateway.realtime.connection import Connection
 from devstack.gateway.realtime.delivery import Delivery
@@ -30,8 +31,9 @@ class RealtimeService:
         self.feed = WalFeed(ctx.settings.admin_url, Delivery(self.hub))
 
     @property
-    def jwt_secret(self) -> str:
-        return self.ctx.settings.jwt_secret
+    def keys(self) -> KeySet:
+        """The signing keys as of now (a revocation applies to the next check)."""
+        return self.ctx.settings.signing.snapshot()
 
     @property
     def admin_pool(self) -> AsyncConnectionPool:
@@ -57,9 +59,9 @@ class RealtimeService:
             await _deny(ws, 403, "Unsupported protocol version")
             return
         try:
-            jwt_check.check(token, self.jwt_secret)
+            jwt_check.check(token, self.keys)
         except jwt_check.RealtimeTokenError as exc:
-            await _deny(ws, 401, jwt_check.HANDSHAKE_TEXT[exc.kind])
+            await _deny(ws, 401, exc.handshake_text())
             return
         assert token is not None
         await ws.accept()

@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from devstack.gateway import tokens
 from devstack.gateway.context import Settings
+from devstack.gateway.key_set import KeySet
 from devstack.gateway.rest.errors import (
     ApiError,
     invalid_api_key,
@@ -16,9 +17,6 @@ from devstack.gateway.rest.errors import (
     jwt_decode_error,
     no_api_key,
 )
-
-# PostgREST's texts for the JWT failures PyJWT reports in its own words.
-_CLAIMS_ERRORS = ("JWT expired",)
 
 
 @dataclass(frozen=True)
@@ -47,19 +45,16 @@ def resolve(request: Request, settings: Settings) -> Credentials:
     if authorization is not None and token is None:
         raise jwt_decode_error("Empty JWT is sent in Authorization header")
     assert token is not None
-    return Credentials(*_verify(token, settings.jwt_secret))
+    return Credentials(*_verify(token, settings.signing.snapshot()))
 
 
-def _verify(token: str, secret: str) -> tuple[str, dict[str, Any]]:
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise jwt_decode_error(f"Expected 3 parts in JWT; got {len(parts)}")
+def _verify(token: str, keys: KeySet) -> tuple[str, dict[str, Any]]:
     try:
-        claims = tokens.verify(token, secret)
+        claims = tokens.verify(token, keys)
     except tokens.TokenError as exc:
-        if exc.expired or exc.reason in _CLAIMS_ERRORS:
-            raise jwt_claims_error("JWT expired") from exc
-        raise jwt_decode_error(exc.reason) from exc
+        if exc.kind == "claims":
+            raise jwt_claims_error(exc.reason) from exc
+        raise jwt_decode_error(exc.reason, details=exc.details) from exc
     return str(claims["role"]), claims
 
 

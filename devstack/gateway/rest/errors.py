@@ -198,17 +198,18 @@ def column_not_found(relation: str, column: str) -> ApiError:
 # --- JWT errors (PGRST3xx) and the Kong layer ----------------------------------------------------
 
 
-def _invalid_token(code: str, message: str) -> ApiError:
+def _invalid_token(code: str, message: str, details: str | None = None) -> ApiError:
     return ApiError(
         401,
         code,
         message,
+        details=details,
         headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description={json.dumps(message)}'},
     )
 
 
-def jwt_decode_error(message: str) -> ApiError:
-    return _invalid_token("PGRST301", message)
+def jwt_decode_error(message: str, details: str | None = None) -> ApiError:
+    return _invalid_token("PGRST301", message, details)
 
 
 def jwt_claims_error(message: str) -> ApiError:

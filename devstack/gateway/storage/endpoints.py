@@ -119,7 +119,9 @@ class StorageEndpoints:
         return endpoint
 
     def _caller(self, request: Request, *, optional: bool = False) -> Caller | None:
-        return credentials.caller(request.headers.get("authorization"), self.ctx.settings.jwt_secret, optional=optional)
+        return credentials.caller(
+            request.headers.get("authorization"), self.ctx.settings.signing.snapshot(), optional=optional
+        )
 
     def _required_caller(self, request: Request) -> Caller:
         who = self._caller(request)
