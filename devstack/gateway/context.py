@@ -26,6 +26,8 @@ class Settings:
     storage_dir: Path = paths.STATE / "storage"
     max_body_bytes: int = 10 * 1024 * 1024
     jwt_expiry_seconds: int = 3600
+    # Where the opaque API keys are recorded (the gateway rereads it: see api_keys.KeyRegistry).
+    secrets_file: Path = paths.SECRETS_FILE
 
     @classmethod
     def from_stack(cls, database: str = paths.DATABASE) -> Settings:
