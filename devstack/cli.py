@@ -4,6 +4,7 @@ python -m devstack db up|down|status|reset    the PostgreSQL cluster only
 python -m devstack up|down|status|reset|env   the whole stack
 python -m devstack signing-keys list|standby|rotate [kid]|revoke <kid>|unrevoke <kid>
                                               JWT signing keys (signing_keys.py)
+python -m devstack keys list|new KIND|revoke KEY   the opaque API keys (sb_publishable_/sb_secret_)
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 from devstack import envfile, keys, migrate, paths, pgcluster, services, signing_keys
@@ -73,6 +75,23 @@ def jwt_signing() -> str:
     return f"ES256, kid {signing_keys.load_or_create().current.kid}"
 
 
+def key_rows(stack_keys: keys.StackKeys) -> list[tuple[str, str]]:
+    """The keys as `supabase status` names them: the opaque pair first, then the legacy JWTs."""
+    return [
+        ("Publishable key", stack_keys.publishable_key),
+        ("Secret key", stack_keys.secret_key),
+        ("anon key (legacy)", stack_keys.anon_key),
+        ("service_role key (legacy)", stack_keys.service_role_key),
+        ("JWT secret (legacy)", stack_keys.jwt_secret),
+    ]
+
+
+def _print_rows(rows: list[tuple[str, str]]) -> None:
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label:>{width}}: {value}")
+
+
 def stack_up() -> None:
     _require_stack_version()
     signing = jwt_signing()  # a bad DEVSTACK_JWT stops here, before anything starts
@@ -90,14 +109,11 @@ def stack_up() -> None:
         ("Models stand-in", env["ANTHROPIC_BASE_URL"]),
         ("JWT signing", signing),
         ("JWKS URL", env["SUPABASE_URL"] + "/auth/v1/.well-known/jwks.json"),
-        ("JWT secret", env["SUPABASE_JWT_SECRET"]),
-        ("anon key", env["SUPABASE_ANON_KEY"]),
-        ("service_role key", env["SUPABASE_SERVICE_ROLE_KEY"]),
+        *key_rows(keys.load_or_create()),
         ("env file", str(paths.ENV_FILE)),
     ]
     print("devstack is running.\n")
-    for label, value in rows:
-        print(f"{label:>17}: {value}")
+    _print_rows(rows)
 
 
 def stack_down() -> None:
@@ -110,6 +126,50 @@ def stack_status() -> None:
     db_status()
     for svc in services.ALL:
         print(f"{svc.name}: {svc.describe()}")
+    stored = keys.read()
+    if stored is None or any(stored.active(kind) is None for kind in keys.KINDS):
+        print("keys: not generated yet (python -m devstack up, or ... keys new KIND)")
+        return
+    print()
+    _print_rows(key_rows(stored))
+
+
+def keys_list() -> None:
+    stored = keys.load_or_create()
+    for k in stored.api_keys:
+        state = "active" if k.revoked_at is None else f"revoked {_when(k.revoked_at)}"
+        print(f"{k.kind:<11} {k.name:<16} {state:<28} {k.key}")
+
+
+def keys_new(kind: keys.ApiKeyKind, name: str | None) -> None:
+    key = keys.new(kind, name)
+    envfile.write()
+    print(f"new {kind} key {key.name!r}: {key.key}")
+
+
+def keys_revoke(key_or_prefix: str) -> None:
+    revoked = keys.revoke(key_or_prefix)
+    print(f"revoked the {revoked.kind} key {revoked.name!r} ({revoked.masked()}); the gateway now answers it 401")
+    stored = keys.read()
+    if stored is not None and stored.active(revoked.kind) is None:
+        # The stack (and .devstack/env) always has an active key of each kind.
+        fresh = keys.load_or_create().active(revoked.kind)
+        assert fresh is not None
+        print(f"it was the last active {revoked.kind} key: new key {fresh.name!r}: {fresh.key}")
+    envfile.write()
+
+
+def _when(epoch: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def run_keys(args: argparse.Namespace) -> None:
+    if args.keys_action == "list":
+        keys_list()
+    elif args.keys_action == "new":
+        keys_new(args.kind, args.name)
+    else:
+        keys_revoke(args.key)
 
 
 def stack_reset() -> None:
@@ -152,6 +212,17 @@ STACK_COMMANDS: dict[str, Callable[[], None]] = {
 }
 
 
+def _add_keys_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("keys", help="list, make or revoke the opaque API keys (sb_publishable_/sb_secret_)")
+    actions = parser.add_subparsers(dest="keys_action", required=True)
+    actions.add_parser("list", help="every key, revoked ones included")
+    new = actions.add_parser("new", help="make another key of a kind")
+    new.add_argument("kind", choices=keys.KINDS)
+    new.add_argument("--name", help="its name (default: 'default', then <kind>_<n>)")
+    revoke = actions.add_parser("revoke", help="revoke a key (it stays recorded; the gateway answers it 401)")
+    revoke.add_argument("key", help="the whole key, or its prefix and at least 4 more characters")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description="Docker-free local Supabase stand-in")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,7 +233,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     sk = sub.add_parser("signing-keys", help="list, add, rotate and revoke the JWT signing keys")
     sk.add_argument("action", choices=SIGNING_KEY_ACTIONS)
     sk.add_argument("kid", nargs="?", help="key id (`legacy` names the HS256 secret); rotate: default the standby key")
+    _add_keys_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "keys":
+        try:
+            run_keys(args)
+        except (LookupError, ValueError) as exc:
+            print(f"devstack keys: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "signing-keys":
         try:
             signing_keys_command(args.action, args.kid)

@@ -16,6 +16,10 @@ def values() -> dict[str, str]:
     k = keys.load_or_create()
     return {
         "SUPABASE_URL": f"http://{paths.HOST}:{paths.API_PORT}",
+        # Today's keys first; the worker prefers SUPABASE_SECRET_KEY when both are set.
+        "SUPABASE_PUBLISHABLE_KEY": k.publishable_key,
+        "SUPABASE_SECRET_KEY": k.secret_key,
+        # The legacy JWT keys, still accepted (hosted deprecates them by the end of 2026).
         "SUPABASE_ANON_KEY": k.anon_key,
         "SUPABASE_SERVICE_ROLE_KEY": k.service_role_key,
         "SUPABASE_JWT_SECRET": k.jwt_secret,

@@ -253,7 +253,8 @@ def seconds(a: str | None, b: str | None) -> str:
 
 
 async def run_jobs(env: dict[str, str]) -> bool:
-    client = await acreate_client(env["SUPABASE_URL"], env["SUPABASE_ANON_KEY"])
+    # The publishable key, as a plugin gets it today (the worker reads SUPABASE_SECRET_KEY from the env file).
+    client = await acreate_client(env["SUPABASE_URL"], env["SUPABASE_PUBLISHABLE_KEY"])
     session = (await client.auth.sign_in_anonymously()).session
     assert session is not None and session.user is not None
     uid = session.user.id

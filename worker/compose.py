@@ -61,8 +61,9 @@ async def build_transports(settings: Settings) -> Transports:
         )
     from worker.adapters.supabase import RealtimeWakeups, StorageArtifacts, SupabaseStore, connect
 
-    assert settings.supabase_url is not None and settings.supabase_service_role_key is not None
-    client = await connect(settings.supabase_url, settings.supabase_service_role_key)
+    key = settings.supabase_key
+    assert settings.supabase_url is not None and key is not None  # checked by Settings
+    client = await connect(settings.supabase_url, key.value)
     return Transports(SupabaseStore(client), RealtimeWakeups(client), StorageArtifacts(client))
 
 
@@ -137,6 +138,9 @@ async def http_server(worker: Worker, host: str, port: int) -> AsyncIterator[Non
 
 async def run_worker(settings: Settings) -> int:
     logs.setup(settings.log_level)
+    key = settings.supabase_key
+    if settings.worker_store == "supabase" and key is not None:
+        log.info("queue: Supabase at %s, with the %s", settings.supabase_url, key.describe())
     shutdown = Shutdown()
     shutdown.install()
     transports = await build_transports(settings)

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from worker import api_key
+
 KINDS: tuple[str, ...] = ("generate_design", "rename_layers", "generate_edits", "generate_image")
 # Without PORT the health server stays on loopback at this port; with PORT (Railway injects it) it
 # listens on every interface, because Railway's health check and proxy reach it from outside.
@@ -35,6 +37,9 @@ class Settings(BaseSettings):
     # Where the queue lives: supabase-py over REST + Realtime (default) or psycopg directly.
     worker_store: StoreName = "supabase"
     supabase_url: str | None = None
+    # The service-role key: today's secret key (sb_secret_…) is preferred; the legacy JWT is read
+    # when it is not set. See ``supabase_key``.
+    supabase_secret_key: str | None = None
     supabase_service_role_key: str | None = None
     database_url: str | None = None
     # Artifacts for the psycopg setup (no Storage API): a local folder.
@@ -104,7 +109,15 @@ class Settings(BaseSettings):
     def _consistent(self) -> Self:
         if self.worker_store == "supabase":
             _require(self, "supabase_url", "the supabase store needs the project URL")
-            _require(self, "supabase_service_role_key", "the worker calls the queue RPCs as the service role")
+            key = self.supabase_key
+            if key is None:
+                raise ValueError(
+                    f"{api_key.SECRET_VAR}: required (or the legacy {api_key.LEGACY_VAR}): the worker calls the "
+                    "queue RPCs as the service role"
+                )
+            refusal = key.refusal()
+            if refusal is not None:
+                raise ValueError(refusal)
         else:
             _require(self, "database_url", "WORKER_STORE=postgres connects to Postgres directly")
         if self.heartbeat_seconds is not None and self.heartbeat_seconds > self.lease_seconds / 3:
@@ -132,6 +145,11 @@ class Settings(BaseSettings):
                     f"invalid configuration: {name}: is the devstack placeholder, which only the local stand-ins "
                     f"accept; set a real key (or {provider.upper()}_BASE_URL to the stand-ins)"
                 )
+
+    @property
+    def supabase_key(self) -> api_key.SupabaseKey | None:
+        """SUPABASE_SECRET_KEY when set, else the legacy SUPABASE_SERVICE_ROLE_KEY, with its kind."""
+        return api_key.choose(self.supabase_secret_key, self.supabase_service_role_key)
 
     def provider_for(self, kind: str) -> ProviderName:
         value: ProviderName = getattr(self, f"provider_{kind}")

@@ -32,6 +32,12 @@ def backend(settings: Settings) -> str:
     return "Postgres at DATABASE_URL"
 
 
+def credential(settings: Settings) -> str:
+    """Which key the worker presents, e.g. " (secret API key from SUPABASE_SECRET_KEY)"."""
+    key = settings.supabase_key
+    return f" ({key.describe()})" if settings.worker_store == "supabase" and key is not None else ""
+
+
 async def check(settings: Settings) -> CheckResult:
     where = backend(settings)
     try:
@@ -47,7 +53,9 @@ async def check(settings: Settings) -> CheckResult:
     except StoreError as exc:
         code = f" ({exc.code})" if exc.code != StoreError.code else ""
         return CheckResult(
-            False, f"check failed: {where} refused the worker's key: {exc}{code}; it must be the service-role key"
+            False,
+            f"check failed: {where} refused the worker's key{credential(settings)}: {exc}{code}; it must be the "
+            "secret key (sb_secret_…) or the legacy service-role key",
         )
     except Exception as exc:  # anything else a foreign server answers is a failed check, not a traceback
         return CheckResult(False, f"check failed: unexpected answer from {where}: {type(exc).__name__}: {exc}")
@@ -60,6 +68,6 @@ async def check(settings: Settings) -> CheckResult:
         )
     return CheckResult(
         True,
-        f"check ok: configuration valid; {where} answered as the service role (next_job_run_at, job_kinds: "
-        f"{', '.join(settings.worker_kinds)}); model APIs not contacted",
+        f"check ok: configuration valid; {where} answered as the service role{credential(settings)} "
+        f"(next_job_run_at, job_kinds: {', '.join(settings.worker_kinds)}); model APIs not contacted",
     )

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route, Router
 
 from devstack.gateway import auth, realtime, rest, storage
+from devstack.gateway.api_keys import ApiKeyGateway
 from devstack.gateway.context import GatewayContext, Settings
 from devstack.gateway.edge import RequestLimits
 from devstack.gateway.route_errors import not_found, route_error
@@ -70,6 +71,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 expose_headers=EXPOSED_HEADERS,
             ),
             Middleware(RequestLimits),
+            # After the head limits, before any service: opaque API keys become role JWTs here.
+            Middleware(ApiKeyGateway, settings=ctx.settings),
         ],
         exception_handlers={HTTPException: route_error},
     )

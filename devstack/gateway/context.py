@@ -27,6 +27,8 @@ class Settings:
     storage_dir: Path = paths.STATE / "storage"
     max_body_bytes: int = 10 * 1024 * 1024
     jwt_expiry_seconds: int = 3600
+    # Where the opaque API keys are recorded (the gateway rereads it: see api_keys.KeyRegistry).
+    secrets_file: Path = paths.SECRETS_FILE
     signing: LiveKeySet = field(kw_only=True)  # what signs and verifies JWTs (key_set.py)
 
     @classmethod

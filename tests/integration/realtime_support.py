@@ -161,9 +161,12 @@ async def insert_row(stack: Stack, fx: Fixture, owner: str, *, kind: str = "a", 
 # -- clients ---------------------------------------------------------------------------------------
 @asynccontextmanager
 async def supabase_client(stack: Stack, token: str | None = None) -> AsyncIterator[AsyncClient]:
-    """The real supabase-py AsyncClient; ``token`` (a user JWT) becomes the Realtime access token."""
-    client = await acreate_client(stack.url, stack.anon_key)
-    if token is not None:
+    """The real supabase-py AsyncClient, created with the stack flavour's client key; ``token`` (a
+    JWT) becomes the Realtime access token. An opaque key (``sb_secret_…``) is what the client is
+    created with instead: Realtime ignores an ``sb_`` access token (docs/hosted-platform.md §1.5)."""
+    opaque = token is not None and token.startswith("sb_")
+    client = await acreate_client(stack.url, token if opaque and token else stack.client_key)
+    if token is not None and not opaque:
         await client.realtime.set_auth(token)
     try:
         yield client

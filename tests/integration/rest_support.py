@@ -164,21 +164,24 @@ async def new_user(stack: Stack) -> User:
 
 
 async def client_for(stack: Stack, token: str | None = None, *, key: str | None = None) -> AsyncClient:
-    """The real supabase-py client, acting as ``token``'s user (or as the key's role)."""
+    """The real supabase-py client, acting as ``token``'s user (or as the key's role); created with
+    the stack flavour's client key (publishable or anon) unless ``key`` is given."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return await acreate_client(stack.url, key or stack.anon_key, options=AsyncClientOptions(headers=headers))
+    return await acreate_client(stack.url, key or stack.client_key, options=AsyncClientOptions(headers=headers))
 
 
 @pytest.fixture
-async def service_client(stack: Stack, rest_fixtures: Names) -> AsyncIterator[AsyncClient]:
-    client = await client_for(stack, key=stack.service_role_key)
+async def service_client(flavoured_stack: Stack, rest_fixtures: Names) -> AsyncIterator[AsyncClient]:
+    """supabase-py as the service role: the secret key or the legacy service_role JWT (both flavours)."""
+    client = await client_for(flavoured_stack, key=flavoured_stack.server_key)
     yield client
     await client.postgrest.aclose()
 
 
 @pytest.fixture
-async def anon_client(stack: Stack, rest_fixtures: Names) -> AsyncIterator[AsyncClient]:
-    client = await client_for(stack)
+async def anon_client(flavoured_stack: Stack, rest_fixtures: Names) -> AsyncIterator[AsyncClient]:
+    """supabase-py with no user: the publishable key or the legacy anon JWT (both flavours)."""
+    client = await client_for(flavoured_stack)
     yield client
     await client.postgrest.aclose()
 

@@ -67,7 +67,8 @@ async def _sync(client: Any) -> None:
     assert await status.wait_for("SUBSCRIBED") is None
 
 
-async def test_broadcast_self_and_ack(stack: Stack) -> None:
+async def test_broadcast_self_and_ack(flavoured_stack: Stack) -> None:
+    stack = flavoured_stack
     got_a, got_b = Collector(), Collector()
     async with supabase_client(stack) as client_a, supabase_client(stack) as client_b:
         config_a = {"broadcast": {"self": False, "ack": True}}
@@ -87,7 +88,8 @@ async def test_broadcast_self_and_ack(stack: Stack) -> None:
         assert (await got_a.next())["payload"] == {"from": "b"}  # self: false never echoed "a"
 
 
-async def test_broadcast_from_database_private_topic(stack: Stack, fx: Fixture) -> None:
+async def test_broadcast_from_database_private_topic(flavoured_stack: Stack, fx: Fixture) -> None:
+    stack = flavoured_stack
     alice, bob = new_user(stack), new_user(stack)
     got = Collector()
     async with supabase_client(stack, alice.token) as client_a, supabase_client(stack, bob.token) as client_b:
@@ -108,7 +110,8 @@ async def test_broadcast_from_database_private_topic(stack: Stack, fx: Fixture) 
         assert isinstance(message["meta"]["id"], str)  # Broadcast from Database carries the message id
 
 
-async def test_private_and_public_messages_stay_apart(stack: Stack, fx: Fixture) -> None:
+async def test_private_and_public_messages_stay_apart(flavoured_stack: Stack, fx: Fixture) -> None:
+    stack = flavoured_stack
     alice = new_user(stack)
     topic = f"{fx.prefix}:{alice.id}"
     private_got, public_got = Collector(), Collector()
@@ -147,7 +150,8 @@ async def test_private_client_broadcast_needs_write_permission(stack: Stack, fx:
         assert (await listener.recv_json())["payload"]["payload"] == {"who": "writer"}
 
 
-async def test_access_token_refresh_reruns_rls_for_postgres_changes(stack: Stack, fx: Fixture) -> None:
+async def test_access_token_refresh_reruns_rls_for_postgres_changes(flavoured_stack: Stack, fx: Fixture) -> None:
+    stack = flavoured_stack
     alice, bob = new_user(stack), new_user(stack)
     got = Collector()
     async with supabase_client(stack, alice.token) as client:
@@ -203,7 +207,8 @@ async def test_access_token_refresh_with_bad_token_closes_channel(stack: Stack) 
         assert (await sock.recv_json())["ref"] == hb
 
 
-async def test_http_broadcast_single(stack: Stack, fx: Fixture, writer: User) -> None:
+async def test_http_broadcast_single(flavoured_stack: Stack, fx: Fixture, writer: User) -> None:
+    stack = flavoured_stack
     """realtime-py's http_send → POST /realtime/v1/api/broadcast/{topic}/events/{event}."""
     reader = new_user(stack)
     got, private_got = Collector(), Collector()
@@ -223,7 +228,8 @@ async def test_http_broadcast_single(stack: Stack, fx: Fixture, writer: User) ->
         assert (await private_got.next())["payload"] == {"who": "writer"}
 
 
-async def test_http_broadcast_batch(stack: Stack) -> None:
+async def test_http_broadcast_batch(flavoured_stack: Stack) -> None:
+    stack = flavoured_stack
     got = Collector()
     url = f"{stack.url}/realtime/v1/api/broadcast"
     headers = {"apikey": stack.anon_key, "Authorization": f"Bearer {stack.service_role_key}"}

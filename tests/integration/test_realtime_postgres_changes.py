@@ -48,9 +48,10 @@ async def _subscribe(client: Any, fx: Fixture, event: Ev, cb: Collector, *, filt
     return channel
 
 
-async def test_insert_update_delete_payloads(stack: Stack, fx: Fixture) -> None:
+async def test_insert_update_delete_payloads(flavoured_stack: Stack, fx: Fixture) -> None:
+    stack = flavoured_stack
     service = Collector()
-    async with supabase_client(stack, stack.service_role_key) as client:
+    async with supabase_client(stack, stack.server_key) as client:
         await _subscribe(client, fx, Ev.All, service)
         owner = new_user(stack).id
         row_id = await insert_row(stack, fx, owner, kind="x", n=1)
@@ -75,9 +76,10 @@ async def test_insert_update_delete_payloads(stack: Stack, fx: Fixture) -> None:
         assert deleted["type"] == "DELETE" and deleted["old_record"] == {"id": row_id} and "record" not in deleted
 
 
-async def test_only_committed_changes_in_commit_order(stack: Stack, fx: Fixture) -> None:
+async def test_only_committed_changes_in_commit_order(flavoured_stack: Stack, fx: Fixture) -> None:
+    stack = flavoured_stack
     got = Collector()
-    async with supabase_client(stack, stack.service_role_key) as client:
+    async with supabase_client(stack, stack.server_key) as client:
         await _subscribe(client, fx, Ev.Insert, got)
         owner = new_user(stack).id
         insert = sql.SQL("insert into {} (owner, n) values (%s, %s)").format(_table(fx))
@@ -93,9 +95,10 @@ async def test_only_committed_changes_in_commit_order(stack: Stack, fx: Fixture)
         assert [(await got.next())["data"]["record"]["n"] for _ in range(2)] == [101, 103]
 
 
-async def test_filters_eq_in_gt(stack: Stack, fx: Fixture) -> None:
+async def test_filters_eq_in_gt(flavoured_stack: Stack, fx: Fixture) -> None:
+    stack = flavoured_stack
     eq, in_, gt = Collector(), Collector(), Collector()
-    async with supabase_client(stack, stack.service_role_key) as client:
+    async with supabase_client(stack, stack.server_key) as client:
         owner = new_user(stack).id
         await _subscribe(client, fx, Ev.Insert, eq, filter=f"owner=eq.{owner}")
         await _subscribe(client, fx, Ev.Insert, in_, filter="kind=in.(b,c)")
@@ -112,9 +115,10 @@ async def test_filters_eq_in_gt(stack: Stack, fx: Fixture) -> None:
         assert (await gt.next())["data"]["record"]["n"] == 99
 
 
-async def test_combined_and_negated_filters(stack: Stack, fx: Fixture) -> None:
+async def test_combined_and_negated_filters(flavoured_stack: Stack, fx: Fixture) -> None:
+    stack = flavoured_stack
     got = Collector()
-    async with supabase_client(stack, stack.service_role_key) as client:
+    async with supabase_client(stack, stack.server_key) as client:
         await _subscribe(client, fx, Ev.Insert, got, filter="n=gte.5,kind=not.in.(a,b)")
         owner = new_user(stack).id
         await insert_row(stack, fx, owner, kind="c", n=4)  # n too small
@@ -124,7 +128,8 @@ async def test_combined_and_negated_filters(stack: Stack, fx: Fixture) -> None:
         assert (record["kind"], record["n"]) == ("c", 5)
 
 
-async def test_rls_per_subscriber(stack: Stack, fx: Fixture) -> None:
+async def test_rls_per_subscriber(flavoured_stack: Stack, fx: Fixture) -> None:
+    stack = flavoured_stack
     alice, bob = new_user(stack), new_user(stack)
     got_a, got_b = Collector(), Collector()
     async with supabase_client(stack, alice.token) as client_a, supabase_client(stack, bob.token) as client_b:
@@ -139,9 +144,10 @@ async def test_rls_per_subscriber(stack: Stack, fx: Fixture) -> None:
         assert [(r["owner"], r["n"]) for r in seen_a] == [(alice.id, 1), (alice.id, 3)]  # nor Bob's row Alice
 
 
-async def test_bindings_echo_and_ids_route_callbacks(stack: Stack, fx: Fixture) -> None:
+async def test_bindings_echo_and_ids_route_callbacks(flavoured_stack: Stack, fx: Fixture) -> None:
+    stack = flavoured_stack
     inserts, updates = Collector(), Collector()
-    async with supabase_client(stack, stack.service_role_key) as client:
+    async with supabase_client(stack, stack.server_key) as client:
         status = SubscribeStatus()
         channel = client.channel(f"two-bindings-{fx.table}")
         channel.on_postgres_changes(Ev.Insert, schema="public", table=fx.table, callback=inserts)
@@ -158,8 +164,9 @@ async def test_bindings_echo_and_ids_route_callbacks(stack: Stack, fx: Fixture) 
         assert (await updates.next())["ids"] == [ids[1]]
 
 
-async def test_system_message_and_bad_filter(stack: Stack, fx: Fixture) -> None:
-    async with supabase_client(stack, stack.service_role_key) as client:
+async def test_system_message_and_bad_filter(flavoured_stack: Stack, fx: Fixture) -> None:
+    stack = flavoured_stack
+    async with supabase_client(stack, stack.server_key) as client:
         system = Collector()
         ok = client.channel(f"sys-ok-{fx.table}")
         ok.on_postgres_changes(Ev.All, schema="public", table=fx.table, callback=Collector()).on_system(system)
@@ -177,8 +184,9 @@ async def test_system_message_and_bad_filter(stack: Stack, fx: Fixture) -> None:
         assert err is not None and "Error parsing `filter` params" in str(err)
 
 
-async def test_table_outside_publication_is_reported(stack: Stack) -> None:
-    async with supabase_client(stack, stack.service_role_key) as client:
+async def test_table_outside_publication_is_reported(flavoured_stack: Stack) -> None:
+    stack = flavoured_stack
+    async with supabase_client(stack, stack.server_key) as client:
         status = SubscribeStatus()
         channel = client.channel("not-published")
         channel.on_postgres_changes(Ev.All, schema="public", table="no_such_table_xyz", callback=Collector())

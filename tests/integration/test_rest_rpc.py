@@ -71,9 +71,11 @@ async def test_jsonb_argument_round_trips(
     assert raw.status_code == 200 and raw.text == '{"price": 2.50}'
 
 
-async def test_setof_table_rows_respect_rls(stack: Stack, rest_fixtures: Names, service_client: AsyncClient) -> None:
-    user = await new_user(stack)
-    client = await client_for(stack, user.token)
+async def test_setof_table_rows_respect_rls(
+    flavoured_stack: Stack, rest_fixtures: Names, service_client: AsyncClient
+) -> None:
+    user = await new_user(flavoured_stack)
+    client = await client_for(flavoured_stack, user.token)
     try:
         await client.table(rest_fixtures.items).insert({"title": "rpc-mine", "score": 10}).execute()
         await (

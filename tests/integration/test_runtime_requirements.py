@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.check_support import PLACEHOLDER_MODELS, ROOT, one_line, run_check
-from tests.integration.conftest import Stack
+from tests.integration.conftest import KEY_FLAVOURS, KeyFlavour, Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 DEV_ONLY = ("pytest", "_pytest", "pytest_asyncio", "mypy", "ruff")
@@ -54,21 +54,21 @@ def test_the_runtime_venv_is_consistent_and_has_no_dev_tools(image: tuple[Path, 
     assert found.stdout.strip() == "[]"
 
 
-def test_a_fresh_runtime_venv_passes_check_against_devstack(stack: Stack, image: tuple[Path, Path]) -> None:
+@pytest.mark.parametrize("flavour", KEY_FLAVOURS)
+def test_a_fresh_runtime_venv_passes_check_against_devstack(
+    stack: Stack, image: tuple[Path, Path], flavour: KeyFlavour
+) -> None:
     python, app = image
-    proc = run_check(
-        python,
-        {"SUPABASE_URL": stack.url, "SUPABASE_SERVICE_ROLE_KEY": stack.service_role_key, **PLACEHOLDER_MODELS},
-        cwd=app,
-    )
+    variable = "SUPABASE_SECRET_KEY" if flavour == "new" else "SUPABASE_SERVICE_ROLE_KEY"
+    key = stack.with_flavour(flavour).server_key
+    proc = run_check(python, {"SUPABASE_URL": stack.url, variable: key, **PLACEHOLDER_MODELS}, cwd=app)
     assert proc.returncode == 0, proc.stderr
     assert one_line(proc.stdout).startswith(f"worker: check ok: configuration valid; Supabase at {stack.url}")
 
 
 def test_a_fresh_runtime_venv_with_a_wrong_key_fails_with_one_line(stack: Stack, image: tuple[Path, Path]) -> None:
     python, app = image
-    proc = run_check(
-        python, {"SUPABASE_URL": stack.url, "SUPABASE_SERVICE_ROLE_KEY": stack.anon_key, **PLACEHOLDER_MODELS}, cwd=app
-    )
+    unknown = "sb_secret_" + "A" * 22 + "_" + "B" * 8  # well formed, never issued: the gateway refuses it
+    proc = run_check(python, {"SUPABASE_URL": stack.url, "SUPABASE_SECRET_KEY": unknown, **PLACEHOLDER_MODELS}, cwd=app)
     assert proc.returncode == 1
     assert one_line(proc.stderr).startswith(f"worker: check failed: Supabase at {stack.url} refused the worker's key")

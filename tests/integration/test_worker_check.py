@@ -26,8 +26,8 @@ pytestmark = pytest.mark.integration
 PYTHON = sys.executable
 
 
-def supabase_env(stack: Stack, key: str) -> dict[str, str]:
-    return {"SUPABASE_URL": stack.url, "SUPABASE_SERVICE_ROLE_KEY": key, **PLACEHOLDER_MODELS}
+def supabase_env(stack: Stack, key: str, variable: str = "SUPABASE_SERVICE_ROLE_KEY") -> dict[str, str]:
+    return {"SUPABASE_URL": stack.url, variable: key, **PLACEHOLDER_MODELS}
 
 
 def test_check_passes_with_the_service_role_key(stack: Stack) -> None:
@@ -35,9 +35,31 @@ def test_check_passes_with_the_service_role_key(stack: Stack) -> None:
     assert proc.returncode == 0, proc.stderr
     line = one_line(proc.stdout)
     assert line.startswith(
-        f"worker: check ok: configuration valid; Supabase at {stack.url} answered as the service role"
+        f"worker: check ok: configuration valid; Supabase at {stack.url} answered as the service role "
+        "(legacy service_role JWT key from SUPABASE_SERVICE_ROLE_KEY)"
     )
     assert "model APIs not contacted" in line
+
+
+def test_check_passes_with_the_secret_key_and_says_so(stack: Stack) -> None:
+    secret = stack.with_flavour("new").server_key
+    proc = run_check(PYTHON, supabase_env(stack, secret, "SUPABASE_SECRET_KEY"))
+    assert proc.returncode == 0, proc.stderr
+    assert one_line(proc.stdout).startswith(
+        f"worker: check ok: configuration valid; Supabase at {stack.url} answered as the service role "
+        "(secret API key from SUPABASE_SECRET_KEY)"
+    )
+
+
+@pytest.mark.parametrize("variable", ["SUPABASE_SECRET_KEY", "SUPABASE_SERVICE_ROLE_KEY"])
+@pytest.mark.parametrize("kind", ["publishable", "anon"])
+def test_a_publishable_or_anon_key_exits_2_before_any_request(stack: Stack, kind: str, variable: str) -> None:
+    key = stack.with_flavour("new").client_key if kind == "publishable" else stack.anon_key
+    proc = run_check(PYTHON, supabase_env(stack, key, variable))
+    assert proc.returncode == 2
+    line = one_line(proc.stderr)
+    assert line.startswith(f"worker: invalid configuration: {variable}: is ")
+    assert "the worker needs the project's secret key (sb_secret_…) or its legacy service_role key" in line
 
 
 def test_check_passes_for_the_postgres_store(stack: Stack) -> None:
@@ -52,21 +74,24 @@ def _foreign_service_role_key() -> str:
     return jwt.encode(claims, "a-secret-this-stack-never-saw-" + "x" * 32, "HS256")
 
 
+UNKNOWN_SECRET = "sb_secret_" + "A" * 22 + "_" + "B" * 8  # well formed, never issued
+
+
 @pytest.mark.parametrize(
-    ("key", "detail"),
+    ("key", "variable", "detail"),
     [
-        ("anon", "permission denied for function next_job_run_at"),  # a real key, but not the service role
-        ("foreign", ""),  # signed by another project's secret
-        ("not-a-key", ""),
+        ("foreign", "SUPABASE_SERVICE_ROLE_KEY", "(legacy service_role JWT key from SUPABASE_SERVICE_ROLE_KEY): "),
+        ("not-a-key", "SUPABASE_SERVICE_ROLE_KEY", "(key of unrecognised form from SUPABASE_SERVICE_ROLE_KEY): "),
+        (UNKNOWN_SECRET, "SUPABASE_SECRET_KEY", "(secret API key from SUPABASE_SECRET_KEY): Unregistered API key"),
     ],
 )
-def test_a_key_supabase_refuses_fails_with_one_line(stack: Stack, key: str, detail: str) -> None:
-    value = {"anon": stack.anon_key, "foreign": _foreign_service_role_key()}.get(key, key)
-    proc = run_check(PYTHON, supabase_env(stack, value))
+def test_a_key_supabase_refuses_fails_with_one_line(stack: Stack, key: str, variable: str, detail: str) -> None:
+    value = {"foreign": _foreign_service_role_key()}.get(key, key)  # foreign: signed by another project
+    proc = run_check(PYTHON, supabase_env(stack, value, variable))
     assert proc.returncode == 1
     line = one_line(proc.stderr)
-    assert line.startswith(f"worker: check failed: Supabase at {stack.url} refused the worker's key: ")
-    assert line.endswith("it must be the service-role key") and detail in line
+    assert line.startswith(f"worker: check failed: Supabase at {stack.url} refused the worker's key {detail}")
+    assert line.endswith("it must be the secret key (sb_secret_…) or the legacy service-role key")
 
 
 def test_an_unreachable_supabase_fails_with_one_line(stack: Stack) -> None:

@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from devstack import paths
+from tests.integration.conftest import KeyFlavour
 from tests.integration.servers import Server, free_port
 from tests.integration.worker_support import (
     Gateway,
@@ -39,6 +40,14 @@ from worker.jobs import Job
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 45.0
+# The queue backends, and for Supabase each key flavour: SUPABASE_SECRET_KEY (sb_secret_, what
+# `.devstack/env` and the README use) or the legacy SUPABASE_SERVICE_ROLE_KEY JWT. Tests without
+# this parametrization run on the secret key.
+BACKENDS = [
+    pytest.param("supabase", "new", id="supabase-secret-key"),
+    pytest.param("supabase", "legacy", id="supabase-service-role-jwt"),
+    pytest.param("postgres", "new", id="postgres"),  # reads no Supabase key
+]
 
 
 def until(predicate: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
@@ -97,13 +106,18 @@ def standin(env: Env) -> Iterator[httpx.Client]:
 
 
 class WorkerProcess:
-    def __init__(self, env: Env, log: Path, store: str, **overrides: str) -> None:
+    def __init__(self, env: Env, log: Path, store: str, flavour: KeyFlavour = "new", **overrides: str) -> None:
         self.port = free_port()
         self.worker_id = f"proc-{uuid.uuid4().hex[:8]}"
+        key = (
+            {"SUPABASE_SECRET_KEY": env.gw.secret_key}
+            if flavour == "new"
+            else {"SUPABASE_SERVICE_ROLE_KEY": env.gw.service_role_key}
+        )
         variables = {
             "WORKER_STORE": store,
             "SUPABASE_URL": env.gw.url,
-            "SUPABASE_SERVICE_ROLE_KEY": env.gw.service_role_key,
+            **key,
             "DATABASE_URL": paths.database_url(env.gw.database),
             "ANTHROPIC_API_KEY": "dummy",
             "ANTHROPIC_BASE_URL": env.models.url,
@@ -164,8 +178,8 @@ class WorkerProcess:
 def spawn(env: Env, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
-    def start(store: str = "supabase", **overrides: str) -> WorkerProcess:
-        w = WorkerProcess(env, tmp_path / f"worker-{len(started)}.log", store, **overrides)
+    def start(store: str = "supabase", flavour: KeyFlavour = "new", **overrides: str) -> WorkerProcess:
+        w = WorkerProcess(env, tmp_path / f"worker-{len(started)}.log", store, flavour, **overrides)
         started.append(w)
         return w
 
@@ -184,12 +198,15 @@ def design(env: Env, **kw: Any) -> Job:
     return env.db.enqueue("generate_design", {"prompt": "A pricing page for a coffee subscription"}, **kw)
 
 
-@pytest.mark.parametrize("store", ["supabase", "postgres"])
+@pytest.mark.parametrize(("store", "flavour"), BACKENDS)
 def test_a_pushed_job_is_claimed_without_the_sweep(
-    env: Env, standin: httpx.Client, spawn: Callable[..., WorkerProcess], store: str
+    env: Env, standin: httpx.Client, spawn: Callable[..., WorkerProcess], store: str, flavour: KeyFlavour
 ) -> None:
-    w = spawn(store)
+    w = spawn(store, flavour)
     body = w.wait_healthy()
+    if store == "supabase":  # the start-up line says which key the worker uses
+        used = "secret API key from SUPABASE_SECRET_KEY" if flavour == "new" else "legacy service_role JWT key"
+        assert f"queue: Supabase at {env.gw.url}, with the {used}" in w.log.read_text()
     assert body["realtime"]["joined"] is True
     latencies = []
     for _ in range(5):
@@ -312,13 +329,13 @@ def test_the_worker_recovers_from_a_supabase_restart(
     w.wait_healthy()
 
 
-@pytest.mark.parametrize("store", ["supabase", "postgres"])
+@pytest.mark.parametrize(("store", "flavour"), BACKENDS)
 def test_the_worker_recovers_when_its_database_connections_are_killed(
-    env: Env, standin: httpx.Client, spawn: Callable[..., WorkerProcess], store: str
+    env: Env, standin: httpx.Client, spawn: Callable[..., WorkerProcess], store: str, flavour: KeyFlavour
 ) -> None:
     """What a database restart looks like from outside: every connection drops at once (the
     gateway's pools and Realtime feed, or the worker's own pool and LISTEN connection)."""
-    w = spawn(store)
+    w = spawn(store, flavour)
     w.wait_healthy()
     before = design(env)
     until(lambda: job(env, before.id).status == "succeeded", "first job")
@@ -345,9 +362,9 @@ UNREADABLE: list[tuple[str, LiteralString, str]] = [
 ]
 
 
-@pytest.mark.parametrize("store", ["supabase", "postgres"])
+@pytest.mark.parametrize(("store", "flavour"), BACKENDS)
 def test_unreadable_rows_in_a_batch_fail_alone_and_the_worker_keeps_running(
-    env: Env, standin: httpx.Client, spawn: Callable[..., WorkerProcess], store: str
+    env: Env, standin: httpx.Client, spawn: Callable[..., WorkerProcess], store: str, flavour: KeyFlavour
 ) -> None:
     good = [design(env) for _ in range(3)]
     bad = []
@@ -357,7 +374,7 @@ def test_unreadable_rows_in_a_batch_fail_alone_and_the_worker_keeps_running(
         bad.append((row.id, problem))
     wrong_payload = env.db.enqueue("generate_design", {"prompt": ""})  # readable, but not a valid payload
     everything = [j.id for j in good] + [job_id for job_id, _ in bad] + [wrong_payload.id]
-    w = spawn(store, WORKER_CONCURRENCY="16")  # started after the inserts: its first claim takes them all
+    w = spawn(store, flavour, WORKER_CONCURRENCY="16")  # started after the inserts: its first claim takes them all
 
     def outcome(job_id: uuid.UUID) -> dict[str, Any]:
         assert w.proc.poll() is None, f"worker exited:\n{w.log.read_text()[-3000:]}"

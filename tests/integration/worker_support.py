@@ -18,7 +18,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
-from devstack import migrate, paths
+from devstack import keys, migrate, paths
 from devstack.gateway.app import create_app as create_gateway
 from devstack.gateway.context import Settings
 from devstack.models import create_app as create_models
@@ -56,6 +56,7 @@ class Gateway:
     service_role_key: str
     anon_key: str
     database: str
+    secret_key: str  # the opaque sb_secret_ key (same role as service_role_key)
 
 
 @contextlib.contextmanager
@@ -63,7 +64,8 @@ def gateway(database: str, port: int = 0) -> Iterator[Gateway]:
     settings = Settings.from_stack(database=database)
     with Server(create_gateway(settings), port) as server:
         httpx.get(f"{server.url}/health", timeout=10).raise_for_status()
-        yield Gateway(server.url, settings.service_role_key, settings.anon_key, database)
+        secret_key = keys.load_or_create().secret_key
+        yield Gateway(server.url, settings.service_role_key, settings.anon_key, database, secret_key)
 
 
 @contextlib.contextmanager

@@ -183,3 +183,111 @@ def test_run_check_without_a_model_key_exits_2_before_any_request(
     env.delenv("GEMINI_API_KEY")
     assert main(["run", "--check"]) == 2
     assert "GEMINI_API_KEY: required" in capsys.readouterr().err
+
+
+# --- which Supabase key: SUPABASE_SECRET_KEY (preferred) or the legacy SUPABASE_SERVICE_ROLE_KEY ---
+
+SECRET = "sb_secret_hV4O-1H-vnpt3Jl5MXpdc4_vkjKQG3J"
+PUBLISHABLE = "sb_publishable_tYsI9u2UsQhFkR3y_ZIhfx_iSMKvmcL"
+
+
+def _jwt(role: str | None) -> str:
+    import jwt
+
+    claims = {"iss": "supabase", "exp": 4102444800, **({"role": role} if role else {})}
+    return jwt.encode(claims, "any-secret-the-worker-never-verifies-" + "x" * 16, "HS256")
+
+
+@pytest.mark.parametrize(
+    ("secret", "legacy", "variable", "described"),
+    [
+        (SECRET, None, "SUPABASE_SECRET_KEY", "secret API key from SUPABASE_SECRET_KEY"),
+        (
+            None,
+            _jwt("service_role"),
+            "SUPABASE_SERVICE_ROLE_KEY",
+            "legacy service_role JWT key from SUPABASE_SERVICE_ROLE_KEY",
+        ),
+        (SECRET, _jwt("service_role"), "SUPABASE_SECRET_KEY", "secret API key from SUPABASE_SECRET_KEY"),  # preferred
+        (_jwt("service_role"), None, "SUPABASE_SECRET_KEY", "legacy service_role JWT key from SUPABASE_SECRET_KEY"),
+        (None, SECRET, "SUPABASE_SERVICE_ROLE_KEY", "secret API key from SUPABASE_SERVICE_ROLE_KEY"),
+        ("", "opaque-to-us", "SUPABASE_SERVICE_ROLE_KEY", "key of unrecognised form from SUPABASE_SERVICE_ROLE_KEY"),
+    ],
+)
+def test_the_worker_prefers_the_secret_key_and_says_which_kind(
+    env: pytest.MonkeyPatch, secret: str | None, legacy: str | None, variable: str, described: str
+) -> None:
+    env.delenv("SUPABASE_SERVICE_ROLE_KEY")
+    for name, value in (("SUPABASE_SECRET_KEY", secret), ("SUPABASE_SERVICE_ROLE_KEY", legacy)):
+        if value is not None:
+            env.setenv(name, value)
+    key = load_settings().supabase_key
+    assert key is not None
+    assert (key.variable, key.describe()) == (variable, described)
+    assert key.value == (secret or legacy)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("SUPABASE_SECRET_KEY", PUBLISHABLE, "is a publishable key (sb_publishable_…), which acts as anon"),
+        ("SUPABASE_SERVICE_ROLE_KEY", PUBLISHABLE, "is a publishable key"),
+        ("SUPABASE_SERVICE_ROLE_KEY", _jwt("anon"), "is the legacy anon key (a JWT with role anon)"),
+        ("SUPABASE_SECRET_KEY", _jwt("anon"), "is the legacy anon key"),
+        ("SUPABASE_SERVICE_ROLE_KEY", _jwt("authenticated"), "is a JWT with role 'authenticated'"),
+    ],
+)
+def test_a_publishable_or_anon_key_exits_2_with_one_line_naming_the_variable(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str, value: str, says: str
+) -> None:
+    env.delenv("SUPABASE_SERVICE_ROLE_KEY")
+    env.setenv(variable, value)
+    env.setenv("SUPABASE_URL", "http://127.0.0.1:9")  # nothing listens: a request would fail with 1, not 2
+    assert main(["run", "--check"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"worker: invalid configuration: {variable}: {says}")
+    assert "needs the project's secret key (sb_secret_…) or its legacy service_role key" in err
+    assert value not in err  # the key itself is never printed
+    assert len(err.splitlines()) == 1
+
+
+def test_a_publishable_secret_key_is_refused_even_when_a_good_legacy_key_is_set(env: pytest.MonkeyPatch) -> None:
+    env.setenv("SUPABASE_SERVICE_ROLE_KEY", _jwt("service_role"))
+    env.setenv("SUPABASE_SECRET_KEY", PUBLISHABLE)  # the preferred variable is read, and it is wrong
+    with pytest.raises(ConfigError, match="SUPABASE_SECRET_KEY: is a publishable key"):
+        load_settings()
+
+
+def test_no_supabase_key_names_both_variables(env: pytest.MonkeyPatch) -> None:
+    env.delenv("SUPABASE_SERVICE_ROLE_KEY")
+    with pytest.raises(ConfigError, match=r"SUPABASE_SECRET_KEY: required \(or the legacy SUPABASE_SERVICE_ROLE_KEY\)"):
+        load_settings()
+
+
+def test_the_postgres_store_needs_no_supabase_key(env: pytest.MonkeyPatch) -> None:
+    env.setenv("WORKER_STORE", "postgres")
+    env.setenv("DATABASE_URL", "postgresql://x@127.0.0.1:9/db")
+    env.setenv("SUPABASE_SERVICE_ROLE_KEY", PUBLISHABLE)  # unused by this store, so not judged
+    assert load_settings().worker_store == "postgres"
+
+
+def test_start_up_logs_which_key_kind_the_worker_uses(
+    env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    from worker import compose, logs, shutdown
+
+    env.setenv("SUPABASE_SECRET_KEY", SECRET)
+    settings = load_settings()
+
+    async def refuse(_settings: object) -> None:
+        raise RuntimeError("stop after the start-up line")
+
+    env.setattr(compose, "build_transports", refuse)
+    env.setattr(logs, "setup", lambda _level: None)
+    env.setattr(shutdown.Shutdown, "install", lambda _self: None)
+    with caplog.at_level("INFO", logger="worker"), pytest.raises(RuntimeError, match="stop after"):
+        asyncio.run(compose.run_worker(settings))
+    assert "queue: Supabase at http://127.0.0.1:54321, with the secret API key from SUPABASE_SECRET_KEY" in caplog.text
+    assert SECRET not in caplog.text

@@ -105,7 +105,7 @@ export class App {
     save.addEventListener('click', () => void this.onSaveSettings());
     this.settingsPanel.append(
       h('label', {}, 'Supabase URL', this.urlInput),
-      h('label', {}, 'Anon key', this.keyInput),
+      h('label', {}, 'Publishable key (or legacy anon key)', this.keyInput),
       h('div', { class: 'row' }, save),
       this.settingsMessage,
     );

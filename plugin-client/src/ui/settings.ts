@@ -4,6 +4,7 @@ import type { RequestClient } from '../shared/rpc';
 
 export interface Settings {
   url: string;
+  /** The publishable key (`sb_publishable_...`) or the legacy anon JWT; the name predates the former. */
   anonKey: string;
 }
 
@@ -21,17 +22,24 @@ export function validateSettings(url: string, anonKey: string): Settings {
     throw new Error('The Supabase URL must start with https:// (or http:// for a local stack)');
   }
   const key = anonKey.trim();
-  if (key === '') throw new Error('The anon key is required');
-  if (isSecretKey(key)) {
-    // A secret key in a plugin ships to every user and bypasses row-level security.
-    throw new Error('That is a secret (service-role) key: use the project\'s anon (publishable) key');
+  if (key === '') throw new Error('The publishable (or legacy anon) key is required');
+  // A secret key in a plugin ships to every user and bypasses row-level security (and hosted
+  // Supabase answers it 401 from a browser anyway).
+  if (key.startsWith('sb_secret_')) {
+    throw new Error(
+      'That is a secret key (sb_secret_...): use the project\'s publishable key (sb_publishable_...) or its legacy anon key',
+    );
+  }
+  if (isServiceRoleJwt(key)) {
+    throw new Error(
+      'That is the legacy service_role key (secret): use the project\'s publishable key (sb_publishable_...) or its legacy anon key',
+    );
   }
   return { url: trimmedUrl, anonKey: key };
 }
 
-/** A service-role JWT, or a new-style secret key (`sb_secret_...`). */
-function isSecretKey(key: string): boolean {
-  if (key.startsWith('sb_secret_')) return true;
+/** A legacy JWT key whose (unverified) payload says `service_role`. */
+function isServiceRoleJwt(key: string): boolean {
   const payload = key.split('.')[1];
   if (payload === undefined) return false;
   try {

@@ -51,7 +51,7 @@ describe('validateSettings', () => {
     expect(validateSettings(' https://abc.supabase.co/ ', ' key ')).toEqual({ url: 'https://abc.supabase.co', anonKey: 'key' });
     expect(() => validateSettings('abc.supabase.co', 'k')).toThrowError(/valid URL/);
     expect(() => validateSettings('ftp://x', 'k')).toThrowError(/https/);
-    expect(() => validateSettings('http://localhost:54321', '  ')).toThrowError(/anon key/);
+    expect(() => validateSettings('http://localhost:54321', '  ')).toThrowError(/publishable \(or legacy anon\) key is required/);
   });
 
   it('refuses secret keys, which would ship to every user and bypass RLS', () => {
@@ -60,9 +60,24 @@ describe('validateSettings', () => {
         .map((part) => btoa(part).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_'))
         .join('.') + '.c2ln';
     const url = 'https://abc.supabase.co';
-    expect(() => validateSettings(url, jwt({ role: 'service_role', iss: 'supabase' }))).toThrowError(/secret \(service-role\) key/);
+    expect(() => validateSettings(url, jwt({ role: 'service_role', iss: 'supabase' }))).toThrowError(
+      /legacy service_role key \(secret\): use the project's publishable key/,
+    );
     expect(() => validateSettings(url, 'sb_secret_abc123')).toThrowError(/secret/);
     expect(validateSettings(url, jwt({ role: 'anon', iss: 'supabase' })).anonKey).toContain('.');
     expect(validateSettings(url, 'sb_publishable_abc').anonKey).toBe('sb_publishable_abc');
+  });
+
+  it('accepts a publishable key in the hosted format and refuses a secret key with a clear message', () => {
+    const url = 'https://abc.supabase.co';
+    const publishable = 'sb_publishable_ACJWlzQHlZjBrEguHvfOxg_3BJgxAaH';
+    const secret = 'sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz';
+    expect(validateSettings(url, `  ${publishable}\n`)).toEqual({ url, anonKey: publishable });
+    expect(() => validateSettings(url, secret)).toThrowError(
+      "That is a secret key (sb_secret_...): use the project's publishable key (sb_publishable_...) or its legacy anon key",
+    );
+    expect(() => validateSettings(url, ` ${secret} `)).toThrowError(/secret key \(sb_secret_\.\.\.\)/);
+    // Only the secret prefix is refused: the server judges anything else (it answers 401).
+    expect(validateSettings(url, 'sb_publishable_x').anonKey).toBe('sb_publishable_x');
   });
 });
