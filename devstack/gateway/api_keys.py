@@ -3,7 +3,7 @@
 
 An ``sb_publishable_…`` / ``sb_secret_…`` key in the ``apikey`` header (or, failing that, the
 ``apikey`` URL parameter) is looked up and swapped for a JWT of its role (publishable → ``anon``,
-secret → ``service_role``, see ``role_token``): the services behind this middleware (REST, RPC,
+secret → ``service_role``, see ``RoleTokens``): the services behind this middleware (REST, RPC,
 Auth, Storage, Realtime's websocket and HTTP broadcast) only ever see JWTs, as behind hosted's
 gateway. The same JWT becomes ``Authorization: Bearer`` unless the request carries a user's
 access token there, which passes through and wins. ``Authorization: Bearer sb_…`` (supabase-js
@@ -20,15 +20,19 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl
 
+import jwt
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from devstack import keys
 from devstack.gateway.context import Settings
+from devstack.gateway.key_set import KeySet
 from devstack.gateway.tokens import bearer
 
 OPAQUE_PREFIX = "sb_"
@@ -40,6 +44,8 @@ KEY_SHAPE = re.compile(
 # there, and a custom one is not (docs/hosted-platform.md §1.4).
 BROWSER_UA_PREFIX = "Mozilla/"
 ERROR_CODE_HEADER = "sb-error-code"
+# Set in the ASGI scope's state (never from anything the client sends) once an opaque key passed.
+TRANSLATED = "devstack.api_key_translated"
 
 
 @dataclass(frozen=True)
@@ -74,15 +80,43 @@ SECRET_IN_BROWSER = Refusal(
 )
 
 
-def role_token(settings: Settings, role: str) -> str:
-    """The JWT that stands in for an opaque key of ``role`` downstream. The stack's legacy
-    anon / service_role JWTs, which every verifier accepts (as the Supabase CLI's gateway does);
-    hosted mints its own, undocumented, token instead (§1.2)."""
-    if role == "anon":
-        return settings.anon_key
-    if role == "service_role":
-        return settings.service_role_key
-    raise ValueError(f"no API-key role {role!r}")
+ROLE_TOKEN_LIFETIME_SECONDS = 3600
+ROLE_TOKEN_RENEW_SECONDS = 600  # re-mint this long before expiry: a token in flight stays valid
+API_KEY_ROLES = ("anon", "service_role")
+
+
+class RoleTokens:
+    """The JWT that stands in for an opaque key of a role downstream (publishable → ``anon``,
+    secret → ``service_role``).
+
+    Minted with the project's *current* signing key, ``{role, iss, iat, exp}`` as self-hosted's
+    pre-signed ES256 keys carry (§1.2), so the new keys keep working after the legacy JWT secret is
+    revoked and follow each rotation, as on hosted (whose own minted token is undocumented). One
+    token per role and key set, re-minted before it expires. A project on the legacy secret
+    (``DEVSTACK_JWT=legacy``) gets the stack's legacy anon / service_role JWTs, as the Supabase
+    CLI maps them.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._minted: dict[str, tuple[KeySet, str, int]] = {}  # role -> (key set, token, exp)
+
+    def token(self, role: str) -> str:
+        if role not in API_KEY_ROLES:
+            raise ValueError(f"no API-key role {role!r}")
+        key_set = self.settings.signing.snapshot()
+        if key_set.signer.kid is None:
+            return self.settings.anon_key if role == "anon" else self.settings.service_role_key
+        now = int(time.time())
+        cached = self._minted.get(role)
+        if cached is not None and cached[0] is key_set and cached[2] - now > ROLE_TOKEN_RENEW_SECONDS:
+            return cached[1]
+        expires = now + ROLE_TOKEN_LIFETIME_SECONDS
+        claims = {"iss": keys.ISSUER, "role": role, "iat": now, "exp": expires}
+        signer = key_set.signer
+        token = jwt.encode(claims, signer.key, algorithm=signer.alg, headers=signer.headers())
+        self._minted[role] = (key_set, token, expires)
+        return token
 
 
 def _digest(key: str) -> bytes:
@@ -137,7 +171,7 @@ class Translation:
     role_jwt: str | None = None
 
 
-def translate(incoming: Incoming, settings: Settings, registry: KeyRegistry) -> Translation | Refusal:
+def translate(incoming: Incoming, role_tokens: RoleTokens, registry: KeyRegistry) -> Translation | Refusal:
     apikey, authorization = incoming.apikey, incoming.authorization
     user_token = bearer(authorization)
     key_as_bearer = user_token is not None and user_token.startswith(OPAQUE_PREFIX)
@@ -153,7 +187,7 @@ def translate(incoming: Incoming, settings: Settings, registry: KeyRegistry) -> 
         return UNREGISTERED
     if record.kind == "secret" and incoming.user_agent.startswith(BROWSER_UA_PREFIX):
         return SECRET_IN_BROWSER
-    role_jwt = role_token(settings, record.role)
+    role_jwt = role_tokens.token(record.role)
     headers = {"apikey": role_jwt}
     if authorization is None or key_as_bearer:
         headers["authorization"] = f"Bearer {role_jwt}"
@@ -190,9 +224,18 @@ def _apply(scope: Scope, translation: Translation) -> Scope:
     headers = [(n, v) for n, v in scope["headers"] if n not in names]
     headers += [(n.encode(), v.encode()) for n, v in translation.headers.items() if v]  # "" only removes
     new = {**scope, "headers": headers}
-    if translation.role_jwt is not None and scope.get("query_string"):
-        new["query_string"] = _rewrite_query(scope["query_string"], translation.role_jwt)
+    if translation.role_jwt is not None:
+        new["state"] = {**scope.get("state", {}), TRANSLATED: True}
+        if scope.get("query_string"):
+            new["query_string"] = _rewrite_query(scope["query_string"], translation.role_jwt)
     return new
+
+
+def key_passes(request: Request, settings: Settings) -> bool:
+    """The gateway's key check (Kong's key-auth) for a request that carries a key: one of the
+    stack's legacy JWT keys, or an opaque key this middleware registered and translated."""
+    key = request.headers.get("apikey") or request.query_params.get("apikey")
+    return key in (settings.anon_key, settings.service_role_key) or bool(request.scope.get("state", {}).get(TRANSLATED))
 
 
 class ApiKeyGateway:
@@ -200,14 +243,14 @@ class ApiKeyGateway:
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
-        self.settings = settings
+        self.role_tokens = RoleTokens(settings)
         self.registry = KeyRegistry(settings.secrets_file)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        outcome = translate(_incoming(scope), self.settings, self.registry)
+        outcome = translate(_incoming(scope), self.role_tokens, self.registry)
         if isinstance(outcome, Refusal):
             # On a websocket scope Starlette sends this as the upgrade's denial (an HTTP answer).
             await outcome.response()(scope, receive, send)

@@ -285,3 +285,35 @@ async def test_devstack_jwt_legacy_is_a_project_that_never_migrated(
             assert accepted(await outcomes(legacy, http, rest_fixtures, token))
             es256 = jwt_forge.with_key(KeyRing.fresh().current, jwt_forge.claims())
             assert refused(await outcomes(legacy, http, rest_fixtures, es256))
+
+
+async def test_the_new_api_keys_outlive_the_legacy_secret_and_follow_rotation(
+    rotating: Rotating, http: httpx.AsyncClient, rest_fixtures: Names
+) -> None:
+    """Hosted's migration path: switch to signing keys, revoke the legacy secret, keep serving the
+    publishable and secret keys (they never depended on it)."""
+    publishable, secret = rotating.stack.publishable_key, rotating.stack.secret_key
+    if not (publishable and secret):
+        pytest.skip("the stack has no new API keys")
+
+    async def statuses() -> tuple[int, int, int, int, int]:
+        anon = await http.get(f"/rest/v1/{rest_fixtures.items}", headers={"apikey": publishable})
+        # jobs: readable by service_role only, so a 200 proves the secret key's role.
+        service = await http.get("/rest/v1/jobs", params={"select": "id", "limit": "1"}, headers={"apikey": secret})
+        auth = await http.get("/auth/v1/settings", headers={"apikey": publishable})
+        storage = await http.get("/storage/v1/bucket", headers={"apikey": secret})
+        legacy = await http.get(f"/rest/v1/{rest_fixtures.items}", headers={"apikey": rotating.stack.anon_key})
+        return anon.status_code, service.status_code, auth.status_code, storage.status_code, legacy.status_code
+
+    rotating.change("revoke", "legacy")
+    try:
+        assert await statuses() == (200, 200, 200, 200, 401)
+        if not rotating.ring().in_state("standby"):
+            rotating.change("standby")
+        rotating.change("rotate")
+        assert await statuses() == (200, 200, 200, 200, 401)
+        async with raw_socket(rotating.stack, apikey=publishable) as sock:
+            joined = await sock.join("realtime:jwks-room", {})
+        assert joined["payload"]["status"] == "ok", joined
+    finally:
+        rotating.change("unrevoke", "legacy")

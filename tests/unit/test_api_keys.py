@@ -4,14 +4,17 @@ revokes them, and the gateway's translation (devstack/gateway/api_keys.py), with
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import random
+import time
 from pathlib import Path
 
+import jwt
 import pytest
 
-from devstack import cli, keys, paths
+from devstack import cli, keys, paths, signing_keys
 from devstack.gateway import api_keys
 from devstack.gateway.api_keys import Incoming, KeyRegistry, Refusal, Translation, translate
 from devstack.gateway.context import Settings
@@ -139,7 +142,7 @@ def run(
     settings: Settings, apikey: str | None, authorization: str | None = None, **kw: object
 ) -> Translation | Refusal:
     incoming = Incoming(apikey, authorization, str(kw.get("ua", "python-httpx/0.28")), bool(kw.get("ws", False)))
-    return translate(incoming, settings, KeyRegistry(settings.secrets_file))
+    return translate(incoming, api_keys.RoleTokens(settings), KeyRegistry(settings.secrets_file))
 
 
 def test_opaque_keys_become_the_role_jwt(stack_keys: keys.StackKeys, settings: Settings) -> None:
@@ -195,8 +198,40 @@ def test_the_url_parameter_is_replaced_and_nothing_else_is_reencoded() -> None:
     )
 
 
-def test_role_token_knows_only_the_two_key_roles(settings: Settings) -> None:
-    assert api_keys.role_token(settings, "anon") == settings.anon_key
-    assert api_keys.role_token(settings, "service_role") == settings.service_role_key
+def test_role_tokens_know_only_the_two_key_roles(settings: Settings) -> None:
+    tokens = api_keys.RoleTokens(settings)
+    assert tokens.token("anon") == settings.anon_key  # DEVSTACK_JWT=legacy: the CLI's mapping
+    assert tokens.token("service_role") == settings.service_role_key
     with pytest.raises(ValueError, match="authenticated"):
-        api_keys.role_token(settings, "authenticated")
+        tokens.token("authenticated")
+
+
+def test_role_tokens_are_signed_by_the_current_key_and_follow_rotation(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ring_file = tmp_path / "signing_keys.json"
+    live = LiveKeySet(settings.jwt_secret, "asymmetric", ring_file)
+    tokens = api_keys.RoleTokens(dataclasses.replace(settings, signing=live))
+
+    def header_and_claims(token: str) -> tuple[dict[str, object], dict[str, object]]:
+        key = live.snapshot().signer.key
+        assert not isinstance(key, str)
+        claims = jwt.decode(token, key.public_key(), algorithms=["ES256"], options={"verify_aud": False})
+        return jwt.get_unverified_header(token), claims
+
+    first = tokens.token("service_role")
+    header, claims = header_and_claims(first)
+    assert header["kid"] == live.snapshot().signer.kid and header["alg"] == "ES256"
+    assert claims["role"] == "service_role" and claims["exp"] == claims["iat"] + api_keys.ROLE_TOKEN_LIFETIME_SECONDS
+    assert tokens.token("service_role") == first  # minted once per key set, not per request
+    assert header_and_claims(tokens.token("anon"))[1]["role"] == "anon"
+
+    signing_keys.change("standby", path=ring_file)
+    rotated = signing_keys.change("rotate", path=ring_file)
+    after = tokens.token("service_role")
+    assert after != first and jwt.get_unverified_header(after)["kid"] == rotated.kid
+
+    # Close to expiry it is re-minted, so a token handed downstream never lapses in flight.
+    later = int(time.time()) + api_keys.ROLE_TOKEN_LIFETIME_SECONDS - api_keys.ROLE_TOKEN_RENEW_SECONDS + 1
+    monkeypatch.setattr(api_keys.time, "time", lambda: later)
+    assert jwt.decode(tokens.token("service_role"), options={"verify_signature": False})["iat"] == later

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from devstack.gateway import api_keys
 from devstack.gateway.auth import access_tokens, sessions, users
 from devstack.gateway.auth.errors import AuthError, OAuthError, bad_request, invalid_api_key, missing_api_key, render
 from devstack.gateway.auth.params import check_password_strength, read_body, validate_email
@@ -60,7 +61,7 @@ class AuthEndpoints:
             key = request.headers.get("apikey") or request.query_params.get("apikey")
             if not key:
                 return missing_api_key()
-            if key not in (self.ctx.settings.anon_key, self.ctx.settings.service_role_key):
+            if not api_keys.key_passes(request, self.ctx.settings):
                 return invalid_api_key()
             try:
                 return await handler(request)

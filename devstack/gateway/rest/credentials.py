@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from devstack.gateway import tokens
+from devstack.gateway import api_keys, tokens
 from devstack.gateway.context import Settings
 from devstack.gateway.key_set import KeySet
 from devstack.gateway.rest.errors import (
@@ -38,7 +38,7 @@ def resolve(request: Request, settings: Settings) -> Credentials:
     key = api_key(request)
     if not key:
         raise no_api_key()
-    if key not in (settings.anon_key, settings.service_role_key):
+    if not api_keys.key_passes(request, settings):
         raise invalid_api_key()
     authorization = request.headers.get("authorization")
     token = tokens.bearer(authorization) if authorization else key
