@@ -10,6 +10,7 @@ import json
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -213,7 +214,7 @@ def test_role_tokens_are_signed_by_the_current_key_and_follow_rotation(
     live = LiveKeySet(settings.jwt_secret, "asymmetric", ring_file)
     tokens = api_keys.RoleTokens(dataclasses.replace(settings, signing=live))
 
-    def header_and_claims(token: str) -> tuple[dict[str, object], dict[str, object]]:
+    def header_and_claims(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
         key = live.snapshot().signer.key
         assert not isinstance(key, str)
         claims = jwt.decode(token, key.public_key(), algorithms=["ES256"], options={"verify_aud": False})
@@ -233,5 +234,5 @@ def test_role_tokens_are_signed_by_the_current_key_and_follow_rotation(
 
     # Close to expiry it is re-minted, so a token handed downstream never lapses in flight.
     later = int(time.time()) + api_keys.ROLE_TOKEN_LIFETIME_SECONDS - api_keys.ROLE_TOKEN_RENEW_SECONDS + 1
-    monkeypatch.setattr(api_keys.time, "time", lambda: later)
+    monkeypatch.setattr(time, "time", lambda: later)  # the module api_keys reads the clock from
     assert jwt.decode(tokens.token("service_role"), options={"verify_signature": False})["iat"] == later
