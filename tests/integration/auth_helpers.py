@@ -6,10 +6,11 @@ import uuid
 from typing import Any
 
 import jwt
+import pytest
 from supabase.lib.client_options import AsyncClientOptions
 
 from supabase import AsyncClient, acreate_client
-from tests.integration.conftest import Stack
+from tests.integration.conftest import KEY_FLAVOURS, KeyFlavour, Stack
 
 PASSWORD = "correct-horse-battery"
 
@@ -18,10 +19,19 @@ def unique_email(tag: str = "user") -> str:
     return f"{tag}-{uuid.uuid4().hex[:12]}@example.com"
 
 
+@pytest.fixture(scope="module", params=KEY_FLAVOURS, name="stack")
+def stack_in_both_flavours(stack: Stack, request: pytest.FixtureRequest) -> Stack:
+    """Imported by a conformance module, this overrides ``stack`` there: every test of the module
+    runs once per key flavour, its clients made with ``client_key`` / ``server_key``."""
+    flavour: KeyFlavour = request.param
+    return stack.with_flavour(flavour)
+
+
 async def new_client(stack: Stack, key: str | None = None) -> AsyncClient:
-    """A fresh client with its own in-memory session; no background refresh timer."""
+    """A fresh client (with the stack's client key unless told) with its own in-memory session;
+    no background refresh timer."""
     options = AsyncClientOptions(auto_refresh_token=False)
-    return await acreate_client(stack.url, key or stack.anon_key, options=options)
+    return await acreate_client(stack.url, key or stack.client_key, options=options)
 
 
 async def signed_up_client(stack: Stack) -> tuple[AsyncClient, str]:

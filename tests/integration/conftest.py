@@ -10,6 +10,8 @@ Key flavours: ``stack`` always carries the legacy JWT keys in ``anon_key``/``ser
 (many suites test JWT behaviour itself). ``flavoured_stack`` is ``stack`` parametrized over
 ``legacy`` and ``new``: its ``client_key``/``server_key`` are the anon/service_role JWTs or the
 publishable/secret keys, which the supabase-py conformance fixtures create their clients with.
+The Auth and Storage conformance modules import ``auth_helpers.stack_in_both_flavours``, which
+overrides ``stack`` there so the whole module runs once per flavour.
 """
 
 from __future__ import annotations

@@ -7,11 +7,11 @@ import httpx
 import psycopg
 import pytest
 
-from tests.integration.auth_helpers import new_client
+from tests.integration.auth_helpers import new_client, stack_in_both_flavours
 from tests.integration.conftest import Stack
 from tests.integration.storage_helpers import Buckets, anonymous_user, buckets, new_bucket_id, storage_url
 
-__all__ = ["buckets", "new_bucket_id"]  # fixtures used by name
+__all__ = ["buckets", "new_bucket_id", "stack_in_both_flavours"]  # fixtures used by name
 pytestmark = pytest.mark.integration
 
 
@@ -24,7 +24,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def test_service_role_reads_buckets(stack: Stack, buckets: Buckets) -> None:
-    async with httpx.AsyncClient(headers=bearer(stack.service_role_key)) as raw:
+    async with httpx.AsyncClient(headers=bearer(stack.server_key)) as raw:
         one = await raw.get(bucket_url(stack, buckets.limited))
         listed = await raw.get(bucket_url(stack))
     assert one.status_code == 200
@@ -51,10 +51,10 @@ async def test_users_without_bucket_policies_see_no_buckets(stack: Stack, bucket
 
 
 async def test_service_role_creates_a_bucket_and_duplicates_conflict(stack: Stack, new_bucket_id: str) -> None:
-    service = await new_client(stack, stack.service_role_key)
+    service = await new_client(stack, stack.server_key)
     created = await service.storage.create_bucket(new_bucket_id, options={"public": True, "file_size_limit": 1024})
     assert created == {"name": new_bucket_id}
-    async with httpx.AsyncClient(headers=bearer(stack.service_role_key)) as raw:
+    async with httpx.AsyncClient(headers=bearer(stack.server_key)) as raw:
         fetched = (await raw.get(bucket_url(stack, new_bucket_id))).json()
         duplicate = await raw.post(bucket_url(stack), json={"name": new_bucket_id})
         bad_name = await raw.post(bucket_url(stack), json={"name": "no/slashes"})

@@ -15,6 +15,7 @@ from storage3.exceptions import StorageApiError
 
 from devstack import paths
 from supabase import AsyncClient
+from tests.integration.auth_helpers import stack_in_both_flavours
 from tests.integration.conftest import Stack
 from tests.integration.storage_helpers import (
     LIMITED_MAX_BYTES,
@@ -25,6 +26,7 @@ from tests.integration.storage_helpers import (
     object_row,
 )
 
+__all__ = ["stack_in_both_flavours"]  # the whole module runs under both key flavours
 pytestmark = pytest.mark.integration
 
 # Bytes that look like multipart framing, so a sloppy parser would corrupt them.
@@ -196,7 +198,8 @@ async def test_path_traversal_and_unsafe_keys_are_refused(stack: Stack, buckets:
     async with httpx.AsyncClient() as raw:
         res = await raw.post(url, content=b"x", headers=auth_headers(await access_token(alice)))
         still_serving = await raw.get(
-            storage_url(stack, "bucket", buckets.main), headers=auth_headers(stack.service_role_key)
+            storage_url(stack, "bucket", buckets.main),
+            headers={**auth_headers(stack.server_key), "apikey": stack.server_key},
         )
     assert res.status_code == 400
     assert res.json()["statusCode"] == "400"
