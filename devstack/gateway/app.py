@@ -11,11 +11,12 @@ from contextlib import asynccontextmanager
 from types import ModuleType
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 
 from devstack.gateway import auth, realtime, rest, storage
@@ -28,6 +29,18 @@ COMPONENTS: tuple[ModuleType, ...] = (rest, auth, realtime, storage)
 
 # Hosted Supabase answers any origin (the Figma plugin iframe has a null origin).
 EXPOSED_HEADERS = ["Content-Range", "Content-Profile", "Preference-Applied", "X-Supabase-Api-Version", "Location"]
+
+
+class JsonCors(CORSMiddleware):
+    """Starlette's CORS handling, with a refused preflight (a method or header outside the
+    lists) answered in the JSON error shape every client parses rather than as plain text."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        headers = {k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")}
+        return JSONResponse({"message": bytes(response.body).decode()}, response.status_code, headers=headers)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -64,7 +77,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
         middleware=[
             Middleware(
-                CORSMiddleware,
+                JsonCors,
                 allow_origins=["*"],
                 allow_methods=["*"],
                 allow_headers=["*"],

@@ -233,3 +233,11 @@ async def test_cors_preflight_is_still_answered_before_routing(local: Stack) -> 
             response = await client.options(path, headers=preflight)
             assert response.status_code == 200, path
             assert response.headers["access-control-allow-origin"] == "*"
+
+
+async def test_a_refused_cors_preflight_is_answered_in_json(local: Stack) -> None:
+    preflight = {"Origin": "null", "Access-Control-Request-Method": "BREW"}
+    async with httpx.AsyncClient(base_url=local.url) as client:
+        response = await client.options("/rest/v1/jobs", headers=preflight)
+    assert response.status_code == 400
+    assert response.json() == {"message": "Disallowed CORS method"}

@@ -109,6 +109,16 @@ async def refresh(conn: AsyncConnection[Any], presented: str) -> Grant:
     refusal: AuthError | None = None
     grant: Grant | None = None
     async with conn.transaction():
+        # Lock order: the session, then its token, as a sign-out's delete (session, then its tokens
+        # by cascade) takes them; the other order deadlocked a refresh racing a sign-out.
+        owner = await _rows(
+            conn, "select session_id from auth.refresh_tokens where token = %(token)s", {"token": presented}
+        )
+        if owner and owner[0]["session_id"] is not None:
+            # Serialize refreshes of one session, as GoTrue does with its row locks.
+            await conn.execute(
+                "select 1 from auth.sessions where id = %(sid)s for update", {"sid": owner[0]["session_id"]}
+            )
         found = await _rows(
             conn,
             """
@@ -119,14 +129,12 @@ async def refresh(conn: AsyncConnection[Any], presented: str) -> Grant:
             """,
             {"token": presented, "reuse": REFRESH_TOKEN_REUSE_INTERVAL_SECONDS},
         )
-        if not found:
+        if not found:  # never issued, or its session was signed out meanwhile
             raise bad_request("refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found")
         token = found[0]
         session_id: uuid.UUID | None = token["session_id"]
         if session_id is None:
             raise bad_request("session_not_found", "Invalid Refresh Token: No Valid Session Found")
-        # Serialize refreshes of one session, as GoTrue does with its row locks.
-        await conn.execute("select 1 from auth.sessions where id = %(sid)s for update", {"sid": session_id})
 
         issued: str | None = None
         if token["revoked"]:
@@ -180,5 +188,7 @@ async def logout(
             "delete from auth.sessions where user_id = %(uid)s and id <> %(sid)s", {"uid": user_id, "sid": session_id}
         )
     else:
-        await conn.execute("delete from auth.refresh_tokens where user_id = %(uid)s", {"uid": user_id})
+        # Sessions first (their tokens cascade), in the lock order a refresh takes; then any token
+        # left without a session.
         await conn.execute("delete from auth.sessions where user_id = %(uid)s", {"uid": user_id})
+        await conn.execute("delete from auth.refresh_tokens where user_id = %(uid)s", {"uid": user_id})

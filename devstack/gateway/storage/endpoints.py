@@ -17,7 +17,7 @@ from urllib.parse import quote
 import psycopg
 from psycopg import AsyncConnection
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from devstack.gateway import bounded_json
 from devstack.gateway.context import GatewayContext
@@ -25,6 +25,7 @@ from devstack.gateway.http import BodyTooLarge, read_limited
 from devstack.gateway.pg import BIGINT_MAX, request_transaction
 from devstack.gateway.storage import catalog, credentials
 from devstack.gateway.storage.credentials import Caller
+from devstack.gateway.storage.downloads import StoredFile, link_for_download
 from devstack.gateway.storage.errors import (
     StorageError,
     bucket_already_exists,
@@ -168,8 +169,7 @@ class StorageEndpoints:
         if not row.get("version"):
             raise no_such_key()  # a row written straight into the table has no bytes here
         path = self.layout.object_file(bucket, key, row["version"])
-        if not path.is_file():
-            raise no_such_key()
+        link = link_for_download(path, self.layout.temp_file())
         meta = row.get("metadata") or {}
         headers = {"Cache-Control": str(meta.get("cacheControl") or "no-cache")}
         if meta.get("eTag"):
@@ -178,7 +178,7 @@ class StorageEndpoints:
         if download is not None:
             filename = download or key.rsplit("/", 1)[-1]
             headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(filename)}"
-        return FileResponse(path, media_type=str(meta.get("mimetype") or "application/octet-stream"), headers=headers)
+        return StoredFile(link, mimetype=str(meta.get("mimetype") or "application/octet-stream"), headers=headers)
 
     # -- objects -------------------------------------------------------------------------------
 

@@ -1,13 +1,15 @@
 """Which bucket names and object keys are valid, and where an object's bytes live on disk.
 
 Each stored upload is its own file ``<root>/<bucket>/<key>/~<version>`` (as Storage's file backend
-keeps ``<key>/<version>``): a new upload never overwrites bytes a committed row points at, so the
-metadata row and the bytes always agree. ``~`` cannot occur in a key or bucket name, so version
+keeps ``<key>/<version>``; a key segment too long for a file name goes under its digest): a new
+upload never overwrites bytes a committed row points at, so the metadata row and the bytes always
+agree. ``~`` cannot occur in a key or bucket name, so version
 files and the temp area (``<root>/~tmp``) never collide with objects.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from pathlib import Path
@@ -19,6 +21,8 @@ _VALID_OBJECT_KEY = re.compile(r"^[A-Za-z0-9_/!.*'() &$=@;:+,?-]+$")
 _VALID_BUCKET_NAME = re.compile(r"^[A-Za-z0-9_!.*'() &$=@;:+,?-]+$")
 _DOT_SEGMENTS = frozenset({".", ".."})
 MAX_BUCKET_NAME_LENGTH = 100
+# Linux refuses file names over 255 bytes; a key segment may be longer (hosted keys are S3 keys).
+_MAX_SEGMENT_BYTES = 200
 
 
 def check_bucket_name(name: str) -> str:
@@ -39,7 +43,8 @@ class Layout:
         self.root = root
 
     def object_file(self, bucket: str, key: str, version: str) -> Path:
-        path = self.root / check_bucket_name(bucket) / check_key(key) / f"~{version}"
+        folders = [_on_disk(segment) for segment in check_key(key).split("/")]
+        path = self.root.joinpath(check_bucket_name(bucket), *folders, f"~{version}")
         # Belt and braces: the checks above already exclude every way out of the root.
         if not path.resolve().is_relative_to(self.root.resolve()):
             raise invalid_key(key)
@@ -49,3 +54,11 @@ class Layout:
         folder = self.root / "~tmp"
         folder.mkdir(parents=True, exist_ok=True)
         return folder / uuid.uuid4().hex
+
+
+def _on_disk(segment: str) -> str:
+    """A key segment's folder name: itself, or a digest when it is too long for the filesystem
+    (``~`` marks it, and cannot occur in a key, so it never collides with a real segment)."""
+    if len(segment.encode()) <= _MAX_SEGMENT_BYTES:
+        return segment
+    return "~" + hashlib.sha256(segment.encode()).hexdigest()

@@ -8,7 +8,6 @@ Size and MIME limits of the bucket are enforced while reading, before anything i
 from __future__ import annotations
 
 import base64
-import binascii
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +61,13 @@ def _json_object(text: str | bytes, source: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def _check_header_value(name: str, value: str) -> None:
+    """Both fields are stored in the metadata column and sent back as download headers, so they
+    must be visible ASCII (NUL would also reach PostgreSQL, CR/LF would split the header)."""
+    if any(not (" " <= ch <= "~") and ch != "\t" for ch in value):
+        raise invalid_request(f"{name} must contain only printable ASCII characters")
+
+
 async def read_upload(request: Request, *, max_size: int, allowed_mime_types: list[str] | None) -> Upload:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
@@ -79,8 +85,7 @@ async def read_upload(request: Request, *, max_size: int, allowed_mime_types: li
         mimetype = fields.get("contentType") or file_part.content_type or "application/octet-stream"
         cache_time = fields.get("cacheControl")
         for name, value in (("contentType", mimetype), ("cacheControl", cache_time or "")):
-            if "\x00" in value:  # both end up in the metadata column
-                raise invalid_request(f"{name} must not contain NUL characters")
+            _check_header_value(name, value)
         check_mime_type(mimetype, allowed_mime_types)
         metadata_text = fields.get("metadata") or fields.get("userMetadata")
         return Upload(
@@ -90,18 +95,21 @@ async def read_upload(request: Request, *, max_size: int, allowed_mime_types: li
             user_metadata=_json_object(metadata_text, "metadata") if metadata_text else None,
         )
     mimetype = content_type or "application/octet-stream"
+    _check_header_value("contentType", mimetype)
     check_mime_type(mimetype, allowed_mime_types)
     raw_metadata = request.headers.get("x-metadata")
     user_metadata = None
     if raw_metadata:
         try:
             user_metadata = _json_object(base64.b64decode(raw_metadata), "x-metadata")
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or non-ASCII text: not base64, so no metadata
             user_metadata = None
+    cache_control = request.headers.get("cache-control", "no-cache")
+    _check_header_value("cacheControl", cache_control)
     data = await _read_at_most(request, max_size)
     return Upload(
         data=data,
         mimetype=mimetype,
-        cache_control=request.headers.get("cache-control", "no-cache"),
+        cache_control=cache_control,
         user_metadata=user_metadata,
     )
