@@ -115,7 +115,7 @@ async def _send(
         k.encode() if isinstance(k, str) else k: v.encode() if isinstance(v, str) else v for k, v in headers.items()
     }
     merged.update({k.encode(): v for k, v in req.headers.items()})
-    params = httpx.QueryParams(req.params)
+    params = tuple(req.params)  # a tuple: covariant, as httpx's parameter type needs
     request = http.build_request(req.method, req.path, params=params, content=body, headers=merged)
     return await http.send(request)
 
