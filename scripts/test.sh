@@ -43,7 +43,7 @@ if [[ $status -ne 0 ]]; then exit $status; fi
 section "plugin-client unit tests and build"
 (cd plugin-client && npm test && npm run build)
 
-section "JavaScript suites against python -m devstack up"
+section "start python -m devstack up for the JavaScript suites"
 # Stop on exit only what this run started: a developer's running stack is left as it was.
 started_stack=0
 cleanup() { if [[ $started_stack == 1 ]]; then $PY -m devstack down >/dev/null || true; fi; }
@@ -54,5 +54,11 @@ set -a
 # shellcheck disable=SC1091
 source .devstack/env
 set +a
-if [[ -f tests/js/package.json ]]; then (cd tests/js && npm test); fi
-(cd plugin-client && npm run test:integration && npm run test:e2e)
+# Both key flavours against the same stack: the hosted default (publishable + secret keys) and the
+# legacy JWT keys (anon + service_role), which projects keep until they switch.
+for flavour in new legacy; do
+  section "JavaScript suites with the $flavour API keys (SUPABASE_KEY_FLAVOUR=$flavour)"
+  export SUPABASE_KEY_FLAVOUR=$flavour
+  if [[ -f tests/js/package.json ]]; then (cd tests/js && npm test); fi
+  (cd plugin-client && npm run test:integration && npm run test:e2e)
+done

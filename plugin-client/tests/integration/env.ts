@@ -4,30 +4,38 @@
 // The jobs are run by the real worker, which the globalSetup
 // (tests/support/worker-global-setup.ts) starts for the suite.
 import type { SupabaseClient, SupportedStorage } from '@supabase/supabase-js';
+import { keyFlavour, type KeyFlavour } from '../support/key-flavour';
 import { nodeSupabase } from '../support/node-supabase';
 
 export interface StackEnv {
   url: string;
+  flavour: KeyFlavour;
+  /** What the plugin is configured with: the publishable key, or the legacy anon JWT. */
   anonKey: string;
+  /** What the worker side uses: the secret key, or the legacy service_role JWT. */
   serviceRoleKey: string;
 }
 
 function read(): StackEnv | null {
   const url = process.env.SUPABASE_URL;
-  const anonKey = process.env.SUPABASE_ANON_KEY;
-  const serviceRoleKey = process.env.SUPABASE_SERVICE_ROLE_KEY;
+  const flavour = keyFlavour();
+  const anonKey = flavour === 'new' ? process.env.SUPABASE_PUBLISHABLE_KEY : process.env.SUPABASE_ANON_KEY;
+  const serviceRoleKey = flavour === 'new' ? process.env.SUPABASE_SECRET_KEY : process.env.SUPABASE_SERVICE_ROLE_KEY;
   if (!url || !anonKey || !serviceRoleKey) return null;
-  return { url, anonKey, serviceRoleKey };
+  return { url, flavour, anonKey, serviceRoleKey };
 }
 
 export const stack = read();
 
 if (!stack && process.env.REQUIRE_FULL_SUITE === '1') {
-  throw new Error('[integration] REQUIRE_FULL_SUITE: SUPABASE_URL, SUPABASE_ANON_KEY and SUPABASE_SERVICE_ROLE_KEY must be set');
+  throw new Error(
+    `[integration] REQUIRE_FULL_SUITE: SUPABASE_URL and the ${keyFlavour()} flavour's keys must be set ` +
+      '(new: SUPABASE_PUBLISHABLE_KEY + SUPABASE_SECRET_KEY; legacy: SUPABASE_ANON_KEY + SUPABASE_SERVICE_ROLE_KEY)',
+  );
 }
 if (!stack) {
   console.warn(
-    '[integration] SKIPPED: set SUPABASE_URL, SUPABASE_ANON_KEY and SUPABASE_SERVICE_ROLE_KEY ' +
+    '[integration] SKIPPED: set SUPABASE_URL and SUPABASE_PUBLISHABLE_KEY + SUPABASE_SECRET_KEY (or the legacy keys) ' +
       '(e.g. `python -m devstack up && set -a && . .devstack/env`) to run the integration tests.',
   );
 }

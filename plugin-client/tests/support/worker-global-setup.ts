@@ -11,6 +11,7 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { keyFlavour } from './key-flavour';
 
 /** plugin-client/ and the repository root above it. */
 const PLUGIN_ROOT = resolve(__dirname, '../..');
@@ -95,8 +96,10 @@ async function stop(child: ChildProcess): Promise<void> {
 
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
   project.provide('workerUrl', '');
-  const env = process.env;
+  const env = { ...process.env };
   if (!env.SUPABASE_URL) return undefined;
+  // The legacy flavour runs the worker on the service_role JWT too (it prefers the secret key).
+  if (keyFlavour(env) === 'legacy') delete env.SUPABASE_SECRET_KEY;
   for (const name of ['SUPABASE_SERVICE_ROLE_KEY', 'ANTHROPIC_BASE_URL', 'GEMINI_BASE_URL'] as const) {
     if (!env[name]) throw new Error(`${name} must be set with SUPABASE_URL: the tests run the worker against the model stand-ins`);
   }

@@ -3,6 +3,10 @@
 // The suite talks to whatever stack the environment names, so it runs unchanged against devstack
 // and against a real `supabase start` stack (with this project's migrations applied):
 //   SUPABASE_URL, SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY  (required)
+//   SUPABASE_PUBLISHABLE_KEY, SUPABASE_SECRET_KEY  (the new key flavour)
+//   SUPABASE_KEY_FLAVOUR  `new` (publishable + secret keys; the default when they are set) or
+//                        `legacy` (anon + service_role JWTs): which keys the clients are made with.
+//                        scripts/test.sh runs the suite once per flavour.
 //   DATABASE_URL         (optional: fixture tables through `pg`; those tests skip without it)
 //   SUPABASE_JWT_SECRET  (optional: minting tokens; those checks skip without it)
 
@@ -26,8 +30,17 @@ if (typeof globalThis.WebSocket !== 'function') {
 }
 
 export const URL_ = process.env.SUPABASE_URL.replace(/\/+$/, '');
-export const ANON_KEY = process.env.SUPABASE_ANON_KEY;
-export const SERVICE_KEY = process.env.SUPABASE_SERVICE_ROLE_KEY;
+export const KEY_FLAVOUR = process.env.SUPABASE_KEY_FLAVOUR || (process.env.SUPABASE_PUBLISHABLE_KEY ? 'new' : 'legacy');
+if (KEY_FLAVOUR !== 'new' && KEY_FLAVOUR !== 'legacy') {
+  throw new Error(`SUPABASE_KEY_FLAVOUR must be "new" or "legacy", not ${JSON.stringify(KEY_FLAVOUR)}`);
+}
+if (KEY_FLAVOUR === 'new' && !(process.env.SUPABASE_PUBLISHABLE_KEY && process.env.SUPABASE_SECRET_KEY)) {
+  throw new Error('SUPABASE_KEY_FLAVOUR=new needs SUPABASE_PUBLISHABLE_KEY and SUPABASE_SECRET_KEY');
+}
+/** The key a browser/plugin client is made with: the publishable key, or the legacy anon JWT. */
+export const ANON_KEY = KEY_FLAVOUR === 'new' ? process.env.SUPABASE_PUBLISHABLE_KEY : process.env.SUPABASE_ANON_KEY;
+/** The key a server (the worker) is made with: the secret key, or the legacy service_role JWT. */
+export const SERVICE_KEY = KEY_FLAVOUR === 'new' ? process.env.SUPABASE_SECRET_KEY : process.env.SUPABASE_SERVICE_ROLE_KEY;
 export const DATABASE_URL = process.env.DATABASE_URL || '';
 export const JWT_SECRET = process.env.SUPABASE_JWT_SECRET || '';
 // CI (scripts/test.sh) sets REQUIRE_FULL_SUITE: there nothing may be skipped for want of a variable.
