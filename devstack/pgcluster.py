@@ -210,7 +210,18 @@ def start() -> None:
     elif _as_root():
         paths.PGLOG.touch()
         shutil.chown(paths.PGLOG, "postgres", "postgres")
-    _run([str(paths.PG_BIN / "pg_ctl"), "-D", str(paths.PGDATA), "-l", str(paths.PGLOG), "-w", "-t", "60", "start"])
+    # The port on the command line: the one in postgresql.conf is from `init`, and DEVSTACK_PG_PORT
+    # may have changed since (the cluster would listen where no client looks).
+    pg_ctl = [
+        str(paths.PG_BIN / "pg_ctl"),
+        "-D",
+        str(paths.PGDATA),
+        "-l",
+        str(paths.PGLOG),
+        "-o",
+        f"-p {paths.PG_PORT}",
+    ]
+    _run([*pg_ctl, "-w", "-t", "60", "start"])
 
 
 def stop() -> None:

@@ -334,6 +334,27 @@ $$;
 grant execute on function storage.foldername(text), storage.filename(text), storage.extension(text)
   to anon, authenticated, service_role, postgres;
 
+-- Hosted Storage refuses a direct SQL DELETE on its tables (supabase/storage migration 0050,
+-- "protect_delete"): rows and bytes must go together, through the Storage API, which sets the
+-- transaction-local setting storage.allow_delete_query = 'true' around its own deletes.
+create or replace function storage.protect_delete() returns trigger
+language plpgsql
+as $$
+begin
+  if coalesce(current_setting('storage.allow_delete_query', true), '') <> 'true' then
+    raise exception 'Direct deletion from storage tables is not allowed. Use the Storage API instead.'
+      using errcode = '42501', hint = 'This prevents accidental data loss from orphaned objects.';
+  end if;
+  return null;
+end
+$$;
+drop trigger if exists protect_buckets_delete on storage.buckets;
+create trigger protect_buckets_delete before delete on storage.buckets
+  for each statement execute function storage.protect_delete();
+drop trigger if exists protect_objects_delete on storage.objects;
+create trigger protect_objects_delete before delete on storage.objects
+  for each statement execute function storage.protect_delete();
+
 -- ---------------------------------------------------------------------------------------------
 -- Publication for Postgres Changes (empty; migrations add tables)
 -- ---------------------------------------------------------------------------------------------

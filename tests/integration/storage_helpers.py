@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 import pytest
@@ -31,6 +32,12 @@ OWN_FOLDER = "bucket_id = {bucket} and (storage.foldername(name))[1] = (select a
 class Buckets:
     main: str
     limited: str
+
+
+def allow_storage_deletes(conn: psycopg.Connection[Any]) -> None:
+    """Hosted Storage's delete guard lets SQL deletes through only with this setting, for the
+    current transaction (as the Storage server itself does); test cleanup uses it."""
+    conn.execute("select set_config('storage.allow_delete_query', 'true', true)")
 
 
 def _policies(bucket: str) -> list[sql.Composed]:
@@ -77,6 +84,7 @@ def fixture_buckets(stack: Stack) -> Iterator[Buckets]:
                             sql.Identifier(f"{bucket} own folder {action}")
                         )
                     )
+                allow_storage_deletes(conn)
                 conn.execute("delete from storage.objects where bucket_id = %s", (bucket,))
                 conn.execute("delete from storage.buckets where id = %s", (bucket,))
         if stack.jwt_secret is not None:  # in-process stack: its bytes live under .devstack/
@@ -103,7 +111,8 @@ def new_bucket_id(stack: Stack) -> Iterator[str]:
     """A bucket id for a test that creates it; the bucket is deleted afterwards."""
     bucket_id = f"conformance-new-{uuid.uuid4().hex[:10]}"
     yield bucket_id
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+    with psycopg.connect(stack.database_url, autocommit=True) as conn, conn.transaction():
+        allow_storage_deletes(conn)
         conn.execute("delete from storage.buckets where id = %s", (bucket_id,))
 
 

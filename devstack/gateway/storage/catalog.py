@@ -121,6 +121,9 @@ async def insert_object(
 
 
 async def delete_objects(conn: AsyncConnection[Any], bucket_id: str, names: list[str]) -> list[Row]:
+    """Delete rows as hosted Storage does: the table's protect_delete trigger lets a DELETE through
+    only with storage.allow_delete_query set, for this transaction alone (``conn`` must be in one)."""
+    await conn.execute("select set_config('storage.allow_delete_query', 'true', true)")
     return await _fetch(
         conn,
         f"delete from storage.objects where bucket_id = %(bucket)s and name = any(%(names)s)"
