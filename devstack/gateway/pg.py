@@ -2,7 +2,8 @@
 
 Hosted PostgREST does, per request: ``set_config('search_path', ..)``, ``set_config('role', ..)``,
 ``set_config('request.jwt.claims', ..)``, ``request.method``, ``request.path``, ``request.headers``
-(all transaction-local), so RLS, ``auth.uid()`` and friends behave the same here.
+and the role's own settings (all transaction-local), so RLS, ``auth.uid()``, timeouts and friends
+behave the same here.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ select set_config('search_path', %(search_path)s, true),
        set_config('request.jwt.claims', %(claims)s, true),
        set_config('request.method', %(method)s, true),
        set_config('request.path', %(path)s, true),
-       set_config('request.headers', %(headers)s, true)
+       set_config('request.headers', %(headers)s, true),
+       -- PostgREST's "impersonated role settings": the role's own settings (anon's 3 s and
+       -- authenticated's 8 s statement_timeout on hosted) hold for the request, as SET ROLE alone
+       -- would not apply them.
+       (select count(set_config(split_part(c, '=', 1), substr(c, strpos(c, '=') + 1), true))
+          from pg_db_role_setting s cross join unnest(s.setconfig) c
+         where s.setrole = %(role)s::regrole
+           and s.setdatabase in (0, (select oid from pg_database where datname = current_database())))
 """
 
 

@@ -9,13 +9,13 @@
 do $$
 begin
   if not exists (select 1 from pg_roles where rolname = 'anon') then
-    create role anon nologin noinherit;
+    create role anon nologin;
   end if;
   if not exists (select 1 from pg_roles where rolname = 'authenticated') then
-    create role authenticated nologin noinherit;
+    create role authenticated nologin;
   end if;
   if not exists (select 1 from pg_roles where rolname = 'service_role') then
-    create role service_role nologin noinherit bypassrls;
+    create role service_role nologin bypassrls;
   end if;
   if not exists (select 1 from pg_roles where rolname = 'authenticator') then
     -- The gateway logs in as authenticator and switches role per request, as PostgREST does.
@@ -38,6 +38,14 @@ grant anon, authenticated, service_role to postgres;
 
 alter role anon set statement_timeout = '3s';
 alter role authenticated set statement_timeout = '8s';
+-- The login role's own limits (supabase/postgres migrations 20221028101028, 20231130133139): every
+-- API request, service_role's included, runs under them unless the role sets its own.
+alter role authenticator set statement_timeout = '8s';
+alter role authenticator set lock_timeout = '8s';
+-- The API roles inherit, as upstream (20230529180330_alter_api_roles_for_inherit.sql).
+alter role anon inherit;
+alter role authenticated inherit;
+alter role service_role inherit;
 
 -- ---------------------------------------------------------------------------------------------
 -- Extensions schema
@@ -128,9 +136,17 @@ alter table auth.users owner to supabase_auth_admin;
 alter table auth.sessions owner to supabase_auth_admin;
 alter table auth.refresh_tokens owner to supabase_auth_admin;
 alter table auth.mfa_amr_claims owner to supabase_auth_admin;
--- Hosted: the API roles cannot read auth tables directly; postgres and service_role can.
-grant all on all tables in schema auth to postgres, service_role;
-grant all on all sequences in schema auth to postgres, service_role;
+-- Hosted: no API role has table rights in auth, service_role included (supabase/auth migration
+-- 20240612123726_enable_rls_update_grants), and the tables have RLS on; postgres may read them
+-- (SELECT with grant option). Revoked explicitly: older devstack clusters granted service_role.
+revoke all on all tables in schema auth from anon, authenticated, service_role;
+revoke all on all sequences in schema auth from anon, authenticated, service_role;
+grant all on all tables in schema auth to postgres;
+grant all on all sequences in schema auth to postgres;
+alter table auth.users enable row level security;
+alter table auth.sessions enable row level security;
+alter table auth.refresh_tokens enable row level security;
+alter table auth.mfa_amr_claims enable row level security;
 
 -- The helpers read the claims exactly as hosted: the legacy per-claim GUC first, then the JSON.
 create or replace function auth.uid() returns uuid
@@ -334,7 +350,7 @@ $$;
 grant execute on function storage.foldername(text), storage.filename(text), storage.extension(text)
   to anon, authenticated, service_role, postgres;
 
--- Hosted Storage refuses a direct SQL DELETE on its tables (supabase/storage migration 0050,
+-- Hosted Storage refuses a direct SQL DELETE on its tables (supabase/storage migration 0055,
 -- "protect_delete"): rows and bytes must go together, through the Storage API, which sets the
 -- transaction-local setting storage.allow_delete_query = 'true' around its own deletes.
 create or replace function storage.protect_delete() returns trigger

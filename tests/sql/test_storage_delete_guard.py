@@ -1,4 +1,4 @@
-"""Hosted Storage's delete guard (supabase/storage migration 0050): a direct SQL DELETE on
+"""Hosted Storage's delete guard (supabase/storage migration 0055): a direct SQL DELETE on
 storage.objects or storage.buckets is refused, so rows and bytes only go together through the
 Storage API, which allows its own deletes for one transaction."""
 
