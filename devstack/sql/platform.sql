@@ -194,18 +194,62 @@ grant execute on function auth.uid(), auth.role(), auth.email(), auth.jwt()
 create schema if not exists realtime;
 grant usage on schema realtime to postgres, anon, authenticated, service_role;
 
+-- Partitioned by day as upstream (supabase/realtime 20241030150047_messages_partitioning): an
+-- insert for a day without a partition fails, and realtime.send turns that into a WARNING, so a
+-- broadcast is lost silently, as on hosted. Hosted's janitor keeps yesterday .. today+3 and drops
+-- partitions older than 72 h; here realtime.devstack_maintain_partitions() does it, run below and
+-- by the gateway (at start and every hour).
 create table if not exists realtime.messages (
-  id uuid not null default gen_random_uuid(),
   topic text not null,
   extension text not null,
   payload jsonb,
   event text,
   private boolean default false,
-  inserted_at timestamp without time zone not null default now(),
   updated_at timestamp without time zone not null default now(),
-  primary key (id)
-);
+  inserted_at timestamp without time zone not null default now(),
+  id uuid not null default gen_random_uuid(),
+  primary key (id, inserted_at)
+) partition by range (inserted_at);
 create index if not exists messages_inserted_at_topic_index on realtime.messages (inserted_at desc, topic);
+do $$
+begin
+  if (select relkind from pg_class where oid = 'realtime.messages'::regclass) <> 'p' then
+    raise notice 'realtime.messages predates devstack''s daily partitions (hosted''s layout): '
+      '`python -m devstack db reset` recreates the database with them';
+  end if;
+end
+$$;
+
+create or replace function realtime.devstack_maintain_partitions() returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  day date;
+  part record;
+begin
+  if (select relkind from pg_class where oid = 'realtime.messages'::regclass) <> 'p' then
+    return;
+  end if;
+  for day in select generate_series(current_date - 1, current_date + 3, interval '1 day')::date loop
+    execute format(
+      'create table if not exists realtime.%I partition of realtime.messages for values from (%L) to (%L)',
+      'messages_' || to_char(day, 'YYYY_MM_DD'), day, day + 1
+    );
+  end loop;
+  for part in
+    select c.relname from pg_inherits i join pg_class c on c.oid = i.inhrelid
+    where i.inhparent = 'realtime.messages'::regclass
+      and c.relname ~ '^messages_\d{4}_\d{2}_\d{2}$'
+      and to_date(substr(c.relname, 10), 'YYYY_MM_DD') + 1 < (now() at time zone 'utc' - interval '72 hours')::date
+  loop
+    execute format('drop table realtime.%I', part.relname);
+  end loop;
+end
+$$;
+revoke all on function realtime.devstack_maintain_partitions() from public;
+select realtime.devstack_maintain_partitions();
 alter table realtime.messages enable row level security;
 grant select, insert, update on realtime.messages to anon, authenticated, service_role;
 grant all on realtime.messages to postgres;
@@ -238,7 +282,7 @@ begin
     values (generated_id, final_payload, event, topic, private, 'broadcast');
   exception
     when others then
-      raise warning 'ErrorSendingBroadcastMessage: %', sqlerrm;
+      raise warning 'WarnSendingBroadcastMessage: %', sqlerrm;
   end;
 end;
 $$;

@@ -16,6 +16,7 @@ from devstack.gateway.realtime import jwt_check, rest_broadcast
 from devstack.gateway.realtime.connection import Connection
 from devstack.gateway.realtime.delivery import Delivery
 from devstack.gateway.realtime.hub import Hub
+from devstack.gateway.realtime.janitor import Janitor
 from devstack.gateway.realtime.protocol import serializer_for
 from devstack.gateway.realtime.subscriptions import Subscriptions
 from devstack.gateway.realtime.wal import WalFeed
@@ -29,6 +30,7 @@ class RealtimeService:
         self.hub = Hub()
         self.subscriptions = Subscriptions(ctx.admin)
         self.feed = WalFeed(ctx.settings.admin_url, Delivery(self.hub))
+        self.janitor = Janitor(ctx.admin)
 
     @property
     def keys(self) -> KeySet:
@@ -40,9 +42,11 @@ class RealtimeService:
         return self.ctx.admin
 
     async def start(self) -> None:
+        await self.janitor.start()
         await self.feed.start()
 
     async def stop(self) -> None:
+        await self.janitor.stop()
         await self.feed.stop()
 
     async def broadcast_batch(self, request: Request) -> Response:

@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import time
@@ -121,14 +122,21 @@ class WalChange:
 _ACTIONS = {"I": "INSERT", "U": "UPDATE", "D": "DELETE"}
 
 
+# wal2json names the partition a row went to; realtime.messages is partitioned by day.
+_MESSAGES_PARTITION = re.compile(r"messages_\d{4}_\d{2}_\d{2}")
+
+
 def change_of(doc: dict[str, Any], data: str, seen_at: float) -> WalChange | None:
     action = _ACTIONS.get(doc.get("action", ""))
     if action is None:
         return None
+    schema, table = doc["schema"], doc["table"]
+    if schema == "realtime" and _MESSAGES_PARTITION.fullmatch(table):
+        table = "messages"
     return WalChange(
         action=action,
-        schema=doc["schema"],
-        table=doc["table"],
+        schema=schema,
+        table=table,
         xid=int(doc.get("xid", 0)),
         commit_timestamp=doc.get("timestamp", ""),
         columns=doc.get("columns", []),
