@@ -47,4 +47,4 @@ stack-down:
 
 clean:
 	-$(PY) -m devstack down
-	rm -rf .devstack .venv-bench .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .devstack .venv-bench .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
