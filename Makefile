@@ -25,6 +25,7 @@ lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy .
+	.venv/bin/lint-imports --no-logo
 
 test-sql: setup
 	$(PY) -m pytest tests/sql tests/unit -q

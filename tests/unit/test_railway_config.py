@@ -111,7 +111,7 @@ def watched(path: str) -> bool:
 @pytest.mark.parametrize(
     "path",
     [
-        "worker/runtime.py",
+        "worker/core/runtime.py",
         "worker/adapters/queries.sql",
         "worker/schemas/generate_design.payload.json",
         "requirements.txt",
