@@ -25,6 +25,7 @@ lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy .
+	.venv/bin/lint-imports --no-logo
 
 test-sql: setup
 	$(PY) -m pytest tests/sql tests/unit -q
@@ -47,4 +48,4 @@ stack-down:
 
 clean:
 	-$(PY) -m devstack down
-	rm -rf .devstack .venv-bench .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .devstack .venv-bench .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

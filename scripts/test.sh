@@ -12,10 +12,11 @@ export REQUIRE_FULL_SUITE=1
 
 section() { printf '\n==> %s\n' "$*"; }
 
-section "lint and types (ruff, mypy --strict, tsc --strict, generated types up to date)"
+section "lint and types (ruff, mypy --strict, import-linter layers, tsc --strict, generated types up to date)"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy .
+.venv/bin/lint-imports --no-logo
 if [[ -f worker/__main__.py ]]; then $PY -m worker schema --check; fi
 (cd plugin-client && npm run --silent typecheck && npm run --silent check:types)
 

@@ -42,10 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    from worker import compose
-
     if args.command == "stats":
-        return asyncio.run(compose.print_stats(settings))
+        from worker.stats import print_stats
+
+        return asyncio.run(print_stats(settings))
     try:
         settings.check_model_keys()
     except ConfigError as exc:

@@ -11,27 +11,19 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
-import uvicorn
-from rich.console import Console
-from rich.table import Table
-
-from worker import logs
-from worker.clock import SystemClock
+from worker import logs, signals
 from worker.config import Settings
-from worker.errors import StoreError
+from worker.core.clock import SystemClock
+from worker.core.llm import LimitedModel
+from worker.core.ports import ArtifactStore, Dashboard, ModelProvider, QueueStore, Wakeups
+from worker.core.runtime import Worker, WorkerConfig
+from worker.core.shutdown import Shutdown
 from worker.handlers import HANDLERS
-from worker.health import create_app
-from worker.llm import LimitedModel, ModelProvider
-from worker.ports import ArtifactStore, QueueStore, Wakeups
-from worker.runtime import Worker, WorkerConfig
-from worker.shutdown import Shutdown
+from worker.health_server import http_server
 
 log = logging.getLogger("worker")
-VIEWS = ("job_stats", "active_jobs", "pending_jobs_queue")
 
 
 @dataclass
@@ -39,6 +31,7 @@ class Transports:
     store: QueueStore
     wakeups: Wakeups | None
     artifacts: ArtifactStore
+    dashboard: Dashboard  # the store again: the adapters serve the views on the same connection
     providers: dict[str, ModelProvider] = field(default_factory=dict)
 
 
@@ -54,17 +47,15 @@ async def build_transports(settings: Settings) -> Transports:
         from worker.adapters.postgres import PostgresStore, PostgresWakeups
 
         assert settings.database_url is not None  # checked by Settings
-        return Transports(
-            PostgresStore(settings.database_url),
-            PostgresWakeups(settings.database_url),
-            FolderArtifacts(settings.artifacts_dir),
-        )
+        store = PostgresStore(settings.database_url)
+        return Transports(store, PostgresWakeups(settings.database_url), FolderArtifacts(settings.artifacts_dir), store)
     from worker.adapters.supabase import RealtimeWakeups, StorageArtifacts, SupabaseStore, connect
 
     key = settings.supabase_key
     assert settings.supabase_url is not None and key is not None  # checked by Settings
     client = await connect(settings.supabase_url, key.value)
-    return Transports(SupabaseStore(client), RealtimeWakeups(client), StorageArtifacts(client))
+    supabase = SupabaseStore(client)
+    return Transports(supabase, RealtimeWakeups(client), StorageArtifacts(client), supabase)
 
 
 def build_providers(settings: Settings) -> dict[str, ModelProvider]:
@@ -120,35 +111,19 @@ def build_worker(settings: Settings, transports: Transports) -> Worker:
     )
 
 
-@contextlib.asynccontextmanager
-async def http_server(worker: Worker, host: str, port: int) -> AsyncIterator[None]:
-    config = uvicorn.Config(
-        create_app(worker.health, worker.metrics), host=host, port=port, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    # _serve, not serve: serve() captures SIGTERM/SIGINT, which belong to the worker's two-phase shutdown.
-    task = asyncio.create_task(server._serve(), name="health-http")
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 5)
-
-
 async def run_worker(settings: Settings) -> int:
     logs.setup(settings.log_level)
     key = settings.supabase_key
     if settings.worker_store == "supabase" and key is not None:
         log.info("queue: Supabase at %s, with the %s", settings.supabase_url, key.describe())
     shutdown = Shutdown()
-    shutdown.install()
+    signals.install(shutdown)
     transports = await build_transports(settings)
     transports.providers = build_providers(settings)
     worker = build_worker(settings, transports)
     try:
         host, port = settings.health_bind
-        async with http_server(worker, host, port):
+        async with http_server(worker.health, worker.metrics, host, port):
             log.info("health on http://%s:%d/health", host, port, extra={"worker_id": worker.config.worker_id})
             await worker.run(shutdown)
     finally:
@@ -157,29 +132,3 @@ async def run_worker(settings: Settings) -> int:
                 await provider.close()
         await transports.store.close()
     return 0
-
-
-async def print_stats(settings: Settings) -> int:
-    transports = await build_transports(settings)
-    console = Console()
-    try:
-        for view in VIEWS:
-            rows = await transports.store.read_view(view)
-            console.print(_table(view, rows) if rows else f"public.{view}: no rows\n")
-    except StoreError as exc:
-        where = settings.supabase_url if settings.worker_store == "supabase" else "DATABASE_URL"
-        console.print(f"[red]cannot read the dashboard views from {where}: {exc}[/red]")
-        return 1
-    finally:
-        await transports.store.close()
-    return 0
-
-
-def _table(title: str, rows: list[dict[str, Any]]) -> Table:
-    table = Table(title=f"public.{title}", title_justify="left")
-    columns = list(rows[0])
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
-    return table

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from worker.compose import build_transports
 from worker.config import Settings
-from worker.errors import StoreError, StoreUnavailable
+from worker.core.errors import StoreError, StoreUnavailable
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Two systems share this module: ``ours_supabase`` (supabase-py: Realtime wake-ups + REST RPCs
 through the devstack gateway, the default deployment) and ``ours_postgres`` (the psycopg adapter:
 LISTEN/NOTIFY + the same SQL functions over a pool). The worker is the product's own core loop
-(`worker.runtime.Worker`) built with the product's adapters; only the handler table differs: one
+(`worker.core.runtime.Worker`) built with the product's adapters; only the handler table differs: one
 no-op kind, ``bench_noop``, added to ``job_kinds`` with limits high enough that the per-user cap and
 the per-minute rate limit never bind (the scenarios measure the queue, not the limits).
 
@@ -27,11 +27,11 @@ from bench import databases
 from bench.systems import cli
 from devstack import migrate, paths
 from devstack.sqlapi import SqlApi
-from worker import logs
-from worker.clock import SystemClock
-from worker.context import JobContext
-from worker.runtime import Worker, WorkerConfig
-from worker.shutdown import Shutdown
+from worker import logs, signals
+from worker.core.clock import SystemClock
+from worker.core.context import JobContext
+from worker.core.runtime import Worker, WorkerConfig
+from worker.core.shutdown import Shutdown
 
 KIND = "bench_noop"
 USERS = 50  # bulk fills spread over 50 users, so the claim interleaves users as in production
@@ -65,7 +65,7 @@ class OursSystem:
             else "LISTEN jobs_queued (NOTIFY trigger), claims on a psycopg pool (max 10 connections)"
         )
         return {
-            "worker": "worker.runtime.Worker (the product's core loop) with the product's adapters",
+            "worker": "worker.core.runtime.Worker (the product's core loop) with the product's adapters",
             "store": self.store,
             "wake_up": wakeup,
             "concurrency": concurrency,
@@ -138,7 +138,7 @@ class OursSystem:
             )
             worker = Worker(config, store, {KIND: noop}, SystemClock(), wakeups=wakeups, artifacts=artifacts)
             shutdown = Shutdown()
-            shutdown.install()
+            signals.install(shutdown)
             announce = asyncio.create_task(_announce_when_connected(wakeups))
             try:
                 await worker.run(shutdown)

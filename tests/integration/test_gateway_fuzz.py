@@ -33,7 +33,7 @@ from tests.integration.fuzz_frames import session_frames
 from tests.integration.fuzz_requests import FuzzRequest, Subjects, generate
 from tests.integration.realtime_support import ws_url
 from tests.integration.storage_helpers import Buckets, buckets
-from worker.jobs import Job
+from worker.core.jobs import Job
 
 __all__ = ["buckets"]  # fixture used by name
 pytestmark = pytest.mark.integration

@@ -21,10 +21,10 @@ from tests.integration.worker_support import Gateway, SqlHarness, clone_database
 from worker.adapters.memory import MemoryStore
 from worker.adapters.postgres import PostgresStore, PostgresWakeups
 from worker.adapters.supabase import RealtimeWakeups, SupabaseStore, connect
-from worker.errors import InvalidArgument, JobNotFound, LeaseLost
-from worker.job_rows import PROBLEM
-from worker.jobs import Job, JobHint, JobRow, UnparseableJob
-from worker.ports import QueueStore, Wakeups
+from worker.core.errors import InvalidArgument, JobNotFound, LeaseLost
+from worker.core.job_rows import PROBLEM
+from worker.core.jobs import Job, JobHint, JobRow, UnparseableJob
+from worker.core.ports import Dashboard, QueueStore, Wakeups
 
 pytestmark = pytest.mark.integration
 W = "conformance-worker"
@@ -72,10 +72,14 @@ class MemoryHarness:
         return {"status": row.status, "attempts": row.attempts, "error": row.error}
 
 
+class Store(QueueStore, Dashboard, Protocol):
+    """Every adapter serves the queue and, on the same connection, the dashboard views."""
+
+
 @dataclass
 class Backend:
     name: str
-    store: QueueStore
+    store: Store
     harness: Harness
     wakeups: Wakeups | None = None
 

@@ -16,15 +16,16 @@ from tests.integration.servers import Server
 from tests.integration.worker_support import model_standins
 from worker.adapters.files import FolderArtifacts
 from worker.adapters.memory import MemoryStore
-from worker.clock import SystemClock
-from worker.context import JobContext
-from worker.errors import InvalidOutput, PermanentFailure, RateLimited, TransientFailure
+from worker.core.clock import SystemClock
+from worker.core.context import JobContext
+from worker.core.errors import InvalidOutput, PermanentFailure, RateLimited, TransientFailure
+from worker.core.jobs import Job
+from worker.core.llm import LimitedModel
+from worker.core.ports import ModelProvider, TextRequest
+from worker.core.retry import RetryPolicy
 from worker.handlers import HANDLERS
-from worker.jobs import Job
-from worker.llm import LimitedModel, ModelProvider, TextRequest
 from worker.providers.claude import ClaudeProvider
 from worker.providers.gemini import GeminiProvider
-from worker.retry import RetryPolicy
 
 pytestmark = pytest.mark.integration
 CLAUDE, GEMINI_IMAGE = "claude-haiku-4-5", "gemini-2.5-flash-image"

@@ -34,8 +34,8 @@ from tests.integration.worker_support import (
     gateway,
     model_standins,
 )
-from worker.job_rows import PROBLEM
-from worker.jobs import Job
+from worker.core.job_rows import PROBLEM
+from worker.core.jobs import Job
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -24,7 +24,7 @@ from devstack.gateway.context import Settings
 from devstack.models import create_app as create_models
 from devstack.sqlapi import SqlApi
 from tests.integration.servers import Server
-from worker.jobs import Job
+from worker.core.jobs import Job
 
 TEMPLATE = "worker_template"
 _template_ready = False

@@ -11,7 +11,7 @@ import pytest
 
 from devstack import migrate, paths
 from devstack.sqlapi import SqlApi
-from worker.jobs import Job
+from worker.core.jobs import Job
 
 pytestmark = pytest.mark.sql
 

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from worker.clock import SystemClock
 from worker.config import Settings
-from worker.health import HealthState, create_app
-from worker.metrics import Metrics
+from worker.core.clock import SystemClock
+from worker.core.health import HealthState
+from worker.core.metrics import Metrics
+from worker.health_server import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 IAC_FILE = ROOT / ".railway" / "railway.py"
@@ -110,7 +111,7 @@ def watched(path: str) -> bool:
 @pytest.mark.parametrize(
     "path",
     [
-        "worker/runtime.py",
+        "worker/core/runtime.py",
         "worker/adapters/queries.sql",
         "worker/schemas/generate_design.payload.json",
         "requirements.txt",

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from worker.acks import CompletionBatcher
 from worker.adapters.memory import MemoryStore
-from worker.errors import InvalidArgument, LeaseLost
+from worker.core.acks import CompletionBatcher
+from worker.core.errors import InvalidArgument, LeaseLost
 
 
 async def held_jobs(store: MemoryStore, n: int) -> list[uuid.UUID]:

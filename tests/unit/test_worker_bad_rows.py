@@ -18,12 +18,12 @@ import pytest
 
 from tests.unit.test_worker_core import config, echo, running, until
 from worker.adapters.memory import MemoryStore
-from worker.context import JobContext
-from worker.errors import TransientFailure
+from worker.core.context import JobContext
+from worker.core.errors import TransientFailure
+from worker.core.job_rows import PROBLEM, read_hint, read_job, read_job_list, read_job_text, read_time
+from worker.core.jobs import Job, JobHint, UnparseableJob
+from worker.core.json_scan import array_items, top_level_string
 from worker.handlers import HANDLERS
-from worker.job_rows import PROBLEM, read_hint, read_job, read_job_list, read_job_text, read_time
-from worker.jobs import Job, JobHint, UnparseableJob
-from worker.json_scan import array_items, top_level_string
 
 RENAME = {"layers": [{"id": "1:2", "type": "TEXT", "name": "Text 1"}]}
 

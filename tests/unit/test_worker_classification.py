@@ -11,7 +11,7 @@ import httpx2
 import pytest
 from google.genai import errors as genai_errors
 
-from worker.errors import (
+from worker.core.errors import (
     InternalError,
     InvalidArgument,
     InvalidOutput,
@@ -22,7 +22,7 @@ from worker.errors import (
     TransientFailure,
     store_error,
 )
-from worker.job_runner import Deferred, Failed, Stopped, outcome_of_error
+from worker.core.job_runner import Deferred, Failed, Stopped, outcome_of_error
 from worker.providers import claude, gemini
 
 REQUEST = httpx2.Request("POST", "http://127.0.0.1/v1/messages")

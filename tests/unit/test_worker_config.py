@@ -276,7 +276,7 @@ def test_start_up_logs_which_key_kind_the_worker_uses(
 ) -> None:
     import asyncio
 
-    from worker import compose, logs, shutdown
+    from worker import compose, logs, signals
 
     env.setenv("SUPABASE_SECRET_KEY", SECRET)
     settings = load_settings()
@@ -286,7 +286,7 @@ def test_start_up_logs_which_key_kind_the_worker_uses(
 
     env.setattr(compose, "build_transports", refuse)
     env.setattr(logs, "setup", lambda _level: None)
-    env.setattr(shutdown.Shutdown, "install", lambda _self: None)
+    env.setattr(signals, "install", lambda _shutdown: None)
     with caplog.at_level("INFO", logger="worker"), pytest.raises(RuntimeError, match="stop after"):
         asyncio.run(compose.run_worker(settings))
     assert "queue: Supabase at http://127.0.0.1:54321, with the secret API key from SUPABASE_SECRET_KEY" in caplog.text

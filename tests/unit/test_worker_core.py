@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from worker.adapters.memory import MemoryStore
-from worker.clock import SystemClock
-from worker.context import JobContext
-from worker.errors import PermanentFailure, RateLimited, StoreUnavailable, TransientFailure
-from worker.jobs import Job, JobHint, JobKind
-from worker.runtime import Worker, WorkerConfig
-from worker.shutdown import Shutdown
+from worker.core.clock import SystemClock
+from worker.core.context import JobContext
+from worker.core.errors import PermanentFailure, RateLimited, StoreUnavailable, TransientFailure
+from worker.core.jobs import Job, JobHint, JobKind
+from worker.core.runtime import Worker, WorkerConfig
+from worker.core.shutdown import Shutdown
 
 Handler = Callable[[dict[str, Any], JobContext], Awaitable[dict[str, Any]]]
 WAIT = 10.0  # seconds: the bound on every wait below, never an expected duration

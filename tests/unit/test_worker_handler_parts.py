@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from worker.errors import InvalidOutput
+from worker.core.errors import InvalidOutput
+from worker.core.metrics import Metrics
+from worker.core.streaming import PartialBuffer
 from worker.handlers.figma import FigmaNode
 from worker.handlers.generate_image import image_size
 from worker.handlers.model_json import AnswerError, parse_answer
 from worker.handlers.rename_layers import Layer, LayerName, RenameLayersPayload, batches, check_batch, dedupe_siblings
-from worker.metrics import Metrics
 from worker.schema_export import export, render
-from worker.streaming import PartialBuffer
 
 
 def layers(n: int, parent: str | None = "p") -> list[Layer]:

@@ -8,10 +8,10 @@ import uuid
 import pytest
 
 from worker.adapters.memory import MemoryStore
-from worker.clock import SystemClock
-from worker.context import JobContext
-from worker.errors import LeaseLost
-from worker.jobs import Job
+from worker.core.clock import SystemClock
+from worker.core.context import JobContext
+from worker.core.errors import LeaseLost
+from worker.core.jobs import Job
 
 
 class GatedStore(MemoryStore):

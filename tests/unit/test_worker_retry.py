@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from worker.errors import PermanentFailure, TransientFailure
-from worker.retry import Backoff, RetryPolicy, retrying
+from worker.core.errors import PermanentFailure, TransientFailure
+from worker.core.retry import Backoff, RetryPolicy, retrying
 
 
 class FakeClock:

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from worker.clock import Clock, SystemClock
-from worker.errors import InvalidArgument, JobNotFound, LeaseLost, StoreError
-from worker.job_rows import read_job
-from worker.jobs import Job, JobKind, JobRow
+from worker.core.clock import SystemClock
+from worker.core.errors import InvalidArgument, JobNotFound, LeaseLost, StoreError
+from worker.core.job_rows import read_job
+from worker.core.jobs import Job, JobKind, JobRow
+from worker.core.ports import Clock
 
 # Mirrors the seed rows of public.job_kinds (20261123000100_jobs_schema.sql).
 DEFAULT_KINDS: dict[str, tuple[int, int, int]] = {  # kind: (max_attempts, timeout_seconds, max_running_per_user)

@@ -23,14 +23,14 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from worker.adapters.rpc_store import RpcStore
 from worker.adapters.sql_queries import queries
-from worker.errors import StoreError, StoreUnavailable, store_error
-from worker.job_rows import read_hint, read_job_text, read_time
-from worker.jobs import JobHint, JobKind, JobRow
-from worker.retry import RetryPolicy
+from worker.core.errors import StoreError, StoreUnavailable, store_error
+from worker.core.job_rows import read_hint, read_job_text, read_time
+from worker.core.jobs import JobHint, JobKind, JobRow
+from worker.core.ports import VIEWS
+from worker.core.retry import RetryPolicy
 
 log = logging.getLogger("worker.postgres")
 CHECK_IDLE_SECONDS = 10.0  # check a pooled connection before use only if idle longer than this
-VIEWS = frozenset({"job_stats", "active_jobs", "pending_jobs_queue"})
 
 
 def _encode(args: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 -- worker/adapters/sql_queries.py. Each calls the SQL API function of the same name, so the
 -- semantics stay in the migrations and this file stays a thin, reviewable list.
 -- Job rows come back as JSON text, one column per row, as PostgREST sends them: the worker reads
--- each row on its own (worker/job_rows.py), so a value Python cannot load (run_at = -infinity,
+-- each row on its own (worker/core/job_rows.py), so a value Python cannot load (run_at = -infinity,
 -- a date BC, JSON nested too deep) fails that row alone instead of the whole fetch.
 
 -- name: claim_jobs

@@ -10,15 +10,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from worker.errors import StoreError
-from worker.jobs import JobRow
+from worker.core.errors import StoreError
+from worker.core.jobs import JobRow
 
 
 class RpcStore(ABC):
     @abstractmethod
     async def _jobs(self, name: str, args: dict[str, Any]) -> list[JobRow]:
         """Call ``name`` and return the job rows it answers with, each read on its own
-        (``worker.job_rows``): a row the worker cannot read comes back as an ``UnparseableJob``."""
+        (``worker.core.job_rows``): a row the worker cannot read comes back as an ``UnparseableJob``."""
 
     async def _job(self, name: str, args: dict[str, Any]) -> JobRow:
         """Call ``name`` and return its single job row (StoreError if none)."""

@@ -25,13 +25,13 @@ from storage3.exceptions import StorageApiError
 
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from worker.adapters.rpc_store import RpcStore
-from worker.errors import StoreError, StoreUnavailable, store_error
-from worker.job_rows import read_hint, read_job_list, read_time
-from worker.jobs import JobHint, JobKind, JobRow
-from worker.retry import RetryPolicy
+from worker.core.errors import StoreError, StoreUnavailable, store_error
+from worker.core.job_rows import read_hint, read_job_list, read_time
+from worker.core.jobs import JobHint, JobKind, JobRow
+from worker.core.ports import VIEWS
+from worker.core.retry import RetryPolicy
 
 log = logging.getLogger("worker.supabase")
-VIEWS = frozenset({"job_stats", "active_jobs", "pending_jobs_queue"})
 ARTIFACT_BUCKET = "job-artifacts"
 HTTP_CONNECTIONS = 100
 # PostgREST's "cannot reach the database" codes, and what proxies answer meanwhile.

@@ -8,8 +8,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from worker.context import JobContext
-from worker.errors import InvalidOutput, InvalidPayload, describe_validation
+from worker.core.context import JobContext
+from worker.core.errors import InvalidOutput, InvalidPayload, describe_validation
 
 P = TypeVar("P", bound=BaseModel)
 R = TypeVar("R", bound=BaseModel)

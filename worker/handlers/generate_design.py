@@ -6,12 +6,12 @@ import json
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.context import JobContext
-from worker.errors import InvalidOutput
+from worker.core.context import JobContext
+from worker.core.errors import InvalidOutput
+from worker.core.ports import TextRequest
 from worker.handlers.base import Handler
 from worker.handlers.figma import FigmaNode
 from worker.handlers.model_json import ask_json
-from worker.llm import TextRequest
 
 MAX_NODES = 2000
 

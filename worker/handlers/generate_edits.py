@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.context import JobContext
+from worker.core.context import JobContext
+from worker.core.ports import TextRequest
+from worker.core.streaming import PartialBuffer
 from worker.handlers.base import Handler
 from worker.handlers.model_json import ask_json
-from worker.llm import TextRequest
-from worker.streaming import PartialBuffer
 
 SYSTEM = """job_kind: generate_edits
 You are a UX copy editor. Answer with only JSON: {"variants": [{"title", "text"}]}, one entry

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.context import JobContext
-from worker.errors import InvalidOutput
+from worker.core.context import JobContext
+from worker.core.errors import InvalidOutput
 from worker.handlers.base import Handler
 
 AspectRatio = Literal["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]

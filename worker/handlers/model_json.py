@@ -8,8 +8,9 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from worker.errors import InvalidOutput, describe_validation
-from worker.llm import LimitedModel, TextRequest
+from worker.core.errors import InvalidOutput, describe_validation
+from worker.core.llm import LimitedModel
+from worker.core.ports import TextRequest
 
 T = TypeVar("T", bound=BaseModel)
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.IGNORECASE)

@@ -9,11 +9,11 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
-from worker.context import JobContext
-from worker.errors import InvalidOutput
+from worker.core.context import JobContext
+from worker.core.errors import InvalidOutput
+from worker.core.ports import TextRequest
 from worker.handlers.base import Handler
 from worker.handlers.model_json import AnswerError, ask_json, parse_answer, repair_prompt
-from worker.llm import TextRequest
 
 BATCH_SIZE = 25
 MAX_NAME = 80

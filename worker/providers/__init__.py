@@ -1,1 +1,1 @@
-"""Model SDK adapters behind ``worker.llm.ModelProvider``: Claude (anthropic) and Gemini (google-genai)."""
+"""Model SDK adapters behind ``worker.core.ports.ModelProvider``: Claude (anthropic) and Gemini (google-genai)."""

@@ -11,8 +11,8 @@ from anthropic.types import MessageParam
 from anthropic.types.assistant_message_param import AssistantMessageParam
 from anthropic.types.user_message_param import UserMessageParam
 
-from worker.errors import JobFailure, PermanentFailure, RateLimited, TransientFailure, UnsupportedOperation
-from worker.llm import GeneratedImage, TextRequest
+from worker.core.errors import JobFailure, PermanentFailure, RateLimited, TransientFailure, UnsupportedOperation
+from worker.core.ports import GeneratedImage, TextRequest
 
 DEFAULT_RETRY_AFTER = 5.0
 

@@ -11,8 +11,8 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from worker.errors import InvalidOutput, JobFailure, PermanentFailure, RateLimited, TransientFailure
-from worker.llm import GeneratedImage, TextRequest
+from worker.core.errors import InvalidOutput, JobFailure, PermanentFailure, RateLimited, TransientFailure
+from worker.core.ports import GeneratedImage, TextRequest
 
 DEFAULT_RETRY_AFTER = 5.0
 

@@ -1,19 +1,10 @@
-"""Time as a port: wall time for the database, monotonic time for intervals, and sleeping."""
+"""The system clock (the ``Clock`` port in ``worker.core.ports``; tests pass fakes)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from datetime import UTC, datetime
-from typing import Protocol
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-    def monotonic(self) -> float: ...
-
-    async def sleep(self, seconds: float) -> None: ...
 
 
 class SystemClock:

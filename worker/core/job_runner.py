@@ -14,9 +14,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from worker.clock import Clock
-from worker.errors import InternalError, JobFailure, JobTimedOut, LeaseLost, RateLimited, StoreError, TransientFailure
-from worker.jobs import JobRow
+from worker.core.errors import (
+    InternalError,
+    JobFailure,
+    JobTimedOut,
+    LeaseLost,
+    RateLimited,
+    StoreError,
+    TransientFailure,
+)
+from worker.core.jobs import JobRow
+from worker.core.ports import Clock
 
 StopReason = Literal["cancel", "lost", "release"]
 MAX_DEFER = timedelta(hours=23)  # defer_job accepts at most one day ahead

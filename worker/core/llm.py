@@ -1,7 +1,7 @@
-"""The one small interface both model providers sit behind, and the limits around it.
+"""The limits around the model port (``ModelProvider`` in ``worker.core.ports``).
 
-Providers (``worker.providers``) translate SDK errors into ``worker.errors`` failures;
-``LimitedModel`` adds the per-provider concurrency limit and quick in-call retries.
+``LimitedModel`` binds a provider to one model name and adds the per-provider concurrency limit
+and quick in-call retries.
 """
 
 from __future__ import annotations
@@ -10,45 +10,10 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
 
-from worker.clock import Clock
-from worker.errors import TransientFailure
-from worker.retry import RetryPolicy, retrying
-
-Role = Literal["user", "assistant"]
-
-
-@dataclass(frozen=True)
-class TextRequest:
-    system: str
-    messages: tuple[tuple[Role, str], ...]
-    max_tokens: int = 4096
-
-    @classmethod
-    def ask(cls, system: str, prompt: str, max_tokens: int = 4096) -> TextRequest:
-        return cls(system, (("user", prompt),), max_tokens)
-
-    def followed_by(self, answer: str, prompt: str) -> TextRequest:
-        return TextRequest(self.system, (*self.messages, ("assistant", answer), ("user", prompt)), self.max_tokens)
-
-
-@dataclass(frozen=True)
-class GeneratedImage:
-    data: bytes
-    mime_type: str
-
-
-class ModelProvider(Protocol):
-    name: str
-
-    async def complete(self, model: str, request: TextRequest) -> str: ...
-
-    def stream(self, model: str, request: TextRequest) -> AsyncIterator[str]: ...
-
-    async def generate_image(self, model: str, prompt: str, aspect_ratio: str | None) -> GeneratedImage: ...
-
-    async def close(self) -> None: ...
+from worker.core.errors import TransientFailure
+from worker.core.ports import Clock, GeneratedImage, ModelProvider, TextRequest
+from worker.core.retry import RetryPolicy, retrying
 
 
 @dataclass

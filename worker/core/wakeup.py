@@ -7,7 +7,7 @@ import contextlib
 from datetime import datetime
 from typing import Literal
 
-from worker.clock import Clock
+from worker.core.ports import Clock
 
 WakeReason = Literal["push", "due", "timeout"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from worker.clock import Clock
+from worker.core.ports import Clock
 
 
 class PartialBuffer:

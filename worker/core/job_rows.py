@@ -19,9 +19,9 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
-from worker.errors import InvalidJobRow, describe_validation
-from worker.jobs import Job, JobHint, JobRow, UnparseableJob
-from worker.json_scan import array_items, top_level_string
+from worker.core.errors import InvalidJobRow, describe_validation
+from worker.core.jobs import Job, JobHint, JobRow, UnparseableJob
+from worker.core.json_scan import array_items, top_level_string
 
 log = logging.getLogger("worker.rows")
 PROBLEM = "the worker cannot read this job's row: "

@@ -1,10 +1,12 @@
-"""Two-phase shutdown: the first signal stops claiming and drains; a second one hurries."""
+"""Two-phase shutdown: the first request stops claiming and drains; a second one hurries.
+
+``worker.signals`` turns SIGTERM/SIGINT into requests.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 log = logging.getLogger("worker.shutdown")
 
@@ -21,8 +23,3 @@ class Shutdown:
         else:
             log.info("shutdown requested: no new claims; draining running jobs")
             self.stopping.set()
-
-    def install(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request)

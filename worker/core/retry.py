@@ -14,8 +14,8 @@ from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from worker.clock import Clock
-from worker.errors import TransientFailure
+from worker.core.errors import TransientFailure
+from worker.core.ports import Clock
 
 T = TypeVar("T")
 

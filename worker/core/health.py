@@ -1,17 +1,11 @@
-"""Liveness facts the worker keeps, and the /health and /metrics HTTP endpoints (Starlette)."""
+"""Liveness facts the worker keeps; ``worker.health_server`` serves them on /health."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Route
-
-from worker.clock import Clock
-from worker.metrics import Metrics
+from worker.core.ports import Clock
 
 
 @dataclass
@@ -42,14 +36,3 @@ class HealthState:
             "realtime": {"joined": realtime},
             "heartbeat": {"age_seconds": age, "ok": heartbeat_ok},
         }
-
-
-def create_app(state: HealthState, metrics: Metrics) -> Starlette:
-    async def health(_request: Request) -> JSONResponse:
-        healthy, body = state.report()
-        return JSONResponse(body, status_code=200 if healthy else 503)
-
-    async def prometheus(_request: Request) -> PlainTextResponse:
-        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
-
-    return Starlette(routes=[Route("/health", health), Route("/metrics", prometheus)])

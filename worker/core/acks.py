@@ -14,8 +14,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from worker.errors import InvalidArgument, LeaseLost
-from worker.ports import QueueStore
+from worker.core.errors import InvalidArgument, LeaseLost
+from worker.core.ports import QueueStore
 
 MAX_BATCH = 500  # well under the SQL function's 1000, and a bounded request body
 

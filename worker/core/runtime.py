@@ -15,19 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from worker.acks import CompletionBatcher
-from worker.clock import Clock
-from worker.context import JobContext
-from worker.errors import InvalidArgument, LeaseLost, PermanentFailure, StoreError, StoreUnavailable
-from worker.health import HealthState
-from worker.job_runner import Deferred, Failed, JobRun, Outcome, Stopped, Succeeded, execute
-from worker.jobs import Job, JobHint, JobRow, UnparseableJob
-from worker.llm import LimitedModel
-from worker.metrics import Metrics
-from worker.ports import ArtifactStore, QueueStore, Wakeups
-from worker.retry import Backoff, RetryPolicy
-from worker.shutdown import Shutdown
-from worker.wakeup import WakeSignal
+from worker.core.acks import CompletionBatcher
+from worker.core.context import JobContext
+from worker.core.errors import InvalidArgument, LeaseLost, PermanentFailure, StoreError, StoreUnavailable
+from worker.core.health import HealthState
+from worker.core.job_runner import Deferred, Failed, JobRun, Outcome, Stopped, Succeeded, execute
+from worker.core.jobs import Job, JobHint, JobRow, UnparseableJob
+from worker.core.llm import LimitedModel
+from worker.core.metrics import Metrics
+from worker.core.ports import ArtifactStore, Clock, QueueStore, Wakeups
+from worker.core.retry import Backoff, RetryPolicy
+from worker.core.shutdown import Shutdown
+from worker.core.wakeup import WakeSignal
 
 log = logging.getLogger("worker")
 

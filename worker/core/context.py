@@ -8,11 +8,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.clock import Clock
-from worker.errors import InvalidArgument, LeaseLost, StoreUnavailable, UnsupportedOperation
-from worker.jobs import Job
-from worker.llm import LimitedModel
-from worker.ports import ArtifactStore, QueueStore
+from worker.core.errors import InvalidArgument, LeaseLost, StoreUnavailable, UnsupportedOperation
+from worker.core.jobs import Job
+from worker.core.llm import LimitedModel
+from worker.core.ports import ArtifactStore, Clock, QueueStore
 
 log = logging.getLogger("worker.job")
 MAX_PARTIAL_CHARS = 60_000  # report_progress takes at most 64 KiB per call

@@ -1,20 +1,30 @@
-"""The ports: what the core needs from the outside world, as narrow protocols.
+"""The ports: everything the core needs from the outside world, as narrow protocols, in one place.
+
+``QueueStore`` (the queue API), ``Wakeups`` (push notifications), ``ArtifactStore`` (files),
+``ModelProvider`` (a model SDK, with the request and image types it speaks) and ``Clock`` (time)
+are what running jobs needs; ``Dashboard`` is the read-only view ``python -m worker stats`` prints,
+kept off the queue port because running jobs never reads it.
 
 ``QueueStore`` has one method per queue RPC (River-style: one SQL statement per operation);
 adapters in ``worker.adapters`` implement it over supabase-py or psycopg, and an in-memory fake
 does for unit tests. All three pass the same conformance suite. Methods answering with job rows
-read each row on its own (``worker.job_rows``): a row the worker cannot read comes back as an
+read each row on its own (``worker.core.job_rows``): a row the worker cannot read comes back as an
 ``UnparseableJob`` instead of raising, so the other rows of the answer are not lost.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
-from worker.jobs import JobHint, JobKind, JobRow
+from worker.core.jobs import JobHint, JobKind, JobRow
+
+# The dashboard views (supabase/migrations), the only relations ``Dashboard.read_view`` reads.
+View = Literal["job_stats", "active_jobs", "pending_jobs_queue"]
+VIEWS: tuple[View, ...] = get_args(View)
 
 
 class QueueStore(Protocol):
@@ -54,9 +64,15 @@ class QueueStore(Protocol):
 
     async def job_kinds(self) -> list[JobKind]: ...
 
-    async def read_view(self, view: str) -> list[dict[str, Any]]: ...
-
     async def close(self) -> None: ...
+
+
+class Dashboard(Protocol):
+    """The dashboard views, for ``python -m worker stats`` (the stores implement it too)."""
+
+    async def read_view(self, view: str) -> list[dict[str, Any]]:
+        """Up to 200 rows of one of ``VIEWS``; ValueError for any other name."""
+        ...
 
 
 class Wakeups(Protocol):
@@ -79,3 +95,52 @@ class ArtifactStore(Protocol):
     """Where generated files go (Storage bucket job-artifacts, or a folder)."""
 
     async def upload(self, path: str, data: bytes, content_type: str) -> None: ...
+
+
+class Clock(Protocol):
+    """Wall time for the database, monotonic time for intervals, and sleeping."""
+
+    def now(self) -> datetime: ...
+
+    def monotonic(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+# -- models ------------------------------------------------------------------------------------
+Role = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True)
+class TextRequest:
+    system: str
+    messages: tuple[tuple[Role, str], ...]
+    max_tokens: int = 4096
+
+    @classmethod
+    def ask(cls, system: str, prompt: str, max_tokens: int = 4096) -> TextRequest:
+        return cls(system, (("user", prompt),), max_tokens)
+
+    def followed_by(self, answer: str, prompt: str) -> TextRequest:
+        return TextRequest(self.system, (*self.messages, ("assistant", answer), ("user", prompt)), self.max_tokens)
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    data: bytes
+    mime_type: str
+
+
+class ModelProvider(Protocol):
+    """The one small interface both model providers (``worker.providers``) sit behind; they
+    translate SDK errors into ``worker.core.errors`` failures."""
+
+    name: str
+
+    async def complete(self, model: str, request: TextRequest) -> str: ...
+
+    def stream(self, model: str, request: TextRequest) -> AsyncIterator[str]: ...
+
+    async def generate_image(self, model: str, prompt: str, aspect_ratio: str | None) -> GeneratedImage: ...
+
+    async def close(self) -> None: ...

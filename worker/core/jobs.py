@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from worker.errors import InvalidJobRow
+from worker.core.errors import InvalidJobRow
 
 
 class Job(BaseModel):
