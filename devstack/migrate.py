@@ -90,12 +90,24 @@ def apply_seed(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             conn.execute(paths.SEED_SQL.read_text())
 
 
+def admin_connection(dbname: str = paths.DATABASE) -> psycopg.Connection[tuple[object, ...]]:
+    """A superuser connection: supabase_admin, or on a cluster the bootstrap has not reached yet,
+    initdb's superuser (postgres, still a superuser then)."""
+    try:
+        return psycopg.connect(paths.admin_url(dbname), autocommit=True)
+    except psycopg.OperationalError:
+        return psycopg.connect(paths.database_url(dbname), autocommit=True)
+
+
 def migrate(dbname: str = paths.DATABASE, *, seed: bool = True) -> list[Applied]:
-    """Bring ``dbname`` up to date: platform once, then pending migrations, then the seed once."""
-    with psycopg.connect(paths.database_url(dbname), autocommit=True) as conn:
-        fresh = not _has_platform(conn)
+    """Bring ``dbname`` up to date: platform once (as the superuser), then pending migrations, then
+    the seed once, as ``postgres``, which is not a superuser, as on hosted: a migration that needs
+    more than hosted's postgres has fails here first."""
+    with admin_connection(dbname) as admin:
+        fresh = not _has_platform(admin)
         # The bootstrap is idempotent: re-applying it lets an existing cluster pick up changes.
-        apply_platform(conn)
+        apply_platform(admin)
+    with psycopg.connect(paths.database_url(dbname), autocommit=True) as conn:
         done = apply_migrations(conn)
         if fresh and seed:
             apply_seed(conn)

@@ -79,10 +79,20 @@ PLATFORM_SQL = Path(__file__).resolve().parent / "sql" / "platform.sql"
 MIGRATIONS_DIR = ROOT / "supabase" / "migrations"
 SEED_SQL = ROOT / "supabase" / "seed.sql"
 
-SUPERUSER = "postgres"
+# `postgres` is what users, migrations and DATABASE_URL get: as on hosted, NOT a superuser (the
+# platform bootstrap creates it so, or demotes it on clusters initdb made with it). devstack's own
+# access (the bootstrap, the gateway's services, the WAL feed) is `supabase_admin`, hosted's
+# superuser and initdb's bootstrap user (PostgreSQL 16+ cannot demote the bootstrap user).
+SUPERUSER = "postgres"  # the name kept for DATABASE_URL's role; not a superuser any more
 SUPERUSER_PASSWORD = "postgres"  # local-only, loopback-only: same as `supabase start`
+ADMIN_USER = "supabase_admin"
 DATABASE = "postgres"
 
 
 def database_url(dbname: str = DATABASE, user: str = SUPERUSER, password: str = SUPERUSER_PASSWORD) -> str:
     return f"postgresql://{user}:{password}@{HOST}:{PG_PORT}/{dbname}"
+
+
+def admin_url(dbname: str = DATABASE) -> str:
+    """devstack's superuser (hosted's supabase_admin); same local-only password as postgres."""
+    return database_url(dbname, user=ADMIN_USER)

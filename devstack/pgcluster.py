@@ -170,7 +170,7 @@ def init() -> None:
                 "-D",
                 str(paths.PGDATA),
                 "-U",
-                paths.SUPERUSER,
+                paths.ADMIN_USER,  # hosted's bootstrap superuser; platform.sql creates postgres
                 f"--pwfile={pw.name}",
                 "--auth-local=trust",  # socket dir is 0700 and owned by the server user
                 "--auth-host=scram-sha-256",

@@ -44,7 +44,7 @@ class Settings:
 
     @property
     def admin_url(self) -> str:
-        return paths.database_url(self.database)
+        return paths.admin_url(self.database)
 
 
 class IdleCheck:

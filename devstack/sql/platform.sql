@@ -8,6 +8,10 @@
 -- ---------------------------------------------------------------------------------------------
 do $$
 begin
+  -- initdb's superuser is supabase_admin (older devstack clusters: postgres, demoted below).
+  if not exists (select 1 from pg_roles where rolname = 'postgres') then
+    create role postgres login password 'postgres' nosuperuser createdb createrole replication bypassrls;
+  end if;
   if not exists (select 1 from pg_roles where rolname = 'anon') then
     create role anon nologin;
   end if;
@@ -35,6 +39,17 @@ $$;
 
 grant anon, authenticated, service_role to authenticator;
 grant anon, authenticated, service_role to postgres;
+
+-- Everything below is made by supabase_admin, as on hosted (on a cluster initdb made with
+-- postgres, the first run connects as postgres, demoted at the end). Its password is postgres's:
+-- local only. The project's database belongs to postgres, as on hosted.
+alter role supabase_admin password 'postgres';
+set local role supabase_admin;
+do $$
+begin
+  execute format('alter database %I owner to postgres', current_database());
+end
+$$;
 
 alter role anon set statement_timeout = '3s';
 alter role authenticated set statement_timeout = '8s';
@@ -426,13 +441,50 @@ begin
 end
 $$;
 
--- Migration history, as the Supabase CLI keeps it.
+-- Migration history, as the Supabase CLI keeps it (it runs as postgres, which owns it).
 create schema if not exists supabase_migrations;
 create table if not exists supabase_migrations.schema_migrations (
   version text primary key,
   statements text[],
   name text
 );
+alter schema supabase_migrations owner to postgres;
+alter table supabase_migrations.schema_migrations owner to postgres;
+
+-- ---------------------------------------------------------------------------------------------
+-- postgres as on hosted (supabase/postgres 10000000000000_demote-postgres.sql, docs §4.2):
+-- NOSUPERUSER CREATEDB CREATEROLE REPLICATION BYPASSRLS, no CREATE on the platform schemas.
+-- What supautils grants it on hosted, devstack grants by other means (deliberate differences):
+--   policies on realtime.messages and storage.objects (supautils policy_grants): postgres owns
+--     those tables here;
+--   adding its tables to supabase_realtime: postgres owns the publication (as on hosted);
+--   pg_cron (a privileged extension supautils creates as supabase_admin): created here, in the
+--     cron database, and postgres may schedule through cron.schedule & co.
+-- ---------------------------------------------------------------------------------------------
+alter table realtime.messages owner to postgres;
+alter table storage.buckets owner to postgres;
+alter table storage.objects owner to postgres;
+alter publication supabase_realtime owner to postgres;
+do $$
+begin
+  if current_database() = coalesce(current_setting('cron.database_name', true), '')
+     and exists (select 1 from pg_available_extensions where name = 'pg_cron') then
+    create extension if not exists pg_cron;
+    grant usage on schema cron to postgres with grant option;
+    grant select on cron.job to postgres;
+    grant execute on all functions in schema cron to postgres;
+  end if;
+end
+$$;
+do $$
+begin
+  alter role postgres nosuperuser createdb createrole replication bypassrls login;
+exception when others then
+  -- PostgreSQL 16+ refuses to demote the bootstrap superuser (an old devstack cluster made with
+  -- postgres): say so, go on.
+  raise notice 'postgres stays a superuser on this cluster (%); delete the cluster''s data folder under .devstack to start afresh', sqlerrm;
+end
+$$;
 
 -- ---------------------------------------------------------------------------------------------
 -- Realtime stand-in helpers (devstack only; the gateway's postgres_changes delivery calls them).

@@ -4,8 +4,15 @@
 
 do $$
 declare
-  cron_db text := current_setting('cron.database_name', true);
+  cron_db text;
 begin
+  begin
+    cron_db := current_setting('cron.database_name', true);
+  exception when insufficient_privilege then
+    -- pg_cron marks the setting superuser-only, and hosted's postgres is not a superuser (it may
+    -- lack pg_read_all_settings too): assume hosted's layout, pg_cron in database postgres.
+    cron_db := null;
+  end;
   if not exists (select 1 from pg_available_extensions where name = 'pg_cron') then
     raise notice 'pg_cron is not available; schedule reap_expired_leases() and purge_finished_jobs() elsewhere';
     return;

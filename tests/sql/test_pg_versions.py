@@ -30,7 +30,7 @@ def _one(conn: psycopg.Connection[tuple[object, ...]], query: str) -> object:
 
 
 def test_the_cluster_is_the_selected_build(pg_cluster: None) -> None:
-    with psycopg.connect(paths.database_url()) as conn:
+    with psycopg.connect(paths.admin_url()) as conn:
         version = str(_one(conn, "show server_version"))
         preload = str(_one(conn, "show shared_preload_libraries"))
         cron_available = _one(conn, "select exists (select from pg_available_extensions where name = 'pg_cron')")
@@ -44,7 +44,7 @@ def test_cron_migration_schedules_where_pg_cron_exists_and_says_it_skipped_elsew
 ) -> None:
     migrate.migrate()  # the cron database is "postgres"; the template is another database
     cron_migration = next(a for a in template_migrations if a.migration.name == "jobs_cron")
-    with psycopg.connect(paths.database_url()) as conn:
+    with psycopg.connect(paths.admin_url()) as conn:
         recorded = {r[0] for r in conn.execute("select version from supabase_migrations.schema_migrations")}
         has_cron_schema = _one(conn, "select to_regnamespace('cron') is not null")
         jobs: dict[str, str] = (

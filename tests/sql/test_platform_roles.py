@@ -38,3 +38,28 @@ def test_no_api_role_reads_the_auth_tables(api: SqlApi, table: str) -> None:
         assert err.value.sqlstate == "42501", table
     rls = api.admin("select relrowsecurity from pg_class where oid = %s::regclass", (table,))
     assert rls == [{"relrowsecurity": True}]
+
+
+def test_postgres_is_not_a_superuser_and_owns_what_the_migrations_made(api: SqlApi) -> None:
+    role = api.admin(
+        "select rolsuper, rolbypassrls, rolcreatedb, rolcreaterole, rolreplication from pg_roles"
+        " where rolname = 'postgres'"
+    )
+    assert role == [
+        {"rolsuper": False, "rolbypassrls": True, "rolcreatedb": True, "rolcreaterole": True, "rolreplication": True}
+    ]
+    # The migrations ran as postgres: what they created is postgres's.
+    owners = api.admin(
+        "select distinct pg_get_userbyid(relowner) as owner from pg_class"
+        " where relnamespace in ('public'::regnamespace, 'private'::regnamespace) and relkind in ('r', 'v')"
+    )
+    assert owners == [{"owner": "postgres"}]
+
+
+@pytest.mark.parametrize("schema", ["auth", "storage", "realtime"])
+def test_postgres_cannot_create_in_the_platform_schemas(api: SqlApi, schema: str) -> None:
+    rows = api.admin("select has_schema_privilege('postgres', %s, 'CREATE') as can", (schema,))
+    assert rows == [{"can": False}]
+    with pytest.raises(psycopg.Error) as err:
+        api.admin(f"create table {schema}.intruder (id int)")  # schema: a constant above
+    assert err.value.sqlstate == "42501"

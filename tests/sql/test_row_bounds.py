@@ -43,8 +43,9 @@ def bare_db(pg_cluster: None) -> Iterator[str]:
 
 def test_migration_moves_bad_rows_into_range_and_the_queue_keeps_moving(bare_db: str) -> None:
     previous = max(m.version for m in migrate.migrations() if m.version < BOUNDS_VERSION)
+    with migrate.admin_connection(bare_db) as admin:
+        migrate.apply_platform(admin)
     with psycopg.connect(paths.database_url(bare_db), autocommit=True) as conn:
-        migrate.apply_platform(conn)
         migrate.apply_migrations(conn, until=previous)
         # Rows an older version (or an operator) could write: the worker cannot parse any of them.
         uid = uuid.uuid4()
