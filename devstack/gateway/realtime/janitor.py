@@ -6,11 +6,12 @@ left running over midnight never lacks tomorrow's partition."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
+
+from devstack.gateway.realtime import background
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,8 @@ class Janitor:
         self._task = asyncio.create_task(self._loop(), name="realtime-janitor")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await background.cancel(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
         while True:

@@ -39,6 +39,7 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict
 
+from devstack.gateway.realtime import background
 from devstack.paths import PG_BIN
 
 log = logging.getLogger(__name__)
@@ -193,11 +194,8 @@ class WalFeed:
             log.warning("realtime: replication slot not ready after %.0fs; continuing", READY_TIMEOUT)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await background.cancel(self._task)
+        self._task = None
         # The slot is persistent: drop it, or it would hold WAL back for ever.
         with contextlib.suppress(psycopg.Error, OSError):
             async with await AsyncConnection.connect(self._dsn, autocommit=True) as conn:
