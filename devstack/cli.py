@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from devstack import envfile, keys, migrate, paths, pgcluster, services, signing_keys
+from devstack import envfile, keys, migrate, paths, pgcluster, schema_snapshot, services, signing_keys
 
 STACK_PG_VERSIONS = ("15",)
 
@@ -51,6 +51,36 @@ def db_status() -> None:
 def db_reset() -> None:
     pgcluster.wipe()
     db_up()
+
+
+SNAPSHOT_DATABASE = "devstack_schema_snapshot"
+
+
+def schema_command(write: bool) -> int:
+    """Migrate a scratch database and compare its schema with supabase/schema.sql (or rewrite it)."""
+    pgcluster.ensure_packages()
+    pgcluster.init()
+    pgcluster.start()
+    migrate.recreate_database(SNAPSHOT_DATABASE)
+    try:
+        migrate.migrate(SNAPSHOT_DATABASE, seed=False)
+        diff = schema_snapshot.check_or_write(SNAPSHOT_DATABASE, write=write)
+    finally:
+        migrate.drop_database(SNAPSHOT_DATABASE)
+    name = schema_snapshot.SNAPSHOT_FILE.relative_to(paths.ROOT)
+    if write:
+        print(f"wrote {name}")
+        return 0
+    if diff:
+        print(diff, end="")
+        print(
+            f"{name} differs from what the migrations give: after adding a migration, run "
+            "python -m devstack schema --write and review the diff",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"{name} matches the migrations")
+    return 0
 
 
 def stack_env() -> None:
@@ -234,7 +264,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     sk.add_argument("action", choices=SIGNING_KEY_ACTIONS)
     sk.add_argument("kid", nargs="?", help="key id (`legacy` names the HS256 secret); rotate: default the standby key")
     _add_keys_parser(sub)
+    schema = sub.add_parser("schema", help="check supabase/schema.sql against the migrations (or --write it)")
+    schema.add_argument("--write", action="store_true", help="rewrite the file from the migrations")
     args = parser.parse_args(argv)
+    if args.command == "schema":
+        try:
+            return schema_command(args.write)
+        except ValueError as exc:
+            print(f"devstack schema: {exc}", file=sys.stderr)
+            return 2
     if args.command == "keys":
         try:
             run_keys(args)

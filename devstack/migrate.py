@@ -119,17 +119,19 @@ def _drop(conn: psycopg.Connection[tuple[object, ...]], dbname: str) -> None:
 
 
 def drop_database(dbname: str) -> None:
-    with psycopg.connect(paths.database_url(), autocommit=True) as conn:
+    with admin_connection() as conn:
         _drop(conn, dbname)
 
 
 def recreate_database(dbname: str, *, template: str | None = None) -> None:
-    """Drop and create ``dbname`` (optionally as a clone of ``template``)."""
-    with psycopg.connect(paths.database_url(), autocommit=True) as conn:
+    """Drop and create ``dbname`` (optionally as a clone of ``template``), owned by postgres as the
+    project's database is on hosted. On a new cluster the platform (which makes the postgres role)
+    is bootstrapped into the maintenance database first."""
+    with admin_connection() as conn:
+        if conn.execute("select 1 from pg_roles where rolname = %s", (paths.SUPERUSER,)).fetchone() is None:
+            apply_platform(conn)
         _drop(conn, dbname)
+        create = sql.SQL("create database {} owner {}").format(sql.Identifier(dbname), sql.Identifier(paths.SUPERUSER))
         if template:
-            conn.execute(
-                sql.SQL("create database {} template {}").format(sql.Identifier(dbname), sql.Identifier(template))
-            )
-        else:
-            conn.execute(sql.SQL("create database {}").format(sql.Identifier(dbname)))
+            create = sql.SQL("{} template {}").format(create, sql.Identifier(template))
+        conn.execute(create)

@@ -1,0 +1,1565 @@
+-- The schema supabase/migrations adds up to, read from the catalog by devstack/schema_snapshot.py.
+-- Generated: never edit it; change the SQL API with a new migration, then run
+--   python -m devstack schema --write
+-- tests/sql/test_schema_snapshot.py fails when this file and the migrations disagree.
+
+-- schema private
+postgres:CREATE, postgres:USAGE, service_role:USAGE
+
+-- schema public
+anon:USAGE, authenticated:USAGE, pg_database_owner:CREATE, pg_database_owner:USAGE, postgres:USAGE, service_role:USAGE
+
+-- column public.active_jobs.attempts
+integer
+
+-- column public.active_jobs.cancel_requested
+boolean
+
+-- column public.active_jobs.id
+uuid
+
+-- column public.active_jobs.kind
+text
+
+-- column public.active_jobs.lease_expired
+boolean
+
+-- column public.active_jobs.lease_expires_at
+timestamp with time zone
+
+-- column public.active_jobs.max_attempts
+integer
+
+-- column public.active_jobs.message
+text
+
+-- column public.active_jobs.percent
+text
+
+-- column public.active_jobs.running_seconds
+numeric
+
+-- column public.active_jobs.started_at
+timestamp with time zone
+
+-- column public.active_jobs.user_id
+uuid
+
+-- column public.active_jobs.worker_id
+text
+
+-- column public.job_events.created_at
+timestamp with time zone not null default now()
+
+-- column public.job_events.data
+jsonb not null default '{}'::jsonb
+
+-- column public.job_events.id
+bigint not null identity a
+
+-- column public.job_events.job_id
+uuid not null
+
+-- column public.job_events.type
+text not null
+
+-- column public.job_events.user_id
+uuid not null
+
+-- column public.job_kinds.default_priority
+integer not null default 0
+
+-- column public.job_kinds.description
+text not null default ''::text
+
+-- column public.job_kinds.heavy
+boolean not null default false
+
+-- column public.job_kinds.kind
+text not null
+
+-- column public.job_kinds.max_attempts
+integer not null default 3
+
+-- column public.job_kinds.max_payload_bytes
+integer not null default 65536
+
+-- column public.job_kinds.max_running_per_user
+integer not null default 2
+
+-- column public.job_kinds.rate_limit_per_minute
+integer not null default 10
+
+-- column public.job_kinds.timeout_seconds
+integer not null default 300
+
+-- column public.job_stats.attempts
+integer
+
+-- column public.job_stats.jobs
+integer
+
+-- column public.job_stats.kind
+text
+
+-- column public.job_stats.run_p50_seconds
+numeric
+
+-- column public.job_stats.run_p95_seconds
+numeric
+
+-- column public.job_stats.status
+text
+
+-- column public.job_stats.wait_p50_seconds
+numeric
+
+-- column public.job_stats.wait_p95_seconds
+numeric
+
+-- column public.jobs.attempts
+integer not null default 0
+
+-- column public.jobs.cancel_requested
+boolean not null default false
+
+-- column public.jobs.created_at
+timestamp with time zone not null default now()
+
+-- column public.jobs.depends_on
+uuid
+
+-- column public.jobs.error
+jsonb
+
+-- column public.jobs.finished_at
+timestamp with time zone
+
+-- column public.jobs.id
+uuid not null default gen_random_uuid()
+
+-- column public.jobs.idempotency_key
+text
+
+-- column public.jobs.kind
+text not null
+
+-- column public.jobs.lease_expires_at
+timestamp with time zone
+
+-- column public.jobs.max_attempts
+integer not null
+
+-- column public.jobs.payload
+jsonb not null default '{}'::jsonb
+
+-- column public.jobs.priority
+integer not null default 0
+
+-- column public.jobs.progress
+jsonb not null default '{"message": null, "percent": 0}'::jsonb
+
+-- column public.jobs.result
+jsonb
+
+-- column public.jobs.run_at
+timestamp with time zone not null default now()
+
+-- column public.jobs.started_at
+timestamp with time zone
+
+-- column public.jobs.status
+text not null default 'queued'::text
+
+-- column public.jobs.updated_at
+timestamp with time zone not null default now()
+
+-- column public.jobs.user_id
+uuid not null default auth.uid()
+
+-- column public.jobs.worker_id
+text
+
+-- column public.pending_jobs_queue.age_seconds
+numeric
+
+-- column public.pending_jobs_queue.attempts
+integer
+
+-- column public.pending_jobs_queue.depends_on
+uuid
+
+-- column public.pending_jobs_queue.id
+uuid
+
+-- column public.pending_jobs_queue.kind
+text
+
+-- column public.pending_jobs_queue.max_attempts
+integer
+
+-- column public.pending_jobs_queue.priority
+integer
+
+-- column public.pending_jobs_queue.queue_position
+integer
+
+-- column public.pending_jobs_queue.reason
+text
+
+-- column public.pending_jobs_queue.run_at
+timestamp with time zone
+
+-- column public.pending_jobs_queue.status
+text
+
+-- column public.pending_jobs_queue.user_id
+uuid
+
+-- constraint public.job_events job_events_data_check
+CHECK (jsonb_typeof(data) = 'object'::text)
+
+-- constraint public.job_events job_events_job_id_fkey
+FOREIGN KEY (job_id) REFERENCES public.jobs(id) ON DELETE CASCADE
+
+-- constraint public.job_events job_events_pkey
+PRIMARY KEY (id)
+
+-- constraint public.job_events job_events_type_check
+CHECK (type = ANY (ARRAY['progress'::text, 'partial'::text, 'log'::text]))
+
+-- constraint public.job_events job_events_user_id_fkey
+FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE
+
+-- constraint public.job_kinds job_kinds_default_priority_check
+CHECK (default_priority >= '-100'::integer AND default_priority <= 100)
+
+-- constraint public.job_kinds job_kinds_kind_check
+CHECK (kind ~ '^[a-z][a-z0-9_]{0,62}$'::text)
+
+-- constraint public.job_kinds job_kinds_max_attempts_check
+CHECK (max_attempts >= 1 AND max_attempts <= 100)
+
+-- constraint public.job_kinds job_kinds_max_payload_bytes_check
+CHECK (max_payload_bytes >= 2 AND max_payload_bytes <= 10485760)
+
+-- constraint public.job_kinds job_kinds_max_running_per_user_check
+CHECK (max_running_per_user >= 1 AND max_running_per_user <= 100000)
+
+-- constraint public.job_kinds job_kinds_pkey
+PRIMARY KEY (kind)
+
+-- constraint public.job_kinds job_kinds_rate_limit_per_minute_check
+CHECK (rate_limit_per_minute >= 1 AND rate_limit_per_minute <= 100000)
+
+-- constraint public.job_kinds job_kinds_timeout_seconds_check
+CHECK (timeout_seconds >= 1 AND timeout_seconds <= 86400)
+
+-- constraint public.jobs jobs_attempts_check
+CHECK (attempts >= 0)
+
+-- constraint public.jobs jobs_depends_on_fkey
+FOREIGN KEY (depends_on) REFERENCES public.jobs(id) ON DELETE SET NULL
+
+-- constraint public.jobs jobs_error_check
+CHECK (error IS NULL OR jsonb_typeof(error) = 'object'::text)
+
+-- constraint public.jobs jobs_idempotency_key_check
+CHECK (idempotency_key IS NULL OR length(idempotency_key) >= 1 AND length(idempotency_key) <= 200)
+
+-- constraint public.jobs jobs_idempotency_key_per_user
+UNIQUE (user_id, idempotency_key)
+
+-- constraint public.jobs jobs_kind_fkey
+FOREIGN KEY (kind) REFERENCES public.job_kinds(kind)
+
+-- constraint public.jobs jobs_lease_expires_at_in_range
+CHECK (lease_expires_at >= '1970-01-01 00:00:00+00'::timestamp with time zone AND lease_expires_at <= '9999-01-01 00:00:00+00'::timestamp with time zone)
+
+-- constraint public.jobs jobs_max_attempts_check
+CHECK (max_attempts >= 1)
+
+-- constraint public.jobs jobs_payload_check
+CHECK (jsonb_typeof(payload) = 'object'::text)
+
+-- constraint public.jobs jobs_pkey
+PRIMARY KEY (id)
+
+-- constraint public.jobs jobs_priority_check
+CHECK (priority >= '-100'::integer AND priority <= 100)
+
+-- constraint public.jobs jobs_progress_check
+CHECK (jsonb_typeof(progress) = 'object'::text)
+
+-- constraint public.jobs jobs_run_at_in_range
+CHECK (run_at >= '1970-01-01 00:00:00+00'::timestamp with time zone AND run_at <= '9999-01-01 00:00:00+00'::timestamp with time zone)
+
+-- constraint public.jobs jobs_running_has_lease
+CHECK (status <> 'running'::text OR lease_expires_at IS NOT NULL AND worker_id IS NOT NULL)
+
+-- constraint public.jobs jobs_status_check
+CHECK (status = ANY (ARRAY['waiting'::text, 'queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text]))
+
+-- constraint public.jobs jobs_terminal_has_finished_at
+CHECK ((status <> ALL (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text])) OR finished_at IS NOT NULL)
+
+-- constraint public.jobs jobs_user_id_fkey
+FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE
+
+-- index public.job_events_by_job
+CREATE INDEX job_events_by_job ON public.job_events USING btree (job_id, id)
+
+-- index public.job_events_by_user
+CREATE INDEX job_events_by_user ON public.job_events USING btree (user_id, created_at DESC)
+
+-- index public.job_events_pkey
+CREATE UNIQUE INDEX job_events_pkey ON public.job_events USING btree (id)
+
+-- index public.job_kinds_pkey
+CREATE UNIQUE INDEX job_kinds_pkey ON public.job_kinds USING btree (kind)
+
+-- index public.jobs_finished
+CREATE INDEX jobs_finished ON public.jobs USING btree (finished_at) WHERE (status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text]))
+
+-- index public.jobs_idempotency_key_per_user
+CREATE UNIQUE INDEX jobs_idempotency_key_per_user ON public.jobs USING btree (user_id, idempotency_key)
+
+-- index public.jobs_pkey
+CREATE UNIQUE INDEX jobs_pkey ON public.jobs USING btree (id)
+
+-- index public.jobs_queued_by_user_kind
+CREATE INDEX jobs_queued_by_user_kind ON public.jobs USING btree (user_id, kind, priority DESC, run_at, id) WHERE (status = 'queued'::text)
+
+-- index public.jobs_queued_claim_order
+CREATE INDEX jobs_queued_claim_order ON public.jobs USING btree (priority DESC, run_at, id) WHERE (status = 'queued'::text)
+
+-- index public.jobs_running_by_user_kind
+CREATE INDEX jobs_running_by_user_kind ON public.jobs USING btree (user_id, kind) WHERE (status = 'running'::text)
+
+-- index public.jobs_running_lease
+CREATE INDEX jobs_running_lease ON public.jobs USING btree (lease_expires_at) WHERE (status = 'running'::text)
+
+-- index public.jobs_user_created
+CREATE INDEX jobs_user_created ON public.jobs USING btree (user_id, created_at DESC)
+
+-- index public.jobs_user_kind_created
+CREATE INDEX jobs_user_kind_created ON public.jobs USING btree (user_id, kind, created_at DESC)
+
+-- index public.jobs_waiting_on
+CREATE INDEX jobs_waiting_on ON public.jobs USING btree (depends_on) WHERE (status = 'waiting'::text)
+
+-- rls public.job_events
+enabled
+
+-- rls public.job_kinds
+enabled
+
+-- rls public.jobs
+enabled
+
+-- view public.active_jobs
+security_invoker=true
+ SELECT id,
+    user_id,
+    kind,
+    worker_id,
+    attempts,
+    max_attempts,
+    progress ->> 'percent'::text AS percent,
+    progress ->> 'message'::text AS message,
+    cancel_requested,
+    started_at,
+    round(EXTRACT(epoch FROM now() - started_at), 1) AS running_seconds,
+    lease_expires_at,
+    lease_expires_at < now() AS lease_expired
+   FROM public.jobs j
+  WHERE status = 'running'::text
+  ORDER BY started_at;
+
+-- view public.job_stats
+security_invoker=true
+ SELECT kind,
+    status,
+    count(*)::integer AS jobs,
+    round(percentile_cont(0.5::double precision) WITHIN GROUP (ORDER BY (EXTRACT(epoch FROM started_at - created_at)::double precision)) FILTER (WHERE started_at IS NOT NULL)::numeric, 3) AS wait_p50_seconds,
+    round(percentile_cont(0.95::double precision) WITHIN GROUP (ORDER BY (EXTRACT(epoch FROM started_at - created_at)::double precision)) FILTER (WHERE started_at IS NOT NULL)::numeric, 3) AS wait_p95_seconds,
+    round(percentile_cont(0.5::double precision) WITHIN GROUP (ORDER BY (EXTRACT(epoch FROM finished_at - started_at)::double precision)) FILTER (WHERE finished_at IS NOT NULL AND started_at IS NOT NULL)::numeric, 3) AS run_p50_seconds,
+    round(percentile_cont(0.95::double precision) WITHIN GROUP (ORDER BY (EXTRACT(epoch FROM finished_at - started_at)::double precision)) FILTER (WHERE finished_at IS NOT NULL AND started_at IS NOT NULL)::numeric, 3) AS run_p95_seconds,
+    sum(attempts)::integer AS attempts
+   FROM public.jobs j
+  WHERE created_at > (now() - '24:00:00'::interval)
+  GROUP BY kind, status;
+
+-- view public.pending_jobs_queue
+security_invoker=true
+ SELECT id,
+    user_id,
+    kind,
+    status,
+    priority,
+    run_at,
+    attempts,
+    max_attempts,
+    depends_on,
+    row_number() OVER (ORDER BY (status = 'waiting'::text), priority DESC, run_at, id)::integer AS queue_position,
+        CASE
+            WHEN status = 'waiting'::text THEN 'waiting for job '::text || depends_on::text
+            WHEN run_at > now() AND (progress ->> 'message'::text) ~~ 'waiting: %'::text THEN progress ->> 'message'::text
+            WHEN run_at > now() AND attempts > 0 THEN 'retry backoff after attempt '::text || attempts
+            WHEN run_at > now() THEN 'scheduled'::text
+            ELSE 'due'::text
+        END AS reason,
+    round(EXTRACT(epoch FROM now() - created_at), 1) AS age_seconds
+   FROM public.jobs j
+  WHERE status = ANY (ARRAY['queued'::text, 'waiting'::text])
+  ORDER BY (row_number() OVER (ORDER BY (status = 'waiting'::text), priority DESC, run_at, id)::integer);
+
+-- sequence public.job_events_id_seq
+bigint
+
+-- trigger public.active_jobs read_only
+CREATE TRIGGER read_only INSTEAD OF INSERT OR DELETE OR UPDATE ON public.active_jobs FOR EACH ROW EXECUTE FUNCTION private.refuse_view_write()
+
+-- trigger public.job_events job_events_broadcast
+CREATE TRIGGER job_events_broadcast AFTER INSERT ON public.job_events FOR EACH ROW EXECUTE FUNCTION private.broadcast_job_event()
+
+-- trigger public.job_stats read_only
+CREATE TRIGGER read_only INSTEAD OF INSERT OR DELETE OR UPDATE ON public.job_stats FOR EACH ROW EXECUTE FUNCTION private.refuse_view_write()
+
+-- trigger public.jobs jobs_advance_dependents
+CREATE TRIGGER jobs_advance_dependents AFTER UPDATE OF status ON public.jobs FOR EACH ROW WHEN (old.status IS DISTINCT FROM new.status AND (new.status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text]))) EXECUTE FUNCTION private.advance_dependents()
+
+-- trigger public.jobs jobs_broadcast_change
+CREATE TRIGGER jobs_broadcast_change AFTER INSERT OR UPDATE ON public.jobs FOR EACH ROW EXECUTE FUNCTION private.broadcast_job_change()
+
+-- trigger public.jobs jobs_notify_queued
+CREATE TRIGGER jobs_notify_queued AFTER INSERT OR UPDATE OF status, run_at ON public.jobs FOR EACH ROW EXECUTE FUNCTION private.notify_job_queued()
+
+-- trigger public.jobs jobs_touch_updated_at
+CREATE TRIGGER jobs_touch_updated_at BEFORE UPDATE ON public.jobs FOR EACH ROW EXECUTE FUNCTION private.touch_updated_at()
+
+-- trigger public.pending_jobs_queue read_only
+CREATE TRIGGER read_only INSTEAD OF INSERT OR DELETE OR UPDATE ON public.pending_jobs_queue FOR EACH ROW EXECUTE FUNCTION private.refuse_view_write()
+
+-- function private.advance_dependents()
+CREATE OR REPLACE FUNCTION private.advance_dependents()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+begin
+  if new.status = 'succeeded' then
+    update public.jobs set status = 'queued', run_at = greatest(run_at, now())
+    where depends_on = new.id and status = 'waiting';
+  else
+    -- failed or cancelled: dependents are cancelled, which cascades down the pipeline.
+    update public.jobs
+    set status = 'cancelled', finished_at = now(),
+        error = jsonb_build_object('type', 'dependency_failed', 'retryable', false, 'attempt', 0,
+                                   'message', format('dependency %s %s', new.id, new.status))
+    where depends_on = new.id and status = 'waiting';
+  end if;
+  return null;
+end;
+$function$
+
+-- function private.broadcast_job_change()
+CREATE OR REPLACE FUNCTION private.broadcast_job_change()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+begin
+  -- Lease renewals alone are not news for the user.
+  if tg_op = 'UPDATE' and (old.status, old.progress, old.attempts, old.error, old.cancel_requested, old.result, old.run_at)
+                          is not distinct from
+                          (new.status, new.progress, new.attempts, new.error, new.cancel_requested, new.result, new.run_at) then
+    return null;
+  end if;
+  perform realtime.send(private.job_broadcast_payload(new), 'job', 'jobs:' || new.user_id::text, true);
+  return null;
+end;
+$function$
+
+-- function private.broadcast_job_event()
+CREATE OR REPLACE FUNCTION private.broadcast_job_event()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+begin
+  perform realtime.send(
+    jsonb_build_object('id', new.id, 'job_id', new.job_id, 'type', new.type, 'data', new.data, 'created_at', new.created_at),
+    'job_event', 'jobs:' || new.user_id::text, true);
+  return null;
+end;
+$function$
+
+-- function private.check_array(text,anyarray,integer)
+CREATE OR REPLACE FUNCTION private.check_array(field text, value anyarray, max_items integer)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+begin
+  if value is null then
+    return;
+  end if;
+  if array_ndims(value) > 1 then
+    perform private.raise_invalid(field, format('must be a one-dimensional array, got %s dimensions', array_ndims(value)));
+  elsif cardinality(value) > max_items then
+    perform private.raise_invalid(field, format('must hold at most %s items, got %s', max_items, cardinality(value)));
+  elsif array_position(value, null) is not null then
+    perform private.raise_invalid(field, format('must not contain null, got one at index %s (from 0)', array_position(value, null) - 1));
+  end if;
+end;
+$function$
+
+-- function private.check_json(text,jsonb,integer)
+CREATE OR REPLACE FUNCTION private.check_json(field text, value jsonb, max_depth integer)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_number jsonb;
+begin
+  if value is null then
+    return;
+  end if;
+  -- A container at .** level max_depth (the root is level 0) is nested max_depth + 1 deep.
+  if jsonb_path_exists(value,
+       format('strict $.**{%s} ? (@.type() == "object" || @.type() == "array")', max_depth)::jsonpath) then
+    perform private.raise_invalid(field, format('must not nest objects and arrays deeper than %s levels', max_depth));
+  end if;
+  v_number := jsonb_path_query_first(value,
+    'strict $.** ? (@.type() == "number" && (@ > 1.7976931348623157e308 || @ < -1.7976931348623157e308))');
+  if v_number is not null then
+    perform private.raise_invalid(field, format('number %s is outside the range of a double (about 1.8e308)',
+      private.excerpt(v_number::text, 40)));
+  end if;
+end;
+$function$
+
+-- function private.check_kinds(text,text[])
+CREATE OR REPLACE FUNCTION private.check_kinds(field text, kinds text[])
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_unknown text;
+begin
+  perform private.check_array(field, kinds, 100);
+  select string_agg(format('"%s"', private.excerpt(u.k, 63)), ', ')
+  into v_unknown
+  from (
+    select k from unnest(kinds) k
+    where not exists (select 1 from public.job_kinds jk where jk.kind = k)
+    limit 5
+  ) u;
+  if v_unknown is not null then
+    perform private.raise_invalid(field, 'unknown job kind(s): ' || v_unknown);
+  end if;
+end;
+$function$
+
+-- function private.check_lease_seconds(integer)
+CREATE OR REPLACE FUNCTION private.check_lease_seconds(lease_seconds integer)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+begin
+  if lease_seconds is null or lease_seconds not between 5 and 3600 then
+    perform private.raise_invalid('lease_seconds', format('must be between 5 and 3600, got %s', coalesce(lease_seconds::text, 'null')));
+  end if;
+end;
+$function$
+
+-- function private.check_timestamp(text,timestamp with time zone,interval,interval)
+CREATE OR REPLACE FUNCTION private.check_timestamp(field text, value timestamp with time zone, max_past interval, max_ahead interval)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+begin
+  if value is null then
+    return;
+  end if;
+  if not isfinite(value) then
+    perform private.raise_invalid(field, format('must be a finite timestamp, got %s', value));
+  elsif value < now() - max_past then
+    perform private.raise_invalid(field, format('must not be more than %s in the past, got %s', max_past, value));
+  elsif value > now() + max_ahead then
+    perform private.raise_invalid(field, format('must be within %s from now, got %s', max_ahead, value));
+  end if;
+end;
+$function$
+
+-- function private.check_worker_id(text)
+CREATE OR REPLACE FUNCTION private.check_worker_id(worker_id text)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+begin
+  if worker_id is null or length(btrim(worker_id)) = 0 then
+    perform private.raise_invalid('worker_id', 'must be a non-empty string');
+  elsif length(worker_id) > 200 then
+    perform private.raise_invalid('worker_id', format('must be at most 200 characters, got %s', length(worker_id)));
+  end if;
+end;
+$function$
+
+-- function private.excerpt(text,integer)
+CREATE OR REPLACE FUNCTION private.excerpt(value text, max_chars integer)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO ''
+AS $function$
+  select case when length(value) > max_chars then left(value, max_chars - 3) || '...' else value end
+$function$
+
+-- function private.group_key(uuid,text)
+CREATE OR REPLACE FUNCTION private.group_key(user_id uuid, kind text)
+ RETURNS integer
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO ''
+AS $function$
+  select hashtext(user_id::text || '/' || kind)
+$function$
+
+-- function private.held_job(text,uuid,text)
+CREATE OR REPLACE FUNCTION private.held_job(fn text, job_id uuid, worker_id text)
+ RETURNS public.jobs
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  j public.jobs;
+begin
+  perform private.check_worker_id(worker_id);
+  if job_id is null then
+    perform private.raise_invalid('job_id', 'must not be null');
+  end if;
+  select * into j from public.jobs where id = job_id for update;
+  if not found then
+    raise exception '%: job % not found', fn, job_id using errcode = 'PT404';
+  end if;
+  if j.status <> 'running' or j.worker_id is distinct from worker_id then
+    raise exception '%: job % is not held by worker "%"', fn, job_id, worker_id
+      using errcode = 'PT409',
+            detail = format('status %s, held by %s', j.status, coalesce('"' || j.worker_id || '"', 'no worker')),
+            hint = 'the lease was lost (reaped, released or cancelled); drop this job';
+  end if;
+  if j.lease_expires_at < now() then
+    raise exception '%: the lease of job % expired at %', fn, job_id, j.lease_expires_at
+      using errcode = 'PT409',
+            detail = format('worker "%s", lease expired %s ago', worker_id, now() - j.lease_expires_at),
+            hint = 'renew leases more often than lease_seconds; the reaper will retry this job';
+  end if;
+  return j;
+end;
+$function$
+
+-- function private.job_broadcast_payload(public.jobs)
+CREATE OR REPLACE FUNCTION private.job_broadcast_payload(j public.jobs)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  select jsonb_build_object(
+    'id', j.id, 'kind', j.kind, 'status', j.status, 'progress', j.progress,
+    'attempts', j.attempts, 'max_attempts', j.max_attempts, 'error', j.error,
+    'cancel_requested', j.cancel_requested, 'run_at', j.run_at, 'depends_on', j.depends_on,
+    'created_at', j.created_at, 'started_at', j.started_at, 'finished_at', j.finished_at,
+    'updated_at', j.updated_at)
+  || case
+       when j.result is null then '{}'::jsonb
+       when octet_length(j.result::text) <= 8192 then jsonb_build_object('result', j.result)
+       else jsonb_build_object('result_truncated', true)
+     end
+$function$
+
+-- function private.lock_class(text)
+CREATE OR REPLACE FUNCTION private.lock_class(name text)
+ RETURNS integer
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO ''
+AS $function$
+  select case name when 'rate_limit' then 7301 when 'claim_group' then 7302 end
+$function$
+
+-- function private.notify_job_queued()
+CREATE OR REPLACE FUNCTION private.notify_job_queued()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+begin
+  -- Fires for new queued jobs and for jobs coming back to the queue (retry backoff, deferral,
+  -- release, reaped lease, a pipeline's dependency finishing); not for lease renewals.
+  if new.status = 'queued' and (tg_op = 'INSERT' or old.status is distinct from 'queued' or old.run_at is distinct from new.run_at) then
+    perform pg_notify('jobs_queued', json_build_object(
+      'id', new.id, 'kind', new.kind, 'status', new.status, 'run_at', new.run_at)::text);
+  end if;
+  return null;
+end;
+$function$
+
+-- function private.raise_invalid(text,text,text)
+CREATE OR REPLACE FUNCTION private.raise_invalid(field text, problem text, hint text DEFAULT NULL::text)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+begin
+  raise exception '%: %', field, problem using errcode = '22023', hint = coalesce(hint, '');
+end;
+$function$
+
+-- function private.refuse_view_write()
+CREATE OR REPLACE FUNCTION private.refuse_view_write()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+begin
+  raise exception '% is a read-only view', tg_table_name
+    using errcode = 'PT405', hint = 'Write through the RPC functions (enqueue_job, cancel_job, ...).';
+end;
+$function$
+
+-- function private.retry_delay(integer,double precision)
+CREATE OR REPLACE FUNCTION private.retry_delay(attempt integer, jitter double precision)
+ RETURNS interval
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO ''
+AS $function$
+  select make_interval(secs => base / 2 + base / 2 * greatest(0, least(1, jitter)))
+  from (select least(600.0, 5.0 * power(2, greatest(attempt, 1) - 1)) as base) b
+$function$
+
+-- function private.touch_updated_at()
+CREATE OR REPLACE FUNCTION private.touch_updated_at()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+begin
+  new.updated_at := clock_timestamp();
+  return new;
+end;
+$function$
+
+-- function public.cancel_job(uuid)
+CREATE OR REPLACE FUNCTION public.cancel_job(job_id uuid)
+ RETURNS public.jobs
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_uid uuid := auth.uid();
+  j public.jobs;
+begin
+  if v_uid is null then
+    raise exception 'cancel_job: no signed-in user in the request' using errcode = '42501';
+  end if;
+  if job_id is null then
+    perform private.raise_invalid('job_id', 'must not be null');
+  end if;
+  select * into j from public.jobs where id = cancel_job.job_id and user_id = v_uid for update;
+  if not found then
+    raise exception 'job_id: job % not found', cancel_job.job_id using errcode = 'PT404';
+  end if;
+
+  if j.status in ('queued', 'waiting') then
+    update public.jobs
+    set status = 'cancelled', cancel_requested = true, finished_at = now(), lease_expires_at = null,
+        error = jsonb_build_object('type', 'cancelled', 'message', 'cancelled by the user',
+                                   'retryable', false, 'attempt', attempts)
+    where id = j.id
+    returning * into j;
+  elsif j.status = 'running' then
+    -- The worker sees the flag on its next heartbeat, stops, and records the cancellation.
+    if not j.cancel_requested then
+      update public.jobs set cancel_requested = true where id = j.id returning * into j;
+    end if;
+  elsif j.status in ('succeeded', 'failed') then
+    raise exception 'job_id: job % already %; nothing to cancel', j.id, j.status using errcode = 'PT409';
+  end if;
+  return j;  -- cancelling a cancelled job is a no-op
+end;
+$function$
+
+-- function public.claim_jobs(text,text[],integer,integer)
+CREATE OR REPLACE FUNCTION public.claim_jobs(worker_id text, kinds text[] DEFAULT NULL::text[], max_jobs integer DEFAULT 1, lease_seconds integer DEFAULT 60)
+ RETURNS SETOF public.jobs
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+ SET cursor_tuple_fraction TO '0.001'
+AS $function$
+declare
+  v_users uuid[] := '{}';
+  v_kinds text[] := '{}';
+  v_take integer[] := '{}';
+  v_planned integer := 0;
+  v_locked_any boolean := false;
+  v_waiting_user uuid;
+  v_waiting_kind text;
+  v_cap integer;
+  v_running integer;
+  v_due integer;
+  v_n integer;
+  g record;
+begin
+  perform private.check_worker_id(worker_id);
+  perform private.check_lease_seconds(lease_seconds);
+  if max_jobs is null or max_jobs not between 1 and 1000 then
+    perform private.raise_invalid('max_jobs', format('must be between 1 and 1000, got %s', coalesce(max_jobs::text, 'null')));
+  end if;
+  perform private.check_kinds('kinds', kinds);
+
+  -- Plan: walk due jobs in claim order, one decision per (user, kind) group.
+  for g in
+    select j.user_id, j.kind
+    from public.jobs j
+    where j.status = 'queued' and j.run_at <= now() and (claim_jobs.kinds is null or j.kind = any(claim_jobs.kinds))
+    order by j.priority desc, j.run_at, j.id
+  loop
+    exit when v_planned >= max_jobs;
+    continue when exists (select 1 from unnest(v_users, v_kinds) p(u, k) where p.u = g.user_id and p.k = g.kind)
+               or (g.user_id = v_waiting_user and g.kind = v_waiting_kind);
+    if not pg_try_advisory_xact_lock(private.lock_class('claim_group'), private.group_key(g.user_id, g.kind)) then
+      if v_waiting_user is null then
+        v_waiting_user := g.user_id;
+        v_waiting_kind := g.kind;
+      end if;
+      continue;
+    end if;
+    v_locked_any := true;
+    select k.max_running_per_user into v_cap from public.job_kinds k where k.kind = g.kind;
+    select count(*) into v_running from public.jobs r
+      where r.status = 'running' and r.user_id = g.user_id and r.kind = g.kind;
+    select count(*) into v_due from (
+      select 1 from public.jobs q
+      where q.status = 'queued' and q.run_at <= now() and q.user_id = g.user_id and q.kind = g.kind
+      limit max_jobs) q;
+    v_n := greatest(0, least(v_cap - v_running, v_due, max_jobs - v_planned));
+    v_users := v_users || g.user_id;
+    v_kinds := v_kinds || g.kind;
+    v_take := v_take || v_n;
+    v_planned := v_planned + v_n;
+  end loop;
+
+  if not v_locked_any and v_waiting_user is not null then
+    -- Everything due is being claimed by others right now: wait for the first group, then plan it.
+    perform pg_advisory_xact_lock(private.lock_class('claim_group'), private.group_key(v_waiting_user, v_waiting_kind));
+    select k.max_running_per_user into v_cap from public.job_kinds k where k.kind = v_waiting_kind;
+    select count(*) into v_running from public.jobs r
+      where r.status = 'running' and r.user_id = v_waiting_user and r.kind = v_waiting_kind;
+    v_users := array[v_waiting_user];
+    v_kinds := array[v_waiting_kind];
+    v_take := array[greatest(0, least(v_cap - v_running, max_jobs))];
+  end if;
+
+  return query
+  with picked as (
+    -- Per group, only the rows it may take (index jobs_queued_by_user_kind), then claim order.
+    select c.id
+    from unnest(v_users, v_kinds, v_take) as p(user_id, kind, take)
+    cross join lateral (
+      select j.id, j.priority, j.run_at
+      from public.jobs j
+      where j.user_id = p.user_id and j.kind = p.kind and j.status = 'queued' and j.run_at <= now()
+      order by j.priority desc, j.run_at, j.id
+      limit p.take
+    ) c
+    where p.take > 0
+    order by c.priority desc, c.run_at, c.id
+    limit max_jobs
+  ),
+  locked as (
+    select j.id from public.jobs j
+    where j.id in (select id from picked) and j.status = 'queued'
+    for update skip locked
+  ),
+  claimed as (
+    update public.jobs j
+    set status = 'running',
+        worker_id = claim_jobs.worker_id,
+        attempts = j.attempts + 1,
+        lease_expires_at = now() + make_interval(secs => lease_seconds),
+        started_at = now()
+    from locked
+    where j.id = locked.id
+    returning j.*
+  )
+  select * from claimed c order by c.priority desc, c.run_at, c.id;
+end;
+$function$
+
+-- function public.complete_job(uuid,text,jsonb)
+CREATE OR REPLACE FUNCTION public.complete_job(job_id uuid, worker_id text, result jsonb)
+ RETURNS public.jobs
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  j public.jobs;
+begin
+  if result is null or jsonb_typeof(result) not in ('object', 'array') then
+    perform private.raise_invalid('result', format('must be a JSON object or array, got %s', coalesce(jsonb_typeof(result), 'null')));
+  end if;
+  if octet_length(result::text) > 1048576 then
+    perform private.raise_invalid('result', format('%s bytes exceeds 1 MiB; store large outputs in Storage', octet_length(result::text)));
+  end if;
+  j := private.held_job('complete_job', job_id, worker_id);
+  update public.jobs
+  set status = 'succeeded', result = complete_job.result, finished_at = now(), lease_expires_at = null,
+      error = null, progress = jsonb_build_object('percent', 100, 'message', coalesce(progress ->> 'message', 'done'))
+  where id = j.id
+  returning * into j;
+  return j;
+end;
+$function$
+
+-- function public.complete_jobs(text,jsonb)
+CREATE OR REPLACE FUNCTION public.complete_jobs(worker_id text, completions jsonb)
+ RETURNS TABLE(job_id uuid, completed boolean, reason text)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+#variable_conflict use_column
+declare
+  n integer;
+  item jsonb;
+  i integer := 0;
+  k text;
+  v_id text;
+  v_result jsonb;
+begin
+  perform private.check_worker_id(complete_jobs.worker_id);
+  if completions is null or jsonb_typeof(completions) <> 'array' then
+    perform private.raise_invalid('completions',
+      format('must be a JSON array of {"job_id", "result"} objects, got %s', coalesce(jsonb_typeof(completions), 'null')));
+  end if;
+  n := jsonb_array_length(completions);
+  if n = 0 or n > 1000 then
+    perform private.raise_invalid('completions', format('must hold 1 to 1000 items, got %s', n));
+  end if;
+  for item in select e from jsonb_array_elements(completions) as t(e) loop
+    if jsonb_typeof(item) <> 'object' then
+      perform private.raise_invalid(format('completions[%s]', i), format('must be an object, got %s', jsonb_typeof(item)));
+    end if;
+    for k in select jsonb_object_keys(item) loop
+      if k not in ('job_id', 'result') then
+        perform private.raise_invalid(format('completions[%s]', i), format('unknown key "%s"; allowed: job_id, result', k));
+      end if;
+    end loop;
+    v_id := item ->> 'job_id';
+    if jsonb_typeof(item -> 'job_id') is distinct from 'string'
+       or v_id !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+      perform private.raise_invalid(format('completions[%s].job_id', i), 'must be a UUID string');
+    end if;
+    v_result := item -> 'result';
+    if v_result is null or jsonb_typeof(v_result) not in ('object', 'array') then
+      perform private.raise_invalid(format('completions[%s].result', i),
+        format('must be a JSON object or array, got %s', coalesce(jsonb_typeof(v_result), 'nothing')));
+    end if;
+    if octet_length(v_result::text) > 1048576 then
+      perform private.raise_invalid(format('completions[%s].result', i),
+        format('%s bytes exceeds 1 MiB; store large outputs in Storage', octet_length(v_result::text)));
+    end if;
+    i := i + 1;
+  end loop;
+  if (select count(distinct (e ->> 'job_id')::uuid) from jsonb_array_elements(completions) as t(e)) <> n then
+    perform private.raise_invalid('completions', 'lists a job_id more than once');
+  end if;
+
+  -- Lock first (in id order), then update in a new statement that sees the locked rows' latest versions.
+  perform 1 from public.jobs j
+  where j.id in (select (e ->> 'job_id')::uuid from jsonb_array_elements(completions) as t(e))
+  order by j.id
+  for update;
+
+  return query
+  with input as (
+    select (e ->> 'job_id')::uuid as id, e -> 'result' as result, ord
+    from jsonb_array_elements(completions) with ordinality as t(e, ord)
+  ),
+  done as (
+    update public.jobs j
+    set status = 'succeeded', result = input.result, finished_at = now(), lease_expires_at = null,
+        error = null, progress = jsonb_build_object('percent', 100, 'message', coalesce(j.progress ->> 'message', 'done'))
+    from input
+    where j.id = input.id and j.status = 'running' and j.worker_id = complete_jobs.worker_id
+      and j.lease_expires_at >= now()
+    returning j.id
+  )
+  select input.id, done.id is not null,
+    case
+      when done.id is not null then null
+      when j.id is null then 'not found'
+      when j.status <> 'running' or j.worker_id is distinct from complete_jobs.worker_id then
+        format('not held by worker "%s" (status %s, held by %s)', complete_jobs.worker_id, j.status,
+               coalesce('"' || j.worker_id || '"', 'no worker'))
+      else format('the lease expired at %s', j.lease_expires_at)
+    end
+  from input
+  left join public.jobs j on j.id = input.id  -- this statement's snapshot: the rows before the update
+  left join done on done.id = input.id
+  order by input.ord;
+end;
+$function$
+
+-- function public.defer_job(uuid,text,timestamp with time zone,text)
+CREATE OR REPLACE FUNCTION public.defer_job(job_id uuid, worker_id text, run_at timestamp with time zone, reason text)
+ RETURNS public.jobs
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  j public.jobs;
+begin
+  if run_at is null then
+    perform private.raise_invalid('run_at', 'must not be null');
+  end if;
+  perform private.check_timestamp('run_at', run_at, interval '1 day', interval '1 day');
+  if reason is null or length(btrim(reason)) = 0 or length(reason) > 500 then
+    perform private.raise_invalid('reason', 'must be a non-empty string of at most 500 characters');
+  end if;
+  j := private.held_job('defer_job', job_id, worker_id);
+  if j.cancel_requested then
+    update public.jobs
+    set status = 'cancelled', finished_at = now(), lease_expires_at = null,
+        error = jsonb_build_object('type', 'cancelled', 'message', 'cancelled by the user', 'retryable', false, 'attempt', attempts)
+    where id = j.id returning * into j;
+    return j;
+  end if;
+  -- A provider rate limit is not the job's fault: the attempt is given back.
+  update public.jobs
+  set status = 'queued', attempts = greatest(0, attempts - 1), lease_expires_at = null, worker_id = null,
+      run_at = greatest(defer_job.run_at, now()),
+      progress = jsonb_build_object('percent', progress -> 'percent', 'message', 'waiting: ' || reason)
+  where id = j.id returning * into j;
+  insert into public.job_events (job_id, user_id, type, data)
+  values (j.id, j.user_id, 'log', jsonb_build_object('event', 'deferred', 'reason', reason, 'run_at', j.run_at));
+  return j;
+end;
+$function$
+
+-- function public.enqueue_job(text,jsonb,text,integer,timestamp with time zone,uuid)
+CREATE OR REPLACE FUNCTION public.enqueue_job(kind text, payload jsonb DEFAULT '{}'::jsonb, idempotency_key text DEFAULT NULL::text, priority integer DEFAULT NULL::integer, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, depends_on uuid DEFAULT NULL::uuid)
+ RETURNS public.jobs
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+#variable_conflict use_column
+declare
+  v_uid uuid := auth.uid();
+  v_kind public.job_kinds;
+  v_size integer;
+  v_priority integer;
+  v_run_at timestamptz;
+  v_parent public.jobs;
+  v_status text := 'queued';
+  v_error jsonb;
+  v_finished timestamptz;
+  v_recent integer;
+  v_oldest timestamptz;
+  v_job public.jobs;
+begin
+  if v_uid is null then
+    raise exception 'enqueue_job: no signed-in user in the request'
+      using errcode = '42501', hint = 'call it with a user''s access token (anonymous sign-in is enough)';
+  end if;
+
+  if enqueue_job.kind is null then
+    perform private.raise_invalid('kind', 'must not be null');
+  elsif length(enqueue_job.kind) > 63 then
+    perform private.raise_invalid('kind', format('must be at most 63 characters, got %s', length(enqueue_job.kind)));
+  end if;
+  select * into v_kind from public.job_kinds k where k.kind = enqueue_job.kind;
+  if not found then
+    perform private.raise_invalid('kind', format('unknown job kind "%s"', enqueue_job.kind),
+      'known kinds: ' || (select string_agg(k.kind, ', ' order by k.kind) from public.job_kinds k));
+  end if;
+
+  if enqueue_job.payload is null or jsonb_typeof(enqueue_job.payload) <> 'object' then
+    perform private.raise_invalid('payload',
+      format('must be a JSON object, got %s', coalesce(jsonb_typeof(enqueue_job.payload), 'null')));
+  end if;
+  v_size := octet_length(enqueue_job.payload::text);
+  if v_size > v_kind.max_payload_bytes then
+    raise exception 'payload: % bytes exceeds the limit of % bytes for kind "%"', v_size, v_kind.max_payload_bytes, v_kind.kind
+      using errcode = 'PT413', hint = 'send large inputs by reference (e.g. a Storage path), not inline';
+  end if;
+  perform private.check_json('payload', enqueue_job.payload, 32);
+
+  v_priority := coalesce(enqueue_job.priority, v_kind.default_priority);
+  if v_priority not between -100 and 100 then
+    perform private.raise_invalid('priority', format('must be between -100 and 100, got %s', v_priority));
+  end if;
+
+  perform private.check_timestamp('run_at', enqueue_job.run_at, interval '1 day', interval '30 days');
+  v_run_at := coalesce(enqueue_job.run_at, now());
+
+  if enqueue_job.idempotency_key is not null and length(enqueue_job.idempotency_key) not between 1 and 200 then
+    perform private.raise_invalid('idempotency_key',
+      format('must be 1 to 200 characters, got %s', length(enqueue_job.idempotency_key)));
+  end if;
+
+  -- One submission at a time per user and kind: makes the rate limit and idempotency exact
+  -- under concurrent calls. Held to the end of the transaction only.
+  perform pg_advisory_xact_lock(private.lock_class('rate_limit'), private.group_key(v_uid, v_kind.kind));
+
+  if enqueue_job.idempotency_key is not null then
+    select * into v_job from public.jobs j
+    where j.user_id = v_uid and j.idempotency_key = enqueue_job.idempotency_key;
+    if found then
+      if v_job.kind <> v_kind.kind or v_job.payload <> enqueue_job.payload then
+        raise exception 'idempotency_key: "%" was already used for a different job', enqueue_job.idempotency_key
+          using errcode = 'PT409',
+                detail = format('existing job %s of kind %s', v_job.id, v_job.kind),
+                hint = 'use a new key for a new job; reuse a key only to retry the same submission';
+      end if;
+      return v_job;  -- a retried submission: same job, no new row, not rate limited
+    end if;
+  end if;
+
+  select count(*), min(j.created_at) into v_recent, v_oldest
+  from (
+    select j.created_at from public.jobs j
+    where j.user_id = v_uid and j.kind = v_kind.kind and j.created_at > now() - interval '1 minute'
+    order by j.created_at
+    limit v_kind.rate_limit_per_minute
+  ) j;
+  if v_recent >= v_kind.rate_limit_per_minute then
+    raise exception 'rate limit: at most % "%" jobs per minute per user', v_kind.rate_limit_per_minute, v_kind.kind
+      using errcode = 'PT429',
+            detail = format('%s jobs of this kind in the last minute', v_recent),
+            hint = format('retry after %s seconds',
+                          greatest(1, ceil(extract(epoch from (v_oldest + interval '1 minute' - now()))))::integer);
+  end if;
+
+  if enqueue_job.depends_on is not null then
+    select * into v_parent from public.jobs j where j.id = enqueue_job.depends_on and j.user_id = v_uid;
+    if not found then
+      perform private.raise_invalid('depends_on', format('job %s not found among your jobs', enqueue_job.depends_on));
+    end if;
+    if v_parent.status in ('failed', 'cancelled') then
+      -- The pipeline is already broken: the job is recorded, visibly cancelled for that reason.
+      v_status := 'cancelled';
+      v_finished := now();
+      v_error := jsonb_build_object('type', 'dependency_failed', 'retryable', false, 'attempt', 0,
+        'message', format('dependency %s %s', v_parent.id, v_parent.status));
+    elsif v_parent.status <> 'succeeded' then
+      v_status := 'waiting';
+    end if;
+  end if;
+
+  insert into public.jobs as j
+    (user_id, kind, status, priority, payload, max_attempts, run_at, idempotency_key, depends_on, error, finished_at)
+  values
+    (v_uid, v_kind.kind, v_status, v_priority, enqueue_job.payload, v_kind.max_attempts, v_run_at,
+     enqueue_job.idempotency_key, enqueue_job.depends_on, v_error, v_finished)
+  returning * into v_job;
+  return v_job;
+end;
+$function$
+
+-- function public.fail_job(uuid,text,jsonb,boolean)
+CREATE OR REPLACE FUNCTION public.fail_job(job_id uuid, worker_id text, error jsonb, retryable boolean DEFAULT true)
+ RETURNS public.jobs
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  j public.jobs;
+  v_error jsonb;
+begin
+  if error is null or jsonb_typeof(error) <> 'object' then
+    perform private.raise_invalid('error', format('must be a JSON object, got %s', coalesce(jsonb_typeof(error), 'null')));
+  end if;
+  if jsonb_typeof(error -> 'message') is distinct from 'string' or length(error ->> 'message') = 0 then
+    perform private.raise_invalid('error', 'must have a non-empty "message" string');
+  end if;
+  if octet_length(error::text) > 16384 then
+    perform private.raise_invalid('error', format('%s bytes exceeds 16384', octet_length(error::text)));
+  end if;
+  if retryable is null then
+    perform private.raise_invalid('retryable', 'must not be null');
+  end if;
+  j := private.held_job('fail_job', job_id, worker_id);
+  v_error := error || jsonb_build_object(
+    'type', coalesce(error ->> 'type', 'error'),
+    'retryable', retryable,
+    'attempt', j.attempts);
+
+  if j.cancel_requested then
+    update public.jobs
+    set status = 'cancelled', error = v_error, finished_at = now(), lease_expires_at = null
+    where id = j.id returning * into j;
+  elsif retryable and j.attempts < j.max_attempts then
+    update public.jobs
+    set status = 'queued', error = v_error, lease_expires_at = null, worker_id = null,
+        run_at = now() + private.retry_delay(j.attempts, random())
+    where id = j.id returning * into j;
+  else
+    update public.jobs
+    set status = 'failed', error = v_error, finished_at = now(), lease_expires_at = null
+    where id = j.id returning * into j;
+  end if;
+  return j;
+end;
+$function$
+
+-- function public.next_job_run_at(text[])
+CREATE OR REPLACE FUNCTION public.next_job_run_at(kinds text[] DEFAULT NULL::text[])
+ RETURNS timestamp with time zone
+ LANGUAGE plpgsql
+ STABLE SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+begin
+  perform private.check_kinds('kinds', kinds);
+  return (
+    select min(j.run_at)
+    from public.jobs j
+    where j.status = 'queued' and j.run_at > now() and (next_job_run_at.kinds is null or j.kind = any(next_job_run_at.kinds))
+  );
+end;
+$function$
+
+-- function public.purge_finished_jobs(interval)
+CREATE OR REPLACE FUNCTION public.purge_finished_jobs(older_than interval DEFAULT '7 days'::interval)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_count integer;
+begin
+  if older_than is null or older_than < interval '0' then
+    perform private.raise_invalid('older_than', format('must be a non-negative interval, got %s', coalesce(older_than::text, 'null')));
+  elsif not isfinite(older_than) or older_than > interval '10 years' then
+    -- isfinite: PostgreSQL 17 has infinite intervals.
+    perform private.raise_invalid('older_than', format('must be at most 10 years, got %s', older_than));
+  end if;
+  with purged as (
+    delete from public.jobs j
+    where j.status in ('succeeded', 'failed', 'cancelled') and j.finished_at < now() - older_than
+    returning 1
+  )
+  select count(*) into v_count from purged;
+  return v_count;
+end;
+$function$
+
+-- function public.reap_expired_leases()
+CREATE OR REPLACE FUNCTION public.reap_expired_leases()
+ RETURNS integer
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_count integer;
+begin
+  -- A lease that ran out means the worker died or stalled: the attempt counts (it was taken at
+  -- claim time); retry with backoff if attempts remain, otherwise fail.
+  with expired as (
+    select j.id from public.jobs j
+    where j.status = 'running' and j.lease_expires_at < now()
+    for update skip locked
+  ),
+  reaped as (
+    update public.jobs j
+    set status = case
+          when j.cancel_requested then 'cancelled'
+          when j.attempts < j.max_attempts then 'queued'
+          else 'failed' end,
+        error = jsonb_build_object(
+          'type', 'lease_expired',
+          'message', format('worker "%s" lost its lease (expired %s)', j.worker_id, j.lease_expires_at),
+          'retryable', j.attempts < j.max_attempts,
+          'attempt', j.attempts),
+        run_at = case when j.attempts < j.max_attempts then now() + private.retry_delay(j.attempts, random()) else j.run_at end,
+        finished_at = case when j.cancel_requested or j.attempts >= j.max_attempts then now() end,
+        worker_id = case when j.cancel_requested or j.attempts >= j.max_attempts then j.worker_id end,
+        lease_expires_at = null
+    from expired where j.id = expired.id
+    returning j.id
+  )
+  select count(*) into v_count from reaped;
+  return v_count;
+end;
+$function$
+
+-- function public.release_jobs(text,uuid[])
+CREATE OR REPLACE FUNCTION public.release_jobs(worker_id text, job_ids uuid[])
+ RETURNS SETOF public.jobs
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+begin
+  perform private.check_worker_id(worker_id);
+  perform private.check_array('job_ids', job_ids, 1000);
+  -- Graceful shutdown: back to the queue, attempt given back; a requested cancel wins.
+  -- job_ids null releases every job the worker holds.
+  return query
+  with held as (
+    select j.id from public.jobs j
+    where j.status = 'running' and j.worker_id = release_jobs.worker_id
+      and (job_ids is null or j.id = any(job_ids))
+    for update
+  ),
+  released as (
+    update public.jobs j
+    set status = case when j.cancel_requested then 'cancelled' else 'queued' end,
+        finished_at = case when j.cancel_requested then now() end,
+        attempts = greatest(0, j.attempts - 1),
+        lease_expires_at = null,
+        worker_id = case when j.cancel_requested then j.worker_id end,
+        run_at = now()
+    from held where j.id = held.id
+    returning j.*
+  )
+  select * from released r order by r.id;
+end;
+$function$
+
+-- function public.renew_leases(text,uuid[],integer)
+CREATE OR REPLACE FUNCTION public.renew_leases(worker_id text, job_ids uuid[], lease_seconds integer DEFAULT 60)
+ RETURNS SETOF public.jobs
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+begin
+  perform private.check_worker_id(worker_id);
+  perform private.check_lease_seconds(lease_seconds);
+  perform private.check_array('job_ids', job_ids, 1000);
+  -- Only leases still held (running, same worker, not yet expired) are extended.
+  update public.jobs j
+  set lease_expires_at = now() + make_interval(secs => lease_seconds)
+  where j.id = any(job_ids) and j.status = 'running' and j.worker_id = renew_leases.worker_id
+    and j.lease_expires_at >= now();
+  -- Every listed job's current row, so the worker sees lost leases and cancel requests.
+  return query select * from public.jobs j where j.id = any(job_ids) order by j.id;
+end;
+$function$
+
+-- function public.report_progress(uuid,text,numeric,text,text)
+CREATE OR REPLACE FUNCTION public.report_progress(job_id uuid, worker_id text, percent numeric DEFAULT NULL::numeric, message text DEFAULT NULL::text, partial text DEFAULT NULL::text)
+ RETURNS void
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  j public.jobs;
+  v_progress jsonb;
+begin
+  if percent is null and message is null and partial is null then
+    perform private.raise_invalid('percent', 'nothing to report: give percent, message or partial');
+  end if;
+  if percent is not null and percent not between 0 and 100 then
+    perform private.raise_invalid('percent', format('must be between 0 and 100, got %s', private.excerpt(percent::text, 20)));
+  end if;
+  if message is not null and length(message) > 1000 then
+    perform private.raise_invalid('message', format('must be at most 1000 characters, got %s', length(message)));
+  end if;
+  if partial is not null and octet_length(partial) > 65536 then
+    perform private.raise_invalid('partial', format('must be at most 65536 bytes per call, got %s', octet_length(partial)));
+  end if;
+  j := private.held_job('report_progress', job_id, worker_id);
+
+  if percent is not null or message is not null then
+    v_progress := jsonb_build_object(
+      'percent', coalesce(round(percent, 1), (j.progress ->> 'percent')::numeric, 0),
+      'message', coalesce(message, j.progress ->> 'message'));
+    update public.jobs set progress = v_progress where id = j.id;
+    insert into public.job_events (job_id, user_id, type, data) values (j.id, j.user_id, 'progress', v_progress);
+  end if;
+  if partial is not null then
+    insert into public.job_events (job_id, user_id, type, data)
+    values (j.id, j.user_id, 'partial', jsonb_build_object('text', partial));
+  end if;
+end;
+$function$
+
+-- policy public.job_events users read their own job events
+PERMISSIVE for SELECT to authenticated
+  using (user_id = ( SELECT auth.uid() AS uid))
+
+-- policy public.job_kinds signed-in users read job kinds
+PERMISSIVE for SELECT to authenticated
+  using true
+
+-- policy public.jobs users read their own jobs
+PERMISSIVE for SELECT to authenticated
+  using (user_id = ( SELECT auth.uid() AS uid))
+
+-- policy realtime.messages users receive their own job topic
+PERMISSIVE for SELECT to authenticated
+  using ((( SELECT realtime.topic() AS topic) = ('jobs:'::text || (( SELECT auth.uid() AS uid))::text)) AND (extension = 'broadcast'::text))
+
+-- policy storage.objects users read their own job artifacts
+PERMISSIVE for SELECT to authenticated
+  using ((bucket_id = 'job-artifacts'::text) AND ((storage.foldername(name))[1] = (( SELECT auth.uid() AS uid))::text))
+
+-- grant private.advance_dependents()
+
+
+-- grant private.broadcast_job_change()
+
+
+-- grant private.broadcast_job_event()
+
+
+-- grant private.check_array(text,anyarray,integer)
+
+
+-- grant private.check_json(text,jsonb,integer)
+
+
+-- grant private.check_kinds(text,text[])
+
+
+-- grant private.check_lease_seconds(integer)
+
+
+-- grant private.check_timestamp(text,timestamp with time zone,interval,interval)
+
+
+-- grant private.check_worker_id(text)
+
+
+-- grant private.excerpt(text,integer)
+
+
+-- grant private.group_key(uuid,text)
+
+
+-- grant private.held_job(text,uuid,text)
+
+
+-- grant private.job_broadcast_payload(public.jobs)
+
+
+-- grant private.lock_class(text)
+
+
+-- grant private.notify_job_queued()
+
+
+-- grant private.raise_invalid(text,text,text)
+
+
+-- grant private.refuse_view_write()
+
+
+-- grant private.retry_delay(integer,double precision)
+
+
+-- grant private.touch_updated_at()
+
+
+-- grant public.active_jobs
+authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
+
+-- grant public.cancel_job(uuid)
+authenticated:EXECUTE, service_role:EXECUTE
+
+-- grant public.claim_jobs(text,text[],integer,integer)
+service_role:EXECUTE
+
+-- grant public.complete_job(uuid,text,jsonb)
+service_role:EXECUTE
+
+-- grant public.complete_jobs(text,jsonb)
+service_role:EXECUTE
+
+-- grant public.defer_job(uuid,text,timestamp with time zone,text)
+service_role:EXECUTE
+
+-- grant public.enqueue_job(text,jsonb,text,integer,timestamp with time zone,uuid)
+authenticated:EXECUTE, service_role:EXECUTE
+
+-- grant public.fail_job(uuid,text,jsonb,boolean)
+service_role:EXECUTE
+
+-- grant public.job_events
+authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
+
+-- grant public.job_events_id_seq
+service_role:SELECT, service_role:UPDATE, service_role:USAGE
+
+-- grant public.job_kinds
+authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
+
+-- grant public.job_stats
+authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
+
+-- grant public.jobs
+authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
+
+-- grant public.next_job_run_at(text[])
+service_role:EXECUTE
+
+-- grant public.pending_jobs_queue
+authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
+
+-- grant public.purge_finished_jobs(interval)
+service_role:EXECUTE
+
+-- grant public.reap_expired_leases()
+service_role:EXECUTE
+
+-- grant public.release_jobs(text,uuid[])
+service_role:EXECUTE
+
+-- grant public.renew_leases(text,uuid[],integer)
+service_role:EXECUTE
+
+-- grant public.report_progress(uuid,text,numeric,text,text)
+service_role:EXECUTE
+
+-- publication supabase_realtime public.jobs
+
+
+-- row public.job_kinds generate_design
+{"kind": "generate_design", "heavy": false, "description": "Prompt + design-system summary -> Figma node tree (Claude)", "max_attempts": 3, "timeout_seconds": 180, "default_priority": 0, "max_payload_bytes": 65536, "max_running_per_user": 2, "rate_limit_per_minute": 10}
+
+-- row public.job_kinds generate_edits
+{"kind": "generate_edits", "heavy": true, "description": "Streamed copy-edit variants (Claude streaming)", "max_attempts": 3, "timeout_seconds": 180, "default_priority": 0, "max_payload_bytes": 65536, "max_running_per_user": 1, "rate_limit_per_minute": 3}
+
+-- row public.job_kinds generate_image
+{"kind": "generate_image", "heavy": true, "description": "Image generation (Gemini); bytes go to Storage", "max_attempts": 2, "timeout_seconds": 180, "default_priority": 0, "max_payload_bytes": 16384, "max_running_per_user": 1, "rate_limit_per_minute": 3}
+
+-- row public.job_kinds rename_layers
+{"kind": "rename_layers", "heavy": false, "description": "Up to 500 layers -> descriptive names (Claude, batched in parallel)", "max_attempts": 3, "timeout_seconds": 120, "default_priority": 10, "max_payload_bytes": 262144, "max_running_per_user": 3, "rate_limit_per_minute": 10}
+
+-- row storage.buckets job-artifacts
+{"id": "job-artifacts", "name": "job-artifacts", "public": false, "owner_id": null, "file_size_limit": 20971520, "allowed_mime_types": ["image/png", "image/jpeg", "image/webp"]}
