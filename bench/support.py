@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from devstack import paths
-from tests.integration.servers import free_port
+from devstack.paths import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

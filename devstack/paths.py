@@ -8,6 +8,7 @@ PostgreSQL build; each version has its own data directory, log and default port.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,3 +97,11 @@ def database_url(dbname: str = DATABASE, user: str = SUPERUSER, password: str = 
 def admin_url(dbname: str = DATABASE) -> str:
     """devstack's superuser (hosted's supabase_admin); same local-only password as postgres."""
     return database_url(dbname, user=ADMIN_USER)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (for servers the tests and benchmarks start)."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port

@@ -42,8 +42,8 @@ from bench.stats import percentile, summary
 from bench.support import ROOT, gateway_process
 from devstack import migrate, paths
 from devstack.gateway.context import Settings
+from devstack.paths import free_port
 from devstack.sqlapi import SqlApi
-from tests.integration.servers import free_port
 
 NAME = "ai_workload"
 KINDS = ("rename_layers", "generate_design", "generate_edits", "generate_image")

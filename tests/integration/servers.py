@@ -13,13 +13,6 @@ from devstack import paths
 from devstack.gateway.edge import server_config
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((paths.HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class Server:
     """Binds its socket itself, so port 0 picks a free port with no race, and a stopped server's
     port can be taken again at once (SO_REUSEADDR: tests restart a gateway on the same port)."""

@@ -24,8 +24,9 @@ import httpx
 import pytest
 
 from devstack import migrate, paths
+from devstack.paths import free_port
 from tests.integration.conftest import KeyFlavour
-from tests.integration.servers import Server, free_port
+from tests.integration.servers import Server
 from tests.integration.worker_support import (
     Gateway,
     SqlHarness,
