@@ -20,7 +20,7 @@ section "lint and types (ruff, mypy --strict, import-linter layers, tsc --strict
 if [[ -f worker/__main__.py ]]; then $PY -m worker schema --check; fi
 (cd plugin-client && npm run --silent typecheck && npm run --silent check:types)
 
-section "python: sql, unit, integration, e2e"
+section "python: sql, unit, integration (worker processes end to end included)"
 $PY -m devstack db up
 set +e
 $PY -m pytest -q -p no:cacheprovider
