@@ -290,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     action = DB_COMMANDS[args.action] if args.command == "db" else STACK_COMMANDS[args.command]
     try:
         action()
-    except (UsageError, signing_keys.SigningKeyError) as exc:
+    except (UsageError, signing_keys.SigningKeyError, migrate.UnknownMigrations) as exc:
         print(f"devstack: {exc}", file=sys.stderr)
         return 2
     except (pgcluster.ClusterError, services.ServiceError) as exc:

@@ -90,6 +90,20 @@ def apply_seed(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             conn.execute(paths.SEED_SQL.read_text())
 
 
+class UnknownMigrations(Exception):
+    """The database records migrations this checkout does not have (they were folded or renamed)."""
+
+
+def _check_history(conn: psycopg.Connection[tuple[object, ...]], dbname: str) -> None:
+    recorded = {str(r[0]) for r in conn.execute("select version from supabase_migrations.schema_migrations")}
+    unknown = sorted(recorded - {m.version for m in migrations()})
+    if unknown:
+        raise UnknownMigrations(
+            f"database {dbname} records migrations this checkout does not have ({', '.join(unknown)}): it was "
+            "migrated by another version of supabase/migrations; `python -m devstack db reset` recreates it"
+        )
+
+
 def admin_connection(dbname: str = paths.DATABASE) -> psycopg.Connection[tuple[object, ...]]:
     """A superuser connection: supabase_admin, or on a cluster the bootstrap has not reached yet,
     initdb's superuser (postgres, still a superuser then)."""
@@ -108,6 +122,7 @@ def migrate(dbname: str = paths.DATABASE, *, seed: bool = True) -> list[Applied]
         # The bootstrap is idempotent: re-applying it lets an existing cluster pick up changes.
         apply_platform(admin)
     with psycopg.connect(paths.database_url(dbname), autocommit=True) as conn:
+        _check_history(conn, dbname)
         done = apply_migrations(conn)
         if fresh and seed:
             apply_seed(conn)

@@ -1,9 +1,10 @@
 -- Jobs schema: job kinds (limits per kind), jobs, job events; row-level security and grants.
--- Queue semantics live in the functions of the next migration; clients never write these tables
--- directly (no insert/update/delete grants for anon or authenticated).
+-- Users read their own rows and write nothing directly (no insert/update/delete grants for anon
+-- or authenticated): every write goes through the functions of the following migrations.
 
 create schema if not exists private;  -- helpers and trigger functions; not exposed through the API
 revoke all on schema private from public;
+
 grant usage on schema private to service_role;
 
 -- ---------------------------------------------------------------------------------------------
@@ -62,23 +63,36 @@ create table public.jobs (
   constraint jobs_idempotency_key_per_user unique (user_id, idempotency_key),
   constraint jobs_running_has_lease check (status <> 'running' or (lease_expires_at is not null and worker_id is not null)),
   constraint jobs_terminal_has_finished_at
-    check (status not in ('succeeded', 'failed', 'cancelled') or finished_at is not null)
+    check (status not in ('succeeded', 'failed', 'cancelled') or finished_at is not null),
+  -- A second line of defence for rows written around the API (an operator, an older version):
+  -- the timestamps the worker parses stay in a range every client can represent.
+  constraint jobs_run_at_in_range
+    check (run_at between timestamptz '1970-01-01 00:00:00+00' and timestamptz '9999-01-01 00:00:00+00'),
+  constraint jobs_lease_expires_at_in_range
+    check (lease_expires_at between timestamptz '1970-01-01 00:00:00+00' and timestamptz '9999-01-01 00:00:00+00')
 );
 
 comment on table public.jobs is 'The job queue. Written only through the RPC functions; users read their own rows (RLS).';
 
 -- The claim path: due queued jobs in priority order.
 create index jobs_queued_claim_order on public.jobs (priority desc, run_at, id) where status = 'queued';
+
 -- Claiming within one (user, kind) group, in claim order.
 create index jobs_queued_by_user_kind on public.jobs (user_id, kind, priority desc, run_at, id) where status = 'queued';
+
 -- Per-user concurrency caps and the reaper.
 create index jobs_running_by_user_kind on public.jobs (user_id, kind) where status = 'running';
+
 create index jobs_running_lease on public.jobs (lease_expires_at) where status = 'running';
+
 -- Pipelines: dependents of a job that just finished.
 create index jobs_waiting_on on public.jobs (depends_on) where status = 'waiting';
+
 -- Rate limit window and the user's own listing.
 create index jobs_user_kind_created on public.jobs (user_id, kind, created_at desc);
+
 create index jobs_user_created on public.jobs (user_id, created_at desc);
+
 -- Retention.
 create index jobs_finished on public.jobs (finished_at) where status in ('succeeded', 'failed', 'cancelled');
 
@@ -97,6 +111,7 @@ create table public.job_events (
 comment on table public.job_events is 'Per-job log of progress, streamed partial output and worker notes, in insertion order.';
 
 create index job_events_by_job on public.job_events (job_id, id);
+
 create index job_events_by_user on public.job_events (user_id, created_at desc);
 
 -- updated_at moves on every change; clock_timestamp keeps it increasing within one transaction,
@@ -119,14 +134,19 @@ create trigger jobs_touch_updated_at
 -- Row-level security and grants
 -- ---------------------------------------------------------------------------------------------
 alter table public.job_kinds enable row level security;
+
 alter table public.jobs enable row level security;
+
 alter table public.job_events enable row level security;
 
 -- The platform's default privileges grant everything to the API roles; take it back and grant
 -- exactly what each role needs. Writes go through the RPCs (security definer).
 revoke all on table public.job_kinds, public.jobs, public.job_events from anon, authenticated;
+
 grant select on table public.job_kinds, public.jobs, public.job_events to authenticated;
+
 grant all on table public.job_kinds, public.jobs, public.job_events to service_role;
+
 -- Default privileges also granted the API roles the identity sequence; nobody inserts directly.
 revoke all on sequence public.job_events_id_seq from anon, authenticated;
 

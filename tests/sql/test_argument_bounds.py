@@ -1,7 +1,7 @@
 """Every RPC argument the worker or a client could not handle is refused: 22023 naming the field, nothing written.
 
 Each refused case has an accepted neighbour on the right side of the limit, so the limit is where
-the migration documents it (20261203000100_argument_bounds.sql, README "The SQL API").
+the migrations document it (20261123000200_jobs_validation.sql and the functions using it, README "The SQL API").
 """
 
 from __future__ import annotations

@@ -59,3 +59,18 @@ def test_cron_migration_schedules_where_pg_cron_exists_and_says_it_skipped_elsew
     else:
         assert SCHEDULED_ELSEWHERE in cron_migration.notices
         assert has_cron_schema is False
+
+
+def test_a_database_migrated_by_other_migrations_is_named_not_half_migrated(pg_cluster: None) -> None:
+    name = "test_unknown_history"
+    migrate.recreate_database(name)
+    try:
+        migrate.migrate(name, seed=False)
+        with psycopg.connect(paths.database_url(name), autocommit=True) as conn:
+            conn.execute(
+                "insert into supabase_migrations.schema_migrations (version, name) values ('19990101000000', 'gone')"
+            )
+        with pytest.raises(migrate.UnknownMigrations, match=r"19990101000000.*devstack db reset"):
+            migrate.migrate(name, seed=False)
+    finally:
+        migrate.drop_database(name)

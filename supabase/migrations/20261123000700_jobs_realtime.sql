@@ -1,6 +1,7 @@
 -- Realtime: the worker wakes on INSERTs into public.jobs (Postgres Changes); users receive every
 -- change of their jobs on their private topic jobs:<user_id> (Broadcast from Database), which
 -- only they may join (RLS on realtime.messages).
+-- Results ride along only while small; larger ones are read from the row (RLS) on success.
 
 alter publication supabase_realtime add table public.jobs;
 
@@ -59,8 +60,6 @@ $$;
 create trigger job_events_broadcast
   after insert on public.job_events
   for each row execute function private.broadcast_job_event();
-
-revoke all on all functions in schema private from public, anon, authenticated;
 
 -- A signed-in user may join (read) only their own jobs topic. No insert policy: clients cannot
 -- broadcast on it; only the database does.

@@ -1,6 +1,13 @@
 -- Dashboard views for operators (Supabase Table/SQL editor) and for users (their own rows).
 -- security_invoker: the caller's RLS applies, so a user sees only their own jobs while the
 -- dashboard (postgres) and the service role see everything.
+--
+-- The views are read-only, and a write to one is a clear 4xx, never a 500: PostgreSQL's rewriter
+-- refuses a write to a view that is not automatically updatable (GROUP BY, window functions)
+-- with SQLSTATE 55000 before it checks privileges, and PostgREST answers class 55 with HTTP 500.
+-- An INSTEAD OF trigger makes each view "updatable by trigger": privileges are checked first
+-- (users hold only SELECT: 42501, HTTP 401/403), and a role that does hold write privileges
+-- reaches the trigger, which raises PT405 (HTTP 405).
 
 create view public.job_stats with (security_invoker = true) as
 select
@@ -57,4 +64,24 @@ order by queue_position;
 comment on view public.pending_jobs_queue is 'Queued and waiting jobs in claim order, with why each is not running yet.';
 
 revoke all on public.job_stats, public.active_jobs, public.pending_jobs_queue from anon, authenticated;
+
 grant select on public.job_stats, public.active_jobs, public.pending_jobs_queue to authenticated, service_role;
+
+create function private.refuse_view_write() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception '% is a read-only view', tg_table_name
+    using errcode = 'PT405', hint = 'Write through the RPC functions (enqueue_job, cancel_job, ...).';
+end;
+$$;
+
+create trigger read_only instead of insert or update or delete on public.job_stats
+  for each row execute function private.refuse_view_write();
+
+create trigger read_only instead of insert or update or delete on public.active_jobs
+  for each row execute function private.refuse_view_write();
+
+create trigger read_only instead of insert or update or delete on public.pending_jobs_queue
+  for each row execute function private.refuse_view_write();

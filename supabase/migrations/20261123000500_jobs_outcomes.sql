@@ -1,0 +1,294 @@
+-- Outcomes (the worker side, service role): progress and streamed output, success (one job or a
+-- batch), failure with backoff, deferral after a provider rate limit, and retention.
+--
+-- complete_jobs acknowledges many finished jobs in one call: the input is validated as a whole
+-- first (any bad item: 22023 naming the item and field, nothing changes); then each job is
+-- completed exactly as complete_job would, except that a job this worker no longer holds is
+-- reported in its row (completed = false, reason) instead of failing the whole batch. Rows are
+-- locked in id order, so two batches never deadlock each other.
+--
+-- Errors carry SQLSTATEs the REST layer maps to HTTP statuses, and messages that start with the
+-- field or job at fault:
+--   22023 invalid_parameter_value -> 400   bad argument ("kind: unknown job kind ...")
+--   PT404                         -> 404   no such job (or not yours: existence is not leaked)
+--   PT409                         -> 409   the job is not in a state that allows it (lease lost, finished)
+--   PT413                         -> 413   payload larger than the kind allows
+--   PT429                         -> 429   per-user rate limit; the hint says "retry after N seconds"
+--   42501 insufficient_privilege  -> 401/403  no signed-in user
+-- A raised error aborts the call's transaction, so a refused call changes nothing. All functions
+-- are security definer with an empty search_path and fully qualified names. Who may call which
+-- is granted once, in 20261123001000_jobs_grants.sql.
+
+-- ---------------------------------------------------------------------------------------------
+-- report_progress: a refused percent is quoted briefly
+-- ---------------------------------------------------------------------------------------------
+create function public.report_progress(
+  job_id uuid,
+  worker_id text,
+  percent numeric default null,
+  message text default null,
+  partial text default null
+) returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  j public.jobs;
+  v_progress jsonb;
+begin
+  if percent is null and message is null and partial is null then
+    perform private.raise_invalid('percent', 'nothing to report: give percent, message or partial');
+  end if;
+  if percent is not null and percent not between 0 and 100 then
+    perform private.raise_invalid('percent', format('must be between 0 and 100, got %s', private.excerpt(percent::text, 20)));
+  end if;
+  if message is not null and length(message) > 1000 then
+    perform private.raise_invalid('message', format('must be at most 1000 characters, got %s', length(message)));
+  end if;
+  if partial is not null and octet_length(partial) > 65536 then
+    perform private.raise_invalid('partial', format('must be at most 65536 bytes per call, got %s', octet_length(partial)));
+  end if;
+  j := private.held_job('report_progress', job_id, worker_id);
+
+  if percent is not null or message is not null then
+    v_progress := jsonb_build_object(
+      'percent', coalesce(round(percent, 1), (j.progress ->> 'percent')::numeric, 0),
+      'message', coalesce(message, j.progress ->> 'message'));
+    update public.jobs set progress = v_progress where id = j.id;
+    insert into public.job_events (job_id, user_id, type, data) values (j.id, j.user_id, 'progress', v_progress);
+  end if;
+  if partial is not null then
+    insert into public.job_events (job_id, user_id, type, data)
+    values (j.id, j.user_id, 'partial', jsonb_build_object('text', partial));
+  end if;
+end;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- complete_job / fail_job / defer_job / release_jobs
+-- ---------------------------------------------------------------------------------------------
+create function public.complete_job(job_id uuid, worker_id text, result jsonb) returns public.jobs
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  j public.jobs;
+begin
+  if result is null or jsonb_typeof(result) not in ('object', 'array') then
+    perform private.raise_invalid('result', format('must be a JSON object or array, got %s', coalesce(jsonb_typeof(result), 'null')));
+  end if;
+  if octet_length(result::text) > 1048576 then
+    perform private.raise_invalid('result', format('%s bytes exceeds 1 MiB; store large outputs in Storage', octet_length(result::text)));
+  end if;
+  j := private.held_job('complete_job', job_id, worker_id);
+  update public.jobs
+  set status = 'succeeded', result = complete_job.result, finished_at = now(), lease_expires_at = null,
+      error = null, progress = jsonb_build_object('percent', 100, 'message', coalesce(progress ->> 'message', 'done'))
+  where id = j.id
+  returning * into j;
+  return j;
+end;
+$$;
+
+create function public.complete_jobs(worker_id text, completions jsonb)
+returns table (job_id uuid, completed boolean, reason text)
+language plpgsql
+security definer
+set search_path = ''
+as $$
+#variable_conflict use_column
+declare
+  n integer;
+  item jsonb;
+  i integer := 0;
+  k text;
+  v_id text;
+  v_result jsonb;
+begin
+  perform private.check_worker_id(complete_jobs.worker_id);
+  if completions is null or jsonb_typeof(completions) <> 'array' then
+    perform private.raise_invalid('completions',
+      format('must be a JSON array of {"job_id", "result"} objects, got %s', coalesce(jsonb_typeof(completions), 'null')));
+  end if;
+  n := jsonb_array_length(completions);
+  if n = 0 or n > 1000 then
+    perform private.raise_invalid('completions', format('must hold 1 to 1000 items, got %s', n));
+  end if;
+  for item in select e from jsonb_array_elements(completions) as t(e) loop
+    if jsonb_typeof(item) <> 'object' then
+      perform private.raise_invalid(format('completions[%s]', i), format('must be an object, got %s', jsonb_typeof(item)));
+    end if;
+    for k in select jsonb_object_keys(item) loop
+      if k not in ('job_id', 'result') then
+        perform private.raise_invalid(format('completions[%s]', i), format('unknown key "%s"; allowed: job_id, result', k));
+      end if;
+    end loop;
+    v_id := item ->> 'job_id';
+    if jsonb_typeof(item -> 'job_id') is distinct from 'string'
+       or v_id !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+      perform private.raise_invalid(format('completions[%s].job_id', i), 'must be a UUID string');
+    end if;
+    v_result := item -> 'result';
+    if v_result is null or jsonb_typeof(v_result) not in ('object', 'array') then
+      perform private.raise_invalid(format('completions[%s].result', i),
+        format('must be a JSON object or array, got %s', coalesce(jsonb_typeof(v_result), 'nothing')));
+    end if;
+    if octet_length(v_result::text) > 1048576 then
+      perform private.raise_invalid(format('completions[%s].result', i),
+        format('%s bytes exceeds 1 MiB; store large outputs in Storage', octet_length(v_result::text)));
+    end if;
+    i := i + 1;
+  end loop;
+  if (select count(distinct (e ->> 'job_id')::uuid) from jsonb_array_elements(completions) as t(e)) <> n then
+    perform private.raise_invalid('completions', 'lists a job_id more than once');
+  end if;
+
+  -- Lock first (in id order), then update in a new statement that sees the locked rows' latest versions.
+  perform 1 from public.jobs j
+  where j.id in (select (e ->> 'job_id')::uuid from jsonb_array_elements(completions) as t(e))
+  order by j.id
+  for update;
+
+  return query
+  with input as (
+    select (e ->> 'job_id')::uuid as id, e -> 'result' as result, ord
+    from jsonb_array_elements(completions) with ordinality as t(e, ord)
+  ),
+  done as (
+    update public.jobs j
+    set status = 'succeeded', result = input.result, finished_at = now(), lease_expires_at = null,
+        error = null, progress = jsonb_build_object('percent', 100, 'message', coalesce(j.progress ->> 'message', 'done'))
+    from input
+    where j.id = input.id and j.status = 'running' and j.worker_id = complete_jobs.worker_id
+      and j.lease_expires_at >= now()
+    returning j.id
+  )
+  select input.id, done.id is not null,
+    case
+      when done.id is not null then null
+      when j.id is null then 'not found'
+      when j.status <> 'running' or j.worker_id is distinct from complete_jobs.worker_id then
+        format('not held by worker "%s" (status %s, held by %s)', complete_jobs.worker_id, j.status,
+               coalesce('"' || j.worker_id || '"', 'no worker'))
+      else format('the lease expired at %s', j.lease_expires_at)
+    end
+  from input
+  left join public.jobs j on j.id = input.id  -- this statement's snapshot: the rows before the update
+  left join done on done.id = input.id
+  order by input.ord;
+end;
+$$;
+
+create function public.fail_job(job_id uuid, worker_id text, error jsonb, retryable boolean default true)
+returns public.jobs
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  j public.jobs;
+  v_error jsonb;
+begin
+  if error is null or jsonb_typeof(error) <> 'object' then
+    perform private.raise_invalid('error', format('must be a JSON object, got %s', coalesce(jsonb_typeof(error), 'null')));
+  end if;
+  if jsonb_typeof(error -> 'message') is distinct from 'string' or length(error ->> 'message') = 0 then
+    perform private.raise_invalid('error', 'must have a non-empty "message" string');
+  end if;
+  if octet_length(error::text) > 16384 then
+    perform private.raise_invalid('error', format('%s bytes exceeds 16384', octet_length(error::text)));
+  end if;
+  if retryable is null then
+    perform private.raise_invalid('retryable', 'must not be null');
+  end if;
+  j := private.held_job('fail_job', job_id, worker_id);
+  v_error := error || jsonb_build_object(
+    'type', coalesce(error ->> 'type', 'error'),
+    'retryable', retryable,
+    'attempt', j.attempts);
+
+  if j.cancel_requested then
+    update public.jobs
+    set status = 'cancelled', error = v_error, finished_at = now(), lease_expires_at = null
+    where id = j.id returning * into j;
+  elsif retryable and j.attempts < j.max_attempts then
+    update public.jobs
+    set status = 'queued', error = v_error, lease_expires_at = null, worker_id = null,
+        run_at = now() + private.retry_delay(j.attempts, random())
+    where id = j.id returning * into j;
+  else
+    update public.jobs
+    set status = 'failed', error = v_error, finished_at = now(), lease_expires_at = null
+    where id = j.id returning * into j;
+  end if;
+  return j;
+end;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- defer_job: run_at finite and within a day either side (a past one still means now)
+-- ---------------------------------------------------------------------------------------------
+create function public.defer_job(job_id uuid, worker_id text, run_at timestamptz, reason text)
+returns public.jobs
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  j public.jobs;
+begin
+  if run_at is null then
+    perform private.raise_invalid('run_at', 'must not be null');
+  end if;
+  perform private.check_timestamp('run_at', run_at, interval '1 day', interval '1 day');
+  if reason is null or length(btrim(reason)) = 0 or length(reason) > 500 then
+    perform private.raise_invalid('reason', 'must be a non-empty string of at most 500 characters');
+  end if;
+  j := private.held_job('defer_job', job_id, worker_id);
+  if j.cancel_requested then
+    update public.jobs
+    set status = 'cancelled', finished_at = now(), lease_expires_at = null,
+        error = jsonb_build_object('type', 'cancelled', 'message', 'cancelled by the user', 'retryable', false, 'attempt', attempts)
+    where id = j.id returning * into j;
+    return j;
+  end if;
+  -- A provider rate limit is not the job's fault: the attempt is given back.
+  update public.jobs
+  set status = 'queued', attempts = greatest(0, attempts - 1), lease_expires_at = null, worker_id = null,
+      run_at = greatest(defer_job.run_at, now()),
+      progress = jsonb_build_object('percent', progress -> 'percent', 'message', 'waiting: ' || reason)
+  where id = j.id returning * into j;
+  insert into public.job_events (job_id, user_id, type, data)
+  values (j.id, j.user_id, 'log', jsonb_build_object('event', 'deferred', 'reason', reason, 'run_at', j.run_at));
+  return j;
+end;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- purge_finished_jobs: older_than finite and at most 10 years
+-- ---------------------------------------------------------------------------------------------
+create function public.purge_finished_jobs(older_than interval default '7 days') returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_count integer;
+begin
+  if older_than is null or older_than < interval '0' then
+    perform private.raise_invalid('older_than', format('must be a non-negative interval, got %s', coalesce(older_than::text, 'null')));
+  elsif not isfinite(older_than) or older_than > interval '10 years' then
+    -- isfinite: PostgreSQL 17 has infinite intervals.
+    perform private.raise_invalid('older_than', format('must be at most 10 years, got %s', older_than));
+  end if;
+  with purged as (
+    delete from public.jobs j
+    where j.status in ('succeeded', 'failed', 'cancelled') and j.finished_at < now() - older_than
+    returning 1
+  )
+  select count(*) into v_count from purged;
+  return v_count;
+end;
+$$;
