@@ -23,7 +23,7 @@ fi
 
 PY=${PYTHON:-python3}
 stamp=.venv/.requirements.sha
-want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-dev.txt devstack/requirements.txt | sha256sum | cut -d' ' -f1)
 if [[ ! -x .venv/bin/python || ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   echo "setup: creating .venv from requirements-dev.txt (includes requirements.txt)"
   [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
