@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from devstack import keys, paths, signing_keys
 from devstack.gateway.key_set import LiveKeySet
+from devstack.gateway.pg import RoleSettings
 
 IDLE_CHECK_SECONDS = 2.0
 AUTHENTICATOR_URL = f"postgresql://authenticator:authenticator@{paths.HOST}:{paths.PG_PORT}/{{db}}"
@@ -71,6 +72,7 @@ class GatewayContext:
     settings: Settings
     api: AsyncConnectionPool = field(init=False)
     admin: AsyncConnectionPool = field(init=False)
+    role_settings: RoleSettings = field(init=False)
 
     def __post_init__(self) -> None:
         # check: a connection a database restart broke is replaced before a request gets it,
@@ -92,6 +94,7 @@ class GatewayContext:
             check=admin_check.check,
             reset=admin_check.returned,
         )
+        self.role_settings = RoleSettings(self.admin)
 
     async def open(self) -> None:
         await self.api.open(wait=True)

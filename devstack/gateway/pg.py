@@ -26,14 +26,43 @@ select set_config('search_path', %(search_path)s, true),
        set_config('request.method', %(method)s, true),
        set_config('request.path', %(path)s, true),
        set_config('request.headers', %(headers)s, true),
-       -- PostgREST's "impersonated role settings": the role's own settings (anon's 3 s and
-       -- authenticated's 8 s statement_timeout on hosted) hold for the request, as SET ROLE alone
-       -- would not apply them.
-       (select count(set_config(split_part(c, '=', 1), substr(c, strpos(c, '=') + 1), true))
-          from pg_db_role_setting s cross join unnest(s.setconfig) c
-         where s.setrole = %(role)s::regrole
-           and s.setdatabase in (0, (select oid from pg_database where datname = current_database())))
+       -- PostgREST's "impersonated role settings" (anon's 3 s statement_timeout on hosted): SET ROLE
+       -- alone would not apply them. Read once per gateway (RoleSettings), as PostgREST does.
+       (select count(set_config(key, value, true)) from jsonb_each_text(%(settings)s::jsonb))
 """
+
+
+ROLE_SETTINGS = """
+select r.rolname, s.setconfig
+from pg_db_role_setting s join pg_roles r on r.oid = s.setrole
+where r.rolname = any(%(roles)s)
+  and s.setdatabase in (0, (select oid from pg_database where datname = current_database()))
+order by s.setdatabase  -- the database's own settings come last and win
+"""
+
+
+class RoleSettings:
+    """The API roles' own settings (ALTER ROLE ... SET), loaded on first use and again after
+    ``NOTIFY pgrst, 'reload config'``, as PostgREST keeps them in its config cache."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+        self._by_role: dict[str, dict[str, str]] | None = None
+
+    async def for_role(self, role: str) -> dict[str, str]:
+        if self._by_role is None:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(ROLE_SETTINGS, {"roles": sorted(API_ROLES)})
+                by_role: dict[str, dict[str, str]] = {}
+                for name, config in await cur.fetchall():
+                    for item in config or []:
+                        key, _, value = str(item).partition("=")
+                        by_role.setdefault(str(name), {})[key] = value
+                self._by_role = by_role
+        return self._by_role.get(role, {})
+
+    def invalidate(self) -> None:
+        self._by_role = None
 
 
 @asynccontextmanager
@@ -46,6 +75,7 @@ async def request_transaction(
     path: str,
     headers: Mapping[str, str],
     schema: str = "public",
+    settings: Mapping[str, str] | None = None,
 ) -> AsyncIterator[AsyncConnection[Any]]:
     """Yield a connection inside a transaction running as ``role``; commits on success."""
     if role not in API_ROLES:
@@ -61,6 +91,7 @@ async def request_transaction(
                 "method": method,
                 "path": path,
                 "headers": json.dumps({k.lower(): v for k, v in headers.items()}),
+                "settings": json.dumps(dict(settings or {})),
             },
         )
         yield conn

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import difflib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,10 +188,14 @@ async def load(conn: psycopg.AsyncConnection[Any], schema: str) -> SchemaCache:
 
 
 class Catalog:
-    """Per-schema caches, loaded through the admin pool and dropped on ``NOTIFY pgrst``."""
+    """Per-schema caches, loaded through the admin pool and dropped on ``NOTIFY pgrst``
+    (``'reload config'`` calls ``on_reload_config``: the role settings are dropped too)."""
 
-    def __init__(self, admin_url: str, pool: AsyncConnectionPool) -> None:
+    def __init__(
+        self, admin_url: str, pool: AsyncConnectionPool, *, on_reload_config: Callable[[], None] = lambda: None
+    ) -> None:
         self._admin_url = admin_url
+        self._on_reload_config = on_reload_config
         self._pool = pool
         self._caches: dict[str, SchemaCache] = {}
         self._lock = asyncio.Lock()
@@ -226,9 +231,12 @@ class Catalog:
                     await conn.execute("listen pgrst")
                     # Anything changed while we were not listening.
                     self.invalidate()
+                    self._on_reload_config()
                     async for note in conn.notifies():
                         if note.payload in ("", "reload schema"):
                             self.invalidate()
+                        if note.payload in ("", "reload config"):
+                            self._on_reload_config()
             except asyncio.CancelledError:
                 raise
             except Exception:  # any connection failure: wait and listen again

@@ -59,7 +59,7 @@ class _Rollback(Exception):
 class RestService:
     def __init__(self, ctx: GatewayContext) -> None:
         self.ctx = ctx
-        self.catalog = Catalog(ctx.settings.admin_url, ctx.admin)
+        self.catalog = Catalog(ctx.settings.admin_url, ctx.admin, on_reload_config=ctx.role_settings.invalidate)
 
     async def run(self, request: Request, path: str, handler: Callable[[Call], Awaitable[Response]]) -> Response:
         creds: Credentials | None = None
@@ -102,6 +102,7 @@ class RestService:
                 path=call.path,
                 headers=dict(call.request.headers),
                 schema=call.schema,
+                settings=await self.ctx.role_settings.for_role(call.creds.role),
             ) as conn:
                 outcome = await work(conn)
                 if rollback:

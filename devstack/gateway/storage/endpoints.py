@@ -139,6 +139,7 @@ class StorageEndpoints:
             path=request.url.path,
             headers=request.headers,
             schema="storage",
+            settings=await self.ctx.role_settings.for_role(who.role),
         ) as conn:
             yield conn
 
