@@ -58,6 +58,7 @@ class SqlApi:
                     "method": "POST",
                     "path": "/rpc",
                     "headers": "{}",
+                    "settings": "{}",  # the role's own settings (timeouts) are the gateway's concern
                 },
             )
             cur = self.conn.execute(query, params)  # queries are literals
