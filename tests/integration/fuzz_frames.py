@@ -6,7 +6,7 @@ import json
 import random
 from typing import Any
 
-from tests.integration.fuzz_requests import HOSTILE_VALUES, dumps
+from tests.integration.fuzz_values import HOSTILE_VALUES, dumps
 
 RAW_FRAMES: list[str | bytes] = [
     "not json",

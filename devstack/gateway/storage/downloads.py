@@ -49,6 +49,19 @@ class StoredFile(FileResponse):
         return None
 
 
+def sendable(value: str) -> bool:
+    """Whether a stored value can go out as an HTTP header value: visible ASCII, spaces and tabs
+    (RFC 9110 §5.5 also allows obs-text, which no client should rely on, so it is refused)."""
+    return all(" " <= ch <= "~" or ch == "\t" for ch in value)
+
+
+def stored_header(value: object, default: str) -> str:
+    """A header value from an object's stored metadata, or ``default`` when there is none or it
+    cannot be sent (a row an operator or an older version wrote): the download still works."""
+    text = str(value) if value else ""
+    return text if text and sendable(text) else default
+
+
 def link_for_download(path: Path, link: Path) -> Path:
     """Hard-link the version file to ``link``; NoSuchKey when it is already gone."""
     try:

@@ -25,7 +25,7 @@ from devstack.gateway.http import BodyTooLarge, read_limited
 from devstack.gateway.pg import BIGINT_MAX, request_transaction
 from devstack.gateway.storage import catalog, credentials
 from devstack.gateway.storage.credentials import Caller
-from devstack.gateway.storage.downloads import StoredFile, link_for_download
+from devstack.gateway.storage.downloads import StoredFile, link_for_download, stored_header
 from devstack.gateway.storage.errors import (
     StorageError,
     bucket_already_exists,
@@ -172,14 +172,16 @@ class StorageEndpoints:
         path = self.layout.object_file(bucket, key, row["version"])
         link = link_for_download(path, self.layout.temp_file())
         meta = row.get("metadata") or {}
-        headers = {"Cache-Control": str(meta.get("cacheControl") or "no-cache")}
-        if meta.get("eTag"):
-            headers["ETag"] = str(meta["eTag"])
+        headers = {"Cache-Control": stored_header(meta.get("cacheControl"), "no-cache")}
+        etag = stored_header(meta.get("eTag"), "")
+        if etag:
+            headers["ETag"] = etag
         download = request.query_params.get("download")
         if download is not None:
             filename = download or key.rsplit("/", 1)[-1]
             headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(filename)}"
-        return StoredFile(link, mimetype=str(meta.get("mimetype") or "application/octet-stream"), headers=headers)
+        mimetype = stored_header(meta.get("mimetype"), "application/octet-stream")
+        return StoredFile(link, mimetype=mimetype, headers=headers)
 
     # -- objects -------------------------------------------------------------------------------
 

@@ -111,4 +111,10 @@ def from_database(exc: Exception) -> StorageError:
     if isinstance(exc, pg_errors.QueryCanceled):
         return StorageError(544, "DatabaseTimeout", "The connection to the database timed out", http_status=544)
     sqlstate = getattr(exc, "sqlstate", None) or "unknown"
+    if sqlstate.startswith("22"):
+        # Storage maps 22P02 (a value that does not convert, e.g. a token's ``sub`` that is not a
+        # uuid) to InvalidParameter 400; devstack does so for every data exception (class 22: a
+        # value out of range, a NUL, ...), which only a request's values can cause (hosted-platform §7).
+        message = getattr(getattr(exc, "diag", None), "message_primary", None) or "Invalid Parameter value"
+        return StorageError(400, "InvalidParameter", message)
     return StorageError(500, "DatabaseError", f"database error, code: {sqlstate}")

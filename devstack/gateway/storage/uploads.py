@@ -16,6 +16,7 @@ from starlette.requests import Request
 from devstack.gateway import bounded_json
 from devstack.gateway.http import BodyTooLarge, read_limited
 from devstack.gateway.storage import multipart
+from devstack.gateway.storage.downloads import sendable
 from devstack.gateway.storage.errors import entity_too_large, invalid_json, invalid_mime_type, invalid_request
 
 MULTIPART_OVERHEAD_BYTES = 64 * 1024  # boundaries, part headers and the small form fields
@@ -64,7 +65,7 @@ def _json_object(text: str | bytes, source: str) -> dict[str, Any] | None:
 def _check_header_value(name: str, value: str) -> None:
     """Both fields are stored in the metadata column and sent back as download headers, so they
     must be visible ASCII (NUL would also reach PostgreSQL, CR/LF would split the header)."""
-    if any(not (" " <= ch <= "~") and ch != "\t" for ch in value):
+    if not sendable(value):
         raise invalid_request(f"{name} must contain only printable ASCII characters")
 
 
