@@ -28,6 +28,7 @@ from typing import Any
 import uvicorn
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import SecurityError
@@ -134,6 +135,15 @@ class GatewayH11Protocol(_Refusal, H11Protocol):
 
 
 class GatewayWebSocketProtocol(_Refusal, WebSocketsSansIOProtocol):
+    async def send(self, message: ASGISendEvent) -> None:
+        await super().send(message)
+        # A refusal through the denial-response extension (a bad key: a 401 in JSON) is a finished
+        # handshake too; uvicorn's sans-I/O protocol does not mark it so and logs "ASGI callable
+        # returned without completing handshake" at ERROR for every refused upgrade (its wsproto
+        # protocol does; Kludex/uvicorn#3138).
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body", False):
+            self.handshake_complete = True
+
     def data_received(self, data: bytes) -> None:
         if self.refused:
             return

@@ -69,7 +69,36 @@ CREDENTIALS = (
 )
 
 
+def _containers(value: Json, path: str) -> list[tuple[dict[str, Json] | list[Json], str]]:
+    """Every non-empty object and array in a JSON value, with its path, outermost first."""
+    if isinstance(value, dict) and value:
+        inner = [c for k, v in value.items() for c in _containers(v, f"{path}.{k}")]
+        return [(value, path), *inner]
+    if isinstance(value, list) and value:
+        return [(value, path), *(c for i, v in enumerate(value) for c in _containers(v, f"{path}[{i}]"))]
+    return []
+
+
+def _mutate_nested(rng: random.Random, req: FuzzRequest) -> str | None:
+    """Replace one value below the top level (a sortBy column, a layer's name, a message's topic)."""
+    inner = _containers(req.body, "body")[1:]
+    if not inner:
+        return None
+    container, path = rng.choice(inner)
+    if isinstance(container, dict):
+        name = rng.choice(sorted(container))
+        container[name] = rng.choice(HOSTILE_VALUES)
+        return f"{path}.{name}"
+    i = rng.randrange(len(container))
+    container[i] = rng.choice(HOSTILE_VALUES)
+    return f"{path}[{i}]"
+
+
 def _mutate_body(rng: random.Random, req: FuzzRequest) -> str:
+    if rng.random() < 0.35:
+        nested = _mutate_nested(rng, req)
+        if nested is not None:
+            return nested
     if isinstance(req.body, dict) and req.body and rng.random() < 0.75:
         name = rng.choice(sorted(req.body))
         choice = rng.random()

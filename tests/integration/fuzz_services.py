@@ -7,6 +7,7 @@ import base64
 import random
 
 from tests.integration.fuzz_model import FuzzRequest, Subjects
+from tests.integration.fuzz_values import HOSTILE_VALUES
 
 BOUNDARY = "fuzzboundary"
 
@@ -59,6 +60,9 @@ def storage(rng: random.Random, s: Subjects) -> list[FuzzRequest]:
     metadata = base64.b64encode(b'{"source":"fuzz"}')
     ranges = [b"bytes=0-4", b"bytes=6-", b"bytes=-5", b"bytes=11-", b"bytes=50-60", b"bytes=3-1", b"bytes=x"]
     sort = {"column": rng.choice(["name", "created_at", "size", "x"]), "order": rng.choice(["asc", "desc", "up"])}
+    form = {"cacheControl": "3600", "contentType": "text/plain", "metadata": '{"a":1}'}
+    if rng.random() < 0.3:
+        form[rng.choice(sorted(form))] = str(rng.choice(HOSTILE_VALUES))
     return [
         FuzzRequest("storage", "POST", f"{obj}/{key}", content=b"hello", headers={**text, "x-upsert": b"true"}),
         FuzzRequest(
@@ -72,7 +76,7 @@ def storage(rng: random.Random, s: Subjects) -> list[FuzzRequest]:
             "storage",
             "POST",
             f"{obj}/{key}",
-            content=_multipart({"cacheControl": "3600", "contentType": "text/plain"}, b"multi"),
+            content=_multipart(form, b"multi"),
             headers={"content-type": f"multipart/form-data; boundary={BOUNDARY}".encode(), "x-upsert": b"true"},
         ),
         FuzzRequest("storage", "POST", f"{obj}/{long_key}", content=b"long", headers={**text, "x-upsert": b"true"}),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -127,6 +128,29 @@ async def test_a_websocket_upgrade_to_an_unknown_path_gets_the_owners_json(local
     assert (realtime.status, realtime.json()) == (404, {"message": "no Route matched with those values"})
     auth = await exchange(local, upgrade("/auth/v1/nope"))
     assert auth.status == 404 and auth.json()["error_code"] == "not_found"
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+async def test_a_refused_websocket_upgrade_is_not_logged_as_a_server_error(local: Stack) -> None:
+    # uvicorn's "uvicorn" logger does not propagate to the root, so listen on it directly.
+    errors = _Records()
+    logger = logging.getLogger("uvicorn.error")
+    logger.addHandler(errors)
+    try:
+        refused = await exchange(local, upgrade("/realtime/v1/websocket?apikey=sb_publishable_nope&vsn=1.0.0"))
+        await still_serving(local)  # the refused connection's task has finished by now
+    finally:
+        logger.removeHandler(errors)
+    assert refused.status == 401 and refused.json()["message"]
+    assert [r.getMessage() for r in errors.records] == []
 
 
 def postgrest(code: str, message: str) -> dict[str, Any]:

@@ -177,3 +177,28 @@ async def test_missing_default_with_endless_key_changes_is_a_400_writing_nothing
     assert f"over the limit of {writes.MAX_INSERT_BATCHES}" in body["message"]
     left = await http.get(f"/{defaults_table}", params={"note": f"eq.{marker}"}, headers=service_headers(stack))
     assert left.json() == []
+
+
+async def test_a_cast_to_an_unknown_type_in_select_is_a_400(rest_fixtures: Names, http: httpx.AsyncClient) -> None:
+    body = refused(await http.get(f"/{rest_fixtures.items}", params={"select": "id::badtype"}), 400, "42704")
+    assert body["message"] == 'type "badtype" does not exist'
+    ok = await http.get(f"/{rest_fixtures.items}", params={"select": "id::text"})
+    assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize("view", ["job_stats", "active_jobs", "pending_jobs_queue"])
+async def test_writes_to_the_dashboard_views_are_refused_as_postgrest_does(
+    stack: Stack, http: httpx.AsyncClient, view: str
+) -> None:
+    # PostgreSQL refuses writes to a view it cannot update with 55000 (PostgREST: 500); the
+    # views' INSTEAD OF triggers make it a privilege error first (anon 401, a user 403), and
+    # PT405 (405) for the one role that holds write privileges, once a row is written.
+    signup = await http.post(f"{stack.url}/auth/v1/signup", json={})
+    user = {"Authorization": f"Bearer {signup.json()['access_token']}"}
+    for method in ("POST", "PATCH", "DELETE"):
+        body = None if method == "DELETE" else {"kind": "x"}
+        params = {} if method == "POST" else {"kind": "eq.x"}
+        refused(await http.request(method, f"/{view}", params=params, json=body), 401, "42501")
+        refused(await http.request(method, f"/{view}", params=params, json=body, headers=user), 403, "42501")
+    service = await http.post(f"/{view}", json={"kind": "x"}, headers=service_headers(stack))
+    refused(service, 405, "PT405")

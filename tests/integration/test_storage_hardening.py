@@ -158,8 +158,55 @@ async def test_list_pages_and_sorts_folder_entries(stack: Stack, buckets: Bucket
         assert [e["name"] for e in await listing(search="A")] == ["A.txt", "a.txt"]
         assert [e["name"] for e in await listing(search="1_")] == ["1_done.txt"]
         assert await listing(limit=0) == []
-        refused = await raw.post(
-            storage_url(stack, "object", "list", buckets.main),
-            json={"prefix": folder, "sortBy": {"column": "id; drop"}},
+        # Any JSON where the schema wants a string enum (a list once got past the check as a 500).
+        for sort_by, message in [
+            ({"column": "id; drop"}, "body/sortBy/column must be equal to one of the allowed values"),
+            ({"column": ["name"]}, "body/sortBy/column must be string"),
+            ({"column": "name", "order": {"a": 1}}, "body/sortBy/order must be string"),
+            ({"column": "name", "order": "up"}, "body/sortBy/order must be equal to one of the allowed values"),
+            ([], "body/sortBy must be object"),
+        ]:
+            refused = await raw.post(
+                storage_url(stack, "object", "list", buckets.main), json={"prefix": folder, "sortBy": sort_by}
+            )
+            assert refused.status_code == 400 and refused.json()["message"] == message, (sort_by, refused.text)
+
+
+async def test_a_value_the_database_cannot_convert_is_a_400_invalid_parameter(stack: Stack, buckets: Buckets) -> None:
+    # A token whose sub is not a uuid (only a forged or foreign-issued token has one): auth.uid()
+    # fails with 22P02, which Storage answers InvalidParameter 400, not DatabaseError 500.
+    secret = local_only(stack)
+    claims = {"role": "authenticated", "sub": "not-a-uuid", "exp": int(time.time()) + 60}
+    token = jwt.encode(claims, secret, "HS256")
+    key = f"not-a-uuid/{uuid.uuid4().hex[:8]}.txt"  # the policy is checked against an existing row
+    async with httpx.AsyncClient() as raw:
+        stored = await raw.post(storage_url(stack, "object", buckets.main, key), content=b"x", headers=service(stack))
+        assert stored.status_code == 200, stored.text
+        caller = {"Authorization": f"Bearer {token}", "apikey": stack.anon_key}
+        answer = await raw.get(storage_url(stack, "object", buckets.main, key), headers=caller)
+    assert answer.status_code == 400, answer.text
+    body = answer.json()
+    assert (body["statusCode"], body["error"]) == ("400", "InvalidParameter")
+    assert "uuid" in body["message"]
+
+
+async def test_a_stored_header_value_that_cannot_be_sent_falls_back(stack: Stack, buckets: Buckets) -> None:
+    # A row an operator or an older version wrote: the download still works, without that value.
+    local_only(stack)
+    key = f"bad-header-{uuid.uuid4().hex[:8]}.txt"
+    async with httpx.AsyncClient(headers=service(stack)) as raw:
+        stored = await raw.post(
+            storage_url(stack, "object", buckets.main, key), content=b"hi", headers={"content-type": "text/plain"}
         )
-        assert refused.status_code == 400 and refused.json()["message"] == "body/sortBy is invalid"
+        assert stored.status_code == 200, stored.text
+        with psycopg.connect(stack.database_url, autocommit=True) as conn:
+            conn.execute(
+                "update storage.objects set metadata = metadata || jsonb_build_object('mimetype', %s::text,"
+                " 'cacheControl', %s::text, 'eTag', %s::text) where bucket_id = %s and name = %s",
+                ("text/plain\r\nx-injected: 1", "max-age=\u00fc", "\x01", buckets.main, key),
+            )
+        answer = await raw.get(storage_url(stack, "object", buckets.main, key))
+    assert answer.status_code == 200 and answer.content == b"hi"
+    assert answer.headers["content-type"] == "application/octet-stream"
+    assert answer.headers["cache-control"] == "no-cache"
+    assert "\x01" not in answer.headers.get("etag", "") and "x-injected" not in answer.headers

@@ -103,6 +103,16 @@ def test_select_items_and_order_terms_are_bounded() -> None:
     assert error.details == f'query parameter "order": more than {query.MAX_ORDER_TERMS} terms'
 
 
+def test_a_select_cast_is_not_taken_for_an_alias() -> None:
+    # `::` after a column is a cast; one `:` is an alias. The alias check once ate the first `:`
+    # of every cast, so `id::text` was a parse error.
+    assert query.parse_select("id::text,n:id::int,label:id") == [
+        grammar.SelectItem(grammar.Field("id"), None, "text"),
+        grammar.SelectItem(grammar.Field("id"), "n", "int"),
+        grammar.SelectItem(grammar.Field("id"), "label", None),
+    ]
+
+
 def test_stars_that_expand_past_postgres_target_list_limit_are_refused_before_sql() -> None:
     wide = sqlgen.Relation("wide", tuple(f"c{i}" for i in range(400)))
     sqlgen.select_list(wide, query.parse_select("*,*,*"))  # 1,200 columns

@@ -172,9 +172,11 @@ def _quoted(cur: Cursor) -> str | None:
 
 
 def scan_until(cur: Cursor, stops: str) -> str:
+    """The text up to the first of ``stops`` (or to the end; with no stops, all of it)."""
     pattern = _STOPS.get(stops)
     if pattern is None:
-        pattern = _STOPS[stops] = re.compile(f"[^{re.escape(stops)}]*")
+        # `[^]` is not a character class: with no stops the run is everything.
+        pattern = _STOPS[stops] = re.compile(f"[^{re.escape(stops)}]*" if stops else ".*", re.DOTALL)
     start = cur.pos
     run = pattern.match(cur.text, start)
     assert run is not None  # the pattern matches the empty string

@@ -92,7 +92,8 @@ def parse_select(value: str) -> list[SelectItem]:
         cur = Cursor(text, "select parameter")
         alias = None
         head = parse_field(cur)
-        if cur.take(":") and not cur.startswith(":"):
+        if cur.startswith(":") and not cur.startswith("::"):  # an alias, not a cast
+            cur.take(":")
             alias = head.name
             head = parse_field(cur)
         cast = None

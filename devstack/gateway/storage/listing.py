@@ -15,6 +15,7 @@ from devstack.gateway.pg import BIGINT_MAX
 from devstack.gateway.storage.errors import invalid_request
 
 SORT_COLUMNS = frozenset({"name", "updated_at", "created_at", "last_accessed_at"})
+SORT_ORDERS = frozenset({"asc", "desc"})
 DEFAULT_LIMIT = 100
 
 
@@ -35,14 +36,26 @@ def _int_option(body: dict[str, Any], key: str, default: int) -> int:
     return value
 
 
+def _enum_option(sort_by: dict[str, Any], key: str, default: str, allowed: frozenset[str]) -> str:
+    """A ``sortBy`` member, checked as Storage's schema does (any JSON value may arrive here)."""
+    value = sort_by.get(key, default)
+    if not isinstance(value, str):
+        raise invalid_request(f"body/sortBy/{key} must be string")
+    if value not in allowed:
+        raise invalid_request(f"body/sortBy/{key} must be equal to one of the allowed values")
+    return value
+
+
 def list_options(body: dict[str, Any]) -> ListOptions:
     limit = _int_option(body, "limit", DEFAULT_LIMIT)
     offset = _int_option(body, "offset", 0)
-    sort_by = body.get("sortBy") or {}
-    column = sort_by.get("column", "name") if isinstance(sort_by, dict) else "name"
-    order = sort_by.get("order", "asc") if isinstance(sort_by, dict) else "asc"
-    if column not in SORT_COLUMNS or order not in ("asc", "desc"):
-        raise invalid_request("body/sortBy is invalid")
+    sort_by = body.get("sortBy")
+    if sort_by is None:
+        sort_by = {}
+    if not isinstance(sort_by, dict):
+        raise invalid_request("body/sortBy must be object")
+    column = _enum_option(sort_by, "column", "name", SORT_COLUMNS)
+    order = _enum_option(sort_by, "order", "asc", SORT_ORDERS)
     search = body.get("search") or ""
     if not isinstance(search, str):
         raise invalid_request("body/search must be string")
