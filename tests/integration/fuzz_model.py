@@ -9,6 +9,8 @@ reproduced by its seed and index.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -153,11 +155,18 @@ def _mutate(rng: random.Random, req: FuzzRequest) -> str:
     return "method"
 
 
-def generate(rng: random.Random, s: Subjects, templates: Templates) -> FuzzRequest:
-    """A template as is (one in ten: real requests must pass too) or with 1-3 mutations."""
-    req = rng.choice(templates(rng, s))
-    if rng.random() < 0.1:
-        return req
-    for _ in range(rng.randint(1, 3)):
-        req.mutations.append(_mutate(rng, req))
-    return req
+def generate(rng: random.Random, s: Subjects, templates: Templates, count: int = 1) -> list[FuzzRequest]:
+    """``count`` requests from one set of templates, so they share ids and object keys (sent
+    together they race: an upload, a download and a delete of one object). Each is a template as
+    is (one in ten: real requests must pass too) or with 1-3 mutations."""
+    made = templates(rng, s)
+    out: list[FuzzRequest] = []
+    for _ in range(count):
+        template = rng.choice(made)
+        req = dataclasses.replace(template, params=list(template.params), body=copy.deepcopy(template.body))
+        req.headers, req.mutations = dict(template.headers), []
+        if rng.random() >= 0.1:
+            for _ in range(rng.randint(1, 3)):
+                req.mutations.append(_mutate(rng, req))
+        out.append(req)
+    return out

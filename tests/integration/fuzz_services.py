@@ -55,6 +55,8 @@ def auth(rng: random.Random, s: Subjects) -> list[FuzzRequest]:
 def storage(rng: random.Random, s: Subjects) -> list[FuzzRequest]:
     key = f"{s.uid}/fuzz-{rng.randrange(50)}.txt"
     long_key = f"{s.uid}/" + "k" * rng.choice([250, 300, 900]) + "/" + "v" * rng.choice([10, 260])
+    # Up to and past S3's 1,024-byte key limit, in segments a file name can or cannot hold.
+    deep_key = f"{s.uid}/" + "/".join(["d" * rng.choice([1, 199, 201])] * rng.choice([4, 30, 60]))
     obj, root = f"/storage/v1/object/{s.bucket}", "/storage/v1/object"
     text = {"content-type": b"text/plain"}
     metadata = base64.b64encode(b'{"source":"fuzz"}')
@@ -81,6 +83,8 @@ def storage(rng: random.Random, s: Subjects) -> list[FuzzRequest]:
         ),
         FuzzRequest("storage", "POST", f"{obj}/{long_key}", content=b"long", headers={**text, "x-upsert": b"true"}),
         FuzzRequest("storage", "GET", f"{obj}/{long_key}"),
+        FuzzRequest("storage", "PUT", f"{obj}/{deep_key}", content=b"deep", headers=text),
+        FuzzRequest("storage", "GET", f"{obj}/{deep_key}"),
         FuzzRequest("storage", "GET", f"{obj}/{key}"),
         FuzzRequest("storage", "GET", f"{obj}/{s.existing_key}", headers={"range": rng.choice(ranges)}),
         FuzzRequest("storage", "GET", f"{obj}/{s.existing_key}", [("download", rng.choice(["", "ü.txt", 'a"b']))]),

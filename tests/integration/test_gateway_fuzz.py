@@ -112,7 +112,7 @@ async def test_no_request_gets_a_5xx(fuzz_stack: Stack, buckets: Buckets) -> Non
         index = 0
         while index < COUNT:
             size = rng.randint(2, 4) if rng.random() < BURST_CHANCE else 1
-            batch = [(index + i, generate(rng, s, _templates)) for i in range(min(size, COUNT - index))]
+            batch = list(enumerate(generate(rng, s, _templates, min(size, COUNT - index)), start=index))
             index += len(batch)
             answers = await asyncio.gather(
                 *(_send(http, req, creds, fuzz_stack) for _, req in batch), return_exceptions=True

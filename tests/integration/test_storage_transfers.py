@@ -83,7 +83,7 @@ def test_x_metadata_that_is_not_a_base64_json_object_is_ignored(
 def test_key_segments_longer_than_a_file_name_are_stored_and_served(
     stack: Stack, http: httpx.Client, buckets: Buckets
 ) -> None:
-    key = "s" * 300 + "/" + "t" * 900
+    key = "s" * 300 + "/" + "t" * 700  # within S3's 1,024 bytes
     assert upload(stack, http, buckets.main, key).status_code == 200
     download = http.get(storage_url(stack, "object", buckets.main, key))
     assert download.status_code == 200
@@ -91,6 +91,22 @@ def test_key_segments_longer_than_a_file_name_are_stored_and_served(
     removed = http.request("DELETE", storage_url(stack, "object", buckets.main), json={"prefixes": [key]})
     assert [entry["name"] for entry in removed.json()] == [key]
     assert http.get(storage_url(stack, "object", buckets.main, key)).status_code == 400  # NoSuchKey
+
+
+def test_keys_up_to_s3s_1024_bytes_are_stored_and_longer_ones_refused(
+    stack: Stack, http: httpx.Client, buckets: Buckets
+) -> None:
+    # 1,024 bytes in short segments: many folders, all on disk. One byte more is S3's KeyTooLong;
+    # a 6 KB key once reached the filesystem and failed with "File name too long" (a 500).
+    longest = "/".join(["d" * 199] * 5) + "/" + "e" * 24
+    assert len(longest.encode()) == 1024
+    assert upload(stack, http, buckets.main, longest).status_code == 200
+    assert http.get(storage_url(stack, "object", buckets.main, longest)).content == b"0123456789"
+    for key in (longest + "e", "/".join(["d" * 199] * 30)):
+        refused = upload(stack, http, buckets.main, key)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["message"] == "Invalid key: the key is longer than 1024 bytes"
+    http.request("DELETE", storage_url(stack, "object", buckets.main), json={"prefixes": [longest]})
 
 
 def test_ranges_and_content_type(stack: Stack, http: httpx.Client, buckets: Buckets) -> None:

@@ -45,6 +45,10 @@ def invalid_key(key: str) -> StorageError:
     return StorageError(400, "InvalidKey", f"Invalid key: {key}")
 
 
+def key_too_long(limit: int) -> StorageError:
+    return StorageError(400, "InvalidKey", f"Invalid key: the key is longer than {limit} bytes")
+
+
 def invalid_bucket_name(name: str) -> StorageError:
     return StorageError(400, "InvalidBucketName", "Bucket name invalid", error="Invalid Input")
 

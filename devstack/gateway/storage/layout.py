@@ -14,13 +14,15 @@ import re
 import uuid
 from pathlib import Path
 
-from devstack.gateway.storage.errors import invalid_bucket_name, invalid_key
+from devstack.gateway.storage.errors import invalid_bucket_name, invalid_key, key_too_long
 
 # Storage's S3-safe character sets (src/storage/limits.ts); no backslash, NUL or `~`.
 _VALID_OBJECT_KEY = re.compile(r"^[A-Za-z0-9_/!.*'() &$=@;:+,?-]+$")
 _VALID_BUCKET_NAME = re.compile(r"^[A-Za-z0-9_!.*'() &$=@;:+,?-]+$")
 _DOT_SEGMENTS = frozenset({".", ".."})
 MAX_BUCKET_NAME_LENGTH = 100
+# S3's limit on an object key (UTF-8 bytes), which hosted Storage keeps its objects in.
+MAX_KEY_BYTES = 1024
 # Linux refuses file names over 255 bytes; a key segment may be longer (hosted keys are S3 keys).
 _MAX_SEGMENT_BYTES = 200
 
@@ -32,7 +34,11 @@ def check_bucket_name(name: str) -> str:
 
 
 def check_key(key: str) -> str:
-    """Refuse keys that are not S3-safe or could walk out of the bucket's folder."""
+    """Refuse keys that are not S3-safe, longer than S3 allows, or could walk out of the bucket's
+    folder. Within S3's 1,024 bytes every key fits on disk (segments over 200 bytes go under
+    their digest); past it the path could exceed PATH_MAX."""
+    if len(key.encode()) > MAX_KEY_BYTES:
+        raise key_too_long(MAX_KEY_BYTES)
     if not _VALID_OBJECT_KEY.match(key) or key.startswith("/") or any(p in _DOT_SEGMENTS for p in key.split("/")):
         raise invalid_key(key)
     return key
