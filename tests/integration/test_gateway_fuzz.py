@@ -142,6 +142,29 @@ async def test_no_request_gets_a_5xx(fuzz_stack: Stack, buckets: Buckets) -> Non
         Job.model_validate(row)
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status", "body", "headers", "ok"),
+    [
+        ("GET", "/rest/v1/jobs", 400, {"code": "PGRST100", "message": "m", "details": None, "hint": None}, {}, True),
+        ("GET", "/rest/v1/jobs", 400, {"message": "m"}, {}, False),
+        ("GET", "/rest/v1/jobs", 401, {"message": "Invalid API key", "hint": "h"}, {}, True),
+        ("POST", "/auth/v1/signup", 422, {"code": 422, "error_code": "x", "msg": "m"}, {}, True),
+        ("POST", "/auth/v1/signup", 422, {"code": "x", "message": "m"}, {}, False),
+        ("POST", "/auth/v1/signup", 422, {"code": "x", "message": "m"}, {"X-Supabase-Api-Version": "2024-01-01"}, True),
+        ("POST", "/auth/v1/token", 400, {"error": "invalid_grant", "error_description": "d"}, {}, True),
+        ("GET", "/storage/v1/bucket", 400, {"statusCode": "400", "error": "e", "message": "m"}, {}, True),
+        ("GET", "/storage/v1/bucket", 400, {"statusCode": 400, "message": "m"}, {}, False),
+        ("OPTIONS", "/rest/v1/jobs", 400, {"message": "Disallowed CORS method"}, {}, True),
+        ("GET", "/nope", 404, ["no"], {}, False),
+    ],
+)
+def test_the_shape_check_refuses_what_a_client_cannot_parse(
+    method: str, path: str, status: int, body: Any, headers: dict[str, str], ok: bool
+) -> None:
+    problem = error_shape(method, path, status, body, httpx.Headers(headers))
+    assert (problem is None) == ok, problem
+
+
 async def _session(stack: Stack, frames: list[str | bytes], apikey: str) -> list[str]:
     """Send the frames, then a heartbeat: the socket must answer it, or have closed properly."""
     problems: list[str] = []
