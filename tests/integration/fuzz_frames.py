@@ -21,7 +21,27 @@ RAW_FRAMES: list[str | bytes] = [
 ]
 
 
-def session_frames(rng: random.Random, uid: str, token: str, hostile_token: str) -> list[str | bytes]:
+def encode(frame: dict[str, Any], vsn2: bool) -> str:
+    """A frame as the protocol version sends it: an object (1.0.0) or
+    ``[join_ref, ref, topic, event, payload]`` (2.0.0, supabase-js's default)."""
+    if not vsn2:
+        return dumps(frame)
+    keys = ("join_ref", "ref", "topic", "event", "payload")
+    return dumps([frame.get(k, "1" if k == "join_ref" else None) for k in keys])
+
+
+def decode(raw: str | bytes) -> dict[str, Any] | None:
+    """A server frame in either version, as an object (None for anything else: a binary frame
+    is a 2.0.0 broadcast, never a reply)."""
+    if isinstance(raw, bytes):
+        return None
+    message = json.loads(raw)
+    if isinstance(message, list) and len(message) == 5:
+        return dict(zip(("join_ref", "ref", "topic", "event", "payload"), message, strict=True))
+    return message if isinstance(message, dict) else None
+
+
+def session_frames(rng: random.Random, uid: str, token: str, hostile_token: str, *, vsn2: bool) -> list[str | bytes]:
     """A client's usual frames (join, broadcast, token refresh, heartbeat, leave), some mutated."""
     topic = f"realtime:jobs:{uid}"
     config = {
@@ -44,14 +64,14 @@ def session_frames(rng: random.Random, uid: str, token: str, hostile_token: str)
         {"topic": topic, "event": "phx_leave", "payload": {}, "ref": "6"},
     ]
     out: list[str | bytes] = []
-    for _ in range(rng.randint(4, 12)):
-        if rng.random() < 0.15:
+    for _ in range(rng.randint(5, 16)):
+        if rng.random() < 0.04:  # most of these close the socket (1007, 1009)
             out.append(rng.choice(RAW_FRAMES))
             continue
         frame = json.loads(json.dumps(rng.choice(frames)))  # a deep copy to mutate
         if rng.random() < 0.7:
             _mutate(rng, frame, hostile_token)
-        out.append(dumps(frame))
+        out.append(encode(frame, vsn2))
     return out
 
 

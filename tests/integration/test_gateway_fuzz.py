@@ -32,7 +32,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.integration import fuzz_rest, fuzz_services
 from tests.integration.conftest import Stack
-from tests.integration.fuzz_frames import session_frames
+from tests.integration.fuzz_frames import decode, encode, session_frames
 from tests.integration.fuzz_model import FuzzRequest, Subjects, generate
 from tests.integration.fuzz_setup import credentials, error_shape, sign_up, subjects
 from tests.integration.realtime_support import ws_url
@@ -165,30 +165,40 @@ def test_the_shape_check_refuses_what_a_client_cannot_parse(
     assert (problem is None) == ok, problem
 
 
-async def _session(stack: Stack, frames: list[str | bytes], apikey: str) -> list[str]:
-    """Send the frames, then a heartbeat: the socket must answer it, or have closed properly."""
+async def _session(
+    stack: Stack, frames: list[str | bytes], apikey: str, vsn2: bool, seen: collections.Counter[str]
+) -> list[str]:
+    """Send the frames, then a heartbeat: the socket must answer it, or have closed properly.
+    ``seen`` counts how sessions ended and the replies they got."""
     problems: list[str] = []
+    heartbeat = {"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": FINAL_REF}
+    url = ws_url(stack, apikey=apikey, vsn="2.0.0" if vsn2 else "1.0.0")
     try:
-        async with connect(ws_url(stack, apikey=apikey), max_size=None, open_timeout=30) as ws:
+        async with connect(url, max_size=None, open_timeout=30) as ws:
             for frame in frames:
                 await ws.send(frame)
-            await ws.send(json.dumps({"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": FINAL_REF}))
+            await ws.send(encode(heartbeat, vsn2))
             async with asyncio.timeout(30):
                 async for raw in ws:
-                    message = json.loads(raw)
-                    if isinstance(message, dict) and message.get("event") == "phx_reply":
-                        payload = message.get("payload") or {}
-                        if payload.get("status") == "error" and not isinstance(
-                            (payload.get("response") or {}).get("reason"), str
-                        ):
-                            problems.append(f"an error reply without a reason: {raw!r:.200}")
-                        if message.get("ref") == FINAL_REF:
-                            break
+                    message = decode(raw)
+                    if message is None or message.get("event") != "phx_reply":
+                        continue
+                    payload = message.get("payload") or {}
+                    seen[f"reply {payload.get('status')}"] += 1
+                    if payload.get("status") == "error" and not isinstance(
+                        (payload.get("response") or {}).get("reason"), str
+                    ):
+                        problems.append(f"an error reply without a reason: {raw!r:.200}")
+                    if message.get("ref") == FINAL_REF:
+                        seen["session answered the final heartbeat"] += 1
+                        break
     except InvalidStatus as refused:  # an upgrade refused outright (a bad key): a 4xx in JSON
         status = refused.response.status_code
+        seen[f"upgrade refused {status}"] += 1
         if status >= 500 or not json.loads(refused.response.body or b"null"):
             problems.append(f"upgrade refused with {status}: {refused.response.body!r:.200}")
     except ConnectionClosed as closed:
+        seen[f"closed {closed.rcvd.code if closed.rcvd else 'without a close frame'}"] += 1
         if closed.rcvd is None:
             problems.append(f"closed without a close frame after {len(frames)} frames")
     except TimeoutError:
@@ -211,11 +221,14 @@ async def test_no_websocket_frame_drops_the_socket_unanswered(fuzz_stack: Stack)
     ]
     apikeys = [fuzz_stack.publishable_key, fuzz_stack.anon_key, "sb_publishable_" + "x" * 31, "", "ü"]
     problems: list[str] = []
+    seen: collections.Counter[str] = collections.Counter()
     frames_sent = 0
     for index in range(SOCKETS):
-        frames = session_frames(rng, uid, token, rng.choice(hostile))
+        vsn2 = rng.random() < 0.5
+        frames = session_frames(rng, uid, token, rng.choice(hostile), vsn2=vsn2)
         frames_sent += len(frames)
-        for problem in await _session(fuzz_stack, frames, rng.choice(apikeys)):
+        apikey = rng.choices(apikeys, weights=[4, 4, 1, 1, 1])[0]  # most sessions get past the upgrade
+        for problem in await _session(fuzz_stack, frames, apikey, vsn2, seen):
             problems.append(f"session #{index}: {problem}")
-    print(f"\nseed {SEED + 1}: {SOCKETS} sessions, {frames_sent} frames")
+    print(f"\nseed {SEED + 1}: {SOCKETS} sessions, {frames_sent} frames: {dict(sorted(seen.items()))}")
     assert not problems, "\n".join(problems[:20])
