@@ -27,7 +27,22 @@ def auth(rng: random.Random, s: Subjects) -> list[FuzzRequest]:
     return [
         FuzzRequest("auth", "POST", "/auth/v1/signup", body={"data": {"plan": "free"}}, creds="publishable"),
         FuzzRequest(
-            "auth", "POST", "/auth/v1/signup", body={"email": email, "password": "correct horse battery"}, creds="anon"
+            "auth",
+            "POST",
+            "/auth/v1/signup",
+            body={
+                "email": email,
+                "password": "correct horse battery",
+                "data": {"name": "ü"},
+                "code_challenge": "x" * 43,
+                "code_challenge_method": "s256",
+                "gotrue_meta_security": {"captcha_token": "t"},
+            },
+            creds="anon",
+        ),
+        FuzzRequest("auth", "POST", "/auth/v1/signup", body={"phone": "+15555550100", "password": "x" * 10}),
+        FuzzRequest(
+            "auth", "POST", "/auth/v1/token", [("grant_type", "id_token")], body={"provider": "google", "id_token": "a"}
         ),
         FuzzRequest(
             "auth",
@@ -106,7 +121,13 @@ def storage(rng: random.Random, s: Subjects) -> list[FuzzRequest]:
             "storage",
             "POST",
             "/storage/v1/bucket",
-            body={"id": f"fz{rng.randrange(10**6)}", "name": "x", "public": False, "file_size_limit": 1024},
+            body={
+                "id": f"fz{rng.randrange(10**6)}",
+                "name": "x",
+                "public": False,
+                "file_size_limit": rng.choice([1024, "1MB", "10 GB"]),
+                "allowed_mime_types": ["text/plain", "image/*"],
+            },
             creds=rng.choice(["secret", "user"]),
         ),
     ]
