@@ -456,9 +456,9 @@ alter table supabase_migrations.schema_migrations owner to postgres;
 -- CREATEROLE REPLICATION BYPASSRLS (10000000000000_demote-postgres), no CREATE on the platform
 -- schemas (20250421084701), USAGE with grant option on storage and realtime (20250709135250,
 -- 20260506172403), ALL with grant option on storage's tables (20250623125453), the predefined
--- roles hosted grants it (20230306081037, 20240606060239), the API roles with ADMIN OPTION on 16+
--- (20250605172253). What supautils grants it on hosted, devstack grants by other means
--- (deliberate differences, docs §4.3):
+-- roles and pg_reload_conf() (20230306081037, 20240606060239, 20251105172723), the API roles
+-- with ADMIN OPTION on 16+ (20250605172253). What supautils grants it on hosted, devstack grants
+-- by other means (deliberate differences, docs §4.3):
 --   policies on realtime.messages, storage.buckets, storage.objects (supautils policy_grants):
 --     postgres owns those tables here, and an event trigger refuses it every other owner's
 --     statement on them (ALTER/DROP TABLE, CREATE INDEX, COMMENT ...) with hosted's error;
@@ -469,6 +469,7 @@ alter table supabase_migrations.schema_migrations owner to postgres;
 grant usage on schema storage, realtime to postgres with grant option;
 grant all on storage.buckets, storage.objects to postgres with grant option;
 grant pg_monitor, pg_read_all_data, pg_signal_backend to postgres;
+grant execute on function pg_catalog.pg_reload_conf() to postgres;
 do $$
 begin
   if current_setting('server_version_num')::int >= 160000 then

@@ -42,6 +42,8 @@ def test_postgres_has_the_memberships_hosted_grants_it(api: SqlApi) -> None:
         "pg_signal_backend",
         "service_role",
     ]
+    reload = api.admin("select has_function_privilege('postgres', 'pg_reload_conf()', 'execute') as can")
+    assert reload == [{"can": True}]
 
 
 @pytest.mark.parametrize("table", GRANTED_TABLES)
