@@ -461,7 +461,7 @@ alter table supabase_migrations.schema_migrations owner to postgres;
 -- by other means (deliberate differences, docs §4.3):
 --   policies on realtime.messages, storage.buckets, storage.objects (supautils policy_grants):
 --     postgres owns those tables here, and an event trigger refuses it every other owner's
---     statement on them (ALTER/DROP TABLE, CREATE INDEX, COMMENT ...) with hosted's error;
+--     statement on them (ALTER/DROP TABLE, COMMENT ...) with hosted's error;
 --   adding its tables to supabase_realtime: postgres owns the publication (as on hosted);
 --   pg_cron (a privileged extension supautils creates as supabase_admin): created here, in the
 --     cron database, with the grants of hosted's pg_cron after-create script.
