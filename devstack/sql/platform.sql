@@ -452,27 +452,101 @@ alter schema supabase_migrations owner to postgres;
 alter table supabase_migrations.schema_migrations owner to postgres;
 
 -- ---------------------------------------------------------------------------------------------
--- postgres as on hosted (supabase/postgres 10000000000000_demote-postgres.sql, docs §4.2):
--- NOSUPERUSER CREATEDB CREATEROLE REPLICATION BYPASSRLS, no CREATE on the platform schemas.
--- What supautils grants it on hosted, devstack grants by other means (deliberate differences):
---   policies on realtime.messages and storage.objects (supautils policy_grants): postgres owns
---     those tables here;
+-- postgres as on hosted (supabase/postgres migrations/db, docs §4.2): NOSUPERUSER CREATEDB
+-- CREATEROLE REPLICATION BYPASSRLS (10000000000000_demote-postgres), no CREATE on the platform
+-- schemas (20250421084701), USAGE with grant option on storage and realtime (20250709135250,
+-- 20260506172403), ALL with grant option on storage's tables (20250623125453), the predefined
+-- roles and pg_reload_conf() (20230306081037, 20240606060239, 20251105172723), the API roles
+-- with ADMIN OPTION on 16+ (20250605172253). What supautils grants it on hosted, devstack grants
+-- by other means (deliberate differences, docs §4.3):
+--   policies on realtime.messages, storage.buckets, storage.objects (supautils policy_grants):
+--     postgres owns those tables here, and an event trigger refuses it every other owner's
+--     statement on them (ALTER/DROP TABLE, COMMENT ...) with hosted's error;
 --   adding its tables to supabase_realtime: postgres owns the publication (as on hosted);
 --   pg_cron (a privileged extension supautils creates as supabase_admin): created here, in the
---     cron database, and postgres may schedule through cron.schedule & co.
+--     cron database, with the grants of hosted's pg_cron after-create script.
 -- ---------------------------------------------------------------------------------------------
+grant usage on schema storage, realtime to postgres with grant option;
+grant all on storage.buckets, storage.objects to postgres with grant option;
+grant pg_monitor, pg_read_all_data, pg_signal_backend to postgres;
+grant execute on function pg_catalog.pg_reload_conf() to postgres;
+do $$
+begin
+  if current_setting('server_version_num')::int >= 160000 then
+    grant anon, authenticated, service_role to postgres with admin option;
+  end if;
+end
+$$;
 alter table realtime.messages owner to postgres;
 alter table storage.buckets owner to postgres;
 alter table storage.objects owner to postgres;
 alter publication supabase_realtime owner to postgres;
+
+-- Ownership lets postgres do more than supautils' policy_grants: refuse the rest as hosted does
+-- (PostgreSQL's own "must be owner of table ..." with SQLSTATE 42501). Allowed: CREATE/ALTER/DROP
+-- POLICY, and CREATE/DROP TRIGGER (hosted: TRIGGER privilege, supautils drop_trigger_grants).
+create or replace function extensions.devstack_policy_grants_guard() returns event_trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+  guarded oid[];
+  obj record;
+  rel oid;
+begin
+  if (select rolsuper from pg_catalog.pg_roles where rolname = current_user) then
+    return;
+  end if;
+  if tg_event = 'sql_drop' then
+    -- Nothing in these schemas belongs to a non-superuser but the guarded tables (the schemas
+    -- refuse it CREATE): what it drops there is one of them or a part of one.
+    for obj in select * from pg_catalog.pg_event_trigger_dropped_objects() loop
+      if obj.schema_name in ('realtime', 'storage') and obj.object_type not in ('policy', 'trigger') then
+        raise exception 'must be owner of % %', obj.object_type, coalesce(obj.object_name, obj.object_identity)
+          using errcode = '42501';
+      end if;
+    end loop;
+    return;
+  end if;
+  -- Read here, not when declared: in sql_drop one of them may be gone already.
+  guarded := array[to_regclass('realtime.messages'), to_regclass('storage.buckets'), to_regclass('storage.objects')];
+  for obj in select * from pg_catalog.pg_event_trigger_ddl_commands() loop
+    rel := case obj.classid
+      when 'pg_catalog.pg_class'::regclass then
+        coalesce((select i.indrelid from pg_catalog.pg_index i where i.indexrelid = obj.objid), obj.objid)
+      when 'pg_catalog.pg_rewrite'::regclass then
+        (select r.ev_class from pg_catalog.pg_rewrite r where r.oid = obj.objid)
+      when 'pg_catalog.pg_statistic_ext'::regclass then
+        (select s.stxrelid from pg_catalog.pg_statistic_ext s where s.oid = obj.objid)
+    end;
+    if rel = any(guarded) then
+      raise exception 'must be owner of table %', (select c.relname from pg_catalog.pg_class c where c.oid = rel)
+        using errcode = '42501';
+    end if;
+  end loop;
+end
+$$;
+revoke all on function extensions.devstack_policy_grants_guard() from public;
+drop event trigger if exists devstack_policy_grants_guard;
+create event trigger devstack_policy_grants_guard on ddl_command_end
+  execute function extensions.devstack_policy_grants_guard();
+drop event trigger if exists devstack_policy_grants_guard_drop;
+create event trigger devstack_policy_grants_guard_drop on sql_drop
+  execute function extensions.devstack_policy_grants_guard();
+
 do $$
 begin
   if current_database() = coalesce(current_setting('cron.database_name', true), '')
      and exists (select 1 from pg_available_extensions where name = 'pg_cron') then
     create extension if not exists pg_cron;
+    -- supabase/postgres ansible/files/postgresql_extension_custom_scripts/pg_cron/after-create.sql
+    -- and 20260730000000: scheduling only through cron.schedule & co (cron.job is read-only).
     grant usage on schema cron to postgres with grant option;
-    grant select on cron.job to postgres;
-    grant execute on all functions in schema cron to postgres;
+    grant all on all functions in schema cron to postgres with grant option;
+    grant all privileges on all tables in schema cron to postgres with grant option;
+    revoke all on table cron.job from postgres;
+    grant select on table cron.job to postgres with grant option;
+    revoke trigger on cron.job_run_details from postgres;
   end if;
 end
 $$;
