@@ -10,7 +10,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import jwt
 from psycopg.types.json import Jsonb
 
 from bench import processes
+from bench.stats import epoch
 from bench.systems.capabilities import JobLifecycle, StatusChange
 from devstack import migrate, paths
 from devstack.gateway.context import Settings
@@ -26,13 +26,6 @@ from worker.adapters.sql_queries import queries
 
 TOKEN_TTL_S = 3600
 LIFECYCLE_WORKER_ID = "bench-notify"
-
-
-def epoch(value: Any) -> float:
-    """A timestamptz from a row (datetime) or a JSON document (ISO text) as epoch seconds."""
-    if isinstance(value, datetime):
-        return value.timestamp()
-    return datetime.fromisoformat(str(value)).timestamp()
 
 
 class SqlLifecycle:
