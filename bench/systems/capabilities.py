@@ -23,7 +23,7 @@ class StatusChange:
 
     job_id: str
     status: str
-    committed_at: float  # time.time() right after the committing call returned
+    t_commit: float  # time.time() right after the committing call returned
     updated_at: float  # the row's updated_at (database clock), epoch seconds
 
 

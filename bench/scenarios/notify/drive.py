@@ -21,16 +21,12 @@ from devstack.gateway.realtime import wal
 
 
 @dataclass(frozen=True)
-class Change:
-    job_id: str
-    status: str
-    t_commit: float  # time.time() right after the committing call returned
-    updated_at: float  # the row's updated_at (database clock), epoch seconds
-    warmup: bool
+class Change(StatusChange):
+    warmup: bool  # a warm-up job's change: received, not counted
 
     @classmethod
     def of(cls, change: StatusChange, warmup: bool) -> Change:
-        return cls(change.job_id, change.status, change.committed_at, change.updated_at, warmup)
+        return cls(change.job_id, change.status, change.t_commit, change.updated_at, warmup)
 
 
 # The gateway's slot re-decodes all cluster WAL from its restart_lsn on every read: how far that
