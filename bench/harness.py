@@ -1,5 +1,6 @@
-"""Drives any System (systems/base.py) through the two measurements the scenarios share:
-pickup latency with idle workers, and drain throughput of a pre-filled queue.
+"""Runs every scenario's systems (``each_system``: a scratch database and, where needed, a
+gateway per system) and drives any System (systems/base.py) through the two measurements the
+queue scenarios share: pickup latency with idle workers, and drain throughput of a full queue.
 
 Every process it starts is stopped in ``finally`` (SIGTERM, then SIGKILL after a grace period);
 every wait is bounded and a run that hits its cap says so instead of hanging.
