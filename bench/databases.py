@@ -18,6 +18,11 @@ def url(database: str) -> str:
 
 def drop(database: str) -> None:
     with psycopg.connect(paths.database_url(), autocommit=True) as conn:
+        # A gateway drops its logical slot on stop; if it died, a leftover slot would block the drop.
+        conn.execute(
+            "select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = %s and not active",
+            (database,),
+        )
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(database)))
 
 

@@ -1,5 +1,6 @@
-"""Drives any System (systems/base.py) through the two measurements the scenarios share:
-pickup latency with idle workers, and drain throughput of a pre-filled queue.
+"""Runs every scenario's systems (``each_system``: a scratch database and, where needed, a
+gateway per system) and drives any System (systems/base.py) through the two measurements the
+queue scenarios share: pickup latency with idle workers, and drain throughput of a full queue.
 
 Every process it starts is stopped in ``finally`` (SIGTERM, then SIGKILL after a grace period);
 every wait is bounded and a run that hits its cap says so instead of hanging.
@@ -13,10 +14,10 @@ import selectors
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from bench import stats
 from bench.databases import scratch_database
@@ -110,8 +111,8 @@ def rss_mb(pid: int) -> float | None:
 
 
 @contextlib.contextmanager
-def maybe_gateway(system: System, database: str) -> Iterator[str | None]:
-    if system.needs_gateway:
+def maybe_gateway(system: System, database: str, always: bool = False) -> Iterator[str | None]:
+    if always or system.needs_gateway:
         with gateway_process(database) as url:
             yield url
     else:
@@ -230,21 +231,32 @@ def run_drain(
     }
 
 
-Measure = Callable[[System, str, str | None], Any]
+S = TypeVar("S", bound=System)
 
 
-def each_system(systems: list[System], prefix: str, measure: Measure) -> tuple[dict[str, Any], list[str]]:
-    """``measure(system, database, gateway)`` for each system in a scratch database of its own
-    (with a gateway where the system needs one). One system failing does not lose the others'
-    numbers: its failure becomes a note."""
+def each_system(
+    systems: Sequence[S],
+    prefix: str,
+    measure: Callable[[S, str, str | None], Any],
+    *,
+    prepare: Callable[[S, str], None] | None = None,
+    gateway: bool = False,
+) -> tuple[dict[str, Any], list[str]]:
+    """``measure(system, database, gateway)`` for each system in a scratch database of its own,
+    set up by ``prepare(system, database)`` (default ``system.prepare``), with a gateway where the
+    system needs one (or always, with ``gateway=True``: clients of its own talk to it). One system
+    failing does not lose the others' numbers: its failure becomes a note."""
     results: dict[str, Any] = {}
     notes: list[str] = []
     for system in systems:
         try:
             with scratch_database(f"{prefix}_{system.name}") as db:
-                system.prepare(db)
-                with maybe_gateway(system, db) as gateway:
-                    results[system.name] = measure(system, db, gateway)
+                if prepare is None:
+                    system.prepare(db)
+                else:
+                    prepare(system, db)
+                with maybe_gateway(system, db, always=gateway) as url:
+                    results[system.name] = measure(system, db, url)
         except Exception as exc:
             notes.append(f"{system.name}: failed: {type(exc).__name__}: {exc}")
     return results, notes

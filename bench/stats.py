@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import statistics
+from datetime import datetime
+from typing import Any
 
 
 def percentile(ordered: list[float], p: float) -> float:
@@ -26,3 +28,10 @@ def summary(values_ms: list[float]) -> dict[str, float]:
         "max_ms": round(ordered[-1], 2),
         "mean_ms": round(statistics.fmean(ordered), 2),
     }
+
+
+def epoch(value: Any) -> float:
+    """A timestamptz from a row (datetime) or a JSON document (ISO text) as epoch seconds."""
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return datetime.fromisoformat(str(value)).timestamp()

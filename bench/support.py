@@ -1,17 +1,16 @@
-"""A gateway in its own process, as `devstack up` runs it, so the numbers include no GIL
-contention with the benchmark's own client threads and tasks."""
+"""The devstack services a scenario runs beside the systems under test, each in its own process
+(as `devstack up` runs them), so the numbers include no GIL contention with the benchmark's own
+client threads and tasks: the gateway (REST, Realtime, Storage) and the model stand-ins."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
+from bench import processes
 from devstack import paths
 from devstack.paths import free_port
 
@@ -26,20 +25,27 @@ def gateway_process(database: str = paths.DATABASE) -> Iterator[str]:
     command = [sys.executable, "-m", "devstack.gateway", "--database", database, "--port", str(port)]
     proc = subprocess.Popen(command, cwd=ROOT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/health", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise SystemExit(f"gateway did not start (exit {proc.poll()})") from None
-                time.sleep(0.1)
+        processes.wait_http(f"{url}/health", proc, "gateway")
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        processes.stop(proc, grace_s=15)
+
+
+@contextmanager
+def standin_process(log: Path) -> Iterator[tuple[str, int]]:
+    """``python -m devstack.models`` on a free loopback port: (url, pid); output appended to ``log``."""
+    port = free_port()
+    url = f"http://{paths.HOST}:{port}"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "devstack.models", "--port", str(port)],
+            cwd=ROOT,
+            env=processes.clean_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        processes.wait_http(f"{url}/_standin/health", proc, "model stand-ins", log)
+        yield url, proc.pid
+    finally:
+        processes.stop(proc)

@@ -32,13 +32,4 @@ if [[ ! -x .venv/bin/python || ! -f $stamp || $(cat "$stamp") != "$want" ]]; the
 fi
 
 # devstack/pg17: PostgreSQL 17 server binaries (Debian 12 has only 15) for the second SQL run.
-for dir in plugin-client tests/js devstack/pg17; do
-  [[ -f $dir/package-lock.json ]] || continue
-  lock=$dir/node_modules/.lock.sha
-  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
-  if [[ ! -f $lock || $(cat "$lock") != "$want" ]]; then
-    echo "setup: npm ci in $dir"
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
-    echo "$want" > "$lock"
-  fi
-done
+bash scripts/npm_ci.sh plugin-client tests/js devstack/pg17

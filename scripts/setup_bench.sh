@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What `make bench` needs on top of scripts/setup.sh: .venv-bench, the product's development
 # requirements (requirements-dev.txt: the runtime set plus devstack's) plus bench/requirements.txt
-# (procrastinate, pgqueuer, matplotlib, profilers). Kept apart so the competitors never end up in
-# the product's .venv. Idempotent (a stamp of the three files' hashes).
+# (procrastinate, pgqueuer, matplotlib, profilers), and bench/js's own npm project (supabase-js and
+# the Node 22 the notify scenario's JS subscriber runs under). Kept apart so the competitors never
+# end up in the product's .venv. Idempotent (stamps of the requirement files' and lockfile's hashes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -16,3 +17,5 @@ if [[ ! -x .venv-bench/bin/python || ! -f $stamp || $(cat "$stamp") != "$want" ]
   .venv-bench/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt -r bench/requirements.txt
   echo "$want" > "$stamp"
 fi
+
+bash scripts/npm_ci.sh bench/js

@@ -1,6 +1,6 @@
-// The supabase-js subscriber of bench/scenarios/notify.py: joins the private topic jobs:<uid> the
-// way the plugin does (plugin-client/src/jobs/backend.ts) and records, per `job` broadcast, the
-// job id, status, payload updated_at and the receive time (wall clock, epoch seconds).
+// The supabase-js subscriber of bench/scenarios/notify (clients.py): joins the private topic
+// jobs:<uid> the way the plugin does (plugin-client/src/jobs/backend.ts) and records, per `job`
+// broadcast, the job id, status, payload updated_at and the receive time (wall clock, epoch s).
 //
 //   node bench/js/notify.mjs --url URL --topic jobs:<uid> --out FILE --expect N [--max-seconds S]
 //   env: NOTIFY_ANON_KEY, NOTIFY_ACCESS_TOKEN (kept off the command line, which `ps` shows)
@@ -11,8 +11,9 @@ import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 
-// supabase-js comes from the tests/js npm project: the benchmark adds no npm project of its own.
-const require = createRequire(new URL('../../tests/js/package.json', import.meta.url));
+// supabase-js comes from bench/js's own npm project (package.json here; scripts/setup_bench.sh
+// installs it), so the benchmark needs nothing from the test suites.
+const require = createRequire(import.meta.url);
 const { createClient } = require('@supabase/supabase-js');
 const supabaseJsVersion = require('@supabase/supabase-js/package.json').version;
 

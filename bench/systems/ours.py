@@ -25,6 +25,7 @@ import psycopg
 
 from bench import databases
 from bench.systems import cli
+from bench.systems.ours_product import OursProduct
 from devstack import migrate, paths
 from devstack.sqlapi import SqlApi
 from worker import logs, signals
@@ -49,7 +50,9 @@ from generate_series(0, %(count)s - 1) g
 """
 
 
-class OursSystem:
+class OursSystem(OursProduct):
+    """The no-op queue contract (base.System); the capabilities come from OursProduct."""
+
     def __init__(self, store: str) -> None:
         self.store = store
         self.name = f"ours_{store}"

@@ -1,7 +1,7 @@
 """The model stand-ins' load knobs: a random latency range, a random share of 429s, and the timing
 log with tags, driven through the control API and the real ``anthropic`` and ``google-genai`` SDKs.
 
-These knobs exist for benchmarks (bench/scenarios/ai_workload.py); the tests check what they do,
+These knobs exist for benchmarks (bench/scenarios/ai_workload/); the tests check what they do,
 never how long anything takes.
 """
 
