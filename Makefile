@@ -28,7 +28,7 @@ lint: setup
 	.venv/bin/lint-imports --no-logo
 
 test-sql: setup
-	$(PY) -m pytest tests/sql tests/unit -q
+	$(PY) -m pytest tests/sql tests/unit tools/devstack/devstack/tests/sql tools/devstack/devstack/tests/unit -q
 
 test-python: setup
 	$(PY) -m devstack db up

@@ -23,13 +23,14 @@ fi
 
 PY=${PYTHON:-python3}
 stamp=.venv/.requirements.sha
-want=$(cat requirements.txt requirements-dev.txt devstack/requirements.txt | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-dev.txt tools/devstack/requirements.txt | sha256sum | cut -d' ' -f1)
 if [[ ! -x .venv/bin/python || ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   echo "setup: creating .venv from requirements-dev.txt (includes requirements.txt)"
   [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
   echo "$want" > "$stamp"
 fi
+bash scripts/devstack_path.sh .venv
 
-# devstack/pg17: PostgreSQL 17 server binaries (Debian 12 has only 15) for the second SQL run.
-bash scripts/npm_ci.sh plugin-client tests/js devstack/pg17
+# tools/devstack/pg17: PostgreSQL 17 server binaries (Debian 12 has only 15) for the second SQL run.
+bash scripts/npm_ci.sh plugin-client tests/js tools/devstack/pg17

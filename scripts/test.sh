@@ -30,12 +30,12 @@ set -e
 if [[ $status -ne 0 ]]; then exit $status; fi
 
 section "sql suite on PostgreSQL 17 (hosted's version for new projects; no pg_cron there)"
-# A second cluster (.devstack/pg17) from the npm build in devstack/pg17, on the 15 port + 10.
+# A second cluster (.devstack/pg17) from the npm build in tools/devstack/pg17, on the 15 port + 10.
 pg17() { DEVSTACK_PG_VERSION=17 DEVSTACK_PG_PORT=$((${DEVSTACK_PG_PORT:-54322} + 10)) "$@"; }
 started_pg17=0
 if ! pg17 $PY -m devstack db status | grep -q ': running'; then started_pg17=1; fi
 set +e
-pg17 $PY -m pytest -q -p no:cacheprovider tests/sql
+pg17 $PY -m pytest -q -p no:cacheprovider tests/sql tools/devstack/devstack/tests/sql
 status=$?
 set -e
 if [[ $started_pg17 == 1 ]]; then pg17 $PY -m devstack db down >/dev/null; fi

@@ -16,9 +16,9 @@ import pytest
 from postgrest.exceptions import APIError
 from realtime.types import RealtimeChannelOptions
 
+from devstack.testing.callbacks import Collector, SubscribeStatus
+from devstack.testing.fixtures import Stack
 from supabase import AsyncClient, acreate_client
-from tests.integration.conftest import Stack
-from tests.integration.realtime_support import Collector, SubscribeStatus
 
 pytestmark = pytest.mark.integration
 WAIT = 10.0

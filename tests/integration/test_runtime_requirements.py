@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from devstack.testing.fixtures import KEY_FLAVOURS, KeyFlavour, Stack
 from tests.integration.check_support import PLACEHOLDER_MODELS, ROOT, one_line, run_check
-from tests.integration.conftest import KEY_FLAVOURS, KeyFlavour, Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 DEV_ONLY = ("pytest", "_pytest", "pytest_asyncio", "mypy", "ruff")

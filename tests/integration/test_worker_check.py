@@ -19,9 +19,9 @@ from devstack import envfile, paths
 from devstack.gateway.app import create_app
 from devstack.gateway.context import Settings
 from devstack.paths import free_port
+from devstack.testing.fixtures import Stack
+from devstack.testing.servers import Server
 from tests.integration.check_support import PLACEHOLDER_MODELS, one_line, run_check
-from tests.integration.conftest import Stack
-from tests.integration.servers import Server
 
 pytestmark = pytest.mark.integration
 PYTHON = sys.executable

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.integration.servers import Server
+from devstack.testing.servers import Server
 from tests.integration.worker_support import model_standins
 from worker.adapters.files import FolderArtifacts
 from worker.adapters.memory import MemoryStore

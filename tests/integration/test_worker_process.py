@@ -25,8 +25,8 @@ import pytest
 
 from devstack import migrate, paths
 from devstack.paths import free_port
-from tests.integration.conftest import KeyFlavour
-from tests.integration.servers import Server
+from devstack.testing.fixtures import KeyFlavour
+from devstack.testing.servers import Server
 from tests.integration.worker_support import (
     Gateway,
     SqlHarness,

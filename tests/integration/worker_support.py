@@ -23,7 +23,7 @@ from devstack.gateway.app import create_app as create_gateway
 from devstack.gateway.context import Settings
 from devstack.models import create_app as create_models
 from devstack.sqlapi import SqlApi
-from tests.integration.servers import Server
+from devstack.testing.servers import Server
 from worker.core.jobs import Job
 
 TEMPLATE = "worker_template"

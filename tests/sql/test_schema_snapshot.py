@@ -1,4 +1,4 @@
-"""supabase/schema.sql is what the migrations add up to (devstack/schema_snapshot.py): a change
+"""supabase/schema.sql is what the migrations add up to (tools/devstack/devstack/schema_snapshot.py): a change
 to the SQL API without regenerating it fails here, and so does any drift of a database."""
 
 from __future__ import annotations

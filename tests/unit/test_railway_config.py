@@ -129,7 +129,7 @@ def test_a_change_to_what_the_image_runs_redeploys(path: str) -> None:
         "plugin-client/src/ui/main.ts",
         "plugin-client/manifest.json",
         "supabase/migrations/20261123000100_jobs_schema.sql",  # pushed with `supabase db push`
-        "devstack/gateway/app.py",
+        "tools/devstack/devstack/gateway/app.py",
         "tests/unit/test_worker_core.py",
         "bench/requirements.txt",
         "requirements-dev.txt",

@@ -1,4 +1,4 @@
-// The model stand-ins' control API (devstack/models/README.md). Other suites
+// The model stand-ins' control API (tools/devstack/devstack/models/README.md). Other suites
 // share the stand-ins, so every change is undone in a finally block.
 export interface StandinConfig {
   latency_ms: number;

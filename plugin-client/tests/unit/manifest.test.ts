@@ -1,5 +1,5 @@
 // manifest.json's network access: production reaches only Supabase over TLS; development
-// reaches the URL `python -m devstack up` prints (devstack/paths.py) and its localhost alias.
+// reaches the URL `python -m devstack up` prints (tools/devstack/devstack/paths.py) and its localhost alias.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -8,12 +8,12 @@ const root = resolve(__dirname, '../..');
 const manifest = JSON.parse(readFileSync(resolve(root, 'manifest.json'), 'utf8')) as {
   networkAccess: { allowedDomains: string[]; devAllowedDomains: string[] };
 };
-const devstackPaths = readFileSync(resolve(root, '../devstack/paths.py'), 'utf8');
+const devstackPaths = readFileSync(resolve(root, '../tools/devstack/devstack/paths.py'), 'utf8');
 
 function devstackApiOrigin(): { host: string; port: string } {
   const host = /^HOST = "([^"]+)"$/m.exec(devstackPaths)?.[1];
   const port = /^API_PORT = int\(os\.environ\.get\("DEVSTACK_API_PORT", "(\d+)"\)\)$/m.exec(devstackPaths)?.[1];
-  if (!host || !port) throw new Error('devstack/paths.py no longer defines HOST / API_PORT as this test expects');
+  if (!host || !port) throw new Error('tools/devstack/devstack/paths.py no longer defines HOST / API_PORT as this test expects');
   return { host, port };
 }
 
