@@ -252,4 +252,3 @@ async def test_an_image_call_records_the_image_and_its_tokens(
     assert (image.call.provider, image.call.model, image.call.usage.images) == ("gemini", GEMINI_IMAGE, 1)
     assert image.call.usage.output_tokens >= 1290  # an image is 1290 output tokens
     assert image.cost_usd is not None and Decimal("0.0387") <= image.cost_usd < Decimal("0.04")
-

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 from worker.core.errors import InvalidArgument, JobNotFound
 from worker.core.ports import ModelCall
@@ -53,6 +55,51 @@ class UsageLedger:
         cost = price(call)
         self.entries.append(UsageEntry(job_id, user_id, kind, attempt, worker_id, call, cost))
         return None if cost is None else float(cost)
+
+    def view(self, name: str) -> list[dict[str, Any]] | None:
+        """The spend views over the ledger (all time, not the views' month or 30 days); None for others."""
+        if name == "spend_by_user_month":
+            return [
+                {"user_id": user, "calls": len(rows), "spent_usd": _total(rows)}
+                for user, rows in self._by(lambda e: e.user_id).items()
+            ]
+        if name == "cost_per_kind":
+            out = []
+            for kind, rows in self._by(lambda e: e.kind).items():
+                jobs = len({e.job_id for e in rows})
+                out.append(
+                    {
+                        "kind": kind,
+                        "jobs": jobs,
+                        "calls": len(rows),
+                        "cost_usd": _total(rows),
+                        "cost_per_1k_jobs_usd": _total(rows) * 1000 / jobs,
+                    }
+                )
+            return out
+        if name == "tokens_per_kind":
+            return [
+                {
+                    "kind": kind,
+                    "provider": provider,
+                    "model": model,
+                    "calls": len(rows),
+                    "input_tokens": sum(e.call.usage.input_tokens for e in rows),
+                    "output_tokens": sum(e.call.usage.output_tokens for e in rows),
+                }
+                for (kind, provider, model), rows in self._by(lambda e: (e.kind, e.call.provider, e.call.model)).items()
+            ]
+        return None
+
+    def _by(self, key: Callable[[UsageEntry], Any]) -> dict[Any, list[UsageEntry]]:
+        groups: dict[Any, list[UsageEntry]] = {}
+        for entry in self.entries:
+            groups.setdefault(key(entry), []).append(entry)
+        return groups
+
+
+def _total(rows: list[UsageEntry]) -> Decimal:
+    return sum((e.cost_usd or Decimal(0) for e in rows), Decimal(0))
 
 
 def check_call(call: ModelCall) -> None:

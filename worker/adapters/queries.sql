@@ -62,5 +62,14 @@ select * from public.active_jobs;
 -- name: pending_jobs_queue
 select * from public.pending_jobs_queue limit 200;
 
+-- name: spend_by_user_month
+select * from public.spend_by_user_month order by month desc, spent_usd desc limit 200;
+
+-- name: cost_per_kind
+select * from public.cost_per_kind order by kind;
+
+-- name: tokens_per_kind
+select * from public.tokens_per_kind order by kind, provider, model;
+
 -- name: listen
 listen jobs_queued;

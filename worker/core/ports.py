@@ -23,7 +23,9 @@ from typing import Any, Literal, Protocol, get_args
 from worker.core.jobs import JobHint, JobKind, JobRow
 
 # The dashboard views (supabase/migrations), the only relations ``Dashboard.read_view`` reads.
-View = Literal["job_stats", "active_jobs", "pending_jobs_queue"]
+View = Literal[
+    "job_stats", "active_jobs", "pending_jobs_queue", "spend_by_user_month", "cost_per_kind", "tokens_per_kind"
+]
 VIEWS: tuple[View, ...] = get_args(View)
 
 
