@@ -457,3 +457,7 @@ async def test_record_usage_prices_calls_and_refuses_malformed_usage(backend: Ba
             await store.record_usage(job_id, W, attempt, call)
     with pytest.raises(JobNotFound):
         await store.record_usage(uuid.uuid4(), W, 1, haiku)
+    [per_kind] = await store.read_view("cost_per_kind")
+    assert (per_kind["kind"], per_kind["jobs"], per_kind["calls"]) == ("generate_design", 1, 3)
+    assert float(per_kind["cost_usd"]) == pytest.approx(0.042023, abs=1e-6)
+    assert float(per_kind["cost_per_1k_jobs_usd"]) == pytest.approx(42.023, abs=1e-3)
