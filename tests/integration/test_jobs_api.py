@@ -210,7 +210,7 @@ async def test_a_spent_budget_is_402_on_the_wire_and_users_read_their_spend(stac
             await alice.rpc("record_usage", usage).execute()
         assert err.value.code == "42501"
         recorded = (await operator.rpc("record_usage", usage).execute()).data
-        assert recorded["cost_usd"] == 0.02  # 4,000 output tokens at $5 per million
+        assert isinstance(recorded, dict) and recorded["cost_usd"] == 0.02  # 4,000 output tokens at $5 per million
         token = (await alice.auth.get_session()).access_token  # type: ignore[union-attr]
         headers = {"apikey": stack.anon_key, "Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         async with httpx.AsyncClient() as http:
