@@ -73,7 +73,9 @@ export function noCost(jobId: string): JobCost {
   return { jobId, costUsd: 0, calls: 0, inputTokens: 0, outputTokens: 0, images: 0, models: '' };
 }
 
-/** "$4.99", "$0.0042": cents for amounts from a dollar, four places below. */
+/** "$5.00", "$4.9955", "$0.0042": cents when the amount is whole cents, else four places (so a
+ * small spend never rounds away). */
 export function formatUsd(value: number): string {
-  return `$${value.toFixed(Math.abs(value) >= 1 ? 2 : 4)}`;
+  const cents = value * 100;
+  return `$${value.toFixed(Math.abs(cents - Math.round(cents)) < 1e-9 ? 2 : 4)}`;
 }

@@ -39,9 +39,11 @@ describe('spend', () => {
   });
 
   it('formats dollars for people', () => {
-    expect(formatUsd(4.95768)).toBe('$4.96');
+    expect(formatUsd(4.95768)).toBe('$4.9577');
+    expect(formatUsd(5)).toBe('$5.00');
+    expect(formatUsd(0.01)).toBe('$0.01');
     expect(formatUsd(0.00332)).toBe('$0.0033');
-    expect(budgetText(parseSpend(SPEND_ROW))).toBe('free: $4.96 of $5.00 left · resets 2027-01-01');
+    expect(budgetText(parseSpend(SPEND_ROW))).toBe('free: $4.9577 of $5.00 left · resets 2027-01-01');
     expect(budgetText(parseSpend({ ...SPEND_ROW, budget_usd: null, remaining_usd: null }))).toBe('free: $0.0423 spent this month');
     expect(budgetText(null)).toBe('');
   });
@@ -64,7 +66,7 @@ describe('spend', () => {
     expect(error).toBeInstanceOf(BudgetExceededError);
     const budget = error as BudgetExceededError;
     expect([budget.spentUsd, budget.budgetUsd, budget.resetsAt]).toEqual([5.0123, 5, '2027-01-01 00:00:00+00']);
-    expect(describeError(error)).toBe('Your monthly AI budget is used up ($5.01 of $5.00). It resets at 2027-01-01 00:00:00+00.');
+    expect(describeError(error)).toBe('Your monthly AI budget is used up ($5.0123 of $5.00). It resets at 2027-01-01 00:00:00+00.');
     const reserved = mapPostgrestError(
       { code: 'PT402', message: 'budget: plan "pro" allows 0.05 USD a month; 0.0100 USD is spent and your 2 unfinished jobs reserve 0.0400 USD; it resets at 2027-01-01 00:00:00+00' },
       402,
