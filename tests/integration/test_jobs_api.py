@@ -226,3 +226,7 @@ async def test_a_spent_budget_is_402_on_the_wire_and_users_read_their_spend(stac
         assert spend == [{"plan": plan, "budget_usd": 0.01, "spent_usd": 0.02, "remaining_usd": 0}]
         costs = (await alice.table("job_costs").select("job_id, cost_usd").execute()).data
         assert costs == [{"job_id": job["id"], "cost_usd": 0.02}]
+    # Leave no plan behind in a shared stack.
+    async with await psycopg.AsyncConnection.connect(stack.database_url, autocommit=True) as conn:
+        await conn.execute("delete from public.user_plans where plan = %s", (plan,))
+        await conn.execute("delete from public.plans where plan = %s", (plan,))

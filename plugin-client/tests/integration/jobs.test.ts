@@ -266,6 +266,11 @@ describe.skipIf(!stack)('job client against a Supabase stack and the worker', ()
     expect(budget.budgetUsd).toBe(0);  // 0.0001 is rounded to cents
     expect(budget.spentUsd).toBeCloseTo(cost.costUsd, 4);
     expect(budget.resetsAt).toMatch(/^\d{4}-\d{2}-01 00:00:00\+00$/);
+    // Leave no plan behind in a shared stack.
+    for (const table of ['user_plans', 'plans'] as const) {
+      const { error } = await operator.from(table).delete().eq('plan', plan);
+      expect(error).toBeNull();
+    }
   });
 
   it('surfaces the per-user rate limit (generate_edits: 3 per minute) as RateLimitError with a retry delay', async () => {
