@@ -984,10 +984,16 @@ AS $function$
       where u.user_id = p_user and u.created_at >= private.budget_period_start(now())),
     coalesce(sum(greatest(0, k.estimated_cost_usd - coalesce(c.spent, 0))), 0),
     count(j.id)::integer
-  from public.jobs j
-  join public.job_kinds k on k.kind = j.kind
+  from public.job_kinds k
+  cross join lateral (
+    select q.id from public.jobs q where q.user_id = p_user and q.kind = k.kind and q.status = 'queued'
+    union all
+    select r.id from public.jobs r where r.user_id = p_user and r.kind = k.kind and r.status = 'running'
+    union all
+    select w.id from public.jobs w where w.user_id = p_user and w.kind = k.kind and w.status = 'waiting'
+  ) j
   left join lateral (select sum(u.cost_usd) as spent from public.usage_ledger u where u.job_id = j.id) c on true
-  where j.user_id = p_user and j.status in ('queued', 'waiting', 'running')
+  where k.estimated_cost_usd > 0
 $function$
 
 -- function private.check_array(text,anyarray,integer)

@@ -123,7 +123,9 @@ as $$
   select date_trunc('month', at_time, 'UTC')
 $$;
 
--- What a user has spent this period, and what their unfinished jobs still reserve.
+-- What a user has spent this period, and what their unfinished jobs still reserve. Only kinds
+-- with an estimate are looked at, each through the per-(user, kind) indexes, so a user with many
+-- queued jobs of a free kind (estimate 0) costs nothing here.
 create function private.budget_use(p_user uuid, out spent_usd numeric, out reserved_usd numeric, out unfinished integer)
 language sql stable
 set search_path = ''
@@ -133,10 +135,16 @@ as $$
       where u.user_id = p_user and u.created_at >= private.budget_period_start(now())),
     coalesce(sum(greatest(0, k.estimated_cost_usd - coalesce(c.spent, 0))), 0),
     count(j.id)::integer
-  from public.jobs j
-  join public.job_kinds k on k.kind = j.kind
+  from public.job_kinds k
+  cross join lateral (
+    select q.id from public.jobs q where q.user_id = p_user and q.kind = k.kind and q.status = 'queued'
+    union all
+    select r.id from public.jobs r where r.user_id = p_user and r.kind = k.kind and r.status = 'running'
+    union all
+    select w.id from public.jobs w where w.user_id = p_user and w.kind = k.kind and w.status = 'waiting'
+  ) j
   left join lateral (select sum(u.cost_usd) as spent from public.usage_ledger u where u.job_id = j.id) c on true
-  where j.user_id = p_user and j.status in ('queued', 'waiting', 'running')
+  where k.estimated_cost_usd > 0
 $$;
 
 -- Refuses (PT402) a new job when the user's plan budget for this month is spent, or would be by
