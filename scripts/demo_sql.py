@@ -83,8 +83,9 @@ def main() -> None:
     t.note(rename, "alice", "enqueue_job, depends_on the design")
     edits = api.enqueue(BOB, "generate_edits", {"text": "Buy now", "variants": 3})
     t.note(edits, "bob", "enqueue_job")
-    image = api.enqueue(BOB, "generate_image", {"prompt": "a calm mountain lake"}, priority=50)
-    t.note(image, "bob", "enqueue_job, priority 50")
+    api.set_user_plan(BOB, "pro")  # an operator's call: the pro plan's jobs get priority 50
+    image = api.enqueue(BOB, "generate_image", {"prompt": "a calm mountain lake"})
+    t.note(image, "bob", "enqueue_job on plan pro: priority 50")
     again = api.enqueue(ALICE, "generate_design", {"prompt": "pricing page, 3 tiers"}, idempotency_key=f"design-{run}")
     console.print(f"  same idempotency key → same job: {again['id'] == design['id']}")
 

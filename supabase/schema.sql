@@ -48,6 +48,48 @@ uuid
 -- column public.active_jobs.worker_id
 text
 
+-- column public.cost_per_kind.calls
+integer
+
+-- column public.cost_per_kind.cost_per_1k_jobs_usd
+numeric
+
+-- column public.cost_per_kind.cost_usd
+numeric
+
+-- column public.cost_per_kind.jobs
+integer
+
+-- column public.cost_per_kind.kind
+text
+
+-- column public.job_costs.calls
+integer
+
+-- column public.job_costs.cost_usd
+numeric
+
+-- column public.job_costs.images
+bigint
+
+-- column public.job_costs.input_tokens
+bigint
+
+-- column public.job_costs.job_id
+uuid
+
+-- column public.job_costs.kind
+text
+
+-- column public.job_costs.models
+text
+
+-- column public.job_costs.output_tokens
+bigint
+
+-- column public.job_costs.user_id
+uuid
+
 -- column public.job_events.created_at
 timestamp with time zone not null default now()
 
@@ -71,6 +113,9 @@ integer not null default 0
 
 -- column public.job_kinds.description
 text not null default ''::text
+
+-- column public.job_kinds.estimated_cost_usd
+numeric(12,6) not null default 0
 
 -- column public.job_kinds.heavy
 boolean not null default false
@@ -180,6 +225,57 @@ uuid not null default auth.uid()
 -- column public.jobs.worker_id
 text
 
+-- column public.model_prices.cached_input_usd_per_mtok
+numeric(12,4) not null
+
+-- column public.model_prices.checked_on
+date not null
+
+-- column public.model_prices.input_usd_per_mtok
+numeric(12,4) not null
+
+-- column public.model_prices.model
+text not null
+
+-- column public.model_prices.output_usd_per_mtok
+numeric(12,4) not null
+
+-- column public.model_prices.provider
+text not null
+
+-- column public.model_prices.source
+text not null
+
+-- column public.model_prices.usd_per_image
+numeric(12,6) not null default 0
+
+-- column public.my_spend.budget_usd
+numeric(12,2)
+
+-- column public.my_spend.calls
+integer
+
+-- column public.my_spend.period_start
+timestamp with time zone
+
+-- column public.my_spend.plan
+text
+
+-- column public.my_spend.remaining_usd
+numeric
+
+-- column public.my_spend.reserved_usd
+numeric
+
+-- column public.my_spend.resets_at
+timestamp with time zone
+
+-- column public.my_spend.spent_usd
+numeric
+
+-- column public.my_spend.user_id
+uuid
+
 -- column public.pending_jobs_queue.age_seconds
 numeric
 
@@ -216,6 +312,135 @@ text
 -- column public.pending_jobs_queue.user_id
 uuid
 
+-- column public.plan_kind_limits.kind
+text not null
+
+-- column public.plan_kind_limits.max_running_per_user
+integer
+
+-- column public.plan_kind_limits.plan
+text not null
+
+-- column public.plan_kind_limits.priority
+integer
+
+-- column public.plan_kind_limits.rate_limit_per_minute
+integer
+
+-- column public.plans.description
+text not null default ''::text
+
+-- column public.plans.is_default
+boolean not null default false
+
+-- column public.plans.monthly_budget_usd
+numeric(12,2)
+
+-- column public.plans.plan
+text not null
+
+-- column public.plans.updated_at
+timestamp with time zone not null default now()
+
+-- column public.spend_by_user_month.calls
+integer
+
+-- column public.spend_by_user_month.jobs
+integer
+
+-- column public.spend_by_user_month.month
+date
+
+-- column public.spend_by_user_month.spent_usd
+numeric
+
+-- column public.spend_by_user_month.unpriced_calls
+integer
+
+-- column public.spend_by_user_month.user_id
+uuid
+
+-- column public.tokens_per_kind.avg_latency_ms
+numeric
+
+-- column public.tokens_per_kind.cached_tokens
+bigint
+
+-- column public.tokens_per_kind.calls
+integer
+
+-- column public.tokens_per_kind.images
+bigint
+
+-- column public.tokens_per_kind.input_tokens
+bigint
+
+-- column public.tokens_per_kind.kind
+text
+
+-- column public.tokens_per_kind.model
+text
+
+-- column public.tokens_per_kind.output_tokens
+bigint
+
+-- column public.tokens_per_kind.provider
+text
+
+-- column public.usage_ledger.attempt
+integer not null
+
+-- column public.usage_ledger.cached_tokens
+integer not null default 0
+
+-- column public.usage_ledger.cost_usd
+numeric(14,8)
+
+-- column public.usage_ledger.created_at
+timestamp with time zone not null default now()
+
+-- column public.usage_ledger.id
+bigint not null identity a
+
+-- column public.usage_ledger.images
+integer not null default 0
+
+-- column public.usage_ledger.input_tokens
+integer not null
+
+-- column public.usage_ledger.job_id
+uuid
+
+-- column public.usage_ledger.kind
+text not null
+
+-- column public.usage_ledger.latency_ms
+integer
+
+-- column public.usage_ledger.model
+text not null
+
+-- column public.usage_ledger.output_tokens
+integer not null
+
+-- column public.usage_ledger.provider
+text not null
+
+-- column public.usage_ledger.user_id
+uuid not null
+
+-- column public.usage_ledger.worker_id
+text not null
+
+-- column public.user_plans.plan
+text not null
+
+-- column public.user_plans.updated_at
+timestamp with time zone not null default now()
+
+-- column public.user_plans.user_id
+uuid not null
+
 -- constraint public.job_events job_events_data_check
 CHECK (jsonb_typeof(data) = 'object'::text)
 
@@ -233,6 +458,9 @@ FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE
 
 -- constraint public.job_kinds job_kinds_default_priority_check
 CHECK (default_priority >= '-100'::integer AND default_priority <= 100)
+
+-- constraint public.job_kinds job_kinds_estimated_cost
+CHECK (estimated_cost_usd >= 0::numeric AND estimated_cost_usd <= 1000::numeric)
 
 -- constraint public.job_kinds job_kinds_kind_check
 CHECK (kind ~ '^[a-z][a-z0-9_]{0,62}$'::text)
@@ -306,6 +534,99 @@ CHECK ((status <> ALL (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::tex
 -- constraint public.jobs jobs_user_id_fkey
 FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE
 
+-- constraint public.model_prices model_prices_cached
+CHECK (cached_input_usd_per_mtok >= 0::numeric)
+
+-- constraint public.model_prices model_prices_image
+CHECK (usd_per_image >= 0::numeric)
+
+-- constraint public.model_prices model_prices_input
+CHECK (input_usd_per_mtok >= 0::numeric)
+
+-- constraint public.model_prices model_prices_model
+CHECK (length(model) >= 1 AND length(model) <= 200)
+
+-- constraint public.model_prices model_prices_output
+CHECK (output_usd_per_mtok >= 0::numeric)
+
+-- constraint public.model_prices model_prices_pkey
+PRIMARY KEY (provider, model)
+
+-- constraint public.model_prices model_prices_provider
+CHECK (provider ~ '^[a-z][a-z0-9_-]{0,62}$'::text)
+
+-- constraint public.plan_kind_limits plan_kind_limits_kind_fkey
+FOREIGN KEY (kind) REFERENCES public.job_kinds(kind) ON DELETE CASCADE
+
+-- constraint public.plan_kind_limits plan_kind_limits_pkey
+PRIMARY KEY (plan, kind)
+
+-- constraint public.plan_kind_limits plan_kind_limits_plan_fkey
+FOREIGN KEY (plan) REFERENCES public.plans(plan) ON DELETE CASCADE
+
+-- constraint public.plan_kind_limits plan_kind_limits_priority
+CHECK (priority >= '-100'::integer AND priority <= 100)
+
+-- constraint public.plan_kind_limits plan_kind_limits_rate
+CHECK (rate_limit_per_minute >= 1 AND rate_limit_per_minute <= 100000)
+
+-- constraint public.plan_kind_limits plan_kind_limits_running
+CHECK (max_running_per_user >= 1 AND max_running_per_user <= 100000)
+
+-- constraint public.plans plans_budget_range
+CHECK (monthly_budget_usd IS NULL OR monthly_budget_usd >= 0::numeric AND monthly_budget_usd <= 1000000::numeric)
+
+-- constraint public.plans plans_description_length
+CHECK (length(description) <= 500)
+
+-- constraint public.plans plans_pkey
+PRIMARY KEY (plan)
+
+-- constraint public.plans plans_plan_name
+CHECK (plan ~ '^[a-z][a-z0-9_]{0,62}$'::text)
+
+-- constraint public.usage_ledger usage_ledger_attempt
+CHECK (attempt >= 1 AND attempt <= 100)
+
+-- constraint public.usage_ledger usage_ledger_cached
+CHECK (cached_tokens >= 0 AND cached_tokens <= input_tokens)
+
+-- constraint public.usage_ledger usage_ledger_cost
+CHECK (cost_usd >= 0::numeric)
+
+-- constraint public.usage_ledger usage_ledger_images
+CHECK (images >= 0)
+
+-- constraint public.usage_ledger usage_ledger_input
+CHECK (input_tokens >= 0)
+
+-- constraint public.usage_ledger usage_ledger_job_id_fkey
+FOREIGN KEY (job_id) REFERENCES public.jobs(id) ON DELETE SET NULL
+
+-- constraint public.usage_ledger usage_ledger_kind_fkey
+FOREIGN KEY (kind) REFERENCES public.job_kinds(kind)
+
+-- constraint public.usage_ledger usage_ledger_latency
+CHECK (latency_ms >= 0)
+
+-- constraint public.usage_ledger usage_ledger_output
+CHECK (output_tokens >= 0)
+
+-- constraint public.usage_ledger usage_ledger_pkey
+PRIMARY KEY (id)
+
+-- constraint public.usage_ledger usage_ledger_user_id_fkey
+FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE
+
+-- constraint public.user_plans user_plans_pkey
+PRIMARY KEY (user_id)
+
+-- constraint public.user_plans user_plans_plan_fkey
+FOREIGN KEY (plan) REFERENCES public.plans(plan)
+
+-- constraint public.user_plans user_plans_user_id_fkey
+FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE
+
 -- index public.job_events_by_job
 CREATE INDEX job_events_by_job ON public.job_events USING btree (job_id, id)
 
@@ -348,6 +669,33 @@ CREATE INDEX jobs_user_kind_created ON public.jobs USING btree (user_id, kind, c
 -- index public.jobs_waiting_on
 CREATE INDEX jobs_waiting_on ON public.jobs USING btree (depends_on) WHERE (status = 'waiting'::text)
 
+-- index public.model_prices_pkey
+CREATE UNIQUE INDEX model_prices_pkey ON public.model_prices USING btree (provider, model)
+
+-- index public.plan_kind_limits_pkey
+CREATE UNIQUE INDEX plan_kind_limits_pkey ON public.plan_kind_limits USING btree (plan, kind)
+
+-- index public.plans_one_default
+CREATE UNIQUE INDEX plans_one_default ON public.plans USING btree (is_default) WHERE is_default
+
+-- index public.plans_pkey
+CREATE UNIQUE INDEX plans_pkey ON public.plans USING btree (plan)
+
+-- index public.usage_ledger_job
+CREATE INDEX usage_ledger_job ON public.usage_ledger USING btree (job_id)
+
+-- index public.usage_ledger_kind_created
+CREATE INDEX usage_ledger_kind_created ON public.usage_ledger USING btree (kind, created_at)
+
+-- index public.usage_ledger_pkey
+CREATE UNIQUE INDEX usage_ledger_pkey ON public.usage_ledger USING btree (id)
+
+-- index public.usage_ledger_user_created
+CREATE INDEX usage_ledger_user_created ON public.usage_ledger USING btree (user_id, created_at)
+
+-- index public.user_plans_pkey
+CREATE UNIQUE INDEX user_plans_pkey ON public.user_plans USING btree (user_id)
+
 -- rls public.job_events
 enabled
 
@@ -355,6 +703,21 @@ enabled
 enabled
 
 -- rls public.jobs
+enabled
+
+-- rls public.model_prices
+enabled
+
+-- rls public.plan_kind_limits
+enabled
+
+-- rls public.plans
+enabled
+
+-- rls public.usage_ledger
+enabled
+
+-- rls public.user_plans
 enabled
 
 -- view public.active_jobs
@@ -376,6 +739,32 @@ security_invoker=true
   WHERE status = 'running'::text
   ORDER BY started_at;
 
+-- view public.cost_per_kind
+security_invoker=true
+ SELECT kind,
+    count(DISTINCT job_id)::integer AS jobs,
+    count(*)::integer AS calls,
+    round(COALESCE(sum(cost_usd), 0::numeric), 6) AS cost_usd,
+    round(COALESCE(sum(cost_usd), 0::numeric) * 1000::numeric / NULLIF(count(DISTINCT job_id), 0)::numeric, 4) AS cost_per_1k_jobs_usd
+   FROM public.usage_ledger u
+  WHERE created_at > (now() - '30 days'::interval)
+  GROUP BY kind;
+
+-- view public.job_costs
+security_invoker=true
+ SELECT job_id,
+    user_id,
+    kind,
+    count(*)::integer AS calls,
+    sum(input_tokens) AS input_tokens,
+    sum(output_tokens) AS output_tokens,
+    sum(images) AS images,
+    round(COALESCE(sum(cost_usd), 0::numeric), 6) AS cost_usd,
+    string_agg(DISTINCT (provider || '/'::text) || model, ', '::text) AS models
+   FROM public.usage_ledger u
+  WHERE job_id IS NOT NULL
+  GROUP BY job_id, user_id, kind;
+
 -- view public.job_stats
 security_invoker=true
  SELECT kind,
@@ -389,6 +778,37 @@ security_invoker=true
    FROM public.jobs j
   WHERE created_at > (now() - '24:00:00'::interval)
   GROUP BY kind, status;
+
+-- view public.my_spend
+security_invoker=true
+ SELECT me.user_id,
+    p.plan,
+    p.monthly_budget_usd AS budget_usd,
+    round(COALESCE(s.spent, 0::numeric), 6) AS spent_usd,
+    round(COALESCE(r.reserved, 0::numeric), 6) AS reserved_usd,
+        CASE
+            WHEN p.monthly_budget_usd IS NOT NULL THEN round(GREATEST(0::numeric, p.monthly_budget_usd - COALESCE(s.spent, 0::numeric)), 6)
+            ELSE NULL::numeric
+        END AS remaining_usd,
+    COALESCE(s.calls, 0) AS calls,
+    date_trunc('month'::text, now(), 'UTC'::text) AS period_start,
+    date_trunc('month'::text, now(), 'UTC'::text) + '1 mon'::interval AS resets_at
+   FROM ( SELECT auth.uid() AS user_id) me
+     LEFT JOIN public.user_plans up ON up.user_id = me.user_id
+     JOIN public.plans p ON p.plan = COALESCE(up.plan, ( SELECT d.plan
+           FROM public.plans d
+          WHERE d.is_default))
+     LEFT JOIN LATERAL ( SELECT sum(u.cost_usd) AS spent,
+            count(*)::integer AS calls
+           FROM public.usage_ledger u
+          WHERE u.user_id = me.user_id AND u.created_at >= date_trunc('month'::text, now(), 'UTC'::text)) s ON true
+     LEFT JOIN LATERAL ( SELECT sum(GREATEST(0::numeric, k.estimated_cost_usd - COALESCE(( SELECT sum(u.cost_usd) AS sum
+                   FROM public.usage_ledger u
+                  WHERE u.job_id = j.id), 0::numeric))) AS reserved
+           FROM public.jobs j
+             JOIN public.job_kinds k ON k.kind = j.kind
+          WHERE j.user_id = me.user_id AND (j.status = ANY (ARRAY['queued'::text, 'waiting'::text, 'running'::text]))) r ON true
+  WHERE me.user_id IS NOT NULL;
 
 -- view public.pending_jobs_queue
 security_invoker=true
@@ -414,11 +834,46 @@ security_invoker=true
   WHERE status = ANY (ARRAY['queued'::text, 'waiting'::text])
   ORDER BY (row_number() OVER (ORDER BY (status = 'waiting'::text), priority DESC, run_at, id)::integer);
 
+-- view public.spend_by_user_month
+security_invoker=true
+ SELECT user_id,
+    (date_trunc('month'::text, created_at, 'UTC'::text) AT TIME ZONE 'UTC'::text)::date AS month,
+    count(*)::integer AS calls,
+    count(DISTINCT job_id)::integer AS jobs,
+    round(COALESCE(sum(cost_usd), 0::numeric), 6) AS spent_usd,
+    count(*) FILTER (WHERE cost_usd IS NULL)::integer AS unpriced_calls
+   FROM public.usage_ledger u
+  GROUP BY user_id, (date_trunc('month'::text, created_at, 'UTC'::text));
+
+-- view public.tokens_per_kind
+security_invoker=true
+ SELECT kind,
+    provider,
+    model,
+    count(*)::integer AS calls,
+    sum(input_tokens) AS input_tokens,
+    sum(cached_tokens) AS cached_tokens,
+    sum(output_tokens) AS output_tokens,
+    sum(images) AS images,
+    round(avg(latency_ms), 1) AS avg_latency_ms
+   FROM public.usage_ledger u
+  WHERE created_at > (now() - '30 days'::interval)
+  GROUP BY kind, provider, model;
+
 -- sequence public.job_events_id_seq
+bigint
+
+-- sequence public.usage_ledger_id_seq
 bigint
 
 -- trigger public.active_jobs read_only
 CREATE TRIGGER read_only INSTEAD OF INSERT OR DELETE OR UPDATE ON public.active_jobs FOR EACH ROW EXECUTE FUNCTION private.refuse_view_write()
+
+-- trigger public.cost_per_kind read_only
+CREATE TRIGGER read_only INSTEAD OF INSERT OR DELETE OR UPDATE ON public.cost_per_kind FOR EACH ROW EXECUTE FUNCTION private.refuse_view_write()
+
+-- trigger public.job_costs read_only
+CREATE TRIGGER read_only INSTEAD OF INSERT OR DELETE OR UPDATE ON public.job_costs FOR EACH ROW EXECUTE FUNCTION private.refuse_view_write()
 
 -- trigger public.job_events job_events_broadcast
 CREATE TRIGGER job_events_broadcast AFTER INSERT ON public.job_events FOR EACH ROW EXECUTE FUNCTION private.broadcast_job_event()
@@ -438,8 +893,17 @@ CREATE TRIGGER jobs_notify_queued AFTER INSERT OR UPDATE OF status, run_at ON pu
 -- trigger public.jobs jobs_touch_updated_at
 CREATE TRIGGER jobs_touch_updated_at BEFORE UPDATE ON public.jobs FOR EACH ROW EXECUTE FUNCTION private.touch_updated_at()
 
+-- trigger public.my_spend read_only
+CREATE TRIGGER read_only INSTEAD OF INSERT OR DELETE OR UPDATE ON public.my_spend FOR EACH ROW EXECUTE FUNCTION private.refuse_view_write()
+
 -- trigger public.pending_jobs_queue read_only
 CREATE TRIGGER read_only INSTEAD OF INSERT OR DELETE OR UPDATE ON public.pending_jobs_queue FOR EACH ROW EXECUTE FUNCTION private.refuse_view_write()
+
+-- trigger public.spend_by_user_month read_only
+CREATE TRIGGER read_only INSTEAD OF INSERT OR DELETE OR UPDATE ON public.spend_by_user_month FOR EACH ROW EXECUTE FUNCTION private.refuse_view_write()
+
+-- trigger public.tokens_per_kind read_only
+CREATE TRIGGER read_only INSTEAD OF INSERT OR DELETE OR UPDATE ON public.tokens_per_kind FOR EACH ROW EXECUTE FUNCTION private.refuse_view_write()
 
 -- function private.advance_dependents()
 CREATE OR REPLACE FUNCTION private.advance_dependents()
@@ -498,6 +962,40 @@ begin
 end;
 $function$
 
+-- function private.budget_period_start(timestamp with time zone)
+CREATE OR REPLACE FUNCTION private.budget_period_start(at_time timestamp with time zone)
+ RETURNS timestamp with time zone
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO ''
+AS $function$
+  select date_trunc('month', at_time, 'UTC')
+$function$
+
+-- function private.budget_use(uuid)
+CREATE OR REPLACE FUNCTION private.budget_use(p_user uuid, OUT spent_usd numeric, OUT reserved_usd numeric, OUT unfinished integer)
+ RETURNS record
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  select
+    (select coalesce(sum(u.cost_usd), 0) from public.usage_ledger u
+      where u.user_id = p_user and u.created_at >= private.budget_period_start(now())),
+    coalesce(sum(greatest(0, k.estimated_cost_usd - coalesce(c.spent, 0))), 0),
+    count(j.id)::integer
+  from public.job_kinds k
+  cross join lateral (
+    select q.id from public.jobs q where q.user_id = p_user and q.kind = k.kind and q.status = 'queued'
+    union all
+    select r.id from public.jobs r where r.user_id = p_user and r.kind = k.kind and r.status = 'running'
+    union all
+    select w.id from public.jobs w where w.user_id = p_user and w.kind = k.kind and w.status = 'waiting'
+  ) j
+  left join lateral (select sum(u.cost_usd) as spent from public.usage_ledger u where u.job_id = j.id) c on true
+  where k.estimated_cost_usd > 0
+$function$
+
 -- function private.check_array(text,anyarray,integer)
 CREATE OR REPLACE FUNCTION private.check_array(field text, value anyarray, max_items integer)
  RETURNS void
@@ -514,6 +1012,52 @@ begin
     perform private.raise_invalid(field, format('must hold at most %s items, got %s', max_items, cardinality(value)));
   elsif array_position(value, null) is not null then
     perform private.raise_invalid(field, format('must not contain null, got one at index %s (from 0)', array_position(value, null) - 1));
+  end if;
+end;
+$function$
+
+-- function private.check_budget(uuid)
+CREATE OR REPLACE FUNCTION private.check_budget(p_user uuid)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_plan public.plans := private.user_plan(p_user);
+  v_use record;
+  v_resets timestamptz := private.budget_period_start(now()) + interval '1 month';
+begin
+  if v_plan.monthly_budget_usd is null then
+    return;
+  end if;
+  perform pg_advisory_xact_lock(7311, hashtext(p_user::text));  -- 7311: the budget lock class
+  select * into v_use from private.budget_use(p_user);
+  if v_use.spent_usd >= v_plan.monthly_budget_usd then
+    raise exception 'budget: plan "%" allows % USD a month and % USD is spent; it resets at %',
+      v_plan.plan, v_plan.monthly_budget_usd, round(v_use.spent_usd, 4), v_resets
+      using errcode = 'PT402',
+            detail = format('spent %s USD of %s USD', round(v_use.spent_usd, 4), v_plan.monthly_budget_usd),
+            hint = format('resets at %s; jobs already running finish', v_resets);
+  elsif v_use.spent_usd + v_use.reserved_usd >= v_plan.monthly_budget_usd then
+    raise exception 'budget: plan "%" allows % USD a month; % USD is spent and your % unfinished jobs reserve % USD; it resets at %',
+      v_plan.plan, v_plan.monthly_budget_usd, round(v_use.spent_usd, 4), v_use.unfinished, round(v_use.reserved_usd, 4), v_resets
+      using errcode = 'PT402',
+            detail = format('spent %s USD, reserved %s USD, of %s USD',
+                            round(v_use.spent_usd, 4), round(v_use.reserved_usd, 4), v_plan.monthly_budget_usd),
+            hint = format('wait for your unfinished jobs, or until %s', v_resets);
+  end if;
+end;
+$function$
+
+-- function private.check_count(text,integer,integer)
+CREATE OR REPLACE FUNCTION private.check_count(field text, value integer, max_value integer)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+begin
+  if value is null or value not between 0 and max_value then
+    perform private.raise_invalid(field, format('must be between 0 and %s, got %s', max_value, coalesce(value::text, 'null')));
   end if;
 end;
 $function$
@@ -576,6 +1120,43 @@ AS $function$
 begin
   if lease_seconds is null or lease_seconds not between 5 and 3600 then
     perform private.raise_invalid('lease_seconds', format('must be between 5 and 3600, got %s', coalesce(lease_seconds::text, 'null')));
+  end if;
+end;
+$function$
+
+-- function private.check_plan_name(text,text,boolean)
+CREATE OR REPLACE FUNCTION private.check_plan_name(field text, plan text, must_exist boolean)
+ RETURNS void
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO ''
+AS $function$
+begin
+  if plan is null then
+    perform private.raise_invalid(field, 'must not be null');
+  elsif plan !~ '^[a-z][a-z0-9_]{0,62}$' then
+    perform private.raise_invalid(field,
+      format('must be 1 to 63 lowercase letters, digits or _, starting with a letter, got "%s"', private.excerpt(plan, 80)));
+  elsif must_exist and not exists (select 1 from public.plans p where p.plan = check_plan_name.plan) then
+    perform private.raise_invalid(field, format('unknown plan "%s"', plan),
+      'known plans: ' || coalesce((select string_agg(p.plan, ', ' order by p.plan) from public.plans p), 'none'));
+  end if;
+end;
+$function$
+
+-- function private.check_plan_priority(uuid,public.job_kinds,integer)
+CREATE OR REPLACE FUNCTION private.check_plan_priority(p_user uuid, kind_on_plan public.job_kinds, requested integer)
+ RETURNS void
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO ''
+AS $function$
+begin
+  if requested is not null and requested > kind_on_plan.default_priority then
+    perform private.raise_invalid('priority',
+      format('must be at most %s for kind "%s" on plan "%s", got %s',
+             kind_on_plan.default_priority, kind_on_plan.kind, coalesce((private.user_plan(p_user)).plan, 'none'), requested),
+      'a caller may only lower its plan''s priority; a higher one comes with another plan');
   end if;
 end;
 $function$
@@ -688,6 +1269,26 @@ AS $function$
      end
 $function$
 
+-- function private.kind_on_plan(uuid,public.job_kinds)
+CREATE OR REPLACE FUNCTION private.kind_on_plan(p_user uuid, p_kind public.job_kinds)
+ RETURNS public.job_kinds
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO ''
+AS $function$
+declare
+  v_kind public.job_kinds := p_kind;
+  v_limits public.plan_kind_limits;
+begin
+  select l.* into v_limits from public.plan_kind_limits l
+  where l.plan = (private.user_plan(p_user)).plan and l.kind = p_kind.kind;
+  v_kind.default_priority := coalesce(v_limits.priority, p_kind.default_priority);
+  v_kind.rate_limit_per_minute := coalesce(v_limits.rate_limit_per_minute, p_kind.rate_limit_per_minute);
+  v_kind.max_running_per_user := coalesce(v_limits.max_running_per_user, p_kind.max_running_per_user);
+  return v_kind;
+end;
+$function$
+
 -- function private.lock_class(text)
 CREATE OR REPLACE FUNCTION private.lock_class(name text)
  RETURNS integer
@@ -750,6 +1351,16 @@ AS $function$
   from (select least(600.0, 5.0 * power(2, greatest(attempt, 1) - 1)) as base) b
 $function$
 
+-- function private.running_cap(uuid,text)
+CREATE OR REPLACE FUNCTION private.running_cap(p_user uuid, p_kind text)
+ RETURNS integer
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  select (private.kind_on_plan(p_user, k)).max_running_per_user from public.job_kinds k where k.kind = p_kind
+$function$
+
 -- function private.touch_updated_at()
 CREATE OR REPLACE FUNCTION private.touch_updated_at()
  RETURNS trigger
@@ -760,6 +1371,18 @@ begin
   new.updated_at := clock_timestamp();
   return new;
 end;
+$function$
+
+-- function private.user_plan(uuid)
+CREATE OR REPLACE FUNCTION private.user_plan(p_user uuid)
+ RETURNS public.plans
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  select p.* from public.plans p
+  where p.plan = coalesce((select up.plan from public.user_plans up where up.user_id = p_user),
+                          (select d.plan from public.plans d where d.is_default))
 $function$
 
 -- function public.cancel_job(uuid)
@@ -850,7 +1473,7 @@ begin
       continue;
     end if;
     v_locked_any := true;
-    select k.max_running_per_user into v_cap from public.job_kinds k where k.kind = g.kind;
+    v_cap := private.running_cap(g.user_id, g.kind);
     select count(*) into v_running from public.jobs r
       where r.status = 'running' and r.user_id = g.user_id and r.kind = g.kind;
     select count(*) into v_due from (
@@ -867,7 +1490,7 @@ begin
   if not v_locked_any and v_waiting_user is not null then
     -- Everything due is being claimed by others right now: wait for the first group, then plan it.
     perform pg_advisory_xact_lock(private.lock_class('claim_group'), private.group_key(v_waiting_user, v_waiting_kind));
-    select k.max_running_per_user into v_cap from public.job_kinds k where k.kind = v_waiting_kind;
+    v_cap := private.running_cap(v_waiting_user, v_waiting_kind);
     select count(*) into v_running from public.jobs r
       where r.status = 'running' and r.user_id = v_waiting_user and r.kind = v_waiting_kind;
     v_users := array[v_waiting_user];
@@ -1101,6 +1724,8 @@ begin
     perform private.raise_invalid('kind', format('unknown job kind "%s"', enqueue_job.kind),
       'known kinds: ' || (select string_agg(k.kind, ', ' order by k.kind) from public.job_kinds k));
   end if;
+  -- The user's plan sets this kind's priority, rate limit and running cap (plans migration).
+  v_kind := private.kind_on_plan(v_uid, v_kind);
 
   if enqueue_job.payload is null or jsonb_typeof(enqueue_job.payload) <> 'object' then
     perform private.raise_invalid('payload',
@@ -1117,6 +1742,7 @@ begin
   if v_priority not between -100 and 100 then
     perform private.raise_invalid('priority', format('must be between -100 and 100, got %s', v_priority));
   end if;
+  perform private.check_plan_priority(v_uid, v_kind, enqueue_job.priority);
 
   perform private.check_timestamp('run_at', enqueue_job.run_at, interval '1 day', interval '30 days');
   v_run_at := coalesce(enqueue_job.run_at, now());
@@ -1143,6 +1769,8 @@ begin
       return v_job;  -- a retried submission: same job, no new row, not rate limited
     end if;
   end if;
+
+  perform private.check_budget(v_uid);
 
   select count(*), min(j.created_at) into v_recent, v_oldest
   from (
@@ -1315,6 +1943,75 @@ begin
 end;
 $function$
 
+-- function public.record_usage(uuid,text,integer,text,text,integer,integer,integer,integer,integer)
+CREATE OR REPLACE FUNCTION public.record_usage(job_id uuid, worker_id text, attempt integer, provider text, model text, input_tokens integer DEFAULT 0, output_tokens integer DEFAULT 0, cached_tokens integer DEFAULT 0, images integer DEFAULT 0, latency_ms integer DEFAULT NULL::integer)
+ RETURNS public.usage_ledger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+#variable_conflict use_column
+declare
+  v_job public.jobs;
+  v_price public.model_prices;
+  v_cost numeric;
+  v_row public.usage_ledger;
+begin
+  perform private.check_worker_id(worker_id);
+  if record_usage.job_id is null then
+    perform private.raise_invalid('job_id', 'must not be null');
+  end if;
+  if record_usage.provider is null or record_usage.provider !~ '^[a-z][a-z0-9_-]{0,62}$' then
+    perform private.raise_invalid('provider',
+      format('must be 1 to 63 lowercase letters, digits, _ or -, got %s', coalesce('"' || private.excerpt(record_usage.provider, 80) || '"', 'null')));
+  end if;
+  if record_usage.model is null or length(record_usage.model) not between 1 and 200 or record_usage.model ~ '\s' then
+    perform private.raise_invalid('model',
+      format('must be 1 to 200 characters without spaces, got %s', coalesce('"' || private.excerpt(record_usage.model, 80) || '"', 'null')));
+  end if;
+  perform private.check_count('input_tokens', record_usage.input_tokens, 100000000);
+  perform private.check_count('output_tokens', record_usage.output_tokens, 100000000);
+  perform private.check_count('cached_tokens', record_usage.cached_tokens, 100000000);
+  if record_usage.cached_tokens > record_usage.input_tokens then
+    perform private.raise_invalid('cached_tokens',
+      format('must not exceed input_tokens (%s), got %s', record_usage.input_tokens, record_usage.cached_tokens),
+      'input_tokens counts every prompt token, cached ones included');
+  end if;
+  perform private.check_count('images', record_usage.images, 1000);
+  if record_usage.latency_ms is not null then
+    perform private.check_count('latency_ms', record_usage.latency_ms, 86400000);
+  end if;
+
+  select * into v_job from public.jobs j where j.id = record_usage.job_id;
+  if not found then
+    raise exception 'record_usage: job % not found', record_usage.job_id using errcode = 'PT404';
+  end if;
+  if record_usage.attempt is null or record_usage.attempt not between 1 and greatest(v_job.attempts, 1) then
+    perform private.raise_invalid('attempt',
+      format('must be between 1 and the job''s attempts (%s), got %s', v_job.attempts, coalesce(record_usage.attempt::text, 'null')));
+  end if;
+
+  select * into v_price from public.model_prices p
+  where p.provider = record_usage.provider and p.model = record_usage.model;
+  if found then
+    v_cost := ((record_usage.input_tokens - record_usage.cached_tokens) * v_price.input_usd_per_mtok
+               + record_usage.cached_tokens * v_price.cached_input_usd_per_mtok
+               + record_usage.output_tokens * v_price.output_usd_per_mtok) / 1000000
+              + record_usage.images * v_price.usd_per_image;
+  end if;
+
+  insert into public.usage_ledger as u
+    (job_id, user_id, kind, attempt, worker_id, provider, model, input_tokens, output_tokens, cached_tokens,
+     images, latency_ms, cost_usd)
+  values
+    (v_job.id, v_job.user_id, v_job.kind, record_usage.attempt, record_usage.worker_id, record_usage.provider,
+     record_usage.model, record_usage.input_tokens, record_usage.output_tokens, record_usage.cached_tokens,
+     record_usage.images, record_usage.latency_ms, v_cost)
+  returning u.* into v_row;
+  return v_row;
+end;
+$function$
+
 -- function public.release_jobs(text,uuid[])
 CREATE OR REPLACE FUNCTION public.release_jobs(worker_id text, job_ids uuid[])
  RETURNS SETOF public.jobs
@@ -1409,6 +2106,108 @@ begin
 end;
 $function$
 
+-- function public.set_plan(text,numeric,text,boolean)
+CREATE OR REPLACE FUNCTION public.set_plan(plan text, monthly_budget_usd numeric, description text DEFAULT NULL::text, is_default boolean DEFAULT NULL::boolean)
+ RETURNS public.plans
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+#variable_conflict use_column
+declare
+  v_plan public.plans;
+begin
+  perform private.check_plan_name('plan', set_plan.plan, false);
+  if set_plan.monthly_budget_usd is not null
+     and (set_plan.monthly_budget_usd = 'NaN' or set_plan.monthly_budget_usd not between 0 and 1000000) then
+    perform private.raise_invalid('monthly_budget_usd',
+      format('must be between 0 and 1000000 USD (null for no budget), got %s', set_plan.monthly_budget_usd));
+  end if;
+  if length(set_plan.description) > 500 then
+    perform private.raise_invalid('description', format('must be at most 500 characters, got %s', length(set_plan.description)));
+  end if;
+  if set_plan.is_default is false and exists (select 1 from public.plans p where p.plan = set_plan.plan and p.is_default) then
+    perform private.raise_invalid('is_default', format('plan "%s" is the default; make another plan the default instead', set_plan.plan));
+  end if;
+  if set_plan.is_default then
+    update public.plans p set is_default = false, updated_at = now() where p.is_default and p.plan <> set_plan.plan;
+  end if;
+  insert into public.plans as p (plan, monthly_budget_usd, description, is_default)
+  values (set_plan.plan, round(set_plan.monthly_budget_usd, 2), coalesce(set_plan.description, ''), coalesce(set_plan.is_default, false))
+  on conflict (plan) do update
+    set monthly_budget_usd = excluded.monthly_budget_usd,
+        description = coalesce(set_plan.description, p.description),
+        is_default = coalesce(set_plan.is_default, p.is_default),
+        updated_at = now()
+  returning p.* into v_plan;
+  return v_plan;
+end;
+$function$
+
+-- function public.set_plan_kind_limits(text,text,integer,integer,integer)
+CREATE OR REPLACE FUNCTION public.set_plan_kind_limits(plan text, kind text, priority integer DEFAULT NULL::integer, rate_limit_per_minute integer DEFAULT NULL::integer, max_running_per_user integer DEFAULT NULL::integer)
+ RETURNS public.plan_kind_limits
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+#variable_conflict use_column
+declare
+  v_row public.plan_kind_limits;
+begin
+  perform private.check_plan_name('plan', set_plan_kind_limits.plan, true);
+  if set_plan_kind_limits.kind is null then
+    perform private.raise_invalid('kind', 'must not be null');
+  end if;
+  perform private.check_kinds('kind', array[set_plan_kind_limits.kind]);
+  if set_plan_kind_limits.priority not between -100 and 100 then
+    perform private.raise_invalid('priority', format('must be between -100 and 100, got %s', set_plan_kind_limits.priority));
+  end if;
+  if set_plan_kind_limits.rate_limit_per_minute not between 1 and 100000 then
+    perform private.raise_invalid('rate_limit_per_minute',
+      format('must be between 1 and 100000, got %s', set_plan_kind_limits.rate_limit_per_minute));
+  end if;
+  if set_plan_kind_limits.max_running_per_user not between 1 and 100000 then
+    perform private.raise_invalid('max_running_per_user',
+      format('must be between 1 and 100000, got %s', set_plan_kind_limits.max_running_per_user));
+  end if;
+  insert into public.plan_kind_limits as l (plan, kind, priority, rate_limit_per_minute, max_running_per_user)
+  values (set_plan_kind_limits.plan, set_plan_kind_limits.kind, set_plan_kind_limits.priority,
+          set_plan_kind_limits.rate_limit_per_minute, set_plan_kind_limits.max_running_per_user)
+  on conflict (plan, kind) do update
+    set priority = excluded.priority,
+        rate_limit_per_minute = excluded.rate_limit_per_minute,
+        max_running_per_user = excluded.max_running_per_user
+  returning l.* into v_row;
+  return v_row;
+end;
+$function$
+
+-- function public.set_user_plan(uuid,text)
+CREATE OR REPLACE FUNCTION public.set_user_plan(user_id uuid, plan text)
+ RETURNS public.user_plans
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+#variable_conflict use_column
+declare
+  v_row public.user_plans;
+begin
+  if set_user_plan.user_id is null then
+    perform private.raise_invalid('user_id', 'must not be null');
+  end if;
+  perform private.check_plan_name('plan', set_user_plan.plan, true);
+  if not exists (select 1 from auth.users u where u.id = set_user_plan.user_id) then
+    perform private.raise_invalid('user_id', format('no user %s', set_user_plan.user_id));
+  end if;
+  insert into public.user_plans as up (user_id, plan) values (set_user_plan.user_id, set_user_plan.plan)
+  on conflict (user_id) do update set plan = excluded.plan, updated_at = now()
+  returning up.* into v_row;
+  return v_row;
+end;
+$function$
+
 -- policy public.job_events users read their own job events
 PERMISSIVE for SELECT to authenticated
   using (user_id = ( SELECT auth.uid() AS uid))
@@ -1418,6 +2217,26 @@ PERMISSIVE for SELECT to authenticated
   using true
 
 -- policy public.jobs users read their own jobs
+PERMISSIVE for SELECT to authenticated
+  using (user_id = ( SELECT auth.uid() AS uid))
+
+-- policy public.model_prices signed-in users read model prices
+PERMISSIVE for SELECT to authenticated
+  using true
+
+-- policy public.plan_kind_limits signed-in users read plan limits
+PERMISSIVE for SELECT to authenticated
+  using true
+
+-- policy public.plans signed-in users read plans
+PERMISSIVE for SELECT to authenticated
+  using true
+
+-- policy public.usage_ledger users read their own usage
+PERMISSIVE for SELECT to authenticated
+  using (user_id = ( SELECT auth.uid() AS uid))
+
+-- policy public.user_plans users read their own plan
 PERMISSIVE for SELECT to authenticated
   using (user_id = ( SELECT auth.uid() AS uid))
 
@@ -1438,7 +2257,19 @@ PERMISSIVE for SELECT to authenticated
 -- grant private.broadcast_job_event()
 
 
+-- grant private.budget_period_start(timestamp with time zone)
+
+
+-- grant private.budget_use(uuid)
+
+
 -- grant private.check_array(text,anyarray,integer)
+
+
+-- grant private.check_budget(uuid)
+
+
+-- grant private.check_count(text,integer,integer)
 
 
 -- grant private.check_json(text,jsonb,integer)
@@ -1448,6 +2279,12 @@ PERMISSIVE for SELECT to authenticated
 
 
 -- grant private.check_lease_seconds(integer)
+
+
+-- grant private.check_plan_name(text,text,boolean)
+
+
+-- grant private.check_plan_priority(uuid,public.job_kinds,integer)
 
 
 -- grant private.check_timestamp(text,timestamp with time zone,interval,interval)
@@ -1468,6 +2305,9 @@ PERMISSIVE for SELECT to authenticated
 -- grant private.job_broadcast_payload(public.jobs)
 
 
+-- grant private.kind_on_plan(uuid,public.job_kinds)
+
+
 -- grant private.lock_class(text)
 
 
@@ -1483,7 +2323,13 @@ PERMISSIVE for SELECT to authenticated
 -- grant private.retry_delay(integer,double precision)
 
 
+-- grant private.running_cap(uuid,text)
+
+
 -- grant private.touch_updated_at()
+
+
+-- grant private.user_plan(uuid)
 
 
 -- grant public.active_jobs
@@ -1501,6 +2347,9 @@ service_role:EXECUTE
 -- grant public.complete_jobs(text,jsonb)
 service_role:EXECUTE
 
+-- grant public.cost_per_kind
+authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
+
 -- grant public.defer_job(uuid,text,timestamp with time zone,text)
 service_role:EXECUTE
 
@@ -1509,6 +2358,9 @@ authenticated:EXECUTE, service_role:EXECUTE
 
 -- grant public.fail_job(uuid,text,jsonb,boolean)
 service_role:EXECUTE
+
+-- grant public.job_costs
+authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
 
 -- grant public.job_events
 authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
@@ -1525,16 +2377,31 @@ authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAI
 -- grant public.jobs
 authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
 
+-- grant public.model_prices
+authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
+
+-- grant public.my_spend
+authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
+
 -- grant public.next_job_run_at(text[])
 service_role:EXECUTE
 
 -- grant public.pending_jobs_queue
 authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
 
+-- grant public.plan_kind_limits
+authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
+
+-- grant public.plans
+authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
+
 -- grant public.purge_finished_jobs(interval)
 service_role:EXECUTE
 
 -- grant public.reap_expired_leases()
+service_role:EXECUTE
+
+-- grant public.record_usage(uuid,text,integer,text,text,integer,integer,integer,integer,integer)
 service_role:EXECUTE
 
 -- grant public.release_jobs(text,uuid[])
@@ -1546,20 +2413,44 @@ service_role:EXECUTE
 -- grant public.report_progress(uuid,text,numeric,text,text)
 service_role:EXECUTE
 
+-- grant public.set_plan(text,numeric,text,boolean)
+service_role:EXECUTE
+
+-- grant public.set_plan_kind_limits(text,text,integer,integer,integer)
+service_role:EXECUTE
+
+-- grant public.set_user_plan(uuid,text)
+service_role:EXECUTE
+
+-- grant public.spend_by_user_month
+authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
+
+-- grant public.tokens_per_kind
+authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
+
+-- grant public.usage_ledger
+authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
+
+-- grant public.usage_ledger_id_seq
+service_role:SELECT, service_role:UPDATE, service_role:USAGE
+
+-- grant public.user_plans
+authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
+
 -- publication supabase_realtime public.jobs
 
 
 -- row public.job_kinds generate_design
-{"kind": "generate_design", "heavy": false, "description": "Prompt + design-system summary -> Figma node tree (Claude)", "max_attempts": 3, "timeout_seconds": 180, "default_priority": 0, "max_payload_bytes": 65536, "max_running_per_user": 2, "rate_limit_per_minute": 10}
+{"kind": "generate_design", "heavy": false, "description": "Prompt + design-system summary -> Figma node tree (Claude)", "max_attempts": 3, "timeout_seconds": 180, "default_priority": 0, "max_payload_bytes": 65536, "estimated_cost_usd": 0.020000, "max_running_per_user": 2, "rate_limit_per_minute": 10}
 
 -- row public.job_kinds generate_edits
-{"kind": "generate_edits", "heavy": true, "description": "Streamed copy-edit variants (Claude streaming)", "max_attempts": 3, "timeout_seconds": 180, "default_priority": 0, "max_payload_bytes": 65536, "max_running_per_user": 1, "rate_limit_per_minute": 3}
+{"kind": "generate_edits", "heavy": true, "description": "Streamed copy-edit variants (Claude streaming)", "max_attempts": 3, "timeout_seconds": 180, "default_priority": 0, "max_payload_bytes": 65536, "estimated_cost_usd": 0.010000, "max_running_per_user": 1, "rate_limit_per_minute": 3}
 
 -- row public.job_kinds generate_image
-{"kind": "generate_image", "heavy": true, "description": "Image generation (Gemini); bytes go to Storage", "max_attempts": 2, "timeout_seconds": 180, "default_priority": 0, "max_payload_bytes": 16384, "max_running_per_user": 1, "rate_limit_per_minute": 3}
+{"kind": "generate_image", "heavy": true, "description": "Image generation (Gemini); bytes go to Storage", "max_attempts": 2, "timeout_seconds": 180, "default_priority": 0, "max_payload_bytes": 16384, "estimated_cost_usd": 0.040000, "max_running_per_user": 1, "rate_limit_per_minute": 3}
 
 -- row public.job_kinds rename_layers
-{"kind": "rename_layers", "heavy": false, "description": "Up to 500 layers -> descriptive names (Claude, batched in parallel)", "max_attempts": 3, "timeout_seconds": 120, "default_priority": 10, "max_payload_bytes": 262144, "max_running_per_user": 3, "rate_limit_per_minute": 10}
+{"kind": "rename_layers", "heavy": false, "description": "Up to 500 layers -> descriptive names (Claude, batched in parallel)", "max_attempts": 3, "timeout_seconds": 120, "default_priority": 10, "max_payload_bytes": 262144, "estimated_cost_usd": 0.010000, "max_running_per_user": 3, "rate_limit_per_minute": 10}
 
 -- row storage.buckets job-artifacts
 {"id": "job-artifacts", "name": "job-artifacts", "public": false, "owner_id": null, "file_size_limit": 20971520, "allowed_mime_types": ["image/png", "image/jpeg", "image/webp"]}

@@ -82,6 +82,8 @@ class OursProduct:
         # One user makes every change: lift the kind's per-user rate limit (10/min), here only.
         with SqlApi(database) as api:
             api.admin("update public.job_kinds set rate_limit_per_minute = 100000 where kind = %s", (kind,))
+            # ...and its budget reservation: thousands of queued jobs would reserve past any plan's budget.
+            api.admin("update public.job_kinds set estimated_cost_usd = 0 where kind = %s", (kind,))
 
     @contextmanager
     def lifecycle(self, database: str, user_id: str) -> Iterator[JobLifecycle]:

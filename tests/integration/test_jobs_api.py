@@ -196,3 +196,37 @@ async def test_owner_receives_every_change_live_and_nobody_else_can_join(stack: 
             ("partial", {"text": "Hero"}),
         ]
         assert next(p for _, p in seen if p.get("status") == "succeeded")["result"] == result
+
+
+async def test_a_spent_budget_is_402_on_the_wire_and_users_read_their_spend(stack: Stack) -> None:
+    async with signed_in(stack) as (alice, alice_id), service(stack) as operator:
+        plan = "wire_" + alice_id.replace("-", "")[:12]
+        await operator.rpc("set_plan", {"plan": plan, "monthly_budget_usd": 0.01}).execute()
+        await operator.rpc("set_user_plan", {"user_id": alice_id, "plan": plan}).execute()
+        job = await enqueue(alice, "generate_design", {"prompt": "pricing page"})
+        usage = {"job_id": job["id"], "worker_id": "w", "attempt": 1, "provider": "anthropic"}
+        usage |= {"model": "claude-haiku-4-5", "input_tokens": 0, "output_tokens": 4000, "latency_ms": 800}
+        with pytest.raises(APIError) as err:  # only the service role records usage
+            await alice.rpc("record_usage", usage).execute()
+        assert err.value.code == "42501"
+        recorded = (await operator.rpc("record_usage", usage).execute()).data
+        assert isinstance(recorded, dict) and recorded["cost_usd"] == 0.02  # 4,000 output tokens at $5 per million
+        token = (await alice.auth.get_session()).access_token  # type: ignore[union-attr]
+        headers = {"apikey": stack.anon_key, "Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        async with httpx.AsyncClient() as http:
+            refused = await http.post(
+                f"{stack.url}/rest/v1/rpc/enqueue_job", headers=headers, json={"kind": "generate_design"}
+            )
+        assert refused.status_code == 402, refused.text
+        body = refused.json()
+        assert body["code"] == "PT402"
+        assert body["message"].startswith(f'budget: plan "{plan}" allows 0.01 USD a month and 0.0200 USD is spent;')
+        assert " it resets at " in body["message"]
+        spend = (await alice.table("my_spend").select("plan, budget_usd, spent_usd, remaining_usd").execute()).data
+        assert spend == [{"plan": plan, "budget_usd": 0.01, "spent_usd": 0.02, "remaining_usd": 0}]
+        costs = (await alice.table("job_costs").select("job_id, cost_usd").execute()).data
+        assert costs == [{"job_id": job["id"], "cost_usd": 0.02}]
+    # Leave no plan behind in a shared stack.
+    async with await psycopg.AsyncConnection.connect(stack.database_url, autocommit=True) as conn:
+        await conn.execute("delete from public.user_plans where plan = %s", (plan,))
+        await conn.execute("delete from public.plans where plan = %s", (plan,))

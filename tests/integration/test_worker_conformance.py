@@ -24,7 +24,7 @@ from worker.adapters.supabase import RealtimeWakeups, SupabaseStore, connect
 from worker.core.errors import InvalidArgument, JobNotFound, LeaseLost
 from worker.core.job_rows import PROBLEM
 from worker.core.jobs import Job, JobHint, JobRow, UnparseableJob
-from worker.core.ports import Dashboard, QueueStore, Wakeups
+from worker.core.ports import Dashboard, ModelCall, ModelUsage, QueueStore, Wakeups
 
 pytestmark = pytest.mark.integration
 W = "conformance-worker"
@@ -139,7 +139,7 @@ def readable(row: JobRow) -> Job:
 async def test_claim_takes_due_jobs_in_priority_order_with_a_lease(backend: Backend) -> None:
     h = backend.harness
     low = h.enqueue("generate_design", priority=-5)
-    high = h.enqueue("generate_design", priority=50)
+    high = h.enqueue("generate_design", priority=0)  # the default plan's ceiling for this kind
     later = h.enqueue("generate_design", run_at=datetime.now(UTC) + timedelta(hours=1))
     before = datetime.now(UTC)
     jobs = await claim(backend)
@@ -432,3 +432,32 @@ async def test_a_due_time_python_cannot_hold_is_no_due_time(backend: Backend) ->
     assert await backend.store.next_run_at(["rename_layers"]) == job.run_at
     backend.harness.corrupt(job.id, "run_at", "'infinity'")  # never due; the sweep must not fail on it
     assert await backend.store.next_run_at(["rename_layers"]) is None
+
+
+async def test_record_usage_prices_calls_and_refuses_malformed_usage(backend: Backend) -> None:
+    backend.harness.enqueue("generate_design")
+    [job] = await claim(backend, kinds=["generate_design"])
+    store = backend.store
+    haiku = ModelCall("anthropic", "claude-haiku-4-5", ModelUsage(1000, 500, 200, 0), 1234)
+    # 800 fresh input at $1/MTok, 200 cached at $0.10, 500 output at $5.
+    assert await store.record_usage(job.id, W, 1, haiku) == pytest.approx(0.00332, abs=1e-9)
+    image = ModelCall("gemini", "gemini-2.5-flash-image", ModelUsage(10, 1290, 0, 1), 900)
+    assert await store.record_usage(job.id, W, 1, image) == pytest.approx(0.038703, abs=1e-9)
+    assert await store.record_usage(job.id, W, 1, ModelCall("anthropic", "claude-x-9", ModelUsage(1, 1), 5)) is None
+    bad = [
+        (job.id, 1, ModelCall("anthropic", "claude-haiku-4-5", ModelUsage(1, 0, 2), 5), r"^cached_tokens: must not"),
+        (job.id, 1, ModelCall("anthropic", "claude-haiku-4-5", ModelUsage(-1, 0), 5), r"^input_tokens: must be"),
+        (job.id, 1, ModelCall("Anthropic", "claude-haiku-4-5", ModelUsage(1, 0), 5), r"^provider: must be"),
+        (job.id, 1, ModelCall("anthropic", "claude haiku", ModelUsage(1, 0), 5), r"^model: must be"),
+        (job.id, 1, ModelCall("anthropic", "claude-haiku-4-5", ModelUsage(1, 0), -1), r"^latency_ms: must be"),
+        (job.id, 2, haiku, r"^attempt: must be between 1 and the job's attempts \(1\), got 2"),
+    ]
+    for job_id, attempt, call, message in bad:
+        with pytest.raises(InvalidArgument, match=message):
+            await store.record_usage(job_id, W, attempt, call)
+    with pytest.raises(JobNotFound):
+        await store.record_usage(uuid.uuid4(), W, 1, haiku)
+    [per_kind] = await store.read_view("cost_per_kind")
+    assert (per_kind["kind"], per_kind["jobs"], per_kind["calls"]) == ("generate_design", 1, 3)
+    assert float(per_kind["cost_usd"]) == pytest.approx(0.042023, abs=1e-6)
+    assert float(per_kind["cost_per_1k_jobs_usd"]) == pytest.approx(42.023, abs=1e-3)

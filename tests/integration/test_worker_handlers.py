@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -214,3 +215,40 @@ async def test_timeouts_and_dropped_streams_are_transient(standin: httpx.Client,
         assert got  # partial output arrived before the drop
     finally:
         await quick.close()
+
+
+# -- the usage ledger: each answered call, read from the real SDK responses ---------------------
+async def test_every_answered_call_is_recorded_with_its_usage(claude: ClaudeProvider, standin: httpx.Client) -> None:
+    fault(standin, provider="anthropic", kind="invalid_json", count=1)  # two calls: the answer and its repair
+    _, store, ctx = await run_kind("generate_design", {"prompt": "A login screen"}, limited(claude, CLAUDE))
+    entries = store.ledger.entries
+    assert [(e.job_id, e.attempt, e.call.provider, e.call.model) for e in entries] == [
+        (ctx.job.id, 1, "anthropic", CLAUDE)
+    ] * 2
+    for e in entries:
+        u = e.call.usage
+        assert u.input_tokens > 0 and u.output_tokens > 0 and (u.cached_tokens, u.images) == (0, 0)
+        assert e.call.latency_ms >= 0
+        expected = (Decimal(u.input_tokens) * 1 + Decimal(u.output_tokens) * 5) / 1_000_000  # Haiku 4.5 list price
+        assert e.cost_usd == expected.quantize(Decimal("0.00000001"))
+    # The repair round re-sends the first answer: its prompt is longer.
+    assert entries[1].call.usage.input_tokens > entries[0].call.usage.input_tokens
+
+
+async def test_a_streamed_call_records_the_final_usage(claude: ClaudeProvider, standin: httpx.Client) -> None:
+    payload = {"text": "Start your free trial today", "variants": 3}
+    result, store, _ = await run_kind("generate_edits", payload, limited(claude, CLAUDE))
+    [streamed] = store.ledger.entries
+    # The stand-in counts about 4 characters a token, as its message_delta reports.
+    assert streamed.call.usage.output_tokens >= len(json.dumps(result)) // 8
+
+
+async def test_an_image_call_records_the_image_and_its_tokens(
+    gemini: GeminiProvider, standin: httpx.Client, tmp_path: Path
+) -> None:
+    payload = {"prompt": "A lighthouse at dusk"}
+    _, store, _ = await run_kind("generate_image", payload, limited(gemini, GEMINI_IMAGE), FolderArtifacts(tmp_path))
+    [image] = store.ledger.entries
+    assert (image.call.provider, image.call.model, image.call.usage.images) == ("gemini", GEMINI_IMAGE, 1)
+    assert image.call.usage.output_tokens >= 1290  # an image is 1290 output tokens
+    assert image.cost_usd is not None and Decimal("0.0387") <= image.cost_usd < Decimal("0.04")

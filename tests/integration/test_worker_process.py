@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, LiteralString
 
@@ -284,6 +285,30 @@ def test_a_429_defers_without_using_an_attempt(
     logs = [data for kind, data in env.db.events(j.id) if kind == "log"]
     assert logs and logs[0]["event"] == "deferred"
     assert 'worker_jobs_deferred_total{kind="generate_design"} 1' in w.metrics()
+
+
+@pytest.mark.parametrize("store", ["supabase", "postgres"])
+def test_every_model_call_lands_in_the_usage_ledger(
+    env: Env, standin: httpx.Client, spawn: Callable[..., WorkerProcess], store: str
+) -> None:
+    standin.post(
+        "/_standin/faults", json={"provider": "anthropic", "kind": "invalid_json", "count": 1}
+    ).raise_for_status()
+    w = spawn(store)
+    w.wait_healthy()
+    j = design(env)  # two model calls: the invalid answer and its repair round
+    until(lambda: job(env, j.id).status == "succeeded", "succeeded")
+    rows = env.db.sql(
+        "select attempt, provider, model, input_tokens, output_tokens, cached_tokens, images, latency_ms, cost_usd,"
+        " worker_id from public.usage_ledger where job_id = %s order by id",
+        (j.id,),
+    )
+    assert [(r["attempt"], r["provider"], r["model"]) for r in rows] == [(1, "anthropic", "claude-haiku-4-5")] * 2
+    for r in rows:
+        assert r["input_tokens"] > 0 and r["output_tokens"] > 0 and (r["cached_tokens"], r["images"]) == (0, 0)
+        assert r["latency_ms"] is not None and r["latency_ms"] >= 0
+        assert r["cost_usd"] == (r["input_tokens"] * 1 + r["output_tokens"] * 5) / Decimal(1_000_000)
+        assert r["worker_id"] == rows[0]["worker_id"]
 
 
 def test_cancelling_a_running_job(env: Env, standin: httpx.Client, spawn: Callable[..., WorkerProcess]) -> None:

@@ -16,11 +16,13 @@ pytestmark = pytest.mark.sql
 
 def test_claim_takes_due_jobs_by_priority_then_age(api: SqlApi) -> None:
     users = [api.create_user() for _ in range(3)]
+    for uid in users[:2]:
+        api.set_user_plan(uid, "pro")  # the plan allows priority up to 50
     low = api.enqueue(users[0], "generate_design", {"p": "low"}, priority=-10)
     high = api.enqueue(users[1], "generate_design", {"p": "high"}, priority=50)
     mid_old = api.enqueue(users[2], "generate_design", {"p": "mid-old"}, priority=0)
     later = api.admin("select now() + interval '1 hour' as t")[0]["t"]
-    api.enqueue(users[0], "rename_layers", {"p": "future"}, priority=100, run_at=later)
+    api.enqueue(users[0], "rename_layers", {"p": "future"}, priority=50, run_at=later)
 
     claimed = api.claim("w1", max_jobs=10, lease_seconds=30)
     assert [j["id"] for j in claimed] == [high["id"], mid_old["id"], low["id"]]

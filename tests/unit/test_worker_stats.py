@@ -12,6 +12,7 @@ from worker.adapters.memory import MemoryStore
 from worker.compose import Transports
 from worker.config import Settings
 from worker.core.errors import StoreUnavailable
+from worker.core.ports import ModelCall, ModelUsage
 
 
 class Store(MemoryStore):
@@ -43,7 +44,20 @@ async def test_every_view_is_printed_and_the_store_closed(store: Store, capsys: 
     assert "public.job_stats" in out and "rename_layers" in out and "queued" in out
     assert "public.active_jobs: no rows" in out
     assert "public.pending_jobs_queue" in out and "public.pending_jobs_queue: no rows" not in out
-    assert store.calls == ["read_view"] * 3 and store.closed == 1
+    assert "public.spend_by_user_month: no rows" in out
+    assert store.calls == ["read_view"] * 6 and store.closed == 1
+
+
+async def test_spend_is_printed(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    store.enqueue("generate_design")
+    [job] = await store.claim_jobs("w", None, 1, 60)
+    call = ModelCall("anthropic", "claude-haiku-4-5", ModelUsage(1000, 500, 200, 0), 900)
+    await store.record_usage(job.id, "w", 1, call)
+    assert await stats.print_stats(settings()) == 0
+    out = capsys.readouterr().out
+    assert "public.spend_by_user_month" in out and "0.00332" in out
+    assert "public.cost_per_kind" in out and "3.32" in out  # USD per 1,000 jobs
+    assert "public.tokens_per_kind" in out and "anthropic" in out
 
 
 async def test_an_unreachable_store_is_one_line_and_exit_1(store: Store, capsys: pytest.CaptureFixture[str]) -> None:

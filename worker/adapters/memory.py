@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from worker.adapters.memory_usage import UsageLedger
 from worker.core.clock import SystemClock
 from worker.core.errors import InvalidArgument, JobNotFound, LeaseLost, StoreError
 from worker.core.job_rows import read_job
 from worker.core.jobs import Job, JobKind, JobRow
-from worker.core.ports import Clock
+from worker.core.ports import Clock, ModelCall
 
 # Mirrors the seed rows of public.job_kinds (20261123000100_jobs_schema.sql).
 DEFAULT_KINDS: dict[str, tuple[int, int, int]] = {  # kind: (max_attempts, timeout_seconds, max_running_per_user)
@@ -102,6 +103,7 @@ class MemoryStore:
         self.caps = {k: cap for k, (_, _, cap) in DEFAULT_KINDS.items()}
         self.calls: list[str] = []  # which RPCs were called, in order (tests assert on it)
         self.fail_next: list[Exception] = []  # injected transport failures, raised by the next calls
+        self.ledger = UsageLedger()
 
     # -- the user's side and test controls ---------------------------------------------------
     def enqueue(
@@ -367,8 +369,18 @@ class MemoryStore:
         self._call("job_kinds")
         return sorted(self.kinds.values(), key=lambda k: k.kind)
 
+    async def record_usage(self, job_id: uuid.UUID, worker_id: str, attempt: int, call: ModelCall) -> float | None:
+        self._call("record_usage")
+        _check_worker(worker_id)
+        row = self.rows.get(job_id)
+        job = None if row is None else (row.user_id, row.kind, row.attempts)
+        return self.ledger.record(job, job_id, worker_id, attempt, call)
+
     async def read_view(self, view: str) -> list[dict[str, Any]]:
         self._call("read_view")
+        spend = self.ledger.view(view)
+        if spend is not None:
+            return spend
         if view == "active_jobs":
             return [
                 {"id": r.id, "kind": r.kind, "worker_id": r.worker_id}

@@ -37,6 +37,12 @@ select to_jsonb(j)::text as job from public.defer_job(
 select to_jsonb(j)::text as job from public.release_jobs(
   worker_id => %(worker_id)s, job_ids => %(job_ids)s::uuid[]) as j;
 
+-- name: record_usage
+select u.cost_usd from public.record_usage(
+  job_id => %(job_id)s, worker_id => %(worker_id)s, attempt => %(attempt)s, provider => %(provider)s,
+  model => %(model)s, input_tokens => %(input_tokens)s, output_tokens => %(output_tokens)s,
+  cached_tokens => %(cached_tokens)s, images => %(images)s, latency_ms => %(latency_ms)s) as u;
+
 -- name: reap_expired_leases
 select public.reap_expired_leases() as reaped;
 
@@ -55,6 +61,15 @@ select * from public.active_jobs;
 
 -- name: pending_jobs_queue
 select * from public.pending_jobs_queue limit 200;
+
+-- name: spend_by_user_month
+select * from public.spend_by_user_month order by month desc, spent_usd desc limit 200;
+
+-- name: cost_per_kind
+select * from public.cost_per_kind order by kind;
+
+-- name: tokens_per_kind
+select * from public.tokens_per_kind order by kind, provider, model;
 
 -- name: listen
 listen jobs_queued;

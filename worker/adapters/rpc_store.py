@@ -12,6 +12,7 @@ from typing import Any
 
 from worker.core.errors import StoreError
 from worker.core.jobs import JobRow
+from worker.core.ports import ModelCall
 
 
 class RpcStore(ABC):
@@ -84,3 +85,22 @@ class RpcStore(ABC):
     async def release_jobs(self, worker_id: str, job_ids: Sequence[uuid.UUID] | None) -> list[JobRow]:
         ids = list(job_ids) if job_ids is not None else None
         return await self._jobs("release_jobs", {"worker_id": worker_id, "job_ids": ids})
+
+    async def record_usage(self, job_id: uuid.UUID, worker_id: str, attempt: int, call: ModelCall) -> float | None:
+        args = {
+            "job_id": job_id,
+            "worker_id": worker_id,
+            "attempt": attempt,
+            "provider": call.provider,
+            "model": call.model,
+            "input_tokens": call.usage.input_tokens,
+            "output_tokens": call.usage.output_tokens,
+            "cached_tokens": call.usage.cached_tokens,
+            "images": call.usage.images,
+            "latency_ms": call.latency_ms,
+        }
+        rows = await self._records("record_usage", args)
+        if not rows:
+            raise StoreError("record_usage: returned no row")
+        cost = rows[0]["cost_usd"]
+        return None if cost is None else float(cost)

@@ -119,7 +119,8 @@ class SupabaseStore(RpcStore):
         await self._send(name, args)
 
     async def _records(self, name: str, args: dict[str, Any]) -> list[dict[str, Any]]:
-        return list(await self._rpc(name, args) or [])
+        data = await self._rpc(name, args)
+        return [data] if isinstance(data, dict) else list(data or [])  # a function returning one row: an object
 
     async def reap_expired_leases(self) -> int:
         return int(await self._rpc("reap_expired_leases", {}))

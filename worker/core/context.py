@@ -10,8 +10,8 @@ from typing import Any
 
 from worker.core.errors import InvalidArgument, LeaseLost, StoreUnavailable, UnsupportedOperation
 from worker.core.jobs import Job
-from worker.core.llm import LimitedModel
-from worker.core.ports import ArtifactStore, Clock, QueueStore
+from worker.core.llm import LimitedModel, MeteredModel
+from worker.core.ports import ArtifactStore, Clock, ModelCall, QueueStore
 
 log = logging.getLogger("worker.job")
 MAX_PARTIAL_CHARS = 60_000  # report_progress takes at most 64 KiB per call
@@ -35,10 +35,16 @@ class JobContext:
     _lost: LeaseLost | None = field(default=None, init=False, repr=False)
 
     @property
-    def model(self) -> LimitedModel:
+    def model(self) -> MeteredModel:
+        """The kind's model; every call it answers is recorded in the usage ledger."""
         if self.model_or_none is None:
             raise UnsupportedOperation(f"no model is configured for kind {self.job.kind}")
-        return self.model_or_none
+        return MeteredModel(self.model_or_none, self.record_call)
+
+    def record_call(self, call: ModelCall) -> None:
+        """Queue a model call for the usage ledger (returns at once). Recorded even when the
+        lease is lost: the call was made, and paid for."""
+        self._queue({"usage": call})
 
     @property
     def artifacts(self) -> ArtifactStore:
@@ -92,12 +98,26 @@ class JobContext:
         while self._pending:
             what = self._pending.popleft()
             try:
-                await self._report(**{k: v for k, v in what.items() if v is not None})
+                if "usage" in what:
+                    await self._record_usage(what["usage"])
+                else:
+                    await self._report(**{k: v for k, v in what.items() if v is not None})
             except LeaseLost as exc:
                 self._lost = exc
-                self._pending.clear()
+                # Progress no longer matters; the ledger still does.
+                self._pending = deque(w for w in self._pending if "usage" in w)
             except Exception:  # a bug here must not stop later reports, nor go unseen
                 log.exception("progress report failed", extra=self.fields)
+
+    async def _record_usage(self, call: ModelCall) -> None:
+        # Best effort like progress: a blip must not fail a job whose model call succeeded.
+        try:
+            cost = await self.store.record_usage(self.job.id, self.worker_id, max(1, self.job.attempts), call)
+        except (StoreUnavailable, InvalidArgument) as exc:
+            log.warning("usage not recorded: %s", exc, extra=self.fields)
+            return
+        if cost is None:
+            log.warning("model %s/%s has no price in public.model_prices", call.provider, call.model, extra=self.fields)
 
     async def _report(self, **what: Any) -> None:
         # Progress is best effort: a blip in the connection must not fail the job. A lost lease

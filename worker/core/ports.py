@@ -23,7 +23,9 @@ from typing import Any, Literal, Protocol, get_args
 from worker.core.jobs import JobHint, JobKind, JobRow
 
 # The dashboard views (supabase/migrations), the only relations ``Dashboard.read_view`` reads.
-View = Literal["job_stats", "active_jobs", "pending_jobs_queue"]
+View = Literal[
+    "job_stats", "active_jobs", "pending_jobs_queue", "spend_by_user_month", "cost_per_kind", "tokens_per_kind"
+]
 VIEWS: tuple[View, ...] = get_args(View)
 
 
@@ -63,6 +65,11 @@ class QueueStore(Protocol):
     async def next_run_at(self, kinds: Sequence[str] | None) -> datetime | None: ...
 
     async def job_kinds(self) -> list[JobKind]: ...
+
+    async def record_usage(self, job_id: uuid.UUID, worker_id: str, attempt: int, call: ModelCall) -> float | None:
+        """Record one model call of the job's attempt in the usage ledger; its cost in USD at list
+        price, None when the model has no price."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -131,16 +138,43 @@ class GeneratedImage:
     mime_type: str
 
 
+@dataclass(frozen=True)
+class ModelUsage:
+    """What one model call used, as the provider's response reports it."""
+
+    input_tokens: int = 0  # every prompt token, cached ones included
+    output_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens read from the provider's cache (billed lower)
+    images: int = 0
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    """One model call, for the usage ledger (``QueueStore.record_usage``)."""
+
+    provider: str
+    model: str
+    usage: ModelUsage
+    latency_ms: int
+
+
+# Providers hand each response's usage to this callback (it must not block).
+UsageSink = Callable[[ModelUsage], None]
+
+
 class ModelProvider(Protocol):
     """The one small interface both model providers (``worker.providers``) sit behind; they
-    translate SDK errors into ``worker.core.errors`` failures."""
+    translate SDK errors into ``worker.core.errors`` failures and report each answered call's
+    usage to ``on_usage``."""
 
     name: str
 
-    async def complete(self, model: str, request: TextRequest) -> str: ...
+    async def complete(self, model: str, request: TextRequest, on_usage: UsageSink | None = None) -> str: ...
 
-    def stream(self, model: str, request: TextRequest) -> AsyncIterator[str]: ...
+    def stream(self, model: str, request: TextRequest, on_usage: UsageSink | None = None) -> AsyncIterator[str]: ...
 
-    async def generate_image(self, model: str, prompt: str, aspect_ratio: str | None) -> GeneratedImage: ...
+    async def generate_image(
+        self, model: str, prompt: str, aspect_ratio: str | None, on_usage: UsageSink | None = None
+    ) -> GeneratedImage: ...
 
     async def close(self) -> None: ...

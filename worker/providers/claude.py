@@ -12,7 +12,7 @@ from anthropic.types.assistant_message_param import AssistantMessageParam
 from anthropic.types.user_message_param import UserMessageParam
 
 from worker.core.errors import JobFailure, PermanentFailure, RateLimited, TransientFailure, UnsupportedOperation
-from worker.core.ports import GeneratedImage, TextRequest
+from worker.core.ports import GeneratedImage, ModelUsage, TextRequest, UsageSink
 
 DEFAULT_RETRY_AFTER = 5.0
 
@@ -40,6 +40,15 @@ def classify(exc: BaseException) -> JobFailure | None:
     if isinstance(exc, httpx2.HTTPError):  # the SDK lets some transport errors through unwrapped
         return TransientFailure(f"anthropic transport: {type(exc).__name__}: {exc}")
     return None
+
+
+def usage_of(usage: Any) -> ModelUsage:
+    """An anthropic ``Usage``: input_tokens excludes cache reads and writes, which come beside it."""
+    read = usage.cache_read_input_tokens or 0
+    written = usage.cache_creation_input_tokens or 0
+    return ModelUsage(
+        input_tokens=usage.input_tokens + read + written, output_tokens=usage.output_tokens, cached_tokens=read
+    )
 
 
 def _message(exc: anthropic.APIStatusError) -> str:
@@ -70,26 +79,34 @@ class ClaudeProvider:
                 out.append(UserMessageParam(role="user", content=text))
         return out
 
-    async def complete(self, model: str, request: TextRequest) -> str:
+    async def complete(self, model: str, request: TextRequest, on_usage: UsageSink | None = None) -> str:
         try:
             message = await self.client.messages.create(
                 model=model, max_tokens=request.max_tokens, system=request.system, messages=self._messages(request)
             )
         except Exception as exc:
             raise (classify(exc) or exc) from exc
+        if on_usage is not None:
+            on_usage(usage_of(message.usage))
         return "".join(block.text for block in message.content if block.type == "text")
 
-    async def stream(self, model: str, request: TextRequest) -> AsyncIterator[str]:
+    async def stream(self, model: str, request: TextRequest, on_usage: UsageSink | None = None) -> AsyncIterator[str]:
         try:
             async with self.client.messages.stream(
                 model=model, max_tokens=request.max_tokens, system=request.system, messages=self._messages(request)
             ) as stream:
                 async for text in stream.text_stream:
                     yield text
+                # The final message carries the usage summed over message_start and message_delta.
+                final = await stream.get_final_message()
         except Exception as exc:
             raise (classify(exc) or exc) from exc
+        if on_usage is not None:
+            on_usage(usage_of(final.usage))
 
-    async def generate_image(self, model: str, prompt: str, aspect_ratio: str | None) -> GeneratedImage:
+    async def generate_image(
+        self, model: str, prompt: str, aspect_ratio: str | None, on_usage: UsageSink | None = None
+    ) -> GeneratedImage:
         raise UnsupportedOperation(
             "the anthropic provider does not generate images; use PROVIDER_GENERATE_IMAGE=gemini"
         )

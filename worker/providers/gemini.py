@@ -12,7 +12,7 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from worker.core.errors import InvalidOutput, JobFailure, PermanentFailure, RateLimited, TransientFailure
-from worker.core.ports import GeneratedImage, TextRequest
+from worker.core.ports import GeneratedImage, ModelUsage, TextRequest, UsageSink
 
 DEFAULT_RETRY_AFTER = 5.0
 
@@ -50,6 +50,19 @@ def classify(exc: BaseException) -> JobFailure | None:
     return None
 
 
+def usage_of(metadata: types.GenerateContentResponseUsageMetadata | None, images: int = 0) -> ModelUsage:
+    """google-genai's usage metadata: the prompt count includes cached tokens; thinking tokens
+    are billed as output."""
+    if metadata is None:
+        return ModelUsage(images=images)
+    return ModelUsage(
+        input_tokens=metadata.prompt_token_count or 0,
+        output_tokens=(metadata.candidates_token_count or 0) + (metadata.thoughts_token_count or 0),
+        cached_tokens=metadata.cached_content_token_count or 0,
+        images=images,
+    )
+
+
 class GeminiProvider:
     name = "gemini"
 
@@ -67,27 +80,35 @@ class GeminiProvider:
     def _config(self, request: TextRequest) -> types.GenerateContentConfig:
         return types.GenerateContentConfig(system_instruction=request.system, max_output_tokens=request.max_tokens)
 
-    async def complete(self, model: str, request: TextRequest) -> str:
+    async def complete(self, model: str, request: TextRequest, on_usage: UsageSink | None = None) -> str:
         try:
             response = await self.client.aio.models.generate_content(
                 model=model, contents=self._contents(request), config=self._config(request)
             )
         except Exception as exc:
             raise (classify(exc) or exc) from exc
+        if on_usage is not None:
+            on_usage(usage_of(response.usage_metadata))
         return response.text or ""
 
-    async def stream(self, model: str, request: TextRequest) -> AsyncIterator[str]:
+    async def stream(self, model: str, request: TextRequest, on_usage: UsageSink | None = None) -> AsyncIterator[str]:
+        metadata: types.GenerateContentResponseUsageMetadata | None = None
         try:
             chunks = await self.client.aio.models.generate_content_stream(
                 model=model, contents=self._contents(request), config=self._config(request)
             )
             async for chunk in chunks:
+                metadata = chunk.usage_metadata or metadata  # the last chunk has the totals
                 if chunk.text:
                     yield chunk.text
         except Exception as exc:
             raise (classify(exc) or exc) from exc
+        if on_usage is not None:
+            on_usage(usage_of(metadata))
 
-    async def generate_image(self, model: str, prompt: str, aspect_ratio: str | None) -> GeneratedImage:
+    async def generate_image(
+        self, model: str, prompt: str, aspect_ratio: str | None, on_usage: UsageSink | None = None
+    ) -> GeneratedImage:
         config = types.GenerateContentConfig(
             response_modalities=["IMAGE"],
             image_config=types.ImageConfig(aspect_ratio=aspect_ratio) if aspect_ratio else None,
@@ -99,7 +120,11 @@ class GeminiProvider:
         for candidate in response.candidates or []:
             for part in (candidate.content.parts if candidate.content else None) or []:
                 if part.inline_data and part.inline_data.data:
+                    if on_usage is not None:
+                        on_usage(usage_of(response.usage_metadata, images=1))
                     return GeneratedImage(part.inline_data.data, part.inline_data.mime_type or "image/png")
+        if on_usage is not None:  # billed even without an image
+            on_usage(usage_of(response.usage_metadata))
         raise InvalidOutput(f"gemini {model} answered without an image")
 
     async def close(self) -> None:

@@ -4,6 +4,7 @@
 // fetch, integration tests against a live stack).
 import type { RealtimeChannel, SupabaseClient } from '@supabase/supabase-js';
 import { JobClientError, mapPostgrestError, PermissionError } from './errors';
+import { JOB_COST_COLUMNS, SPEND_COLUMNS } from './spend';
 import { JOB_ROW_COLUMNS } from './types';
 
 export type ChannelStatus = 'SUBSCRIBED' | 'TIMED_OUT' | 'CLOSED' | 'CHANNEL_ERROR';
@@ -39,6 +40,10 @@ export interface JobsBackend {
   fetchJobs(ids: readonly string[]): Promise<unknown[]>;
   /** Reads the job_events of the given jobs in id order (to recover missed broadcasts). */
   fetchEvents(jobIds: readonly string[]): Promise<unknown[]>;
+  /** The user's row of `my_spend` (plan, budget, spend this month); [] when signed out. */
+  fetchSpend(): Promise<unknown[]>;
+  /** Rows of `job_costs` for the given jobs (no row: no model call recorded yet). */
+  fetchJobCosts(ids: readonly string[]): Promise<unknown[]>;
   /** Joins the private topic; status callbacks fire on every (re)join. */
   subscribe(topic: string, handlers: ChannelHandlers): Promise<ChannelSubscription>;
 }
@@ -116,6 +121,23 @@ export function createSupabaseJobsBackend(supabase: SupabaseClient): JobsBackend
         }
       }
       return events;
+    },
+
+    async fetchSpend() {
+      const { data, error, status } = await supabase.from('my_spend').select(SPEND_COLUMNS);
+      if (error) throw mapPostgrestError(error, status);
+      return Array.isArray(data) ? (data as unknown[]) : [];
+    },
+
+    async fetchJobCosts(ids) {
+      const rows: unknown[] = [];
+      for (let i = 0; i < ids.length; i += IDS_PER_SELECT) {
+        const chunk = ids.slice(i, i + IDS_PER_SELECT);
+        const { data, error, status } = await supabase.from('job_costs').select(JOB_COST_COLUMNS).in('job_id', chunk);
+        if (error) throw mapPostgrestError(error, status);
+        if (Array.isArray(data)) rows.push(...(data as unknown[]));
+      }
+      return rows;
     },
 
     async subscribe(topic, handlers) {

@@ -10,6 +10,7 @@ import { createSupabaseJobsBackend, type ChannelStatus, type ChannelSubscription
 import { ConflictError } from './errors';
 import { JobHandle, type HandleHost, type JobUpdate } from './handle';
 import { applyEvent, applyPatch, initialState, type JobSnapshot, type JobState } from './merge';
+import { noCost, parseJobCost, parseSpend, type JobCost, type Spend } from './spend';
 import {
   isTerminal,
   parseJobBroadcast,
@@ -200,6 +201,19 @@ export class JobClient {
 
   snapshot(id: string): JobSnapshot | undefined {
     return this.states.get(id)?.snapshot;
+  }
+
+  /** The user's plan, budget and spend this month; null without a signed-in user. */
+  async spend(): Promise<Spend | null> {
+    const rows = await this.backend.fetchSpend();
+    return rows.length > 0 ? parseSpend(rows[0]) : null;
+  }
+
+  /** What a job's model calls cost so far (all attempts); zero before its first call. */
+  async jobCost(id: string): Promise<JobCost> {
+    const rows = await this.backend.fetchJobCosts([id]);
+    const found = rows.map(parseJobCost).find((cost) => cost?.jobId === id);
+    return found ?? noCost(id);
   }
 
   async cancel(id: string): Promise<JobSnapshot> {

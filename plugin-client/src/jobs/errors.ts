@@ -50,6 +50,40 @@ export class ValidationError extends JobClientError {
   }
 }
 
+/**
+ * The plan's monthly budget is spent (PT402 / HTTP 402), or would be by the
+ * user's unfinished jobs. Jobs already running still finish.
+ */
+export class BudgetExceededError extends JobClientError {
+  override name = 'BudgetExceededError';
+  constructor(
+    message: string,
+    readonly spentUsd: number | null,
+    readonly budgetUsd: number | null,
+    /** When the budget starts again, as the server wrote it (e.g. "2027-01-01 00:00:00+00"). */
+    readonly resetsAt: string | null,
+    info: ConstructorParameters<typeof JobClientError>[1] = {},
+  ) {
+    super(message, info);
+  }
+}
+
+// "budget: plan "free" allows 5.00 USD a month and 5.0123 USD is spent; it resets at 2027-01-01 00:00:00+00"
+const BUDGET_RE = /allows (\d+(?:\.\d+)?) USD a month(?: and|;) (\d+(?:\.\d+)?) USD is spent/;
+const RESETS_RE = /resets at (.+?)\s*$/;
+
+function budgetError(message: string, info: ConstructorParameters<typeof JobClientError>[1]): BudgetExceededError {
+  const amounts = BUDGET_RE.exec(message);
+  const resets = RESETS_RE.exec(message);
+  return new BudgetExceededError(
+    message,
+    amounts?.[2] !== undefined ? Number(amounts[2]) : null,
+    amounts?.[1] !== undefined ? Number(amounts[1]) : null,
+    resets?.[1] ?? null,
+    info,
+  );
+}
+
 /** The payload is larger than the job kind allows (PT413 / HTTP 413). */
 export class PayloadTooLargeError extends ValidationError {
   override name = 'PayloadTooLargeError';
@@ -167,6 +201,7 @@ export function mapPostgrestError(error: PostgrestErrorLike, status: number | nu
   if (code === 'PT413' || status === 413) {
     return new PayloadTooLargeError(message, parseValidationField(message, error.details) ?? 'payload', info);
   }
+  if (code === 'PT402' || status === 402) return budgetError(message, info);
   if (code === 'PT404') return new JobNotFoundError(message, info);
   if (code === 'PT409' || status === 409) return new ConflictError(message, info);
   if (code === '42501' || code === 'PGRST301' || code === 'PGRST302' || status === 401 || status === 403) {

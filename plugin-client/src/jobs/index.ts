@@ -5,6 +5,7 @@ export type { JobSnapshot, ProgressEntry, LogEntry } from './merge';
 export {
   JobClientError,
   RateLimitError,
+  BudgetExceededError,
   ValidationError,
   PermissionError,
   NetworkError,
@@ -30,3 +31,4 @@ export {
   type ResultOf,
 } from './types';
 export { JOB_KINDS } from './generated/types';
+export { formatUsd, type JobCost, type Spend } from './spend';

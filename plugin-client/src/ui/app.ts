@@ -11,6 +11,7 @@ import type { RequestClient } from '../shared/rpc';
 import { h } from './dom';
 import { JobView } from './job-view';
 import { describeError } from './messages';
+import { budgetText } from './spend-view';
 import { generateDesignPayload, generateEditsPayload, generateImagePayload, PayloadError, renameLayersPayload } from './payloads';
 import { editText, parseImageResult, summarizeApplyDesign } from './results';
 import { loadSettings, saveSettings, validateSettings, type Settings } from './settings';
@@ -55,6 +56,7 @@ export class App {
 
   private readonly statusEl = h('span', { class: 'conn', 'data-testid': 'connection-status' });
   private readonly userEl = h('span', { class: 'user', 'data-testid': 'user-id' });
+  private readonly budgetEl = h('span', { class: 'budget', 'data-testid': 'budget' });
   private readonly selectionEl = h('span', { class: 'selection', 'data-testid': 'selection-count', text: 'No selection' });
   private readonly errorEl = h('div', { class: 'banner', role: 'alert', 'data-testid': 'error-banner', hidden: true });
   private readonly promptEl = h('textarea', {
@@ -122,7 +124,7 @@ export class App {
     clear.addEventListener('click', () => void this.clearFinished());
 
     this.root.replaceChildren(
-      h('header', {}, h('strong', { text: 'AI Jobs' }), this.statusEl, this.userEl, gear),
+      h('header', {}, h('strong', { text: 'AI Jobs' }), this.statusEl, this.userEl, this.budgetEl, gear),
       this.settingsPanel,
       this.errorEl,
       h('section', { class: 'compose' }, this.promptEl, h('div', { class: 'meta' }, this.selectionEl), actions),
@@ -190,6 +192,7 @@ export class App {
       this.jobs = jobs;
       await jobs.start();
       await this.resumeRecent(jobs);
+      void this.refreshSpend();
     } catch (error) {
       this.setStatus('error');
       this.showError(describeError(error));
@@ -270,6 +273,8 @@ export class App {
     view.onCancel(() => {
       handle.cancel().catch((error: unknown) => view.showError(describeError(error)));
     });
+    const finished = handle.result().catch(() => undefined);
+    void finished.then(() => this.showCost(handle.id, view));
     handle.result().then(
       (result) => {
         const apply = async (): Promise<void> => {
@@ -284,6 +289,26 @@ export class App {
       },
       (error: unknown) => view.showError(describeError(error)),
     );
+  }
+
+  /** A finished job's cost, and the budget left after it; best effort (the job itself is done). */
+  private async showCost(jobId: string, view: JobView): Promise<void> {
+    const jobs = this.jobs;
+    if (!jobs) return;
+    try {
+      view.showCost(await jobs.jobCost(jobId));
+    } catch (error) {
+      console.warn('[jobs] cost', error);
+    }
+    await this.refreshSpend();
+  }
+
+  private async refreshSpend(): Promise<void> {
+    try {
+      this.budgetEl.textContent = budgetText((await this.jobs?.spend()) ?? null);
+    } catch (error) {
+      console.warn('[jobs] spend', error);
+    }
   }
 
   /** Hands a result to the main thread; returns a one-line summary. */

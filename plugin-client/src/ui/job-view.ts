@@ -2,6 +2,7 @@
 // text, error, cancel and apply buttons. Rendering is idempotent: render() can
 // be called with any snapshot at any time.
 import type { JobSnapshot } from '../jobs/merge';
+import { formatUsd, type JobCost } from '../jobs/spend';
 import { isTerminal } from '../jobs/types';
 import { h } from './dom';
 
@@ -39,6 +40,7 @@ export class JobView {
   private readonly errorEl = h('div', { class: 'job-error', 'data-testid': 'job-error', hidden: true });
   private readonly resultEl = h('div', { class: 'job-result', 'data-testid': 'job-result', hidden: true });
   private readonly renamesEl = h('ul', { class: 'renames', 'data-testid': 'job-renames', hidden: true });
+  private readonly costEl = h('div', { class: 'job-cost', 'data-testid': 'job-cost', hidden: true });
   private readonly cancelButton = h('button', { class: 'small secondary', 'data-testid': 'job-cancel', text: 'Cancel' });
   private readonly applyButton = h('button', { class: 'small', 'data-testid': 'job-apply', text: 'Apply', hidden: true });
   private renderedHistory = 0;
@@ -62,6 +64,7 @@ export class JobView {
       this.errorEl,
       this.resultEl,
       this.renamesEl,
+      this.costEl,
       this.historyDetails,
       actions,
     );
@@ -114,6 +117,13 @@ export class JobView {
   showError(message: string): void {
     this.errorEl.hidden = false;
     this.errorEl.textContent = message;
+  }
+
+  /** What the finished job cost at list price, over all its attempts. */
+  showCost(cost: JobCost): void {
+    this.costEl.hidden = false;
+    const calls = `${cost.calls} model call${cost.calls === 1 ? '' : 's'}`;
+    this.costEl.textContent = `Cost ${formatUsd(cost.costUsd)} · ${calls}`;
   }
 
   showResult(text: string): void {

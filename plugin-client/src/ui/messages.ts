@@ -1,6 +1,7 @@
 // Plain-language messages for errors shown in the UI.
 import { SignInError } from '../auth/session';
 import {
+  BudgetExceededError,
   JobCancelledError,
   JobFailedError,
   NetworkError,
@@ -8,6 +9,7 @@ import {
   RateLimitError,
   ValidationError,
 } from '../jobs/errors';
+import { formatUsd } from '../jobs/spend';
 import { errorMessage } from '../shared/guards';
 import { RelayRemoteError, RelayTimeoutError } from '../shared/rpc';
 
@@ -16,6 +18,12 @@ export function describeError(error: unknown): string {
     return error.retryAfterSeconds === null
       ? 'Too many jobs right now. Please wait a moment and try again.'
       : `Too many jobs right now. Try again in ${Math.ceil(error.retryAfterSeconds)} s.`;
+  }
+  if (error instanceof BudgetExceededError) {
+    const used =
+      error.spentUsd !== null && error.budgetUsd !== null ? ` (${formatUsd(error.spentUsd)} of ${formatUsd(error.budgetUsd)})` : '';
+    const resets = error.resetsAt ? ` It resets at ${error.resetsAt}.` : '';
+    return `Your monthly AI budget is used up${used}.${resets}`;
   }
   if (error instanceof ValidationError) {
     return error.field ? `Invalid ${error.field}: ${error.message}` : `Invalid request: ${error.message}`;

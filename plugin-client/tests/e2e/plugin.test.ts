@@ -240,6 +240,9 @@ describe.skipIf(!canRun || !stack)('plugin flows against a Supabase stack and th
     await expect.poll(() => item.locator('[data-testid="job-result"]').textContent()).toMatch(/^Created \d+ layers/);
     const tree = (await page.evaluate(() => window.__harness.pageTree())) as { name: string; type: string }[];
     expect(tree).toContainEqual(expect.objectContaining({ name: root.name, type: root.type }));
+    // Spend: the job's cost at list price, and what is left of the free plan's 5 USD this month.
+    await expect.poll(() => item.locator('[data-testid="job-cost"]').textContent(), LIVE).toMatch(/^Cost \$0\.\d{4} · 1 model call$/);
+    await expect.poll(() => byId('budget').textContent(), LIVE).toMatch(/^free: \$4\.\d{4} of \$5\.00 left · resets \d{4}-\d\d-01$/);
   });
 
   it('reopening the plugin keeps the session and resumes earlier jobs, offering their result', async () => {

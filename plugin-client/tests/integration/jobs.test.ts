@@ -7,11 +7,18 @@ import type { SupabaseClient } from '@supabase/supabase-js';
 import { ensureSignedIn } from '../../src/auth/session';
 import { createSupabaseJobsBackend } from '../../src/jobs/backend';
 import { JobClient } from '../../src/jobs/client';
-import { JobCancelledError, JobFailedError, JobNotFoundError, RateLimitError, ValidationError } from '../../src/jobs/errors';
+import {
+  BudgetExceededError,
+  JobCancelledError,
+  JobFailedError,
+  JobNotFoundError,
+  RateLimitError,
+  ValidationError,
+} from '../../src/jobs/errors';
 import type { JobHandle, JobUpdate } from '../../src/jobs/handle';
 import type { JobKind, Layer } from '../../src/jobs/generated/types';
 import { withStandinFault } from '../support/standin';
-import { cleanupUsers, memoryStorage, serviceJob, stack, userClient } from './env';
+import { cleanupUsers, memoryStorage, serviceClient, serviceJob, stack, userClient } from './env';
 
 const WAIT = { timeout: 30_000, interval: 50 };
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -224,6 +231,46 @@ describe.skipIf(!stack)('job client against a Supabase stack and the worker', ()
     const error = await backend.enqueue({ kind: 'make_coffee', payload: {}, idempotencyKey: 'v1' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ValidationError);
     expect((error as ValidationError).field).toBe('kind');
+  });
+
+  it('shows spend: what a finished job cost and what is left of the budget; a spent budget is BudgetExceededError', async () => {
+    const { jobs, uid } = await newUser();
+    const before = await jobs.spend();
+    expect(before).toMatchObject({ plan: 'free', budgetUsd: 5, spentUsd: 0, remainingUsd: 5 });
+    const handle = await jobs.submit('generate_design', { prompt: 'A pricing card with three tiers' });
+    await handle.result();
+    // The worker records each model call before it records the outcome.
+    const cost = await jobs.jobCost(handle.id);
+    expect(cost.calls).toBeGreaterThanOrEqual(1);
+    expect(cost.models).toBe('anthropic/claude-haiku-4-5');
+    expect(cost.inputTokens).toBeGreaterThan(0);
+    expect(cost.costUsd).toBeGreaterThan(0);
+    const after = await jobs.spend();
+    expect(after?.spentUsd).toBeCloseTo(cost.costUsd, 6);
+    expect(after?.remainingUsd).toBeCloseTo(5 - cost.costUsd, 6);
+    expect(after?.reservedUsd).toBe(0);
+    // An operator moves the user to a plan whose budget this job already spent.
+    const operator = serviceClient();
+    const plan = `spent_${uid.replace(/-/g, '').slice(0, 12)}`;
+    for (const [fn, args] of [
+      ['set_plan', { plan, monthly_budget_usd: 0.0001 }],
+      ['set_user_plan', { user_id: uid, plan }],
+    ] as const) {
+      const { error } = await operator.rpc(fn, args);
+      expect(error).toBeNull();
+    }
+    const refused = await jobs.submit('generate_design', { prompt: 'Another card' }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(BudgetExceededError);
+    const budget = refused as BudgetExceededError;
+    expect(budget.status).toBe(402);
+    expect(budget.budgetUsd).toBe(0);  // 0.0001 is rounded to cents
+    expect(budget.spentUsd).toBeCloseTo(cost.costUsd, 4);
+    expect(budget.resetsAt).toMatch(/^\d{4}-\d{2}-01 00:00:00\+00$/);
+    // Leave no plan behind in a shared stack.
+    for (const table of ['user_plans', 'plans'] as const) {
+      const { error } = await operator.from(table).delete().eq('plan', plan);
+      expect(error).toBeNull();
+    }
   });
 
   it('surfaces the per-user rate limit (generate_edits: 3 per minute) as RateLimitError with a retry delay', async () => {

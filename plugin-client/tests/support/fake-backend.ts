@@ -71,6 +71,20 @@ export class FakeBackend implements JobsBackend {
     return updated;
   }
 
+  /** Rows served by fetchSpend / fetchJobCosts. */
+  spendRows: unknown[] = [];
+  costRows: { job_id: string; [column: string]: unknown }[] = [];
+
+  async fetchSpend(): Promise<unknown[]> {
+    this.calls.push('fetchSpend');
+    return this.spendRows;
+  }
+
+  async fetchJobCosts(ids: readonly string[]): Promise<unknown[]> {
+    this.calls.push('fetchJobCosts');
+    return this.costRows.filter((row) => ids.includes(row.job_id));
+  }
+
   async fetchJobs(ids: readonly string[]): Promise<unknown[]> {
     this.calls.push('fetchJobs');
     this.fetched.push([...ids]);

@@ -95,6 +95,9 @@ class SqlApi:
             (worker, kinds, max_jobs, lease_seconds),
         )
 
+    def set_user_plan(self, uid: uuid.UUID, plan: str) -> Row:
+        return self.as_service("select * from set_user_plan(user_id => %s, plan => %s)", (uid, plan))[0]
+
     def job(self, job_id: uuid.UUID) -> Row:
         return self.admin("select * from public.jobs where id = %s", (job_id,))[0]
 

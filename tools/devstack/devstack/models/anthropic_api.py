@@ -134,7 +134,13 @@ class Answer:
             "content": [] if text is None else [{"type": "text", "text": text}],
             "stop_reason": stop_reason,
             "stop_sequence": self.stop_sequence if stop_reason else None,
-            "usage": {"input_tokens": self.input_tokens, "output_tokens": output_tokens},
+            # As the real API: input_tokens excludes cache reads and writes, reported beside it.
+            "usage": {
+                "input_tokens": self.input_tokens,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+                "output_tokens": output_tokens,
+            },
         }
 
     def message(self) -> dict[str, Any]:

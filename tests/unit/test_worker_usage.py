@@ -1,0 +1,117 @@
+"""The usage ledger from the worker's side: every answered model call is recorded with its
+latency and attempt, after a lost lease too; a store blip or an unpriced model is a warning."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+
+from worker.adapters.memory import MemoryStore
+from worker.core.context import JobContext
+from worker.core.errors import LeaseLost, StoreUnavailable
+from worker.core.jobs import Job
+from worker.core.llm import LimitedModel
+from worker.core.ports import GeneratedImage, ModelUsage, TextRequest, UsageSink
+
+USAGE = ModelUsage(input_tokens=1000, output_tokens=500, cached_tokens=200)
+
+
+class TickClock:
+    """Monotonic time advances 0.25 s per reading; a call spans two readings."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        self.t += 0.25
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0)
+
+
+class Provider:
+    name = "anthropic"
+
+    async def complete(self, model: str, request: TextRequest, on_usage: UsageSink | None = None) -> str:
+        if on_usage:
+            on_usage(USAGE)
+        return "ok"
+
+    async def stream(self, model: str, request: TextRequest, on_usage: UsageSink | None = None) -> AsyncIterator[str]:
+        for piece in ("a", "b"):
+            yield piece
+        if on_usage:
+            on_usage(ModelUsage(input_tokens=10, output_tokens=2))
+
+    async def generate_image(
+        self, model: str, prompt: str, aspect_ratio: str | None, on_usage: UsageSink | None = None
+    ) -> GeneratedImage:
+        if on_usage:
+            on_usage(ModelUsage(input_tokens=10, output_tokens=1290, images=1))
+        return GeneratedImage(b"png", "image/png")
+
+    async def close(self) -> None:
+        return None
+
+
+async def context(store: MemoryStore, model: str = "claude-haiku-4-5") -> JobContext:
+    store.enqueue("generate_design", {"prompt": "x"})
+    [job] = await store.claim_jobs("w", None, 1, 60)
+    assert isinstance(job, Job)
+    clock = TickClock()
+    limited = LimitedModel(Provider(), model, asyncio.Semaphore(1), clock)
+    return JobContext(job, "w", store, clock, limited)
+
+
+async def test_each_answered_call_is_recorded_with_latency_and_attempt() -> None:
+    store = MemoryStore()
+    ctx = await context(store)
+    assert await ctx.model.complete(TextRequest.ask("s", "p")) == "ok"
+    assert [d async for d in ctx.model.stream(TextRequest.ask("s", "p"))] == ["a", "b"]
+    await ctx.model.generate_image("a lake", None)
+    await ctx.flush()
+    entries = store.ledger.entries
+    assert [(e.job_id, e.attempt, e.call.provider, e.call.model) for e in entries] == [
+        (ctx.job.id, 1, "anthropic", "claude-haiku-4-5")
+    ] * 3
+    assert [e.call.usage for e in entries] == [
+        USAGE,
+        ModelUsage(input_tokens=10, output_tokens=2),
+        ModelUsage(input_tokens=10, output_tokens=1290, images=1),
+    ]
+    assert entries[0].call.latency_ms == 250  # one clock tick between the call and its usage
+
+
+async def test_usage_is_recorded_after_the_lease_is_lost() -> None:
+    store = MemoryStore()
+    ctx = await context(store)
+    store.fail_next.append(LeaseLost("report_progress: job is not held by worker"))
+    await ctx.progress(10, "working")  # this report finds the lease lost
+    await ctx.model.complete(TextRequest.ask("s", "p"))  # the call was made, and paid for
+    await ctx.flush()
+    with pytest.raises(LeaseLost):
+        await ctx.progress(20)
+    assert len(store.ledger.entries) == 1
+
+
+async def test_a_store_blip_or_an_unpriced_model_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    store = MemoryStore()
+    ctx = await context(store, model="claude-unknown-9")
+    await ctx.model.complete(TextRequest.ask("s", "p"))
+    await ctx.flush()
+    assert store.ledger.entries[0].cost_usd is None
+    assert "model anthropic/claude-unknown-9 has no price in public.model_prices" in caplog.text
+    store.fail_next.append(StoreUnavailable("connection refused"))
+    with caplog.at_level(logging.WARNING):
+        await ctx.model.complete(TextRequest.ask("s", "p"))
+        await ctx.flush()
+    assert "usage not recorded: connection refused" in caplog.text
+    assert len(store.ledger.entries) == 1
