@@ -10,7 +10,7 @@ from typing import Any
 
 from worker.core.errors import InvalidArgument, LeaseLost, StoreUnavailable, UnsupportedOperation
 from worker.core.jobs import Job
-from worker.core.llm import LimitedModel
+from worker.core.llm import ModelCall, ModelChain
 from worker.core.ports import ArtifactStore, Clock, QueueStore
 
 log = logging.getLogger("worker.job")
@@ -23,8 +23,12 @@ class JobContext:
     worker_id: str
     store: QueueStore
     clock: Clock
-    model_or_none: LimitedModel | None = None
+    model_or_none: ModelChain | None = None
     artifacts_or_none: ArtifactStore | None = None
+    # Every model call that answered, in order: the result says which model answered, and the
+    # usage ledger records each.
+    model_calls: list[ModelCall] = field(default_factory=list)
+    _bound: ModelChain | None = field(default=None, init=False, repr=False)
     # Reports go out in the background, one at a time and in call order, so a handler never waits
     # for a round trip to the queue before calling its model (under load that round trip was most
     # of the worker's own time per job: bench/FIXES.md). Every report is sent (the plugin shows
@@ -35,10 +39,20 @@ class JobContext:
     _lost: LeaseLost | None = field(default=None, init=False, repr=False)
 
     @property
-    def model(self) -> LimitedModel:
+    def model(self) -> ModelChain:
         if self.model_or_none is None:
             raise UnsupportedOperation(f"no model is configured for kind {self.job.kind}")
-        return self.model_or_none
+        if self._bound is None:
+            self._bound = self.model_or_none.for_job(self.model_calls.append)
+        return self._bound
+
+    @property
+    def answered_by(self) -> dict[str, object] | None:
+        """For the job's result: the model that gave the last answer, and whether it was a fallback."""
+        if not self.model_calls:
+            return None
+        last = self.model_calls[-1]
+        return {"provider": last.route.provider, "model": last.route.model, "fallback": last.position > 0}
 
     @property
     def artifacts(self) -> ArtifactStore:

@@ -1,19 +1,26 @@
 """The limits around the model port (``ModelProvider`` in ``worker.core.ports``).
 
 ``LimitedModel`` binds a provider to one model name and adds the per-provider concurrency limit
-and quick in-call retries.
+and quick in-call retries. ``ModelChain`` is what a handler calls: a kind's models in order,
+moving to the next one on overload or a 429 (the model is then cooling down), an open cooldown,
+or a 5xx that outlasted the quick retries; it tells the job which model answered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
-from worker.core.errors import TransientFailure
-from worker.core.ports import Clock, GeneratedImage, ModelProvider, TextRequest
+from worker.core.errors import JobFailure, RateLimited, TransientFailure
+from worker.core.ports import Clock, GeneratedImage, ModelProvider, ModelRoute, TextRequest
 from worker.core.retry import RetryPolicy, retrying
+
+log = logging.getLogger("worker.models")
+T = TypeVar("T")
 
 
 @dataclass
@@ -59,3 +66,92 @@ class LimitedModel:
                 return await self.provider.generate_image(self.model, prompt, aspect_ratio)
 
         return await retrying(once, retries=self.retries, policy=self.policy, clock=self.clock, rand=self.rand)
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    """A model call that answered: which model (``position`` 0 is the chain's first) and how long
+    it took. Where usage gets recorded (the ledger), this is the provider/model to record."""
+
+    route: ModelRoute
+    position: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ModelChain:
+    """A kind's models in fallback order, each a ``LimitedModel``. Shared by every job of the
+    kind; ``for_job`` gives a job its own copy that reports each answering call."""
+
+    links: tuple[tuple[ModelRoute, LimitedModel], ...]
+    clock: Clock
+    on_answer: Callable[[ModelCall], None] | None = None
+
+    @classmethod
+    def of(cls, links: Sequence[LimitedModel], clock: Clock) -> ModelChain:
+        return cls(tuple((ModelRoute(m.provider.name, m.model), m) for m in links), clock)
+
+    def for_job(self, on_answer: Callable[[ModelCall], None]) -> ModelChain:
+        return replace(self, on_answer=on_answer)
+
+    @property
+    def routes(self) -> tuple[ModelRoute, ...]:
+        return tuple(route for route, _ in self.links)
+
+    async def complete(self, request: TextRequest) -> str:
+        return await self._first(lambda link: link.complete(request))
+
+    async def generate_image(self, prompt: str, aspect_ratio: str | None) -> GeneratedImage:
+        return await self._first(lambda link: link.generate_image(prompt, aspect_ratio))
+
+    async def stream(self, request: TextRequest) -> AsyncIterator[str]:
+        """Deltas of the first model that starts answering. Once a delta went out, a failure
+        propagates: another model would start the answer over."""
+        failures: list[JobFailure] = []
+        for position, (route, link) in enumerate(self.links):
+            started, began = False, self.clock.monotonic()
+            try:
+                async for delta in link.stream(request):
+                    started = True
+                    yield delta
+            except (RateLimited, TransientFailure) as exc:
+                if started:
+                    raise
+                self._failed(failures, position, route, exc)
+                continue
+            self._answered(route, position, began)
+            return
+        raise _giving_up(failures)
+
+    async def _first(self, call: Callable[[LimitedModel], Awaitable[T]]) -> T:
+        failures: list[JobFailure] = []
+        for position, (route, link) in enumerate(self.links):
+            began = self.clock.monotonic()
+            try:
+                value = await call(link)
+            except (RateLimited, TransientFailure) as exc:
+                self._failed(failures, position, route, exc)
+                continue
+            self._answered(route, position, began)
+            return value
+        raise _giving_up(failures)
+
+    def _failed(self, failures: list[JobFailure], position: int, route: ModelRoute, exc: JobFailure) -> None:
+        failures.append(exc)
+        if position + 1 < len(self.links):
+            log.warning(
+                "%s did not answer (%s); falling back to %s", route, exc.message[:200], self.links[position + 1][0]
+            )
+
+    def _answered(self, route: ModelRoute, position: int, began: float) -> None:
+        if self.on_answer is not None:
+            self.on_answer(ModelCall(route, position, self.clock.monotonic() - began))
+
+
+def _giving_up(failures: list[JobFailure]) -> JobFailure:
+    """What the job gets when no model answered: if any was rate limited or cooling down, the
+    one that comes back soonest (the job is deferred, keeping its attempt); else the last 5xx."""
+    if not failures:
+        return TransientFailure("no model is configured for this kind")
+    limited = [f for f in failures if isinstance(f, RateLimited)]
+    return min(limited, key=lambda f: f.retry_after) if limited else failures[-1]
