@@ -47,8 +47,10 @@ class Scripted:
         text = self._next(model)
         for word in text.split(" "):
             yield word
-            if self.script and isinstance(self.script[0], Exception) and word == "then":
-                raise self.script.pop(0)
+            failure = self.script[0] if self.script and word == "then" else None
+            if isinstance(failure, Exception):
+                self.script.pop(0)
+                raise failure
 
     async def generate_image(self, model: str, prompt: str, aspect_ratio: str | None) -> GeneratedImage:
         return GeneratedImage(self._next(model).encode(), "image/png")
