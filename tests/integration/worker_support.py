@@ -143,6 +143,10 @@ class SqlHarness:
 
     def truncate(self) -> None:
         self.api.admin("delete from public.jobs")
+        # Shared provider state too: a cooldown one test opened must not defer the next test's jobs.
+        self.api.admin(
+            "delete from public.model_capacity; delete from public.provider_limits; delete from public.kind_models"
+        )
 
     def sql(self, query: str, params: Any = None) -> list[dict[str, Any]]:
         return self.api.admin(query, params)
