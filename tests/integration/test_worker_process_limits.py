@@ -49,8 +49,6 @@ def test_a_429_cools_the_model_down_for_every_worker_process(
     standin.post("/_standin/faults", json=fault).raise_for_status()
     first = design(env)
     until(lambda: _deferred(env, first.id), "first deferred by its 429")
-        "first deferred",
-    )
     second = rename(env)
     until(lambda: _deferred(env, second.id), "second deferred by the shared cooldown")
     # While the model cooled down, only the 429 reached the provider: the other process never sent.
