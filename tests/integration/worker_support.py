@@ -69,6 +69,17 @@ def gateway(database: str, port: int = 0) -> Iterator[Gateway]:
 
 
 @contextlib.contextmanager
+def cloned_gateway(prefix: str) -> Iterator[Gateway]:
+    """A database cloned from the template with a gateway of its own; both gone on exit."""
+    name = clone_database(prefix)
+    try:
+        with gateway(name) as gw:
+            yield gw
+    finally:
+        drop_database(name)
+
+
+@contextlib.contextmanager
 def model_standins() -> Iterator[Server]:
     with Server(create_models()) as server:
         yield server
