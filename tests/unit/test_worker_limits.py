@@ -14,7 +14,7 @@ from worker.adapters.memory import MemoryStore
 from worker.adapters.memory_limits import MemoryProviderControl
 from worker.core.clock import SystemClock
 from worker.core.context import JobContext
-from worker.core.errors import CapacityUnavailable, InvalidArgument, RateLimited, TransientFailure
+from worker.core.errors import CapacityUnavailable, InvalidArgument, RateLimited, StoreError, TransientFailure
 from worker.core.gate import GatedProvider
 from worker.core.llm import LimitedModel, ModelCall, ModelChain
 from worker.core.ports import Clock, GeneratedImage, ModelProvider, ModelRoute, TextRequest
@@ -231,3 +231,19 @@ async def test_the_result_says_which_model_answered_and_a_cooling_only_model_def
     row = store.get(second.id)
     assert row.status == "queued" and row.attempts == 0
     assert claude.calls == ["a"]
+
+
+async def test_chains_that_cannot_be_read_keep_the_worker_claiming_on_the_environments_model() -> None:
+    class Unreadable(MemoryProviderControl):
+        async def kind_models(self) -> dict[str, list[ModelRoute]]:
+            raise StoreError("relation public.kind_models does not exist", code="42P01")
+
+    store, control = MemoryStore(), Unreadable()
+    r = router(control, {"anthropic": Scripted("anthropic")})
+    job = store.enqueue("generate_design")
+    async with running(store, {"generate_design": answer}, models=r):
+        await until(lambda: store.get(job.id).status == "succeeded", "succeeded on the environment's model")
+    assert store.rows[job.id].result == {
+        "text": "anthropic:env-model",
+        "model": {"provider": "anthropic", "model": "env-model", "fallback": False},
+    }

@@ -151,12 +151,15 @@ class Worker:
             reaped = await self.store.reap_expired_leases()
             kinds = await self.store.job_kinds()
             next_at = await self.store.next_run_at(self.config.kinds)
-            if self.models is not None:
-                await self.models.refresh()
         except StoreError as exc:
             self._store_failed(exc)
             return False
         self._store_ok()
+        if self.models is not None:
+            try:
+                await self.models.refresh()
+            except StoreError as exc:  # keep the chains read last time; claiming must not stop for this
+                log.warning("fallback chains not refreshed: %s", exc, extra=self._fields)
         self.timeouts = {k.kind: float(k.timeout_seconds) for k in kinds}
         if reaped:
             log.info("reaped %d expired lease(s)", reaped, extra=self._fields)
