@@ -14,10 +14,17 @@ from worker.adapters.memory import MemoryStore
 from worker.adapters.memory_limits import MemoryProviderControl
 from worker.core.clock import SystemClock
 from worker.core.context import JobContext
-from worker.core.errors import CapacityUnavailable, InvalidArgument, RateLimited, StoreError, TransientFailure
+from worker.core.errors import (
+    CapacityUnavailable,
+    InvalidArgument,
+    RateLimited,
+    StoreError,
+    StoreUnavailable,
+    TransientFailure,
+)
 from worker.core.gate import GatedProvider
 from worker.core.llm import LimitedModel, ModelCall, ModelChain
-from worker.core.ports import Clock, GeneratedImage, ModelProvider, ModelRoute, TextRequest
+from worker.core.ports import Capacity, Clock, GeneratedImage, ModelProvider, ModelRoute, TextRequest
 from worker.core.retry import RetryPolicy
 from worker.core.routing import ModelRouter
 
@@ -247,3 +254,21 @@ async def test_chains_that_cannot_be_read_keep_the_worker_claiming_on_the_enviro
         "text": "anthropic:env-model",
         "model": {"provider": "anthropic", "model": "env-model", "fallback": False},
     }
+
+
+async def test_a_refused_capacity_call_lets_the_model_call_through_but_an_unreachable_store_does_not() -> None:
+    class Refusing(MemoryProviderControl):
+        def __init__(self, error: StoreError) -> None:
+            super().__init__(FakeClock())
+            self.error = error
+
+        async def acquire_model_capacity(self, provider: str, model: str, tokens: int) -> Capacity:
+            raise self.error
+
+    clock = FakeClock()
+    refused = GatedProvider(Scripted("anthropic"), Refusing(StoreError("no function", code="42883")), clock)
+    assert await refused.complete("m1", ASK) == "anthropic:m1"
+    away = Scripted("anthropic")
+    with pytest.raises(StoreUnavailable):
+        await GatedProvider(away, Refusing(StoreUnavailable("connection refused")), clock).complete("m1", ASK)
+    assert away.calls == []

@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from worker.core.errors import CapacityUnavailable, RateLimited, StoreError
+from worker.core.errors import CapacityUnavailable, RateLimited, StoreError, StoreUnavailable
 from worker.core.ports import Clock, GeneratedImage, ModelProvider, ProviderControl, TextRequest
 
 log = logging.getLogger("worker.gate")
@@ -39,6 +39,7 @@ class GatedProvider:
     clock: Clock
     max_wait: float = 10.0
     name: str = field(init=False)
+    _refused: set[str] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.name = self.provider.name
@@ -46,7 +47,17 @@ class GatedProvider:
     async def admit(self, model: str, tokens: int) -> None:
         waited = 0.0
         while True:
-            capacity = await self.control.acquire_model_capacity(self.name, model, tokens)
+            try:
+                capacity = await self.control.acquire_model_capacity(self.name, model, tokens)
+            except StoreUnavailable:
+                raise  # the queue is away too: the job's outcome could not be recorded either
+            except StoreError as exc:
+                # The SQL API refused the call itself (say the migration is not pushed yet): an
+                # unchecked call beats failing every job; the log says why, once per model.
+                if model not in self._refused:
+                    self._refused.add(model)
+                    log.error("shared capacity for %s/%s unavailable, calling unchecked: %s", self.name, model, exc)
+                return
             if capacity.granted:
                 return
             wait = max(capacity.wait_seconds, 0.05)  # never spin on a rounding-error wait
