@@ -25,6 +25,7 @@ from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import demo_fallback  # scripts/, beside this file
 import httpx
 from realtime.types import BroadcastPayload, RealtimeChannelOptions
 from rich.console import Console
@@ -252,7 +253,38 @@ def seconds(a: str | None, b: str | None) -> str:
     return f"{(datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds():.2f}s"
 
 
-async def run_jobs(env: dict[str, str]) -> bool:
+async def run_job(client: AsyncClient, kind: str, by_id: dict[str, Tracked], tracked: list[Tracked]) -> Tracked:
+    started = time.monotonic()
+    row = cast(
+        dict[str, Any], (await client.rpc("enqueue_job", {"kind": kind, "payload": PAYLOADS[kind]}).execute()).data
+    )
+    t = Tracked(kind, row["id"], started)
+    by_id[t.job_id] = t
+    tracked.append(t)
+    return t
+
+
+async def show_fallback(client: AsyncClient, by_id: dict[str, Tracked]) -> bool:
+    """One more design job while the stand-in says Claude is overloaded: the chain's next model answers."""
+    console.rule("fallback: Claude overloaded (stand-in fault knob), the kind's chain moves on")
+    demo_fallback.overload_primary(f"http://{paths.HOST}:{paths.MODELS_PORT}")
+    chain = " → ".join("/".join(m) for m in (demo_fallback.PRIMARY, demo_fallback.FALLBACK))
+    console.print(f"chain of generate_design in public.kind_models: {chain}; the stand-in answers the first 529")
+    t = await run_job(client, "generate_design", by_id, [])
+    await asyncio.wait_for(t.done.wait(), TIMEOUT_SECONDS)
+    row = cast(dict[str, Any], (await client.table("jobs").select("*").eq("id", t.job_id).execute()).data[0])
+    how = demo_fallback.describe(row["result"])
+    console.print(f"design job {t.job_id}: {row['status']} in {row['attempts']} attempt(s), {how}")
+    console.print(f"result.model = {row['result'].get('model') if row['result'] else None}")
+    for c in demo_fallback.cooldowns():
+        console.print(
+            f"shared cooldown (public.model_capacity): {c['provider']}/{c['model']} after a {c['cooldown_status']},"
+            f" {c['seconds_left']} s left: no replica sends to it meanwhile"
+        )
+    return bool(row["status"] == "succeeded" and (row["result"] or {}).get("model", {}).get("fallback"))
+
+
+async def run_jobs(env: dict[str, str], fallback: bool) -> bool:
     # The publishable key, as a plugin gets it today (the worker reads SUPABASE_SECRET_KEY from the env file).
     client = await acreate_client(env["SUPABASE_URL"], env["SUPABASE_PUBLISHABLE_KEY"])
     session = (await client.auth.sign_in_anonymously()).session
@@ -265,13 +297,7 @@ async def run_jobs(env: dict[str, str]) -> bool:
     await subscribe(client, uid, by_id)
 
     for kind in KIND_ORDER:
-        started = time.monotonic()
-        row = cast(
-            dict[str, Any], (await client.rpc("enqueue_job", {"kind": kind, "payload": PAYLOADS[kind]}).execute()).data
-        )
-        t = Tracked(kind, row["id"], started)
-        by_id[t.job_id] = t
-        tracked.append(t)
+        await run_job(client, kind, by_id, tracked)
 
     with Live(render(tracked), console=console, refresh_per_second=10) as live:
         deadline = time.monotonic() + TIMEOUT_SECONDS
@@ -290,7 +316,7 @@ async def run_jobs(env: dict[str, str]) -> bool:
     console.print(edits.partial.strip() or "(nothing streamed)")
 
     table = Table(title="results and timings (server clock)")
-    for col in ("kind", "attempts", "enqueue → claimed", "claimed → done", "result"):
+    for col in ("kind", "attempts", "enqueue → claimed", "claimed → done", "model", "result"):
         table.add_column(col, overflow="fold")
     for t in tracked:
         r = t.row
@@ -299,6 +325,7 @@ async def run_jobs(env: dict[str, str]) -> bool:
             str(r.get("attempts")),
             seconds(r.get("created_at"), r.get("started_at")),
             seconds(r.get("started_at"), r.get("finished_at")),
+            "{provider}/{model}".format(**(r.get("result") or {}).get("model", {"provider": "?", "model": "?"})),
             summarize(t),
         )
     console.print(table)
@@ -310,8 +337,9 @@ async def run_jobs(env: dict[str, str]) -> bool:
         console.print(f"downloaded the image back as the user: {len(data)} bytes, PNG: {is_png}")
     design = next(t for t in tracked if t.kind == "generate_design")
     console.print(f"progress history of the design job: {' → '.join(design.history)}")
+    fell_back = await show_fallback(client, by_id) if fallback else True
     await client.realtime.remove_all_channels()
-    return all(t.status == "succeeded" for t in tracked)
+    return fell_back and all(t.status == "succeeded" for t in tracked)
 
 
 def main() -> int:
@@ -324,15 +352,19 @@ def main() -> int:
     extra, models_note = model_env()
     console.print(f"\n[bold]models:[/] {models_note}")
     paced = pace_stand_ins(latency_ms=600, stream_delay_ms=25) if extra.get("ANTHROPIC_BASE_URL") else None
+    # The fallback needs the stand-ins' fault knob, and a chain the worker reads when it starts.
+    fallback = bool(extra.get("ANTHROPIC_BASE_URL")) and demo_fallback.install_chain()
     console.rule("worker")
     worker = Worker(extra)
     try:
         worker.wait_healthy()
         console.print(f"python -m worker run is up (health on 127.0.0.1:{worker.port}, log {worker.log})")
         console.rule("one job of each kind")
-        ok = asyncio.run(run_jobs(env))
+        ok = asyncio.run(run_jobs(env, fallback))
     finally:
         code = worker.stop()
+        if fallback:
+            demo_fallback.remove_chain()
         restore_stand_ins(paced)
         console.print(f"worker stopped (SIGTERM → drained, exit {code})")
         for svc in reversed(services.ALL):

@@ -225,6 +225,42 @@ uuid not null default auth.uid()
 -- column public.jobs.worker_id
 text
 
+-- column public.kind_models.kind
+text not null
+
+-- column public.kind_models.model
+text not null
+
+-- column public.kind_models.position
+integer not null
+
+-- column public.kind_models.provider
+text not null
+
+-- column public.model_capacity.cooldown_status
+integer
+
+-- column public.model_capacity.cooldown_until
+timestamp with time zone
+
+-- column public.model_capacity.cooldowns
+integer not null default 0
+
+-- column public.model_capacity.model
+text not null
+
+-- column public.model_capacity.provider
+text not null
+
+-- column public.model_capacity.refilled_at
+timestamp with time zone not null default now()
+
+-- column public.model_capacity.requests_left
+double precision not null default 0
+
+-- column public.model_capacity.tokens_left
+double precision not null default 0
+
 -- column public.model_prices.cached_input_usd_per_mtok
 numeric(12,4) not null
 
@@ -341,6 +377,18 @@ text not null
 
 -- column public.plans.updated_at
 timestamp with time zone not null default now()
+
+-- column public.provider_limits.model
+text not null
+
+-- column public.provider_limits.provider
+text not null
+
+-- column public.provider_limits.requests_per_minute
+integer
+
+-- column public.provider_limits.tokens_per_minute
+integer
 
 -- column public.spend_by_user_month.calls
 integer
@@ -534,6 +582,27 @@ CHECK ((status <> ALL (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::tex
 -- constraint public.jobs jobs_user_id_fkey
 FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE
 
+-- constraint public.kind_models kind_models_kind_fkey
+FOREIGN KEY (kind) REFERENCES public.job_kinds(kind) ON DELETE CASCADE
+
+-- constraint public.kind_models kind_models_kind_provider_model_key
+UNIQUE (kind, provider, model)
+
+-- constraint public.kind_models kind_models_model_check
+CHECK (length(model) >= 1 AND length(model) <= 200)
+
+-- constraint public.kind_models kind_models_pkey
+PRIMARY KEY (kind, "position")
+
+-- constraint public.kind_models kind_models_position_check
+CHECK ("position" >= 1 AND "position" <= 10)
+
+-- constraint public.kind_models kind_models_provider_check
+CHECK (provider ~ '^[a-z][a-z0-9_-]{0,39}$'::text)
+
+-- constraint public.model_capacity model_capacity_pkey
+PRIMARY KEY (provider, model)
+
 -- constraint public.model_prices model_prices_cached
 CHECK (cached_input_usd_per_mtok >= 0::numeric)
 
@@ -584,6 +653,21 @@ PRIMARY KEY (plan)
 
 -- constraint public.plans plans_plan_name
 CHECK (plan ~ '^[a-z][a-z0-9_]{0,62}$'::text)
+
+-- constraint public.provider_limits provider_limits_model_check
+CHECK (length(model) >= 1 AND length(model) <= 200)
+
+-- constraint public.provider_limits provider_limits_pkey
+PRIMARY KEY (provider, model)
+
+-- constraint public.provider_limits provider_limits_provider_check
+CHECK (provider ~ '^[a-z][a-z0-9_-]{0,39}$'::text)
+
+-- constraint public.provider_limits provider_limits_requests_per_minute_check
+CHECK (requests_per_minute >= 1 AND requests_per_minute <= 1000000)
+
+-- constraint public.provider_limits provider_limits_tokens_per_minute_check
+CHECK (tokens_per_minute >= 1 AND tokens_per_minute <= 1000000000)
 
 -- constraint public.usage_ledger usage_ledger_attempt
 CHECK (attempt >= 1 AND attempt <= 100)
@@ -669,6 +753,15 @@ CREATE INDEX jobs_user_kind_created ON public.jobs USING btree (user_id, kind, c
 -- index public.jobs_waiting_on
 CREATE INDEX jobs_waiting_on ON public.jobs USING btree (depends_on) WHERE (status = 'waiting'::text)
 
+-- index public.kind_models_kind_provider_model_key
+CREATE UNIQUE INDEX kind_models_kind_provider_model_key ON public.kind_models USING btree (kind, provider, model)
+
+-- index public.kind_models_pkey
+CREATE UNIQUE INDEX kind_models_pkey ON public.kind_models USING btree (kind, "position")
+
+-- index public.model_capacity_pkey
+CREATE UNIQUE INDEX model_capacity_pkey ON public.model_capacity USING btree (provider, model)
+
 -- index public.model_prices_pkey
 CREATE UNIQUE INDEX model_prices_pkey ON public.model_prices USING btree (provider, model)
 
@@ -680,6 +773,9 @@ CREATE UNIQUE INDEX plans_one_default ON public.plans USING btree (is_default) W
 
 -- index public.plans_pkey
 CREATE UNIQUE INDEX plans_pkey ON public.plans USING btree (plan)
+
+-- index public.provider_limits_pkey
+CREATE UNIQUE INDEX provider_limits_pkey ON public.provider_limits USING btree (provider, model)
 
 -- index public.usage_ledger_job
 CREATE INDEX usage_ledger_job ON public.usage_ledger USING btree (job_id)
@@ -705,6 +801,12 @@ enabled
 -- rls public.jobs
 enabled
 
+-- rls public.kind_models
+enabled
+
+-- rls public.model_capacity
+enabled
+
 -- rls public.model_prices
 enabled
 
@@ -712,6 +814,9 @@ enabled
 enabled
 
 -- rls public.plans
+enabled
+
+-- rls public.provider_limits
 enabled
 
 -- rls public.usage_ledger
@@ -1161,6 +1266,26 @@ begin
 end;
 $function$
 
+-- function private.check_provider_model(text,text)
+CREATE OR REPLACE FUNCTION private.check_provider_model(provider text, model text)
+ RETURNS void
+ LANGUAGE plpgsql
+ IMMUTABLE
+ SET search_path TO ''
+AS $function$
+begin
+  if provider is null or provider !~ '^[a-z][a-z0-9_-]{0,39}$' then
+    perform private.raise_invalid('provider', format(
+      'must be a lowercase provider name such as anthropic (letters, digits, _ or -, at most 40), got %s',
+      coalesce(quote_literal(private.excerpt(provider, 60)), 'null')));
+  end if;
+  if model is null or length(model) not between 1 and 200 then
+    perform private.raise_invalid('model', format('must be a model name of 1 to 200 characters, got %s',
+      coalesce(quote_literal(private.excerpt(model, 60)), 'null')));
+  end if;
+end;
+$function$
+
 -- function private.check_timestamp(text,timestamp with time zone,interval,interval)
 CREATE OR REPLACE FUNCTION private.check_timestamp(field text, value timestamp with time zone, max_past interval, max_ahead interval)
  RETURNS void
@@ -1383,6 +1508,78 @@ AS $function$
   select p.* from public.plans p
   where p.plan = coalesce((select up.plan from public.user_plans up where up.user_id = p_user),
                           (select d.plan from public.plans d where d.is_default))
+$function$
+
+-- function public.acquire_model_capacity(text,text,integer)
+CREATE OR REPLACE FUNCTION public.acquire_model_capacity(provider text, model text, tokens integer DEFAULT 0)
+ RETURNS TABLE(granted boolean, wait_seconds double precision, reason text)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_now timestamptz := clock_timestamp();
+  v_limits public.provider_limits;
+  v_state public.model_capacity;
+  v_requests double precision;
+  v_tokens double precision;
+  v_need double precision;
+  v_wait double precision := 0;
+  v_reason text := 'granted';
+begin
+  perform private.check_provider_model(provider, model);
+  if tokens is null or tokens not between 0 and 1000000000 then
+    perform private.raise_invalid('tokens', format('must be between 0 and 1000000000, got %s', coalesce(tokens::text, 'null')));
+  end if;
+
+  select * into v_limits from public.provider_limits l where l.provider = $1 and l.model = $2;
+  insert into public.model_capacity as c (provider, model, requests_left, tokens_left, refilled_at)
+  values ($1, $2, coalesce(v_limits.requests_per_minute, 0), coalesce(v_limits.tokens_per_minute, 0), v_now)
+  on conflict on constraint model_capacity_pkey do nothing;
+  -- The row lock serializes every replica asking for this provider/model until commit.
+  select * into strict v_state from public.model_capacity c where c.provider = $1 and c.model = $2 for update;
+  v_now := clock_timestamp();
+
+  if v_state.cooldown_until > v_now then
+    return query select false, extract(epoch from v_state.cooldown_until - v_now)::double precision, 'cooldown'::text;
+    return;
+  end if;
+
+  -- Refill both buckets for the time since the last call, up to one minute's worth.
+  v_requests := v_state.requests_left;
+  v_tokens := v_state.tokens_left;
+  if v_limits.requests_per_minute is not null then
+    v_requests := least(v_limits.requests_per_minute::double precision,
+      v_requests + greatest(0, extract(epoch from v_now - v_state.refilled_at)) * v_limits.requests_per_minute / 60.0);
+    if v_requests < 1 then
+      v_wait := (1 - v_requests) * 60.0 / v_limits.requests_per_minute;
+      v_reason := 'requests';
+    end if;
+  end if;
+  if v_limits.tokens_per_minute is not null then
+    v_tokens := least(v_limits.tokens_per_minute::double precision,
+      v_tokens + greatest(0, extract(epoch from v_now - v_state.refilled_at)) * v_limits.tokens_per_minute / 60.0);
+    -- A request larger than the whole budget waits for a full bucket rather than forever.
+    v_need := least(tokens, v_limits.tokens_per_minute);
+    if v_tokens < v_need and (v_need - v_tokens) * 60.0 / v_limits.tokens_per_minute > v_wait then
+      v_wait := (v_need - v_tokens) * 60.0 / v_limits.tokens_per_minute;
+      v_reason := 'tokens';
+    end if;
+  end if;
+
+  if v_reason = 'granted' then
+    if v_limits.requests_per_minute is not null then
+      v_requests := v_requests - 1;
+    end if;
+    if v_limits.tokens_per_minute is not null then
+      v_tokens := v_tokens - v_need;
+    end if;
+  end if;
+  update public.model_capacity c
+     set requests_left = v_requests, tokens_left = v_tokens, refilled_at = v_now
+   where c.provider = $1 and c.model = $2;
+  return query select v_reason = 'granted', v_wait, v_reason;
+end;
 $function$
 
 -- function public.cancel_job(uuid)
@@ -2067,6 +2264,38 @@ begin
 end;
 $function$
 
+-- function public.report_model_rate_limit(text,text,integer,double precision)
+CREATE OR REPLACE FUNCTION public.report_model_rate_limit(provider text, model text, status integer, retry_after_seconds double precision)
+ RETURNS timestamp with time zone
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_until timestamptz;
+begin
+  perform private.check_provider_model(provider, model);
+  if status is null or status not in (429, 529) then
+    perform private.raise_invalid('status', format('must be 429 (rate limited) or 529 (overloaded), got %s', coalesce(status::text, 'null')));
+  end if;
+  if retry_after_seconds is null or retry_after_seconds = 'NaN' or retry_after_seconds not between 0 and 3600 then
+    perform private.raise_invalid('retry_after_seconds', format('must be between 0 and 3600, got %s', coalesce(retry_after_seconds::text, 'null')));
+  end if;
+  v_until := clock_timestamp() + make_interval(secs => retry_after_seconds);
+  insert into public.model_capacity as c (provider, model, refilled_at, cooldown_until, cooldown_status, cooldowns)
+  values ($1, $2, v_until, v_until, status, 1)
+  on conflict on constraint model_capacity_pkey do update
+    set cooldown_until = greatest(c.cooldown_until, excluded.cooldown_until),
+        cooldown_status = excluded.cooldown_status,
+        cooldowns = c.cooldowns + 1,
+        requests_left = case when excluded.cooldown_status = 429 then 0 else c.requests_left end,
+        refilled_at = case when excluded.cooldown_status = 429 then greatest(c.refilled_at, excluded.refilled_at)
+                           else c.refilled_at end
+  returning c.cooldown_until into v_until;
+  return v_until;
+end;
+$function$
+
 -- function public.report_progress(uuid,text,numeric,text,text)
 CREATE OR REPLACE FUNCTION public.report_progress(job_id uuid, worker_id text, percent numeric DEFAULT NULL::numeric, message text DEFAULT NULL::text, partial text DEFAULT NULL::text)
  RETURNS void
@@ -2287,6 +2516,9 @@ PERMISSIVE for SELECT to authenticated
 -- grant private.check_plan_priority(uuid,public.job_kinds,integer)
 
 
+-- grant private.check_provider_model(text,text)
+
+
 -- grant private.check_timestamp(text,timestamp with time zone,interval,interval)
 
 
@@ -2331,6 +2563,9 @@ PERMISSIVE for SELECT to authenticated
 
 -- grant private.user_plan(uuid)
 
+
+-- grant public.acquire_model_capacity(text,text,integer)
+service_role:EXECUTE
 
 -- grant public.active_jobs
 authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
@@ -2377,6 +2612,12 @@ authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAI
 -- grant public.jobs
 authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
 
+-- grant public.kind_models
+service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
+
+-- grant public.model_capacity
+service_role:SELECT
+
 -- grant public.model_prices
 authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
 
@@ -2395,6 +2636,9 @@ authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAI
 -- grant public.plans
 authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
 
+-- grant public.provider_limits
+service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
+
 -- grant public.purge_finished_jobs(interval)
 service_role:EXECUTE
 
@@ -2408,6 +2652,9 @@ service_role:EXECUTE
 service_role:EXECUTE
 
 -- grant public.renew_leases(text,uuid[],integer)
+service_role:EXECUTE
+
+-- grant public.report_model_rate_limit(text,text,integer,double precision)
 service_role:EXECUTE
 
 -- grant public.report_progress(uuid,text,numeric,text,text)

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from worker import logs, signals
 from worker.config import Settings
 from worker.core.clock import SystemClock
+from worker.core.gate import GatedProvider
 from worker.core.llm import LimitedModel
-from worker.core.ports import ArtifactStore, Dashboard, ModelProvider, QueueStore, Wakeups
+from worker.core.ports import ArtifactStore, Dashboard, ModelProvider, ModelRoute, ProviderControl, QueueStore, Wakeups
+from worker.core.routing import ModelRouter
 from worker.core.runtime import Worker, WorkerConfig
 from worker.core.shutdown import Shutdown
 from worker.handlers import HANDLERS
@@ -32,6 +34,7 @@ class Transports:
     wakeups: Wakeups | None
     artifacts: ArtifactStore
     dashboard: Dashboard  # the store again: the adapters serve the views on the same connection
+    control: ProviderControl  # the store again: shared provider capacity, cooldowns, chains
     providers: dict[str, ModelProvider] = field(default_factory=dict)
 
 
@@ -48,26 +51,27 @@ async def build_transports(settings: Settings) -> Transports:
 
         assert settings.database_url is not None  # checked by Settings
         store = PostgresStore(settings.database_url)
-        return Transports(store, PostgresWakeups(settings.database_url), FolderArtifacts(settings.artifacts_dir), store)
+        wakeups = PostgresWakeups(settings.database_url)
+        return Transports(store, wakeups, FolderArtifacts(settings.artifacts_dir), store, store)
     from worker.adapters.supabase import RealtimeWakeups, StorageArtifacts, SupabaseStore, connect
 
     key = settings.supabase_key
     assert settings.supabase_url is not None and key is not None  # checked by Settings
     client = await connect(settings.supabase_url, key.value)
     supabase = SupabaseStore(client)
-    return Transports(supabase, RealtimeWakeups(client), StorageArtifacts(client), supabase)
+    return Transports(supabase, RealtimeWakeups(client), StorageArtifacts(client), supabase, supabase)
 
 
 def build_providers(settings: Settings) -> dict[str, ModelProvider]:
-    wanted = {settings.provider_for(kind) for kind in settings.worker_kinds}
+    """Every provider with a key: a fallback chain (public.kind_models) may name any of them."""
     providers: dict[str, ModelProvider] = {}
-    if "anthropic" in wanted and settings.anthropic_api_key:
+    if settings.anthropic_api_key:
         from worker.providers.claude import ClaudeProvider
 
         providers["anthropic"] = ClaudeProvider(
             settings.anthropic_api_key, settings.anthropic_base_url, settings.provider_timeout_seconds
         )
-    if "gemini" in wanted and settings.gemini_api_key:
+    if settings.gemini_api_key:
         from worker.providers.gemini import GeminiProvider
 
         providers["gemini"] = GeminiProvider(
@@ -76,20 +80,35 @@ def build_providers(settings: Settings) -> dict[str, ModelProvider]:
     return providers
 
 
+def build_router(settings: Settings, transports: Transports, clock: SystemClock) -> ModelRouter:
+    limits = {name: asyncio.Semaphore(settings.provider_concurrency) for name in transports.providers}
+    providers: dict[str, ModelProvider] = dict(transports.providers)
+    if settings.shared_provider_limits:
+        providers = {
+            name: GatedProvider(p, transports.control, clock, settings.provider_max_wait_seconds)
+            for name, p in providers.items()
+        }
+    links: dict[ModelRoute, LimitedModel] = {}
+
+    def link(route: ModelRoute) -> LimitedModel | None:
+        if route.provider not in providers:
+            return None
+        if route not in links:  # one per route: its retries and limit are shared by every job
+            provider = providers[route.provider]
+            links[route] = LimitedModel(
+                provider, route.model, limits[route.provider], clock, retries=settings.provider_retries
+            )
+        return links[route]
+
+    defaults = {
+        kind: ModelRoute(settings.provider_for(kind), settings.model_for(kind)) for kind in settings.worker_kinds
+    }
+    return ModelRouter(defaults, link, clock, transports.control)
+
+
 def build_worker(settings: Settings, transports: Transports) -> Worker:
     clock = SystemClock()
-    limits = {name: asyncio.Semaphore(settings.provider_concurrency) for name in transports.providers}
-    models = {
-        kind: LimitedModel(
-            transports.providers[settings.provider_for(kind)],
-            settings.model_for(kind),
-            limits[settings.provider_for(kind)],
-            clock,
-            retries=settings.provider_retries,
-        )
-        for kind in settings.worker_kinds
-        if settings.provider_for(kind) in transports.providers
-    }
+    models = build_router(settings, transports, clock)
     config = WorkerConfig(
         worker_id=settings.worker_id or default_worker_id(),
         kinds=settings.worker_kinds,

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     provider_concurrency: int = Field(default=8, ge=1, le=256)
     provider_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
     provider_retries: int = Field(default=2, ge=0, le=10)
+    # Ask SQL for capacity before each model call (public.provider_limits, shared by every
+    # replica) and share 429/529 cooldowns; off, each replica finds the limits through 429s.
+    shared_provider_limits: bool = True
+    # How long a call may wait in the worker for shared capacity before its job is deferred.
+    provider_max_wait_seconds: float = Field(default=10.0, ge=0, le=300)
 
     worker_id: str | None = None
     worker_concurrency: int = Field(default=4, ge=1, le=1000)

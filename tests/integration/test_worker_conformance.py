@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 
 from devstack import paths
-from tests.integration.worker_support import Gateway, SqlHarness, clone_database, drop_database, gateway
+from tests.integration.worker_support import Gateway, SqlHarness, clone_database, cloned_gateway, drop_database
 from worker.adapters.memory import MemoryStore
 from worker.adapters.postgres import PostgresStore, PostgresWakeups
 from worker.adapters.supabase import RealtimeWakeups, SupabaseStore, connect
@@ -86,12 +86,8 @@ class Backend:
 
 @pytest.fixture(scope="module")
 def supabase_db(pg_cluster: None) -> Iterator[Gateway]:
-    name = clone_database("worker_conf")
-    try:
-        with gateway(name) as gw:
-            yield gw
-    finally:
-        drop_database(name)
+    with cloned_gateway("worker_conf") as gw:
+        yield gw
 
 
 @pytest_asyncio.fixture(params=["memory", "postgres", "supabase"])

@@ -21,7 +21,7 @@ from worker.core.clock import SystemClock
 from worker.core.context import JobContext
 from worker.core.errors import InvalidOutput, PermanentFailure, RateLimited, TransientFailure
 from worker.core.jobs import Job
-from worker.core.llm import LimitedModel
+from worker.core.llm import LimitedModel, ModelChain
 from worker.core.ports import ModelProvider, TextRequest
 from worker.core.retry import RetryPolicy
 from worker.handlers import HANDLERS
@@ -86,7 +86,7 @@ async def run_kind(
     store.enqueue(kind, payload)
     [job] = await store.claim_jobs("w", [kind], 1, 60)
     assert isinstance(job, Job)
-    ctx = JobContext(job, "w", store, SystemClock(), model, artifacts)
+    ctx = JobContext(job, "w", store, SystemClock(), ModelChain.of([model], SystemClock()), artifacts)
     result = await HANDLERS[kind](job.payload, ctx)
     await ctx.flush()  # reports go out in the background; the runtime records the outcome after them
     return result, store, ctx

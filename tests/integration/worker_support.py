@@ -69,6 +69,17 @@ def gateway(database: str, port: int = 0) -> Iterator[Gateway]:
 
 
 @contextlib.contextmanager
+def cloned_gateway(prefix: str) -> Iterator[Gateway]:
+    """A database cloned from the template with a gateway of its own; both gone on exit."""
+    name = clone_database(prefix)
+    try:
+        with gateway(name) as gw:
+            yield gw
+    finally:
+        drop_database(name)
+
+
+@contextlib.contextmanager
 def model_standins() -> Iterator[Server]:
     with Server(create_models()) as server:
         yield server
@@ -143,6 +154,10 @@ class SqlHarness:
 
     def truncate(self) -> None:
         self.api.admin("delete from public.jobs")
+        # Shared provider state too: a cooldown one test opened must not defer the next test's jobs.
+        self.api.admin(
+            "delete from public.model_capacity; delete from public.provider_limits; delete from public.kind_models"
+        )
 
     def sql(self, query: str, params: Any = None) -> list[dict[str, Any]]:
         return self.api.admin(query, params)

@@ -16,6 +16,7 @@ from worker.core.clock import SystemClock
 from worker.core.context import JobContext
 from worker.core.errors import PermanentFailure, RateLimited, StoreUnavailable, TransientFailure
 from worker.core.jobs import Job, JobHint, JobKind
+from worker.core.routing import ModelRouter
 from worker.core.runtime import Worker, WorkerConfig
 from worker.core.shutdown import Shutdown
 
@@ -50,9 +51,9 @@ def config(**overrides: Any) -> WorkerConfig:
 
 @asynccontextmanager
 async def running(
-    store: MemoryStore, handlers: dict[str, Handler], cfg: WorkerConfig | None = None
+    store: MemoryStore, handlers: dict[str, Handler], cfg: WorkerConfig | None = None, models: ModelRouter | None = None
 ) -> AsyncIterator[tuple[Worker, Shutdown]]:
-    worker = Worker(cfg or config(), store, handlers, SystemClock())
+    worker = Worker(cfg or config(), store, handlers, SystemClock(), models=models)
     shutdown = Shutdown()
     task = asyncio.create_task(worker.run(shutdown))
     try:

@@ -9,6 +9,7 @@ import pytest
 from worker import stats
 from worker.adapters.files import FolderArtifacts
 from worker.adapters.memory import MemoryStore
+from worker.adapters.memory_limits import MemoryProviderControl
 from worker.compose import Transports
 from worker.config import Settings
 from worker.core.errors import StoreUnavailable
@@ -27,7 +28,7 @@ def store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Store:
     memory = Store()
 
     async def build(_settings: Settings) -> Transports:
-        return Transports(memory, None, FolderArtifacts(tmp_path), memory)
+        return Transports(memory, None, FolderArtifacts(tmp_path), memory, MemoryProviderControl())
 
     monkeypatch.setattr(stats, "build_transports", build)
     return memory

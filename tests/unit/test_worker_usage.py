@@ -14,7 +14,7 @@ from worker.adapters.memory import MemoryStore
 from worker.core.context import JobContext
 from worker.core.errors import LeaseLost, StoreUnavailable
 from worker.core.jobs import Job
-from worker.core.llm import LimitedModel
+from worker.core.llm import LimitedModel, ModelChain
 from worker.core.ports import GeneratedImage, ModelUsage, TextRequest, UsageSink
 
 USAGE = ModelUsage(input_tokens=1000, output_tokens=500, cached_tokens=200)
@@ -68,7 +68,7 @@ async def context(store: MemoryStore, model: str = "claude-haiku-4-5") -> JobCon
     assert isinstance(job, Job)
     clock = TickClock()
     limited = LimitedModel(Provider(), model, asyncio.Semaphore(1), clock)
-    return JobContext(job, "w", store, clock, limited)
+    return JobContext(job, "w", store, clock, ModelChain.of([limited], clock))
 
 
 async def test_each_answered_call_is_recorded_with_latency_and_attempt() -> None:

@@ -98,6 +98,13 @@ class PostgresStore(RpcStore):
     async def _records(self, name: str, args: dict[str, Any]) -> list[dict[str, Any]]:
         return await self._rows(name, _encode(args))
 
+    async def _scalar(self, name: str, args: dict[str, Any]) -> Any:
+        rows = await self._rows(name, _encode(args))
+        return rows[0]["value"] if rows else None
+
+    async def _kind_model_rows(self) -> list[dict[str, Any]]:
+        return await self._rows("kind_models")
+
     async def reap_expired_leases(self) -> int:
         rows = await self._rows("reap_expired_leases")
         return int(rows[0]["reaped"])

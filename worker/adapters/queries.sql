@@ -53,6 +53,18 @@ select to_jsonb(public.next_job_run_at(kinds => %(kinds)s)) #>> '{}' as run_at;
 -- name: job_kinds
 select kind, timeout_seconds, max_attempts from public.job_kinds order by kind;
 
+-- name: acquire_model_capacity
+select granted, wait_seconds, reason from public.acquire_model_capacity(
+  provider => %(provider)s, model => %(model)s, tokens => %(tokens)s);
+
+-- name: report_model_rate_limit
+-- ISO text, as PostgREST answers it.
+select to_jsonb(public.report_model_rate_limit(provider => %(provider)s, model => %(model)s,
+  status => %(status)s, retry_after_seconds => %(retry_after_seconds)s::double precision)) #>> '{}' as value;
+
+-- name: kind_models
+select kind, provider, model from public.kind_models order by kind, position;
+
 -- name: job_stats
 select * from public.job_stats order by kind, status;
 

@@ -11,8 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from worker.core.errors import StoreError
+from worker.core.job_rows import read_time
 from worker.core.jobs import JobRow
-from worker.core.ports import ModelCall
+from worker.core.ports import Capacity, ModelCall, ModelRoute
 
 
 class RpcStore(ABC):
@@ -35,6 +36,14 @@ class RpcStore(ABC):
     @abstractmethod
     async def _records(self, name: str, args: dict[str, Any]) -> list[dict[str, Any]]:
         """Call ``name`` and return the rows of the table it answers with."""
+
+    @abstractmethod
+    async def _scalar(self, name: str, args: dict[str, Any]) -> Any:
+        """Call ``name`` and return the one value it answers with, as JSON would carry it."""
+
+    @abstractmethod
+    async def _kind_model_rows(self) -> list[dict[str, Any]]:
+        """public.kind_models (kind, provider, model), ordered by kind and position."""
 
     async def claim_jobs(
         self, worker_id: str, kinds: Sequence[str] | None, max_jobs: int, lease_seconds: int
@@ -104,3 +113,24 @@ class RpcStore(ABC):
             raise StoreError("record_usage: returned no row")
         cost = rows[0]["cost_usd"]
         return None if cost is None else float(cost)
+
+    # -- ProviderControl: shared capacity, cooldowns, fallback chains ---------------------------
+    async def acquire_model_capacity(self, provider: str, model: str, tokens: int) -> Capacity:
+        rows = await self._records("acquire_model_capacity", {"provider": provider, "model": model, "tokens": tokens})
+        if not rows:
+            raise StoreError("acquire_model_capacity: returned no row")
+        row = rows[0]
+        return Capacity(bool(row["granted"]), float(row["wait_seconds"]), row["reason"])
+
+    async def report_model_rate_limit(self, provider: str, model: str, status: int, retry_after: float) -> datetime:
+        args = {"provider": provider, "model": model, "status": status, "retry_after_seconds": retry_after}
+        until = read_time(await self._scalar("report_model_rate_limit", args))
+        if until is None:
+            raise StoreError("report_model_rate_limit: returned no time")
+        return until
+
+    async def kind_models(self) -> dict[str, list[ModelRoute]]:
+        chains: dict[str, list[ModelRoute]] = {}
+        for row in await self._kind_model_rows():
+            chains.setdefault(str(row["kind"]), []).append(ModelRoute(str(row["provider"]), str(row["model"])))
+        return chains

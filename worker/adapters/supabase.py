@@ -122,6 +122,22 @@ class SupabaseStore(RpcStore):
         data = await self._rpc(name, args)
         return [data] if isinstance(data, dict) else list(data or [])  # a function returning one row: an object
 
+    async def _scalar(self, name: str, args: dict[str, Any]) -> Any:
+        return await self._rpc(name, args)
+
+    async def _kind_model_rows(self) -> list[dict[str, Any]]:
+        try:
+            response = (
+                await self.client.table("kind_models")
+                .select("kind,provider,model")
+                .order("kind")
+                .order("position")
+                .execute()
+            )
+        except (APIError, httpx.HTTPError, OSError) as exc:
+            raise _translate(exc) from exc
+        return [row for row in response.data if isinstance(row, dict)]
+
     async def reap_expired_leases(self) -> int:
         return int(await self._rpc("reap_expired_leases", {}))
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from worker.core.errors import InvalidArgument, LeaseLost, StoreUnavailable, UnsupportedOperation
 from worker.core.jobs import Job
-from worker.core.llm import LimitedModel, MeteredModel
+from worker.core.llm import ModelAnswer, ModelChain
 from worker.core.ports import ArtifactStore, Clock, ModelCall, QueueStore
 
 log = logging.getLogger("worker.job")
@@ -23,8 +23,12 @@ class JobContext:
     worker_id: str
     store: QueueStore
     clock: Clock
-    model_or_none: LimitedModel | None = None
+    model_or_none: ModelChain | None = None
     artifacts_or_none: ArtifactStore | None = None
+    # Every answer a handler got, in order: the result says which model gave the last one. (Each
+    # provider call that answered also goes to the usage ledger: ``record_call``.)
+    model_calls: list[ModelAnswer] = field(default_factory=list)
+    _bound: ModelChain | None = field(default=None, init=False, repr=False)
     # Reports go out in the background, one at a time and in call order, so a handler never waits
     # for a round trip to the queue before calling its model (under load that round trip was most
     # of the worker's own time per job: bench/FIXES.md). Every report is sent (the plugin shows
@@ -35,16 +39,27 @@ class JobContext:
     _lost: LeaseLost | None = field(default=None, init=False, repr=False)
 
     @property
-    def model(self) -> MeteredModel:
-        """The kind's model; every call it answers is recorded in the usage ledger."""
+    def model(self) -> ModelChain:
+        """The kind's models (its fallback chain); every call that answers is recorded in the
+        usage ledger."""
         if self.model_or_none is None:
             raise UnsupportedOperation(f"no model is configured for kind {self.job.kind}")
-        return MeteredModel(self.model_or_none, self.record_call)
+        if self._bound is None:
+            self._bound = self.model_or_none.for_job(self.model_calls.append, self.record_call)
+        return self._bound
 
     def record_call(self, call: ModelCall) -> None:
         """Queue a model call for the usage ledger (returns at once). Recorded even when the
         lease is lost: the call was made, and paid for."""
         self._queue({"usage": call})
+
+    @property
+    def answered_by(self) -> dict[str, object] | None:
+        """For the job's result: the model that gave the last answer, and whether it was a fallback."""
+        if not self.model_calls:
+            return None
+        last = self.model_calls[-1]
+        return {"provider": last.route.provider, "model": last.route.model, "fallback": last.position > 0}
 
     @property
     def artifacts(self) -> ArtifactStore:

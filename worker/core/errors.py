@@ -39,13 +39,33 @@ class JobFailure(Exception):
 
 
 class RateLimited(JobFailure):
-    """Provider 429 / overloaded: not the job's fault; defer without using an attempt."""
+    """Provider 429 / overloaded (529): not the job's fault; defer without using an attempt.
+
+    ``status`` is what the provider answered (429 or 529); None when no provider was asked
+    (``CapacityUnavailable``)."""
 
     type = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: float, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float,
+        status: int | None = 429,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message, details=details)
         self.retry_after = retry_after
+        self.status = status
+
+
+class CapacityUnavailable(RateLimited):
+    """The shared limiter refused: the model is cooling down after a 429/529, or its per-minute
+    budget is spent for longer than a call may wait. Deferred like a 429; nothing was sent."""
+
+    def __init__(self, message: str, *, retry_after: float, reason: str) -> None:
+        super().__init__(message, retry_after=retry_after, status=None, details={"reason": reason})
+        self.reason = reason
 
 
 class TransientFailure(JobFailure):

@@ -1,21 +1,37 @@
 """The limits around the model port (``ModelProvider`` in ``worker.core.ports``).
 
 ``LimitedModel`` binds a provider to one model name and adds the per-provider concurrency limit
-and quick in-call retries; ``MeteredModel`` is what a job's handler gets: the same calls, each
-answered one reported (provider, model, usage, latency) for the usage ledger.
+and quick in-call retries; each provider call that answers can be reported (provider, model,
+usage, latency) for the usage ledger. ``ModelChain`` is what a handler calls: a kind's models in
+order, moving to the next one on overload or a 429 (the model is then cooling down), an open
+cooldown, or a 5xx that outlasted the quick retries; it tells the job which model answered and
+reports every answered call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
-from worker.core.errors import TransientFailure
-from worker.core.ports import Clock, GeneratedImage, ModelCall, ModelProvider, ModelUsage, TextRequest, UsageSink
+from worker.core.errors import JobFailure, RateLimited, TransientFailure
+from worker.core.ports import (
+    Clock,
+    GeneratedImage,
+    ModelCall,
+    ModelProvider,
+    ModelRoute,
+    ModelUsage,
+    TextRequest,
+    UsageSink,
+)
 from worker.core.retry import RetryPolicy, retrying
 
+log = logging.getLogger("worker.models")
+T = TypeVar("T")
 CallSink = Callable[[ModelCall], None]
 
 
@@ -79,21 +95,91 @@ class LimitedModel:
 
 
 @dataclass(frozen=True)
-class MeteredModel:
-    """A ``LimitedModel`` for one job: every answered call goes to ``on_call``."""
+class ModelAnswer:
+    """A model that answered a handler's request: which one (``position`` 0 is the chain's first)
+    and how long it took, retries and fallbacks included. The job's result names the last one."""
 
-    limited: LimitedModel
-    on_call: CallSink
+    route: ModelRoute
+    position: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ModelChain:
+    """A kind's models in fallback order, each a ``LimitedModel``. Shared by every job of the
+    kind; ``for_job`` gives a job its own copy that reports each answer (``on_answer``) and each
+    provider call that answered, with its usage (``on_call``: the usage ledger)."""
+
+    links: tuple[tuple[ModelRoute, LimitedModel], ...]
+    clock: Clock
+    on_answer: Callable[[ModelAnswer], None] | None = None
+    on_call: CallSink | None = None
+
+    @classmethod
+    def of(cls, links: Sequence[LimitedModel], clock: Clock) -> ModelChain:
+        return cls(tuple((ModelRoute(m.provider.name, m.model), m) for m in links), clock)
+
+    def for_job(self, on_answer: Callable[[ModelAnswer], None], on_call: CallSink | None = None) -> ModelChain:
+        return replace(self, on_answer=on_answer, on_call=on_call)
 
     @property
-    def model(self) -> str:
-        return self.limited.model
+    def routes(self) -> tuple[ModelRoute, ...]:
+        return tuple(route for route, _ in self.links)
 
     async def complete(self, request: TextRequest) -> str:
-        return await self.limited.complete(request, self.on_call)
-
-    def stream(self, request: TextRequest) -> AsyncIterator[str]:
-        return self.limited.stream(request, self.on_call)
+        return await self._first(lambda link: link.complete(request, self.on_call))
 
     async def generate_image(self, prompt: str, aspect_ratio: str | None) -> GeneratedImage:
-        return await self.limited.generate_image(prompt, aspect_ratio, self.on_call)
+        return await self._first(lambda link: link.generate_image(prompt, aspect_ratio, self.on_call))
+
+    async def stream(self, request: TextRequest) -> AsyncIterator[str]:
+        """Deltas of the first model that starts answering. Once a delta went out, a failure
+        propagates: another model would start the answer over."""
+        failures: list[JobFailure] = []
+        for position, (route, link) in enumerate(self.links):
+            started, began = False, self.clock.monotonic()
+            try:
+                async for delta in link.stream(request, self.on_call):
+                    started = True
+                    yield delta
+            except (RateLimited, TransientFailure) as exc:
+                if started:
+                    raise
+                self._failed(failures, position, route, exc)
+                continue
+            self._answered(route, position, began)
+            return
+        raise _giving_up(failures)
+
+    async def _first(self, call: Callable[[LimitedModel], Awaitable[T]]) -> T:
+        failures: list[JobFailure] = []
+        for position, (route, link) in enumerate(self.links):
+            began = self.clock.monotonic()
+            try:
+                value = await call(link)
+            except (RateLimited, TransientFailure) as exc:
+                self._failed(failures, position, route, exc)
+                continue
+            self._answered(route, position, began)
+            return value
+        raise _giving_up(failures)
+
+    def _failed(self, failures: list[JobFailure], position: int, route: ModelRoute, exc: JobFailure) -> None:
+        failures.append(exc)
+        if position + 1 < len(self.links):
+            log.warning(
+                "%s did not answer (%s); falling back to %s", route, exc.message[:200], self.links[position + 1][0]
+            )
+
+    def _answered(self, route: ModelRoute, position: int, began: float) -> None:
+        if self.on_answer is not None:
+            self.on_answer(ModelAnswer(route, position, self.clock.monotonic() - began))
+
+
+def _giving_up(failures: list[JobFailure]) -> JobFailure:
+    """What the job gets when no model answered: if any was rate limited or cooling down, the
+    one that comes back soonest (the job is deferred, keeping its attempt); else the last 5xx."""
+    if not failures:
+        return TransientFailure("no model is configured for this kind")
+    limited = [f for f in failures if isinstance(f, RateLimited)]
+    return min(limited, key=lambda f: f.retry_after) if limited else failures[-1]

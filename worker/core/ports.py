@@ -1,8 +1,9 @@
 """The ports: everything the core needs from the outside world, as narrow protocols, in one place.
 
 ``QueueStore`` (the queue API), ``Wakeups`` (push notifications), ``ArtifactStore`` (files),
-``ModelProvider`` (a model SDK, with the request and image types it speaks) and ``Clock`` (time)
-are what running jobs needs; ``Dashboard`` is the read-only view ``python -m worker stats`` prints,
+``ModelProvider`` (a model SDK, with the request and image types it speaks), ``ProviderControl``
+(shared provider capacity, cooldowns and fallback chains, kept in SQL) and ``Clock`` (time) are
+what running jobs needs; ``Dashboard`` is the read-only view ``python -m worker stats`` prints,
 kept off the queue port because running jobs never reads it.
 
 ``QueueStore`` has one method per queue RPC (River-style: one SQL statement per operation);
@@ -178,3 +179,42 @@ class ModelProvider(Protocol):
     ) -> GeneratedImage: ...
 
     async def close(self) -> None: ...
+
+
+# -- shared provider capacity and fallback chains ----------------------------------------------
+@dataclass(frozen=True)
+class ModelRoute:
+    """One model of one provider: an entry of a kind's fallback chain."""
+
+    provider: str
+    model: str
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+
+CapacityReason = Literal["granted", "cooldown", "requests", "tokens"]
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """acquire_model_capacity's answer: granted, or why not and when asking again can succeed."""
+
+    granted: bool
+    wait_seconds: float = 0.0
+    reason: CapacityReason = "granted"
+
+
+class ProviderControl(Protocol):
+    """What every replica shares about the providers, decided in SQL (one RPC each): capacity
+    under the provider-wide limits, cooldowns after a 429/529, and each kind's fallback chain."""
+
+    async def acquire_model_capacity(self, provider: str, model: str, tokens: int) -> Capacity: ...
+
+    async def report_model_rate_limit(self, provider: str, model: str, status: int, retry_after: float) -> datetime:
+        """Open (or extend) the shared cooldown; returns when it ends."""
+        ...
+
+    async def kind_models(self) -> dict[str, list[ModelRoute]]:
+        """public.kind_models: each kind's chain in position order (kinds without rows absent)."""
+        ...

@@ -21,10 +21,10 @@ from worker.core.errors import InvalidArgument, LeaseLost, PermanentFailure, Sto
 from worker.core.health import HealthState
 from worker.core.job_runner import Deferred, Failed, JobRun, Outcome, Stopped, Succeeded, execute
 from worker.core.jobs import Job, JobHint, JobRow, UnparseableJob
-from worker.core.llm import LimitedModel
 from worker.core.metrics import Metrics
 from worker.core.ports import ArtifactStore, Clock, QueueStore, Wakeups
 from worker.core.retry import Backoff, RetryPolicy
+from worker.core.routing import ModelRouter
 from worker.core.shutdown import Shutdown
 from worker.core.wakeup import WakeSignal
 
@@ -54,7 +54,7 @@ class Worker:
         clock: Clock,
         *,
         wakeups: Wakeups | None = None,
-        models: Mapping[str, LimitedModel] | None = None,
+        models: ModelRouter | None = None,
         artifacts: ArtifactStore | None = None,
         metrics: Metrics | None = None,
         store_retry: RetryPolicy | None = None,
@@ -64,7 +64,7 @@ class Worker:
         self.handlers = handlers
         self.clock = clock
         self.wakeups = wakeups
-        self.models = models or {}
+        self.models = models
         self.artifacts = artifacts
         self.metrics = metrics or Metrics()
         self.health = HealthState(
@@ -155,6 +155,11 @@ class Worker:
             self._store_failed(exc)
             return False
         self._store_ok()
+        if self.models is not None:
+            try:
+                await self.models.refresh()
+            except StoreError as exc:  # keep the chains read last time; claiming must not stop for this
+                log.warning("fallback chains not refreshed: %s", exc, extra=self._fields)
         self.timeouts = {k.kind: float(k.timeout_seconds) for k in kinds}
         if reaped:
             log.info("reaped %d expired lease(s)", reaped, extra=self._fields)
@@ -214,12 +219,15 @@ class Worker:
         if isinstance(job, UnparseableJob):
             return Failed(job.failure)  # fails that job alone, not retried: the row will not change
         handler = self.handlers.get(job.kind)
-        ctx = JobContext(job, self.config.worker_id, self.store, self.clock, self.models.get(job.kind), self.artifacts)
+        chain = self.models.chain(job.kind) if self.models is not None else None
+        ctx = JobContext(job, self.config.worker_id, self.store, self.clock, chain, self.artifacts)
         timeout = self.timeouts.get(job.kind, DEFAULT_TIMEOUT)
         if handler is None:
             outcome: Outcome = Failed(PermanentFailure(f"this worker has no handler for kind {job.kind}"))
         else:
             outcome = await execute(run, lambda: handler(job.payload, ctx), timeout, self.clock)
+            if isinstance(outcome, Succeeded) and (answered := ctx.answered_by) is not None:
+                outcome = Succeeded({**outcome.result, "model": answered})
         await ctx.flush()  # the client sees every report before the job's final state
         return outcome
 

@@ -9,7 +9,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from worker.core.errors import InvalidOutput, describe_validation
-from worker.core.llm import MeteredModel
+from worker.core.llm import ModelChain
 from worker.core.ports import TextRequest
 
 T = TypeVar("T", bound=BaseModel)
@@ -45,7 +45,7 @@ def repair_prompt(problem: str) -> str:
     )
 
 
-async def ask_json(model: MeteredModel, request: TextRequest, shape: type[T], answer: str | None = None) -> T:
+async def ask_json(model: ModelChain, request: TextRequest, shape: type[T], answer: str | None = None) -> T:
     """Parse ``answer`` (or ask for one); on a bad answer, one repair round, then InvalidOutput."""
     text = answer if answer is not None else await model.complete(request)
     try:

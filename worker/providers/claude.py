@@ -31,7 +31,9 @@ def classify(exc: BaseException) -> JobFailure | None:
         status = exc.status_code
         detail = _message(exc)
         if status == 429 or status == 529:  # rate limited / overloaded: come back later
-            return RateLimited(f"anthropic {status}: {detail}", retry_after=retry_after(exc.response.headers))
+            return RateLimited(
+                f"anthropic {status}: {detail}", retry_after=retry_after(exc.response.headers), status=status
+            )
         if status >= 500 or status in (408, 409):
             return TransientFailure(f"anthropic {status}: {detail}")
         return PermanentFailure(f"anthropic {status}: {detail}")

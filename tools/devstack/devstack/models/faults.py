@@ -31,6 +31,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from devstack.models.ratelimit import RateLimiter
+
 Provider = Literal["anthropic", "gemini"]
 FaultKind = Literal["429", "500", "503", "529", "timeout", "invalid_json", "disconnect"]
 ERROR_KINDS: frozenset[str] = frozenset({"429", "500", "503", "529"})
@@ -52,6 +54,8 @@ class FaultSpec(BaseModel):
     count: int = Field(default=1, ge=1, le=10_000)
     retry_after: float | None = Field(default=None, ge=0, le=86_400)
     match: str | None = Field(default=None, min_length=1)
+    # Only requests for this model take the fault (e.g. an overloaded model, for fallbacks).
+    model: str | None = Field(default=None, min_length=1, max_length=200)
     hold_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     def retry_after_or_default(self) -> float | None:
@@ -76,6 +80,7 @@ class ConfigSpec(BaseModel):
     error_429_retry_after: float | None = Field(default=None, ge=0, le=86_400)
     random_seed: int | None = None
     tag_pattern: str | None = Field(default=None, min_length=1, max_length=500)
+    rate_limit_per_minute: int | None = Field(default=None, ge=0, le=1_000_000)
 
     @field_validator("tag_pattern")
     @classmethod
@@ -115,6 +120,7 @@ class Knobs:
     error_429_retry_after: float = 1.0
     random_seed: int | None = None
     tag_pattern: str | None = None
+    limiter: RateLimiter = field(default_factory=RateLimiter, repr=False, compare=False)
     _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
     _tag_re: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
 
@@ -137,6 +143,8 @@ class Knobs:
         if spec.random_seed is not None:
             self.random_seed = spec.random_seed
             self._rng.seed(spec.random_seed)
+        if spec.rate_limit_per_minute is not None:
+            self.limiter.configure(spec.rate_limit_per_minute)
         if "tag_pattern" in spec.model_fields_set:
             self.tag_pattern = spec.tag_pattern
             self._tag_re = re.compile(spec.tag_pattern) if spec.tag_pattern is not None else None
@@ -152,6 +160,8 @@ class Knobs:
             out["random_seed"] = self.random_seed
         if self.tag_pattern is not None:
             out["tag_pattern"] = self.tag_pattern
+        if self.limiter.per_minute is not None:
+            out["rate_limit_per_minute"] = self.limiter.per_minute
         return out
 
     def pick_latency_ms(self) -> int:
@@ -169,6 +179,11 @@ class Knobs:
     async def between_deltas(self) -> None:
         if self.stream_delay_ms:
             await asyncio.sleep(self.stream_delay_ms / 1000)
+
+    def limited(self, provider: Provider, model: str | None) -> FaultSpec | None:
+        """A 429 when the provider/model's ``rate_limit_per_minute`` bucket is empty."""
+        wait = self.limiter.take(provider, model)
+        return None if wait is None else FaultSpec(kind="429", retry_after=wait)
 
     def random_fault(self) -> FaultSpec | None:
         """A 429 for ``error_429_rate`` of the requests, drawn per request."""
@@ -215,10 +230,12 @@ class FaultQueue:
         self._faults.append(fault)
         return fault
 
-    def take(self, provider: Provider, body: str) -> FaultSpec | None:
+    def take(self, provider: Provider, body: str, model: str | None = None) -> FaultSpec | None:
         for fault in self._faults:
             spec = fault.spec
             if spec.provider not in (provider, "any") or (spec.match is not None and spec.match not in body):
+                continue
+            if spec.model is not None and spec.model != model:
                 continue
             fault.remaining -= 1
             if fault.remaining == 0:
@@ -394,7 +411,9 @@ async def take_fault(
     hold the client hung up on (499). The other fault kinds shape the answer and are left to the
     caller. ``received`` (epoch seconds, default now) starts the request's timing entry."""
     text = raw.decode(errors="replace")
-    spec = state.faults.take(provider, text) or state.knobs.random_fault()
+    spec = (
+        state.faults.take(provider, text, model) or state.knobs.limited(provider, model) or state.knobs.random_fault()
+    )
     record = state.log.add(
         provider=provider,
         path=request.url.path,

@@ -1,0 +1,276 @@
+"""The shared-capacity gate, fallback chains and the router, over the in-memory ProviderControl."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from tests.unit.test_worker_core import running, until
+from tests.unit.test_worker_retry import FakeClock
+from worker.adapters.memory import MemoryStore
+from worker.adapters.memory_limits import MemoryProviderControl
+from worker.core.clock import SystemClock
+from worker.core.context import JobContext
+from worker.core.errors import (
+    CapacityUnavailable,
+    InvalidArgument,
+    RateLimited,
+    StoreError,
+    StoreUnavailable,
+    TransientFailure,
+)
+from worker.core.gate import GatedProvider
+from worker.core.llm import LimitedModel, ModelAnswer, ModelChain
+from worker.core.ports import Capacity, Clock, GeneratedImage, ModelProvider, ModelRoute, TextRequest, UsageSink
+from worker.core.retry import RetryPolicy
+from worker.core.routing import ModelRouter
+
+ASK = TextRequest.ask("system", "hello")
+
+
+class Scripted:
+    """A ModelProvider answering from a script: each item is a text or an exception to raise;
+    after the script, it answers ``"<name>:<model>"``."""
+
+    def __init__(self, name: str, *script: str | Exception) -> None:
+        self.name = name
+        self.script = list(script)
+        self.calls: list[str] = []
+
+    def _next(self, model: str) -> str:
+        self.calls.append(model)
+        item = self.script.pop(0) if self.script else f"{self.name}:{model}"
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    async def complete(self, model: str, request: TextRequest, on_usage: UsageSink | None = None) -> str:
+        return self._next(model)
+
+    async def stream(self, model: str, request: TextRequest, on_usage: UsageSink | None = None) -> AsyncIterator[str]:
+        text = self._next(model)
+        for word in text.split(" "):
+            yield word
+            failure = self.script[0] if self.script and word == "then" else None
+            if isinstance(failure, Exception):
+                self.script.pop(0)
+                raise failure
+
+    async def generate_image(
+        self, model: str, prompt: str, aspect_ratio: str | None, on_usage: UsageSink | None = None
+    ) -> GeneratedImage:
+        return GeneratedImage(self._next(model).encode(), "image/png")
+
+    async def close(self) -> None:
+        pass
+
+
+def overloaded(retry_after: float = 30) -> RateLimited:
+    return RateLimited("anthropic 529: overloaded", retry_after=retry_after, status=529)
+
+
+def link(provider: ModelProvider, model: str, clock: Clock, retries: int = 1) -> LimitedModel:
+    return LimitedModel(
+        provider, model, asyncio.Semaphore(4), clock, retries=retries, policy=RetryPolicy(base=0.01, cap=0.01)
+    )
+
+
+def chain(clock: Clock, *links: LimitedModel) -> tuple[ModelChain, list[ModelAnswer]]:
+    calls: list[ModelAnswer] = []
+    return ModelChain.of(links, clock).for_job(calls.append), calls
+
+
+# -- the gate ---------------------------------------------------------------------------------
+async def test_a_429_is_shared_so_the_other_replica_does_not_send() -> None:
+    clock = FakeClock()
+    control = MemoryProviderControl(clock)
+    first = Scripted("anthropic", RateLimited("429", retry_after=20, status=429))
+    second = Scripted("anthropic")
+    replica_a, replica_b = GatedProvider(first, control, clock), GatedProvider(second, control, clock)
+    with pytest.raises(RateLimited):
+        await replica_a.complete("m1", ASK)
+    with pytest.raises(CapacityUnavailable) as refused:
+        await replica_b.complete("m1", ASK)
+    assert refused.value.reason == "cooldown" and 0 < refused.value.retry_after <= 20
+    assert second.calls == []  # nothing was sent while the model cooled down
+    assert await replica_b.complete("m2", ASK) == "anthropic:m2"  # only that model cools down
+    clock.mono += 20
+    assert await replica_b.complete("m1", ASK) == "anthropic:m1"
+
+
+async def test_a_short_wait_for_capacity_is_waited_out_a_long_one_defers() -> None:
+    clock = FakeClock()
+    control = MemoryProviderControl(clock)
+    control.set_limits("anthropic", "m1", rpm=60)  # one request a second
+    gated = GatedProvider(Scripted("anthropic"), control, clock, max_wait=10)
+    for _ in range(61):
+        await gated.complete("m1", ASK)
+    assert 0 < sum(clock.slept) <= 1.01  # the 61st waited for about a second of refill
+    control.set_limits("anthropic", "m1", rpm=1)
+    with pytest.raises(CapacityUnavailable) as refused:
+        await gated.complete("m1", ASK)
+    assert refused.value.reason == "requests" and refused.value.retry_after > 10
+
+
+async def test_the_gate_counts_tokens_against_the_token_budget() -> None:
+    clock = FakeClock()
+    control = MemoryProviderControl(clock)
+    control.set_limits("anthropic", "m1", rpm=None, tpm=100)
+    gated = GatedProvider(Scripted("anthropic"), control, clock, max_wait=0)
+    big = TextRequest.ask("s", "x" * 300)  # about 75 tokens
+    await gated.complete("m1", big)
+    with pytest.raises(CapacityUnavailable) as refused:
+        await gated.complete("m1", big)
+    assert refused.value.reason == "tokens"
+
+
+async def test_the_memory_control_refuses_bad_arguments_like_the_sql() -> None:
+    control = MemoryProviderControl(FakeClock())
+    with pytest.raises(InvalidArgument, match=r"^provider: "):
+        await control.acquire_model_capacity("Bad Name", "m1", 0)
+    with pytest.raises(InvalidArgument, match=r"^status: "):
+        await control.report_model_rate_limit("anthropic", "m1", 500, 1)
+    assert control.buckets == {}
+
+
+# -- fallback chains --------------------------------------------------------------------------
+async def test_an_overloaded_model_falls_back_and_then_is_skipped_while_cooling_down() -> None:
+    clock = FakeClock()
+    control = MemoryProviderControl(clock)
+    claude = Scripted("anthropic", overloaded())
+    gemini = Scripted("gemini")
+    model, calls = chain(
+        clock,
+        link(GatedProvider(claude, control, clock), "claude-haiku-4-5", clock),
+        link(GatedProvider(gemini, control, clock), "gemini-2.5-flash", clock),
+    )
+    assert await model.complete(ASK) == "gemini:gemini-2.5-flash"
+    assert await model.complete(ASK) == "gemini:gemini-2.5-flash"
+    assert claude.calls == ["claude-haiku-4-5"]  # the second job did not try the cooling model
+    assert [(c.route, c.position) for c in calls] == [(ModelRoute("gemini", "gemini-2.5-flash"), 1)] * 2
+
+
+async def test_5xx_falls_back_only_after_the_quick_retries() -> None:
+    clock = FakeClock()
+    flaky = Scripted("anthropic", TransientFailure("500"), TransientFailure("500"))
+    spare = Scripted("anthropic")
+    model, calls = chain(clock, link(flaky, "a", clock, retries=1), link(spare, "b", clock))
+    assert await model.complete(ASK) == "anthropic:b"
+    assert flaky.calls == ["a", "a"] and calls[0].position == 1
+
+
+async def test_when_every_model_is_limited_the_soonest_back_defers_the_job() -> None:
+    clock = FakeClock()
+    model, calls = chain(
+        clock,
+        link(Scripted("anthropic", overloaded(30)), "a", clock),
+        link(Scripted("gemini", RateLimited("429", retry_after=5)), "b", clock),
+        link(Scripted("gemini", TransientFailure("503")), "c", clock, retries=0),
+    )
+    with pytest.raises(RateLimited) as limited:
+        await model.complete(ASK)
+    assert limited.value.retry_after == 5 and calls == []
+
+
+async def test_a_stream_falls_back_before_its_first_delta_never_after() -> None:
+    clock = FakeClock()
+    model, calls = chain(
+        clock, link(Scripted("anthropic", overloaded()), "a", clock), link(Scripted("gemini"), "b", clock)
+    )
+    assert [d async for d in model.stream(ASK)] == ["gemini:b"] and calls[0].position == 1
+    broken = Scripted("anthropic", "first then more", TransientFailure("dropped"))
+    model, _ = chain(clock, link(broken, "a", clock), link(Scripted("gemini"), "b", clock))
+    seen: list[str] = []
+
+    async def read() -> None:
+        async for delta in model.stream(ASK):
+            seen.append(delta)
+
+    with pytest.raises(TransientFailure):
+        await read()
+    assert seen == ["first", "then"]
+
+
+# -- the router and the runtime ---------------------------------------------------------------
+def router(control: MemoryProviderControl, providers: dict[str, ModelProvider]) -> ModelRouter:
+    clock = SystemClock()
+
+    def make(route: ModelRoute) -> LimitedModel | None:
+        provider = providers.get(route.provider)
+        return None if provider is None else link(GatedProvider(provider, control, clock), route.model, clock)
+
+    return ModelRouter({"generate_design": ModelRoute("anthropic", "env-model")}, make, clock, control)
+
+
+async def test_the_router_uses_the_sql_chain_over_the_environment_and_skips_unknown_providers() -> None:
+    control = MemoryProviderControl()
+    r = router(control, {"anthropic": Scripted("anthropic")})
+    assert (c := r.chain("generate_design")) is not None and c.routes == (ModelRoute("anthropic", "env-model"),)
+    control.set_chain(
+        "generate_design", [ModelRoute("openai", "x"), ModelRoute("anthropic", "a"), ModelRoute("anthropic", "b")]
+    )
+    await r.refresh()
+    assert (c := r.chain("generate_design")) is not None
+    assert c.routes == (ModelRoute("anthropic", "a"), ModelRoute("anthropic", "b"))
+
+
+async def answer(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    return {"text": await ctx.model.complete(ASK)}
+
+
+async def test_the_result_says_which_model_answered_and_a_cooling_only_model_defers() -> None:
+    store, control = MemoryStore(), MemoryProviderControl()
+    claude = Scripted("anthropic", overloaded(600))
+    control.set_chain("generate_design", [ModelRoute("anthropic", "a"), ModelRoute("gemini", "b")])
+    r = router(control, {"anthropic": claude, "gemini": Scripted("gemini")})
+    job = store.enqueue("generate_design")
+    async with running(store, {"generate_design": answer}, models=r):
+        await until(lambda: store.get(job.id).status == "succeeded", "succeeded on the fallback")
+    result = store.rows[job.id].result
+    assert result == {"text": "gemini:b", "model": {"provider": "gemini", "model": "b", "fallback": True}}
+    # Without a fallback, the cooling model defers the job and keeps its attempt; nothing is sent.
+    control.set_chain("generate_design", [ModelRoute("anthropic", "a")])
+    await r.refresh()
+    second = store.enqueue("generate_design")
+    async with running(store, {"generate_design": answer}, models=r):
+        await until(lambda: "defer_job" in store.calls, "deferred")
+    row = store.get(second.id)
+    assert row.status == "queued" and row.attempts == 0
+    assert claude.calls == ["a"]
+
+
+async def test_chains_that_cannot_be_read_keep_the_worker_claiming_on_the_environments_model() -> None:
+    class Unreadable(MemoryProviderControl):
+        async def kind_models(self) -> dict[str, list[ModelRoute]]:
+            raise StoreError("relation public.kind_models does not exist", code="42P01")
+
+    store, control = MemoryStore(), Unreadable()
+    r = router(control, {"anthropic": Scripted("anthropic")})
+    job = store.enqueue("generate_design")
+    async with running(store, {"generate_design": answer}, models=r):
+        await until(lambda: store.get(job.id).status == "succeeded", "succeeded on the environment's model")
+    assert store.rows[job.id].result == {
+        "text": "anthropic:env-model",
+        "model": {"provider": "anthropic", "model": "env-model", "fallback": False},
+    }
+
+
+async def test_a_refused_capacity_call_lets_the_model_call_through_but_an_unreachable_store_does_not() -> None:
+    class Refusing(MemoryProviderControl):
+        def __init__(self, error: StoreError) -> None:
+            super().__init__(FakeClock())
+            self.error = error
+
+        async def acquire_model_capacity(self, provider: str, model: str, tokens: int) -> Capacity:
+            raise self.error
+
+    clock = FakeClock()
+    refused = GatedProvider(Scripted("anthropic"), Refusing(StoreError("no function", code="42883")), clock)
+    assert await refused.complete("m1", ASK) == "anthropic:m1"
+    away = Scripted("anthropic")
+    with pytest.raises(StoreUnavailable):
+        await GatedProvider(away, Refusing(StoreUnavailable("connection refused")), clock).complete("m1", ASK)
+    assert away.calls == []

@@ -1,0 +1,117 @@
+"""The shared-capacity gate: a ``ModelProvider`` that asks SQL for capacity before every call.
+
+Every replica asks the same row (``ProviderControl.acquire_model_capacity``), so together they
+stay under the provider's limits instead of each discovering them through 429s. A 429/529 the
+provider still answers is reported (``report_model_rate_limit``): the shared cooldown then keeps
+every replica away from that model until it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from worker.core.errors import CapacityUnavailable, RateLimited, StoreError, StoreUnavailable
+from worker.core.ports import Clock, GeneratedImage, ModelProvider, ProviderControl, TextRequest, UsageSink
+
+log = logging.getLogger("worker.gate")
+CHARS_PER_TOKEN = 4  # a rough input-token estimate; the limiter needs an upper-ish bound, not a count
+IMAGE_TOKENS = 1290  # what one generated image counts as (Gemini bills 1290 output tokens per image)
+
+
+def estimate_tokens(request: TextRequest) -> int:
+    chars = len(request.system) + sum(len(text) for _role, text in request.messages)
+    return chars // CHARS_PER_TOKEN + 1
+
+
+@dataclass
+class GatedProvider:
+    """``provider`` behind the shared limiter and cooldowns of ``control``.
+
+    A refusal shorter than ``max_wait`` seconds is waited out here (the call keeps its slot and
+    asks again); a longer one, or an open cooldown, raises ``CapacityUnavailable``: the fallback
+    chain tries its next model, and without one the job is deferred without spending an attempt.
+    """
+
+    provider: ModelProvider
+    control: ProviderControl
+    clock: Clock
+    max_wait: float = 10.0
+    name: str = field(init=False)
+    _refused: set[str] = field(default_factory=set, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.name = self.provider.name
+
+    async def admit(self, model: str, tokens: int) -> None:
+        waited = 0.0
+        while True:
+            try:
+                capacity = await self.control.acquire_model_capacity(self.name, model, tokens)
+            except StoreUnavailable:
+                raise  # the queue is away too: the job's outcome could not be recorded either
+            except StoreError as exc:
+                # The SQL API refused the call itself (say the migration is not pushed yet): an
+                # unchecked call beats failing every job; the log says why, once per model.
+                if model not in self._refused:
+                    self._refused.add(model)
+                    log.error("shared capacity for %s/%s unavailable, calling unchecked: %s", self.name, model, exc)
+                return
+            if capacity.granted:
+                return
+            wait = max(capacity.wait_seconds, 0.05)  # never spin on a rounding-error wait
+            if capacity.reason == "cooldown" or waited + wait > self.max_wait:
+                raise CapacityUnavailable(
+                    f"{self.name}/{model}: {_why(capacity.reason)}; retry in {capacity.wait_seconds:.1f} s",
+                    retry_after=capacity.wait_seconds,
+                    reason=capacity.reason,
+                )
+            await self.clock.sleep(wait)
+            waited += wait
+
+    async def report(self, model: str, exc: RateLimited) -> None:
+        if exc.status is None:
+            return
+        try:
+            until = await self.control.report_model_rate_limit(self.name, model, exc.status, exc.retry_after)
+        except StoreError as err:  # the job is deferred anyway; only the other replicas miss out
+            log.warning("cooldown of %s/%s not shared: %s", self.name, model, err)
+            return
+        log.info("%s/%s cooling down until %s (%s)", self.name, model, until.isoformat(), exc.status)
+
+    async def complete(self, model: str, request: TextRequest, on_usage: UsageSink | None = None) -> str:
+        await self.admit(model, estimate_tokens(request))
+        try:
+            return await self.provider.complete(model, request, on_usage)
+        except RateLimited as exc:
+            await self.report(model, exc)
+            raise
+
+    async def stream(self, model: str, request: TextRequest, on_usage: UsageSink | None = None) -> AsyncIterator[str]:
+        await self.admit(model, estimate_tokens(request))
+        try:
+            async for delta in self.provider.stream(model, request, on_usage):
+                yield delta
+        except RateLimited as exc:
+            await self.report(model, exc)
+            raise
+
+    async def generate_image(
+        self, model: str, prompt: str, aspect_ratio: str | None, on_usage: UsageSink | None = None
+    ) -> GeneratedImage:
+        await self.admit(model, len(prompt) // CHARS_PER_TOKEN + IMAGE_TOKENS)
+        try:
+            return await self.provider.generate_image(model, prompt, aspect_ratio, on_usage)
+        except RateLimited as exc:
+            await self.report(model, exc)
+            raise
+
+    async def close(self) -> None:
+        await self.provider.close()
+
+
+def _why(reason: str) -> str:
+    if reason == "cooldown":
+        return "cooling down after a 429/529 (shared by every replica)"
+    return f"the shared {reason}-per-minute limit is spent"
