@@ -48,6 +48,30 @@ uuid
 -- column public.active_jobs.worker_id
 text
 
+-- column public.artifact_deletions.attempts
+integer not null default 0
+
+-- column public.artifact_deletions.bucket_id
+text not null
+
+-- column public.artifact_deletions.claimed_until
+timestamp with time zone
+
+-- column public.artifact_deletions.created_at
+timestamp with time zone not null default now()
+
+-- column public.artifact_deletions.id
+bigint not null identity a
+
+-- column public.artifact_deletions.job_id
+uuid
+
+-- column public.artifact_deletions.name
+text not null
+
+-- column public.artifact_deletions.reason
+text not null
+
 -- column public.job_events.created_at
 timestamp with time zone not null default now()
 
@@ -216,6 +240,18 @@ text
 -- column public.pending_jobs_queue.user_id
 uuid
 
+-- constraint public.artifact_deletions artifact_deletions_attempts_check
+CHECK (attempts >= 0)
+
+-- constraint public.artifact_deletions artifact_deletions_bucket_id_name_key
+UNIQUE (bucket_id, name)
+
+-- constraint public.artifact_deletions artifact_deletions_pkey
+PRIMARY KEY (id)
+
+-- constraint public.artifact_deletions artifact_deletions_reason_check
+CHECK (reason = ANY (ARRAY['job_deleted'::text, 'orphaned'::text]))
+
 -- constraint public.job_events job_events_data_check
 CHECK (jsonb_typeof(data) = 'object'::text)
 
@@ -306,6 +342,15 @@ CHECK ((status <> ALL (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::tex
 -- constraint public.jobs jobs_user_id_fkey
 FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE
 
+-- index public.artifact_deletions_bucket_id_name_key
+CREATE UNIQUE INDEX artifact_deletions_bucket_id_name_key ON public.artifact_deletions USING btree (bucket_id, name)
+
+-- index public.artifact_deletions_due
+CREATE INDEX artifact_deletions_due ON public.artifact_deletions USING btree (claimed_until NULLS FIRST, id)
+
+-- index public.artifact_deletions_pkey
+CREATE UNIQUE INDEX artifact_deletions_pkey ON public.artifact_deletions USING btree (id)
+
 -- index public.job_events_by_job
 CREATE INDEX job_events_by_job ON public.job_events USING btree (job_id, id)
 
@@ -347,6 +392,9 @@ CREATE INDEX jobs_user_kind_created ON public.jobs USING btree (user_id, kind, c
 
 -- index public.jobs_waiting_on
 CREATE INDEX jobs_waiting_on ON public.jobs USING btree (depends_on) WHERE (status = 'waiting'::text)
+
+-- rls public.artifact_deletions
+enabled
 
 -- rls public.job_events
 enabled
@@ -414,6 +462,9 @@ security_invoker=true
   WHERE status = ANY (ARRAY['queued'::text, 'waiting'::text])
   ORDER BY (row_number() OVER (ORDER BY (status = 'waiting'::text), priority DESC, run_at, id)::integer);
 
+-- sequence public.artifact_deletions_id_seq
+bigint
+
 -- sequence public.job_events_id_seq
 bigint
 
@@ -434,6 +485,9 @@ CREATE TRIGGER jobs_broadcast_change AFTER INSERT OR UPDATE ON public.jobs FOR E
 
 -- trigger public.jobs jobs_notify_queued
 CREATE TRIGGER jobs_notify_queued AFTER INSERT OR UPDATE OF status, run_at ON public.jobs FOR EACH ROW EXECUTE FUNCTION private.notify_job_queued()
+
+-- trigger public.jobs jobs_record_artifact_deletions
+CREATE TRIGGER jobs_record_artifact_deletions AFTER DELETE ON public.jobs REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION private.record_artifact_deletions()
 
 -- trigger public.jobs jobs_touch_updated_at
 CREATE TRIGGER jobs_touch_updated_at BEFORE UPDATE ON public.jobs FOR EACH ROW EXECUTE FUNCTION private.touch_updated_at()
@@ -727,6 +781,36 @@ begin
 end;
 $function$
 
+-- function private.record_artifact_deletions()
+CREATE OR REPLACE FUNCTION private.record_artifact_deletions()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+begin
+  insert into public.artifact_deletions (bucket_id, name, job_id, reason)
+  select distinct on (f.name) 'job-artifacts', f.name, f.job_id, 'job_deleted'
+  from (
+    -- A hash join on the parsed folder: one pass over the bucket, however many jobs went.
+    select o.name, g.id as job_id
+    from gone g
+    join storage.objects o
+      on o.bucket_id = 'job-artifacts'
+     and split_part(o.name, '/', 1) = g.user_id::text
+     and split_part(o.name, '/', 2) = g.id::text
+    union all
+    select g.result ->> 'path', g.id
+    from gone g
+    where jsonb_typeof(g.result) = 'object'
+      and starts_with(g.result ->> 'path', g.user_id::text || '/' || g.id::text || '/')
+  ) f
+  order by f.name
+  on conflict (bucket_id, name) do nothing;
+  return null;
+end;
+$function$
+
 -- function private.refuse_view_write()
 CREATE OR REPLACE FUNCTION private.refuse_view_write()
  RETURNS trigger
@@ -759,6 +843,43 @@ AS $function$
 begin
   new.updated_at := clock_timestamp();
   return new;
+end;
+$function$
+
+-- function public.ack_artifact_deletions(bigint[])
+CREATE OR REPLACE FUNCTION public.ack_artifact_deletions(ids bigint[])
+ RETURNS TABLE(id bigint, acknowledged boolean, reason text)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+begin
+  if ids is null or cardinality(ids) = 0 then
+    perform private.raise_invalid('ids', 'must be a non-empty array of outbox ids');
+  end if;
+  perform private.check_array('ids', ids, 1000);
+  return query
+  with wanted as (
+    select distinct u.id from unnest(ids) as u(id)
+  ),
+  checked as (
+    select w.id, d.id is not null as queued,
+           exists (select 1 from storage.objects o where o.bucket_id = d.bucket_id and o.name = d.name) as still_stored
+    from wanted w
+    left join public.artifact_deletions d on d.id = w.id
+  ),
+  acked as (
+    delete from public.artifact_deletions d
+    using checked r
+    where d.id = r.id and r.queued and not r.still_stored
+    returning d.id
+  )
+  select r.id,
+         r.queued and not r.still_stored,
+         case when not r.queued then 'not in the outbox'
+              when r.still_stored then 'object still in storage' end
+  from checked r
+  order by r.id;
 end;
 $function$
 
@@ -800,6 +921,32 @@ begin
     raise exception 'job_id: job % already %; nothing to cancel', j.id, j.status using errcode = 'PT409';
   end if;
   return j;  -- cancelling a cancelled job is a no-op
+end;
+$function$
+
+-- function public.claim_artifact_deletions(integer,integer)
+CREATE OR REPLACE FUNCTION public.claim_artifact_deletions(max_items integer DEFAULT 100, lease_seconds integer DEFAULT 300)
+ RETURNS SETOF public.artifact_deletions
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+begin
+  if max_items is null or max_items not between 1 and 1000 then
+    perform private.raise_invalid('max_items', format('must be between 1 and 1000, got %s', coalesce(max_items::text, 'null')));
+  end if;
+  perform private.check_lease_seconds(lease_seconds);
+  return query
+  update public.artifact_deletions d
+  set claimed_until = now() + make_interval(secs => lease_seconds), attempts = d.attempts + 1
+  where d.id in (
+    select q.id from public.artifact_deletions q
+    where q.claimed_until is null or q.claimed_until <= now()
+    order by q.claimed_until nulls first, q.id
+    limit max_items
+    for update skip locked
+  )
+  returning d.*;
 end;
 $function$
 
@@ -1185,6 +1332,54 @@ begin
 end;
 $function$
 
+-- function public.enqueue_orphaned_artifacts(interval,integer)
+CREATE OR REPLACE FUNCTION public.enqueue_orphaned_artifacts(grace interval DEFAULT '1 day'::interval, max_items integer DEFAULT 1000)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_count integer;
+begin
+  if grace is null or grace < interval '0' then
+    perform private.raise_invalid('grace', format('must be a non-negative interval, got %s', coalesce(grace::text, 'null')));
+  elsif not isfinite(grace) or grace > interval '10 years' then
+    perform private.raise_invalid('grace', format('must be at most 10 years, got %s', grace));
+  end if;
+  if max_items is null or max_items not between 1 and 10000 then
+    perform private.raise_invalid('max_items', format('must be between 1 and 10000, got %s', coalesce(max_items::text, 'null')));
+  end if;
+  with orphans as (
+    select o.name
+    from storage.objects o
+    cross join lateral (
+      select case when o.name ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/'
+                  then split_part(o.name, '/', 2)::uuid end as job_id,
+             split_part(o.name, '/', 1) as owner_folder
+    ) p
+    where o.bucket_id = 'job-artifacts'
+      and coalesce(o.created_at, '-infinity') <= now() - grace
+      and not exists (
+        select 1 from public.jobs j where j.id = p.job_id and j.user_id::text = p.owner_folder
+      )
+      and not exists (
+        select 1 from public.artifact_deletions d where d.bucket_id = o.bucket_id and d.name = o.name
+      )
+    order by o.name
+    limit max_items
+  ),
+  queued as (
+    insert into public.artifact_deletions (bucket_id, name, job_id, reason)
+    select 'job-artifacts', orphans.name, null, 'orphaned' from orphans
+    on conflict (bucket_id, name) do nothing
+    returning 1
+  )
+  select count(*) into v_count from queued;
+  return v_count;
+end;
+$function$
+
 -- function public.fail_job(uuid,text,jsonb,boolean)
 CREATE OR REPLACE FUNCTION public.fail_job(job_id uuid, worker_id text, error jsonb, retryable boolean DEFAULT true)
  RETURNS public.jobs
@@ -1477,6 +1672,9 @@ PERMISSIVE for SELECT to authenticated
 -- grant private.raise_invalid(text,text,text)
 
 
+-- grant private.record_artifact_deletions()
+
+
 -- grant private.refuse_view_write()
 
 
@@ -1486,11 +1684,23 @@ PERMISSIVE for SELECT to authenticated
 -- grant private.touch_updated_at()
 
 
+-- grant public.ack_artifact_deletions(bigint[])
+service_role:EXECUTE
+
 -- grant public.active_jobs
 authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
 
+-- grant public.artifact_deletions
+service_role:SELECT
+
+-- grant public.artifact_deletions_id_seq
+
+
 -- grant public.cancel_job(uuid)
 authenticated:EXECUTE, service_role:EXECUTE
+
+-- grant public.claim_artifact_deletions(integer,integer)
+service_role:EXECUTE
 
 -- grant public.claim_jobs(text,text[],integer,integer)
 service_role:EXECUTE
@@ -1506,6 +1716,9 @@ service_role:EXECUTE
 
 -- grant public.enqueue_job(text,jsonb,text,integer,timestamp with time zone,uuid)
 authenticated:EXECUTE, service_role:EXECUTE
+
+-- grant public.enqueue_orphaned_artifacts(interval,integer)
+service_role:EXECUTE
 
 -- grant public.fail_job(uuid,text,jsonb,boolean)
 service_role:EXECUTE
