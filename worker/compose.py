@@ -11,13 +11,17 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from worker import logs, signals
 from worker.config import Settings
 from worker.core.clock import SystemClock
 from worker.core.llm import LimitedModel
-from worker.core.ports import ArtifactStore, Dashboard, ModelProvider, QueueStore, Wakeups
+from worker.core.metrics import Metrics
+from worker.core.ports import ArtifactStore, Dashboard, ModelProvider, QueueStore, RetentionStore, Wakeups
+from worker.core.retention import Retention, RetentionConfig, run_periodically
 from worker.core.runtime import Worker, WorkerConfig
 from worker.core.shutdown import Shutdown
 from worker.handlers import HANDLERS
@@ -33,6 +37,7 @@ class Transports:
     artifacts: ArtifactStore
     dashboard: Dashboard  # the store again: the adapters serve the views on the same connection
     providers: dict[str, ModelProvider] = field(default_factory=dict)
+    retention: RetentionStore | None = None  # the store again: both adapters serve the outbox RPCs
 
 
 def default_worker_id() -> str:
@@ -48,14 +53,15 @@ async def build_transports(settings: Settings) -> Transports:
 
         assert settings.database_url is not None  # checked by Settings
         store = PostgresStore(settings.database_url)
-        return Transports(store, PostgresWakeups(settings.database_url), FolderArtifacts(settings.artifacts_dir), store)
+        wakeups = PostgresWakeups(settings.database_url)
+        return Transports(store, wakeups, FolderArtifacts(settings.artifacts_dir), store, retention=store)
     from worker.adapters.supabase import RealtimeWakeups, StorageArtifacts, SupabaseStore, connect
 
     key = settings.supabase_key
     assert settings.supabase_url is not None and key is not None  # checked by Settings
     client = await connect(settings.supabase_url, key.value)
     supabase = SupabaseStore(client)
-    return Transports(supabase, RealtimeWakeups(client), StorageArtifacts(client), supabase)
+    return Transports(supabase, RealtimeWakeups(client), StorageArtifacts(client), supabase, retention=supabase)
 
 
 def build_providers(settings: Settings) -> dict[str, ModelProvider]:
@@ -74,6 +80,15 @@ def build_providers(settings: Settings) -> dict[str, ModelProvider]:
             settings.gemini_api_key, settings.gemini_base_url, settings.provider_timeout_seconds
         )
     return providers
+
+
+def build_retention(
+    settings: Settings, transports: Transports, metrics: Metrics | None = None, orphan_grace: timedelta | None = None
+) -> Retention | None:
+    if transports.retention is None:
+        return None
+    grace = orphan_grace if orphan_grace is not None else timedelta(seconds=settings.retention_orphan_grace_seconds)
+    return Retention(transports.retention, transports.artifacts, RetentionConfig(orphan_grace=grace), metrics)
 
 
 def build_worker(settings: Settings, transports: Transports) -> Worker:
@@ -125,10 +140,30 @@ async def run_worker(settings: Settings) -> int:
         host, port = settings.health_bind
         async with http_server(worker.health, worker.metrics, host, port):
             log.info("health on http://%s:%d/health", host, port, extra={"worker_id": worker.config.worker_id})
-            await worker.run(shutdown)
+            async with _retention(settings, transports, worker, shutdown):
+                await worker.run(shutdown)
     finally:
         for provider in transports.providers.values():
             with contextlib.suppress(Exception):
                 await provider.close()
         await transports.store.close()
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _retention(
+    settings: Settings, transports: Transports, worker: Worker, shutdown: Shutdown
+) -> AsyncIterator[None]:
+    """Retention maintenance beside the claim loop, on its own timer; stopped with the worker
+    (a batch cut short stays leased in the outbox and is taken again after its lease)."""
+    retention = build_retention(settings, transports, worker.metrics)
+    if retention is None or settings.retention_seconds == 0:
+        yield
+        return
+    task = asyncio.create_task(run_periodically(retention, settings.retention_seconds, shutdown.stopping))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

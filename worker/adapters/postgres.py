@@ -98,6 +98,9 @@ class PostgresStore(RpcStore):
     async def _records(self, name: str, args: dict[str, Any]) -> list[dict[str, Any]]:
         return await self._rows(name, _encode(args))
 
+    async def _scalar(self, name: str, args: dict[str, Any]) -> Any:
+        return (await self._rows(name, _encode(args)))[0]["value"]
+
     async def reap_expired_leases(self) -> int:
         rows = await self._rows("reap_expired_leases")
         return int(rows[0]["reaped"])

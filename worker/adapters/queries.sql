@@ -47,6 +47,18 @@ select to_jsonb(public.next_job_run_at(kinds => %(kinds)s)) #>> '{}' as run_at;
 -- name: job_kinds
 select kind, timeout_seconds, max_attempts from public.job_kinds order by kind;
 
+-- name: purge_finished_jobs
+select public.purge_finished_jobs(older_than => %(older_than)s::interval) as value;
+
+-- name: enqueue_orphaned_artifacts
+select public.enqueue_orphaned_artifacts(grace => %(grace)s::interval, max_items => %(max_items)s) as value;
+
+-- name: claim_artifact_deletions
+select * from public.claim_artifact_deletions(max_items => %(max_items)s, lease_seconds => %(lease_seconds)s);
+
+-- name: ack_artifact_deletions
+select * from public.ack_artifact_deletions(ids => %(ids)s::bigint[]);
+
 -- name: job_stats
 select * from public.job_stats order by kind, status;
 

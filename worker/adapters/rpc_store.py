@@ -7,11 +7,12 @@ from __future__ import annotations
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from worker.core.errors import StoreError
 from worker.core.jobs import JobRow
+from worker.core.ports import ArtifactDeletion
 
 
 class RpcStore(ABC):
@@ -34,6 +35,10 @@ class RpcStore(ABC):
     @abstractmethod
     async def _records(self, name: str, args: dict[str, Any]) -> list[dict[str, Any]]:
         """Call ``name`` and return the rows of the table it answers with."""
+
+    @abstractmethod
+    async def _scalar(self, name: str, args: dict[str, Any]) -> Any:
+        """Call ``name`` and return the single value it answers with."""
 
     async def claim_jobs(
         self, worker_id: str, kinds: Sequence[str] | None, max_jobs: int, lease_seconds: int
@@ -84,3 +89,34 @@ class RpcStore(ABC):
     async def release_jobs(self, worker_id: str, job_ids: Sequence[uuid.UUID] | None) -> list[JobRow]:
         ids = list(job_ids) if job_ids is not None else None
         return await self._jobs("release_jobs", {"worker_id": worker_id, "job_ids": ids})
+
+    # -- retention (the RetentionStore port) ---------------------------------------------------
+    async def purge_finished_jobs(self, older_than: timedelta) -> int:
+        return int(await self._scalar("purge_finished_jobs", {"older_than": _interval(older_than)}))
+
+    async def enqueue_orphaned_artifacts(self, grace: timedelta, max_items: int) -> int:
+        args = {"grace": _interval(grace), "max_items": max_items}
+        return int(await self._scalar("enqueue_orphaned_artifacts", args))
+
+    async def claim_artifact_deletions(self, max_items: int, lease_seconds: int) -> list[ArtifactDeletion]:
+        rows = await self._records("claim_artifact_deletions", {"max_items": max_items, "lease_seconds": lease_seconds})
+        return [
+            ArtifactDeletion(
+                id=int(r["id"]),
+                bucket_id=str(r["bucket_id"]),
+                name=str(r["name"]),
+                job_id=uuid.UUID(str(r["job_id"])) if r["job_id"] is not None else None,
+                reason=str(r["reason"]),
+                attempts=int(r["attempts"]),
+            )
+            for r in rows
+        ]
+
+    async def ack_artifact_deletions(self, ids: Sequence[int]) -> dict[int, str | None]:
+        rows = await self._records("ack_artifact_deletions", {"ids": list(ids)})
+        return {int(r["id"]): None if r["acknowledged"] else str(r["reason"]) for r in rows}
+
+
+def _interval(value: timedelta) -> str:
+    """An interval both transports carry as text (PostgREST has no JSON form for one)."""
+    return f"{value.total_seconds():.6f} seconds"

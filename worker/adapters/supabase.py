@@ -121,6 +121,9 @@ class SupabaseStore(RpcStore):
     async def _records(self, name: str, args: dict[str, Any]) -> list[dict[str, Any]]:
         return list(await self._rpc(name, args) or [])
 
+    async def _scalar(self, name: str, args: dict[str, Any]) -> Any:
+        return await self._rpc(name, args)
+
     async def reap_expired_leases(self) -> int:
         return int(await self._rpc("reap_expired_leases", {}))
 
@@ -262,3 +265,14 @@ class StorageArtifacts:
             raise StoreError(f"storage upload {path}: {exc}", code="storage") from exc
         except (httpx.HTTPError, OSError) as exc:
             raise StoreUnavailable(f"storage upload {path}: {exc}") from exc
+
+    async def remove(self, paths: Sequence[str]) -> None:
+        # Storage's delete answers the objects it removed; one already gone is simply not listed.
+        if not paths:
+            return
+        try:
+            await self.client.storage.from_(self.bucket).remove(list(paths))
+        except StorageApiError as exc:
+            raise StoreError(f"storage remove of {len(paths)} object(s): {exc}", code="storage") from exc
+        except (httpx.HTTPError, OSError) as exc:
+            raise StoreUnavailable(f"storage remove of {len(paths)} object(s): {exc}") from exc
