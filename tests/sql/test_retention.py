@@ -115,12 +115,11 @@ def test_concurrent_claimers_never_share_a_row(api: SqlApi, dbname: str) -> None
     for _ in range(4):
         finished_image_job(api)
     api.as_service("select purge_finished_jobs()")
-    with psycopg.connect(paths.database_url(dbname), row_factory=dict_row) as other:
-        with other.transaction():
-            other.execute("set local role service_role")
-            held = other.execute("select * from public.claim_artifact_deletions(max_items => 3)").fetchall()
-            # The other replica's claim is still open: this one skips its locked rows.
-            mine = api.as_service("select * from claim_artifact_deletions(max_items => 10)")
+    with psycopg.connect(paths.database_url(dbname), row_factory=dict_row) as other, other.transaction():
+        other.execute("set local role service_role")
+        held = other.execute("select * from public.claim_artifact_deletions(max_items => 3)").fetchall()
+        # The other replica's claim is still open: this one skips its locked rows.
+        mine = api.as_service("select * from claim_artifact_deletions(max_items => 10)")
     assert len(held) == 3 and len(mine) == 1
     assert {r["id"] for r in held}.isdisjoint({r["id"] for r in mine})
 
@@ -194,21 +193,26 @@ def test_the_outbox_is_the_service_roles_alone(api: SqlApi) -> None:
     ]
 
 
+CLAIM_N = "select * from claim_artifact_deletions(max_items => %s)"
+CLAIM_LEASE = "select * from claim_artifact_deletions(lease_seconds => %s)"
+ACK = "select * from ack_artifact_deletions(%s::bigint[])"
+GRACE = "select enqueue_orphaned_artifacts(grace => %s::interval)"
+ORPHANS_N = "select enqueue_orphaned_artifacts(max_items => %s)"
 BAD: list[tuple[str, Any, str]] = [
-    ("select * from claim_artifact_deletions(max_items => %s)", 0, "max_items: must be between 1 and 1000, got 0"),
-    ("select * from claim_artifact_deletions(max_items => %s)", 1001, "max_items: must be between 1 and 1000, got 1001"),
-    ("select * from claim_artifact_deletions(max_items => %s)", None, "max_items: must be between 1 and 1000, got null"),
-    ("select * from claim_artifact_deletions(lease_seconds => %s)", 4, "lease_seconds: must be between 5 and 3600, got 4"),
-    ("select * from ack_artifact_deletions(%s::bigint[])", None, "ids: must be a non-empty array of outbox ids"),
-    ("select * from ack_artifact_deletions(%s::bigint[])", [], "ids: must be a non-empty array of outbox ids"),
-    ("select * from ack_artifact_deletions(%s::bigint[])", [1, None], "ids: must not contain null, got one at index 1 (from 0)"),
-    ("select * from ack_artifact_deletions(%s::bigint[])", list(range(1001)), "ids: must hold at most 1000 items, got 1001"),
-    ("select * from ack_artifact_deletions(%s::bigint[])", [[1], [2]], "ids: must be a one-dimensional array, got 2 dimensions"),
-    ("select enqueue_orphaned_artifacts(grace => %s::interval)", "-1 second", "grace: must be a non-negative interval, got -00:00:01"),
-    ("select enqueue_orphaned_artifacts(grace => %s::interval)", None, "grace: must be a non-negative interval, got null"),
-    ("select enqueue_orphaned_artifacts(grace => %s::interval)", "11 years", "grace: must be at most 10 years, got 11 years"),
-    ("select enqueue_orphaned_artifacts(max_items => %s)", 0, "max_items: must be between 1 and 10000, got 0"),
-    ("select enqueue_orphaned_artifacts(max_items => %s)", 10001, "max_items: must be between 1 and 10000, got 10001"),
+    (CLAIM_N, 0, "max_items: must be between 1 and 1000, got 0"),
+    (CLAIM_N, 1001, "max_items: must be between 1 and 1000, got 1001"),
+    (CLAIM_N, None, "max_items: must be between 1 and 1000, got null"),
+    (CLAIM_LEASE, 4, "lease_seconds: must be between 5 and 3600, got 4"),
+    (ACK, None, "ids: must be a non-empty array of outbox ids"),
+    (ACK, [], "ids: must be a non-empty array of outbox ids"),
+    (ACK, [1, None], "ids: must not contain null, got one at index 1 (from 0)"),
+    (ACK, list(range(1001)), "ids: must hold at most 1000 items, got 1001"),
+    (ACK, [[1], [2]], "ids: must be a one-dimensional array, got 2 dimensions"),
+    (GRACE, "-1 second", "grace: must be a non-negative interval, got -00:00:01"),
+    (GRACE, None, "grace: must be a non-negative interval, got null"),
+    (GRACE, "11 years", "grace: must be at most 10 years, got 11 years"),
+    (ORPHANS_N, 0, "max_items: must be between 1 and 10000, got 0"),
+    (ORPHANS_N, 10001, "max_items: must be between 1 and 10000, got 10001"),
 ]  # fmt: skip
 
 
