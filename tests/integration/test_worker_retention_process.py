@@ -20,17 +20,12 @@ import pytest
 
 from devstack import paths
 from devstack.gateway.context import Settings as GatewaySettings
-from tests.integration.test_worker_process import (  # noqa: F401 - fixtures used by name
-    ROOT,
-    Env,
-    WorkerProcess,
-    env,
-    spawn,
-    standin,
-    until,
-)
+from tests.integration import test_worker_process as proc
+from tests.integration.test_worker_process import ROOT, Env, WorkerProcess, until
 
 pytestmark = pytest.mark.integration
+# The process suite's fixtures (its own database, gateway and stand-ins; workers killed after).
+env, standin, spawn = proc.env, proc.standin, proc.spawn
 BUCKET = "job-artifacts"
 
 
