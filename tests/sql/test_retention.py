@@ -227,3 +227,11 @@ def test_bad_input_is_refused_precisely_and_changes_nothing(api: SqlApi, query: 
     assert err.value.sqlstate == "22023"
     assert err.value.diag.message_primary == message
     assert outbox(api) == before
+
+
+def test_an_infinite_grace_is_refused_on_postgresql_17(api: SqlApi) -> None:
+    if int(api.admin("select current_setting('server_version_num') as v")[0]["v"]) < 170000:
+        pytest.skip("infinite intervals exist from PostgreSQL 17")
+    with pytest.raises(psycopg.Error) as err:
+        api.as_service("select enqueue_orphaned_artifacts(grace => 'infinity')")
+    assert err.value.diag.message_primary == "grace: must be at most 10 years, got infinity"
