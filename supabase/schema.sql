@@ -572,6 +572,21 @@ begin
 end;
 $function$
 
+-- function private.check_interval(text,interval,interval)
+CREATE OR REPLACE FUNCTION private.check_interval(field text, value interval, max_value interval)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+begin
+  if value is null or value < interval '0' then
+    perform private.raise_invalid(field, format('must be a non-negative interval, got %s', coalesce(value::text, 'null')));
+  elsif not isfinite(value) or value > max_value then
+    perform private.raise_invalid(field, format('must be at most %s, got %s', max_value, value));
+  end if;
+end;
+$function$
+
 -- function private.check_json(text,jsonb,integer)
 CREATE OR REPLACE FUNCTION private.check_json(field text, value jsonb, max_depth integer)
  RETURNS void
@@ -1342,11 +1357,7 @@ AS $function$
 declare
   v_count integer;
 begin
-  if grace is null or grace < interval '0' then
-    perform private.raise_invalid('grace', format('must be a non-negative interval, got %s', coalesce(grace::text, 'null')));
-  elsif not isfinite(grace) or grace > interval '10 years' then
-    perform private.raise_invalid('grace', format('must be at most 10 years, got %s', grace));
-  end if;
+  perform private.check_interval('grace', grace, interval '10 years');
   if max_items is null or max_items not between 1 and 10000 then
     perform private.raise_invalid('max_items', format('must be between 1 and 10000, got %s', coalesce(max_items::text, 'null')));
   end if;
@@ -1454,12 +1465,7 @@ AS $function$
 declare
   v_count integer;
 begin
-  if older_than is null or older_than < interval '0' then
-    perform private.raise_invalid('older_than', format('must be a non-negative interval, got %s', coalesce(older_than::text, 'null')));
-  elsif not isfinite(older_than) or older_than > interval '10 years' then
-    -- isfinite: PostgreSQL 17 has infinite intervals.
-    perform private.raise_invalid('older_than', format('must be at most 10 years, got %s', older_than));
-  end if;
+  perform private.check_interval('older_than', older_than, interval '10 years');
   with purged as (
     delete from public.jobs j
     where j.status in ('succeeded', 'failed', 'cancelled') and j.finished_at < now() - older_than
@@ -1634,6 +1640,9 @@ PERMISSIVE for SELECT to authenticated
 
 
 -- grant private.check_array(text,anyarray,integer)
+
+
+-- grant private.check_interval(text,interval,interval)
 
 
 -- grant private.check_json(text,jsonb,integer)

@@ -14,6 +14,41 @@
 --                              deleted, or not in the <user_id>/<job_id>/ layout), older than a
 --                              grace period, into the same outbox
 
+-- A retention window: not null, 0 to max_value, finite (PostgreSQL 17 has infinite intervals).
+create function private.check_interval(field text, value interval, max_value interval) returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if value is null or value < interval '0' then
+    perform private.raise_invalid(field, format('must be a non-negative interval, got %s', coalesce(value::text, 'null')));
+  elsif not isfinite(value) or value > max_value then
+    perform private.raise_invalid(field, format('must be at most %s, got %s', max_value, value));
+  end if;
+end;
+$$;
+
+-- purge_finished_jobs (20261123000500), unchanged but for its check, now shared with
+-- enqueue_orphaned_artifacts; the outbox is filled by the trigger below, whatever deletes jobs.
+create or replace function public.purge_finished_jobs(older_than interval default '7 days') returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_count integer;
+begin
+  perform private.check_interval('older_than', older_than, interval '10 years');
+  with purged as (
+    delete from public.jobs j
+    where j.status in ('succeeded', 'failed', 'cancelled') and j.finished_at < now() - older_than
+    returning 1
+  )
+  select count(*) into v_count from purged;
+  return v_count;
+end;
+$$;
+
 create table public.artifact_deletions (
   id bigint generated always as identity primary key,
   bucket_id text not null,
@@ -158,11 +193,7 @@ as $$
 declare
   v_count integer;
 begin
-  if grace is null or grace < interval '0' then
-    perform private.raise_invalid('grace', format('must be a non-negative interval, got %s', coalesce(grace::text, 'null')));
-  elsif not isfinite(grace) or grace > interval '10 years' then
-    perform private.raise_invalid('grace', format('must be at most 10 years, got %s', grace));
-  end if;
+  perform private.check_interval('grace', grace, interval '10 years');
   if max_items is null or max_items not between 1 and 10000 then
     perform private.raise_invalid('max_items', format('must be between 1 and 10000, got %s', coalesce(max_items::text, 'null')));
   end if;

@@ -18,3 +18,4 @@ end
 $$;
 
 revoke all on function private.record_artifact_deletions() from public, anon, authenticated;
+revoke all on function private.check_interval(text, interval, interval) from public, anon, authenticated;

@@ -8,7 +8,7 @@ the outbox, the purge and the acknowledgements do must not.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +18,8 @@ import pytest
 import pytest_asyncio
 
 from devstack import paths
-from tests.integration.worker_support import Gateway, SqlHarness, clone_database, drop_database, gateway
+from tests.integration import test_worker_conformance as conformance
+from tests.integration.worker_support import Gateway, SqlHarness, clone_database, drop_database
 from worker.adapters.files import FolderArtifacts
 from worker.adapters.memory import MemoryStore
 from worker.adapters.memory_retention import MemoryObjects, MemoryRetention
@@ -29,6 +30,9 @@ from worker.core.ports import ArtifactStore, RetentionStore
 from worker.core.retention import Retention, RetentionConfig
 
 pytestmark = pytest.mark.integration
+# The conformance suite's module-wide database and gateway: a gateway's superuser connections
+# outlive a stopped server for a moment, so only a module's end may drop the database under them.
+supabase_db = conformance.supabase_db
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
@@ -135,18 +139,6 @@ def memory_backend() -> Backend:
         return sorted(q.row.name for q in retention.outbox.values())
 
     return Backend("memory", retention, objects, MemoryFiles(objects), make_job, store.rows.__contains__, outbox)
-
-
-@pytest.fixture(scope="module")
-def supabase_db(pg_cluster: None) -> Iterator[Gateway]:
-    # One gateway per module (as in test_worker_conformance): its superuser connections outlive a
-    # stopped server for a moment, and only a module's end may drop the database under them.
-    name = clone_database("worker_ret")
-    try:
-        with gateway(name) as gw:
-            yield gw
-    finally:
-        drop_database(name)
 
 
 @pytest_asyncio.fixture(params=["memory", "postgres", "supabase"])

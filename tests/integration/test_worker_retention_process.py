@@ -8,7 +8,6 @@ Every wait is bounded; every process is stopped in ``finally`` (the fixtures of 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
@@ -21,7 +20,8 @@ import pytest
 from devstack import paths
 from devstack.gateway.context import Settings as GatewaySettings
 from tests.integration import test_worker_process as proc
-from tests.integration.test_worker_process import ROOT, Env, WorkerProcess, until
+from tests.integration.check_support import run_worker
+from tests.integration.test_worker_process import Env, WorkerProcess, until
 
 pytestmark = pytest.mark.integration
 # The process suite's fixtures (its own database, gateway and stand-ins; workers killed after).
@@ -96,16 +96,7 @@ def purge_command(env: Env, tmp_path: Path, store: str, *args: str) -> subproces
         "DATABASE_URL": paths.database_url(env.gw.database),
         "ARTIFACTS_DIR": str(tmp_path / "artifacts"),
     }
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "DATABASE_", "WORKER_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "worker", "purge", *args],
-        cwd=ROOT,
-        env={**clean, **variables},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_worker(sys.executable, variables, ["purge", *args])
 
 
 @pytest.mark.parametrize("store", ["supabase", "postgres"])
