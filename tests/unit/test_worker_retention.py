@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from worker.compose import Transports
 from worker.config import ConfigError, Settings, load_settings
 from worker.core.errors import StoreError, StoreUnavailable
 from worker.core.metrics import Metrics
+from worker.core.ports import ArtifactDeletion
 from worker.core.retention import Retention, RetentionConfig, run_periodically
 
 
@@ -222,3 +224,34 @@ async def test_the_purge_command_exits_1_when_the_store_fails(
     purge_fakes.store.fail_next.append(StoreUnavailable("connection refused"))
     assert await retention_cli.purge(settings(), timedelta(days=7), None) == 1
     assert capsys.readouterr().out.endswith("(stopped: connection refused)\n")
+
+
+class StaleClaim:
+    """A replica whose claim answered before its lease ran out: it hands out ``rows`` once."""
+
+    def __init__(self, inner: MemoryRetention, rows: list[ArtifactDeletion]) -> None:
+        self.inner, self.rows = inner, rows
+
+    async def purge_finished_jobs(self, older_than: timedelta) -> int:
+        return await self.inner.purge_finished_jobs(older_than)
+
+    async def enqueue_orphaned_artifacts(self, grace: timedelta, max_items: int) -> int:
+        return await self.inner.enqueue_orphaned_artifacts(grace, max_items)
+
+    async def claim_artifact_deletions(self, max_items: int, lease_seconds: int) -> list[ArtifactDeletion]:
+        rows, self.rows = self.rows, []
+        return rows
+
+    async def ack_artifact_deletions(self, ids: Sequence[int]) -> dict[int, str | None]:
+        return await self.inner.ack_artifact_deletions(ids)
+
+
+async def test_a_row_another_replica_finished_counts_as_neither_removed_nor_left(fakes: Fakes) -> None:
+    await fakes.finished_image_job()
+    await fakes.retention_store.purge_finished_jobs(timedelta(days=7))
+    stale = await fakes.retention_store.claim_artifact_deletions(10, 60)
+    await fakes.clock.sleep(61)
+    assert (await fakes.retention().run_once()).removed == 1  # another replica, after the lease
+    slow = Retention(StaleClaim(fakes.retention_store, stale), fakes.objects, RetentionConfig(), Metrics())
+    report = await slow.run_once()
+    assert (report.removed, report.not_removed, report.failed) == (0, 0, None)

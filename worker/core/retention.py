@@ -20,6 +20,8 @@ from worker.core.metrics import Metrics
 from worker.core.ports import MAX_REMOVE_BATCH, ArtifactStore, RetentionStore
 
 log = logging.getLogger("worker.retention")
+# ack_artifact_deletions' answer for an id no longer queued.
+ALREADY_ACKNOWLEDGED = "not in the outbox"
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,9 @@ class Retention:
             reason = answers.get(row.id, "no answer")
             if reason is None:
                 report.removed += 1
+            elif reason == ALREADY_ACKNOWLEDGED:
+                # Its lease ran out while this worker was slow, and another replica finished it.
+                log.info("artifact %s was acknowledged by another worker", row.name)
             else:
                 report.not_removed += 1
                 log.warning("artifact %s not acknowledged: %s", row.name, reason)
