@@ -48,6 +48,30 @@ uuid
 -- column public.active_jobs.worker_id
 text
 
+-- column public.artifact_deletions.attempts
+integer not null default 0
+
+-- column public.artifact_deletions.bucket_id
+text not null
+
+-- column public.artifact_deletions.claimed_until
+timestamp with time zone
+
+-- column public.artifact_deletions.created_at
+timestamp with time zone not null default now()
+
+-- column public.artifact_deletions.id
+bigint not null identity a
+
+-- column public.artifact_deletions.job_id
+uuid
+
+-- column public.artifact_deletions.name
+text not null
+
+-- column public.artifact_deletions.reason
+text not null
+
 -- column public.cost_per_kind.calls
 integer
 
@@ -489,6 +513,18 @@ timestamp with time zone not null default now()
 -- column public.user_plans.user_id
 uuid not null
 
+-- constraint public.artifact_deletions artifact_deletions_attempts_check
+CHECK (attempts >= 0)
+
+-- constraint public.artifact_deletions artifact_deletions_bucket_id_name_key
+UNIQUE (bucket_id, name)
+
+-- constraint public.artifact_deletions artifact_deletions_pkey
+PRIMARY KEY (id)
+
+-- constraint public.artifact_deletions artifact_deletions_reason_check
+CHECK (reason = ANY (ARRAY['job_deleted'::text, 'orphaned'::text]))
+
 -- constraint public.job_events job_events_data_check
 CHECK (jsonb_typeof(data) = 'object'::text)
 
@@ -711,6 +747,15 @@ FOREIGN KEY (plan) REFERENCES public.plans(plan)
 -- constraint public.user_plans user_plans_user_id_fkey
 FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE
 
+-- index public.artifact_deletions_bucket_id_name_key
+CREATE UNIQUE INDEX artifact_deletions_bucket_id_name_key ON public.artifact_deletions USING btree (bucket_id, name)
+
+-- index public.artifact_deletions_due
+CREATE INDEX artifact_deletions_due ON public.artifact_deletions USING btree (claimed_until NULLS FIRST, id)
+
+-- index public.artifact_deletions_pkey
+CREATE UNIQUE INDEX artifact_deletions_pkey ON public.artifact_deletions USING btree (id)
+
 -- index public.job_events_by_job
 CREATE INDEX job_events_by_job ON public.job_events USING btree (job_id, id)
 
@@ -791,6 +836,9 @@ CREATE INDEX usage_ledger_user_created ON public.usage_ledger USING btree (user_
 
 -- index public.user_plans_pkey
 CREATE UNIQUE INDEX user_plans_pkey ON public.user_plans USING btree (user_id)
+
+-- rls public.artifact_deletions
+enabled
 
 -- rls public.job_events
 enabled
@@ -965,6 +1013,9 @@ security_invoker=true
   WHERE created_at > (now() - '30 days'::interval)
   GROUP BY kind, provider, model;
 
+-- sequence public.artifact_deletions_id_seq
+bigint
+
 -- sequence public.job_events_id_seq
 bigint
 
@@ -994,6 +1045,9 @@ CREATE TRIGGER jobs_broadcast_change AFTER INSERT OR UPDATE ON public.jobs FOR E
 
 -- trigger public.jobs jobs_notify_queued
 CREATE TRIGGER jobs_notify_queued AFTER INSERT OR UPDATE OF status, run_at ON public.jobs FOR EACH ROW EXECUTE FUNCTION private.notify_job_queued()
+
+-- trigger public.jobs jobs_record_artifact_deletions
+CREATE TRIGGER jobs_record_artifact_deletions AFTER DELETE ON public.jobs REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION private.record_artifact_deletions()
 
 -- trigger public.jobs jobs_touch_updated_at
 CREATE TRIGGER jobs_touch_updated_at BEFORE UPDATE ON public.jobs FOR EACH ROW EXECUTE FUNCTION private.touch_updated_at()
@@ -1163,6 +1217,21 @@ AS $function$
 begin
   if value is null or value not between 0 and max_value then
     perform private.raise_invalid(field, format('must be between 0 and %s, got %s', max_value, coalesce(value::text, 'null')));
+  end if;
+end;
+$function$
+
+-- function private.check_interval(text,interval,interval)
+CREATE OR REPLACE FUNCTION private.check_interval(field text, value interval, max_value interval)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+begin
+  if value is null or value < interval '0' then
+    perform private.raise_invalid(field, format('must be a non-negative interval, got %s', coalesce(value::text, 'null')));
+  elsif not isfinite(value) or value > max_value then
+    perform private.raise_invalid(field, format('must be at most %s, got %s', max_value, value));
   end if;
 end;
 $function$
@@ -1453,6 +1522,36 @@ begin
 end;
 $function$
 
+-- function private.record_artifact_deletions()
+CREATE OR REPLACE FUNCTION private.record_artifact_deletions()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+begin
+  insert into public.artifact_deletions (bucket_id, name, job_id, reason)
+  select distinct on (f.name) 'job-artifacts', f.name, f.job_id, 'job_deleted'
+  from (
+    -- A hash join on the parsed folder: one pass over the bucket, however many jobs went.
+    select o.name, g.id as job_id
+    from gone g
+    join storage.objects o
+      on o.bucket_id = 'job-artifacts'
+     and split_part(o.name, '/', 1) = g.user_id::text
+     and split_part(o.name, '/', 2) = g.id::text
+    union all
+    select g.result ->> 'path', g.id
+    from gone g
+    where jsonb_typeof(g.result) = 'object'
+      and starts_with(g.result ->> 'path', g.user_id::text || '/' || g.id::text || '/')
+  ) f
+  order by f.name
+  on conflict (bucket_id, name) do nothing;
+  return null;
+end;
+$function$
+
 -- function private.refuse_view_write()
 CREATE OR REPLACE FUNCTION private.refuse_view_write()
  RETURNS trigger
@@ -1508,6 +1607,43 @@ AS $function$
   select p.* from public.plans p
   where p.plan = coalesce((select up.plan from public.user_plans up where up.user_id = p_user),
                           (select d.plan from public.plans d where d.is_default))
+$function$
+
+-- function public.ack_artifact_deletions(bigint[])
+CREATE OR REPLACE FUNCTION public.ack_artifact_deletions(ids bigint[])
+ RETURNS TABLE(id bigint, acknowledged boolean, reason text)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+begin
+  if ids is null or cardinality(ids) = 0 then
+    perform private.raise_invalid('ids', 'must be a non-empty array of outbox ids');
+  end if;
+  perform private.check_array('ids', ids, 1000);
+  return query
+  with wanted as (
+    select distinct u.id from unnest(ids) as u(id)
+  ),
+  checked as (
+    select w.id, d.id is not null as queued,
+           exists (select 1 from storage.objects o where o.bucket_id = d.bucket_id and o.name = d.name) as still_stored
+    from wanted w
+    left join public.artifact_deletions d on d.id = w.id
+  ),
+  acked as (
+    delete from public.artifact_deletions d
+    using checked r
+    where d.id = r.id and r.queued and not r.still_stored
+    returning d.id
+  )
+  select r.id,
+         r.queued and not r.still_stored,
+         case when not r.queued then 'not in the outbox'
+              when r.still_stored then 'object still in storage' end
+  from checked r
+  order by r.id;
+end;
 $function$
 
 -- function public.acquire_model_capacity(text,text,integer)
@@ -1620,6 +1756,32 @@ begin
     raise exception 'job_id: job % already %; nothing to cancel', j.id, j.status using errcode = 'PT409';
   end if;
   return j;  -- cancelling a cancelled job is a no-op
+end;
+$function$
+
+-- function public.claim_artifact_deletions(integer,integer)
+CREATE OR REPLACE FUNCTION public.claim_artifact_deletions(max_items integer DEFAULT 100, lease_seconds integer DEFAULT 300)
+ RETURNS SETOF public.artifact_deletions
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+begin
+  if max_items is null or max_items not between 1 and 1000 then
+    perform private.raise_invalid('max_items', format('must be between 1 and 1000, got %s', coalesce(max_items::text, 'null')));
+  end if;
+  perform private.check_lease_seconds(lease_seconds);
+  return query
+  update public.artifact_deletions d
+  set claimed_until = now() + make_interval(secs => lease_seconds), attempts = d.attempts + 1
+  where d.id in (
+    select q.id from public.artifact_deletions q
+    where q.claimed_until is null or q.claimed_until <= now()
+    order by q.claimed_until nulls first, q.id
+    limit max_items
+    for update skip locked
+  )
+  returning d.*;
 end;
 $function$
 
@@ -2010,6 +2172,50 @@ begin
 end;
 $function$
 
+-- function public.enqueue_orphaned_artifacts(interval,integer)
+CREATE OR REPLACE FUNCTION public.enqueue_orphaned_artifacts(grace interval DEFAULT '1 day'::interval, max_items integer DEFAULT 1000)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_count integer;
+begin
+  perform private.check_interval('grace', grace, interval '10 years');
+  if max_items is null or max_items not between 1 and 10000 then
+    perform private.raise_invalid('max_items', format('must be between 1 and 10000, got %s', coalesce(max_items::text, 'null')));
+  end if;
+  with orphans as (
+    select o.name
+    from storage.objects o
+    cross join lateral (
+      select case when o.name ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/'
+                  then split_part(o.name, '/', 2)::uuid end as job_id,
+             split_part(o.name, '/', 1) as owner_folder
+    ) p
+    where o.bucket_id = 'job-artifacts'
+      and coalesce(o.created_at, '-infinity') <= now() - grace
+      and not exists (
+        select 1 from public.jobs j where j.id = p.job_id and j.user_id::text = p.owner_folder
+      )
+      and not exists (
+        select 1 from public.artifact_deletions d where d.bucket_id = o.bucket_id and d.name = o.name
+      )
+    order by o.name
+    limit max_items
+  ),
+  queued as (
+    insert into public.artifact_deletions (bucket_id, name, job_id, reason)
+    select 'job-artifacts', orphans.name, null, 'orphaned' from orphans
+    on conflict (bucket_id, name) do nothing
+    returning 1
+  )
+  select count(*) into v_count from queued;
+  return v_count;
+end;
+$function$
+
 -- function public.fail_job(uuid,text,jsonb,boolean)
 CREATE OR REPLACE FUNCTION public.fail_job(job_id uuid, worker_id text, error jsonb, retryable boolean DEFAULT true)
  RETURNS public.jobs
@@ -2084,12 +2290,7 @@ AS $function$
 declare
   v_count integer;
 begin
-  if older_than is null or older_than < interval '0' then
-    perform private.raise_invalid('older_than', format('must be a non-negative interval, got %s', coalesce(older_than::text, 'null')));
-  elsif not isfinite(older_than) or older_than > interval '10 years' then
-    -- isfinite: PostgreSQL 17 has infinite intervals.
-    perform private.raise_invalid('older_than', format('must be at most 10 years, got %s', older_than));
-  end if;
+  perform private.check_interval('older_than', older_than, interval '10 years');
   with purged as (
     delete from public.jobs j
     where j.status in ('succeeded', 'failed', 'cancelled') and j.finished_at < now() - older_than
@@ -2501,6 +2702,9 @@ PERMISSIVE for SELECT to authenticated
 -- grant private.check_count(text,integer,integer)
 
 
+-- grant private.check_interval(text,interval,interval)
+
+
 -- grant private.check_json(text,jsonb,integer)
 
 
@@ -2549,6 +2753,9 @@ PERMISSIVE for SELECT to authenticated
 -- grant private.raise_invalid(text,text,text)
 
 
+-- grant private.record_artifact_deletions()
+
+
 -- grant private.refuse_view_write()
 
 
@@ -2564,14 +2771,26 @@ PERMISSIVE for SELECT to authenticated
 -- grant private.user_plan(uuid)
 
 
+-- grant public.ack_artifact_deletions(bigint[])
+service_role:EXECUTE
+
 -- grant public.acquire_model_capacity(text,text,integer)
 service_role:EXECUTE
 
 -- grant public.active_jobs
 authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
 
+-- grant public.artifact_deletions
+service_role:SELECT
+
+-- grant public.artifact_deletions_id_seq
+
+
 -- grant public.cancel_job(uuid)
 authenticated:EXECUTE, service_role:EXECUTE
+
+-- grant public.claim_artifact_deletions(integer,integer)
+service_role:EXECUTE
 
 -- grant public.claim_jobs(text,text[],integer,integer)
 service_role:EXECUTE
@@ -2590,6 +2809,9 @@ service_role:EXECUTE
 
 -- grant public.enqueue_job(text,jsonb,text,integer,timestamp with time zone,uuid)
 authenticated:EXECUTE, service_role:EXECUTE
+
+-- grant public.enqueue_orphaned_artifacts(interval,integer)
+service_role:EXECUTE
 
 -- grant public.fail_job(uuid,text,jsonb,boolean)
 service_role:EXECUTE

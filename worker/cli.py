@@ -1,4 +1,4 @@
-"""`python -m worker run [--check] | stats | schema [--check]`.
+"""`python -m worker run [--check] | stats | purge [--older-than 7d] | schema [--check]`.
 
 Exit codes: 0 done (including a drained shutdown, or a passed `run --check`), 1 stale schemas /
 runtime failure / Supabase unreachable or refusing the key, 2 invalid configuration or usage.
@@ -10,9 +10,11 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from worker.config import ConfigError, Settings, load_settings
+from worker.retention_cli import duration
 
 EXIT_CONFIG = 2
 
@@ -28,6 +30,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="validate the configuration, make one service-role call to Supabase, print one line and exit",
     )
     sub.add_parser("stats", help="print the dashboard views (job_stats, active_jobs, pending_jobs_queue)")
+    purge = sub.add_parser(
+        "purge",
+        help="one retention run: purge finished jobs, queue orphaned files, delete them through Storage",
+    )
+    purge.add_argument(
+        "--older-than",
+        type=duration,
+        default=timedelta(days=7),
+        help="purge jobs finished longer ago than this (default 7d; units s/m/h/d)",
+    )
+    purge.add_argument("--no-purge", action="store_true", help="only delete files (orphans and the outbox)")
+    purge.add_argument(
+        "--orphan-grace",
+        type=duration,
+        default=None,
+        help="delete files no job owns once older than this (default RETENTION_ORPHAN_GRACE_SECONDS, 1d)",
+    )
     schema = sub.add_parser("schema", help="write worker/schemas/<kind>.{payload,result}.json")
     schema.add_argument("--check", action="store_true", help="exit 1 if the checked-in schemas are stale")
     args = parser.parse_args(argv)
@@ -42,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.command == "purge":
+        from worker.retention_cli import purge as run_purge
+
+        return asyncio.run(run_purge(settings, None if args.no_purge else args.older_than, args.orphan_grace))
     if args.command == "stats":
         from worker.stats import print_stats
 

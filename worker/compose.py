@@ -11,14 +11,27 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from worker import logs, signals
 from worker.config import Settings
 from worker.core.clock import SystemClock
 from worker.core.gate import GatedProvider
 from worker.core.llm import LimitedModel
-from worker.core.ports import ArtifactStore, Dashboard, ModelProvider, ModelRoute, ProviderControl, QueueStore, Wakeups
+from worker.core.metrics import Metrics
+from worker.core.ports import (
+    ArtifactStore,
+    Dashboard,
+    ModelProvider,
+    ModelRoute,
+    ProviderControl,
+    QueueStore,
+    RetentionStore,
+    Wakeups,
+)
+from worker.core.retention import Retention, RetentionConfig, run_periodically
 from worker.core.routing import ModelRouter
 from worker.core.runtime import Worker, WorkerConfig
 from worker.core.shutdown import Shutdown
@@ -36,6 +49,7 @@ class Transports:
     dashboard: Dashboard  # the store again: the adapters serve the views on the same connection
     control: ProviderControl  # the store again: shared provider capacity, cooldowns, chains
     providers: dict[str, ModelProvider] = field(default_factory=dict)
+    retention: RetentionStore | None = None  # the store again: both adapters serve the outbox RPCs
 
 
 def default_worker_id() -> str:
@@ -52,14 +66,16 @@ async def build_transports(settings: Settings) -> Transports:
         assert settings.database_url is not None  # checked by Settings
         store = PostgresStore(settings.database_url)
         wakeups = PostgresWakeups(settings.database_url)
-        return Transports(store, wakeups, FolderArtifacts(settings.artifacts_dir), store, store)
+        return Transports(store, wakeups, FolderArtifacts(settings.artifacts_dir), store, store, retention=store)
     from worker.adapters.supabase import RealtimeWakeups, StorageArtifacts, SupabaseStore, connect
 
     key = settings.supabase_key
     assert settings.supabase_url is not None and key is not None  # checked by Settings
     client = await connect(settings.supabase_url, key.value)
     supabase = SupabaseStore(client)
-    return Transports(supabase, RealtimeWakeups(client), StorageArtifacts(client), supabase, supabase)
+    return Transports(
+        supabase, RealtimeWakeups(client), StorageArtifacts(client), supabase, supabase, retention=supabase
+    )
 
 
 def build_providers(settings: Settings) -> dict[str, ModelProvider]:
@@ -106,6 +122,15 @@ def build_router(settings: Settings, transports: Transports, clock: SystemClock)
     return ModelRouter(defaults, link, clock, transports.control)
 
 
+def build_retention(
+    settings: Settings, transports: Transports, metrics: Metrics | None = None, orphan_grace: timedelta | None = None
+) -> Retention | None:
+    if transports.retention is None:
+        return None
+    grace = orphan_grace if orphan_grace is not None else timedelta(seconds=settings.retention_orphan_grace_seconds)
+    return Retention(transports.retention, transports.artifacts, RetentionConfig(orphan_grace=grace), metrics)
+
+
 def build_worker(settings: Settings, transports: Transports) -> Worker:
     clock = SystemClock()
     models = build_router(settings, transports, clock)
@@ -144,10 +169,30 @@ async def run_worker(settings: Settings) -> int:
         host, port = settings.health_bind
         async with http_server(worker.health, worker.metrics, host, port):
             log.info("health on http://%s:%d/health", host, port, extra={"worker_id": worker.config.worker_id})
-            await worker.run(shutdown)
+            async with _retention(settings, transports, worker, shutdown):
+                await worker.run(shutdown)
     finally:
         for provider in transports.providers.values():
             with contextlib.suppress(Exception):
                 await provider.close()
         await transports.store.close()
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _retention(
+    settings: Settings, transports: Transports, worker: Worker, shutdown: Shutdown
+) -> AsyncIterator[None]:
+    """Retention maintenance beside the claim loop, on its own timer; stopped with the worker
+    (a batch cut short stays leased in the outbox and is taken again after its lease)."""
+    retention = build_retention(settings, transports, worker.metrics)
+    if retention is None or settings.retention_seconds == 0:
+        yield
+        return
+    task = asyncio.create_task(run_periodically(retention, settings.retention_seconds, shutdown.stopping))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

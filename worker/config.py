@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     heartbeat_seconds: float | None = Field(default=None, gt=0)
     sweep_seconds: float = Field(default=30.0, gt=0)
     drain_timeout_seconds: float = Field(default=60.0, ge=0)
+    # Retention maintenance (worker.core.retention): how often each replica drains the artifact
+    # outbox (0 turns it off), and how old an object no job owns must be before it is deleted.
+    retention_seconds: float = Field(default=600.0, ge=0)
+    retention_orphan_grace_seconds: int = Field(default=86400, ge=0, le=315360000)
     # The health/metrics server: see ``health_bind`` for how PORT and HEALTH_HOST combine.
     port: int | None = Field(default=None, ge=1, le=65535)
     health_host: str | None = None

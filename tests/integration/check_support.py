@@ -1,9 +1,11 @@
-"""`python -m worker run --check` as a subprocess with an environment of its own (no tests here)."""
+"""`python -m worker run --check` and other one-shot commands as subprocesses, each with an
+environment of its own (no tests here)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,6 +22,7 @@ WORKER_PREFIXES = (
     "PORT",
     "LEASE_",
     "HEARTBEAT_",
+    "RETENTION_",
     "PYTHONPATH",
 )
 # Never contacted by --check; loopback, so the placeholder key below is accepted.
@@ -35,12 +38,24 @@ PLACEHOLDER_MODELS = {
 def run_check(
     python: str | Path, variables: dict[str, str], *, env_file: Path | None = None, cwd: Path = ROOT
 ) -> subprocess.CompletedProcess[str]:
+    return run_worker(python, variables, ["run", "--check"], env_file=env_file, cwd=cwd)
+
+
+def run_worker(
+    python: str | Path,
+    variables: dict[str, str],
+    command: Sequence[str],
+    *,
+    env_file: Path | None = None,
+    cwd: Path = ROOT,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m worker <command>` to completion, configured by ``variables`` (and the file) alone."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(WORKER_PREFIXES)}
     args = [str(python), "-m", "worker"]
     if env_file is not None:
         args += ["--env-file", str(env_file)]
     return subprocess.run(
-        [*args, "run", "--check"],
+        [*args, *command],
         cwd=cwd,
         env={**clean, **variables},
         capture_output=True,

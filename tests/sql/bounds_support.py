@@ -17,7 +17,8 @@ from devstack.sqlapi import Row, SqlApi
 STATE_SQL = """
 select (select md5(coalesce(string_agg(j::text, '|' order by j.id), '')) from public.jobs j) as jobs,
        (select count(*) from public.job_events) as events,
-       (select count(*) from realtime.messages) as messages
+       (select count(*) from realtime.messages) as messages,
+       (select md5(coalesce(string_agg(d::text, '|' order by d.id), '')) from public.artifact_deletions d) as outbox
 """
 
 

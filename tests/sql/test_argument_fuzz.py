@@ -105,6 +105,16 @@ def older_than(rng: random.Random, api: SqlApi, q: Queue) -> tuple[Callable[[], 
     return service_call(api, "select purge_finished_jobs(%s::interval)", (value,)), "older_than"
 
 
+def orphan_grace(rng: random.Random, api: SqlApi, q: Queue) -> tuple[Callable[[], object], str]:
+    value = rng.choice([f"{rng.randint(11, 178_000_000)} years", f"-{rng.randint(1, 10**6)} seconds"])
+    return service_call(api, "select enqueue_orphaned_artifacts(%s::interval)", (value,)), "grace"
+
+
+def outbox_ids(rng: random.Random, api: SqlApi, q: Queue) -> tuple[Callable[[], object], str]:
+    ids = hostile_ids(rng, "1")
+    return service_call(api, "select * from ack_artifact_deletions(%s::bigint[])", (ids,)), "ids"
+
+
 CASES: list[Case] = [
     enqueue_run_at,
     enqueue_payload,
@@ -114,6 +124,8 @@ CASES: list[Case] = [
     job_ids,
     kinds,
     older_than,
+    orphan_grace,
+    outbox_ids,
 ]
 
 

@@ -65,6 +65,18 @@ select to_jsonb(public.report_model_rate_limit(provider => %(provider)s, model =
 -- name: kind_models
 select kind, provider, model from public.kind_models order by kind, position;
 
+-- name: purge_finished_jobs
+select public.purge_finished_jobs(older_than => %(older_than)s::interval) as value;
+
+-- name: enqueue_orphaned_artifacts
+select public.enqueue_orphaned_artifacts(grace => %(grace)s::interval, max_items => %(max_items)s) as value;
+
+-- name: claim_artifact_deletions
+select * from public.claim_artifact_deletions(max_items => %(max_items)s, lease_seconds => %(lease_seconds)s);
+
+-- name: ack_artifact_deletions
+select * from public.ack_artifact_deletions(ids => %(ids)s::bigint[]);
+
 -- name: job_stats
 select * from public.job_stats order by kind, status;
 

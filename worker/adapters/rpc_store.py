@@ -7,13 +7,13 @@ from __future__ import annotations
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from worker.core.errors import StoreError
 from worker.core.job_rows import read_time
 from worker.core.jobs import JobRow
-from worker.core.ports import Capacity, ModelCall, ModelRoute
+from worker.core.ports import ArtifactDeletion, Capacity, ModelCall, ModelRoute
 
 
 class RpcStore(ABC):
@@ -134,3 +134,34 @@ class RpcStore(ABC):
         for row in await self._kind_model_rows():
             chains.setdefault(str(row["kind"]), []).append(ModelRoute(str(row["provider"]), str(row["model"])))
         return chains
+
+    # -- retention (the RetentionStore port) ---------------------------------------------------
+    async def purge_finished_jobs(self, older_than: timedelta) -> int:
+        return int(await self._scalar("purge_finished_jobs", {"older_than": _interval(older_than)}))
+
+    async def enqueue_orphaned_artifacts(self, grace: timedelta, max_items: int) -> int:
+        args = {"grace": _interval(grace), "max_items": max_items}
+        return int(await self._scalar("enqueue_orphaned_artifacts", args))
+
+    async def claim_artifact_deletions(self, max_items: int, lease_seconds: int) -> list[ArtifactDeletion]:
+        rows = await self._records("claim_artifact_deletions", {"max_items": max_items, "lease_seconds": lease_seconds})
+        return [
+            ArtifactDeletion(
+                id=int(r["id"]),
+                bucket_id=str(r["bucket_id"]),
+                name=str(r["name"]),
+                job_id=uuid.UUID(str(r["job_id"])) if r["job_id"] is not None else None,
+                reason=str(r["reason"]),
+                attempts=int(r["attempts"]),
+            )
+            for r in rows
+        ]
+
+    async def ack_artifact_deletions(self, ids: Sequence[int]) -> dict[int, str | None]:
+        rows = await self._records("ack_artifact_deletions", {"ids": list(ids)})
+        return {int(r["id"]): None if r["acknowledged"] else str(r["reason"]) for r in rows}
+
+
+def _interval(value: timedelta) -> str:
+    """An interval both transports carry as text (PostgREST has no JSON form for one)."""
+    return f"{value.total_seconds():.6f} seconds"

@@ -279,3 +279,14 @@ class StorageArtifacts:
             raise StoreError(f"storage upload {path}: {exc}", code="storage") from exc
         except (httpx.HTTPError, OSError) as exc:
             raise StoreUnavailable(f"storage upload {path}: {exc}") from exc
+
+    async def remove(self, paths: Sequence[str]) -> None:
+        # Storage's delete answers the objects it removed; one already gone is simply not listed.
+        if not paths:
+            return
+        try:
+            await self.client.storage.from_(self.bucket).remove(list(paths))
+        except StorageApiError as exc:
+            raise StoreError(f"storage remove of {len(paths)} object(s): {exc}", code="storage") from exc
+        except (httpx.HTTPError, OSError) as exc:
+            raise StoreUnavailable(f"storage remove of {len(paths)} object(s): {exc}") from exc

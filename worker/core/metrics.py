@@ -30,6 +30,7 @@ _HELP = {
     "worker_jobs_cancelled_total": ("counter", "Jobs cancelled by the user while running, by kind."),
     "worker_jobs_lost_total": ("counter", "Jobs whose lease was lost while running, by kind."),
     "worker_wakeups_total": ("counter", "Claim-loop wake-ups, by reason."),
+    "worker_artifacts_deleted_total": ("counter", "Artifacts deleted by retention and acknowledged in the outbox."),
     "worker_jobs_in_flight": ("gauge", "Jobs running in this worker."),
     "worker_claim_duration_seconds": ("histogram", "Duration of claim_jobs calls."),
     "worker_run_duration_seconds": ("histogram", "Handler run time, by kind."),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, get_args
 
 from worker.core.jobs import JobHint, JobKind, JobRow
@@ -103,6 +103,41 @@ class ArtifactStore(Protocol):
     """Where generated files go (Storage bucket job-artifacts, or a folder)."""
 
     async def upload(self, path: str, data: bytes, content_type: str) -> None: ...
+
+    async def remove(self, paths: Sequence[str]) -> None:
+        """Delete these files (at most ``MAX_REMOVE_BATCH``); one that is already gone is fine."""
+        ...
+
+
+# Hosted Storage deletes at most 1,000 objects per request (supabase/storage src/storage/limits.ts).
+MAX_REMOVE_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class ArtifactDeletion:
+    """A row of the public.artifact_deletions outbox: one object to delete, leased to this worker."""
+
+    id: int
+    bucket_id: str
+    name: str
+    job_id: uuid.UUID | None
+    reason: str
+    attempts: int
+
+
+class RetentionStore(Protocol):
+    """Retention (20261204000300_artifact_retention.sql): purging jobs fills an outbox of Storage
+    objects, which the worker deletes through the Storage API and then acknowledges."""
+
+    async def purge_finished_jobs(self, older_than: timedelta) -> int: ...
+
+    async def enqueue_orphaned_artifacts(self, grace: timedelta, max_items: int) -> int: ...
+
+    async def claim_artifact_deletions(self, max_items: int, lease_seconds: int) -> list[ArtifactDeletion]: ...
+
+    async def ack_artifact_deletions(self, ids: Sequence[int]) -> dict[int, str | None]:
+        """Outbox id → None when acknowledged (its object is gone), else why not."""
+        ...
 
 
 class Clock(Protocol):
