@@ -22,14 +22,13 @@ from devstack.models import content
 from devstack.models.faults import (
     BadRequest,
     DroppedConnection,
-    FaultSpec,
     StandinState,
-    Timing,
-    logged_headers,
     seconds_header,
     take_fault,
     validation_message,
 )
+from devstack.models.knobs import FaultSpec
+from devstack.models.request_log import Timing, logged_headers
 
 _ERROR_TYPES = {429: "rate_limit_error", 500: "api_error", 503: "api_error", 529: "overloaded_error"}
 _ERROR_MESSAGES = {

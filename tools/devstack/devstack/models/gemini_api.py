@@ -23,14 +23,13 @@ from devstack.models import content
 from devstack.models.faults import (
     BadRequest,
     DroppedConnection,
-    FaultSpec,
     StandinState,
-    Timing,
-    logged_headers,
     seconds_header,
     take_fault,
     validation_message,
 )
+from devstack.models.knobs import FaultSpec
+from devstack.models.request_log import Timing, logged_headers
 
 VERSIONS = frozenset({"v1", "v1beta", "v1alpha"})
 ACTIONS = frozenset({"generateContent", "streamGenerateContent"})

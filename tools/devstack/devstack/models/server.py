@@ -18,7 +18,8 @@ from starlette.routing import BaseRoute
 
 from devstack import paths
 from devstack.models import anthropic_api, gemini_api
-from devstack.models.faults import StandinState, control_routes
+from devstack.models.control import control_routes
+from devstack.models.faults import StandinState
 
 
 def create_app(state: StandinState | None = None) -> Starlette:

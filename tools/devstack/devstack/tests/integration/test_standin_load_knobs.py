@@ -20,7 +20,7 @@ from google.genai import errors as genai_errors
 from google.genai import types as genai_types
 
 from devstack.models import create_app
-from devstack.models.faults import Timing, TimingLog
+from devstack.models.request_log import Timing, TimingLog
 from devstack.testing.servers import Server
 
 pytestmark = pytest.mark.integration

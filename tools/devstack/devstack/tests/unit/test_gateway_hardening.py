@@ -19,7 +19,8 @@ from devstack.gateway.realtime import authz, jwt_check
 from devstack.gateway.rest.catalog import Param
 from devstack.gateway.storage import credentials
 from devstack.gateway.storage.errors import StorageError
-from devstack.models.faults import FaultSpec, StandinState, take_fault
+from devstack.models.faults import StandinState, take_fault
+from devstack.models.knobs import FaultSpec
 
 SECRET = "unit-test-secret-unit-test-secret-32"
 KEYS = KeySet.legacy_only(SECRET)

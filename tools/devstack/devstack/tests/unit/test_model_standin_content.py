@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from devstack.models import content
 from devstack.models.anthropic_api import finish
-from devstack.models.faults import FaultQueue, FaultSpec, Knobs, seconds_header
+from devstack.models.faults import seconds_header
+from devstack.models.knobs import FaultQueue, FaultSpec, Knobs
 
 
 def prompt(kind: str | None, user: str, model: str = "claude-test") -> content.Prompt:
