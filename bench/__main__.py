@@ -25,6 +25,7 @@ SCENARIOS = {  # CLI name → module, in report order
     "notify": "bench.scenarios.notify",
     "ai": "bench.scenarios.ai_workload",
     "scaleout": "bench.scenarios.scaleout",
+    "limits": "bench.scenarios.provider_limits",
 }
 
 
