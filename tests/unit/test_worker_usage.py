@@ -16,6 +16,8 @@ from worker.core.errors import LeaseLost, StoreUnavailable
 from worker.core.jobs import Job
 from worker.core.llm import LimitedModel, ModelChain
 from worker.core.ports import GeneratedImage, ModelUsage, TextRequest, UsageSink
+from worker.handlers import HANDLERS
+from worker.handlers.base import AnsweredBy
 
 USAGE = ModelUsage(input_tokens=1000, output_tokens=500, cached_tokens=200)
 
@@ -115,3 +117,15 @@ async def test_a_store_blip_or_an_unpriced_model_is_a_warning(caplog: pytest.Log
         await ctx.flush()
     assert "usage not recorded: connection refused" in caplog.text
     assert len(store.ledger.entries) == 1
+
+
+async def test_what_the_worker_adds_to_a_result_is_declared_by_every_result_model() -> None:
+    # The result models are the contract with the plugin (its types are generated from them): the
+    # "model" field the runtime adds after the handler must be one they declare, in their shape.
+    ctx = await context(MemoryStore())
+    await ctx.model.complete(TextRequest.ask("s", "p"))
+    answered = ctx.answered_by
+    assert answered == {"provider": "anthropic", "model": "claude-haiku-4-5", "fallback": False}
+    assert AnsweredBy.model_validate(answered).fallback is False
+    for kind, handler in HANDLERS.items():
+        assert handler.result.model_fields["model"].annotation == AnsweredBy | None, kind

@@ -6,13 +6,33 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from worker.core.context import JobContext
 from worker.core.errors import InvalidOutput, InvalidPayload, describe_validation
 
+
+class AnsweredBy(BaseModel):
+    """The model that gave a job's last answer."""
+
+    model_config = ConfigDict(extra="forbid", title="AnsweredBy")
+
+    provider: str
+    model: str
+    fallback: bool = Field(description="true when a model after the first of the kind's chain answered")
+
+
+class JobResult(BaseModel):
+    """Base of every kind's result model: the fields the worker adds to each result itself (a
+    handler leaves them unset), so the result schema, and the plugin's types, declare them."""
+
+    model: AnsweredBy | None = Field(
+        default=None, description="The model that answered (set by the worker when a model was called)"
+    )
+
+
 P = TypeVar("P", bound=BaseModel)
-R = TypeVar("R", bound=BaseModel)
+R = TypeVar("R", bound=JobResult)
 
 
 @dataclass(frozen=True)

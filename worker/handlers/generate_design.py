@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from worker.core.context import JobContext
 from worker.core.errors import InvalidOutput
 from worker.core.ports import TextRequest
-from worker.handlers.base import Handler
+from worker.handlers.base import Handler, JobResult
 from worker.handlers.figma import FigmaNode
 from worker.handlers.model_json import ask_json
 
@@ -46,7 +46,7 @@ class GenerateDesignPayload(BaseModel):
     platform: str | None = Field(default=None, max_length=40, description="e.g. desktop, mobile")
 
 
-class GenerateDesignResult(BaseModel):
+class GenerateDesignResult(JobResult):
     model_config = ConfigDict(extra="forbid", title="GenerateDesignResult")
 
     root: FigmaNode

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from worker.core.context import JobContext
 from worker.core.ports import TextRequest
 from worker.core.streaming import PartialBuffer
-from worker.handlers.base import Handler
+from worker.handlers.base import Handler, JobResult
 from worker.handlers.model_json import ask_json
 
 SYSTEM = """job_kind: generate_edits
@@ -28,7 +28,7 @@ class Variant(BaseModel):
     text: str = Field(min_length=1, max_length=10_000)
 
 
-class GenerateEditsResult(BaseModel):
+class GenerateEditsResult(JobResult):
     model_config = ConfigDict(extra="forbid", title="GenerateEditsResult")
 
     variants: list[Variant] = Field(min_length=1, max_length=6)

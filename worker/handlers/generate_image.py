@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from worker.core.context import JobContext
 from worker.core.errors import InvalidOutput
-from worker.handlers.base import Handler
+from worker.handlers.base import Handler, JobResult
 
 AspectRatio = Literal["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
@@ -22,7 +22,7 @@ class GenerateImagePayload(BaseModel):
     aspect_ratio: AspectRatio | None = None
 
 
-class GenerateImageResult(BaseModel):
+class GenerateImageResult(JobResult):
     model_config = ConfigDict(extra="forbid", title="GenerateImageResult")
 
     path: str = Field(description="Object path in the job-artifacts bucket: <user_id>/<job_id>/<file>")

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 from worker.core.context import JobContext
 from worker.core.errors import InvalidOutput
 from worker.core.ports import TextRequest
-from worker.handlers.base import Handler
+from worker.handlers.base import Handler, JobResult
 from worker.handlers.model_json import AnswerError, ask_json, parse_answer, repair_prompt
 
 BATCH_SIZE = 25
@@ -54,7 +54,7 @@ class LayerName(BaseModel):
     name: str = Field(min_length=1, max_length=MAX_NAME)
 
 
-class RenameLayersResult(BaseModel):
+class RenameLayersResult(JobResult):
     model_config = ConfigDict(extra="forbid", title="RenameLayersResult")
 
     names: list[LayerName]

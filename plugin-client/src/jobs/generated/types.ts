@@ -19,6 +19,12 @@ export type Components = ComponentRef[];
  * e.g. desktop, mobile
  */
 export type Platform = string | null;
+export type Provider = string;
+export type Model = string;
+/**
+ * true when a model after the first of the kind's chain answered
+ */
+export type Fallback = boolean;
 export type Type = 'FRAME' | 'TEXT' | 'RECTANGLE' | 'INSTANCE';
 export type Name1 = string;
 export type Width = number | null;
@@ -123,8 +129,20 @@ export interface ComponentRef {
   key: Key;
 }
 export interface GenerateDesignResult {
+  /**
+   * The model that answered (set by the worker when a model was called)
+   */
+  model?: AnsweredBy | null;
   root: FigmaNode;
   node_count: NodeCount;
+}
+/**
+ * The model that gave a job's last answer.
+ */
+export interface AnsweredBy {
+  provider: Provider;
+  model: Model;
+  fallback: Fallback;
 }
 export interface FigmaNode {
   type: Type;
@@ -163,6 +181,10 @@ export interface GenerateEditsPayload {
   variants?: Variants;
 }
 export interface GenerateEditsResult {
+  /**
+   * The model that answered (set by the worker when a model was called)
+   */
+  model?: AnsweredBy | null;
   variants: Variants1;
 }
 export interface Variant {
@@ -175,6 +197,10 @@ export interface GenerateImagePayload {
   aspect_ratio?: AspectRatio;
 }
 export interface GenerateImageResult {
+  /**
+   * The model that answered (set by the worker when a model was called)
+   */
+  model?: AnsweredBy | null;
   path: Path;
   mime_type: MimeType;
   width: Width1;
@@ -193,6 +219,10 @@ export interface Layer {
   parent_id?: ParentId;
 }
 export interface RenameLayersResult {
+  /**
+   * The model that answered (set by the worker when a model was called)
+   */
+  model?: AnsweredBy | null;
   names: Names;
 }
 export interface LayerName {
