@@ -3,7 +3,7 @@
 After the configuration (the CLI validates it as for `run`, model keys included), one
 authenticated round trip to the queue's backend and nothing else: no model call, no Realtime,
 no claim, no write. ``next_job_run_at`` is granted to the service role alone, so an answer proves
-the URL and the service-role key; ``job_kinds`` proves the migrations are there.
+the URL and the service-role key; ``job_kinds`` and ``kind_models`` prove the migrations are there.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from worker.compose import build_transports
 from worker.config import Settings
 from worker.core.errors import StoreError, StoreUnavailable
+from worker.core.ports import ProviderControl
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ async def check(settings: Settings) -> CheckResult:
     try:
         await store.next_run_at(settings.worker_kinds)
         known = {kind.kind for kind in await store.job_kinds()}
+        chains_missing = await _chains_missing(transports.control)
     except StoreUnavailable as exc:
         return CheckResult(False, f"check failed: cannot reach {where}: {exc}")
     except StoreError as exc:
@@ -66,8 +68,26 @@ async def check(settings: Settings) -> CheckResult:
         return CheckResult(
             False, f"check failed: {where} has no job_kinds row for {', '.join(missing)} (are the migrations pushed?)"
         )
+    if chains_missing is not None:
+        return CheckResult(
+            False,
+            f"check failed: {where} cannot read the fallback chains (public.kind_models: {chains_missing}); "
+            "are the migrations pushed?",
+        )
     return CheckResult(
         True,
         f"check ok: configuration valid; {where} answered as the service role{credential(settings)} "
-        f"(next_job_run_at, job_kinds: {', '.join(settings.worker_kinds)}); model APIs not contacted",
+        f"(next_job_run_at, job_kinds: {', '.join(settings.worker_kinds)}, kind_models); model APIs not contacted",
     )
+
+
+async def _chains_missing(control: ProviderControl) -> str | None:
+    """Why the fallback chains cannot be read (the provider-limit migration not pushed), or None.
+    The key was accepted already, so a refusal here is the schema's, not the credential's."""
+    try:
+        await control.kind_models()
+    except StoreUnavailable:
+        raise
+    except StoreError as exc:
+        return (str(exc).splitlines() or [type(exc).__name__])[0]  # Postgres adds a LINE/caret block
+    return None

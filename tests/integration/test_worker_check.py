@@ -7,15 +7,17 @@ from __future__ import annotations
 import os
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import jwt
+import psycopg
 import pytest
 from dotenv import dotenv_values
 
-from devstack import envfile, paths
+from devstack import envfile, migrate, paths
 from devstack.gateway.app import create_app
 from devstack.gateway.context import Settings
 from devstack.paths import free_port
@@ -145,3 +147,22 @@ def test_the_devstack_env_file_alone_configures_a_worker_that_passes_check(devst
     assert proc.returncode == 0, proc.stderr
     url = dotenv_values(devstack_env_file)["SUPABASE_URL"]
     assert one_line(proc.stdout).startswith(f"worker: check ok: configuration valid; Supabase at {url}")
+
+
+def test_a_database_without_the_provider_limit_migration_fails_with_one_line(stack: Stack) -> None:
+    # The key works and job_kinds is there, but public.kind_models (20261204000200) is not: the
+    # worker would run without its fallback chains and shared limits, so the check says so.
+    name = f"check_{uuid.uuid4().hex[:10]}"
+    migrate.recreate_database(name)
+    try:
+        migrate.migrate(name, seed=False)
+        with psycopg.connect(paths.admin_url(name), autocommit=True) as conn:
+            conn.execute("drop table public.kind_models cascade")
+        env = {"WORKER_STORE": "postgres", "DATABASE_URL": paths.database_url(name), **PLACEHOLDER_MODELS}
+        proc = run_check(PYTHON, env)
+    finally:
+        migrate.drop_database(name)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    line = one_line(proc.stderr)
+    assert line.startswith("worker: check failed: Postgres at DATABASE_URL cannot read the fallback chains"), line
+    assert line.endswith("are the migrations pushed?"), line
