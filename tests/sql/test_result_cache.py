@@ -63,6 +63,28 @@ def test_an_identical_request_is_answered_from_the_cache(api: SqlApi) -> None:
     assert [e["job_id"] for e in entries(api)] == [first["id"]]
 
 
+def test_results_completed_in_a_batch_are_stored_too(api: SqlApi) -> None:
+    cache_kind(api)
+    uid = api.create_user()
+    job = api.enqueue(uid, KIND, PROMPT)
+    api.claim("w1", kinds=[KIND])
+    done = json.dumps([{"job_id": str(job["id"]), "result": {"batch": True}}])
+    assert api.as_service("select * from complete_jobs('w1', %s::jsonb)", (done,))[0]["completed"]
+    hit = api.enqueue(uid, KIND, PROMPT)
+    assert hit["cached_from"] == job["id"] and hit["result"] == {"batch": True}
+
+
+def test_failed_or_cancelled_jobs_are_not_stored(api: SqlApi) -> None:
+    cache_kind(api)
+    uid = api.create_user()
+    job = api.enqueue(uid, KIND, PROMPT)
+    api.claim("w1", kinds=[KIND])
+    api.as_service('select fail_job(%s, \'w1\', \'{"type": "x", "message": "no"}\', false)', (job["id"],))
+    api.as_user(uid, "select cancel_job(%s)", (api.enqueue(uid, KIND, {"other": 1})["id"],))
+    assert entries(api) == []
+    assert api.enqueue(uid, KIND, PROMPT)["status"] == "queued"
+
+
 @pytest.mark.parametrize("ttl", [None, 0])
 def test_no_ttl_means_no_cache(api: SqlApi, ttl: int | None) -> None:
     cache_kind(api, ttl=ttl)
