@@ -132,6 +132,12 @@ text not null
 -- column public.job_events.user_id
 uuid not null
 
+-- column public.job_kinds.cache_scope
+text not null default 'user'::text
+
+-- column public.job_kinds.cache_ttl_seconds
+integer
+
 -- column public.job_kinds.default_priority
 integer not null default 0
 
@@ -156,11 +162,29 @@ integer not null default 65536
 -- column public.job_kinds.max_running_per_user
 integer not null default 2
 
+-- column public.job_kinds.prompt_version
+text not null default '1'::text
+
 -- column public.job_kinds.rate_limit_per_minute
 integer not null default 10
 
 -- column public.job_kinds.timeout_seconds
 integer not null default 300
+
+-- column public.job_result_cache.cache_key
+bytea not null
+
+-- column public.job_result_cache.created_at
+timestamp with time zone not null default now()
+
+-- column public.job_result_cache.job_id
+uuid not null
+
+-- column public.job_result_cache.kind
+text not null
+
+-- column public.job_result_cache.user_id
+uuid not null
 
 -- column public.job_stats.attempts
 integer
@@ -188,6 +212,12 @@ numeric
 
 -- column public.jobs.attempts
 integer not null default 0
+
+-- column public.jobs.cached
+boolean not null default false
+
+-- column public.jobs.cached_from
+uuid
 
 -- column public.jobs.cancel_requested
 boolean not null default false
@@ -540,6 +570,12 @@ CHECK (type = ANY (ARRAY['progress'::text, 'partial'::text, 'log'::text]))
 -- constraint public.job_events job_events_user_id_fkey
 FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE
 
+-- constraint public.job_kinds job_kinds_cache_scope_check
+CHECK (cache_scope = ANY (ARRAY['user'::text, 'shared'::text]))
+
+-- constraint public.job_kinds job_kinds_cache_ttl_seconds_check
+CHECK (cache_ttl_seconds >= 0 AND cache_ttl_seconds <= 2592000)
+
 -- constraint public.job_kinds job_kinds_default_priority_check
 CHECK (default_priority >= '-100'::integer AND default_priority <= 100)
 
@@ -561,14 +597,38 @@ CHECK (max_running_per_user >= 1 AND max_running_per_user <= 100000)
 -- constraint public.job_kinds job_kinds_pkey
 PRIMARY KEY (kind)
 
+-- constraint public.job_kinds job_kinds_prompt_version_check
+CHECK (prompt_version ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'::text)
+
 -- constraint public.job_kinds job_kinds_rate_limit_per_minute_check
 CHECK (rate_limit_per_minute >= 1 AND rate_limit_per_minute <= 100000)
 
 -- constraint public.job_kinds job_kinds_timeout_seconds_check
 CHECK (timeout_seconds >= 1 AND timeout_seconds <= 86400)
 
+-- constraint public.job_result_cache job_result_cache_cache_key_check
+CHECK (octet_length(cache_key) = 32)
+
+-- constraint public.job_result_cache job_result_cache_job_id_fkey
+FOREIGN KEY (job_id) REFERENCES public.jobs(id) ON DELETE CASCADE
+
+-- constraint public.job_result_cache job_result_cache_job_id_key
+UNIQUE (job_id)
+
+-- constraint public.job_result_cache job_result_cache_kind_fkey
+FOREIGN KEY (kind) REFERENCES public.job_kinds(kind) ON DELETE CASCADE
+
+-- constraint public.job_result_cache job_result_cache_pkey
+PRIMARY KEY (cache_key, user_id)
+
+-- constraint public.job_result_cache job_result_cache_user_id_fkey
+FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE
+
 -- constraint public.jobs jobs_attempts_check
 CHECK (attempts >= 0)
+
+-- constraint public.jobs jobs_cached_is_succeeded
+CHECK (NOT cached OR status = 'succeeded'::text AND cached_from IS NOT NULL)
 
 -- constraint public.jobs jobs_depends_on_fkey
 FOREIGN KEY (depends_on) REFERENCES public.jobs(id) ON DELETE SET NULL
@@ -768,6 +828,21 @@ CREATE UNIQUE INDEX job_events_pkey ON public.job_events USING btree (id)
 -- index public.job_kinds_pkey
 CREATE UNIQUE INDEX job_kinds_pkey ON public.job_kinds USING btree (kind)
 
+-- index public.job_result_cache_by_key
+CREATE INDEX job_result_cache_by_key ON public.job_result_cache USING btree (cache_key, created_at DESC)
+
+-- index public.job_result_cache_by_kind
+CREATE INDEX job_result_cache_by_kind ON public.job_result_cache USING btree (kind, created_at)
+
+-- index public.job_result_cache_job_id_key
+CREATE UNIQUE INDEX job_result_cache_job_id_key ON public.job_result_cache USING btree (job_id)
+
+-- index public.job_result_cache_pkey
+CREATE UNIQUE INDEX job_result_cache_pkey ON public.job_result_cache USING btree (cache_key, user_id)
+
+-- index public.jobs_cached_from
+CREATE INDEX jobs_cached_from ON public.jobs USING btree (cached_from) WHERE cached
+
 -- index public.jobs_finished
 CREATE INDEX jobs_finished ON public.jobs USING btree (finished_at) WHERE (status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text]))
 
@@ -844,6 +919,9 @@ enabled
 enabled
 
 -- rls public.job_kinds
+enabled
+
+-- rls public.job_result_cache
 enabled
 
 -- rls public.jobs
@@ -1043,11 +1121,17 @@ CREATE TRIGGER jobs_advance_dependents AFTER UPDATE OF status ON public.jobs FOR
 -- trigger public.jobs jobs_broadcast_change
 CREATE TRIGGER jobs_broadcast_change AFTER INSERT OR UPDATE ON public.jobs FOR EACH ROW EXECUTE FUNCTION private.broadcast_job_change()
 
+-- trigger public.jobs jobs_delete_cached_copies
+CREATE TRIGGER jobs_delete_cached_copies AFTER DELETE ON public.jobs REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION private.delete_cached_copies()
+
 -- trigger public.jobs jobs_notify_queued
 CREATE TRIGGER jobs_notify_queued AFTER INSERT OR UPDATE OF status, run_at ON public.jobs FOR EACH ROW EXECUTE FUNCTION private.notify_job_queued()
 
 -- trigger public.jobs jobs_record_artifact_deletions
 CREATE TRIGGER jobs_record_artifact_deletions AFTER DELETE ON public.jobs REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION private.record_artifact_deletions()
+
+-- trigger public.jobs jobs_store_cached_result
+CREATE TRIGGER jobs_store_cached_result AFTER UPDATE OF status ON public.jobs FOR EACH ROW WHEN (old.status IS DISTINCT FROM new.status AND new.status = 'succeeded'::text AND NOT new.cached) EXECUTE FUNCTION private.store_cached_result()
 
 -- trigger public.jobs jobs_touch_updated_at
 CREATE TRIGGER jobs_touch_updated_at BEFORE UPDATE ON public.jobs FOR EACH ROW EXECUTE FUNCTION private.touch_updated_at()
@@ -1153,6 +1237,51 @@ AS $function$
   ) j
   left join lateral (select sum(u.cost_usd) as spent from public.usage_ledger u where u.job_id = j.id) c on true
   where k.estimated_cost_usd > 0
+$function$
+
+-- function private.cache_key(text,jsonb)
+CREATE OR REPLACE FUNCTION private.cache_key(p_kind text, p_payload jsonb)
+ RETURNS bytea
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  select sha256(convert_to(jsonb_build_array(
+    k.kind,
+    p_payload,
+    coalesce((select jsonb_agg(jsonb_build_array(m.provider, m.model) order by m.position)
+              from public.kind_models m where m.kind = k.kind), '[]'::jsonb),
+    k.prompt_version)::text, 'UTF8'))
+  from public.job_kinds k where k.kind = p_kind
+$function$
+
+-- function private.cached_result(uuid,text,jsonb)
+CREATE OR REPLACE FUNCTION private.cached_result(p_user uuid, p_kind text, p_payload jsonb)
+ RETURNS public.jobs
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO ''
+AS $function$
+declare
+  v_kind public.job_kinds;
+  v_job public.jobs;
+begin
+  select * into v_kind from public.job_kinds k where k.kind = p_kind;
+  if coalesce(v_kind.cache_ttl_seconds, 0) = 0 then
+    return v_job;
+  end if;
+  select j.* into v_job
+  from public.job_result_cache c
+  join public.jobs j on j.id = c.job_id
+  where c.cache_key = private.cache_key(p_kind, p_payload)
+    and c.created_at > now() - make_interval(secs => v_kind.cache_ttl_seconds)
+    and j.status = 'succeeded'
+    and (c.user_id = p_user
+         or (v_kind.cache_scope = 'shared' and not (jsonb_typeof(j.result) = 'object' and j.result ? 'path')))
+  order by (c.user_id = p_user) desc, c.created_at desc
+  limit 1;
+  return v_job;
+end;
 $function$
 
 -- function private.check_array(text,anyarray,integer)
@@ -1272,11 +1401,12 @@ declare
   v_unknown text;
 begin
   perform private.check_array(field, kinds, 100);
-  select string_agg(format('"%s"', private.excerpt(u.k, 63)), ', ')
+  select string_agg(format('"%s"', private.excerpt(u.k, 63)), ', ' order by u.n)
   into v_unknown
   from (
-    select k from unnest(kinds) k
-    where not exists (select 1 from public.job_kinds jk where jk.kind = k)
+    select k, n from unnest(kinds) with ordinality as t(k, n)
+    where not exists (select 1 from public.job_kinds jk where jk.kind = t.k)
+    order by n
     limit 5
   ) u;
   if v_unknown is not null then
@@ -1387,6 +1517,27 @@ begin
   elsif length(worker_id) > 200 then
     perform private.raise_invalid('worker_id', format('must be at most 200 characters, got %s', length(worker_id)));
   end if;
+end;
+$function$
+
+-- function private.delete_cached_copies()
+CREATE OR REPLACE FUNCTION private.delete_cached_copies()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+begin
+  -- Only when there is something to delete: a DELETE fires this statement trigger again, even
+  -- for no rows.
+  if exists (select 1 from public.jobs j join gone g on j.cached_from = g.id
+             where j.cached and jsonb_typeof(j.result) = 'object' and j.result ? 'path') then
+    delete from public.jobs j
+    using gone g
+    where j.cached and j.cached_from = g.id
+      and jsonb_typeof(j.result) = 'object' and j.result ? 'path';
+  end if;
+  return null;
 end;
 $function$
 
@@ -1511,6 +1662,19 @@ begin
 end;
 $function$
 
+-- function private.purge_expired_cache_entries()
+CREATE OR REPLACE FUNCTION private.purge_expired_cache_entries()
+ RETURNS void
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+  delete from public.job_result_cache c
+  using public.job_kinds k
+  where k.kind = c.kind
+    and (coalesce(k.cache_ttl_seconds, 0) = 0 or c.created_at <= now() - make_interval(secs => k.cache_ttl_seconds))
+$function$
+
 -- function private.raise_invalid(text,text,text)
 CREATE OR REPLACE FUNCTION private.raise_invalid(field text, problem text, hint text DEFAULT NULL::text)
  RETURNS void
@@ -1583,6 +1747,23 @@ CREATE OR REPLACE FUNCTION private.running_cap(p_user uuid, p_kind text)
  SET search_path TO ''
 AS $function$
   select (private.kind_on_plan(p_user, k)).max_running_per_user from public.job_kinds k where k.kind = p_kind
+$function$
+
+-- function private.store_cached_result()
+CREATE OR REPLACE FUNCTION private.store_cached_result()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+begin
+  if coalesce((select k.cache_ttl_seconds from public.job_kinds k where k.kind = new.kind), 0) > 0 then
+    insert into public.job_result_cache as c (cache_key, user_id, kind, job_id)
+    values (private.cache_key(new.kind, new.payload), new.user_id, new.kind, new.id)
+    on conflict (cache_key, user_id) do update set job_id = excluded.job_id, created_at = now();
+  end if;
+  return null;
+end;
 $function$
 
 -- function private.touch_updated_at()
@@ -2046,8 +2227,8 @@ begin
 end;
 $function$
 
--- function public.enqueue_job(text,jsonb,text,integer,timestamp with time zone,uuid)
-CREATE OR REPLACE FUNCTION public.enqueue_job(kind text, payload jsonb DEFAULT '{}'::jsonb, idempotency_key text DEFAULT NULL::text, priority integer DEFAULT NULL::integer, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, depends_on uuid DEFAULT NULL::uuid)
+-- function public.enqueue_job(text,jsonb,text,integer,timestamp with time zone,uuid,boolean)
+CREATE OR REPLACE FUNCTION public.enqueue_job(kind text, payload jsonb DEFAULT '{}'::jsonb, idempotency_key text DEFAULT NULL::text, priority integer DEFAULT NULL::integer, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, depends_on uuid DEFAULT NULL::uuid, cache boolean DEFAULT true)
  RETURNS public.jobs
  LANGUAGE plpgsql
  SECURITY DEFINER
@@ -2067,6 +2248,7 @@ declare
   v_recent integer;
   v_oldest timestamptz;
   v_job public.jobs;
+  v_source public.jobs;  -- the job a cache hit serves its result from
 begin
   if v_uid is null then
     raise exception 'enqueue_job: no signed-in user in the request'
@@ -2111,6 +2293,10 @@ begin
       format('must be 1 to 200 characters, got %s', length(enqueue_job.idempotency_key)));
   end if;
 
+  if enqueue_job.cache is null then
+    perform private.raise_invalid('cache', 'must be true (use a stored result when there is one) or false (always run), got null');
+  end if;
+
   -- One submission at a time per user and kind: makes the rate limit and idempotency exact
   -- under concurrent calls. Held to the end of the transaction only.
   perform pg_advisory_xact_lock(private.lock_class('rate_limit'), private.group_key(v_uid, v_kind.kind));
@@ -2129,7 +2315,15 @@ begin
     end if;
   end if;
 
-  perform private.check_budget(v_uid);
+  -- A hit costs nothing, so the budget does not refuse it; it is still a submission, so it
+  -- counts for (and is held to) the rate limit below. A pipeline step always runs: its
+  -- dependency decides whether and when.
+  if enqueue_job.cache and enqueue_job.depends_on is null then
+    v_source := private.cached_result(v_uid, v_kind.kind, enqueue_job.payload);
+  end if;
+  if v_source.id is null then
+    perform private.check_budget(v_uid);
+  end if;
 
   select count(*), min(j.created_at) into v_recent, v_oldest
   from (
@@ -2160,6 +2354,19 @@ begin
     elsif v_parent.status <> 'succeeded' then
       v_status := 'waiting';
     end if;
+  end if;
+
+  if v_source.id is not null then
+    -- Born succeeded: claim_jobs only takes queued rows, and the insert is broadcast as usual.
+    insert into public.jobs as j
+      (user_id, kind, status, priority, payload, result, progress, max_attempts, run_at, idempotency_key,
+       started_at, finished_at, cached, cached_from)
+    values
+      (v_uid, v_kind.kind, 'succeeded', v_priority, enqueue_job.payload, v_source.result,
+       jsonb_build_object('percent', 100, 'message', 'cached'), v_kind.max_attempts, v_run_at,
+       enqueue_job.idempotency_key, now(), now(), true, v_source.id)
+    returning * into v_job;
+    return v_job;
   end if;
 
   insert into public.jobs as j
@@ -2297,6 +2504,7 @@ begin
     returning 1
   )
   select count(*) into v_count from purged;
+  perform private.purge_expired_cache_entries();
   return v_count;
 end;
 $function$
@@ -2693,6 +2901,12 @@ PERMISSIVE for SELECT to authenticated
 -- grant private.budget_use(uuid)
 
 
+-- grant private.cache_key(text,jsonb)
+
+
+-- grant private.cached_result(uuid,text,jsonb)
+
+
 -- grant private.check_array(text,anyarray,integer)
 
 
@@ -2729,6 +2943,9 @@ PERMISSIVE for SELECT to authenticated
 -- grant private.check_worker_id(text)
 
 
+-- grant private.delete_cached_copies()
+
+
 -- grant private.excerpt(text,integer)
 
 
@@ -2750,6 +2967,9 @@ PERMISSIVE for SELECT to authenticated
 -- grant private.notify_job_queued()
 
 
+-- grant private.purge_expired_cache_entries()
+
+
 -- grant private.raise_invalid(text,text,text)
 
 
@@ -2763,6 +2983,9 @@ PERMISSIVE for SELECT to authenticated
 
 
 -- grant private.running_cap(uuid,text)
+
+
+-- grant private.store_cached_result()
 
 
 -- grant private.touch_updated_at()
@@ -2807,7 +3030,7 @@ authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAI
 -- grant public.defer_job(uuid,text,timestamp with time zone,text)
 service_role:EXECUTE
 
--- grant public.enqueue_job(text,jsonb,text,integer,timestamp with time zone,uuid)
+-- grant public.enqueue_job(text,jsonb,text,integer,timestamp with time zone,uuid,boolean)
 authenticated:EXECUTE, service_role:EXECUTE
 
 -- grant public.enqueue_orphaned_artifacts(interval,integer)
@@ -2827,6 +3050,9 @@ service_role:SELECT, service_role:UPDATE, service_role:USAGE
 
 -- grant public.job_kinds
 authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
+
+-- grant public.job_result_cache
+service_role:SELECT
 
 -- grant public.job_stats
 authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
@@ -2910,16 +3136,16 @@ authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAI
 
 
 -- row public.job_kinds generate_design
-{"kind": "generate_design", "heavy": false, "description": "Prompt + design-system summary -> Figma node tree (Claude)", "max_attempts": 3, "timeout_seconds": 180, "default_priority": 0, "max_payload_bytes": 65536, "estimated_cost_usd": 0.020000, "max_running_per_user": 2, "rate_limit_per_minute": 10}
+{"kind": "generate_design", "heavy": false, "cache_scope": "user", "description": "Prompt + design-system summary -> Figma node tree (Claude)", "max_attempts": 3, "prompt_version": "1", "timeout_seconds": 180, "default_priority": 0, "cache_ttl_seconds": null, "max_payload_bytes": 65536, "estimated_cost_usd": 0.020000, "max_running_per_user": 2, "rate_limit_per_minute": 10}
 
 -- row public.job_kinds generate_edits
-{"kind": "generate_edits", "heavy": true, "description": "Streamed copy-edit variants (Claude streaming)", "max_attempts": 3, "timeout_seconds": 180, "default_priority": 0, "max_payload_bytes": 65536, "estimated_cost_usd": 0.010000, "max_running_per_user": 1, "rate_limit_per_minute": 3}
+{"kind": "generate_edits", "heavy": true, "cache_scope": "user", "description": "Streamed copy-edit variants (Claude streaming)", "max_attempts": 3, "prompt_version": "1", "timeout_seconds": 180, "default_priority": 0, "cache_ttl_seconds": null, "max_payload_bytes": 65536, "estimated_cost_usd": 0.010000, "max_running_per_user": 1, "rate_limit_per_minute": 3}
 
 -- row public.job_kinds generate_image
-{"kind": "generate_image", "heavy": true, "description": "Image generation (Gemini); bytes go to Storage", "max_attempts": 2, "timeout_seconds": 180, "default_priority": 0, "max_payload_bytes": 16384, "estimated_cost_usd": 0.040000, "max_running_per_user": 1, "rate_limit_per_minute": 3}
+{"kind": "generate_image", "heavy": true, "cache_scope": "user", "description": "Image generation (Gemini); bytes go to Storage", "max_attempts": 2, "prompt_version": "1", "timeout_seconds": 180, "default_priority": 0, "cache_ttl_seconds": null, "max_payload_bytes": 16384, "estimated_cost_usd": 0.040000, "max_running_per_user": 1, "rate_limit_per_minute": 3}
 
 -- row public.job_kinds rename_layers
-{"kind": "rename_layers", "heavy": false, "description": "Up to 500 layers -> descriptive names (Claude, batched in parallel)", "max_attempts": 3, "timeout_seconds": 120, "default_priority": 10, "max_payload_bytes": 262144, "estimated_cost_usd": 0.010000, "max_running_per_user": 3, "rate_limit_per_minute": 10}
+{"kind": "rename_layers", "heavy": false, "cache_scope": "user", "description": "Up to 500 layers -> descriptive names (Claude, batched in parallel)", "max_attempts": 3, "prompt_version": "1", "timeout_seconds": 120, "default_priority": 10, "cache_ttl_seconds": null, "max_payload_bytes": 262144, "estimated_cost_usd": 0.010000, "max_running_per_user": 3, "rate_limit_per_minute": 10}
 
 -- row storage.buckets job-artifacts
 {"id": "job-artifacts", "name": "job-artifacts", "public": false, "owner_id": null, "file_size_limit": 20971520, "allowed_mime_types": ["image/png", "image/jpeg", "image/webp"]}

@@ -18,7 +18,8 @@ STATE_SQL = """
 select (select md5(coalesce(string_agg(j::text, '|' order by j.id), '')) from public.jobs j) as jobs,
        (select count(*) from public.job_events) as events,
        (select count(*) from realtime.messages) as messages,
-       (select md5(coalesce(string_agg(d::text, '|' order by d.id), '')) from public.artifact_deletions d) as outbox
+       (select md5(coalesce(string_agg(d::text, '|' order by d.id), '')) from public.artifact_deletions d) as outbox,
+       (select md5(coalesce(string_agg(c::text, '|' order by c.job_id), '')) from public.job_result_cache c) as cache
 """
 
 

@@ -25,7 +25,7 @@ def test_rows_written_around_the_api_are_checked_too(api: SqlApi, column: str, v
 
 
 EXPECTED_EXECUTE = {
-    "public.enqueue_job(text, jsonb, text, integer, timestamptz, uuid)": {"authenticated", "service_role"},
+    "public.enqueue_job(text, jsonb, text, integer, timestamptz, uuid, boolean)": {"authenticated", "service_role"},
     "public.claim_jobs(text, text[], integer, integer)": {"service_role"},
     "public.renew_leases(text, uuid[], integer)": {"service_role"},
     "public.report_progress(uuid, text, numeric, text, text)": {"service_role"},
@@ -38,6 +38,9 @@ EXPECTED_EXECUTE = {
     "private.check_array(text, anyarray, integer)": set(),
     "private.check_kinds(text, text[])": set(),
     "private.check_json(text, jsonb, integer)": set(),
+    "private.cache_key(text, jsonb)": set(),
+    "private.cached_result(uuid, text, jsonb)": set(),
+    "private.purge_expired_cache_entries()": set(),
 }
 
 

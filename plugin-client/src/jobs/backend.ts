@@ -27,6 +27,8 @@ export interface EnqueueArgs {
   runAt?: string;
   /** The job runs after this one succeeds (status `waiting` until then). */
   dependsOn?: string;
+  /** false: run it even if an identical request's result is in the result cache. */
+  cache?: boolean;
 }
 
 export interface JobsBackend {
@@ -76,6 +78,7 @@ export function createSupabaseJobsBackend(supabase: SupabaseClient): JobsBackend
       if (args.priority !== undefined) params.priority = args.priority;
       if (args.runAt !== undefined) params.run_at = args.runAt;
       if (args.dependsOn !== undefined) params.depends_on = args.dependsOn;
+      if (args.cache !== undefined) params.cache = args.cache;
       const { data, error, status } = await supabase.rpc('enqueue_job', params);
       if (error) throw mapPostgrestError(error, status);
       return unwrapSingle(data, 'enqueue_job');

@@ -43,6 +43,11 @@ export interface SubmitOptions {
   runAt?: string;
   /** Id of a job this one waits for. */
   dependsOn?: string;
+  /**
+   * false bypasses the result cache: the job runs even if an identical request
+   * was answered within the kind's cache TTL (its result then refreshes the cache).
+   */
+  cache?: boolean;
   onUpdate?: (update: JobUpdate) => void;
 }
 
@@ -154,6 +159,7 @@ export class JobClient {
       ...(options.priority === undefined ? {} : { priority: options.priority }),
       ...(options.runAt === undefined ? {} : { runAt: options.runAt }),
       ...(options.dependsOn === undefined ? {} : { dependsOn: options.dependsOn }),
+      ...(options.cache === undefined ? {} : { cache: options.cache }),
     };
     const row = parseJobRow(await this.backend.enqueue(args));
     const handle = this.watch(row.id, kind, { refresh: false });

@@ -31,6 +31,11 @@ export class JobHandle<K extends JobKind = JobKind> implements AsyncIterable<Job
     return this.host.snapshot(this.id);
   }
 
+  /** Answered from the result cache (known once a full row was read, e.g. on submit). */
+  get cached(): boolean {
+    return this.snapshot.row?.cached === true;
+  }
+
   get done(): boolean {
     return isTerminal(this.snapshot.status);
   }

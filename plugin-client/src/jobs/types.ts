@@ -51,6 +51,10 @@ export interface JobRow {
   /** One parent job (pipelines are chains). */
   depends_on: string | null;
   cancel_requested: boolean;
+  /** Answered from the result cache: created succeeded, no model call, no cost. */
+  cached: boolean;
+  /** The job whose result a cached job carries. */
+  cached_from: string | null;
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
@@ -61,7 +65,7 @@ export interface JobRow {
 export const JOB_ROW_COLUMNS =
   'id,user_id,kind,status,priority,payload,result,error,progress,attempts,max_attempts,run_at,' +
   'lease_expires_at,worker_id,idempotency_key,depends_on,cancel_requested,created_at,started_at,' +
-  'finished_at,updated_at';
+  'finished_at,updated_at,cached,cached_from';
 
 /**
  * A state change of one job, normalised from either a full row or a `job`
@@ -151,6 +155,8 @@ export function parseJobRow(value: unknown): JobRow {
     idempotency_key: str(v.idempotency_key),
     depends_on: str(v.depends_on),
     cancel_requested: v.cancel_requested === true,
+    cached: v.cached === true,
+    cached_from: str(v.cached_from),
     created_at: typeof v.created_at === 'string' ? v.created_at : v.updated_at,
     started_at: str(v.started_at),
     finished_at: str(v.finished_at),

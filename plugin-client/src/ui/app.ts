@@ -274,7 +274,7 @@ export class App {
       handle.cancel().catch((error: unknown) => view.showError(describeError(error)));
     });
     const finished = handle.result().catch(() => undefined);
-    void finished.then(() => this.showCost(handle.id, view));
+    void finished.then(() => this.showCost(handle.id, view, handle.cached));
     handle.result().then(
       (result) => {
         const apply = async (): Promise<void> => {
@@ -292,11 +292,11 @@ export class App {
   }
 
   /** A finished job's cost, and the budget left after it; best effort (the job itself is done). */
-  private async showCost(jobId: string, view: JobView): Promise<void> {
+  private async showCost(jobId: string, view: JobView, cached: boolean): Promise<void> {
     const jobs = this.jobs;
     if (!jobs) return;
     try {
-      view.showCost(await jobs.jobCost(jobId));
+      view.showCost(await jobs.jobCost(jobId), cached);
     } catch (error) {
       console.warn('[jobs] cost', error);
     }

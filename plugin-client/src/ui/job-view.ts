@@ -119,10 +119,10 @@ export class JobView {
     this.errorEl.textContent = message;
   }
 
-  /** What the finished job cost at list price, over all its attempts. */
-  showCost(cost: JobCost): void {
+  /** What the finished job cost at list price, over all its attempts; a cached one cost nothing. */
+  showCost(cost: JobCost, cached = false): void {
     this.costEl.hidden = false;
-    const calls = `${cost.calls} model call${cost.calls === 1 ? '' : 's'}`;
+    const calls = cached ? 'cached result' : `${cost.calls} model call${cost.calls === 1 ? '' : 's'}`;
     this.costEl.textContent = `Cost ${formatUsd(cost.costUsd)} · ${calls}`;
   }
 

@@ -233,6 +233,39 @@ describe.skipIf(!stack)('job client against a Supabase stack and the worker', ()
     expect((error as ValidationError).field).toBe('kind');
   });
 
+  it('answers an identical request from the result cache: succeeded and cached at once, cost 0; cache: false runs it', async () => {
+    const operator = serviceClient();
+    const setTtl = async (ttl: number | null) => {
+      const { error } = await operator.from('job_kinds').update({ cache_ttl_seconds: ttl }).eq('kind', 'generate_design');
+      expect(error).toBeNull();
+    };
+    await setTtl(3600);
+    try {
+      const { jobs } = await newUser();
+      const prompt = { prompt: `A cached hero section ${Date.now()}` };
+      const first = await jobs.submit('generate_design', prompt);
+      const result = await first.result();
+      expect(first.cached).toBe(false);
+      // Identical request: the row enqueue_job returns is already succeeded, with the stored result.
+      const hit = await jobs.submit('generate_design', prompt);
+      expect(hit.cached).toBe(true);
+      expect(hit.snapshot.status).toBe('succeeded');
+      expect(hit.snapshot.row?.cached_from).toBe(first.id);
+      expect(hit.snapshot.row?.attempts).toBe(0);
+      expect(await hit.result()).toEqual(result);
+      expect((await jobs.jobCost(hit.id)).costUsd).toBe(0);
+      expect((await jobs.jobCost(hit.id)).calls).toBe(0);
+      // Bypassed: a new job the worker runs.
+      const fresh = await jobs.submit('generate_design', prompt, { cache: false });
+      expect(fresh.cached).toBe(false);
+      expect(fresh.snapshot.status).not.toBe('succeeded');
+      await fresh.result();
+      expect((await jobs.jobCost(fresh.id)).calls).toBeGreaterThanOrEqual(1);
+    } finally {
+      await setTtl(null);
+    }
+  });
+
   it('shows spend: what a finished job cost and what is left of the budget; a spent budget is BudgetExceededError', async () => {
     const { jobs, uid } = await newUser();
     const before = await jobs.spend();

@@ -22,6 +22,8 @@ export function makeRow(overrides: Partial<JobRow> & { id: string }): JobRow {
     idempotency_key: null,
     depends_on: null,
     cancel_requested: false,
+    cached: false,
+    cached_from: null,
     created_at: now,
     started_at: null,
     finished_at: null,

@@ -82,5 +82,7 @@ describe('spend', () => {
     view.showCost({ jobId: 'job-1', costUsd: 0.00932, calls: 2, inputTokens: 2000, outputTokens: 1500, images: 0, models: '' });
     expect(costEl?.hidden).toBe(false);
     expect(costEl?.textContent).toBe('Cost $0.0093 · 2 model calls');
+    view.showCost({ jobId: 'job-1', costUsd: 0, calls: 0, inputTokens: 0, outputTokens: 0, images: 0, models: '' }, true);
+    expect(costEl?.textContent).toBe('Cost $0.00 · cached result');
   });
 });

@@ -86,6 +86,13 @@ describe('supabase jobs backend: REST', () => {
     expect(call.headers.get('authorization')).toBe(`Bearer ${ACCESS_TOKEN}`);
   });
 
+  it('sends cache only when the caller bypasses (or names) it', async () => {
+    respond = () => json(200, makeRow({ id: 'j2', cached: false }));
+    const backend = createSupabaseJobsBackend(supabase);
+    await backend.enqueue({ kind: 'generate_design', payload: {}, idempotencyKey: 'k2', cache: false });
+    expect(calls.at(-1)!.body).toEqual({ kind: 'generate_design', payload: {}, idempotency_key: 'k2', cache: false });
+  });
+
   it('turns a PT429 response into RateLimitError with retryAfterSeconds', async () => {
     respond = () =>
       json(429, { code: 'PT429', message: 'rate limit exceeded', details: '10 jobs per minute', hint: 'retry after 12 seconds' });
