@@ -1551,6 +1551,25 @@ AS $function$
   select case when length(value) > max_chars then left(value, max_chars - 3) || '...' else value end
 $function$
 
+-- function private.grant_calls(text[],text)
+CREATE OR REPLACE FUNCTION private.grant_calls(calls text[], role text)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  fn text;
+begin
+  if role not in ('authenticated', 'service_role') then
+    raise exception 'grant_calls: role must be authenticated or service_role, got %', role;
+  end if;
+  foreach fn in array calls loop
+    execute format('revoke all on function %s from public, anon, authenticated', fn::regprocedure);
+    execute format('grant execute on function %s to %I', fn::regprocedure, role);
+  end loop;
+end;
+$function$
+
 -- function private.group_key(uuid,text)
 CREATE OR REPLACE FUNCTION private.group_key(user_id uuid, kind text)
  RETURNS integer
@@ -2947,6 +2966,9 @@ PERMISSIVE for SELECT to authenticated
 
 
 -- grant private.excerpt(text,integer)
+
+
+-- grant private.grant_calls(text[],text)
 
 
 -- grant private.group_key(uuid,text)

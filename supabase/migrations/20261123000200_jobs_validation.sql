@@ -129,11 +129,12 @@ declare
   v_unknown text;
 begin
   perform private.check_array(field, kinds, 100);
-  select string_agg(format('"%s"', private.excerpt(u.k, 63)), ', ')
+  select string_agg(format('"%s"', private.excerpt(u.k, 63)), ', ' order by u.n)
   into v_unknown
   from (
-    select k from unnest(kinds) k
-    where not exists (select 1 from public.job_kinds jk where jk.kind = k)
+    select k, n from unnest(kinds) with ordinality as t(k, n)
+    where not exists (select 1 from public.job_kinds jk where jk.kind = t.k)
+    order by n
     limit 5
   ) u;
   if v_unknown is not null then

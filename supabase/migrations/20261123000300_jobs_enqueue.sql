@@ -21,7 +21,8 @@ create function public.enqueue_job(
   idempotency_key text default null,
   priority integer default null,
   run_at timestamptz default null,
-  depends_on uuid default null
+  depends_on uuid default null,
+  cache boolean default true
 ) returns public.jobs
 language plpgsql
 security definer
@@ -41,6 +42,7 @@ declare
   v_recent integer;
   v_oldest timestamptz;
   v_job public.jobs;
+  v_source public.jobs;  -- the job a cache hit serves its result from
 begin
   if v_uid is null then
     raise exception 'enqueue_job: no signed-in user in the request'
@@ -57,6 +59,8 @@ begin
     perform private.raise_invalid('kind', format('unknown job kind "%s"', enqueue_job.kind),
       'known kinds: ' || (select string_agg(k.kind, ', ' order by k.kind) from public.job_kinds k));
   end if;
+  -- The user's plan sets this kind's priority, rate limit and running cap (plans migration).
+  v_kind := private.kind_on_plan(v_uid, v_kind);
 
   if enqueue_job.payload is null or jsonb_typeof(enqueue_job.payload) <> 'object' then
     perform private.raise_invalid('payload',
@@ -73,6 +77,7 @@ begin
   if v_priority not between -100 and 100 then
     perform private.raise_invalid('priority', format('must be between -100 and 100, got %s', v_priority));
   end if;
+  perform private.check_plan_priority(v_uid, v_kind, enqueue_job.priority);
 
   perform private.check_timestamp('run_at', enqueue_job.run_at, interval '1 day', interval '30 days');
   v_run_at := coalesce(enqueue_job.run_at, now());
@@ -80,6 +85,10 @@ begin
   if enqueue_job.idempotency_key is not null and length(enqueue_job.idempotency_key) not between 1 and 200 then
     perform private.raise_invalid('idempotency_key',
       format('must be 1 to 200 characters, got %s', length(enqueue_job.idempotency_key)));
+  end if;
+
+  if enqueue_job.cache is null then
+    perform private.raise_invalid('cache', 'must be true (use a stored result when there is one) or false (always run), got null');
   end if;
 
   -- One submission at a time per user and kind: makes the rate limit and idempotency exact
@@ -98,6 +107,16 @@ begin
       end if;
       return v_job;  -- a retried submission: same job, no new row, not rate limited
     end if;
+  end if;
+
+  -- A hit costs nothing, so the budget does not refuse it; it is still a submission, so it
+  -- counts for (and is held to) the rate limit below. A pipeline step always runs: its
+  -- dependency decides whether and when.
+  if enqueue_job.cache and enqueue_job.depends_on is null then
+    v_source := private.cached_result(v_uid, v_kind.kind, enqueue_job.payload);
+  end if;
+  if v_source.id is null then
+    perform private.check_budget(v_uid);
   end if;
 
   select count(*), min(j.created_at) into v_recent, v_oldest
@@ -131,6 +150,19 @@ begin
     end if;
   end if;
 
+  if v_source.id is not null then
+    -- Born succeeded: claim_jobs only takes queued rows, and the insert is broadcast as usual.
+    insert into public.jobs as j
+      (user_id, kind, status, priority, payload, result, progress, max_attempts, run_at, idempotency_key,
+       started_at, finished_at, cached, cached_from)
+    values
+      (v_uid, v_kind.kind, 'succeeded', v_priority, enqueue_job.payload, v_source.result,
+       jsonb_build_object('percent', 100, 'message', 'cached'), v_kind.max_attempts, v_run_at,
+       enqueue_job.idempotency_key, now(), now(), true, v_source.id)
+    returning * into v_job;
+    return v_job;
+  end if;
+
   insert into public.jobs as j
     (user_id, kind, status, priority, payload, max_attempts, run_at, idempotency_key, depends_on, error, finished_at)
   values
@@ -141,5 +173,5 @@ begin
 end;
 $$;
 
-comment on function public.enqueue_job(text, jsonb, text, integer, timestamptz, uuid) is
-  'Submit a job as the signed-in user. Validates kind, payload (object, size), priority, run_at, idempotency key, dependency and the per-user rate limit (PT429).';
+comment on function public.enqueue_job(text, jsonb, text, integer, timestamptz, uuid, boolean) is
+  'Submit a job as the signed-in user. Validates kind, payload (object, size), priority (at most the plan''s), run_at, idempotency key, dependency, the plan''s per-user rate limit (PT429) and budget (PT402). With cache (default true) an identical request within the kind''s cache TTL is answered from the result cache: the job is created succeeded and cached, costs 0 and skips the budget.';

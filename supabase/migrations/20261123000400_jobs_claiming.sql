@@ -70,7 +70,7 @@ begin
       continue;
     end if;
     v_locked_any := true;
-    select k.max_running_per_user into v_cap from public.job_kinds k where k.kind = g.kind;
+    v_cap := private.running_cap(g.user_id, g.kind);
     select count(*) into v_running from public.jobs r
       where r.status = 'running' and r.user_id = g.user_id and r.kind = g.kind;
     select count(*) into v_due from (
@@ -87,7 +87,7 @@ begin
   if not v_locked_any and v_waiting_user is not null then
     -- Everything due is being claimed by others right now: wait for the first group, then plan it.
     perform pg_advisory_xact_lock(private.lock_class('claim_group'), private.group_key(v_waiting_user, v_waiting_kind));
-    select k.max_running_per_user into v_cap from public.job_kinds k where k.kind = v_waiting_kind;
+    v_cap := private.running_cap(v_waiting_user, v_waiting_kind);
     select count(*) into v_running from public.jobs r
       where r.status = 'running' and r.user_id = v_waiting_user and r.kind = v_waiting_kind;
     v_users := array[v_waiting_user];

@@ -277,18 +277,14 @@ as $$
 declare
   v_count integer;
 begin
-  if older_than is null or older_than < interval '0' then
-    perform private.raise_invalid('older_than', format('must be a non-negative interval, got %s', coalesce(older_than::text, 'null')));
-  elsif not isfinite(older_than) or older_than > interval '10 years' then
-    -- isfinite: PostgreSQL 17 has infinite intervals.
-    perform private.raise_invalid('older_than', format('must be at most 10 years, got %s', older_than));
-  end if;
+  perform private.check_interval('older_than', older_than, interval '10 years');
   with purged as (
     delete from public.jobs j
     where j.status in ('succeeded', 'failed', 'cancelled') and j.finished_at < now() - older_than
     returning 1
   )
   select count(*) into v_count from purged;
+  perform private.purge_expired_cache_entries();
   return v_count;
 end;
 $$;

@@ -6,37 +6,42 @@
 -- migration) and prints it qualified and quoted. Only these functions are touched: a project
 -- that has its own functions in public keeps their grants.
 
-do $$
+-- The one place that says how a function is granted: revoked from every API role, then granted
+-- to ``role``. Later migrations grant their own functions through it.
+create function private.grant_calls(calls text[], role text) returns void
+language plpgsql
+set search_path = ''
+as $$
 declare
-  user_calls constant text[] := array[
-    'public.enqueue_job(text, jsonb, text, integer, timestamptz, uuid)',
-    'public.cancel_job(uuid)'
-  ];
-  worker_calls constant text[] := array[
-    'public.claim_jobs(text, text[], integer, integer)',
-    'public.renew_leases(text, uuid[], integer)',
-    'public.release_jobs(text, uuid[])',
-    'public.reap_expired_leases()',
-    'public.next_job_run_at(text[])',
-    'public.report_progress(uuid, text, numeric, text, text)',
-    'public.complete_job(uuid, text, jsonb)',
-    'public.complete_jobs(text, jsonb)',
-    'public.fail_job(uuid, text, jsonb, boolean)',
-    'public.defer_job(uuid, text, timestamptz, text)',
-    'public.purge_finished_jobs(interval)'
-  ];
   fn text;
 begin
-  foreach fn in array user_calls || worker_calls loop
+  if role not in ('authenticated', 'service_role') then
+    raise exception 'grant_calls: role must be authenticated or service_role, got %', role;
+  end if;
+  foreach fn in array calls loop
     execute format('revoke all on function %s from public, anon, authenticated', fn::regprocedure);
+    execute format('grant execute on function %s to %I', fn::regprocedure, role);
   end loop;
-  foreach fn in array user_calls loop
-    execute format('grant execute on function %s to authenticated', fn::regprocedure);
-  end loop;
-  foreach fn in array worker_calls loop
-    execute format('grant execute on function %s to service_role', fn::regprocedure);
-  end loop;
-end
+end;
 $$;
+
+select private.grant_calls(array[
+  'public.enqueue_job(text, jsonb, text, integer, timestamptz, uuid, boolean)',
+  'public.cancel_job(uuid)'
+], 'authenticated');
+
+select private.grant_calls(array[
+  'public.claim_jobs(text, text[], integer, integer)',
+  'public.renew_leases(text, uuid[], integer)',
+  'public.release_jobs(text, uuid[])',
+  'public.reap_expired_leases()',
+  'public.next_job_run_at(text[])',
+  'public.report_progress(uuid, text, numeric, text, text)',
+  'public.complete_job(uuid, text, jsonb)',
+  'public.complete_jobs(text, jsonb)',
+  'public.fail_job(uuid, text, jsonb, boolean)',
+  'public.defer_job(uuid, text, timestamptz, text)',
+  'public.purge_finished_jobs(interval)'
+], 'service_role');
 
 revoke all on all functions in schema private from public, anon, authenticated;

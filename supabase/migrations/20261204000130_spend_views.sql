@@ -111,21 +111,11 @@ create trigger read_only instead of insert or update or delete on public.my_spen
 
 -- Who may call what (as in 20261123001000_jobs_grants.sql): only the service role defines plans,
 -- moves users between plans and records usage.
-do $$
-declare
-  worker_calls constant text[] := array[
-    'public.set_plan(text, numeric, text, boolean)',
-    'public.set_plan_kind_limits(text, text, integer, integer, integer)',
-    'public.set_user_plan(uuid, text)',
-    'public.record_usage(uuid, text, integer, text, text, integer, integer, integer, integer, integer)'
-  ];
-  fn text;
-begin
-  foreach fn in array worker_calls loop
-    execute format('revoke all on function %s from public, anon, authenticated', fn::regprocedure);
-    execute format('grant execute on function %s to service_role', fn::regprocedure);
-  end loop;
-end
-$$;
+select private.grant_calls(array[
+  'public.set_plan(text, numeric, text, boolean)',
+  'public.set_plan_kind_limits(text, text, integer, integer, integer)',
+  'public.set_user_plan(uuid, text)',
+  'public.record_usage(uuid, text, integer, text, text, integer, integer, integer, integer, integer)'
+], 'service_role');
 
 revoke all on all functions in schema private from public, anon, authenticated;

@@ -187,19 +187,9 @@ begin
 end;
 $$;
 
-do $$
-declare
-  worker_calls constant text[] := array[
-    'public.acquire_model_capacity(text, text, integer)',
-    'public.report_model_rate_limit(text, text, integer, double precision)'
-  ];
-  fn text;
-begin
-  foreach fn in array worker_calls loop
-    execute format('revoke all on function %s from public, anon, authenticated', fn::regprocedure);
-    execute format('grant execute on function %s to service_role', fn::regprocedure);
-  end loop;
-end
-$$;
+select private.grant_calls(array[
+  'public.acquire_model_capacity(text, text, integer)',
+  'public.report_model_rate_limit(text, text, integer, double precision)'
+], 'service_role');
 
 revoke all on all functions in schema private from public, anon, authenticated;

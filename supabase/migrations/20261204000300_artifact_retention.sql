@@ -28,27 +28,8 @@ begin
 end;
 $$;
 
--- purge_finished_jobs (20261123000500), unchanged but for its check, now shared with
--- enqueue_orphaned_artifacts; the outbox is filled by the trigger below, whatever deletes jobs.
-create or replace function public.purge_finished_jobs(older_than interval default '7 days') returns integer
-language plpgsql
-security definer
-set search_path = ''
-as $$
-declare
-  v_count integer;
-begin
-  perform private.check_interval('older_than', older_than, interval '10 years');
-  with purged as (
-    delete from public.jobs j
-    where j.status in ('succeeded', 'failed', 'cancelled') and j.finished_at < now() - older_than
-    returning 1
-  )
-  select count(*) into v_count from purged;
-  return v_count;
-end;
-$$;
-
+-- purge_finished_jobs (20261123000500_jobs_outcomes.sql) checks its window with this too; the
+-- outbox is filled by the trigger below, whatever deletes jobs.
 create table public.artifact_deletions (
   id bigint generated always as identity primary key,
   bucket_id text not null,
