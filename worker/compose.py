@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from worker import logs, signals
 from worker.config import Settings
+from worker.core.background import in_background
 from worker.core.clock import SystemClock
 from worker.core.gate import GatedProvider
 from worker.core.llm import LimitedModel
@@ -189,10 +190,5 @@ async def _retention(
     if retention is None or settings.retention_seconds == 0:
         yield
         return
-    task = asyncio.create_task(run_periodically(retention, settings.retention_seconds, shutdown.stopping))
-    try:
+    async with in_background(run_periodically(retention, settings.retention_seconds, shutdown.stopping)):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

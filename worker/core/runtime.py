@@ -7,15 +7,15 @@ this module runs unchanged on supabase-py, psycopg or the in-memory fake.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from worker.core.acks import CompletionBatcher
+from worker.core.background import in_background
 from worker.core.context import JobContext
 from worker.core.errors import InvalidArgument, LeaseLost, PermanentFailure, StoreError, StoreUnavailable
 from worker.core.health import HealthState
@@ -95,22 +95,12 @@ class Worker:
         )
         if self.wakeups is not None:
             await self.wakeups.start(self._on_hint, self._on_joined)
-        async with self._background(self._heartbeat_loop()), self._background(self._push_on_stop()):
+        async with in_background(self._heartbeat_loop()), in_background(self._push_on_stop()):
             await self._claim_loop()
             await self._drain()
         if self.wakeups is not None:
             await self.wakeups.close()
         log.info("worker stopped", extra=self._fields)
-
-    @contextlib.asynccontextmanager
-    async def _background(self, coro: Awaitable[None]) -> AsyncIterator[None]:
-        task = asyncio.ensure_future(coro)
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _push_on_stop(self) -> None:
         await self.shutdown.stopping.wait()
