@@ -834,6 +834,9 @@ CREATE INDEX job_result_cache_by_key ON public.job_result_cache USING btree (cac
 -- index public.job_result_cache_by_kind
 CREATE INDEX job_result_cache_by_kind ON public.job_result_cache USING btree (kind, created_at)
 
+-- index public.job_result_cache_by_user
+CREATE INDEX job_result_cache_by_user ON public.job_result_cache USING btree (user_id)
+
 -- index public.job_result_cache_job_id_key
 CREATE UNIQUE INDEX job_result_cache_job_id_key ON public.job_result_cache USING btree (job_id)
 
@@ -842,6 +845,9 @@ CREATE UNIQUE INDEX job_result_cache_pkey ON public.job_result_cache USING btree
 
 -- index public.jobs_cached_from
 CREATE INDEX jobs_cached_from ON public.jobs USING btree (cached_from) WHERE cached
+
+-- index public.jobs_depends_on
+CREATE INDEX jobs_depends_on ON public.jobs USING btree (depends_on) WHERE (depends_on IS NOT NULL)
 
 -- index public.jobs_finished
 CREATE INDEX jobs_finished ON public.jobs USING btree (finished_at) WHERE (status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text]))
@@ -885,6 +891,9 @@ CREATE UNIQUE INDEX model_capacity_pkey ON public.model_capacity USING btree (pr
 -- index public.model_prices_pkey
 CREATE UNIQUE INDEX model_prices_pkey ON public.model_prices USING btree (provider, model)
 
+-- index public.plan_kind_limits_by_kind
+CREATE INDEX plan_kind_limits_by_kind ON public.plan_kind_limits USING btree (kind)
+
 -- index public.plan_kind_limits_pkey
 CREATE UNIQUE INDEX plan_kind_limits_pkey ON public.plan_kind_limits USING btree (plan, kind)
 
@@ -908,6 +917,9 @@ CREATE UNIQUE INDEX usage_ledger_pkey ON public.usage_ledger USING btree (id)
 
 -- index public.usage_ledger_user_created
 CREATE INDEX usage_ledger_user_created ON public.usage_ledger USING btree (user_id, created_at)
+
+-- index public.user_plans_by_plan
+CREATE INDEX user_plans_by_plan ON public.user_plans USING btree (plan)
 
 -- index public.user_plans_pkey
 CREATE UNIQUE INDEX user_plans_pkey ON public.user_plans USING btree (user_id)
