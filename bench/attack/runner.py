@@ -1,0 +1,167 @@
+"""One attack run against a target: sign in A and B, plant A's canaries while B listens on
+Realtime, snapshot the checked tables, run the categories, snapshot again, and count."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from websockets.exceptions import WebSocketException
+from websockets.sync.client import connect
+
+from bench.attack import forgery, fuzz, grants, plant, tenant
+from bench.attack.recorder import Recorder
+from bench.attack.target import Target, User, sign_in
+
+HEALTH_WAIT_S = 15.0
+WS_SHARE = 0.15  # of the fuzzer's budget, as websocket frames
+
+
+@dataclass
+class Outcome:
+    counts: dict[str, int]
+    findings: dict[str, Any]
+    per_category: dict[str, int]
+    statuses: dict[str, int]
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def clean(self) -> bool:
+        return all(v == 0 for k, v in self.counts.items() if k != "requests")
+
+
+def healthy(target: Target, client: httpx.Client) -> bool:
+    """The gateway answers Auth's health again within HEALTH_WAIT_S (else: counted as a crash)."""
+    deadline = time.monotonic() + HEALTH_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            if client.get(f"{target.url}/auth/v1/health", headers=target.headers(), timeout=5).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+class Listener(threading.Thread):
+    """B's sockets while A's data is planted: B's own private topic and postgres_changes on
+    jobs and job_events. Everything heard is scanned for A's canaries afterwards."""
+
+    def __init__(self, target: Target, b: User) -> None:
+        super().__init__(daemon=True)
+        self.target, self.b = target, b
+        self.heard: list[str] = []
+        self.ready, self.stop = threading.Event(), threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        changes = [{"event": "*", "schema": "public", "table": t} for t in ("jobs", "job_events")]
+        joins = [
+            ("realtime:attack-changes", {"private": False, "postgres_changes": changes}),
+            (f"realtime:jobs:{self.b.id}", {"private": True, "postgres_changes": changes}),
+        ]
+        try:
+            with connect(self.target.ws_url, open_timeout=10, close_timeout=2) as ws:
+                for ref, (topic, config) in enumerate(joins):
+                    payload = {
+                        "config": {"broadcast": {"self": False}, "presence": {"enabled": False}, **config},
+                        "access_token": self.b.token,
+                    }
+                    ws.send(json.dumps({"topic": topic, "event": "phx_join", "payload": payload, "ref": str(ref)}))
+                self.ready.set()
+                while not self.stop.is_set():
+                    try:
+                        got = ws.recv(timeout=0.2)
+                    except TimeoutError:
+                        continue
+                    self.heard.append(got if isinstance(got, str) else got.decode("utf-8", "replace"))
+        except (WebSocketException, OSError) as exc:
+            self.error = exc
+            self.ready.set()
+
+
+def attack(target: Target, *, count: int, seed: int, log: Any = print) -> Outcome:
+    started = time.monotonic()
+    rec, notes, crashes = Recorder(), [], 0
+    with httpx.Client(timeout=30) as client:
+        a, b = sign_in(target, client, "A"), sign_in(target, client, "B")
+        listener = Listener(target, b)
+        listener.start()
+        listener.ready.wait(15)
+        time.sleep(0.5)  # the joins are answered before A's rows arrive
+        planted = plant.plant(target, client, a, seed)
+        rec.canaries = planted.canaries
+        time.sleep(1.5)  # Realtime delivers A's changes (to A only, we check)
+        listener.stop.set()
+        listener.join(5)
+        rec.see("realtime-listen", "B's sockets while A's data was written", 200, "\n".join(listener.heard))
+        if listener.error is not None:
+            notes.append(f"B's listener failed: {listener.error!r}")
+        log(f"planted {len(planted.canaries)} canaries in A's jobs, events, results and objects")
+
+        since = plant.database_now(target.database_url) if target.database_url else None
+        users = [a.id, b.id]
+        before = plant.checksums(target.database_url, users, since) if target.database_url and since else None
+        if before is None:
+            notes.append("no DATABASE_URL: unexpected writes not measured (checksums need direct SQL)")
+
+        planted_object = planted.object_names[0] if planted.object_names else None
+        phases: list[tuple[str, Any]] = [
+            ("forgery", lambda: forgery.run(target, client, rec, a, b, planted_object)),
+            ("cross-tenant", lambda: tenant.run(target, client, rec, a, b, planted, _relations(target))),
+            ("privileges", lambda: _privileges(target, client, rec, b, notes)),
+        ]
+        for name, phase in phases:
+            phase()
+            crashes += 0 if healthy(target, client) else 1
+            log(f"{name}: {rec.requests[name]} requests so far {rec.counts()}")
+        budget = count  # the fuzzer's share; the categories above add their fixed cases
+        fuzzer = fuzz.Fuzzer(seed, a, planted)
+        ws_frames = int(budget * WS_SHARE)
+        fuzz.run_http(target, client, rec, fuzzer, b, budget - ws_frames)
+        crashes += 0 if healthy(target, client) else 1
+        fuzz.run_ws(target, rec, fuzzer, b, ws_frames)
+        crashes += 0 if healthy(target, client) else 1
+        log(f"fuzz: {rec.requests['fuzz-http']} requests, {rec.requests['fuzz-ws']} frames {rec.counts()}")
+
+        changed: list[str] = []
+        if before is not None and target.database_url and since:
+            after = plant.checksums(target.database_url, users, since)
+            changed = [t for t in before if before[t] != after[t]]
+    counts = {
+        **rec.counts(),
+        "unexpected_writes": len(changed),
+        "gateway_crashes": crashes,
+        "grant_findings": len(rec.extra_findings),
+    }
+    findings = {**rec.findings(), "unexpected_writes": changed, "grant_findings": rec.extra_findings}
+    return Outcome(
+        counts, findings, dict(rec.requests), dict(rec.statuses), notes, round(time.monotonic() - started, 1)
+    )
+
+
+def _relations(target: Target) -> list[str]:
+    if not target.database_url:
+        return tenant.RELATIONS
+    import psycopg
+
+    with psycopg.connect(target.database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = 'public' and c.relkind in ('r', 'v', 'm', 'p', 'f') order by 1"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _privileges(target: Target, client: httpx.Client, rec: Recorder, b: User, notes: list[str]) -> None:
+    review = grants.reviewed()
+    if target.database_url:
+        rec.extra_findings.extend(grants.compare(grants.catalog(target.database_url, review["schemas"]), review))
+    else:
+        notes.append("no DATABASE_URL: the catalog check of function grants was skipped (RPC calls still made)")
+    grants.call_refused(target, client, rec, b, review)
