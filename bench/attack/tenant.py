@@ -77,6 +77,7 @@ def write_queries(a: User, planted: Planted) -> list[tuple[str, str, str, Any, d
     return [
         ("PATCH A's job", "PATCH", f"jobs?id=eq.{first}", {"status": "cancelled"}, rep),
         ("PATCH all", "PATCH", "jobs", {"priority": 100}, rep),
+        ("PATCH A's priority via or=", "PATCH", f"jobs?or=(user_id.eq.{a.id},id.eq.{first})", {"priority": 100}, rep),
         ("DELETE A's job", "DELETE", f"jobs?id=eq.{first}", None, rep),
         ("DELETE via or=", "DELETE", f"jobs?or=(user_id.eq.{a.id})", None, rep),
         ("INSERT a job for A", "POST", "jobs", job, rep),
