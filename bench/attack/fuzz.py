@@ -209,7 +209,37 @@ class Fuzzer:
                 out.append((self.pick(["order", "limit", "offset", "on_conflict", "columns", "apikey"]), self.value()))
         return out
 
+    def near_valid(self, target: Target, b: User) -> tuple[str, str, dict[str, Any]]:
+        """A well-formed request with one hostile part: gets past the parsers into the queries."""
+        headers = target.headers(b.token, **{"Content-Type": "application/json"})
+        if self.rng.random() < 0.6:
+            table = self.pick(["jobs", "job_events", "usage_ledger", "my_spend", "job_stats", "active_jobs"])
+            column = self.pick(["id", "user_id", "status", "kind", "payload->>note", "result->renamed", "created_at"])
+            query = f"{_quote(column)}={_quote(self.pick(OPS[:10]))}.{_quote(self.value())}"
+            if self.rng.random() < 0.5:
+                query += "&select=" + _quote(self.pick(["*", "id,payload", "*,job_events(*)", "x:payload->note"]))
+            return (
+                f"GET {table} {column}",
+                f"{target.url}/rest/v1/{table}?{query}",
+                {"method": "GET", "headers": headers},
+            )
+        fn = self.pick(["enqueue_job", "cancel_job"])
+        body: dict[str, Any] = (
+            {"kind": "rename_layers", "payload": {"layers": []}, "depends_on": self.rng.choice(self.planted.job_ids)}
+            if fn == "enqueue_job"
+            else {"job_id": self.rng.choice(self.planted.job_ids)}
+        )
+        field = self.rng.choice(list(body))
+        body[field] = self.json_value(1) if self.rng.random() < 0.5 else self.value()
+        return (
+            f"POST rpc {fn} {field}",
+            f"{target.url}/rest/v1/rpc/{fn}",
+            {"method": "POST", "headers": headers, "content": json.dumps(body).encode("utf-8", "surrogatepass")},
+        )
+
     def request(self, target: Target, b: User) -> tuple[str, str, dict[str, Any]]:
+        if self.rng.random() < 0.5:
+            return self.near_valid(target, b)
         method, path = self.pick(METHODS), self.pick(PATHS)
         if self.rng.random() < 0.2:
             key = _quote(self.value(), safe="/")

@@ -99,13 +99,15 @@ def _finish_one(target: Target, client: httpx.Client, planted: Planted, seed: in
     _ok(client.post(f"{rpc}/complete_job", json=result, headers=headers), "a result")
 
 
-# Rows the attack could touch: the two users', and anything created while it ran. The reaper and
-# retention may legitimately rewrite other users' old rows meanwhile, so those are not compared.
+# Rows the attack could touch: A's, and anything created while it ran except B's own new jobs
+# and their traces (B may submit jobs: the fuzzer's well-formed enqueue_job calls do). Other users'
+# old rows are not compared: the reaper and retention may rewrite them meanwhile.
+_NOT_B_NEW = "user_id = %(a)s or (created_at >= %(since)s and user_id <> %(b)s)"
 CHECKED = {
-    "public.jobs": "user_id = any(%(users)s) or created_at >= %(since)s",
-    "public.job_events": "user_id = any(%(users)s) or created_at >= %(since)s",
+    "public.jobs": _NOT_B_NEW,
+    "public.job_events": _NOT_B_NEW,
     "public.usage_ledger": "user_id = any(%(users)s) or created_at >= %(since)s",
-    "public.job_result_cache": "user_id = any(%(users)s) or created_at >= %(since)s",
+    "public.job_result_cache": _NOT_B_NEW,
     "public.user_plans": "user_id = any(%(users)s) or updated_at >= %(since)s",
     "public.artifact_deletions": "created_at >= %(since)s or name like any(%(prefixes)s)",
     "storage.objects": "created_at >= %(since)s or name like any(%(prefixes)s)",
@@ -115,12 +117,14 @@ CHECKED = {
     "public.plan_kind_limits": "true",
     "public.kind_models": "true",
     "public.model_prices": "true",
+    "public.provider_limits": "true",
 }
 
 
 def checksums(database_url: str, users: list[str], since: str) -> dict[str, str]:
-    """md5 over the checked rows of every table (sorted by their text form)."""
-    params = {"users": [uuid.UUID(u) for u in users], "since": since, "prefixes": [f"{u}/%" for u in users]}
+    """md5 over the checked rows of every table (sorted by their text form); ``users`` is [A, B]."""
+    ids = [uuid.UUID(u) for u in users]  # A, B
+    params = {"users": ids, "a": ids[0], "b": ids[1], "since": since, "prefixes": [f"{u}/%" for u in users]}
     out: dict[str, str] = {}
     with psycopg.connect(database_url, autocommit=True) as conn:
         for table, where in CHECKED.items():
