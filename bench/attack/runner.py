@@ -48,29 +48,29 @@ def healthy(target: Target, client: httpx.Client) -> bool:
     return False
 
 
-class Listener(threading.Thread):
-    """B's sockets while A's data is planted: B's own private topic and postgres_changes on
-    jobs and job_events. Everything heard is scanned for A's canaries afterwards."""
+Join = tuple[str, dict[str, Any]]  # topic, config
+CHANGES = [{"event": "*", "schema": "public", "table": t} for t in ("jobs", "job_events")]
 
-    def __init__(self, target: Target, b: User) -> None:
+
+class Listener(threading.Thread):
+    """One user's socket on some channels; everything heard is judged afterwards. B listens
+    while A's data is planted (nothing of A's may arrive); A listens during the attack (nothing
+    B sends may arrive on A's private topic)."""
+
+    def __init__(self, target: Target, user: User, joins: list[Join]) -> None:
         super().__init__(daemon=True)
-        self.target, self.b = target, b
+        self.target, self.user, self.joins = target, user, joins
         self.heard: list[str] = []
         self.ready, self.stop = threading.Event(), threading.Event()
         self.error: BaseException | None = None
 
     def run(self) -> None:
-        changes = [{"event": "*", "schema": "public", "table": t} for t in ("jobs", "job_events")]
-        joins = [
-            ("realtime:attack-changes", {"private": False, "postgres_changes": changes}),
-            (f"realtime:jobs:{self.b.id}", {"private": True, "postgres_changes": changes}),
-        ]
         try:
             with connect(self.target.ws_url, open_timeout=10, close_timeout=2) as ws:
-                for ref, (topic, config) in enumerate(joins):
+                for ref, (topic, config) in enumerate(self.joins):
                     payload = {
                         "config": {"broadcast": {"self": False}, "presence": {"enabled": False}, **config},
-                        "access_token": self.b.token,
+                        "access_token": self.user.token,
                     }
                     ws.send(json.dumps({"topic": topic, "event": "phx_join", "payload": payload, "ref": str(ref)}))
                 self.ready.set()
@@ -84,6 +84,15 @@ class Listener(threading.Thread):
             self.error = exc
             self.ready.set()
 
+    def finish(self, notes: list[str], who: str) -> str:
+        self.stop.set()
+        self.join(5)
+        joined = sum('"status":"ok"' in h.replace(" ", "") and "phx_reply" in h for h in self.heard)
+        if self.error is not None or joined < len(self.joins):
+            # A listener that never joined would hear nothing and report nothing: say so.
+            notes.append(f"{who}'s Realtime listener joined {joined} of {len(self.joins)} channels ({self.error!r})")
+        return "\n".join(self.heard)
+
 
 PHASES = ("forgery", "cross-tenant", "privileges", "fuzz")
 
@@ -94,20 +103,24 @@ def attack(target: Target, *, count: int, seed: int, log: Any = print, phases: t
     rec, notes, crashes = Recorder(), [], 0
     with httpx.Client(timeout=30) as client:
         a, b = sign_in(target, client, "A"), sign_in(target, client, "B")
-        listener = Listener(target, b)
-        listener.start()
-        listener.ready.wait(15)
+        b_ears = Listener(
+            target,
+            b,
+            [
+                ("realtime:attack-changes", {"private": False, "postgres_changes": CHANGES}),
+                (f"realtime:jobs:{b.id}", {"private": True, "postgres_changes": CHANGES}),
+            ],
+        )
+        b_ears.start()
+        b_ears.ready.wait(15)
         time.sleep(0.5)  # the joins are answered before A's rows arrive
         planted = plant.plant(target, client, a, seed)
         rec.canaries = planted.canaries
         time.sleep(1.5)  # Realtime delivers A's changes (to A only, we check)
-        listener.stop.set()
-        listener.join(5)
-        rec.see("realtime-listen", "B's sockets while A's data was written", 200, "\n".join(listener.heard))
-        joined = sum('"status":"ok"' in h.replace(" ", "") and "phx_reply" in h for h in listener.heard)
-        if listener.error is not None or joined < 2:
-            # A listener that never joined would hear nothing and report no leak: say so.
-            notes.append(f"B's Realtime listener joined {joined} of 2 channels ({listener.error!r})")
+        rec.see("realtime-listen", "B's sockets while A's data was written", 200, b_ears.finish(notes, "B"))
+        a_ears = Listener(target, a, [(f"realtime:jobs:{a.id}", {"private": True, "postgres_changes": CHANGES})])
+        a_ears.start()
+        a_ears.ready.wait(15)
         log(f"planted {len(planted.canaries)} canaries in A's jobs, events, results and objects")
 
         since = plant.database_now(target.database_url) if target.database_url else None
@@ -137,6 +150,17 @@ def attack(target: Target, *, count: int, seed: int, log: Any = print, phases: t
         crashes += 0 if healthy(target, client) else 1
         log(f"fuzz: {rec.requests['fuzz-http']} requests, {rec.requests['fuzz-ws']} frames {rec.counts()}")
 
+        time.sleep(1.0)  # anything B managed to send reaches A's socket
+        spoofed = a_ears.finish(notes, "A")
+        if tenant.SPOOF in spoofed:
+            rec.breaches.append(
+                {
+                    "category": tenant.CATEGORY,
+                    "case": "B's broadcast reached A's private topic",
+                    "status": 200,
+                    "body": spoofed[:300],
+                }
+            )
         changed: list[str] = []
         if before is not None and target.database_url and since:
             after = plant.checksums(target.database_url, users, since)

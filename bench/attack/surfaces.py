@@ -160,9 +160,10 @@ def realtime_join(
     must_refuse: bool,
     postgres_changes: bool = False,
     apikey: str | None = None,
+    then_send: dict[str, Any] | None = None,
 ) -> bool:
-    """Join the private topic ``jobs:<topic_user>``; True if the join was accepted. Everything the
-    socket says is scanned for canaries."""
+    """Join the private topic ``jobs:<topic_user>`` (then send ``then_send`` on it, if given);
+    True if the join was accepted. Everything the socket says is scanned for canaries."""
     config: dict[str, Any] = {
         "broadcast": {"self": False},
         "presence": {"enabled": False},
@@ -182,6 +183,8 @@ def realtime_join(
     try:
         with connect(url, open_timeout=10, close_timeout=2, max_size=2**22) as ws:
             ws.send(json.dumps(join))
+            if then_send is not None:  # sent at once, whatever the join's answer
+                ws.send(json.dumps({"topic": join["topic"], "ref": "2", **then_send}))
             deadline = time.monotonic() + JOIN_WAIT_S
             while time.monotonic() < deadline:
                 try:

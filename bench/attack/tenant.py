@@ -16,6 +16,7 @@ from bench.attack.surfaces import send, send_raw
 from bench.attack.target import Target, User
 
 CATEGORY = "cross-tenant"
+SPOOF = "spoofedbyb"  # in every message B sends toward A's topic; A's listener must never hear it
 # Every relation a signed-in user can name (the catalog adds any others when DATABASE_URL is set).
 RELATIONS = [
     "jobs",
@@ -161,6 +162,7 @@ def run(
                 must_refuse=True,
             )
     _storage(target, client, rec, a, b, planted)
+    _broadcasts(target, client, rec, a, b)
     surfaces.realtime_join(target, rec, CATEGORY, "B joins private jobs:A", a.id, b.token, must_refuse=True)
     surfaces.realtime_join(
         target, rec, CATEGORY, "B joins private jobs:A (upper case)", a.id.upper(), b.token, must_refuse=True
@@ -283,3 +285,44 @@ def _storage(target: Target, client: httpx.Client, rec: Recorder, a: User, b: Us
                     hb,
                     must_refuse=True,
                 )
+
+
+def _broadcasts(target: Target, client: httpx.Client, rec: Recorder, a: User, b: User) -> None:
+    """B sends a fake job update to A's private topic: over HTTP (batch and single) and over a
+    socket after a (refused) join. A's listener (runner.py) must hear none of them."""
+    api = f"{target.url}/realtime/v1/api/broadcast"
+    fake = {"id": "00000000-0000-4000-8000-000000000000", "status": "succeeded", "note": SPOOF}
+    hb = target.headers(b.token)
+    for private in (True, False):
+        message = {"topic": f"jobs:{a.id}", "event": "job", "payload": fake, "private": private}
+        send(
+            client,
+            rec,
+            CATEGORY,
+            f"broadcast batch to jobs:A (private={private})",
+            "POST",
+            api,
+            json={"messages": [message]},
+            headers=hb,
+        )
+    send(
+        client,
+        rec,
+        CATEGORY,
+        "broadcast single to private jobs:A",
+        "POST",
+        f"{api}/jobs:{a.id}/events/job?private=true",
+        json=fake,
+        headers=hb,
+        must_refuse=True,
+    )
+    surfaces.realtime_join(
+        target,
+        rec,
+        CATEGORY,
+        "B joins jobs:A, then broadcasts",
+        a.id,
+        b.token,
+        must_refuse=True,
+        then_send={"event": "broadcast", "payload": {"type": "broadcast", "event": "job", "payload": fake}},
+    )

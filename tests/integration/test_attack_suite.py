@@ -69,3 +69,12 @@ def test_a_worker_function_granted_to_users_is_a_finding_and_a_breach(gw: Gatewa
     outcome = _run(gw, "privileges")
     assert [f["function"] for f in outcome.findings["grant_findings"]] == ["public.reap_expired_leases()"]
     assert any(b["case"] == "rpc reap_expired_leases as authenticated" for b in outcome.findings["breaches"])
+
+
+def test_a_policy_letting_users_send_to_any_topic_is_a_breach(gw: Gateway) -> None:
+    with psycopg.connect(paths.admin_url(gw.database), autocommit=True) as conn:
+        conn.execute(
+            'create policy "anyone sends anywhere" on realtime.messages for insert to authenticated with check (true)'
+        )
+    outcome = _run(gw, "cross-tenant")
+    assert "B's broadcast reached A's private topic" in [b["case"] for b in outcome.findings["breaches"]]
