@@ -177,17 +177,20 @@ def attack(target: Target, *, count: int, seed: int, log: Any = print, phases: t
     )
 
 
-def _relations(target: Target) -> list[str]:
+def _relations(target: Target) -> list[tuple[str, str]]:
+    """(relation, a column of it) for every table and view in public: from the catalog when
+    DATABASE_URL is set, else the list in tenant.py."""
     if not target.database_url:
-        return tenant.RELATIONS
+        return [(name, "id") for name in tenant.RELATIONS]
     import psycopg
 
     with psycopg.connect(target.database_url, autocommit=True) as conn:
         rows = conn.execute(
-            "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "select c.relname, (select a.attname from pg_attribute a where a.attrelid = c.oid and a.attnum = 1) "
+            "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
             "where n.nspname = 'public' and c.relkind in ('r', 'v', 'm', 'p', 'f') order by 1"
         ).fetchall()
-    return [r[0] for r in rows]
+    return [(r[0], r[1]) for r in rows]
 
 
 def _privileges(target: Target, client: httpx.Client, rec: Recorder, b: User, notes: list[str]) -> None:

@@ -19,6 +19,14 @@ CATEGORY = "cross-tenant"
 SPOOF = "spoofedbyb"  # in every message B sends toward A's topic; A's listener must never hear it
 # Every relation a signed-in user can name (the catalog adds any others when DATABASE_URL is set).
 RELATIONS = [
+    "active_jobs",
+    "cost_per_kind",
+    "job_costs",
+    "job_stats",
+    "my_spend",
+    "pending_jobs_queue",
+    "spend_by_user_month",
+    "tokens_per_kind",
     "jobs",
     "job_events",
     "job_kinds",
@@ -118,8 +126,13 @@ def run(
             f"{rest}/{path}",
             headers={**hb, "Prefer": "count=exact", **extra},
         )
-    for relation in relations:
+    for relation, column in relations:
         send(client, rec, CATEGORY, f"GET {relation} select=*", "GET", f"{rest}/{relation}?select=*", headers=hb)
+        # Writes to every table and view (filtered, as hosted's safeupdate wants): the checksums judge.
+        where = f"{rest}/{relation}?{column}=not.is.null"
+        send(client, rec, CATEGORY, f"DELETE {relation}", "DELETE", where, headers=hb)
+        send(client, rec, CATEGORY, f"PATCH {relation}", "PATCH", where, json={column: None}, headers=hb)
+        send(client, rec, CATEGORY, f"POST {relation}", "POST", f"{rest}/{relation}", json={}, headers=hb)
     for name, method, path, body, extra in write_queries(a, planted):
         send(client, rec, CATEGORY, name, method, f"{rest}/{path}", json=body, headers={**hb, **extra})
     for job_id in planted.job_ids:
