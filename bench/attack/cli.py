@@ -20,7 +20,7 @@ from typing import Any
 from bench.attack import forgery, grants
 from bench.attack.runner import Outcome, attack
 from bench.attack.target import Target
-from bench.report import ROOT, md_table
+from bench.report import ROOT, machine_info, md_table
 
 DEFAULT_COUNT = 1000  # fuzzed requests and frames; the fixed cases (~450) come on top
 QUICK_COUNT = 150
@@ -117,7 +117,10 @@ def main(argv: list[str]) -> int:
             "target": "local devstack gateway" if target.local else target.url,
             "seed": args.seed,
         }
+        load_before = os.getloadavg()
         outcome = attack(target, count=count, seed=args.seed)
+        if target.local:  # the machine and the commit, as the other bench reports give them
+            header["machine"] = machine_info(load_before)
     out_dir = args.out or ROOT / "bench" / "results" / f"{stamp}-attack"
     write_report(out_dir, header, outcome)
     print(md_table([{"count": k, "value": v} for k, v in outcome.counts.items()]))
