@@ -151,18 +151,18 @@ def bad_api_keys(target: Target) -> dict[str, str]:
 def run(target: Target, client: httpx.Client, rec: Recorder, a: User, b: User, planted_object: str | None) -> None:
     jwks = client.get(f"{target.url}/auth/v1/.well-known/jwks.json", headers=target.headers()).json()
     for name, token in tokens(target, a, b, jwks, target.extra.get("mint")).items():
-        surfaces.refused_everywhere(target, client, rec, CATEGORY, name, target.headers(token), a, planted_object)
+        surfaces.probe_surfaces(target, client, rec, CATEGORY, name, target.headers(token), a, planted_object)
         # Hosted Realtime checks exp but not nbf (docs/hosted-platform.md §2), and only Auth can
         # mint such a token: a not-yet-valid token's join is not counted as a breach.
         surfaces.realtime_join(
             target, rec, CATEGORY, f"{name}: join jobs:A", a.id, token, must_refuse="nbf" not in name
         )
     for name, value in as_anon(target).items():
-        surfaces.anon_everywhere(target, client, rec, CATEGORY, name, target.headers(value), a, planted_object)
-    for name, apikey in bad_api_keys(target).items():
-        surfaces.refused_everywhere(
-            target, client, rec, CATEGORY, f"apikey {name}", {"apikey": apikey}, a, planted_object
+        surfaces.probe_surfaces(
+            target, client, rec, CATEGORY, name, target.headers(value), a, planted_object, as_anon=True
         )
+    for name, apikey in bad_api_keys(target).items():
+        surfaces.probe_surfaces(target, client, rec, CATEGORY, f"apikey {name}", {"apikey": apikey}, a, planted_object)
 
 
 def local_minter(ring_reader: Callable[[], Any]) -> Mint | None:

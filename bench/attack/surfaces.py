@@ -42,7 +42,7 @@ def send(
     return answer
 
 
-def refused_everywhere(
+def probe_surfaces(
     target: Target,
     client: httpx.Client,
     rec: Recorder,
@@ -51,101 +51,35 @@ def refused_everywhere(
     headers: dict[str, str],
     a: User,
     planted_object: str | None,
+    *,
+    as_anon: bool = False,
 ) -> None:
-    """The credential in ``headers`` must be refused by every surface: REST, RPC, Storage."""
+    """The credential in ``headers`` against REST, RPC and Storage. A forged one must be refused
+    everywhere; one that acts as anon (``as_anon``) may read (nothing of A's), but the worker's
+    RPC, enqueueing and A's object must still be refused."""
     rest, storage = f"{target.url}/rest/v1", f"{target.url}/storage/v1"
-    send(client, rec, category, f"{name}: GET jobs", "GET", f"{rest}/jobs?select=*", headers=headers, must_refuse=True)
-    send(
-        client,
-        rec,
-        category,
-        f"{name}: rpc enqueue_job",
-        "POST",
-        f"{rest}/rpc/enqueue_job",
-        json={"kind": "rename_layers", "payload": {}},
-        headers=headers,
-        must_refuse=True,
-    )
-    send(
-        client,
-        rec,
-        category,
-        f"{name}: rpc claim_jobs",
-        "POST",
-        f"{rest}/rpc/claim_jobs",
-        json={"worker_id": "x"},
-        headers=headers,
-        must_refuse=True,
-    )
-    send(
-        client,
-        rec,
-        category,
-        f"{name}: storage list A",
-        "POST",
-        f"{storage}/object/list/{BUCKET}",
-        json={"prefix": f"{a.id}/"},
-        headers=headers,
-        must_refuse=True,
-    )
+    # (what, method, url, json body, must be refused even as anon)
+    probes: list[tuple[str, str, str, Any, bool]] = [
+        ("GET jobs", "GET", f"{rest}/jobs?select=*", None, False),
+        ("rpc enqueue_job", "POST", f"{rest}/rpc/enqueue_job", {"kind": "rename_layers", "payload": {}}, True),
+        ("rpc claim_jobs", "POST", f"{rest}/rpc/claim_jobs", {"worker_id": "x"}, True),
+        ("storage list A", "POST", f"{storage}/object/list/{BUCKET}", {"prefix": f"{a.id}/"}, False),
+    ]
     if planted_object:
-        send(
-            client,
-            rec,
-            category,
-            f"{name}: storage download A",
-            "GET",
-            f"{storage}/object/authenticated/{BUCKET}/{planted_object}",
-            headers=headers,
-            must_refuse=True,
+        probes.append(
+            ("storage download A", "GET", f"{storage}/object/authenticated/{BUCKET}/{planted_object}", None, True)
         )
-
-
-def anon_everywhere(
-    target: Target,
-    client: httpx.Client,
-    rec: Recorder,
-    category: str,
-    name: str,
-    headers: dict[str, str],
-    a: User,
-    planted_object: str | None,
-) -> None:
-    """A credential that acts as anon: reads may answer (empty), the worker's RPCs and A's object
-    must be refused."""
-    rest, storage = f"{target.url}/rest/v1", f"{target.url}/storage/v1"
-    send(client, rec, category, f"{name}: GET jobs", "GET", f"{rest}/jobs?select=*", headers=headers)
-    send(
-        client,
-        rec,
-        category,
-        f"{name}: rpc claim_jobs",
-        "POST",
-        f"{rest}/rpc/claim_jobs",
-        json={"worker_id": "x"},
-        headers=headers,
-        must_refuse=True,
-    )
-    send(
-        client,
-        rec,
-        category,
-        f"{name}: storage list A",
-        "POST",
-        f"{storage}/object/list/{BUCKET}",
-        json={"prefix": f"{a.id}/"},
-        headers=headers,
-    )
-    if planted_object:
+    for what, method, url, body, refused_as_anon in probes:
         send(
             client,
             rec,
             category,
-            f"{name}: storage download A",
-            "GET",
-            f"{storage}/object/authenticated/{BUCKET}/{planted_object}",
+            f"{name}: {what}",
+            method,
+            url,
+            json=body,
             headers=headers,
-            must_refuse=True,
+            must_refuse=refused_as_anon or not as_anon,
         )
 
 

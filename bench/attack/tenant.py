@@ -136,44 +136,18 @@ def run(
     for name, method, path, body, extra in write_queries(a, planted):
         send(client, rec, CATEGORY, name, method, f"{rest}/{path}", json=body, headers={**hb, **extra})
     for job_id in planted.job_ids:
-        send(
-            client,
-            rec,
-            CATEGORY,
-            "rpc cancel_job(A's job)",
-            "POST",
-            f"{rest}/rpc/cancel_job",
-            json={"job_id": job_id},
-            headers=hb,
-            must_refuse=True,
-        )
-        send(
-            client,
-            rec,
-            CATEGORY,
-            "rpc cancel_job(A's job), GET form",
-            "GET",
-            f"{rest}/rpc/cancel_job?job_id={job_id}",
-            headers=hb,
-            must_refuse=True,
-        )
+        calls: list[Probe] = [
+            ("rpc cancel_job(A's job)", "POST", f"{rest}/rpc/cancel_job", {"json": {"job_id": job_id}}, True),
+            ("rpc cancel_job(A's job), GET form", "GET", f"{rest}/rpc/cancel_job?job_id={job_id}", {}, True),
+        ]
         for fn, body in [
             ("report_progress", {"job_id": job_id, "worker_id": "x", "percent": 1}),
             ("complete_job", {"job_id": job_id, "worker_id": "x", "result": {}}),
             ("fail_job", {"job_id": job_id, "worker_id": "x", "error": {}}),
             ("release_jobs", {"worker_id": "attack-suite", "job_ids": [job_id]}),
         ]:
-            send(
-                client,
-                rec,
-                CATEGORY,
-                f"rpc {fn}(A's job) as B",
-                "POST",
-                f"{rest}/rpc/{fn}",
-                json=body,
-                headers=hb,
-                must_refuse=True,
-            )
+            calls.append((f"rpc {fn}(A's job) as B", "POST", f"{rest}/rpc/{fn}", {"json": body}, True))
+        _probe(client, rec, hb, calls)
     _storage(target, client, rec, a, b, planted)
     _broadcasts(target, client, rec, a, b)
     surfaces.realtime_join(target, rec, CATEGORY, "B joins private jobs:A", a.id, b.token, must_refuse=True)
@@ -183,99 +157,78 @@ def run(
     surfaces.realtime_join(target, rec, CATEGORY, "anon joins private jobs:A", a.id, None, must_refuse=True)
 
 
+Probe = tuple[str, str, str, dict[str, Any], bool]  # name, method, url, httpx arguments, must refuse
+
+
+def _probe(client: httpx.Client, rec: Recorder, headers: dict[str, str], probes: list[Probe]) -> None:
+    for name, method, url, kwargs, must_refuse in probes:
+        extra = kwargs.pop("headers", {})
+        send(client, rec, CATEGORY, name, method, url, headers={**headers, **extra}, must_refuse=must_refuse, **kwargs)
+
+
 def _storage(target: Target, client: httpx.Client, rec: Recorder, a: User, b: User, planted: Planted) -> None:
     storage = f"{target.url}/storage/v1"
     hb = target.headers(b.token)
     lists = [f"{a.id}/", a.id, "", f"{b.id}/../{a.id}/", f"{a.id}//", f"/{a.id}/", "%", "_"]
-    for prefix in lists:
-        send(
-            client,
-            rec,
-            CATEGORY,
-            f"storage list prefix {prefix!r}",
+    probes: list[Probe] = [
+        (
+            f"storage list prefix {p!r}",
             "POST",
             f"{storage}/object/list/{BUCKET}",
-            json={"prefix": prefix, "limit": 1000, "search": ""},
-            headers=hb,
+            {"json": {"prefix": p, "limit": 1000, "search": ""}},
+            False,
         )
+        for p in lists
+    ]
+    png = {"Content-Type": "image/png"}
+    for name in planted.object_names:
+        probes += [
+            (f"storage GET {form or 'object/'}A's object", "GET", f"{storage}/object/{form}{BUCKET}/{name}", {}, True)
+            for form in ("authenticated/", "", "public/", "info/", "info/authenticated/")
+        ]
+        moved = {"bucketId": BUCKET, "sourceKey": name, "destinationKey": f"{b.id}/stolen.png"}
+        probes += [
+            (
+                "storage sign A's object",
+                "POST",
+                f"{storage}/object/sign/{BUCKET}/{name}",
+                {"json": {"expiresIn": 60}},
+                True,
+            ),
+            (
+                "storage sign many",
+                "POST",
+                f"{storage}/object/sign/{BUCKET}",
+                {"json": {"expiresIn": 60, "paths": [name]}},
+                False,
+            ),
+            (
+                "storage overwrite A's object",
+                "PUT",
+                f"{storage}/object/{BUCKET}/{name}",
+                {"content": b"x", "headers": {**png, "x-upsert": "true"}},
+                True,
+            ),
+            (
+                "storage upload into A's folder",
+                "POST",
+                f"{storage}/object/{BUCKET}/{a.id}/planted-by-b.png",
+                {"content": b"x", "headers": png},
+                True,
+            ),
+            (
+                "storage delete A's object",
+                "DELETE",
+                f"{storage}/object/{BUCKET}",
+                {"json": {"prefixes": [name]}},
+                False,
+            ),
+            ("storage move A's object to B", "POST", f"{storage}/object/move", {"json": moved}, True),
+            ("storage copy A's object to B", "POST", f"{storage}/object/copy", {"json": moved}, True),
+        ]
+    _probe(client, rec, hb, probes)
     for name in planted.object_names:
         tail = name.split("/", 1)[1]
-        for form in ("authenticated/", "", "public/", "info/", "info/authenticated/"):
-            send(
-                client,
-                rec,
-                CATEGORY,
-                f"storage GET {form or 'object/'}A's object",
-                "GET",
-                f"{storage}/object/{form}{BUCKET}/{name}",
-                headers=hb,
-                must_refuse=True,
-            )
-        send(
-            client,
-            rec,
-            CATEGORY,
-            "storage sign A's object",
-            "POST",
-            f"{storage}/object/sign/{BUCKET}/{name}",
-            json={"expiresIn": 60},
-            headers=hb,
-            must_refuse=True,
-        )
-        send(
-            client,
-            rec,
-            CATEGORY,
-            "storage sign many",
-            "POST",
-            f"{storage}/object/sign/{BUCKET}",
-            json={"expiresIn": 60, "paths": [name]},
-            headers=hb,
-        )
-        send(
-            client,
-            rec,
-            CATEGORY,
-            "storage overwrite A's object",
-            "PUT",
-            f"{storage}/object/{BUCKET}/{name}",
-            content=b"x",
-            headers={**hb, "x-upsert": "true", "Content-Type": "image/png"},
-            must_refuse=True,
-        )
-        send(
-            client,
-            rec,
-            CATEGORY,
-            "storage upload into A's folder",
-            "POST",
-            f"{storage}/object/{BUCKET}/{a.id}/planted-by-b.png",
-            content=b"x",
-            headers={**hb, "Content-Type": "image/png"},
-            must_refuse=True,
-        )
-        send(
-            client,
-            rec,
-            CATEGORY,
-            "storage delete A's object",
-            "DELETE",
-            f"{storage}/object/{BUCKET}",
-            json={"prefixes": [name]},
-            headers=hb,
-        )
-        for op in ("move", "copy"):
-            send(
-                client,
-                rec,
-                CATEGORY,
-                f"storage {op} A's object to B",
-                "POST",
-                f"{storage}/object/{op}",
-                json={"bucketId": BUCKET, "sourceKey": name, "destinationKey": f"{b.id}/stolen.txt"},
-                headers=hb,
-                must_refuse=True,
-            )
         traversals = [
             f"{b.id}/../{name}",
             f"{b.id}/%2e%2e/{name}",
@@ -288,11 +241,12 @@ def _storage(target: Target, client: httpx.Client, rec: Recorder, a: User, b: Us
         ]
         for path in traversals:
             for form in ("authenticated/", ""):
+                shown = path.replace(b.id, "B").replace(a.id, "A")
                 send_raw(
                     target,
                     rec,
                     CATEGORY,
-                    f"storage traversal GET {form}{path.replace(b.id, 'B').replace(a.id, 'A')}",
+                    f"storage traversal GET {form}{shown}",
                     "GET",
                     f"/storage/v1/object/{form}{BUCKET}/{path}",
                     hb,
