@@ -100,7 +100,8 @@ PHASES = ("forgery", "cross-tenant", "privileges", "fuzz")
 def attack(target: Target, *, count: int, seed: int, log: Any = print, phases: tuple[str, ...] = PHASES) -> Outcome:
     """``phases`` narrows the run (the tests of the detectors need only the phase they probe)."""
     started = time.monotonic()
-    rec, notes, crashes = Recorder(), [], 0
+    rec, crashes = Recorder(), 0
+    notes: list[str] = []
     with httpx.Client(timeout=30) as client:
         a, b = sign_in(target, client, "A"), sign_in(target, client, "B")
         b_ears = Listener(

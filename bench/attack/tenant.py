@@ -111,7 +111,13 @@ def write_queries(a: User, planted: Planted) -> list[tuple[str, str, str, Any, d
 
 
 def run(
-    target: Target, client: httpx.Client, rec: Recorder, a: User, b: User, planted: Planted, relations: list[str]
+    target: Target,
+    client: httpx.Client,
+    rec: Recorder,
+    a: User,
+    b: User,
+    planted: Planted,
+    relations: list[tuple[str, str]],
 ) -> None:
     rest = f"{target.url}/rest/v1"
     hb = target.headers(b.token)
