@@ -116,7 +116,7 @@ def attack(target: Target, *, count: int, seed: int, log: Any = print, phases: t
         b_ears.ready.wait(15)
         time.sleep(0.5)  # the joins are answered before A's rows arrive
         planted = plant.plant(target, client, a, seed)
-        rec.canaries = planted.canaries
+        rec.canaries = list(planted.canaries)
         time.sleep(1.5)  # Realtime delivers A's changes (to A only, we check)
         rec.see("realtime-listen", "B's sockets while A's data was written", 200, b_ears.finish(notes, "B"))
         a_ears = Listener(target, a, [(f"realtime:jobs:{a.id}", {"private": True, "postgres_changes": CHANGES})])

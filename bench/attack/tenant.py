@@ -153,7 +153,23 @@ def run(
             ("release_jobs", {"worker_id": "attack-suite", "job_ids": [job_id]}),
         ]:
             calls.append((f"rpc {fn}(A's job) as B", "POST", f"{rest}/rpc/{fn}", {"json": body}, True))
+        # A dependency on A's job would tell B how A's job ends (waiting → queued or cancelled).
+        depends = {"kind": KIND, "payload": {"layers": []}, "depends_on": job_id}
+        calls.append(
+            ("rpc enqueue_job depending on A's job", "POST", f"{rest}/rpc/enqueue_job", {"json": depends}, True)
+        )
         _probe(client, rec, hb, calls)
+    # The idempotency key of A's second job, reused by B: B gets a job of its own (a legitimate
+    # write), never A's. B's job now holds that string, so it stops being a canary afterwards.
+    key = planted.canaries[5]
+    reuse = {"kind": KIND, "payload": {"layers": []}, "idempotency_key": key}
+    _probe(
+        client,
+        rec,
+        hb,
+        [("rpc enqueue_job with A's idempotency key", "POST", f"{rest}/rpc/enqueue_job", {"json": reuse}, False)],
+    )
+    rec.canaries.remove(key)
     _storage(target, client, rec, a, b, planted)
     _broadcasts(target, client, rec, a, b)
     surfaces.realtime_join(target, rec, CATEGORY, "B joins private jobs:A", a.id, b.token, must_refuse=True)
