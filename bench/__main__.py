@@ -4,6 +4,8 @@ write bench/results/<timestamp>/report.json, report.md and PNG plots.
 Loopback only: everything runs against the devstack PostgreSQL cluster (127.0.0.1:54322, started
 here if it is down) in scratch databases that are dropped afterwards, with gateways, workers and
 stand-ins on free loopback ports, all stopped when their scenario ends.
+
+`python -m bench attack ...` runs the attack suite instead (bench/attack/cli.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ SCENARIOS = {  # CLI name → module, in report order
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] == ["attack"]:  # its own options and target (bench/attack/cli.py)
+        from bench.attack.cli import main as attack_main
+
+        return attack_main(args_in[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "scenarios", nargs="*", metavar="scenario", help=f"any of {', '.join(SCENARIOS)} (default: all)"

@@ -10,7 +10,7 @@ from typing import Any
 
 import jwt
 
-from devstack.tests import jwt_forge
+from devstack.testing import jwt_forge
 
 HOSTILE_CLAIMS: list[dict[str, Any]] = [
     {"role": ["service_role", "authenticated"]},

@@ -26,9 +26,9 @@ from devstack.gateway.app import create_app
 from devstack.gateway.context import Settings
 from devstack.gateway.key_set import LiveKeySet
 from devstack.signing_keys import KeyRing, Mode
+from devstack.testing import jwt_forge
 from devstack.testing.fixtures import Stack
 from devstack.testing.servers import Server
-from devstack.tests import jwt_forge
 from devstack.tests.integration.auth_helpers import new_client
 from devstack.tests.integration.realtime_support import raw_socket
 from devstack.tests.integration.rest_support import Names, rest_fixtures

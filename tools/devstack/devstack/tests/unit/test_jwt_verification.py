@@ -17,7 +17,7 @@ from devstack.gateway.realtime import jwt_check
 from devstack.gateway.storage import credentials
 from devstack.gateway.storage.errors import StorageError
 from devstack.signing_keys import KeyRing
-from devstack.tests import jwt_forge
+from devstack.testing import jwt_forge
 
 SECRET = "unit-test-legacy-secret-unit-test-legacy-secret"
 NO_KEY = ("No suitable key or wrong key type", "No suitable key was found to decode the JWT")
