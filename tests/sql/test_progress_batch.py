@@ -73,7 +73,10 @@ def test_a_job_no_longer_held_is_refused_in_its_row_and_the_others_go_through(ap
 @pytest.mark.parametrize(
     ("items", "message"),
     [
-        ({"job_id": "x"}, 'reports: must be a JSON array of {"job_id", "percent", "message", "partial"} objects, got object'),
+        (
+            {"job_id": "x"},
+            'reports: must be a JSON array of {"job_id", "percent", "message", "partial"} objects, got object',
+        ),
         ([], "reports: must hold 1 to 1000 items, got 0"),
         ([{"job_id": "JOB", "percent": 1}] * 1001, "reports: must hold 1 to 1000 items, got 1002"),
         ([3], "reports[1]: must be an object, got number"),
@@ -82,7 +85,10 @@ def test_a_job_no_longer_held_is_refused_in_its_row_and_the_others_go_through(ap
         ([{"job_id": "JOB", "percent": "5"}], "reports[1].percent: must be a number, got string"),
         ([{"job_id": "JOB", "message": "m" * 1001}], "reports[1].message: must be at most 1000 characters, got 1001"),
         ([{"job_id": "JOB", "partial": 7}], "reports[1].partial: must be a string, got number"),
-        ([{"job_id": "JOB", "partial": "p" * 65537}], "reports[1].partial: must be at most 65536 bytes per item, got 65537"),
+        (
+            [{"job_id": "JOB", "partial": "p" * 65537}],
+            "reports[1].partial: must be at most 65536 bytes per item, got 65537",
+        ),
         ([{"job_id": "JOB"}], "reports[1]: nothing to report: give percent, message or partial"),
         ([{"job_id": "JOB", "note": 1}], 'reports[1]: unknown key "note"; allowed: job_id, percent, message, partial'),
         ([{"job_id": "JOB", "partial": "p" * 60000}] * 70, "reports: 42"),
@@ -97,7 +103,10 @@ def test_batch_is_validated_as_a_whole_before_anything_changes(api: SqlApi, item
         report(api, batch)
     assert str(err.value).splitlines()[0].startswith(message)
     assert api.count("select count(*) from public.job_events") == 0  # the valid first item did not go through
-    assert api.count("select count(*) from realtime.messages where payload->>'status' = 'running' and payload ? 'events'") == 0
+    assert (
+        api.count("select count(*) from realtime.messages where payload->>'status' = 'running' and payload ? 'events'")
+        == 0
+    )
 
 
 def test_batch_is_for_the_service_role_only(api: SqlApi) -> None:
