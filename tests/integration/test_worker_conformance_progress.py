@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.integration.test_worker_conformance import W, Backend, backend, claim, supabase_db
+from tests.integration.test_worker_conformance import Backend, W, backend, claim, supabase_db
 from worker.core.errors import InvalidArgument
 from worker.core.ports import ProgressReport
 
