@@ -30,6 +30,7 @@ log = logging.getLogger("worker.progress")
 MAX_ITEMS = 500  # well under the SQL function's 1000
 MAX_PARTIAL_CHARS = 16_000  # ≤ 64 KiB per item even in 4-byte characters
 MIN_INTERVAL = 0.1  # seconds between two messages of one job
+MAX_JOB_CHARS = 64_000  # text of one job per call: its one message stays within Free's 256 KB
 
 
 @dataclass
@@ -140,10 +141,11 @@ class ProgressBatcher:
             batch: list[ProgressReport] = []
             sending: list[_Job] = []
             for _, job in due:
-                if len(batch) + len(job.items) > self.max_items and batch:
+                take = _prefix(job.items)
+                if len(batch) + take > self.max_items and batch:
                     break
-                batch += job.items
-                job.items, job.in_flight, job.last_sent = [], True, now
+                batch += job.items[:take]
+                job.items, job.in_flight, job.last_sent = job.items[take:], True, now
                 sending.append(job)
             try:
                 await self._send_batch(batch)
@@ -190,3 +192,13 @@ class ProgressBatcher:
             if reason is not None and job is not None:
                 job.lost = LeaseLost(f"report_progress_batch: job {job_id}: {reason}")
                 job.items = []
+
+
+def _prefix(items: Sequence[ProgressReport]) -> int:
+    """How many of a job's queued items one call takes: at least one, at most MAX_JOB_CHARS of text."""
+    chars = 0
+    for n, item in enumerate(items):
+        chars += len(item.partial or "")
+        if chars > MAX_JOB_CHARS and n > 0:
+            return n
+    return len(items)
