@@ -34,7 +34,7 @@ WORKER_CALLS = (
 def track_calls(database: str) -> None:
     """Count calls of plpgsql and SQL functions in ``database`` from now on (new sessions)."""
     # The scratch cluster's setting (a reload reaches the gateway's pooled sessions too).
-    with psycopg.connect(paths.database_url(database), autocommit=True) as conn:
+    with psycopg.connect(paths.admin_url(database), autocommit=True) as conn:
         conn.execute("alter system set track_functions = 'all'")
         conn.execute("select pg_reload_conf()")
         conn.execute("select pg_stat_reset()")
