@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import pytest
 
@@ -176,3 +177,37 @@ async def test_one_jobs_bad_report_does_not_sink_the_others_in_its_batch() -> No
     await cb.flush()
     assert store.get(b.id).progress == {"percent": 20, "message": "fine"}
     assert events(store, a) == []
+
+
+class StillClock:
+    """Time stands still: a held or paced report never becomes due by itself."""
+
+    def now(self) -> datetime:
+        return datetime(2026, 12, 4, tzinfo=UTC)
+
+    def monotonic(self) -> float:
+        return 1000.0
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_reports_within_the_window_wait_and_go_out_together_or_with_the_outcome() -> None:
+    store = GatedStore()
+    store.release_first.set()
+    design, edits = await running(store, 2, kind="generate_design")
+    batcher = ProgressBatcher(store, "w1", StillClock(), min_interval=0.1)
+    cd, ce = (JobContext(j, "w1", store, SystemClock(), reports=batcher) for j in (design, edits))
+
+    await cd.progress(5, "designing")
+    await cd.progress(95, "12 nodes")
+    for piece in ("Var", "iant", " A"):
+        await ce.partial(piece)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert store.batches == []  # held: nothing is due yet
+
+    assert await cd.settle(carry=True) == ProgressReport(design.id, 95, "12 nodes")
+    assert store.batches == [[ProgressReport(design.id, 5, "designing")]]  # the rest rides with the outcome
+    assert await ce.settle(carry=True) is None
+    assert store.batches[-1] == [ProgressReport(edits.id, partial="Variant A")]  # one piece, one call

@@ -9,10 +9,10 @@ the progress step before it (the SQL API applies an item's progress before its t
 progress step stays its own item (the client shows each rename batch).
 
 Realtime budget (issue 14): the SQL API sends one message per job per call, so a job's reports
-are also paced: after a job's last message (its claim, at first) its next reports wait at least
-``min_interval`` and ride together. Streamed text thus reaches the client in pieces of at least
-that interval, and a job that finishes within it sends no progress message at all: the last
-progress rides with the outcome (``settle``).
+are also paced and held: a job's reports go out ``min_interval`` after its last message (its
+claim, at first) and no sooner than ``min_interval`` after the oldest of them was queued, all
+together. Streamed text thus reaches the client in pieces of at least that interval, and
+whatever a job reports within that interval of its end rides with its outcome (``settle``).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ MAX_JOB_CHARS = 64_000  # text of one job per call: its one message stays within
 class _Job:
     items: list[ProgressReport] = field(default_factory=list)
     last_sent: float = 0.0  # monotonic; the job's claim counts as its first message
+    first_queued: float = 0.0  # monotonic, when the oldest unsent item was queued
     in_flight: bool = False
     sent: asyncio.Event = field(default_factory=asyncio.Event)  # set whenever nothing is pending
     lost: LeaseLost | None = None
@@ -100,7 +101,7 @@ class ProgressBatcher:
         if carry and job.items and job.items[-1].partial is None:
             carried = job.items.pop()  # sent after the items before it: settle waits for those
         if job.items or job.in_flight:
-            job.last_sent = float("-inf")  # due now
+            job.last_sent = job.first_queued = float("-inf")  # due now
             job.sent.clear()
             self._kick()
             await job.sent.wait()
@@ -120,6 +121,8 @@ class ProgressBatcher:
         job = self._job(job_id)
         if job.lost is not None:
             return
+        if not job.items:
+            job.first_queued = self.clock.monotonic()
         job.items.append(report)
         job.sent.clear()
         self._kick()
@@ -133,9 +136,9 @@ class ProgressBatcher:
         while any(j.items for j in self._jobs.values()):
             self._wake.clear()
             now = self.clock.monotonic()
-            due = [(i, j) for i, j in self._jobs.items() if j.items and now - j.last_sent >= self.min_interval]
+            due = [(i, j) for i, j in self._jobs.items() if j.items and self._due_at(j) <= now]
             if not due:
-                wait = min(j.last_sent + self.min_interval - now for j in self._jobs.values() if j.items)
+                wait = min(self._due_at(j) for j in self._jobs.values() if j.items) - now
                 await self._sleep_or_wake(wait)
                 continue
             batch: list[ProgressReport] = []
@@ -145,7 +148,7 @@ class ProgressBatcher:
                 if len(batch) + take > self.max_items and batch:
                     break
                 batch += job.items[:take]
-                job.items, job.in_flight, job.last_sent = job.items[take:], True, now
+                job.items, job.in_flight, job.last_sent, job.first_queued = job.items[take:], True, now, now
                 sending.append(job)
             try:
                 await self._send_batch(batch)
@@ -158,6 +161,11 @@ class ProgressBatcher:
                         job.sent.set()
         for job in self._jobs.values():
             job.sent.set()
+
+    def _due_at(self, job: _Job) -> float:
+        # Paced (a job's messages at least min_interval apart) and held (a report waits as long
+        # after it was queued, so the reports of a job that ends meanwhile ride with its outcome).
+        return max(job.last_sent, job.first_queued) + self.min_interval
 
     async def _sleep_or_wake(self, seconds: float) -> None:
         # A settle (due now) must not wait out another job's pacing.
