@@ -1148,6 +1148,18 @@ CREATE TRIGGER read_only INSTEAD OF INSERT OR DELETE OR UPDATE ON public.spend_b
 -- trigger public.tokens_per_kind read_only
 CREATE TRIGGER read_only INSTEAD OF INSERT OR DELETE OR UPDATE ON public.tokens_per_kind FOR EACH ROW EXECUTE FUNCTION private.refuse_view_write()
 
+-- function private.add_job_event(uuid,text,jsonb)
+CREATE OR REPLACE FUNCTION private.add_job_event(job_id uuid, type text, data jsonb)
+ RETURNS jsonb
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+  insert into public.job_events as e (job_id, user_id, type, data)
+  select j.id, j.user_id, add_job_event.type, add_job_event.data from public.jobs j where j.id = add_job_event.job_id
+  returning private.job_event_payload(e)
+$function$
+
 -- function private.advance_dependents()
 CREATE OR REPLACE FUNCTION private.advance_dependents()
  RETURNS trigger
@@ -1204,9 +1216,7 @@ begin
   if private.is_quiet(new.job_id) then
     return null;
   end if;
-  perform realtime.send(
-    jsonb_build_object('id', new.id, 'job_id', new.job_id, 'type', new.type, 'data', new.data, 'created_at', new.created_at),
-    'job_event', 'jobs:' || new.user_id::text, true);
+  perform realtime.send(private.job_event_payload(new), 'job_event', 'jobs:' || new.user_id::text, true);
   return null;
 end;
 $function$
@@ -1675,6 +1685,16 @@ AS $function$
        when octet_length(j.result::text) <= 8192 then jsonb_build_object('result', j.result)
        else jsonb_build_object('result_truncated', true)
      end
+$function$
+
+-- function private.job_event_payload(public.job_events)
+CREATE OR REPLACE FUNCTION private.job_event_payload(e public.job_events)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  select jsonb_build_object('id', e.id, 'job_id', e.job_id, 'type', e.type, 'data', e.data, 'created_at', e.created_at)
 $function$
 
 -- function private.kind_on_plan(uuid,public.job_kinds)
@@ -2304,11 +2324,9 @@ begin
   logged as (
     insert into public.job_events (job_id, user_id, type, data)
     select steps.id, steps.user_id, 'progress', steps.progress from steps
-    returning job_events.*
+    returning job_events.job_id, private.job_event_payload(job_events) as payload
   )
-  select coalesce(jsonb_object_agg(l.job_id::text,
-           jsonb_build_object('id', l.id, 'job_id', l.job_id, 'type', l.type, 'data', l.data, 'created_at', l.created_at)),
-         '{}')
+  select coalesce(jsonb_object_agg(l.job_id::text, l.payload), '{}')
   into v_steps from logged l;
 
   for j in
@@ -2975,17 +2993,11 @@ begin
     end if;
     if coalesce(item ->> 'percent', item ->> 'message') is not null then
       v_progress := jsonb_set(v_progress, array[v_id::text], private.next_progress(v_progress -> v_id::text, item));
-      insert into public.job_events as e (job_id, user_id, type, data)
-      select v_id, j.user_id, 'progress', v_progress -> v_id::text from public.jobs j where j.id = v_id
-      returning jsonb_build_object('id', e.id, 'job_id', e.job_id, 'type', e.type, 'data', e.data, 'created_at', e.created_at)
-      into v_event;
+      v_event := private.add_job_event(v_id, 'progress', v_progress -> v_id::text);
       v_events := jsonb_set(v_events, array[v_id::text], (v_events -> v_id::text) || jsonb_build_array(v_event));
     end if;
     if item ->> 'partial' is not null then
-      insert into public.job_events as e (job_id, user_id, type, data)
-      select v_id, j.user_id, 'partial', jsonb_build_object('text', item ->> 'partial') from public.jobs j where j.id = v_id
-      returning jsonb_build_object('id', e.id, 'job_id', e.job_id, 'type', e.type, 'data', e.data, 'created_at', e.created_at)
-      into v_event;
+      v_event := private.add_job_event(v_id, 'partial', jsonb_build_object('text', item ->> 'partial'));
       v_events := jsonb_set(v_events, array[v_id::text], (v_events -> v_id::text) || jsonb_build_array(v_event));
     end if;
   end loop;
@@ -3154,6 +3166,9 @@ PERMISSIVE for SELECT to authenticated
 PERMISSIVE for SELECT to authenticated
   using ((bucket_id = 'job-artifacts'::text) AND ((storage.foldername(name))[1] = (( SELECT auth.uid() AS uid))::text))
 
+-- grant private.add_job_event(uuid,text,jsonb)
+
+
 -- grant private.advance_dependents()
 
 
@@ -3233,6 +3248,9 @@ PERMISSIVE for SELECT to authenticated
 
 
 -- grant private.job_broadcast_payload(public.jobs)
+
+
+-- grant private.job_event_payload(public.job_events)
 
 
 -- grant private.kind_on_plan(uuid,public.job_kinds)

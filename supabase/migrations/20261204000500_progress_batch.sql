@@ -54,6 +54,25 @@ begin
 end;
 $$;
 
+-- A job_events row as clients receive it (the same keys as before this migration).
+create function private.job_event_payload(e public.job_events) returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select jsonb_build_object('id', e.id, 'job_id', e.job_id, 'type', e.type, 'data', e.data, 'created_at', e.created_at)
+$$;
+
+-- Record one event of a job and answer it as clients receive it.
+create function private.add_job_event(job_id uuid, type text, data jsonb) returns jsonb
+language sql
+security definer
+set search_path = ''
+as $$
+  insert into public.job_events as e (job_id, user_id, type, data)
+  select j.id, j.user_id, add_job_event.type, add_job_event.data from public.jobs j where j.id = add_job_event.job_id
+  returning private.job_event_payload(e)
+$$;
+
 create or replace function private.broadcast_job_event() returns trigger
 language plpgsql
 security definer
@@ -63,9 +82,7 @@ begin
   if private.is_quiet(new.job_id) then
     return null;
   end if;
-  perform realtime.send(
-    jsonb_build_object('id', new.id, 'job_id', new.job_id, 'type', new.type, 'data', new.data, 'created_at', new.created_at),
-    'job_event', 'jobs:' || new.user_id::text, true);
+  perform realtime.send(private.job_event_payload(new), 'job_event', 'jobs:' || new.user_id::text, true);
   return null;
 end;
 $$;
@@ -219,17 +236,11 @@ begin
     end if;
     if coalesce(item ->> 'percent', item ->> 'message') is not null then
       v_progress := jsonb_set(v_progress, array[v_id::text], private.next_progress(v_progress -> v_id::text, item));
-      insert into public.job_events as e (job_id, user_id, type, data)
-      select v_id, j.user_id, 'progress', v_progress -> v_id::text from public.jobs j where j.id = v_id
-      returning jsonb_build_object('id', e.id, 'job_id', e.job_id, 'type', e.type, 'data', e.data, 'created_at', e.created_at)
-      into v_event;
+      v_event := private.add_job_event(v_id, 'progress', v_progress -> v_id::text);
       v_events := jsonb_set(v_events, array[v_id::text], (v_events -> v_id::text) || jsonb_build_array(v_event));
     end if;
     if item ->> 'partial' is not null then
-      insert into public.job_events as e (job_id, user_id, type, data)
-      select v_id, j.user_id, 'partial', jsonb_build_object('text', item ->> 'partial') from public.jobs j where j.id = v_id
-      returning jsonb_build_object('id', e.id, 'job_id', e.job_id, 'type', e.type, 'data', e.data, 'created_at', e.created_at)
-      into v_event;
+      v_event := private.add_job_event(v_id, 'partial', jsonb_build_object('text', item ->> 'partial'));
       v_events := jsonb_set(v_events, array[v_id::text], (v_events -> v_id::text) || jsonb_build_array(v_event));
     end if;
   end loop;
@@ -350,11 +361,9 @@ begin
   logged as (
     insert into public.job_events (job_id, user_id, type, data)
     select steps.id, steps.user_id, 'progress', steps.progress from steps
-    returning job_events.*
+    returning job_events.job_id, private.job_event_payload(job_events) as payload
   )
-  select coalesce(jsonb_object_agg(l.job_id::text,
-           jsonb_build_object('id', l.id, 'job_id', l.job_id, 'type', l.type, 'data', l.data, 'created_at', l.created_at)),
-         '{}')
+  select coalesce(jsonb_object_agg(l.job_id::text, l.payload), '{}')
   into v_steps from logged l;
 
   for j in
