@@ -1727,6 +1727,23 @@ AS $function$
   select case name when 'rate_limit' then 7301 when 'claim_group' then 7302 end
 $function$
 
+-- function private.lock_held_jobs(uuid[],text)
+CREATE OR REPLACE FUNCTION private.lock_held_jobs(job_ids uuid[], worker_id text)
+ RETURNS uuid[]
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_held uuid[];
+begin
+  perform 1 from public.jobs j where j.id = any(job_ids) order by j.id for update;
+  select coalesce(array_agg(j.id), '{}') into v_held
+  from public.jobs j
+  where j.id = any(job_ids) and private.not_held_reason(j, lock_held_jobs.worker_id) is null;
+  return v_held;
+end;
+$function$
+
 -- function private.next_progress(jsonb,jsonb)
 CREATE OR REPLACE FUNCTION private.next_progress(prev jsonb, step jsonb)
  RETURNS jsonb
@@ -2302,16 +2319,8 @@ begin
     perform private.raise_invalid('completions', 'lists a job_id more than once');
   end if;
 
-  -- Lock first (in id order), then decide and update: the locked rows' latest versions.
-  perform 1 from public.jobs j
-  where j.id in (select (e ->> 'job_id')::uuid from jsonb_array_elements(completions) as t(e))
-  order by j.id
-  for update;
-
-  select coalesce(array_agg(j.id), '{}') into v_done
-  from public.jobs j
-  where j.id in (select (e ->> 'job_id')::uuid from jsonb_array_elements(completions) as t(e))
-    and private.not_held_reason(j, complete_jobs.worker_id) is null;
+  v_done := private.lock_held_jobs(
+    array(select (e ->> 'job_id')::uuid from jsonb_array_elements(completions) as t(e)), complete_jobs.worker_id);
   perform private.quiet_broadcasts(v_done);
 
   -- The last progress, as an event (the client's history) and as the row's message.
@@ -2973,15 +2982,8 @@ begin
     i := i + 1;
   end loop;
 
-  -- Lock in id order (two batches never deadlock), then decide per job.
-  perform 1 from public.jobs j
-  where j.id in (select (e ->> 'job_id')::uuid from jsonb_array_elements(reports) as t(e))
-  order by j.id
-  for update;
-  select coalesce(array_agg(j.id), '{}') into v_held
-  from public.jobs j
-  where j.id in (select (e ->> 'job_id')::uuid from jsonb_array_elements(reports) as t(e))
-    and private.not_held_reason(j, report_progress_batch.worker_id) is null;
+  v_held := private.lock_held_jobs(
+    array(select (e ->> 'job_id')::uuid from jsonb_array_elements(reports) as t(e)), report_progress_batch.worker_id);
   perform private.quiet_broadcasts(v_held);
 
   for item in select e from jsonb_array_elements(reports) as t(e) loop
@@ -3257,6 +3259,9 @@ PERMISSIVE for SELECT to authenticated
 
 
 -- grant private.lock_class(text)
+
+
+-- grant private.lock_held_jobs(uuid[],text)
 
 
 -- grant private.next_progress(jsonb,jsonb)

@@ -113,6 +113,23 @@ as $$
   end
 $$;
 
+-- Lock the listed jobs in id order (two batches never deadlock each other) and answer those
+-- the worker holds; the later statements of the call see the locked rows' latest versions.
+create function private.lock_held_jobs(job_ids uuid[], worker_id text) returns uuid[]
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_held uuid[];
+begin
+  perform 1 from public.jobs j where j.id = any(job_ids) order by j.id for update;
+  select coalesce(array_agg(j.id), '{}') into v_held
+  from public.jobs j
+  where j.id = any(job_ids) and private.not_held_reason(j, lock_held_jobs.worker_id) is null;
+  return v_held;
+end;
+$$;
+
 -- A progress object's percent and message, named `field.percent` / `field.message` when refused.
 create function private.check_progress_fields(field text, item jsonb) returns void
 language plpgsql
@@ -216,15 +233,8 @@ begin
     i := i + 1;
   end loop;
 
-  -- Lock in id order (two batches never deadlock), then decide per job.
-  perform 1 from public.jobs j
-  where j.id in (select (e ->> 'job_id')::uuid from jsonb_array_elements(reports) as t(e))
-  order by j.id
-  for update;
-  select coalesce(array_agg(j.id), '{}') into v_held
-  from public.jobs j
-  where j.id in (select (e ->> 'job_id')::uuid from jsonb_array_elements(reports) as t(e))
-    and private.not_held_reason(j, report_progress_batch.worker_id) is null;
+  v_held := private.lock_held_jobs(
+    array(select (e ->> 'job_id')::uuid from jsonb_array_elements(reports) as t(e)), report_progress_batch.worker_id);
   perform private.quiet_broadcasts(v_held);
 
   for item in select e from jsonb_array_elements(reports) as t(e) loop
@@ -339,16 +349,8 @@ begin
     perform private.raise_invalid('completions', 'lists a job_id more than once');
   end if;
 
-  -- Lock first (in id order), then decide and update: the locked rows' latest versions.
-  perform 1 from public.jobs j
-  where j.id in (select (e ->> 'job_id')::uuid from jsonb_array_elements(completions) as t(e))
-  order by j.id
-  for update;
-
-  select coalesce(array_agg(j.id), '{}') into v_done
-  from public.jobs j
-  where j.id in (select (e ->> 'job_id')::uuid from jsonb_array_elements(completions) as t(e))
-    and private.not_held_reason(j, complete_jobs.worker_id) is null;
+  v_done := private.lock_held_jobs(
+    array(select (e ->> 'job_id')::uuid from jsonb_array_elements(completions) as t(e)), complete_jobs.worker_id);
   perform private.quiet_broadcasts(v_done);
 
   -- The last progress, as an event (the client's history) and as the row's message.
