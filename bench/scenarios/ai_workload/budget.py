@@ -41,13 +41,16 @@ def track_calls(database: str) -> None:
 
 
 def count_calls(database: str) -> dict[str, int]:
-    """Calls of the worker's functions so far (the public API functions only, not nested helpers)."""
-    with psycopg.connect(paths.database_url(database)) as conn:
+    """Calls of the worker's functions so far (the public API functions only, not nested helpers);
+    then the cluster's setting goes back to its default."""
+    with psycopg.connect(paths.admin_url(database), autocommit=True) as conn:
         rows = conn.execute(
             "select funcname, sum(calls)::bigint from pg_stat_user_functions where schemaname = 'public' "
             "and funcname = any(%s) group by 1",
             (list(WORKER_CALLS),),
         ).fetchall()
+        conn.execute("alter system reset track_functions")
+        conn.execute("select pg_reload_conf()")
     return {str(r[0]): int(r[1]) for r in rows}
 
 
