@@ -1160,6 +1160,18 @@ CREATE TRIGGER read_only INSTEAD OF INSERT OR DELETE OR UPDATE ON public.spend_b
 -- trigger public.tokens_per_kind read_only
 CREATE TRIGGER read_only INSTEAD OF INSERT OR DELETE OR UPDATE ON public.tokens_per_kind FOR EACH ROW EXECUTE FUNCTION private.refuse_view_write()
 
+-- function private.add_job_event(uuid,text,jsonb)
+CREATE OR REPLACE FUNCTION private.add_job_event(job_id uuid, type text, data jsonb)
+ RETURNS jsonb
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+  insert into public.job_events as e (job_id, user_id, type, data)
+  select j.id, j.user_id, add_job_event.type, add_job_event.data from public.jobs j where j.id = add_job_event.job_id
+  returning private.job_event_payload(e)
+$function$
+
 -- function private.advance_dependents()
 CREATE OR REPLACE FUNCTION private.advance_dependents()
  RETURNS trigger
@@ -1197,6 +1209,9 @@ begin
                           (new.status, new.progress, new.attempts, new.error, new.cancel_requested, new.result, new.run_at) then
     return null;
   end if;
+  if private.is_quiet(new.id) then
+    return null;  -- the calling function sends this job's one message itself
+  end if;
   perform realtime.send(private.job_broadcast_payload(new), 'job', 'jobs:' || new.user_id::text, true);
   return null;
 end;
@@ -1210,9 +1225,10 @@ CREATE OR REPLACE FUNCTION private.broadcast_job_event()
  SET search_path TO ''
 AS $function$
 begin
-  perform realtime.send(
-    jsonb_build_object('id', new.id, 'job_id', new.job_id, 'type', new.type, 'data', new.data, 'created_at', new.created_at),
-    'job_event', 'jobs:' || new.user_id::text, true);
+  if private.is_quiet(new.job_id) then
+    return null;
+  end if;
+  perform realtime.send(private.job_event_payload(new), 'job_event', 'jobs:' || new.user_id::text, true);
   return null;
 end;
 $function$
@@ -1477,6 +1493,34 @@ begin
 end;
 $function$
 
+-- function private.check_progress_fields(text,jsonb)
+CREATE OR REPLACE FUNCTION private.check_progress_fields(field text, item jsonb)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+begin
+  if item ? 'percent' and jsonb_typeof(item -> 'percent') <> 'null' then
+    if jsonb_typeof(item -> 'percent') <> 'number' then
+      perform private.raise_invalid(field || '.percent', format('must be a number, got %s', jsonb_typeof(item -> 'percent')));
+    end if;
+    if (item ->> 'percent')::numeric not between 0 and 100 then
+      perform private.raise_invalid(field || '.percent',
+        format('must be between 0 and 100, got %s', private.excerpt(item ->> 'percent', 20)));
+    end if;
+  end if;
+  if item ? 'message' and jsonb_typeof(item -> 'message') <> 'null' then
+    if jsonb_typeof(item -> 'message') <> 'string' then
+      perform private.raise_invalid(field || '.message', format('must be a string, got %s', jsonb_typeof(item -> 'message')));
+    end if;
+    if length(item ->> 'message') > 1000 then
+      perform private.raise_invalid(field || '.message',
+        format('must be at most 1000 characters, got %s', length(item ->> 'message')));
+    end if;
+  end if;
+end;
+$function$
+
 -- function private.check_provider_model(text,text)
 CREATE OR REPLACE FUNCTION private.check_provider_model(provider text, model text)
  RETURNS void
@@ -1625,6 +1669,16 @@ begin
 end;
 $function$
 
+-- function private.is_quiet(uuid)
+CREATE OR REPLACE FUNCTION private.is_quiet(job_id uuid)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  select job_id::text = any(string_to_array(nullif(current_setting('jobs.quiet_broadcasts', true), ''), ','))
+$function$
+
 -- function private.job_broadcast_payload(public.jobs)
 CREATE OR REPLACE FUNCTION private.job_broadcast_payload(j public.jobs)
  RETURNS jsonb
@@ -1643,6 +1697,16 @@ AS $function$
        when octet_length(j.result::text) <= 8192 then jsonb_build_object('result', j.result)
        else jsonb_build_object('result_truncated', true)
      end
+$function$
+
+-- function private.job_event_payload(public.job_events)
+CREATE OR REPLACE FUNCTION private.job_event_payload(e public.job_events)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  select jsonb_build_object('id', e.id, 'job_id', e.job_id, 'type', e.type, 'data', e.data, 'created_at', e.created_at)
 $function$
 
 -- function private.kind_on_plan(uuid,public.job_kinds)
@@ -1675,6 +1739,51 @@ AS $function$
   select case name when 'rate_limit' then 7301 when 'claim_group' then 7302 end
 $function$
 
+-- function private.lock_held_jobs(uuid[],text)
+CREATE OR REPLACE FUNCTION private.lock_held_jobs(job_ids uuid[], worker_id text)
+ RETURNS uuid[]
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_held uuid[];
+begin
+  perform 1 from public.jobs j where j.id = any(job_ids) order by j.id for update;
+  select coalesce(array_agg(j.id), '{}') into v_held
+  from public.jobs j
+  where j.id = any(job_ids) and private.not_held_reason(j, lock_held_jobs.worker_id) is null;
+  return v_held;
+end;
+$function$
+
+-- function private.next_progress(jsonb,jsonb)
+CREATE OR REPLACE FUNCTION private.next_progress(prev jsonb, step jsonb)
+ RETURNS jsonb
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO ''
+AS $function$
+  select jsonb_build_object(
+    'percent', coalesce(round((step ->> 'percent')::numeric, 1), (prev ->> 'percent')::numeric, 0),
+    'message', coalesce(step ->> 'message', prev ->> 'message'))
+$function$
+
+-- function private.not_held_reason(public.jobs,text)
+CREATE OR REPLACE FUNCTION private.not_held_reason(j public.jobs, worker_id text)
+ RETURNS text
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  select case
+    when j.id is null then 'not found'
+    when j.status <> 'running' or j.worker_id is distinct from worker_id then
+      format('not held by worker "%s" (status %s, held by %s)', worker_id, j.status,
+             coalesce('"' || j.worker_id || '"', 'no worker'))
+    when j.lease_expires_at < now() then format('the lease expired at %s', j.lease_expires_at)
+  end
+$function$
+
 -- function private.notify_job_queued()
 CREATE OR REPLACE FUNCTION private.notify_job_queued()
  RETURNS trigger
@@ -1704,6 +1813,15 @@ AS $function$
   using public.job_kinds k
   where k.kind = c.kind
     and (coalesce(k.cache_ttl_seconds, 0) = 0 or c.created_at <= now() - make_interval(secs => k.cache_ttl_seconds))
+$function$
+
+-- function private.quiet_broadcasts(uuid[])
+CREATE OR REPLACE FUNCTION private.quiet_broadcasts(job_ids uuid[])
+ RETURNS void
+ LANGUAGE sql
+ SET search_path TO ''
+AS $function$
+  select set_config('jobs.quiet_broadcasts', coalesce(array_to_string(job_ids, ','), ''), true)
 $function$
 
 -- function private.raise_invalid(text,text,text)
@@ -1778,6 +1896,19 @@ CREATE OR REPLACE FUNCTION private.running_cap(p_user uuid, p_kind text)
  SET search_path TO ''
 AS $function$
   select (private.kind_on_plan(p_user, k)).max_running_per_user from public.job_kinds k where k.kind = p_kind
+$function$
+
+-- function private.send_job_with_events(public.jobs,jsonb)
+CREATE OR REPLACE FUNCTION private.send_job_with_events(j public.jobs, events jsonb)
+ RETURNS void
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+  select realtime.send(
+    private.job_broadcast_payload(j) || case when jsonb_array_length(coalesce(events, '[]')) > 0
+                                             then jsonb_build_object('events', events) else '{}'::jsonb end,
+    'job', 'jobs:' || j.user_id::text, true)
 $function$
 
 -- function private.store_cached_result()
@@ -2146,6 +2277,9 @@ declare
   k text;
   v_id text;
   v_result jsonb;
+  v_done uuid[];
+  v_steps jsonb;
+  j public.jobs;
 begin
   perform private.check_worker_id(complete_jobs.worker_id);
   if completions is null or jsonb_typeof(completions) <> 'array' then
@@ -2161,8 +2295,8 @@ begin
       perform private.raise_invalid(format('completions[%s]', i), format('must be an object, got %s', jsonb_typeof(item)));
     end if;
     for k in select jsonb_object_keys(item) loop
-      if k not in ('job_id', 'result') then
-        perform private.raise_invalid(format('completions[%s]', i), format('unknown key "%s"; allowed: job_id, result', k));
+      if k not in ('job_id', 'result', 'progress') then
+        perform private.raise_invalid(format('completions[%s]', i), format('unknown key "%s"; allowed: job_id, result, progress', k));
       end if;
     end loop;
     v_id := item ->> 'job_id';
@@ -2179,44 +2313,65 @@ begin
       perform private.raise_invalid(format('completions[%s].result', i),
         format('%s bytes exceeds 1 MiB; store large outputs in Storage', octet_length(v_result::text)));
     end if;
+    if item ? 'progress' and jsonb_typeof(item -> 'progress') <> 'null' then
+      if jsonb_typeof(item -> 'progress') <> 'object' then
+        perform private.raise_invalid(format('completions[%s].progress', i),
+          format('must be an object with percent and/or message, got %s', jsonb_typeof(item -> 'progress')));
+      end if;
+      for k in select jsonb_object_keys(item -> 'progress') loop
+        if k not in ('percent', 'message') then
+          perform private.raise_invalid(format('completions[%s].progress', i), format('unknown key "%s"; allowed: percent, message', k));
+        end if;
+      end loop;
+      perform private.check_progress_fields(format('completions[%s].progress', i), item -> 'progress');
+    end if;
     i := i + 1;
   end loop;
   if (select count(distinct (e ->> 'job_id')::uuid) from jsonb_array_elements(completions) as t(e)) <> n then
     perform private.raise_invalid('completions', 'lists a job_id more than once');
   end if;
 
-  -- Lock first (in id order), then update in a new statement that sees the locked rows' latest versions.
-  perform 1 from public.jobs j
-  where j.id in (select (e ->> 'job_id')::uuid from jsonb_array_elements(completions) as t(e))
-  order by j.id
-  for update;
+  v_done := private.lock_held_jobs(
+    array(select (e ->> 'job_id')::uuid from jsonb_array_elements(completions) as t(e)), complete_jobs.worker_id);
+  perform private.quiet_broadcasts(v_done);
+
+  -- The last progress, as an event (the client's history) and as the row's message.
+  with steps as (
+    select j.id, j.user_id, private.next_progress(j.progress, e -> 'progress') as progress
+    from jsonb_array_elements(completions) as t(e)
+    join public.jobs j on j.id = (e ->> 'job_id')::uuid
+    where j.id = any(v_done) and coalesce(e #>> '{progress,percent}', e #>> '{progress,message}') is not null
+  ),
+  logged as (
+    insert into public.job_events (job_id, user_id, type, data)
+    select steps.id, steps.user_id, 'progress', steps.progress from steps
+    returning job_events.job_id, private.job_event_payload(job_events) as payload
+  )
+  select coalesce(jsonb_object_agg(l.job_id::text, l.payload), '{}')
+  into v_steps from logged l;
+
+  for j in
+    update public.jobs j
+    set status = 'succeeded', result = t.e -> 'result', finished_at = now(), lease_expires_at = null, error = null,
+        progress = jsonb_build_object('percent', 100,
+                                      'message', coalesce(v_steps #>> array[j.id::text, 'data', 'message'],
+                                                          j.progress ->> 'message', 'done'))
+    from jsonb_array_elements(completions) as t(e)
+    where j.id = (t.e ->> 'job_id')::uuid and j.id = any(v_done)
+    returning j.*
+  loop
+    perform private.send_job_with_events(j, case when v_steps ? j.id::text then jsonb_build_array(v_steps -> j.id::text) end);
+  end loop;
+  perform private.quiet_broadcasts(null);
 
   return query
   with input as (
-    select (e ->> 'job_id')::uuid as id, e -> 'result' as result, ord
-    from jsonb_array_elements(completions) with ordinality as t(e, ord)
-  ),
-  done as (
-    update public.jobs j
-    set status = 'succeeded', result = input.result, finished_at = now(), lease_expires_at = null,
-        error = null, progress = jsonb_build_object('percent', 100, 'message', coalesce(j.progress ->> 'message', 'done'))
-    from input
-    where j.id = input.id and j.status = 'running' and j.worker_id = complete_jobs.worker_id
-      and j.lease_expires_at >= now()
-    returning j.id
+    select (e ->> 'job_id')::uuid as id, ord from jsonb_array_elements(completions) with ordinality as t(e, ord)
   )
-  select input.id, done.id is not null,
-    case
-      when done.id is not null then null
-      when j.id is null then 'not found'
-      when j.status <> 'running' or j.worker_id is distinct from complete_jobs.worker_id then
-        format('not held by worker "%s" (status %s, held by %s)', complete_jobs.worker_id, j.status,
-               coalesce('"' || j.worker_id || '"', 'no worker'))
-      else format('the lease expired at %s', j.lease_expires_at)
-    end
+  select input.id, input.id = any(v_done),
+         case when input.id = any(v_done) then null else private.not_held_reason(j, complete_jobs.worker_id) end
   from input
-  left join public.jobs j on j.id = input.id  -- this statement's snapshot: the rows before the update
-  left join done on done.id = input.id
+  left join public.jobs j on j.id = input.id
   order by input.ord;
 end;
 $function$
@@ -2775,6 +2930,114 @@ begin
 end;
 $function$
 
+-- function public.report_progress_batch(text,jsonb)
+CREATE OR REPLACE FUNCTION public.report_progress_batch(worker_id text, reports jsonb)
+ RETURNS TABLE(job_id uuid, accepted boolean, reason text)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+#variable_conflict use_column
+declare
+  n integer;
+  item jsonb;
+  i integer := 0;
+  k text;
+  v_field text;
+  v_id uuid;
+  v_progress jsonb := '{}';  -- job id -> its progress so far in this call
+  v_events jsonb := '{}';    -- job id -> the events written for it, in order
+  v_held uuid[];
+  v_event jsonb;
+  j public.jobs;
+begin
+  perform private.check_worker_id(report_progress_batch.worker_id);
+  if reports is null or jsonb_typeof(reports) <> 'array' then
+    perform private.raise_invalid('reports',
+      format('must be a JSON array of {"job_id", "percent", "message", "partial"} objects, got %s',
+             coalesce(jsonb_typeof(reports), 'null')));
+  end if;
+  n := jsonb_array_length(reports);
+  if n = 0 or n > 1000 then
+    perform private.raise_invalid('reports', format('must hold 1 to 1000 items, got %s', n));
+  end if;
+  if octet_length(reports::text) > 4194304 then
+    perform private.raise_invalid('reports', format('%s bytes exceeds 4 MiB; send fewer reports per call', octet_length(reports::text)));
+  end if;
+  for item in select e from jsonb_array_elements(reports) as t(e) loop
+    v_field := format('reports[%s]', i);
+    if jsonb_typeof(item) <> 'object' then
+      perform private.raise_invalid(v_field, format('must be an object, got %s', jsonb_typeof(item)));
+    end if;
+    for k in select jsonb_object_keys(item) loop
+      if k not in ('job_id', 'percent', 'message', 'partial') then
+        perform private.raise_invalid(v_field, format('unknown key "%s"; allowed: job_id, percent, message, partial', k));
+      end if;
+    end loop;
+    if jsonb_typeof(item -> 'job_id') is distinct from 'string'
+       or item ->> 'job_id' !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+      perform private.raise_invalid(v_field || '.job_id', 'must be a UUID string');
+    end if;
+    perform private.check_progress_fields(v_field, item);
+    if item ? 'partial' and jsonb_typeof(item -> 'partial') <> 'null' then
+      if jsonb_typeof(item -> 'partial') <> 'string' then
+        perform private.raise_invalid(v_field || '.partial', format('must be a string, got %s', jsonb_typeof(item -> 'partial')));
+      end if;
+      if octet_length(item ->> 'partial') > 65536 then
+        perform private.raise_invalid(v_field || '.partial',
+          format('must be at most 65536 bytes per item, got %s', octet_length(item ->> 'partial')));
+      end if;
+    end if;
+    if coalesce(item ->> 'percent', item ->> 'message', item ->> 'partial') is null then
+      perform private.raise_invalid(v_field, 'nothing to report: give percent, message or partial');
+    end if;
+    i := i + 1;
+  end loop;
+
+  v_held := private.lock_held_jobs(
+    array(select (e ->> 'job_id')::uuid from jsonb_array_elements(reports) as t(e)), report_progress_batch.worker_id);
+  perform private.quiet_broadcasts(v_held);
+
+  for item in select e from jsonb_array_elements(reports) as t(e) loop
+    v_id := (item ->> 'job_id')::uuid;
+    continue when not v_id = any(v_held);
+    if not v_progress ? v_id::text then
+      v_progress := v_progress || jsonb_build_object(v_id::text, (select j.progress from public.jobs j where j.id = v_id));
+      v_events := v_events || jsonb_build_object(v_id::text, '[]'::jsonb);
+    end if;
+    if coalesce(item ->> 'percent', item ->> 'message') is not null then
+      v_progress := jsonb_set(v_progress, array[v_id::text], private.next_progress(v_progress -> v_id::text, item));
+      v_event := private.add_job_event(v_id, 'progress', v_progress -> v_id::text);
+      v_events := jsonb_set(v_events, array[v_id::text], (v_events -> v_id::text) || jsonb_build_array(v_event));
+    end if;
+    if item ->> 'partial' is not null then
+      v_event := private.add_job_event(v_id, 'partial', jsonb_build_object('text', item ->> 'partial'));
+      v_events := jsonb_set(v_events, array[v_id::text], (v_events -> v_id::text) || jsonb_build_array(v_event));
+    end if;
+  end loop;
+
+  -- The row gets the last progress; then one message per job carries the row and its events.
+  update public.jobs j set progress = v_progress -> j.id::text
+  where j.id = any(v_held) and j.progress is distinct from v_progress -> j.id::text;
+  for j in select * from public.jobs j where j.id = any(v_held) order by j.id loop
+    perform private.send_job_with_events(j, v_events -> j.id::text);
+  end loop;
+  perform private.quiet_broadcasts(null);
+
+  return query
+  with input as (
+    select distinct on ((e ->> 'job_id')::uuid) (e ->> 'job_id')::uuid as id, ord
+    from jsonb_array_elements(reports) with ordinality as t(e, ord)
+    order by (e ->> 'job_id')::uuid, ord
+  )
+  select input.id, input.id = any(v_held),
+         case when input.id = any(v_held) then null else private.not_held_reason(j, report_progress_batch.worker_id) end
+  from input
+  left join public.jobs j on j.id = input.id
+  order by input.ord;
+end;
+$function$
+
 -- function public.set_plan(text,numeric,text,boolean)
 CREATE OR REPLACE FUNCTION public.set_plan(plan text, monthly_budget_usd numeric, description text DEFAULT NULL::text, is_default boolean DEFAULT NULL::boolean)
  RETURNS public.plans
@@ -2917,6 +3180,9 @@ PERMISSIVE for SELECT to authenticated
 PERMISSIVE for SELECT to authenticated
   using ((bucket_id = 'job-artifacts'::text) AND ((storage.foldername(name))[1] = (( SELECT auth.uid() AS uid))::text))
 
+-- grant private.add_job_event(uuid,text,jsonb)
+
+
 -- grant private.advance_dependents()
 
 
@@ -2965,6 +3231,9 @@ PERMISSIVE for SELECT to authenticated
 -- grant private.check_plan_priority(uuid,public.job_kinds,integer)
 
 
+-- grant private.check_progress_fields(text,jsonb)
+
+
 -- grant private.check_provider_model(text,text)
 
 
@@ -2989,7 +3258,13 @@ PERMISSIVE for SELECT to authenticated
 -- grant private.held_job(text,uuid,text)
 
 
+-- grant private.is_quiet(uuid)
+
+
 -- grant private.job_broadcast_payload(public.jobs)
+
+
+-- grant private.job_event_payload(public.job_events)
 
 
 -- grant private.kind_on_plan(uuid,public.job_kinds)
@@ -2998,10 +3273,22 @@ PERMISSIVE for SELECT to authenticated
 -- grant private.lock_class(text)
 
 
+-- grant private.lock_held_jobs(uuid[],text)
+
+
+-- grant private.next_progress(jsonb,jsonb)
+
+
+-- grant private.not_held_reason(public.jobs,text)
+
+
 -- grant private.notify_job_queued()
 
 
 -- grant private.purge_expired_cache_entries()
+
+
+-- grant private.quiet_broadcasts(uuid[])
 
 
 -- grant private.raise_invalid(text,text,text)
@@ -3017,6 +3304,9 @@ PERMISSIVE for SELECT to authenticated
 
 
 -- grant private.running_cap(uuid,text)
+
+
+-- grant private.send_job_with_events(public.jobs,jsonb)
 
 
 -- grant private.store_cached_result()
@@ -3140,6 +3430,9 @@ service_role:EXECUTE
 service_role:EXECUTE
 
 -- grant public.report_progress(uuid,text,numeric,text,text)
+service_role:EXECUTE
+
+-- grant public.report_progress_batch(text,jsonb)
 service_role:EXECUTE
 
 -- grant public.set_plan(text,numeric,text,boolean)

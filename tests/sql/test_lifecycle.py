@@ -345,7 +345,10 @@ def test_complete_jobs_reports_an_expired_lease(api: SqlApi) -> None:
         (["x"], "completions[0]: must be an object, got string"),
         ([{"job_id": "nope", "result": {}}], "completions[0].job_id: must be a UUID string"),
         ([{"job_id": "JOB", "result": 3}], "completions[0].result: must be a JSON object or array, got number"),
-        ([{"job_id": "JOB", "result": {}, "extra": 1}], 'completions[0]: unknown key "extra"; allowed: job_id, result'),
+        (
+            [{"job_id": "JOB", "result": {}, "extra": 1}],
+            'completions[0]: unknown key "extra"; allowed: job_id, result, progress',
+        ),
         ([{"job_id": "JOB", "result": {}}] * 2, "completions: lists a job_id more than once"),
     ],
 )

@@ -1,128 +1,213 @@
-"""JobContext progress: reports from concurrent tasks go out in order and never move backwards."""
+"""Progress coalescing (worker/core/progress.py): reports of many jobs share one call, each job's
+keep their order, text is merged and never dropped, and a success's last step rides with it."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import pytest
 
 from worker.adapters.memory import MemoryStore
+from worker.core.acks import CompletionBatcher
 from worker.core.clock import SystemClock
 from worker.core.context import JobContext
 from worker.core.errors import LeaseLost
 from worker.core.jobs import Job
+from worker.core.ports import ProgressReport
+from worker.core.progress import ProgressBatcher
 
 
 class GatedStore(MemoryStore):
-    """Holds the first progress report in flight until released, like a slow network call."""
+    """Holds the first batch in flight until released, like a slow network call."""
 
     def __init__(self) -> None:
         super().__init__()
         self.first_in_flight = asyncio.Event()
         self.release_first = asyncio.Event()
-        self.progress_calls = 0
+        self.batches: list[list[ProgressReport]] = []
 
-    async def report_progress(
-        self,
-        job_id: uuid.UUID,
-        worker_id: str,
-        *,
-        percent: float | None = None,
-        message: str | None = None,
-        partial: str | None = None,
-    ) -> None:
-        self.progress_calls += 1
-        if self.progress_calls == 1:
+    async def report_progress_batch(
+        self, worker_id: str, reports: Sequence[ProgressReport]
+    ) -> dict[uuid.UUID, str | None]:
+        self.batches.append(list(reports))
+        if len(self.batches) == 1:
             self.first_in_flight.set()
             await self.release_first.wait()
-        await super().report_progress(job_id, worker_id, percent=percent, message=message, partial=partial)
+        return await super().report_progress_batch(worker_id, reports)
 
 
-async def test_a_report_overtaken_while_waiting_is_dropped() -> None:
+async def running(store: MemoryStore, n: int = 1, kind: str = "generate_edits") -> list[Job]:
+    for _ in range(n):
+        store.enqueue(kind, {"n": 1})
+    jobs = await store.claim_jobs("w1", None, n, 60)
+    assert all(isinstance(j, Job) for j in jobs)
+    return [j for j in jobs if isinstance(j, Job)]
+
+
+def contexts(store: MemoryStore, jobs: list[Job], worker: str = "w1") -> tuple[ProgressBatcher, list[JobContext]]:
+    batcher = ProgressBatcher(store, worker, SystemClock(), min_interval=0.0)
+    return batcher, [JobContext(j, worker, store, SystemClock(), reports=batcher) for j in jobs]
+
+
+def events(store: MemoryStore, job: Job) -> list[tuple[str, object]]:
+    return [(e.type, e.data) for e in store.events if e.job_id == job.id]
+
+
+async def test_reports_of_many_jobs_queued_behind_a_call_share_the_next_one_in_order() -> None:
     store = GatedStore()
-    store.enqueue("rename_layers", {"n": 1})
-    (job,) = await store.claim_jobs("w1", None, 1, 60)
-    assert isinstance(job, Job)
-    ctx = JobContext(job=job, worker_id="w1", store=store, clock=SystemClock())
+    a, b = await running(store, 2)
+    _, (ca, cb) = contexts(store, [a, b])
 
-    # Batch 1 reports 50 % but its call is slow; meanwhile batches 2 then 1' (a stale 50 %) queue up.
-    first = asyncio.create_task(ctx.progress(50, "batch 1 of 2"))
+    await ca.progress(10, "starting")  # in flight, held
     await store.first_in_flight.wait()
-    second = asyncio.create_task(ctx.progress(100, "batch 2 of 2"))
-    stale = asyncio.create_task(ctx.progress(50, "batch 1 of 2 (late)"))
-    await asyncio.sleep(0)
+    await ca.partial("Hel")
+    await cb.progress(5, "b starts")
+    await ca.partial("lo")
+    await cb.partial("B1")
+    await ca.progress(50, "half")
+    await ca.partial(" world")
+    await cb.partial("B2")
     store.release_first.set()
-    await asyncio.gather(first, second, stale)
-    await ctx.flush()
+    await ca.flush()
+    await cb.flush()
 
-    assert store.get(job.id).progress == {"percent": 100, "message": "batch 2 of 2"}
-    assert store.progress_calls == 2  # the stale report never reached the store
-    messages = [e.data.get("message") for e in store.events if e.job_id == job.id and e.type == "progress"]
-    assert messages == ["batch 1 of 2", "batch 2 of 2"]
-
-
-async def test_reports_do_not_wait_for_the_store_and_all_go_out_in_order() -> None:
-    store = GatedStore()
-    store.enqueue("generate_edits", {"n": 1})
-    (job,) = await store.claim_jobs("w1", None, 1, 60)
-    assert isinstance(job, Job)
-    ctx = JobContext(job=job, worker_id="w1", store=store, clock=SystemClock())
-
-    await ctx.progress(10, "starting")  # returns while its call is held in flight
-    await store.first_in_flight.wait()
-    await ctx.progress(40, "thinking")
-    await ctx.partial("Hello")
-    await ctx.progress(30, "stale")  # behind 40: never sent
-    await ctx.partial(" world")
-    finishing = asyncio.create_task(ctx.flush())
-    await asyncio.sleep(0)
-    assert not finishing.done()  # the outcome waits for the queued reports
-    store.release_first.set()
-    await finishing
-
-    events = [(e.type, e.data) for e in store.events if e.job_id == job.id]
-    assert events == [
+    assert len(store.batches) == 2  # everything queued behind the first call went in one
+    assert events(store, a) == [
         ("progress", {"percent": 10, "message": "starting"}),
-        ("progress", {"percent": 40, "message": "thinking"}),
-        ("partial", {"text": "Hello world"}),  # queued together behind the call in flight
+        ("partial", {"text": "Hello"}),  # two pieces merged, order kept
+        ("progress", {"percent": 50, "message": "half"}),
+        ("partial", {"text": " world"}),
     ]
+    assert events(store, b) == [("progress", {"percent": 5, "message": "b starts"}), ("partial", {"text": "B1B2"})]
 
 
-async def test_streamed_text_queued_behind_a_call_goes_out_in_one_piece() -> None:
+async def test_every_fragment_arrives_in_order_and_the_final_state_is_the_whole_text() -> None:
     store = GatedStore()
-    store.enqueue("generate_edits", {"n": 1})
-    (job,) = await store.claim_jobs("w1", None, 1, 60)
-    assert isinstance(job, Job)
-    ctx = JobContext(job=job, worker_id="w1", store=store, clock=SystemClock())
-
-    await ctx.partial("A")  # in flight, held
-    await store.first_in_flight.wait()
-    for piece in ("b", "c", "d"):
+    store.release_first.set()
+    (job,) = await running(store)
+    _, (ctx,) = contexts(store, [job])
+    pieces = [f"token{i} " for i in range(300)]
+    for i, piece in enumerate(pieces):
         await ctx.partial(piece)
-    await ctx.progress(50, "half")
-    await ctx.partial("e")
+        if i % 7 == 0:
+            await asyncio.sleep(0)  # let some calls go out in between
+    await ctx.flush()
+    texts = [data["text"] for kind, data in events(store, job) if kind == "partial" and isinstance(data, dict)]
+    assert "".join(texts) == "".join(pieces)
+    assert len(texts) < len(pieces)  # coalesced
+
+
+async def test_a_report_overtaken_while_waiting_is_dropped_but_every_step_is_kept() -> None:
+    store = GatedStore()
+    (job,) = await running(store, kind="rename_layers")
+    _, (ctx,) = contexts(store, [job])
+    await ctx.progress(25, "batch 1 of 4")
+    await store.first_in_flight.wait()
+    await ctx.progress(50, "batch 2 of 4")
+    await ctx.progress(75, "batch 3 of 4")
+    await ctx.progress(40, "late")  # behind 75: stale, never sent
     store.release_first.set()
     await ctx.flush()
-
-    events = [(e.type, e.data) for e in store.events if e.job_id == job.id]
-    assert events == [
-        ("partial", {"text": "A"}),
-        ("partial", {"text": "bcd"}),  # three pieces, one call; nothing lost, order kept
-        ("progress", {"percent": 50, "message": "half"}),
-        ("partial", {"text": "e"}),
-    ]
-    assert store.progress_calls == 4
+    messages = [d["message"] for t, d in events(store, job) if t == "progress" and isinstance(d, dict)]
+    assert messages == ["batch 1 of 4", "batch 2 of 4", "batch 3 of 4"]  # each rename batch, none merged away
+    assert store.get(job.id).progress == {"percent": 75, "message": "batch 3 of 4"}
 
 
-async def test_a_lost_lease_found_by_a_report_stops_the_handler_at_its_next_report() -> None:
-    store = MemoryStore()
-    store.enqueue("rename_layers", {"n": 1})
-    (job,) = await store.claim_jobs("w1", None, 1, 60)
-    assert isinstance(job, Job)
-    ctx = JobContext(job=job, worker_id="someone-else", store=store, clock=SystemClock())
+async def test_a_success_carries_its_last_progress_into_the_outcome() -> None:
+    store = GatedStore()
+    store.release_first.set()
+    a, b = await running(store, 2, kind="generate_design")
+    _, (ca, cb) = contexts(store, [a, b])
+    acks = CompletionBatcher(store, "w1")
 
-    await ctx.progress(10, "starting")  # queued; the store will refuse it
-    await ctx.flush()
+    await ca.progress(95, "12 nodes")
+    carried = await ca.settle(carry=True)
+    assert carried == ProgressReport(a.id, 95, "12 nodes")
+    await acks.complete(a.id, {"nodes": 12}, carried)
+    assert store.batches == []  # no call of its own
+    assert events(store, a) == [("progress", {"percent": 95, "message": "12 nodes"})]
+    assert store.get(a.id).progress == {"percent": 100, "message": "12 nodes"}
+
+    # Text after the last step is sent before the outcome; nothing is carried then.
+    await cb.progress(50, "writing")
+    await cb.partial("the end")
+    assert await cb.settle(carry=True) is None
+    assert events(store, b)[-1] == ("partial", {"text": "the end"})
+
+
+async def test_a_failure_sends_everything_before_its_outcome() -> None:
+    store = GatedStore()
+    store.release_first.set()
+    (job,) = await running(store)
+    _, (ctx,) = contexts(store, [job])
+    await ctx.progress(30, "trying")
+    assert await ctx.settle(carry=False) is None
+    assert events(store, job) == [("progress", {"percent": 30, "message": "trying"})]
+
+
+async def test_a_lost_lease_stops_that_handler_at_its_next_report_and_not_the_others() -> None:
+    store = GatedStore()
+    store.release_first.set()
+    a, b = await running(store, 2)
+    _, (ca, cb) = contexts(store, [a, b])
+    store.expire_lease(a.id)
+    await ca.progress(10, "starting")  # queued; the batch refuses this job's row only
+    await cb.progress(10, "starting")
+    await ca.flush()
     with pytest.raises(LeaseLost):
-        await ctx.progress(20, "next")
+        await ca.progress(20, "next")
+    await cb.progress(20, "next")
+    await cb.flush()
+    assert store.get(b.id).progress == {"percent": 20, "message": "next"}
+
+
+async def test_one_jobs_bad_report_does_not_sink_the_others_in_its_batch() -> None:
+    store = GatedStore()
+    a, b = await running(store, 2)
+    _, (ca, cb) = contexts(store, [a, b])
+    await cb.progress(1, "first")
+    await store.first_in_flight.wait()
+    await ca.progress(10, "m" * 1001)  # refused by the API: over 1000 characters
+    await cb.progress(20, "fine")
+    store.release_first.set()
+    await ca.flush()
+    await cb.flush()
+    assert store.get(b.id).progress == {"percent": 20, "message": "fine"}
+    assert events(store, a) == []
+
+
+class StillClock:
+    """Time stands still: a held or paced report never becomes due by itself."""
+
+    def now(self) -> datetime:
+        return datetime(2026, 12, 4, tzinfo=UTC)
+
+    def monotonic(self) -> float:
+        return 1000.0
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_reports_within_the_window_wait_and_go_out_together_or_with_the_outcome() -> None:
+    store = GatedStore()
+    store.release_first.set()
+    design, edits = await running(store, 2, kind="generate_design")
+    batcher = ProgressBatcher(store, "w1", StillClock(), min_interval=0.1)
+    cd, ce = (JobContext(j, "w1", store, SystemClock(), reports=batcher) for j in (design, edits))
+
+    await cd.progress(5, "designing")
+    await cd.progress(95, "12 nodes")
+    for piece in ("Var", "iant", " A"):
+        await ce.partial(piece)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert store.batches == []  # held: nothing is due yet
+
+    assert await cd.settle(carry=True) == ProgressReport(design.id, 95, "12 nodes")
+    assert store.batches == [[ProgressReport(design.id, 5, "designing")]]  # the rest rides with the outcome
+    assert await ce.settle(carry=True) is None
+    assert store.batches[-1] == [ProgressReport(edits.id, partial="Variant A")]  # one piece, one call

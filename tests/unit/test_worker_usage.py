@@ -95,7 +95,7 @@ async def test_each_answered_call_is_recorded_with_latency_and_attempt() -> None
 async def test_usage_is_recorded_after_the_lease_is_lost() -> None:
     store = MemoryStore()
     ctx = await context(store)
-    store.fail_next.append(LeaseLost("report_progress: job is not held by worker"))
+    store.expire_lease(ctx.job.id)
     await ctx.progress(10, "working")  # this report finds the lease lost
     await ctx.model.complete(TextRequest.ask("s", "p"))  # the call was made, and paid for
     await ctx.flush()

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from worker.adapters.memory_progress import check_last_progress, check_reports, check_step, next_progress
 from worker.adapters.memory_usage import UsageLedger
 from worker.core.clock import SystemClock
 from worker.core.errors import InvalidArgument, JobNotFound, LeaseLost, StoreError
 from worker.core.job_rows import read_job
 from worker.core.jobs import Job, JobKind, JobRow
-from worker.core.ports import Clock, ModelCall
+from worker.core.ports import Clock, ModelCall, ProgressReport
 
 # Mirrors the seed rows of public.job_kinds (20261123000100_jobs_schema.sql).
 DEFAULT_KINDS: dict[str, tuple[int, int, int]] = {  # kind: (max_attempts, timeout_seconds, max_running_per_user)
@@ -233,17 +234,36 @@ class MemoryStore:
         self._call("report_progress")
         if percent is None and message is None and partial is None:
             raise InvalidArgument("percent: nothing to report: give percent, message or partial")
-        if percent is not None and not 0 <= percent <= 100:
-            raise InvalidArgument(f"percent: must be between 0 and 100, got {percent}")
-        row = self._held("report_progress", job_id, worker_id)
-        if percent is not None or message is not None:
-            row.progress = {
-                "percent": round(percent, 1) if percent is not None else row.progress.get("percent", 0),
-                "message": message if message is not None else row.progress.get("message"),
-            }
-            self.events.append(Event(job_id, "progress", dict(row.progress)))
-        if partial is not None:
-            self.events.append(Event(job_id, "partial", {"text": partial}))
+        check_step("", percent, message)
+        self._apply(self._held("report_progress", job_id, worker_id), ProgressReport(job_id, percent, message, partial))
+
+    def _apply(self, row: Row, report: ProgressReport) -> None:
+        if report.percent is not None or report.message is not None:
+            row.progress = next_progress(row.progress, report.percent, report.message)
+            self.events.append(Event(row.id, "progress", dict(row.progress)))
+        if report.partial is not None:
+            self.events.append(Event(row.id, "partial", {"text": report.partial}))
+
+    async def report_progress_batch(
+        self, worker_id: str, reports: Sequence[ProgressReport]
+    ) -> dict[uuid.UUID, str | None]:
+        self._call("report_progress_batch")
+        _check_worker(worker_id)
+        check_reports(reports)
+        out: dict[uuid.UUID, str | None] = {}
+        for r in reports:
+            if r.job_id not in out:
+                out[r.job_id] = self._not_held("report_progress_batch", r.job_id, worker_id)
+            if out[r.job_id] is None:
+                self._apply(self.rows[r.job_id], r)
+        return out
+
+    def _not_held(self, fn: str, job_id: uuid.UUID, worker_id: str) -> str | None:
+        try:
+            self._held(fn, job_id, worker_id)
+        except (JobNotFound, LeaseLost) as exc:
+            return "not found" if isinstance(exc, JobNotFound) else str(exc)
+        return None
 
     async def complete_job(self, job_id: uuid.UUID, worker_id: str, result: dict[str, Any]) -> JobRow:
         self._call("complete_job")
@@ -252,7 +272,10 @@ class MemoryStore:
         return _row(row, "complete_job")
 
     async def complete_jobs(
-        self, worker_id: str, completions: Sequence[tuple[uuid.UUID, dict[str, Any]]]
+        self,
+        worker_id: str,
+        completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
+        last_progress: Mapping[uuid.UUID, ProgressReport] | None = None,
     ) -> dict[uuid.UUID, str | None]:
         self._call("complete_jobs")
         _check_worker(worker_id)
@@ -260,15 +283,15 @@ class MemoryStore:
             raise InvalidArgument(f"completions: must hold 1 to 1000 items, got {len(completions)}")
         if len({job_id for job_id, _ in completions}) != len(completions):
             raise InvalidArgument("completions: lists a job_id more than once")
+        check_last_progress(completions, last_progress)
         out: dict[uuid.UUID, str | None] = {}
         for job_id, result in completions:
-            try:
-                row = self._held("complete_jobs", job_id, worker_id)
-            except (JobNotFound, LeaseLost) as exc:
-                out[job_id] = "not found" if isinstance(exc, JobNotFound) else str(exc)
-                continue
-            self._succeed(row, result)
-            out[job_id] = None
+            out[job_id] = self._not_held("complete_jobs", job_id, worker_id)
+            if out[job_id] is None:
+                step = (last_progress or {}).get(job_id)
+                if step is not None and (step.percent is not None or step.message is not None):
+                    self._apply(self.rows[job_id], ProgressReport(job_id, step.percent, step.message))
+                self._succeed(self.rows[job_id], result)
         return out
 
     def _succeed(self, row: Row, result: dict[str, Any]) -> None:

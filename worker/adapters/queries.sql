@@ -18,6 +18,9 @@ select public.report_progress(
   job_id => %(job_id)s, worker_id => %(worker_id)s, percent => %(percent)s::numeric, message => %(message)s,
   partial => %(partial)s);
 
+-- name: report_progress_batch
+select * from public.report_progress_batch(worker_id => %(worker_id)s, reports => %(reports)s);
+
 -- name: complete_job
 select to_jsonb(j)::text as job from public.complete_job(
   job_id => %(job_id)s, worker_id => %(worker_id)s, result => %(result)s) as j;

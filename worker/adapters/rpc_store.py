@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from worker.core.errors import StoreError
 from worker.core.job_rows import read_time
 from worker.core.jobs import JobRow
-from worker.core.ports import ArtifactDeletion, Capacity, ModelCall, ModelRoute
+from worker.core.ports import ArtifactDeletion, Capacity, ModelCall, ModelRoute, ProgressReport
 
 
 class RpcStore(ABC):
@@ -76,10 +76,25 @@ class RpcStore(ABC):
     async def complete_job(self, job_id: uuid.UUID, worker_id: str, result: dict[str, Any]) -> JobRow:
         return await self._job("complete_job", {"job_id": job_id, "worker_id": worker_id, "result": result})
 
-    async def complete_jobs(
-        self, worker_id: str, completions: Sequence[tuple[uuid.UUID, dict[str, Any]]]
+    async def report_progress_batch(
+        self, worker_id: str, reports: Sequence[ProgressReport]
     ) -> dict[uuid.UUID, str | None]:
-        items = [{"job_id": str(job_id), "result": result} for job_id, result in completions]
+        items = [r.item() for r in reports]
+        rows = await self._records("report_progress_batch", {"worker_id": worker_id, "reports": items})
+        return {uuid.UUID(str(r["job_id"])): None if r["accepted"] else str(r["reason"]) for r in rows}
+
+    async def complete_jobs(
+        self,
+        worker_id: str,
+        completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
+        last_progress: Mapping[uuid.UUID, ProgressReport] | None = None,
+    ) -> dict[uuid.UUID, str | None]:
+        items: list[dict[str, Any]] = []
+        for job_id, result in completions:
+            item: dict[str, Any] = {"job_id": str(job_id), "result": result}
+            if last_progress and (step := last_progress.get(job_id)) is not None:
+                item["progress"] = {k: v for k, v in step.item().items() if k in ("percent", "message")}
+            items.append(item)
         rows = await self._records("complete_jobs", {"worker_id": worker_id, "completions": items})
         return {uuid.UUID(str(r["job_id"])): None if r["completed"] else str(r["reason"]) for r in rows}
 

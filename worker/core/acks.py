@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.core.errors import InvalidArgument, LeaseLost
-from worker.core.ports import QueueStore
+from worker.core.ports import ProgressReport, QueueStore
 
 MAX_BATCH = 500  # well under the SQL function's 1000, and a bounded request body
 
@@ -24,6 +24,7 @@ MAX_BATCH = 500  # well under the SQL function's 1000, and a bounded request bod
 class _Pending:
     job_id: uuid.UUID
     result: dict[str, Any]
+    progress: ProgressReport | None
     done: asyncio.Future[None]
 
 
@@ -35,10 +36,11 @@ class CompletionBatcher:
         self._queue: list[_Pending] = []
         self._sender: asyncio.Task[None] | None = None
 
-    async def complete(self, job_id: uuid.UUID, result: dict[str, Any]) -> None:
+    async def complete(self, job_id: uuid.UUID, result: dict[str, Any], progress: ProgressReport | None = None) -> None:
         """Mark ``job_id`` succeeded. Raises LeaseLost if this worker no longer holds it, and the
-        store's own errors (StoreUnavailable, InvalidArgument) as complete_job would."""
-        pending = _Pending(job_id, result, asyncio.get_running_loop().create_future())
+        store's own errors (StoreUnavailable, InvalidArgument) as complete_job would. ``progress``,
+        the job's last progress step, is recorded in the same call."""
+        pending = _Pending(job_id, result, progress, asyncio.get_running_loop().create_future())
         self._queue.append(pending)
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send(), name="complete-jobs")
@@ -55,7 +57,8 @@ class CompletionBatcher:
 
     async def _send_batch(self, batch: list[_Pending]) -> None:
         try:
-            outcome = await self.store.complete_jobs(self.worker_id, [(p.job_id, p.result) for p in batch])
+            last = {p.job_id: p.progress for p in batch if p.progress is not None}
+            outcome = await self.store.complete_jobs(self.worker_id, [(p.job_id, p.result) for p in batch], last)
         except InvalidArgument:
             if len(batch) == 1:
                 raise

@@ -8,13 +8,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.core.errors import InvalidArgument, LeaseLost, StoreUnavailable, UnsupportedOperation
+from worker.core.errors import InvalidArgument, StoreUnavailable, UnsupportedOperation
 from worker.core.jobs import Job
 from worker.core.llm import ModelAnswer, ModelChain
-from worker.core.ports import ArtifactStore, Clock, ModelCall, QueueStore
+from worker.core.ports import ArtifactStore, Clock, ModelCall, ProgressReport, QueueStore
+from worker.core.progress import ProgressBatcher
 
 log = logging.getLogger("worker.job")
-MAX_PARTIAL_CHARS = 60_000  # report_progress takes at most 64 KiB per call
 
 
 @dataclass
@@ -28,15 +28,19 @@ class JobContext:
     # Every answer a handler got, in order: the result says which model gave the last one. (Each
     # provider call that answered also goes to the usage ledger: ``record_call``.)
     model_calls: list[ModelAnswer] = field(default_factory=list)
+    # Progress and streamed text go to the worker's ProgressBatcher (one call for many jobs, paced
+    # per job: worker/core/progress.py); a context made on its own gets a private, unpaced one.
+    reports: ProgressBatcher | None = None
     _bound: ModelChain | None = field(default=None, init=False, repr=False)
-    # Reports go out in the background, one at a time and in call order, so a handler never waits
-    # for a round trip to the queue before calling its model (under load that round trip was most
-    # of the worker's own time per job: bench/FIXES.md). Every report is sent (the plugin shows
-    # each batch), the percentage never moves backwards, and the outcome is recorded after them.
-    _pending: deque[dict[str, Any]] = field(default_factory=deque, init=False, repr=False)
+    # Usage records go out in the background, one at a time: a handler never waits for them.
+    _usage: deque[ModelCall] = field(default_factory=deque, init=False, repr=False)
     _sender: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     _last_percent: float = field(default=-1.0, init=False, repr=False)
-    _lost: LeaseLost | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.reports is None:
+            self.reports = ProgressBatcher(self.store, self.worker_id, self.clock, min_interval=0.0)
+        self.reports.start(self.job.id)
 
     @property
     def model(self) -> ModelChain:
@@ -51,7 +55,9 @@ class JobContext:
     def record_call(self, call: ModelCall) -> None:
         """Queue a model call for the usage ledger (returns at once). Recorded even when the
         lease is lost: the call was made, and paid for."""
-        self._queue({"usage": call})
+        self._usage.append(call)
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_usage(), name=f"usage-{self.job.id}")
 
     @property
     def answered_by(self) -> dict[str, object] | None:
@@ -79,50 +85,43 @@ class JobContext:
             if percent < self._last_percent:
                 return  # overtaken by a later report; stale
             self._last_percent = percent
-        self._queue({"percent": percent, "message": message})
+        self._batcher.progress(self.job.id, percent, message)
 
     async def partial(self, text: str) -> None:
-        """Queue streamed text (returns at once); all of it is sent, in order. Pieces queued
-        behind a call in flight go out together: under load one call per piece fell behind the
-        stream and delayed the job's end (bench/FIXES.md)."""
+        """Queue streamed text (returns at once); all of it is sent, in order, in pieces."""
         self._check_lease()
-        if not text:
-            return
-        last = self._pending[-1] if self._pending else None
-        if last is not None and "partial" in last and len(last["partial"]) + len(text) <= MAX_PARTIAL_CHARS:
-            last["partial"] += text
-        else:
-            self._queue({"partial": text})
+        if text:
+            self._batcher.partial(self.job.id, text)
 
-    async def flush(self) -> None:
-        """Wait until every queued report was sent (or refused). The runtime calls it before
-        recording the outcome, so a client sees every report, in order, before the final state."""
+    async def settle(self, *, carry: bool) -> ProgressReport | None:
+        """Before the outcome: send every queued report, so a client sees them, in order, before
+        the final state, and wait for the usage records. With ``carry`` (a success) a trailing
+        progress step is returned instead of sent, to ride with the outcome."""
+        carried = await self._batcher.settle(self.job.id, carry=carry)
         while self._sender is not None and not self._sender.done():
             await asyncio.shield(self._sender)
+        return carried
+
+    async def flush(self) -> None:
+        """Send every queued report and usage record (``settle`` without carrying)."""
+        await self.settle(carry=False)
+
+    @property
+    def _batcher(self) -> ProgressBatcher:
+        assert self.reports is not None  # set in __post_init__
+        return self.reports
 
     def _check_lease(self) -> None:
-        if self._lost is not None:
-            raise self._lost
+        if (lost := self._batcher.lost(self.job.id)) is not None:
+            raise lost
 
-    def _queue(self, what: dict[str, Any]) -> None:
-        self._pending.append(what)
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.create_task(self._send(), name=f"progress-{self.job.id}")
-
-    async def _send(self) -> None:
-        while self._pending:
-            what = self._pending.popleft()
+    async def _send_usage(self) -> None:
+        while self._usage:
+            call = self._usage.popleft()
             try:
-                if "usage" in what:
-                    await self._record_usage(what["usage"])
-                else:
-                    await self._report(**{k: v for k, v in what.items() if v is not None})
-            except LeaseLost as exc:
-                self._lost = exc
-                # Progress no longer matters; the ledger still does.
-                self._pending = deque(w for w in self._pending if "usage" in w)
-            except Exception:  # a bug here must not stop later reports, nor go unseen
-                log.exception("progress report failed", extra=self.fields)
+                await self._record_usage(call)
+            except Exception:  # a bug here must not stop later records, nor go unseen
+                log.exception("usage record failed", extra=self.fields)
 
     async def _record_usage(self, call: ModelCall) -> None:
         # Best effort like progress: a blip must not fail a job whose model call succeeded.
@@ -133,11 +132,3 @@ class JobContext:
             return
         if cost is None:
             log.warning("model %s/%s has no price in public.model_prices", call.provider, call.model, extra=self.fields)
-
-    async def _report(self, **what: Any) -> None:
-        # Progress is best effort: a blip in the connection must not fail the job. A lost lease
-        # (LeaseLost) does propagate: the job is no longer ours and must stop.
-        try:
-            await self.store.report_progress(self.job.id, self.worker_id, **what)
-        except (StoreUnavailable, InvalidArgument) as exc:
-            log.warning("progress not recorded: %s", exc, extra=self.fields)

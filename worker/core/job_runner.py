@@ -24,7 +24,7 @@ from worker.core.errors import (
     TransientFailure,
 )
 from worker.core.jobs import JobRow
-from worker.core.ports import Clock
+from worker.core.ports import Clock, ProgressReport
 
 StopReason = Literal["cancel", "lost", "release"]
 MAX_DEFER = timedelta(hours=23)  # defer_job accepts at most one day ahead
@@ -37,6 +37,7 @@ class JobRun:
     stop_reason: StopReason | None = None
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    last_progress: ProgressReport | None = None  # rides with a success (complete_jobs)
 
     def stop(self, reason: StopReason) -> None:
         if self.stop_reason is None:

@@ -16,7 +16,7 @@ read each row on its own (``worker.core.job_rows``): a row the worker cannot rea
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, get_args
@@ -28,6 +28,24 @@ View = Literal[
     "job_stats", "active_jobs", "pending_jobs_queue", "spend_by_user_month", "cost_per_kind", "tokens_per_kind"
 ]
 VIEWS: tuple[View, ...] = get_args(View)
+
+
+@dataclass(frozen=True)
+class ProgressReport:
+    """One item of ``report_progress_batch``: a progress step and/or a piece of streamed text."""
+
+    job_id: uuid.UUID
+    percent: float | None = None
+    message: str | None = None
+    partial: str | None = None
+
+    def item(self) -> dict[str, Any]:
+        """The item as the SQL API takes it (absent fields left out)."""
+        out: dict[str, Any] = {"job_id": str(self.job_id)}
+        for key in ("percent", "message", "partial"):
+            if (value := getattr(self, key)) is not None:
+                out[key] = value
+        return out
 
 
 class QueueStore(Protocol):
@@ -47,12 +65,23 @@ class QueueStore(Protocol):
         partial: str | None = None,
     ) -> None: ...
 
+    async def report_progress_batch(
+        self, worker_id: str, reports: Sequence[ProgressReport]
+    ) -> dict[uuid.UUID, str | None]:
+        """Apply many jobs' reports in one call, each job's in order: job id → None when accepted,
+        else why not (lease lost). A bad item raises InvalidArgument naming it; nothing changes."""
+        ...
+
     async def complete_job(self, job_id: uuid.UUID, worker_id: str, result: dict[str, Any]) -> JobRow: ...
 
     async def complete_jobs(
-        self, worker_id: str, completions: Sequence[tuple[uuid.UUID, dict[str, Any]]]
+        self,
+        worker_id: str,
+        completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
+        last_progress: Mapping[uuid.UUID, ProgressReport] | None = None,
     ) -> dict[uuid.UUID, str | None]:
-        """Complete many held jobs at once: job id → None when completed, else why not (lease lost)."""
+        """Complete many held jobs at once: job id → None when completed, else why not (lease lost).
+        ``last_progress`` carries a job's last progress step (percent, message) into the same call."""
         ...
 
     async def fail_job(self, job_id: uuid.UUID, worker_id: str, error: dict[str, Any], retryable: bool) -> JobRow: ...

@@ -23,6 +23,7 @@ from worker.core.job_runner import Deferred, Failed, JobRun, Outcome, Stopped, S
 from worker.core.jobs import Job, JobHint, JobRow, UnparseableJob
 from worker.core.metrics import Metrics
 from worker.core.ports import ArtifactStore, Clock, QueueStore, Wakeups
+from worker.core.progress import ProgressBatcher
 from worker.core.retry import Backoff, RetryPolicy
 from worker.core.routing import ModelRouter
 from worker.core.shutdown import Shutdown
@@ -76,6 +77,7 @@ class Worker:
         self.wake = WakeSignal(clock)
         self.backoff = Backoff(store_retry or RetryPolicy(base=0.5, cap=15.0), clock)
         self.acks = CompletionBatcher(store, config.worker_id)
+        self.reports = ProgressBatcher(store, config.worker_id, self.clock)
         self.runs: dict[uuid.UUID, JobRun] = {}
         self.timeouts: dict[str, float] = {}
         self.shutdown = Shutdown()
@@ -210,7 +212,9 @@ class Worker:
             return Failed(job.failure)  # fails that job alone, not retried: the row will not change
         handler = self.handlers.get(job.kind)
         chain = self.models.chain(job.kind) if self.models is not None else None
-        ctx = JobContext(job, self.config.worker_id, self.store, self.clock, chain, self.artifacts)
+        ctx = JobContext(
+            job, self.config.worker_id, self.store, self.clock, chain, self.artifacts, reports=self.reports
+        )
         timeout = self.timeouts.get(job.kind, DEFAULT_TIMEOUT)
         if handler is None:
             outcome: Outcome = Failed(PermanentFailure(f"this worker has no handler for kind {job.kind}"))
@@ -218,7 +222,9 @@ class Worker:
             outcome = await execute(run, lambda: handler(job.payload, ctx), timeout, self.clock)
             if isinstance(outcome, Succeeded) and (answered := ctx.answered_by) is not None:
                 outcome = Succeeded({**outcome.result, "model": answered})
-        await ctx.flush()  # the client sees every report before the job's final state
+        # The client sees every report before the job's final state; a success's last progress
+        # step rides with the outcome (complete_jobs) instead of a call of its own.
+        run.last_progress = await ctx.settle(carry=isinstance(outcome, Succeeded))
         return outcome
 
     async def _run_job(self, run: JobRun) -> None:
@@ -231,6 +237,7 @@ class Worker:
         except Exception:
             log.exception("job bookkeeping failed", extra=self._job_fields(job))
         finally:
+            self.reports.forget(job.id)
             self.runs.pop(job.id, None)
             self.metrics.set("worker_jobs_in_flight", len(self.runs))
             self.wake.push()  # a slot is free
@@ -249,7 +256,7 @@ class Worker:
         retry = Backoff(RetryPolicy(base=0.5, cap=10.0), self.clock)
         while True:
             try:
-                await self._record_once(job, outcome, fields)
+                await self._record_once(run, outcome, fields)
                 return
             except LeaseLost as exc:
                 self.metrics.inc("worker_jobs_lost_total", kind=job.kind)
@@ -261,11 +268,12 @@ class Worker:
                     return
                 await self.clock.sleep(retry.failed())
 
-    async def _record_once(self, job: JobRow, outcome: Outcome, fields: dict[str, Any]) -> None:
+    async def _record_once(self, run: JobRun, outcome: Outcome, fields: dict[str, Any]) -> None:
+        job = run.job
         me = self.config.worker_id
         if isinstance(outcome, Succeeded):
             try:
-                await self.acks.complete(job.id, outcome.result)
+                await self.acks.complete(job.id, outcome.result, run.last_progress)
             except InvalidArgument as exc:  # e.g. a result over 1 MiB: the job cannot succeed like this
                 await self.store.fail_job(job.id, me, {"type": "invalid_output", "message": str(exc)[:4000]}, False)
                 self.metrics.inc("worker_jobs_failed_total", kind=job.kind)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,8 @@ class Collected:
     window_s: float = 0.0
     metrics: dict[str, float] = field(default_factory=dict)
     frames: int = 0
+    broadcasts_during_load: int = 0
+    broadcasts_by_job: Counter[str] = field(default_factory=Counter)
     phases_s: dict[str, float] = field(default_factory=dict)
     errors_seen: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -70,6 +73,7 @@ async def drive(plan: Plan, st: Stack, tokens: dict[str, str]) -> Collected:
             deadline = stop_at + plan.drain_cap_s
             await asyncio.gather(*(user_loop(http, u, plan, stop_at, deadline, got.load) for u in load_users))
             got.window_s = time.monotonic() - began
+            got.broadcasts_during_load = sum(sum(u.socket.broadcasts.values()) for u in st.users if u.socket)
             got.phases_s["load_and_drain"] = round(got.window_s, 1)
             cpu_after = _cpu_now(st.pids)
             got.cpu_s = {
@@ -88,6 +92,9 @@ async def drive(plan: Plan, st: Stack, tokens: dict[str, str]) -> Collected:
             got.metrics = await _worker_metrics(st.worker_port)
         finally:
             got.frames = sum(u.socket.frames for u in st.users if u.socket is not None)
+            for u in st.users:
+                if u.socket is not None:
+                    got.broadcasts_by_job.update(u.socket.broadcasts)
             for u in st.users:
                 if u.socket is not None:
                     got.errors_seen.update(u.socket.errors)

@@ -23,6 +23,7 @@ import httpx
 
 from bench import harness, processes
 from bench.scenario import Context, ScenarioResult
+from bench.scenarios.ai_workload.budget import calls_per_job, count_calls, realtime_budget, track_calls
 from bench.scenarios.ai_workload.facts import JobFacts, count_events, fetch_timings, read_jobs
 from bench.scenarios.ai_workload.load import Collected, Stack, drive
 from bench.scenarios.ai_workload.plan import NAME, TAG_PATTERN, Plan
@@ -44,6 +45,7 @@ class Measured:
     timings: list[dict[str, Any]]
     dropped: int
     events: dict[str, int]
+    calls: dict[str, int]
     setup_s: float
     stopping: float  # time.monotonic() when collecting was done and teardown began
 
@@ -101,6 +103,8 @@ def run_plan(ctx: Context, plan: Plan) -> ScenarioResult:
             "loadavg_after": [round(x, 2) for x in os.getloadavg()],
             "nproc": os.cpu_count(),
             "realtime_frames_received": got.frames,
+            "realtime_budget": realtime_budget(got.broadcasts_by_job, got.broadcasts_during_load, window, jobs),
+            "rpc_calls": calls_per_job(m.calls, jobs),
             "code_measured": code,
             "db_active_statements_max": max(got.samples.active, default=0),
             "phases_s": got.phases_s,
@@ -115,6 +119,7 @@ def _measure(ctx: Context, plan: Plan, system: RunsAiWorker, database: str, gate
         ids = system.create_users(database, plan.users + 1)  # the last one runs the probe
         tokens = {uid: system.user_token(database, uid) for uid in ids}
         stack.callback(_remove_artifacts, ids)
+        track_calls(database)  # before the worker connects: its calls are counted by function
         models, models_pid = stack.enter_context(standin_process(logs / f"{NAME}-standins.log"))
         knobs = {
             "latency_min_ms": plan.latency_ms[0],
@@ -146,8 +151,9 @@ def _measure(ctx: Context, plan: Plan, system: RunsAiWorker, database: str, gate
         jobs = read_jobs(database)
         timings, dropped = fetch_timings(models)
         events = count_events(database)
+        calls = count_calls(database)
         stopping = time.monotonic()
-    return Measured(got, jobs, timings, dropped, events, setup_s, stopping)
+    return Measured(got, jobs, timings, dropped, events, calls, setup_s, stopping)
 
 
 @contextlib.contextmanager

@@ -90,6 +90,27 @@ def notes_on(
         )
     if probe_problem:
         notes.append(f"Idle rename probe: {probe_problem}.")
+    notes += budget_notes(extra)
+    return notes
+
+
+def budget_notes(extra: dict[str, Any]) -> list[str]:
+    """RPC calls and Realtime messages per job, against hosted Realtime's plan quotas (issue 14)."""
+    notes: list[str] = []
+    if calls := extra.get("rpc_calls"):
+        each = ", ".join(f"{k} {v}" for k, v in sorted(calls["per_job"].items(), key=lambda kv: -kv[1]))
+        notes.append(f"RPC calls per finished job: {calls['total_per_job']} ({each}).")
+    if rt := extra.get("realtime_budget"):
+        kinds = ", ".join(
+            f"{k} {v['mean']} (max {v['max']}, {v['over_3']} over 3)" for k, v in rt["messages_per_job_by_kind"].items()
+        )
+        plans = ", ".join(
+            f"{name} {p['messages_per_s']}/s → {p['jobs_per_s_sustained']} jobs/s" for name, p in rt["plans"].items()
+        )
+        notes.append(
+            f"Realtime messages received per job: {rt['messages_per_job']} ({kinds}); "
+            f"{rt['messages_per_s_during_load']} messages/s during the load. At this mix each plan sustains: {plans}."
+        )
     return notes
 
 

@@ -61,6 +61,7 @@ class UserSocket:
         self.errors: dict[str, dict[str, Any]] = {}  # the last error a job's broadcasts carried
         self.changed = asyncio.Event()
         self.frames = 0
+        self.broadcasts: Counter[str] = Counter()  # messages received, by job id
         self.closed = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -96,6 +97,7 @@ class UserSocket:
                     continue
                 inner = frame.get("payload") or {}
                 body = inner.get("payload") or {}
+                self.broadcasts[str(body.get("id") if inner.get("event") == "job" else body.get("job_id"))] += 1
                 if inner.get("event") == "job" and isinstance(body.get("error"), dict):
                     self.errors[str(body.get("id"))] = body["error"]
                 if inner.get("event") == "job" and body.get("status") in TERMINAL:

@@ -149,7 +149,7 @@ export function createSupabaseJobsBackend(supabase: SupabaseClient): JobsBackend
       await supabase.realtime.setAuth();
       const channel: RealtimeChannel = supabase
         .channel(topic, { config: { private: true } })
-        .on('broadcast', { event: 'job' }, (message) => handlers.onJob(message.payload))
+        .on('broadcast', { event: 'job' }, (message) => deliverJob(message.payload, handlers))
         .on('broadcast', { event: 'job_event' }, (message) => handlers.onJobEvent(message.payload))
         // realtime-js keeps this callback across rejoins, so SUBSCRIBED fires
         // again after every reconnect.
@@ -161,6 +161,22 @@ export function createSupabaseJobsBackend(supabase: SupabaseClient): JobsBackend
       };
     },
   };
+}
+
+/**
+ * A `job` message may carry the job_events its call wrote (`events`, in order: the worker's
+ * batched progress and streamed text, one message per job per call to stay within hosted
+ * Realtime's message quota). They are delivered first, as if each had come on its own, then the
+ * row itself.
+ */
+function deliverJob(payload: unknown, handlers: ChannelHandlers): void {
+  if (typeof payload === 'object' && payload !== null && 'events' in payload) {
+    const { events, ...row } = payload as { events: unknown };
+    if (Array.isArray(events)) for (const event of events) handlers.onJobEvent(event);
+    handlers.onJob(row);
+    return;
+  }
+  handlers.onJob(payload);
 }
 
 /** An RPC returning a composite comes back as an object; SETOF as an array. */

@@ -204,6 +204,28 @@ describe('supabase jobs backend: Realtime', () => {
     await vi.waitFor(() => expect(statuses.filter((s) => s === 'SUBSCRIBED')).toHaveLength(2), { timeout: 5000 });
   });
 
+  it('delivers the events a job message carries first, in order, then the row without them', async () => {
+    const backend = createSupabaseJobsBackend(supabase);
+    const statuses: ChannelStatus[] = [];
+    const seen: [string, unknown][] = [];
+    await backend.subscribe('jobs:user-1', {
+      onJob: (p) => seen.push(['job', p]),
+      onJobEvent: (p) => seen.push(['event', p]),
+      onStatus: (s) => statuses.push(s),
+    });
+    await vi.waitFor(() => expect(statuses).toContain('SUBSCRIBED'), { timeout: 5000 });
+
+    const steps = [
+      { id: 7, job_id: 'j1', type: 'progress', data: { percent: 33, message: 'batch 1 of 3' }, created_at: 't' },
+      { id: 8, job_id: 'j1', type: 'progress', data: { percent: 67, message: 'batch 2 of 3' }, created_at: 't' },
+      { id: 9, job_id: 'j1', type: 'partial', data: { text: 'Hello' }, created_at: 't' },
+    ];
+    const row = { id: 'j1', status: 'running', progress: { percent: 67, message: 'batch 2 of 3' }, updated_at: 't' };
+    realtime.broadcast('realtime:jobs:user-1', 'job', { ...row, events: steps });
+    await vi.waitFor(() => expect(seen).toHaveLength(4));
+    expect(seen).toEqual([['event', steps[0]], ['event', steps[1]], ['event', steps[2]], ['job', row]]);
+  });
+
   it('JobClient re-reads its jobs after the channel rejoins', async () => {
     let row = makeRow({ id: 'j1', status: 'queued', updated_at: '2025-11-19T10:00:00.000001+00:00' });
     respond = (call) =>

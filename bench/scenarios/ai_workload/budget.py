@@ -1,0 +1,89 @@
+"""Round trips and Realtime messages per job (issue 14): the worker's RPC calls by function, counted
+by PostgreSQL (pg_stat_user_functions, with track_functions on for the scratch database), and
+the broadcasts the users' sockets received, against hosted Realtime's per-plan message quotas."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import psycopg
+
+from bench.scenarios.ai_workload.facts import JobFacts
+from devstack import paths
+
+# Hosted Realtime messages per second by plan: https://supabase.com/docs/guides/realtime/limits
+# (docs/hosted-platform.md §3).
+PLAN_MESSAGES_PER_S = {"free": 100, "pro": 500, "pro_no_spend_cap": 2500}
+# The worker's side of the SQL API: what a job costs in round trips.
+WORKER_CALLS = (
+    "claim_jobs",
+    "renew_leases",
+    "report_progress",
+    "report_progress_batch",
+    "record_usage",
+    "complete_job",
+    "complete_jobs",
+    "fail_job",
+    "defer_job",
+    "acquire_model_capacity",
+    "report_model_rate_limit",
+)
+
+
+def track_calls(database: str) -> None:
+    """Count calls of plpgsql and SQL functions in ``database`` from now on (new sessions)."""
+    # The scratch cluster's setting (a reload reaches the gateway's pooled sessions too).
+    with psycopg.connect(paths.admin_url(database), autocommit=True) as conn:
+        conn.execute("alter system set track_functions = 'all'")
+        conn.execute("select pg_reload_conf()")
+        conn.execute("select pg_stat_reset()")
+
+
+def count_calls(database: str) -> dict[str, int]:
+    """Calls of the worker's functions so far (the public API functions only, not nested helpers);
+    then the cluster's setting goes back to its default."""
+    with psycopg.connect(paths.admin_url(database), autocommit=True) as conn:
+        rows = conn.execute(
+            "select funcname, sum(calls)::bigint from pg_stat_user_functions where schemaname = 'public' "
+            "and funcname = any(%s) group by 1",
+            (list(WORKER_CALLS),),
+        ).fetchall()
+        conn.execute("alter system reset track_functions")
+        conn.execute("select pg_reload_conf()")
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+def calls_per_job(calls: dict[str, int], jobs: dict[str, JobFacts]) -> dict[str, Any]:
+    finished = max(1, sum(1 for j in jobs.values() if j.finished is not None))
+    per = {name: round(n / finished, 2) for name, n in sorted(calls.items())}
+    return {"jobs_finished": finished, "per_job": per, "total_per_job": round(sum(calls.values()) / finished, 2)}
+
+
+def realtime_budget(
+    per_job: Counter[str], during_load: int, window_s: float, jobs: dict[str, JobFacts]
+) -> dict[str, Any]:
+    """Messages per job (by kind) and per second, and the jobs per second each plan sustains."""
+    by_kind: dict[str, list[int]] = {}
+    for job_id, facts in jobs.items():
+        if facts.finished is not None:
+            by_kind.setdefault(facts.kind, []).append(per_job.get(job_id, 0))
+    counts = [n for ns in by_kind.values() for n in ns]
+    mean = sum(counts) / max(1, len(counts))
+    per_s = during_load / max(window_s, 1e-9)
+    return {
+        "messages_per_job": round(mean, 2),
+        "messages_per_job_by_kind": {
+            kind: {"mean": round(sum(ns) / len(ns), 2), "max": max(ns), "over_3": sum(1 for n in ns if n > 3)}
+            for kind, ns in sorted(by_kind.items())
+        },
+        "messages_per_s_during_load": round(per_s, 1),
+        "plans": {
+            plan: {
+                "messages_per_s": quota,
+                "jobs_per_s_sustained": round(quota / mean, 1) if mean else None,
+                "this_load_within": per_s <= quota,
+            }
+            for plan, quota in PLAN_MESSAGES_PER_S.items()
+        },
+    }

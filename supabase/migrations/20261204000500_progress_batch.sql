@@ -1,0 +1,398 @@
+-- The lean hot path (issue 14): progress of many jobs in one call, the last progress with the
+-- outcome, and one Realtime message per job per call instead of one per row and one per event.
+--
+-- report_progress_batch(worker_id, reports) applies a worker's queued progress reports and
+-- streamed text for many jobs at once. Validated as a whole first (any bad item: 22023 naming
+-- `reports[i].field`, nothing changes), exactly like complete_jobs; then per job: a job this
+-- worker no longer holds is answered with accepted = false and a reason, the others get every
+-- item applied in array order (progress steps and text fragments as job_events rows, the last
+-- progress on the row).
+--
+-- Realtime budget: hosted Realtime counts every message (docs/hosted-platform.md). The row
+-- triggers of 20261123000700 send one message per changed jobs row and one per job_events row;
+-- a progress report cost two (row + event) and each text fragment one. The functions here tell
+-- those triggers to stay quiet for the jobs they handle (private.quiet_broadcasts) and send ONE
+-- 'job' message per job instead: the row's payload plus an "events" list holding the job_events
+-- rows the call wrote, in order. Clients apply the events, then the row (plugin-client backend).
+
+-- ---------------------------------------------------------------------------------------------
+-- Quiet row triggers for the jobs a call broadcasts itself
+-- ---------------------------------------------------------------------------------------------
+-- Transaction-local, and naming the jobs: a trigger firing for any other job in the same call
+-- (e.g. a dependent job released by advance_dependents) still broadcasts as before.
+create function private.quiet_broadcasts(job_ids uuid[]) returns void
+language sql
+set search_path = ''
+as $$
+  select set_config('jobs.quiet_broadcasts', coalesce(array_to_string(job_ids, ','), ''), true)
+$$;
+
+create function private.is_quiet(job_id uuid) returns boolean
+language sql stable
+set search_path = ''
+as $$
+  select job_id::text = any(string_to_array(nullif(current_setting('jobs.quiet_broadcasts', true), ''), ','))
+$$;
+
+create or replace function private.broadcast_job_change() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  -- Lease renewals alone are not news for the user.
+  if tg_op = 'UPDATE' and (old.status, old.progress, old.attempts, old.error, old.cancel_requested, old.result, old.run_at)
+                          is not distinct from
+                          (new.status, new.progress, new.attempts, new.error, new.cancel_requested, new.result, new.run_at) then
+    return null;
+  end if;
+  if private.is_quiet(new.id) then
+    return null;  -- the calling function sends this job's one message itself
+  end if;
+  perform realtime.send(private.job_broadcast_payload(new), 'job', 'jobs:' || new.user_id::text, true);
+  return null;
+end;
+$$;
+
+-- A job_events row as clients receive it (the same keys as before this migration).
+create function private.job_event_payload(e public.job_events) returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select jsonb_build_object('id', e.id, 'job_id', e.job_id, 'type', e.type, 'data', e.data, 'created_at', e.created_at)
+$$;
+
+-- Record one event of a job and answer it as clients receive it.
+create function private.add_job_event(job_id uuid, type text, data jsonb) returns jsonb
+language sql
+security definer
+set search_path = ''
+as $$
+  insert into public.job_events as e (job_id, user_id, type, data)
+  select j.id, j.user_id, add_job_event.type, add_job_event.data from public.jobs j where j.id = add_job_event.job_id
+  returning private.job_event_payload(e)
+$$;
+
+create or replace function private.broadcast_job_event() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if private.is_quiet(new.job_id) then
+    return null;
+  end if;
+  perform realtime.send(private.job_event_payload(new), 'job_event', 'jobs:' || new.user_id::text, true);
+  return null;
+end;
+$$;
+
+-- One message per job: the row as the row trigger would send it, plus the events the call wrote.
+create function private.send_job_with_events(j public.jobs, events jsonb) returns void
+language sql
+security definer
+set search_path = ''
+as $$
+  select realtime.send(
+    private.job_broadcast_payload(j) || case when jsonb_array_length(coalesce(events, '[]')) > 0
+                                             then jsonb_build_object('events', events) else '{}'::jsonb end,
+    'job', 'jobs:' || j.user_id::text, true)
+$$;
+
+-- Why a worker may not act on a job (null: it may). The same words as complete_jobs'.
+create function private.not_held_reason(j public.jobs, worker_id text) returns text
+language sql stable
+set search_path = ''
+as $$
+  select case
+    when j.id is null then 'not found'
+    when j.status <> 'running' or j.worker_id is distinct from worker_id then
+      format('not held by worker "%s" (status %s, held by %s)', worker_id, j.status,
+             coalesce('"' || j.worker_id || '"', 'no worker'))
+    when j.lease_expires_at < now() then format('the lease expired at %s', j.lease_expires_at)
+  end
+$$;
+
+-- Lock the listed jobs in id order (two batches never deadlock each other) and answer those
+-- the worker holds; the later statements of the call see the locked rows' latest versions.
+create function private.lock_held_jobs(job_ids uuid[], worker_id text) returns uuid[]
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_held uuid[];
+begin
+  perform 1 from public.jobs j where j.id = any(job_ids) order by j.id for update;
+  select coalesce(array_agg(j.id), '{}') into v_held
+  from public.jobs j
+  where j.id = any(job_ids) and private.not_held_reason(j, lock_held_jobs.worker_id) is null;
+  return v_held;
+end;
+$$;
+
+-- A progress object's percent and message, named `field.percent` / `field.message` when refused.
+create function private.check_progress_fields(field text, item jsonb) returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if item ? 'percent' and jsonb_typeof(item -> 'percent') <> 'null' then
+    if jsonb_typeof(item -> 'percent') <> 'number' then
+      perform private.raise_invalid(field || '.percent', format('must be a number, got %s', jsonb_typeof(item -> 'percent')));
+    end if;
+    if (item ->> 'percent')::numeric not between 0 and 100 then
+      perform private.raise_invalid(field || '.percent',
+        format('must be between 0 and 100, got %s', private.excerpt(item ->> 'percent', 20)));
+    end if;
+  end if;
+  if item ? 'message' and jsonb_typeof(item -> 'message') <> 'null' then
+    if jsonb_typeof(item -> 'message') <> 'string' then
+      perform private.raise_invalid(field || '.message', format('must be a string, got %s', jsonb_typeof(item -> 'message')));
+    end if;
+    if length(item ->> 'message') > 1000 then
+      perform private.raise_invalid(field || '.message',
+        format('must be at most 1000 characters, got %s', length(item ->> 'message')));
+    end if;
+  end if;
+end;
+$$;
+
+-- The progress after a step: what the step gives, else what the job had (as report_progress).
+create function private.next_progress(prev jsonb, step jsonb) returns jsonb
+language sql immutable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'percent', coalesce(round((step ->> 'percent')::numeric, 1), (prev ->> 'percent')::numeric, 0),
+    'message', coalesce(step ->> 'message', prev ->> 'message'))
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- report_progress_batch
+-- ---------------------------------------------------------------------------------------------
+create function public.report_progress_batch(worker_id text, reports jsonb)
+returns table (job_id uuid, accepted boolean, reason text)
+language plpgsql
+security definer
+set search_path = ''
+as $$
+#variable_conflict use_column
+declare
+  n integer;
+  item jsonb;
+  i integer := 0;
+  k text;
+  v_field text;
+  v_id uuid;
+  v_progress jsonb := '{}';  -- job id -> its progress so far in this call
+  v_events jsonb := '{}';    -- job id -> the events written for it, in order
+  v_held uuid[];
+  v_event jsonb;
+  j public.jobs;
+begin
+  perform private.check_worker_id(report_progress_batch.worker_id);
+  if reports is null or jsonb_typeof(reports) <> 'array' then
+    perform private.raise_invalid('reports',
+      format('must be a JSON array of {"job_id", "percent", "message", "partial"} objects, got %s',
+             coalesce(jsonb_typeof(reports), 'null')));
+  end if;
+  n := jsonb_array_length(reports);
+  if n = 0 or n > 1000 then
+    perform private.raise_invalid('reports', format('must hold 1 to 1000 items, got %s', n));
+  end if;
+  if octet_length(reports::text) > 4194304 then
+    perform private.raise_invalid('reports', format('%s bytes exceeds 4 MiB; send fewer reports per call', octet_length(reports::text)));
+  end if;
+  for item in select e from jsonb_array_elements(reports) as t(e) loop
+    v_field := format('reports[%s]', i);
+    if jsonb_typeof(item) <> 'object' then
+      perform private.raise_invalid(v_field, format('must be an object, got %s', jsonb_typeof(item)));
+    end if;
+    for k in select jsonb_object_keys(item) loop
+      if k not in ('job_id', 'percent', 'message', 'partial') then
+        perform private.raise_invalid(v_field, format('unknown key "%s"; allowed: job_id, percent, message, partial', k));
+      end if;
+    end loop;
+    if jsonb_typeof(item -> 'job_id') is distinct from 'string'
+       or item ->> 'job_id' !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+      perform private.raise_invalid(v_field || '.job_id', 'must be a UUID string');
+    end if;
+    perform private.check_progress_fields(v_field, item);
+    if item ? 'partial' and jsonb_typeof(item -> 'partial') <> 'null' then
+      if jsonb_typeof(item -> 'partial') <> 'string' then
+        perform private.raise_invalid(v_field || '.partial', format('must be a string, got %s', jsonb_typeof(item -> 'partial')));
+      end if;
+      if octet_length(item ->> 'partial') > 65536 then
+        perform private.raise_invalid(v_field || '.partial',
+          format('must be at most 65536 bytes per item, got %s', octet_length(item ->> 'partial')));
+      end if;
+    end if;
+    if coalesce(item ->> 'percent', item ->> 'message', item ->> 'partial') is null then
+      perform private.raise_invalid(v_field, 'nothing to report: give percent, message or partial');
+    end if;
+    i := i + 1;
+  end loop;
+
+  v_held := private.lock_held_jobs(
+    array(select (e ->> 'job_id')::uuid from jsonb_array_elements(reports) as t(e)), report_progress_batch.worker_id);
+  perform private.quiet_broadcasts(v_held);
+
+  for item in select e from jsonb_array_elements(reports) as t(e) loop
+    v_id := (item ->> 'job_id')::uuid;
+    continue when not v_id = any(v_held);
+    if not v_progress ? v_id::text then
+      v_progress := v_progress || jsonb_build_object(v_id::text, (select j.progress from public.jobs j where j.id = v_id));
+      v_events := v_events || jsonb_build_object(v_id::text, '[]'::jsonb);
+    end if;
+    if coalesce(item ->> 'percent', item ->> 'message') is not null then
+      v_progress := jsonb_set(v_progress, array[v_id::text], private.next_progress(v_progress -> v_id::text, item));
+      v_event := private.add_job_event(v_id, 'progress', v_progress -> v_id::text);
+      v_events := jsonb_set(v_events, array[v_id::text], (v_events -> v_id::text) || jsonb_build_array(v_event));
+    end if;
+    if item ->> 'partial' is not null then
+      v_event := private.add_job_event(v_id, 'partial', jsonb_build_object('text', item ->> 'partial'));
+      v_events := jsonb_set(v_events, array[v_id::text], (v_events -> v_id::text) || jsonb_build_array(v_event));
+    end if;
+  end loop;
+
+  -- The row gets the last progress; then one message per job carries the row and its events.
+  update public.jobs j set progress = v_progress -> j.id::text
+  where j.id = any(v_held) and j.progress is distinct from v_progress -> j.id::text;
+  for j in select * from public.jobs j where j.id = any(v_held) order by j.id loop
+    perform private.send_job_with_events(j, v_events -> j.id::text);
+  end loop;
+  perform private.quiet_broadcasts(null);
+
+  return query
+  with input as (
+    select distinct on ((e ->> 'job_id')::uuid) (e ->> 'job_id')::uuid as id, ord
+    from jsonb_array_elements(reports) with ordinality as t(e, ord)
+    order by (e ->> 'job_id')::uuid, ord
+  )
+  select input.id, input.id = any(v_held),
+         case when input.id = any(v_held) then null else private.not_held_reason(j, report_progress_batch.worker_id) end
+  from input
+  left join public.jobs j on j.id = input.id
+  order by input.ord;
+end;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- complete_jobs: an item may carry the job's last progress ({percent?, message?}), recorded as
+-- a progress event before the job succeeds, all in the call's one message per job.
+-- ---------------------------------------------------------------------------------------------
+create or replace function public.complete_jobs(worker_id text, completions jsonb)
+returns table (job_id uuid, completed boolean, reason text)
+language plpgsql
+security definer
+set search_path = ''
+as $$
+#variable_conflict use_column
+declare
+  n integer;
+  item jsonb;
+  i integer := 0;
+  k text;
+  v_id text;
+  v_result jsonb;
+  v_done uuid[];
+  v_steps jsonb;
+  j public.jobs;
+begin
+  perform private.check_worker_id(complete_jobs.worker_id);
+  if completions is null or jsonb_typeof(completions) <> 'array' then
+    perform private.raise_invalid('completions',
+      format('must be a JSON array of {"job_id", "result"} objects, got %s', coalesce(jsonb_typeof(completions), 'null')));
+  end if;
+  n := jsonb_array_length(completions);
+  if n = 0 or n > 1000 then
+    perform private.raise_invalid('completions', format('must hold 1 to 1000 items, got %s', n));
+  end if;
+  for item in select e from jsonb_array_elements(completions) as t(e) loop
+    if jsonb_typeof(item) <> 'object' then
+      perform private.raise_invalid(format('completions[%s]', i), format('must be an object, got %s', jsonb_typeof(item)));
+    end if;
+    for k in select jsonb_object_keys(item) loop
+      if k not in ('job_id', 'result', 'progress') then
+        perform private.raise_invalid(format('completions[%s]', i), format('unknown key "%s"; allowed: job_id, result, progress', k));
+      end if;
+    end loop;
+    v_id := item ->> 'job_id';
+    if jsonb_typeof(item -> 'job_id') is distinct from 'string'
+       or v_id !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+      perform private.raise_invalid(format('completions[%s].job_id', i), 'must be a UUID string');
+    end if;
+    v_result := item -> 'result';
+    if v_result is null or jsonb_typeof(v_result) not in ('object', 'array') then
+      perform private.raise_invalid(format('completions[%s].result', i),
+        format('must be a JSON object or array, got %s', coalesce(jsonb_typeof(v_result), 'nothing')));
+    end if;
+    if octet_length(v_result::text) > 1048576 then
+      perform private.raise_invalid(format('completions[%s].result', i),
+        format('%s bytes exceeds 1 MiB; store large outputs in Storage', octet_length(v_result::text)));
+    end if;
+    if item ? 'progress' and jsonb_typeof(item -> 'progress') <> 'null' then
+      if jsonb_typeof(item -> 'progress') <> 'object' then
+        perform private.raise_invalid(format('completions[%s].progress', i),
+          format('must be an object with percent and/or message, got %s', jsonb_typeof(item -> 'progress')));
+      end if;
+      for k in select jsonb_object_keys(item -> 'progress') loop
+        if k not in ('percent', 'message') then
+          perform private.raise_invalid(format('completions[%s].progress', i), format('unknown key "%s"; allowed: percent, message', k));
+        end if;
+      end loop;
+      perform private.check_progress_fields(format('completions[%s].progress', i), item -> 'progress');
+    end if;
+    i := i + 1;
+  end loop;
+  if (select count(distinct (e ->> 'job_id')::uuid) from jsonb_array_elements(completions) as t(e)) <> n then
+    perform private.raise_invalid('completions', 'lists a job_id more than once');
+  end if;
+
+  v_done := private.lock_held_jobs(
+    array(select (e ->> 'job_id')::uuid from jsonb_array_elements(completions) as t(e)), complete_jobs.worker_id);
+  perform private.quiet_broadcasts(v_done);
+
+  -- The last progress, as an event (the client's history) and as the row's message.
+  with steps as (
+    select j.id, j.user_id, private.next_progress(j.progress, e -> 'progress') as progress
+    from jsonb_array_elements(completions) as t(e)
+    join public.jobs j on j.id = (e ->> 'job_id')::uuid
+    where j.id = any(v_done) and coalesce(e #>> '{progress,percent}', e #>> '{progress,message}') is not null
+  ),
+  logged as (
+    insert into public.job_events (job_id, user_id, type, data)
+    select steps.id, steps.user_id, 'progress', steps.progress from steps
+    returning job_events.job_id, private.job_event_payload(job_events) as payload
+  )
+  select coalesce(jsonb_object_agg(l.job_id::text, l.payload), '{}')
+  into v_steps from logged l;
+
+  for j in
+    update public.jobs j
+    set status = 'succeeded', result = t.e -> 'result', finished_at = now(), lease_expires_at = null, error = null,
+        progress = jsonb_build_object('percent', 100,
+                                      'message', coalesce(v_steps #>> array[j.id::text, 'data', 'message'],
+                                                          j.progress ->> 'message', 'done'))
+    from jsonb_array_elements(completions) as t(e)
+    where j.id = (t.e ->> 'job_id')::uuid and j.id = any(v_done)
+    returning j.*
+  loop
+    perform private.send_job_with_events(j, case when v_steps ? j.id::text then jsonb_build_array(v_steps -> j.id::text) end);
+  end loop;
+  perform private.quiet_broadcasts(null);
+
+  return query
+  with input as (
+    select (e ->> 'job_id')::uuid as id, ord from jsonb_array_elements(completions) with ordinality as t(e, ord)
+  )
+  select input.id, input.id = any(v_done),
+         case when input.id = any(v_done) then null else private.not_held_reason(j, complete_jobs.worker_id) end
+  from input
+  left join public.jobs j on j.id = input.id
+  order by input.ord;
+end;
+$$;
+
+select private.grant_calls(array['public.report_progress_batch(text, jsonb)'], 'service_role');
+revoke all on all functions in schema private from public, anon, authenticated;

@@ -1,0 +1,212 @@
+"""Progress and streamed text of every running job, sent in few, big calls: one
+``report_progress_batch`` carries whatever all jobs queued while the previous call was in flight.
+
+Like ``CompletionBatcher`` there is no timer for the batch: a lone report goes out at once and
+under load a batch grows to whatever queued during one round trip (bench/FIXES.md: one call per
+report fell behind and delayed every job's end). Per job, reports keep their order and nothing
+is dropped: consecutive text fragments are concatenated, a fragment rides in the same item as
+the progress step before it (the SQL API applies an item's progress before its text), and every
+progress step stays its own item (the client shows each rename batch).
+
+Realtime budget (issue 14): the SQL API sends one message per job per call, so a job's reports
+are also paced and held: a job's reports go out ``min_interval`` after its last message (its
+claim, at first) and no sooner than ``min_interval`` after the oldest of them was queued, all
+together. Streamed text thus reaches the client in pieces of at least that interval, and
+whatever a job reports within that interval of its end rides with its outcome (``settle``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from worker.core.errors import InvalidArgument, LeaseLost, StoreUnavailable
+from worker.core.ports import Clock, ProgressReport, QueueStore
+
+log = logging.getLogger("worker.progress")
+MAX_ITEMS = 500  # well under the SQL function's 1000
+MAX_PARTIAL_CHARS = 16_000  # ≤ 64 KiB per item even in 4-byte characters
+MIN_INTERVAL = 0.1  # seconds between two messages of one job
+MAX_JOB_CHARS = 64_000  # text of one job per call: its one message stays within Free's 256 KB
+
+
+@dataclass
+class _Job:
+    items: list[ProgressReport] = field(default_factory=list)
+    last_sent: float = 0.0  # monotonic; the job's claim counts as its first message
+    first_queued: float = 0.0  # monotonic, when the oldest unsent item was queued
+    in_flight: bool = False
+    sent: asyncio.Event = field(default_factory=asyncio.Event)  # set whenever nothing is pending
+    lost: LeaseLost | None = None
+
+
+class ProgressBatcher:
+    def __init__(
+        self,
+        store: QueueStore,
+        worker_id: str,
+        clock: Clock,
+        *,
+        min_interval: float = MIN_INTERVAL,
+        max_items: int = MAX_ITEMS,
+    ) -> None:
+        self.store = store
+        self.worker_id = worker_id
+        self.clock = clock
+        self.min_interval = min_interval
+        self.max_items = max_items
+        self.calls = 0  # report_progress_batch calls made (bench and tests)
+        self._jobs: dict[uuid.UUID, _Job] = {}
+        self._sender: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    def start(self, job_id: uuid.UUID) -> None:
+        """A job began running (its claim was its last message)."""
+        self._jobs[job_id] = _Job(last_sent=self.clock.monotonic())
+        self._jobs[job_id].sent.set()
+
+    def lost(self, job_id: uuid.UUID) -> LeaseLost | None:
+        """Set once a report found that the job is no longer this worker's."""
+        job = self._jobs.get(job_id)
+        return job.lost if job is not None else None
+
+    def progress(self, job_id: uuid.UUID, percent: float | None, message: str | None) -> None:
+        self._add(job_id, ProgressReport(job_id, percent, message))
+
+    def partial(self, job_id: uuid.UUID, text: str) -> None:
+        if len(text) > MAX_PARTIAL_CHARS:  # within the SQL API's 64 KiB per item
+            for start in range(0, len(text), MAX_PARTIAL_CHARS):
+                self.partial(job_id, text[start : start + MAX_PARTIAL_CHARS])
+            return
+        job = self._job(job_id)
+        if job.lost is not None:
+            return
+        last = job.items[-1] if job.items else None
+        if last is not None and len(last.partial or "") + len(text) <= MAX_PARTIAL_CHARS:
+            job.items[-1] = ProgressReport(job_id, last.percent, last.message, (last.partial or "") + text)
+            return
+        self._add(job_id, ProgressReport(job_id, partial=text))
+
+    async def settle(self, job_id: uuid.UUID, *, carry: bool) -> ProgressReport | None:
+        """Before a job's outcome: send what it queued now (no pacing). With
+        ``carry`` (a success), a trailing progress step is not sent but returned, to ride with
+        the outcome (complete_jobs); a failure or deferral sends everything first."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            return None
+        carried = None
+        if carry and job.items and job.items[-1].partial is None:
+            carried = job.items.pop()  # sent after the items before it: settle waits for those
+        if job.items or job.in_flight:
+            job.last_sent = job.first_queued = float("-inf")  # due now
+            job.sent.clear()
+            self._kick()
+            await job.sent.wait()
+        return None if job.lost is not None else carried
+
+    def forget(self, job_id: uuid.UUID) -> None:
+        """The job's outcome is recorded (or given up): nothing more will be reported for it."""
+        self._jobs.pop(job_id, None)
+
+    # -- sending ------------------------------------------------------------------------------
+    def _job(self, job_id: uuid.UUID) -> _Job:
+        if job_id not in self._jobs:
+            self.start(job_id)
+        return self._jobs[job_id]
+
+    def _add(self, job_id: uuid.UUID, report: ProgressReport) -> None:
+        job = self._job(job_id)
+        if job.lost is not None:
+            return
+        if not job.items:
+            job.first_queued = self.clock.monotonic()
+        job.items.append(report)
+        job.sent.clear()
+        self._kick()
+
+    def _kick(self) -> None:
+        self._wake.set()
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send(), name="progress-batch")
+
+    async def _send(self) -> None:
+        while any(j.items for j in self._jobs.values()):
+            self._wake.clear()
+            now = self.clock.monotonic()
+            due = [(i, j) for i, j in self._jobs.items() if j.items and self._due_at(j) <= now]
+            if not due:
+                wait = min(self._due_at(j) for j in self._jobs.values() if j.items) - now
+                await self._sleep_or_wake(wait)
+                continue
+            batch: list[ProgressReport] = []
+            sending: list[_Job] = []
+            for _, job in due:
+                take = _prefix(job.items)
+                if len(batch) + take > self.max_items and batch:
+                    break
+                batch += job.items[:take]
+                job.items, job.in_flight, job.last_sent, job.first_queued = job.items[take:], True, now, now
+                sending.append(job)
+            try:
+                await self._send_batch(batch)
+            except Exception:  # a bug here must not stop later reports, nor go unseen
+                log.exception("progress report failed")
+            finally:
+                for job in sending:
+                    job.in_flight = False
+                    if not job.items:
+                        job.sent.set()
+        for job in self._jobs.values():
+            job.sent.set()
+
+    def _due_at(self, job: _Job) -> float:
+        # Paced (a job's messages at least min_interval apart) and held (a report waits as long
+        # after it was queued, so the reports of a job that ends meanwhile ride with its outcome).
+        return max(job.last_sent, job.first_queued) + self.min_interval
+
+    async def _sleep_or_wake(self, seconds: float) -> None:
+        # A settle (due now) must not wait out another job's pacing.
+        waiter = asyncio.ensure_future(self._wake.wait())
+        sleeper = asyncio.ensure_future(self.clock.sleep(max(0.0, seconds)))
+        try:
+            await asyncio.wait((waiter, sleeper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            sleeper.cancel()
+
+    async def _send_batch(self, batch: Sequence[ProgressReport]) -> None:
+        # Best effort: a blip must not fail a job whose model call succeeded. A lost lease is
+        # kept for the job's handler, which must stop at its next report.
+        self.calls += 1
+        try:
+            outcome = await self.store.report_progress_batch(self.worker_id, batch)
+        except InvalidArgument as exc:
+            jobs = list(dict.fromkeys(r.job_id for r in batch))
+            if len(jobs) == 1:
+                log.warning("progress not recorded: %s", exc, extra={"job_id": jobs[0]})
+                return
+            # One job's bad report (e.g. a message over 1000 characters) must not sink the others.
+            for job_id in jobs:
+                await self._send_batch([r for r in batch if r.job_id == job_id])
+            return
+        except StoreUnavailable as exc:
+            log.warning("progress not recorded: %s", exc)
+            return
+        for job_id, reason in outcome.items():
+            job = self._jobs.get(job_id)
+            if reason is not None and job is not None:
+                job.lost = LeaseLost(f"report_progress_batch: job {job_id}: {reason}")
+                job.items = []
+
+
+def _prefix(items: Sequence[ProgressReport]) -> int:
+    """How many of a job's queued items one call takes: at least one, at most MAX_JOB_CHARS of text."""
+    chars = 0
+    for n, item in enumerate(items):
+        chars += len(item.partial or "")
+        if chars > MAX_JOB_CHARS and n > 0:
+            return n
+    return len(items)
