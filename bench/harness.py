@@ -144,9 +144,7 @@ def merge_records(procs: list[WorkerProc]) -> tuple[dict[int, float], int]:
     return merged, starts - len(merged)
 
 
-def wait_empty(
-    system: System, database: str, cap_s: float, cpu: CpuMeter | None = None
-) -> tuple[float, bool]:
+def wait_empty(system: System, database: str, cap_s: float, cpu: CpuMeter | None = None) -> tuple[float, bool]:
     """Poll until nothing is left; (time.time() when seen empty, whether the cap was hit)."""
     deadline = time.monotonic() + cap_s
     while time.monotonic() < deadline:

@@ -55,6 +55,18 @@ class QueueStore(Protocol):
         """Complete many held jobs at once: job id → None when completed, else why not (lease lost)."""
         ...
 
+    async def complete_and_claim(
+        self,
+        worker_id: str,
+        completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
+        kinds: Sequence[str] | None,
+        max_jobs: int,
+        lease_seconds: int,
+    ) -> tuple[dict[uuid.UUID, str | None], list[JobRow]]:
+        """complete_jobs, then claim_jobs, in one statement: (the completions' outcomes as
+        complete_jobs answers them, the claimed rows). A bad argument of either part changes nothing."""
+        ...
+
     async def fail_job(self, job_id: uuid.UUID, worker_id: str, error: dict[str, Any], retryable: bool) -> JobRow: ...
 
     async def defer_job(self, job_id: uuid.UUID, worker_id: str, run_at: datetime, reason: str) -> JobRow: ...
