@@ -24,6 +24,7 @@ SCENARIOS = {  # CLI name → module, in report order
     "drain": "bench.scenarios.drain",
     "notify": "bench.scenarios.notify",
     "ai": "bench.scenarios.ai_workload",
+    "ai_direct": "bench.scenarios.ai_direct",
     "scaleout": "bench.scenarios.scaleout",
     "limits": "bench.scenarios.provider_limits",
 }
