@@ -48,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
     chosen = [s for s in SCENARIOS if s in args.scenarios] if args.scenarios else list(SCENARIOS)
+    systems = tuple(s.strip() for s in args.systems.split(",")) if args.systems else None
+    from bench.systems.registry import MODULES
+
+    if systems and (bad := [s for s in systems if s not in MODULES]):
+        parser.error(f"unknown system(s) {', '.join(bad)}; known: {', '.join(MODULES)}")
 
     from devstack.cli import db_up
 
@@ -55,11 +60,6 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out_dir = args.out or ROOT / "bench" / "results" / stamp
     out_dir.mkdir(parents=True, exist_ok=True)
-    systems = tuple(s.strip() for s in args.systems.split(",")) if args.systems else None
-    from bench.systems.registry import MODULES
-
-    if systems and (bad := [s for s in systems if s not in MODULES]):
-        parser.error(f"unknown system(s) {', '.join(bad)}; known: {', '.join(MODULES)}")
     ctx = Context(out_dir=out_dir, quick=args.quick, systems=systems)
     load_before = os.getloadavg()
     started = time.monotonic()
