@@ -26,6 +26,7 @@ SCENARIOS = {  # CLI name → module, in report order
     "drain": "bench.scenarios.drain",
     "notify": "bench.scenarios.notify",
     "ai": "bench.scenarios.ai_workload",
+    "ai_direct": "bench.scenarios.ai_direct",
     "scaleout": "bench.scenarios.scaleout",
     "limits": "bench.scenarios.provider_limits",
 }
@@ -42,12 +43,23 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios", nargs="*", metavar="scenario", help=f"any of {', '.join(SCENARIOS)} (default: all)"
     )
     parser.add_argument("--quick", action="store_true", help="small counts: checks the pipeline, numbers not quotable")
+    parser.add_argument(
+        "--systems",
+        default=None,
+        help="comma-separated systems for the queue scenarios (pickup, drain), e.g. ours_postgres,pgqueuer "
+        "(default: all); for A/B runs on a busy machine",
+    )
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results/<timestamp>)")
     args = parser.parse_args(argv)
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
     chosen = [s for s in SCENARIOS if s in args.scenarios] if args.scenarios else list(SCENARIOS)
+    systems = tuple(s.strip() for s in args.systems.split(",")) if args.systems else None
+    from bench.systems.registry import MODULES
+
+    if systems and (bad := [s for s in systems if s not in MODULES]):
+        parser.error(f"unknown system(s) {', '.join(bad)}; known: {', '.join(MODULES)}")
 
     from devstack.cli import db_up
 
@@ -55,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out_dir = args.out or ROOT / "bench" / "results" / stamp
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = Context(out_dir=out_dir, quick=args.quick)
+    ctx = Context(out_dir=out_dir, quick=args.quick, systems=systems)
     load_before = os.getloadavg()
     started = time.monotonic()
     results: list[ScenarioResult] = []

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 20.0
 POLL_S = 0.02  # drain: how often "remaining" is read; the end time is at most this late
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -102,6 +103,18 @@ def stop(started: list[WorkerProc]) -> None:
             w.proc.stdout.close()
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time the process has used so far (/proc/<pid>/stat), or None if it is gone."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15)
+    return None
+
+
+def total_cpu(procs: list[WorkerProc]) -> float:
+    return sum(c for w in procs if (c := cpu_seconds(w.proc.pid)) is not None)
+
+
 def rss_mb(pid: int) -> float | None:
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -131,14 +144,42 @@ def merge_records(procs: list[WorkerProc]) -> tuple[dict[int, float], int]:
     return merged, starts - len(merged)
 
 
-def wait_empty(system: System, database: str, cap_s: float) -> tuple[float, bool]:
+def wait_empty(system: System, database: str, cap_s: float, cpu: CpuMeter | None = None) -> tuple[float, bool]:
     """Poll until nothing is left; (time.time() when seen empty, whether the cap was hit)."""
     deadline = time.monotonic() + cap_s
     while time.monotonic() < deadline:
-        if system.remaining(database) == 0:
+        left = system.remaining(database)
+        if cpu is not None:
+            cpu.sample(left)
+        if left == 0:
             return time.time(), False
         time.sleep(POLL_S)
     return time.time(), True
+
+
+@dataclass
+class CpuMeter:
+    """Worker CPU per finished job: CPU time of the worker processes between the first poll that
+    sees a job finished (so start-up and imports are left out) and the last poll, divided by the
+    jobs finished in between."""
+
+    procs: list[WorkerProc]
+    first: tuple[int, float] | None = None
+    last: tuple[int, float] | None = None
+    _initial: int | None = None
+
+    def sample(self, left: int) -> None:
+        if self._initial is None:
+            self._initial = left
+        if self.first is None and left < self._initial:
+            self.first = (left, total_cpu(self.procs))
+        elif self.first is not None:
+            self.last = (left, total_cpu(self.procs))
+
+    def ms_per_job(self) -> float | None:
+        if self.first is None or self.last is None or self.last[0] >= self.first[0]:
+            return None
+        return round((self.last[1] - self.first[1]) * 1000 / (self.first[0] - self.last[0]), 3)
 
 
 def run_pickup(
@@ -209,7 +250,8 @@ def run_drain(
     system.fill(database, jobs)
     tag = f"drain-{system.name}-p{processes}"
     with workers(system, database, gateway, processes, concurrency, log_dir, tag, wait_ready=False) as procs:
-        empty_at, capped = wait_empty(system, database, cap_s)
+        cpu = CpuMeter(procs)
+        empty_at, capped = wait_empty(system, database, cap_s, cpu)
         rss = [r for w in procs if (r := rss_mb(w.proc.pid)) is not None]
     left = system.remaining(database)
     started, duplicates = merge_records(procs)
@@ -227,6 +269,7 @@ def run_drain(
         "duplicate_starts": duplicates,
         "capped": capped,
         "left": left,
+        "worker_cpu_ms_per_job": cpu.ms_per_job(),
         "worker_rss_mb": [round(r, 1) for r in rss],
     }
 

@@ -11,6 +11,7 @@ from typing import Any
 class Context:
     out_dir: Path  # bench/results/<timestamp>/: plots go here, named <scenario>_*.png
     quick: bool = False  # smaller counts: a smoke run of the whole pipeline, not numbers to quote
+    systems: tuple[str, ...] | None = None  # the queue scenarios' systems (None: all of them)
 
     @property
     def log_dir(self) -> Path:

@@ -2236,6 +2236,35 @@ begin
 end;
 $function$
 
+-- function public.complete_and_claim(text,jsonb,text[],integer,integer)
+CREATE OR REPLACE FUNCTION public.complete_and_claim(worker_id text, completions jsonb, kinds text[] DEFAULT NULL::text[], max_jobs integer DEFAULT 1, lease_seconds integer DEFAULT 60)
+ RETURNS TABLE(entry text, job_id uuid, completed boolean, reason text, job text)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+begin
+  -- Checked before any work, so a bad claim argument costs no acknowledgement work; claim_jobs
+  -- checks them again (cheap) and stays the definition.
+  perform private.check_worker_id(complete_and_claim.worker_id);
+  perform private.check_lease_seconds(complete_and_claim.lease_seconds);
+  if complete_and_claim.max_jobs is null or complete_and_claim.max_jobs not between 1 and 1000 then
+    perform private.raise_invalid('max_jobs',
+      format('must be between 1 and 1000, got %s', coalesce(complete_and_claim.max_jobs::text, 'null')));
+  end if;
+  perform private.check_kinds('kinds', complete_and_claim.kinds);
+
+  return query
+  select 'completed'::text, c.job_id, c.completed, c.reason, null::text
+  from public.complete_jobs(complete_and_claim.worker_id, complete_and_claim.completions) as c;
+
+  return query
+  select 'claimed'::text, j.id, null::boolean, null::text, to_jsonb(j)::text
+  from public.claim_jobs(complete_and_claim.worker_id, complete_and_claim.kinds, complete_and_claim.max_jobs,
+                         complete_and_claim.lease_seconds) as j;
+end;
+$function$
+
 -- function public.complete_job(uuid,text,jsonb)
 CREATE OR REPLACE FUNCTION public.complete_job(job_id uuid, worker_id text, result jsonb)
  RETURNS public.jobs
@@ -3340,6 +3369,9 @@ authenticated:EXECUTE, service_role:EXECUTE
 service_role:EXECUTE
 
 -- grant public.claim_jobs(text,text[],integer,integer)
+service_role:EXECUTE
+
+-- grant public.complete_and_claim(text,jsonb,text[],integer,integer)
 service_role:EXECUTE
 
 -- grant public.complete_job(uuid,text,jsonb)

@@ -32,7 +32,7 @@ on psycopg."""
 
 def run(ctx: Context) -> ScenarioResult:
     jobs = QUICK_JOBS if ctx.quick else JOBS
-    systems, problems = registry.available()
+    systems, problems = registry.available(list(ctx.systems) if ctx.systems else None)
     settings: dict[str, Any] = {"jobs": jobs, "gap_ms": GAP_MS, "worker_processes": 1}
     settings.update({s.name: s.settings(CONCURRENCY) for s in systems})
 

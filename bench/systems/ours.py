@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import tempfile
 import time
 import uuid
@@ -140,6 +141,8 @@ class OursSystem(OursProduct):
                 sweep_interval=SWEEP_SECONDS,
             )
             worker = Worker(config, store, {KIND: noop}, SystemClock(), wakeups=wakeups, artifacts=artifacts)
+            if os.environ.get("BENCH_ACK_AND_CLAIM") == "0":  # A/B runs: acknowledge and claim separately
+                worker.acks.refill = None
             shutdown = Shutdown()
             signals.install(shutdown)
             announce = asyncio.create_task(_announce_when_connected(wakeups))

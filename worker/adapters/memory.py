@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from worker.adapters.memory_ack import AckAndClaim
 from worker.adapters.memory_progress import check_last_progress, check_reports, check_step, next_progress
 from worker.adapters.memory_usage import UsageLedger
 from worker.core.clock import SystemClock
@@ -94,7 +95,7 @@ class Event:
     data: dict[str, Any]
 
 
-class MemoryStore:
+class MemoryStore(AckAndClaim):
     def __init__(self, clock: Clock | None = None, rand: Callable[[], float] = random.random) -> None:
         self.clock = clock or SystemClock()
         self.rand = rand
@@ -173,6 +174,9 @@ class MemoryStore:
         self, worker_id: str, kinds: Sequence[str] | None, max_jobs: int, lease_seconds: int
     ) -> list[JobRow]:
         self._call("claim_jobs")
+        return self._claim(worker_id, kinds, max_jobs, lease_seconds)
+
+    def _check_claim(self, worker_id: str, kinds: Sequence[str] | None, max_jobs: int, lease_seconds: int) -> None:
         _check_worker(worker_id)
         _check_lease(lease_seconds)
         if not 1 <= max_jobs <= 1000:
@@ -180,6 +184,9 @@ class MemoryStore:
         unknown = [k for k in kinds or () if k not in self.kinds]
         if unknown:
             raise InvalidArgument("kinds: unknown job kind(s): " + ", ".join(f'"{k}"' for k in unknown))
+
+    def _claim(self, worker_id: str, kinds: Sequence[str] | None, max_jobs: int, lease_seconds: int) -> list[JobRow]:
+        self._check_claim(worker_id, kinds, max_jobs, lease_seconds)
         now = self.clock.now()
         due = sorted(
             (
@@ -278,6 +285,14 @@ class MemoryStore:
         last_progress: Mapping[uuid.UUID, ProgressReport] | None = None,
     ) -> dict[uuid.UUID, str | None]:
         self._call("complete_jobs")
+        return self._complete(worker_id, completions, last_progress)
+
+    def _complete(
+        self,
+        worker_id: str,
+        completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
+        last_progress: Mapping[uuid.UUID, ProgressReport] | None,
+    ) -> dict[uuid.UUID, str | None]:
         _check_worker(worker_id)
         if not 1 <= len(completions) <= 1000:
             raise InvalidArgument(f"completions: must hold 1 to 1000 items, got {len(completions)}")

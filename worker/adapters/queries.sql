@@ -28,6 +28,12 @@ select to_jsonb(j)::text as job from public.complete_job(
 -- name: complete_jobs
 select * from public.complete_jobs(worker_id => %(worker_id)s, completions => %(completions)s);
 
+-- name: complete_and_claim
+-- The claimed rows' column ("job") is JSON text already, as for claim_jobs above.
+select entry, job_id, completed, reason, job from public.complete_and_claim(
+  worker_id => %(worker_id)s, completions => %(completions)s, kinds => %(kinds)s, max_jobs => %(max_jobs)s,
+  lease_seconds => %(lease_seconds)s);
+
 -- name: fail_job
 select to_jsonb(j)::text as job from public.fail_job(
   job_id => %(job_id)s, worker_id => %(worker_id)s, error => %(error)s, retryable => %(retryable)s) as j;

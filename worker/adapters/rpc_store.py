@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from worker.core.errors import StoreError
-from worker.core.job_rows import read_time
+from worker.core.job_rows import read_job_text, read_time
 from worker.core.jobs import JobRow
 from worker.core.ports import ArtifactDeletion, Capacity, ModelCall, ModelRoute, ProgressReport
 
@@ -89,14 +89,30 @@ class RpcStore(ABC):
         completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
         last_progress: Mapping[uuid.UUID, ProgressReport] | None = None,
     ) -> dict[uuid.UUID, str | None]:
-        items: list[dict[str, Any]] = []
-        for job_id, result in completions:
-            item: dict[str, Any] = {"job_id": str(job_id), "result": result}
-            if last_progress and (step := last_progress.get(job_id)) is not None:
-                item["progress"] = {k: v for k, v in step.item().items() if k in ("percent", "message")}
-            items.append(item)
-        rows = await self._records("complete_jobs", {"worker_id": worker_id, "completions": items})
-        return {uuid.UUID(str(r["job_id"])): None if r["completed"] else str(r["reason"]) for r in rows}
+        items = _items(completions, last_progress)
+        return _acks(await self._records("complete_jobs", {"worker_id": worker_id, "completions": items}))
+
+    async def complete_and_claim(
+        self,
+        worker_id: str,
+        completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
+        kinds: Sequence[str] | None,
+        max_jobs: int,
+        lease_seconds: int,
+        last_progress: Mapping[uuid.UUID, ProgressReport] | None = None,
+    ) -> tuple[dict[uuid.UUID, str | None], list[JobRow]]:
+        args = {
+            "worker_id": worker_id,
+            "completions": _items(completions, last_progress),
+            "kinds": list(kinds) if kinds else None,
+            "max_jobs": max_jobs,
+            "lease_seconds": lease_seconds,
+        }
+        rows = await self._records("complete_and_claim", args)
+        # Claimed rows come as JSON text, each read on its own (a row the worker cannot read
+        # fails that job alone, as for claim_jobs).
+        claimed = (read_job_text(r["job"]) for r in rows if r["entry"] == "claimed")
+        return _acks(r for r in rows if r["entry"] == "completed"), [job for job in claimed if job is not None]
 
     async def fail_job(self, job_id: uuid.UUID, worker_id: str, error: dict[str, Any], retryable: bool) -> JobRow:
         args = {"job_id": job_id, "worker_id": worker_id, "error": error, "retryable": retryable}
@@ -175,6 +191,24 @@ class RpcStore(ABC):
     async def ack_artifact_deletions(self, ids: Sequence[int]) -> dict[int, str | None]:
         rows = await self._records("ack_artifact_deletions", {"ids": list(ids)})
         return {int(r["id"]): None if r["acknowledged"] else str(r["reason"]) for r in rows}
+
+
+def _items(
+    completions: Sequence[tuple[uuid.UUID, dict[str, Any]]], last_progress: Mapping[uuid.UUID, ProgressReport] | None
+) -> list[dict[str, Any]]:
+    """complete_jobs' items; a job's last progress step (percent, message) rides along."""
+    items: list[dict[str, Any]] = []
+    for job_id, result in completions:
+        item: dict[str, Any] = {"job_id": str(job_id), "result": result}
+        if last_progress and (step := last_progress.get(job_id)) is not None:
+            item["progress"] = {k: v for k, v in step.item().items() if k in ("percent", "message")}
+        items.append(item)
+    return items
+
+
+def _acks(rows: Iterable[dict[str, Any]]) -> dict[uuid.UUID, str | None]:
+    """complete_jobs' rows: job id → None when completed, else why not."""
+    return {uuid.UUID(str(r["job_id"])): None if r["completed"] else str(r["reason"]) for r in rows}
 
 
 def _interval(value: timedelta) -> str:

@@ -84,6 +84,20 @@ class QueueStore(Protocol):
         ``last_progress`` carries a job's last progress step (percent, message) into the same call."""
         ...
 
+    async def complete_and_claim(
+        self,
+        worker_id: str,
+        completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
+        kinds: Sequence[str] | None,
+        max_jobs: int,
+        lease_seconds: int,
+        last_progress: Mapping[uuid.UUID, ProgressReport] | None = None,
+    ) -> tuple[dict[uuid.UUID, str | None], list[JobRow]]:
+        """complete_jobs (``last_progress`` as there), then claim_jobs, in one statement: (the
+        completions' outcomes as complete_jobs answers them, the claimed rows). A bad argument of
+        either part changes nothing."""
+        ...
+
     async def fail_job(self, job_id: uuid.UUID, worker_id: str, error: dict[str, Any], retryable: bool) -> JobRow: ...
 
     async def defer_job(self, job_id: uuid.UUID, worker_id: str, run_at: datetime, reason: str) -> JobRow: ...

@@ -76,8 +76,11 @@ class Worker:
         )
         self.wake = WakeSignal(clock)
         self.backoff = Backoff(store_retry or RetryPolicy(base=0.5, cap=15.0), clock)
-        self.acks = CompletionBatcher(store, config.worker_id)
+        self.acks = CompletionBatcher(store, config.worker_id, refill=self)
         self.reports = ProgressBatcher(store, config.worker_id, self.clock)
+        self.kinds, self.lease_seconds = config.kinds, config.lease_seconds  # what the acks' claims ask for
+        self._reserved = 0  # slots a claim in flight will fill
+        self._backlog = False  # the last claim came back full: more is probably due
         self.runs: dict[uuid.UUID, JobRun] = {}
         self.timeouts: dict[str, float] = {}
         self.shutdown = Shutdown()
@@ -161,10 +164,11 @@ class Worker:
 
     async def _claim_while_free(self) -> None:
         while not self.shutdown.stopping.is_set():
-            free = self.config.concurrency - len(self.runs)
+            free = self.config.concurrency - len(self.runs) - self._reserved
             if free <= 0:
                 return
             started = self.clock.monotonic()
+            self._reserved += free
             try:
                 jobs = await self.store.claim_jobs(
                     self.config.worker_id, self.config.kinds, free, self.config.lease_seconds
@@ -172,12 +176,36 @@ class Worker:
             except StoreError as exc:
                 self._store_failed(exc)
                 return
+            finally:
+                self._reserved -= free
             self.metrics.observe("worker_claim_duration_seconds", self.clock.monotonic() - started)
-            self._store_ok()
-            for job in jobs:
-                self._start(job)
-            if len(jobs) < free:
+            self._backlog = len(jobs) >= free
+            self._start_all(jobs)
+            if not self._backlog:
                 return
+
+    # -- claiming along with acknowledgements (the CompletionBatcher's Refill) -----------------
+    def reserve(self, acknowledging: int) -> int:
+        """While there is a backlog, the slots the acknowledged jobs free (and any free now) are
+        filled in the same statement; otherwise acknowledging alone is cheaper (an idle queue)."""
+        if not self._backlog or self.shutdown.stopping.is_set() or self.backoff.remaining() > 0:
+            return 0
+        free = max(0, self.config.concurrency - (len(self.runs) - acknowledging) - self._reserved)
+        self._reserved += free
+        return free
+
+    def claimed(self, jobs: list[JobRow], reserved: int) -> None:
+        self._reserved -= reserved
+        self._backlog = len(jobs) >= reserved  # a short answer: the queue ran dry
+        self._start_all(jobs)
+
+    def _start_all(self, jobs: list[JobRow]) -> None:
+        self._store_ok()
+        for job in jobs:
+            self._start(job)
+
+    def released(self, reserved: int) -> None:
+        self._reserved -= reserved
 
     def _store_ok(self) -> None:
         if self.backoff.failures:

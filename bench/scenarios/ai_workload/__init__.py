@@ -12,6 +12,6 @@ runner.py: the scenario on the harness; result.py and text.py: the report, and `
 how each number is measured.
 """
 
-from bench.scenarios.ai_workload.runner import run, run_plan
+from bench.scenarios.ai_workload.runner import run, run_direct, run_plan
 
-__all__ = ["run", "run_plan"]
+__all__ = ["run", "run_direct", "run_plan"]

@@ -46,6 +46,11 @@ class Plan:
     )
     seed: int = 20261123
 
+    @property
+    def name(self) -> str:
+        """The scenario's name in the report (and its files' prefix): one per store."""
+        return NAME if self.store == "supabase" else f"{NAME}_direct"
+
     @classmethod
     def for_context(cls, ctx: Context) -> Plan:
         if ctx.quick:

@@ -9,7 +9,7 @@ from typing import Any
 from bench import plots
 from bench.scenario import Context, Goal, ScenarioResult
 from bench.scenarios.ai_workload.facts import JobFacts, kind_row, ms, overhead_parts, pct_ms
-from bench.scenarios.ai_workload.plan import KINDS, NAME, TERMINAL, Plan
+from bench.scenarios.ai_workload.plan import KINDS, TERMINAL, Plan
 from bench.scenarios.ai_workload.sampling import Samples
 from bench.scenarios.ai_workload.text import method, notes_on, settings_of
 from bench.scenarios.ai_workload.users import Load, Submission
@@ -70,6 +70,7 @@ def build_result(
     idle_trip = sorted(r["round_trip_ms"] for r in probe_rows)
 
     rss_max = max(samples.rss_mb) if samples.rss_mb else None
+    cpu_ms = cpu_ms_per_job(extra.get("cpu_seconds_during_load", {}), len(finished))
     overhead_p99 = pct_ms(overhead_s, 99)
     idle_median_ratio = percentile(idle_ratio, 50) if idle_ratio else None
     goals = [
@@ -95,6 +96,12 @@ def build_result(
             overhead_p99 <= 100 if overhead_p99 is not None else None,
         ),
         Goal(
+            "worker CPU per job",
+            "≤ 5 ms (worker process CPU during the load ÷ jobs finished)",
+            f"worker {cpu_ms.get('worker')} ms/job, gateway {cpu_ms.get('gateway')} ms/job over {len(finished)} jobs",
+            None if (worker_cpu := cpu_ms.get("worker")) is None else worker_cpu <= 5,
+        ),
+        Goal(
             "worker RSS",
             "≤ 200 MB",
             f"max {rss_max} MB (sampled every second), peak VmHWM {samples.hwm_mb:.1f} MB",
@@ -118,18 +125,18 @@ def build_result(
     out.mkdir(parents=True, exist_ok=True)
     names = [
         plots.latency_cdf(
-            out / f"{NAME}_enqueue_to_done.png",
+            out / f"{plan.name}_enqueue_to_done.png",
             {k: ms([f.total_s for f in facts if f.kind == k and f.status == "succeeded"]) for k in KINDS},
             f"AI workload: enqueue → done, succeeded jobs ({plan.users} users, {plan.duration_s:.0f} s)",
         ),
         plots.latency_cdf(
-            out / f"{NAME}_worker_overhead.png",
+            out / f"{plan.name}_worker_overhead.png",
             {k: ms([f.total_s - f.model_s for f in clean if f.kind == k]) for k in KINDS},
             "AI workload: worker overhead (enqueue → done − model time)",
             xlabel="overhead (ms)",
         ),
         plots.bars(
-            out / f"{NAME}_rename50.png",
+            out / f"{plan.name}_rename50.png",
             {
                 "idle: model round trip": percentile(idle_trip, 50) if idle_trip else 0.0,
                 "idle: claimed → done": percentile(idle_wall, 50) if idle_wall else 0.0,
@@ -142,7 +149,7 @@ def build_result(
             "ms (median)",
         ),
         plots.bars(
-            out / f"{NAME}_db_connections.png",
+            out / f"{plan.name}_db_connections.png",
             {client_label(k): v for k, v in samples.by_client_max.most_common()},
             "AI workload: most connections to the scratch database at once, by client",
             "connections",
@@ -204,6 +211,7 @@ def build_result(
             "claimed_to_done_minus_round_trip_ms": summary(ms(load_excess)),
         },
         "rename50_idle_probe": {"jobs": probe_rows, "problem": probe_problem},
+        "cpu_ms_per_job": cpu_ms,
         "worker_rss_mb": {
             "max": rss_max,
             "final": samples.rss_mb[-1] if samples.rss_mb else None,
@@ -244,8 +252,9 @@ def build_result(
         **extra,
     }
     return ScenarioResult(
-        name=NAME,
-        title=f"4. AI workload: {plan.users} plugin users, {plan.duration_s:.0f} s, model stand-ins with "
+        name=plan.name,
+        title=f"4. AI workload, {_STORES[plan.store]}: {plan.users} plugin users, {plan.duration_s:.0f} s, "
+        "model stand-ins with "
         f"{plan.latency_ms[0] / 1000:g}–{plan.latency_ms[1] / 1000:g} s latency and "
         f"{plan.error_429_rate:.0%} 429s",
         method=method(plan),
@@ -258,6 +267,9 @@ def build_result(
     )
 
 
+_STORES = {"supabase": "worker via Supabase: REST + Realtime", "postgres": "worker on the direct Postgres adapter"}
+
+
 def client_label(key: str) -> str:
     """A readable name for a ``usename / application_name / backend_type`` group."""
     user, app, backend = key.split(" / ")
@@ -268,6 +280,11 @@ def client_label(key: str) -> str:
     if user == "postgres" and app == "-" and backend == "client backend":
         return "gateway: admin pool (postgres role)"
     return key
+
+
+def cpu_ms_per_job(cpu_s: dict[str, float], jobs: int) -> dict[str, float | None]:
+    """CPU ms per finished job of each measured process (worker, gateway, ...), over the load window."""
+    return {name: round(seconds * 1000 / jobs, 2) if jobs else None for name, seconds in cpu_s.items()}
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,12 @@ class Measured:
 
 def run(ctx: Context) -> ScenarioResult:
     return run_plan(ctx, Plan.for_context(ctx))
+
+
+def run_direct(ctx: Context) -> ScenarioResult:
+    """The same load with the worker on the direct Postgres adapter (LISTEN + psycopg): the users
+    still go through the gateway, so the difference to ``run`` is the worker's REST/Realtime share."""
+    return run_plan(ctx, replace(Plan.for_context(ctx), store="postgres"))
 
 
 def run_plan(ctx: Context, plan: Plan) -> ScenarioResult:
@@ -120,7 +126,7 @@ def _measure(ctx: Context, plan: Plan, system: RunsAiWorker, database: str, gate
         tokens = {uid: system.user_token(database, uid) for uid in ids}
         stack.callback(_remove_artifacts, ids)
         track_calls(database)  # before the worker connects: its calls are counted by function
-        models, models_pid = stack.enter_context(standin_process(logs / f"{NAME}-standins.log"))
+        models, models_pid = stack.enter_context(standin_process(logs / f"{plan.name}-standins.log"))
         knobs = {
             "latency_min_ms": plan.latency_ms[0],
             "latency_max_ms": plan.latency_ms[1],
@@ -132,7 +138,7 @@ def _measure(ctx: Context, plan: Plan, system: RunsAiWorker, database: str, gate
         }
         httpx.post(f"{models}/_standin/config", json=knobs, timeout=10).raise_for_status()
         worker_pid, worker_port = stack.enter_context(
-            worker_process(system, plan, database, gateway, models, logs / f"{NAME}-worker.log")
+            worker_process(system, plan, database, gateway, models, logs / f"{plan.name}-worker.log")
         )
         anon_key = system.anon_key(database)
         users = [

@@ -1,0 +1,46 @@
+"""The in-memory fake's ``complete_and_claim``: its complete_jobs and claim_jobs in one call, as
+the SQL function runs them in one statement (validated first, so a bad argument changes nothing)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from worker.core.jobs import JobRow
+from worker.core.ports import ProgressReport
+
+
+class _Parts(Protocol):
+    def _call(self, name: str) -> None: ...
+
+    def _check_claim(self, worker_id: str, kinds: Sequence[str] | None, max_jobs: int, lease_seconds: int) -> None: ...
+
+    def _complete(
+        self,
+        worker_id: str,
+        completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
+        last_progress: Mapping[uuid.UUID, ProgressReport] | None,
+    ) -> dict[uuid.UUID, str | None]: ...
+
+    def _claim(
+        self, worker_id: str, kinds: Sequence[str] | None, max_jobs: int, lease_seconds: int
+    ) -> list[JobRow]: ...
+
+
+class AckAndClaim:
+    async def complete_and_claim(
+        self: _Parts,
+        worker_id: str,
+        completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
+        kinds: Sequence[str] | None,
+        max_jobs: int,
+        lease_seconds: int,
+        last_progress: Mapping[uuid.UUID, ProgressReport] | None = None,
+    ) -> tuple[dict[uuid.UUID, str | None], list[JobRow]]:
+        self._call("complete_and_claim")
+        self._check_claim(worker_id, kinds, max_jobs, lease_seconds)  # before anything changes
+        acks = self._complete(
+            worker_id, completions, last_progress
+        )  # validates the whole batch before changing any row
+        return acks, self._claim(worker_id, kinds, max_jobs, lease_seconds)
