@@ -30,6 +30,11 @@ SCENARIOS = {  # CLI name → module, in report order
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["chaos"]:  # its own command: a fault schedule, not a side-by-side scenario
+        from bench.chaos import main as chaos
+
+        return chaos(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "scenarios", nargs="*", metavar="scenario", help=f"any of {', '.join(SCENARIOS)} (default: all)"
@@ -54,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[ScenarioResult] = []
     header = {
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m bench " + " ".join(argv),
         "quick": args.quick,
     }
     for name in chosen:
