@@ -32,7 +32,7 @@ SCENARIOS = {  # CLI name → module, in report order
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["chaos"]:  # its own command: a fault schedule, not a side-by-side scenario
-        from bench.chaos import main as chaos
+        from bench.chaos.runner import main as chaos
 
         return chaos(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])

@@ -13,7 +13,3 @@ plan.py: knobs and the seeded schedule; stack.py: the target; workers.py: the wo
 clients.py: users and subscribers; faults.py: the injector; collect.py: the history and
 recovery times; history.py: the checker; report.py: the report; runner.py: the run.
 """
-
-from bench.chaos.runner import main
-
-__all__ = ["main"]

@@ -98,3 +98,14 @@ def recovery_s(fault: Injected, trail: dict[str, list[Transition]]) -> float | N
     start = fault.ended or fault.at
     firsts = [t.at for ts in trail.values() for t in ts if t.new_status == "succeeded" and t.at > start]
     return min(firsts) - fault.at if firsts else None
+
+
+def timeline(trail: dict[str, list[Transition]], start: float, bucket_s: float = 30.0) -> list[int]:
+    """Jobs that succeeded in each ``bucket_s`` window from ``start`` (the first fault)."""
+    counts: dict[int, int] = {}
+    for ts in trail.values():
+        for t in ts:
+            if t.new_status == "succeeded" and t.old_status != "succeeded" and t.at >= start:
+                i = int((t.at - start) // bucket_s)
+                counts[i] = counts.get(i, 0) + 1
+    return [counts.get(i, 0) for i in range(max(counts, default=-1) + 1)]

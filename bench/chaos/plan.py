@@ -30,8 +30,8 @@ class ChaosPlan:
     seed: int = 20261204
     duration_s: float = 480.0  # load and faults; then the drain
     max_jobs: int = 6000  # the users stop enqueuing at this many jobs
-    users: int = 60
-    subscribers: int = 24  # users whose every message on jobs:<uid> is recorded
+    users: int = 40
+    subscribers: int = 16  # users whose every message on jobs:<uid> is recorded
     workers: int = 3
     worker_concurrency: int = 16
     kills: int = 60  # kill -9 of a worker, spread evenly over the run

@@ -123,6 +123,7 @@ def _run(plan: ChaosPlan, target: Target, log_dir: Path, skip: frozenset[str]) -
         sweep_s=plan.sweep_s,
     )
     recoveries = [collect.recovery_s(f, trail) if trail is not None else None for f in injector.done]
+    started = min((f.at for f in injector.done), default=time.time())
     load = shared.load
     return {
         "ok": verdict.ok and verdict.jobs > 0 and len(injector.done) > 0,  # an idle run proves nothing
@@ -138,6 +139,7 @@ def _run(plan: ChaosPlan, target: Target, log_dir: Path, skip: frozenset[str]) -
             "subscriber_reconnects": shared.reconnects,
             "phases_s": windows,
             "error_types": _error_types(jobs.values()),
+            "succeeded_per_30s": collect.timeline(trail, started) if trail is not None else None,
         },
     }
 
