@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -125,6 +127,23 @@ def _run(plan: ChaosPlan, target: Target, log_dir: Path, skip: frozenset[str]) -
     recoveries = [collect.recovery_s(f, trail) if trail is not None else None for f in injector.done]
     started = min((f.at for f in injector.done), default=time.time())
     load = shared.load
+    if trail is not None:  # for a post-mortem (not committed): every audited transition
+        with (log_dir / "transitions.jsonl").open("w") as out:
+            for job_id, ts in trail.items():
+                out.writelines(json.dumps({"job": job_id, **dataclasses.asdict(t)}) + "\n" for t in ts)
+    fault_log = [
+        {
+            "t_s": round(f.at - started, 2),
+            "fault": f.fault,
+            "detail": f.detail,
+            "worker": f.worker_id,
+            "jobs_held": len(f.jobs_running),
+            "took_s": round((f.ended or f.at) - f.at, 2),
+            "recovery_s": None if r is None else round(r, 2),
+            **({"error": f.error} if f.error else {}),
+        }
+        for f, r in zip(injector.done, recoveries, strict=True)
+    ]
     return {
         "ok": verdict.ok and verdict.jobs > 0 and len(injector.done) > 0,  # an idle run proves nothing
         "verdict": verdict.summary(),
@@ -141,6 +160,7 @@ def _run(plan: ChaosPlan, target: Target, log_dir: Path, skip: frozenset[str]) -
             "error_types": _error_types(jobs.values()),
             "succeeded_per_30s": collect.timeline(trail, started) if trail is not None else None,
         },
+        "fault_log": fault_log,
     }
 
 
