@@ -113,20 +113,25 @@ class Injector(threading.Thread):
 
     def _kill(self, record: Injected) -> None:
         point = self.rng.choice(["mid_stream", "mid_upload", "any_running"])
-        deadline = time.monotonic() + LOOK_FOR_POINT_S
-        found: list[tuple[str, str]] = []
-        while time.monotonic() < deadline and not found:
-            found = self._running(POINTS[point])
-            if not found:
-                time.sleep(0.05)
-        if not found:
-            point, found = "any_running", self._running("true")
+        found = self._look_for(point, LOOK_FOR_POINT_S)
+        if not found:  # no such moment came: any running job (restarted workers may still be starting)
+            point, found = "any_running", self._look_for("any_running", LOOK_FOR_POINT_S * 2)
         slot = self.workers.by_id(self.rng.choice(found)[0]) if found else None
-        if slot is None:
+        if slot is None and self.target.database is None:  # staging: no view of who holds what
             point, slot = "random_worker", self.rng.choice(self.workers.slots)
+        if slot is None:
+            # Every worker is still starting (or drained): a kill now would hit no job. Reported
+            # under could_not_apply; the schedule has room for it.
+            raise RuntimeError("no worker held a running job")
         record.detail, record.worker_id, record.at = point, slot.worker_id, time.time()
         record.jobs_running = [j for w, j in self._running("true") if w == slot.worker_id]
         self.workers.kill9(slot)
+
+    def _look_for(self, point: str, seconds: float) -> list[tuple[str, str]]:
+        deadline = time.monotonic() + seconds
+        while not (found := self._running(POINTS[point])) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return found
 
     def _busiest(self) -> tuple[Slot, list[str]]:
         held = self._running("true")

@@ -28,13 +28,13 @@ LOCAL_ONLY = frozenset({"postgres_restart", "gateway_restart", "realtime_drop_wo
 @dataclass(frozen=True)
 class ChaosPlan:
     seed: int = 20261204
-    duration_s: float = 480.0  # load and faults; then the drain
+    duration_s: float = 570.0  # load and faults; then the drain
     max_jobs: int = 6000  # the users stop enqueuing at this many jobs
     users: int = 40
     subscribers: int = 16  # users whose every message on jobs:<uid> is recorded
     workers: int = 3
     worker_concurrency: int = 16
-    kills: int = 60  # kill -9 of a worker, spread evenly over the run
+    kills: int = 60  # kill -9 of a worker holding a running job, spread evenly over the run
     rounds: int = 2  # each scheduled fault type happens this many times
     lease_s: int = 6
     sweep_s: float = 2.0

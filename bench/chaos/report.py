@@ -59,6 +59,7 @@ def markdown(d: dict[str, Any]) -> str:
         f"| subscribed clients missing the final state | {v['client_missed_final']} |",
         f"| subscribed clients whose last state differs | {v['client_wrong_final']} |",
         f"| final state reached subscribers via | {', '.join(f'{k} {n}' for k, n in v['client_final_via'].items())} |",
+        f"| worker kills -9 with jobs in flight | {f['kills_with_jobs_in_flight']} |",
         f"| max recovery | {f['max_recovery_s']} s |",
         "",
         "## Faults",

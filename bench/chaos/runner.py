@@ -35,7 +35,7 @@ def parse(argv: list[str]) -> tuple[ChaosPlan, argparse.Namespace]:
         prog="python -m bench chaos", description="Seeded fault schedule under AI load; checks every job's history."
     )
     p.add_argument("--seed", type=int, default=ChaosPlan.seed)
-    p.add_argument("--duration", type=float, default=None, help="seconds of load and faults (default 480; --quick 75)")
+    p.add_argument("--duration", type=float, default=None, help="seconds of load and faults (default 570; --quick 75)")
     p.add_argument("--jobs", type=int, default=None, help="stop enqueuing after this many jobs")
     p.add_argument("--kills", type=int, default=None, help="worker kill -9s over the run (default 60; --quick 12)")
     p.add_argument("--quick", action="store_true", help="a ~2 minute check of the whole pipeline")

@@ -136,7 +136,7 @@ class Target:
             "WORKER_ID": worker_id,
             "PORT": str(port),
             "HEALTH_HOST": paths.HOST,
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": "INFO",  # the logs stay in .devstack/chaos/<stamp> for a post-mortem
             **plan_env,
         }
         if self.database is not None:
