@@ -21,7 +21,8 @@ from bench.chaos.stack import Target
 from bench.chaos.workers import Slot, Workers
 from devstack import paths
 
-LOOK_FOR_POINT_S = 4.0  # how long a kill waits for its preferred moment before taking any job
+LOOK_FOR_POINT_S = 6.0  # how long a kill waits for its preferred moment before taking any job
+MIN_SERVING_S = 8.0  # a worker is killed only once it has served this long since /health said ready
 
 # Which running jobs each kill point wants (the worker holding the first such job is killed).
 POINTS: dict[str, str] = {
@@ -100,7 +101,8 @@ class Injector(threading.Thread):
         database access (staging), where kills take a random worker."""
         if self.target.database is None:
             return []
-        live = [s.worker_id for s in self.workers.slots if s.proc is not None and s.proc.poll() is None]
+        # Workers serving for a while only: a kill right after a (slow) start would stop all progress.
+        live = [s.worker_id for s in self.workers.slots if s.serving_for() >= MIN_SERVING_S]
         query = (
             "select j.worker_id, j.id::text from public.jobs j "
             f"where j.status = 'running' and j.worker_id = any(%s) and {where}"
@@ -115,7 +117,7 @@ class Injector(threading.Thread):
         point = self.rng.choice(["mid_stream", "mid_upload", "any_running"])
         found = self._look_for(point, LOOK_FOR_POINT_S)
         if not found:  # no such moment came: any running job (restarted workers may still be starting)
-            point, found = "any_running", self._look_for("any_running", LOOK_FOR_POINT_S * 2)
+            point, found = "any_running", self._look_for("any_running", LOOK_FOR_POINT_S * 3)
         slot = self.workers.by_id(self.rng.choice(found)[0]) if found else None
         if slot is None and self.target.database is None:  # staging: no view of who holds what
             point, slot = "random_worker", self.rng.choice(self.workers.slots)

@@ -35,7 +35,12 @@ def parse(argv: list[str]) -> tuple[ChaosPlan, argparse.Namespace]:
         prog="python -m bench chaos", description="Seeded fault schedule under AI load; checks every job's history."
     )
     p.add_argument("--seed", type=int, default=ChaosPlan.seed)
-    p.add_argument("--duration", type=float, default=None, help="seconds of load and faults (default 570; --quick 75)")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds of load and faults (default 540; --quick 75); up to 1.5x while faults remain",
+    )
     p.add_argument("--jobs", type=int, default=None, help="stop enqueuing after this many jobs")
     p.add_argument("--kills", type=int, default=None, help="worker kill -9s over the run (default 60; --quick 12)")
     p.add_argument("--quick", action="store_true", help="a ~2 minute check of the whole pipeline")
@@ -198,8 +203,16 @@ async def _drive(
             await asyncio.wait_for(asyncio.gather(*(s.joined.wait() for s in subs.values())), 60)
             mark = time.monotonic()
             injector.start()
-            stop_at = mark + plan.duration_s
-            await asyncio.gather(*(user_loop(http, u, subs.get(u.id), plan, stop_at, shared) for u in users))
+            # The load runs for the planned duration, and on (up to half as long again) while the
+            # injector still has faults to play: on a slow box kills wait for workers to hold jobs.
+            last = mark + plan.duration_s * 1.5
+            loops = asyncio.gather(*(user_loop(http, u, subs.get(u.id), plan, last, shared) for u in users))
+            while not shared.stop_enqueue and time.monotonic() < last:
+                if time.monotonic() >= mark + plan.duration_s and not injector.is_alive():
+                    break
+                await asyncio.sleep(0.5)
+            shared.stop_enqueue = True
+            await loops
             windows["load"] = round(time.monotonic() - mark, 1)
             injector.stop_event.set()
             await asyncio.to_thread(injector.join, 180)

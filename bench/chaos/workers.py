@@ -3,9 +3,11 @@ each refilled with a fresh process (new WORKER_ID) after a kill -9 or a SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,11 @@ class Slot:
     proc: subprocess.Popen[bytes] | None = None
     worker_id: str = ""
     generation: int = 0
+    ready_at: float | None = None  # time.monotonic() when /health first answered 200
+
+    def serving_for(self) -> float:
+        up = self.proc is not None and self.proc.poll() is None and self.ready_at is not None
+        return time.monotonic() - self.ready_at if up and self.ready_at is not None else -1.0
 
 
 class Workers:
@@ -52,8 +59,19 @@ class Workers:
             slot.proc = subprocess.Popen(
                 [sys.executable, "-m", "worker", "run"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
             )
+        slot.ready_at = None
+        url, proc = f"http://{paths.HOST}:{port}/health", slot.proc
+
+        def ready() -> None:
+            with contextlib.suppress(RuntimeError):  # killed before it was ready
+                processes.wait_http(url, proc, slot.worker_id, log, timeout=180)
+                if slot.proc is proc:
+                    slot.ready_at = time.monotonic()
+
         if wait:
-            processes.wait_http(f"http://{paths.HOST}:{port}/health", slot.proc, slot.worker_id, log, timeout=90)
+            ready()
+        else:
+            threading.Thread(target=ready, name=f"ready-{slot.worker_id}", daemon=True).start()
 
     def start_all(self) -> None:
         for slot in self.slots:
