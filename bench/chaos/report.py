@@ -60,7 +60,7 @@ def markdown(d: dict[str, Any]) -> str:
         f"| subscribed clients whose last state differs | {v['client_wrong_final']} |",
         f"| final state reached subscribers via | {', '.join(f'{k} {n}' for k, n in v['client_final_via'].items())} |",
         f"| worker kills -9 with jobs in flight | {f['kills_with_jobs_in_flight']} |",
-        f"| max recovery | {f['max_recovery_s']} s |",
+        f"| max recovery | {_seconds(f['max_recovery_s'])} |",
         "",
         "## Faults",
         "",
@@ -96,6 +96,10 @@ def markdown(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _seconds(value: float | None) -> str:
+    return "n/a (no audit trail on this target)" if value is None else f"{value} s"
+
+
 def print_summary(d: dict[str, Any], out_dir: Path) -> None:
     v, f = d["verdict"], d["faults"]
     print(
@@ -103,7 +107,6 @@ def print_summary(d: dict[str, Any], out_dir: Path) -> None:
         f"doubled {v['doubled']}, stuck {v['stuck']}, attempts miscounted {v['attempts_wrong']}, "
         f"clients missing final {v['client_missed_final']} (wrong {v['client_wrong_final']})"
     )
-    print(
-        f"faults: {f['injected_by_type']}; max recovery {f['max_recovery_s']} s; could not apply {f['could_not_apply']}"
-    )
+    print(f"faults: {f['injected_by_type']}; could not apply {f['could_not_apply']}")
+    print(f"max recovery: {_seconds(f['max_recovery_s'])}")
     print(f"report: {out_dir / 'report.md'}")

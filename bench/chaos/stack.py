@@ -128,7 +128,10 @@ class Target:
         variables = {
             "WORKER_STORE": "supabase",
             "SUPABASE_URL": self.url,
-            "SUPABASE_SERVICE_ROLE_KEY": self.service_key,
+            # The worker reads a new-format secret key from its own variable.
+            ("SUPABASE_SECRET_KEY" if self.service_key.startswith("sb_secret_") else "SUPABASE_SERVICE_ROLE_KEY"): (
+                self.service_key
+            ),
             "ANTHROPIC_API_KEY": "chaos-dummy",
             "ANTHROPIC_BASE_URL": models,
             "GEMINI_API_KEY": "chaos-dummy",
@@ -149,6 +152,7 @@ def _staging_users(target: Target, count: int) -> dict[str, str]:
     are the project's own. They are left in the project, named chaos-<random>@example.com."""
     out: dict[str, str] = {}
     admin = {"apikey": target.service_key, "Authorization": f"Bearer {target.service_key}"}
+    public = {"apikey": target.anon_key}
     with httpx.Client(base_url=target.url, timeout=30) as http:
         for _ in range(count):
             email, password = f"chaos-{secrets.token_hex(6)}@example.com", secrets.token_urlsafe(18)
@@ -157,11 +161,13 @@ def _staging_users(target: Target, count: int) -> dict[str, str]:
                 headers=admin,
                 json={"email": email, "password": password, "email_confirm": True},
             )
+            if made.status_code == 404:  # no admin API (the devstack gateway): a plain sign-up
+                made = http.post("/auth/v1/signup", headers=public, json={"email": email, "password": password})
             made.raise_for_status()
             grant = http.post(
                 "/auth/v1/token",
                 params={"grant_type": "password"},
-                headers={"apikey": target.anon_key},
+                headers=public,
                 json={"email": email, "password": password},
             )
             grant.raise_for_status()
