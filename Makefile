@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup setup-bench bench demo demo-sql test lint test-python test-sql test-plugin stack-up stack-down clean
+.PHONY: setup setup-bench bench chaos demo demo-sql test lint test-python test-sql test-plugin stack-up stack-down clean
 
 setup:
 	@bash scripts/setup.sh
@@ -20,6 +20,10 @@ setup-bench:
 
 bench: setup-bench
 	.venv-bench/bin/python -m bench $(BENCH_ARGS)
+
+# Fault injection under AI load (~10 min; CHAOS_ARGS="--quick" for ~2 min); see README "Chaos suite".
+chaos: setup-bench
+	.venv-bench/bin/python -m bench chaos $(CHAOS_ARGS)
 
 lint: setup
 	.venv/bin/ruff check .

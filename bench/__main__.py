@@ -33,11 +33,15 @@ SCENARIOS = {  # CLI name → module, in report order
 
 
 def main(argv: list[str] | None = None) -> int:
-    args_in = sys.argv[1:] if argv is None else argv
-    if args_in[:1] == ["attack"]:  # its own options and target (bench/attack/cli.py)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["attack"]:  # its own options and target (bench/attack/cli.py)
         from bench.attack.cli import main as attack_main
 
-        return attack_main(args_in[1:])
+        return attack_main(argv[1:])
+    if argv[:1] == ["chaos"]:  # its own command: a fault schedule, not a side-by-side scenario
+        from bench.chaos.runner import main as chaos
+
+        return chaos(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "scenarios", nargs="*", metavar="scenario", help=f"any of {', '.join(SCENARIOS)} (default: all)"
@@ -73,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[ScenarioResult] = []
     header = {
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m bench " + " ".join(argv),
         "quick": args.quick,
     }
     for name in chosen:

@@ -31,6 +31,8 @@ class RealtimeService:
         self.subscriptions = Subscriptions(ctx.admin)
         self.feed = WalFeed(ctx.settings.admin_url, Delivery(self.hub))
         self.janitor = Janitor(ctx.admin)
+        # Open sockets and the role of the key each was opened with (the fault control drops them).
+        self.connections: dict[Connection, str] = {}
 
     @property
     def keys(self) -> KeySet:
@@ -63,14 +65,27 @@ class RealtimeService:
             await _deny(ws, 403, "Unsupported protocol version")
             return
         try:
-            jwt_check.check(token, self.keys)
+            role = str(jwt_check.check(token, self.keys).get("role", ""))
         except jwt_check.RealtimeTokenError as exc:
             await _deny(ws, 401, exc.handshake_text())
             return
         assert token is not None
         await ws.accept()
         headers = {k.lower(): v for k, v in ws.headers.items() if k.lower().startswith("x-")}
-        await Connection(self, ws, serializer, token, headers).run()
+        connection = Connection(self, ws, serializer, token, headers)
+        self.connections[connection] = role
+        try:
+            await connection.run()
+        finally:
+            self.connections.pop(connection, None)
+
+    def drop(self, role: str | None) -> int:
+        """Close every open socket (or those opened with a ``role`` key) with 1012 "service
+        restart", as a Realtime node going away does; the clients must reconnect and rejoin."""
+        dropped = [c for c, r in self.connections.items() if role is None or r == role]
+        for connection in dropped:
+            connection.close_socket(1012, "dropped by the devstack fault control")
+        return len(dropped)
 
 
 async def _deny(ws: WebSocket, status: int, message: str) -> None:
