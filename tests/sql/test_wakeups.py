@@ -38,10 +38,10 @@ def woken(api: SqlApi) -> list[str]:
 
 
 def insert_jobs(api: SqlApi, uid: uuid.UUID, count: int, kind: str = "rename_layers", run_at: str = "now()") -> None:
-    api.admin(
-        f"insert into public.jobs (user_id, kind, max_attempts, run_at) select %s, %s, 3, {run_at} from generate_series(1, %s)",
-        (uid, kind, count),
+    query = (
+        "insert into public.jobs (user_id, kind, max_attempts, run_at) select %s, %s, 3, {} from generate_series(1, %s)"
     )
+    api.admin(query.format(run_at), (uid, kind, count))
 
 
 def test_a_short_claim_parks_the_worker_and_a_full_one_unparks_it(api: SqlApi) -> None:
@@ -142,9 +142,9 @@ def test_the_direct_path_gets_a_notify_on_the_workers_channel(api: SqlApi, dbnam
     ],
 )
 def test_bad_input_names_the_field_and_parks_nobody(api: SqlApi, args: dict[str, Any], field: str) -> None:
-    call = {"worker": "w1", "max_jobs": 1, "park_seconds": 60} | args
+    call: dict[str, Any] = {"worker": "w1", "max_jobs": 1, "park_seconds": 60} | args
     with pytest.raises(psycopg.errors.InvalidParameterValue, match=f"^{field}:"):
-        park(api, str(call["worker"]), max_jobs=int(call["max_jobs"]), park_seconds=call["park_seconds"])
+        park(api, call["worker"], max_jobs=call["max_jobs"], park_seconds=call["park_seconds"])
     assert parked(api) == set()
 
 

@@ -94,9 +94,10 @@ class Worker:
             extra=self._fields,
         )
         if self.wakeups is not None:
-            await self.wakeups.start(self._on_hint, self._on_joined)
+            await self.wakeups.start(self.config.worker_id, self._on_hint, self._on_joined)
         async with in_background(self._heartbeat_loop()), in_background(self._push_on_stop()):
             await self._claim_loop()
+            await self._unpark()
             await self._drain()
         if self.wakeups is not None:
             await self.wakeups.close()
@@ -114,6 +115,23 @@ class Worker:
             self.wake.push()
         else:
             self.wake.due(hint.run_at)
+
+    @property
+    def park_seconds(self) -> int | None:
+        """How long a short claim parks this worker for routed wake-ups; None (not parked) without
+        a live subscription, so no wake-up is sent where nobody listens. The entry outlives two
+        sweeps (each sweep's claim renews it) and lapses soon after the worker dies."""
+        if self.wakeups is None or not self.wakeups.connected:
+            return None
+        return max(10, int(2 * self.config.sweep_interval) + 5)
+
+    async def _unpark(self) -> None:
+        if self.wakeups is None:
+            return
+        try:
+            await self.store.unpark(self.config.worker_id)
+        except StoreError as exc:  # the entry lapses by itself
+            log.warning("could not unpark: %s", exc, extra=self._fields)
 
     def _on_joined(self) -> None:
         # Anything inserted while the subscription was down was not pushed: sweep.
@@ -165,7 +183,11 @@ class Worker:
             started = self.clock.monotonic()
             try:
                 jobs = await self.store.claim_jobs(
-                    self.config.worker_id, self.config.kinds, free, self.config.lease_seconds
+                    self.config.worker_id,
+                    self.config.kinds,
+                    free,
+                    self.config.lease_seconds,
+                    park_seconds=self.park_seconds,
                 )
             except StoreError as exc:
                 self._store_failed(exc)
