@@ -11,8 +11,11 @@
 --     until their free slots cover the new jobs, removes them and wakes only them: a private
 --     Realtime broadcast on topic worker:<worker_id> (event "wake") and a NOTIFY on
 --     private.wake_channel(worker_id) for workers that talk to Postgres directly.
---   * A busy worker is not parked: it claims again when a slot frees. The periodic sweep, the
---     sweep after a reconnect and the due timer stay as safety nets.
+--   * A job that stops running while a due job of the same user and kind waits for the running
+--     cap wakes a parked worker too: that job became claimable without changing.
+--   * A busy worker is not parked: it claims again when a slot frees; a parked worker does not
+--     (whatever became claimable woke someone). The periodic sweep, the sweep after a reconnect
+--     and the due timer stay as safety nets.
 --
 -- No wake-up is lost between "my claim found nothing" and "I am parked": the claim and the park
 -- hold private.wakeup_gate in SHARE mode; a statement that queues jobs takes ROW EXCLUSIVE before
@@ -67,9 +70,9 @@ declare
   v_claimed integer;
 begin
   perform private.check_worker_id(worker_id);
-  if park_seconds is null or park_seconds not between 1 and 3600 then
+  if park_seconds is null or park_seconds not between 1 and 86400 then
     perform private.raise_invalid('park_seconds',
-      format('must be between 1 and 3600, got %s', coalesce(park_seconds::text, 'null')));
+      format('must be between 1 and 86400, got %s', coalesce(park_seconds::text, 'null')));
   end if;
   lock table private.wakeup_gate in share mode;
   -- claim_jobs checks the other arguments; its error aborts the call before anything is parked.
@@ -163,6 +166,14 @@ begin
     select exists (
       select 1 from new_rows n join old_rows o on o.id = n.id
       where n.status = 'queued' and (o.status <> 'queued' or o.run_at is distinct from n.run_at)) into v_any;
+    -- A job that stops running frees a place under its user's running cap: a due job of that user
+    -- and kind that waited for it is claimable now, though nothing about it changed.
+    select v_any or exists (
+      select 1 from new_rows n join old_rows o on o.id = n.id
+      where o.status = 'running' and n.status not in ('running', 'queued')
+        and exists (select 1 from public.jobs q
+                    where q.user_id = n.user_id and q.kind = n.kind and q.status = 'queued' and q.run_at <= now()))
+      into v_any;
   end if;
   if not v_any then
     return null;  -- claims, renewals, progress, outcomes: no lock, no wake-up
@@ -187,6 +198,16 @@ begin
       group by n.kind
     loop
       perform private.wake_parked_workers(g.kind, g.jobs, g.due_at, g.next_at);
+    end loop;
+    for g in
+      select n.kind, count(*)::integer as jobs
+      from new_rows n join old_rows o on o.id = n.id
+      where o.status = 'running' and n.status not in ('running', 'queued')
+        and exists (select 1 from public.jobs q
+                    where q.user_id = n.user_id and q.kind = n.kind and q.status = 'queued' and q.run_at <= now())
+      group by n.kind
+    loop
+      perform private.wake_parked_workers(g.kind, g.jobs, now(), null);
     end loop;
   end if;
   return null;

@@ -136,7 +136,7 @@ def test_the_direct_path_gets_a_notify_on_the_workers_channel(api: SqlApi, dbnam
     [
         ({"park_seconds": 0}, "park_seconds"),
         ({"park_seconds": None}, "park_seconds"),
-        ({"park_seconds": 3601}, "park_seconds"),
+        ({"park_seconds": 86401}, "park_seconds"),
         ({"worker": ""}, "worker_id"),
         ({"max_jobs": 0}, "max_jobs"),
     ],
@@ -157,3 +157,24 @@ def test_unpark_and_privileges(api: SqlApi) -> None:
         api.as_user(uid, "select * from claim_jobs_or_park(worker_id => 'w9')")
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         api.as_user(uid, "select * from public.worker_wakeups")
+
+
+def test_a_job_leaving_running_wakes_for_a_job_its_user_cap_held_back(api: SqlApi) -> None:
+    uid = api.create_user()
+    for i in range(4):  # rename_layers: max 3 running per user
+        api.enqueue(uid, "rename_layers", {"i": i})
+    running = park(api, "w1", max_jobs=10)
+    assert len(running) == 3  # the fourth waits for the cap; w1 parked
+    park(api, "w2")
+    api.as_service("select complete_job(%s, 'w1', '{}'::jsonb)", (running[0]["id"],))
+    assert woken(api) == ["w1"]  # the one parked longest, once
+    assert len(park(api, "w1", max_jobs=10)) == 1  # the fourth is claimable now
+
+
+def test_a_finishing_job_without_waiting_work_wakes_nobody(api: SqlApi) -> None:
+    uid = api.create_user()
+    job = api.enqueue(uid)
+    park(api, "w1", max_jobs=2)
+    park(api, "w2")
+    api.as_service("select complete_job(%s, 'w1', '{}'::jsonb)", (job["id"],))
+    assert woken(api) == []

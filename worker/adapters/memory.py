@@ -180,8 +180,8 @@ class MemoryStore:
     ) -> list[JobRow]:
         self._call("claim_jobs")
         _check_worker(worker_id)
-        if park_seconds is not None and not 1 <= park_seconds <= 3600:
-            raise InvalidArgument(f"park_seconds: must be between 1 and 3600, got {park_seconds}")
+        if park_seconds is not None and not 1 <= park_seconds <= 86400:
+            raise InvalidArgument(f"park_seconds: must be between 1 and 86400, got {park_seconds}")
         _check_lease(lease_seconds)
         if not 1 <= max_jobs <= 1000:
             raise InvalidArgument(f"max_jobs: must be between 1 and 1000, got {max_jobs}")

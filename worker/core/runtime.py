@@ -32,6 +32,7 @@ log = logging.getLogger("worker")
 
 HandlerFn = Callable[[dict[str, Any], JobContext], Awaitable[dict[str, Any]]]
 DEFAULT_TIMEOUT = 300.0
+PARK_SECONDS_MAX = 86400  # claim_jobs_or_park's bound
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class Worker:
         self.timeouts: dict[str, float] = {}
         self.shutdown = Shutdown()
         self._sweep_now = True
+        self._parked = False  # the last claim came back short and parked us: wake-ups will come
         self._releasing = False
         self._fields: dict[str, Any] = {"worker_id": config.worker_id}
 
@@ -109,6 +111,7 @@ class Worker:
 
     # -- wake-ups ------------------------------------------------------------------------------
     def _on_hint(self, hint: JobHint) -> None:
+        self._parked = False  # the database took us off the list to send this
         if hint.kind not in self.config.kinds or hint.status != "queued":
             return
         if hint.run_at is None or hint.run_at <= self.clock.now():
@@ -123,7 +126,7 @@ class Worker:
         sweeps (each sweep's claim renews it) and lapses soon after the worker dies."""
         if self.wakeups is None or not self.wakeups.connected:
             return None
-        return max(10, int(2 * self.config.sweep_interval) + 5)
+        return min(PARK_SECONDS_MAX, max(10, int(2 * self.config.sweep_interval) + 5))
 
     async def _unpark(self) -> None:
         if self.wakeups is None:
@@ -136,6 +139,7 @@ class Worker:
     def _on_joined(self) -> None:
         # Anything inserted while the subscription was down was not pushed: sweep.
         self._sweep_now = True
+        self._parked = False
         self.wake.push()
 
     # -- the claim loop ------------------------------------------------------------------------
@@ -181,15 +185,17 @@ class Worker:
             if free <= 0:
                 return
             started = self.clock.monotonic()
+            park_seconds = self.park_seconds
             try:
                 jobs = await self.store.claim_jobs(
                     self.config.worker_id,
                     self.config.kinds,
                     free,
                     self.config.lease_seconds,
-                    park_seconds=self.park_seconds,
+                    park_seconds=park_seconds,
                 )
             except StoreError as exc:
+                self._parked = False  # not known: claim again when a slot frees
                 self._store_failed(exc)
                 return
             self.metrics.observe("worker_claim_duration_seconds", self.clock.monotonic() - started)
@@ -197,7 +203,9 @@ class Worker:
             for job in jobs:
                 self._start(job)
             if len(jobs) < free:
+                self._parked = park_seconds is not None
                 return
+            self._parked = False
 
     def _store_ok(self) -> None:
         if self.backoff.failures:
@@ -255,7 +263,11 @@ class Worker:
         finally:
             self.runs.pop(job.id, None)
             self.metrics.set("worker_jobs_in_flight", len(self.runs))
-            self.wake.push()  # a slot is free
+            if not self._parked:
+                # A slot is free: claim again. A parked worker need not: whatever became
+                # claimable since its last claim (a new job, a place under a user's cap) woke
+                # a parked worker, and the sweep is the safety net.
+                self.wake.push()
 
     async def _record(self, run: JobRun, outcome: Outcome, duration: float) -> None:
         job = run.job
