@@ -128,6 +128,11 @@ class Worker:
             return None
         return min(PARK_SECONDS_MAX, max(10, int(2 * self.config.sweep_interval) + 5))
 
+    @property
+    def parked(self) -> bool:
+        """Its last claim came back short and parked it: the next job for its kinds wakes it."""
+        return self._parked
+
     async def _unpark(self) -> None:
         if self.wakeups is None:
             return
