@@ -555,6 +555,9 @@ timestamp with time zone not null default now()
 -- column public.worker_wakeups.parked_until
 timestamp with time zone not null
 
+-- column public.worker_wakeups.woken_at
+timestamp with time zone
+
 -- column public.worker_wakeups.worker_id
 text not null
 
@@ -823,7 +826,7 @@ FOREIGN KEY (plan) REFERENCES public.plans(plan)
 FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE
 
 -- constraint public.worker_wakeups worker_wakeups_free_slots_check
-CHECK (free_slots >= 1 AND free_slots <= 1000)
+CHECK (free_slots >= 0 AND free_slots <= 1000)
 
 -- constraint public.worker_wakeups worker_wakeups_pkey
 PRIMARY KEY (worker_id)
@@ -1914,24 +1917,34 @@ begin
   -- The hint a worker reads: claim now (run_at due) and/or arm a timer (next_at, or run_at later).
   v_payload := jsonb_build_object('kind', p_kind, 'status', 'queued', 'run_at', coalesce(p_due_at, p_next_at))
     || case when p_due_at is not null and p_next_at is not null then jsonb_build_object('next_at', p_next_at) else '{}' end;
+  -- A worker woken moments ago that has not claimed yet still has free slots promised to no job:
+  -- its coming claim will see these jobs too (it takes the gate after this statement's commit),
+  -- so it takes them without another message or another worker's claim. After two seconds
+  -- without its claim it counts as unresponsive: new jobs wake others.
   for w in
     with candidates as (
-      select c.worker_id, c.free_slots, c.parked_at from public.worker_wakeups c
-      where c.parked_until > now() and (c.kinds is null or p_kind = any(c.kinds))
-      order by c.parked_at, c.worker_id
+      select c.worker_id, c.free_slots, c.parked_at, c.woken_at is not null as woken
+      from public.worker_wakeups c
+      where c.parked_until > now() and c.free_slots > 0 and (c.kinds is null or p_kind = any(c.kinds))
+        and (c.woken_at is null or c.woken_at > now() - interval '2 seconds')
+      order by c.woken_at is null, c.parked_at, c.worker_id
       limit p_jobs
       for update skip locked
     ),
     chosen as (
-      -- Oldest first, until the free slots taken so far cover the new jobs.
-      select c.worker_id, coalesce(sum(c.free_slots) over (
-        order by c.parked_at, c.worker_id rows between unbounded preceding and 1 preceding), 0) as before
+      -- Woken ones first, then the one parked longest, until their free slots cover the new jobs.
+      select c.worker_id, c.woken, coalesce(sum(c.free_slots) over (
+        order by not c.woken, c.parked_at, c.worker_id rows between unbounded preceding and 1 preceding), 0) as before
       from candidates c
     )
-    delete from public.worker_wakeups d using chosen
+    update public.worker_wakeups d
+    set woken_at = coalesce(d.woken_at, now()),
+        free_slots = d.free_slots - least(d.free_slots, p_jobs - chosen.before)
+    from chosen
     where d.worker_id = chosen.worker_id and chosen.before < p_jobs
-    returning d.worker_id
+    returning d.worker_id, chosen.woken
   loop
+    continue when w.woken;  -- already told
     perform realtime.send(v_payload, 'wake', 'worker:' || w.worker_id, true);
     perform pg_notify(private.wake_channel(w.worker_id), v_payload::text);
   end loop;
@@ -2247,11 +2260,12 @@ begin
     values (claim_jobs_or_park.worker_id, kinds, max_jobs - v_claimed, now(), now() + make_interval(secs => park_seconds))
     on conflict on constraint worker_wakeups_pkey do update
       set kinds = excluded.kinds, free_slots = excluded.free_slots,
-          parked_at = excluded.parked_at, parked_until = excluded.parked_until;
+          parked_at = excluded.parked_at, parked_until = excluded.parked_until, woken_at = null;
   else
     delete from public.worker_wakeups w where w.worker_id = claim_jobs_or_park.worker_id;
   end if;
   -- Entries of workers that stopped renewing them: the table stays as small as the fleet.
+  -- (A woken entry is kept until its worker claims: it still counts its promised slots.)
   delete from public.worker_wakeups w where w.parked_until < now() - interval '1 hour';
 end;
 $function$

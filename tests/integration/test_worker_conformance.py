@@ -417,8 +417,8 @@ async def test_wakeups_skip_what_they_cannot_read_and_stay_connected(backend: Ba
         assert isinstance(h, SqlHarness)  # the in-memory store has no push channel
         # Parked again without claiming `first`: requeued with run_at = -infinity, it wakes W with that.
         h.sql(
-            "insert into public.worker_wakeups (worker_id, free_slots, parked_until)"
-            " values (%s, 1, now() + '1 minute')",
+            "insert into public.worker_wakeups (worker_id, free_slots, parked_until) values (%s, 1, now() + '1 minute')"
+            " on conflict (worker_id) do update set free_slots = 1, woken_at = null",
             (W,),
         )
         h.corrupt(first.id, "run_at", "'-infinity'", "-infinity")

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.integration
 WORKERS = 4
 KIND = "rename_layers"
 WAIT = 30.0  # a bound on waiting for the fleet, not an assertion about speed
+PARKED = "select count(*) as n from public.worker_wakeups where woken_at is null"
 
 
 @dataclass
@@ -41,7 +42,7 @@ class Fleet:
         return sum(h.n for w in self.workers for h in w.metrics.histograms["worker_claim_duration_seconds"].values())
 
     def parked(self) -> int:
-        return int(self.harness.sql("select count(*) as n from public.worker_wakeups")[0]["n"])
+        return int(self.harness.sql(PARKED)[0]["n"])
 
 
 Transports = Callable[[], Awaitable[tuple[QueueStore, Wakeups]]]

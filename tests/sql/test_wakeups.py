@@ -26,7 +26,9 @@ def park(
 
 
 def parked(api: SqlApi) -> set[str]:
-    return {r["worker_id"] for r in api.admin("select worker_id from public.worker_wakeups")}
+    """Parked and not yet woken."""
+    rows = api.admin("select worker_id from public.worker_wakeups where woken_at is null")
+    return {r["worker_id"] for r in rows}
 
 
 def woken(api: SqlApi) -> list[str]:
@@ -178,3 +180,25 @@ def test_a_finishing_job_without_waiting_work_wakes_nobody(api: SqlApi) -> None:
     park(api, "w2")
     api.as_service("select complete_job(%s, 'w1', '{}'::jsonb)", (job["id"],))
     assert woken(api) == []
+
+
+def test_jobs_queued_before_a_woken_worker_claims_go_to_it_without_another_message(api: SqlApi) -> None:
+    uid = api.create_user()
+    park(api, "w1", max_jobs=2)
+    park(api, "w2", max_jobs=2)
+    api.enqueue(uid)
+    api.enqueue(uid)  # w1 was woken and has one more free slot: it will claim this one as well
+    assert woken(api) == ["w1"]
+    api.enqueue(uid)  # w1's slots are all promised: w2 is woken
+    assert woken(api) == ["w1", "w2"]
+    assert len(park(api, "w1", max_jobs=2)) == 2  # one claim for two jobs
+
+
+def test_a_woken_worker_that_does_not_claim_soon_gets_no_more_jobs(api: SqlApi) -> None:
+    uid = api.create_user()
+    park(api, "w1", max_jobs=4)
+    park(api, "w2", max_jobs=4)
+    api.enqueue(uid)
+    api.admin("update public.worker_wakeups set woken_at = now() - interval '3 seconds' where worker_id = 'w1'")
+    api.enqueue(uid)
+    assert woken(api) == ["w1", "w2"]
