@@ -1927,14 +1927,16 @@ begin
       from public.worker_wakeups c
       where c.parked_until > now() and c.free_slots > 0 and (c.kinds is null or p_kind = any(c.kinds))
         and (c.woken_at is null or c.woken_at > now() - interval '2 seconds')
-      order by c.woken_at is null, c.parked_at, c.worker_id
+      order by c.woken_at is null, c.parked_at desc, c.worker_id
       limit p_jobs
       for update skip locked
     ),
     chosen as (
-      -- Woken ones first, then the one parked longest, until their free slots cover the new jobs.
+      -- Woken ones first, then the one parked last, until their free slots cover the new jobs. A
+      -- live worker parks again after every claim: the latest entries are the likeliest alive,
+      -- and one that died sinks below them until it lapses.
       select c.worker_id, c.woken, coalesce(sum(c.free_slots) over (
-        order by not c.woken, c.parked_at, c.worker_id rows between unbounded preceding and 1 preceding), 0) as before
+        order by not c.woken, c.parked_at desc, c.worker_id rows between unbounded preceding and 1 preceding), 0) as before
       from candidates c
     )
     update public.worker_wakeups d

@@ -7,7 +7,7 @@
 --     public.worker_wakeups, in the same transaction as the claim (claim_jobs_or_park).
 --     The entry lapses at parked_until, so a worker that died is not woken for long.
 --   * A statement that makes jobs queued (insert, retry, deferral, release, reaped lease, a
---     pipeline's dependency finishing) takes, per kind, parked workers (oldest first, skip locked)
+--     pipeline's dependency finishing) takes, per kind, parked workers (latest first, skip locked)
 --     until their free slots cover the new jobs, removes them and wakes only them: a private
 --     Realtime broadcast on topic worker:<worker_id> (event "wake") and a NOTIFY on
 --     private.wake_channel(worker_id) for workers that talk to Postgres directly.
@@ -138,14 +138,16 @@ begin
       from public.worker_wakeups c
       where c.parked_until > now() and c.free_slots > 0 and (c.kinds is null or p_kind = any(c.kinds))
         and (c.woken_at is null or c.woken_at > now() - interval '2 seconds')
-      order by c.woken_at is null, c.parked_at, c.worker_id
+      order by c.woken_at is null, c.parked_at desc, c.worker_id
       limit p_jobs
       for update skip locked
     ),
     chosen as (
-      -- Woken ones first, then the one parked longest, until their free slots cover the new jobs.
+      -- Woken ones first, then the one parked last, until their free slots cover the new jobs. A
+      -- live worker parks again after every claim: the latest entries are the likeliest alive,
+      -- and one that died sinks below them until it lapses.
       select c.worker_id, c.woken, coalesce(sum(c.free_slots) over (
-        order by not c.woken, c.parked_at, c.worker_id rows between unbounded preceding and 1 preceding), 0) as before
+        order by not c.woken, c.parked_at desc, c.worker_id rows between unbounded preceding and 1 preceding), 0) as before
       from candidates c
     )
     update public.worker_wakeups d

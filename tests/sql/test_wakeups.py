@@ -62,9 +62,9 @@ def test_one_insert_with_several_parked_workers_wakes_exactly_one(api: SqlApi) -
     for w in ("w1", "w2", "w3", "w4"):
         park(api, w)
     api.enqueue(uid)
-    assert woken(api) == ["w1"]  # the one parked longest
-    assert parked(api) == {"w2", "w3", "w4"}
-    assert len(park(api, "w1")) == 1  # the woken worker claims it
+    assert woken(api) == ["w4"]  # the one parked last: the likeliest alive
+    assert parked(api) == {"w1", "w2", "w3"}
+    assert len(park(api, "w4")) == 1  # the woken worker claims it
 
 
 @pytest.mark.parametrize(("jobs", "workers", "expected"), [(2, 4, 2), (6, 3, 3)])
@@ -80,8 +80,8 @@ def test_a_batch_of_m_jobs_wakes_min_m_k_workers(api: SqlApi, jobs: int, workers
 
 def test_free_slots_count_a_worker_with_room_for_the_batch_is_enough(api: SqlApi) -> None:
     uid = api.create_user()
-    park(api, "big", max_jobs=4)
     park(api, "other", max_jobs=4)
+    park(api, "big", max_jobs=4)
     insert_jobs(api, uid, 3)
     assert woken(api) == ["big"]
 
@@ -110,7 +110,7 @@ def test_jobs_back_to_queued_wake_and_claims_do_not(api: SqlApi) -> None:
     park(api, "w2")
     assert woken(api) == []  # the claim's own update (queued -> running) wakes nobody
     api.as_service("select * from release_jobs(worker_id => 'w1', job_ids => %s)", ([job["id"]],))
-    assert woken(api) == ["w1"]
+    assert woken(api) == ["w2"]
 
 
 def test_a_future_job_hints_its_run_at(api: SqlApi) -> None:
@@ -169,8 +169,8 @@ def test_a_job_leaving_running_wakes_for_a_job_its_user_cap_held_back(api: SqlAp
     assert len(running) == 3  # the fourth waits for the cap; w1 parked
     park(api, "w2")
     api.as_service("select complete_job(%s, 'w1', '{}'::jsonb)", (running[0]["id"],))
-    assert woken(api) == ["w1"]  # the one parked longest, once
-    assert len(park(api, "w1", max_jobs=10)) == 1  # the fourth is claimable now
+    assert woken(api) == ["w2"]  # the one parked last, once
+    assert len(park(api, "w2", max_jobs=10)) == 1  # the fourth is claimable now
 
 
 def test_a_finishing_job_without_waiting_work_wakes_nobody(api: SqlApi) -> None:
@@ -184,8 +184,8 @@ def test_a_finishing_job_without_waiting_work_wakes_nobody(api: SqlApi) -> None:
 
 def test_jobs_queued_before_a_woken_worker_claims_go_to_it_without_another_message(api: SqlApi) -> None:
     uid = api.create_user()
-    park(api, "w1", max_jobs=2)
     park(api, "w2", max_jobs=2)
+    park(api, "w1", max_jobs=2)
     api.enqueue(uid)
     api.enqueue(uid)  # w1 was woken and has one more free slot: it will claim this one as well
     assert woken(api) == ["w1"]
@@ -196,8 +196,8 @@ def test_jobs_queued_before_a_woken_worker_claims_go_to_it_without_another_messa
 
 def test_a_woken_worker_that_does_not_claim_soon_gets_no_more_jobs(api: SqlApi) -> None:
     uid = api.create_user()
-    park(api, "w1", max_jobs=4)
     park(api, "w2", max_jobs=4)
+    park(api, "w1", max_jobs=4)
     api.enqueue(uid)
     api.admin("update public.worker_wakeups set woken_at = now() - interval '3 seconds' where worker_id = 'w1'")
     api.enqueue(uid)
