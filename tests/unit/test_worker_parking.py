@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 
 from tests.unit.test_worker_core import config, echo, running, status, until
 from worker.adapters.memory import MemoryStore
@@ -12,6 +13,7 @@ from worker.core.clock import SystemClock
 from worker.core.jobs import JobHint
 from worker.core.runtime import Worker
 from worker.core.shutdown import Shutdown
+from worker.core.wakeup import WakeSignal
 
 
 class FakeWakeups:
@@ -76,3 +78,16 @@ async def test_without_a_push_channel_nothing_is_parked_or_unparked() -> None:
     async with running(store, {"rename_layers": echo}):
         pass
     assert store.parked == {} and "unpark_worker" not in store.calls
+
+
+async def test_a_due_time_armed_during_a_wait_ends_it_at_that_time() -> None:
+    # A parked worker gets no push when its job is deferred: the loop, already waiting for the
+    # hour-long sweep, must wake at the deferral's run_at instead.
+    clock = SystemClock()
+    signal = WakeSignal(clock)
+    waiting = asyncio.create_task(signal.wait(3600))
+    await asyncio.sleep(0)
+    signal.due(clock.now() + timedelta(milliseconds=50))
+    async with asyncio.timeout(10):
+        assert await waiting == "due"
+    assert signal.next_due is None
