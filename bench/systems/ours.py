@@ -1,6 +1,6 @@
 """Our queue, as the worker runs it in production, behind the bench contract (base.py).
 
-Two systems share this module: ``ours_supabase`` (supabase-py: Realtime wake-ups + REST RPCs
+Two systems share this module: ``ours_supabase`` (supabase-py: routed Realtime wake-ups + REST RPCs
 through the devstack gateway, the default deployment) and ``ours_postgres`` (the psycopg adapter:
 LISTEN/NOTIFY + the same SQL functions over a pool). The worker is the product's own core loop
 (`worker.core.runtime.Worker`) built with the product's adapters; only the handler table differs: one
@@ -65,9 +65,11 @@ class OursSystem(OursProduct):
 
     def settings(self, concurrency: int) -> dict[str, Any]:
         wakeup = (
-            "Realtime postgres_changes INSERT on public.jobs (supabase-py), claims over REST via the devstack gateway"
+            "routed wake-up on the private Realtime topic worker:<id> when parked (supabase-py), claims "
+            "(claim_jobs_or_park) over REST via the devstack gateway"
             if self.store == "supabase"
-            else "LISTEN jobs_queued (NOTIFY trigger), claims on a psycopg pool (max 10 connections)"
+            else "routed wake-up by NOTIFY on the worker's own channel when parked, claims (claim_jobs_or_park) "
+            "on a psycopg pool (max 10 connections)"
         )
         return {
             "worker": "worker.core.runtime.Worker (the product's core loop) with the product's adapters",
