@@ -9,6 +9,7 @@ every wait is bounded and a run that hits its cap says so instead of hanging.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import selectors
 import signal
@@ -22,6 +23,7 @@ from typing import IO, Any, TypeVar
 from bench import stats
 from bench.databases import scratch_database
 from bench.support import gateway_process
+from bench.systems import cli
 from bench.systems.base import System, read_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +68,7 @@ def workers(
     log_dir: Path,
     tag: str,
     wait_ready: bool = True,
+    instances: int = 1,
 ) -> Iterator[list[WorkerProc]]:
     """``count`` worker processes of ``system``; yields once each printed READY (if asked)."""
     started: list[WorkerProc] = []
@@ -75,6 +78,7 @@ def workers(
             record.unlink(missing_ok=True)
             log = log_dir / f"{tag}-worker{i}.log"
             argv = system.worker_argv(database, record, concurrency, gateway)
+            argv += ["--instances", str(instances)] if instances > 1 else []
             with log.open("w") as err:
                 proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
             started.append(WorkerProc(proc, record, log))
@@ -144,6 +148,14 @@ def merge_records(procs: list[WorkerProc]) -> tuple[dict[int, float], int]:
     return merged, starts - len(merged)
 
 
+def claims_per_job(procs: list[WorkerProc], jobs: int) -> float | None:
+    """Claim calls after READY over all processes, per job (None if a process did not say)."""
+    paths = [cli.claims_path(w.record) for w in procs]
+    if jobs <= 0 or not all(p.exists() for p in paths):
+        return None
+    return round(sum(int(json.loads(p.read_text())["claims"]) for p in paths) / jobs, 3)
+
+
 def wait_empty(system: System, database: str, cap_s: float, cpu: CpuMeter | None = None) -> tuple[float, bool]:
     """Poll until nothing is left; (time.time() when seen empty, whether the cap was hit)."""
     deadline = time.monotonic() + cap_s
@@ -193,13 +205,17 @@ def run_pickup(
     concurrency: int,
     log_dir: Path,
     warmup: int = 10,
+    instances: int = 1,
 ) -> dict[str, Any]:
-    """Idle workers; ``jobs`` enqueued ``gap_ms`` apart by another process; commit → handler start."""
+    """Idle workers; ``jobs`` enqueued ``gap_ms`` apart by another process; commit → handler start.
+    ``instances`` worker instances share each process (ours only)."""
     system.reset(database)
-    tag = f"pickup-{system.name}-p{processes}"
+    tag = f"pickup-{system.name}-p{processes}" + (f"x{instances}" if instances > 1 else "")
     out = log_dir / f"{tag}.enqueued.jsonl"
     cap_s = 60.0 + jobs * gap_ms / 1000 * 2
-    with workers(system, database, gateway, processes, concurrency, log_dir, tag) as procs:
+    with workers(system, database, gateway, processes, concurrency, log_dir, tag, instances=instances) as procs:
+        for w in procs:
+            cli.claims_path(w.record).unlink(missing_ok=True)
         # Warm-up jobs (connections, prepared plans, caches) with negative seqs: not counted.
         if warmup:
             _enqueue(system, database, log_dir / f"{tag}.warmup.jsonl", warmup, gap_ms, -warmup)
@@ -216,7 +232,9 @@ def run_pickup(
         "jobs": jobs,
         "gap_ms": gap_ms,
         "processes": processes,
+        "instances_per_process": instances,
         "concurrency": concurrency,
+        "claims_per_job": claims_per_job(procs, warmup + jobs),  # warm-up jobs ran after READY too
         "latency": stats.summary(latencies),
         "latencies_ms": [round(x, 3) for x in latencies],
         "missing": sum(1 for s in enqueued if s not in started),

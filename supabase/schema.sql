@@ -543,6 +543,24 @@ timestamp with time zone not null default now()
 -- column public.user_plans.user_id
 uuid not null
 
+-- column public.worker_wakeups.free_slots
+integer not null
+
+-- column public.worker_wakeups.kinds
+text[]
+
+-- column public.worker_wakeups.parked_at
+timestamp with time zone not null default now()
+
+-- column public.worker_wakeups.parked_until
+timestamp with time zone not null
+
+-- column public.worker_wakeups.woken_at
+timestamp with time zone
+
+-- column public.worker_wakeups.worker_id
+text not null
+
 -- constraint public.artifact_deletions artifact_deletions_attempts_check
 CHECK (attempts >= 0)
 
@@ -807,6 +825,12 @@ FOREIGN KEY (plan) REFERENCES public.plans(plan)
 -- constraint public.user_plans user_plans_user_id_fkey
 FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE
 
+-- constraint public.worker_wakeups worker_wakeups_free_slots_check
+CHECK (free_slots >= 0 AND free_slots <= 1000)
+
+-- constraint public.worker_wakeups worker_wakeups_pkey
+PRIMARY KEY (worker_id)
+
 -- index public.artifact_deletions_bucket_id_name_key
 CREATE UNIQUE INDEX artifact_deletions_bucket_id_name_key ON public.artifact_deletions USING btree (bucket_id, name)
 
@@ -924,6 +948,12 @@ CREATE INDEX user_plans_by_plan ON public.user_plans USING btree (plan)
 -- index public.user_plans_pkey
 CREATE UNIQUE INDEX user_plans_pkey ON public.user_plans USING btree (user_id)
 
+-- index public.worker_wakeups_pkey
+CREATE UNIQUE INDEX worker_wakeups_pkey ON public.worker_wakeups USING btree (worker_id)
+
+-- rls private.wakeup_gate
+enabled
+
 -- rls public.artifact_deletions
 enabled
 
@@ -961,6 +991,9 @@ enabled
 enabled
 
 -- rls public.user_plans
+enabled
+
+-- rls public.worker_wakeups
 enabled
 
 -- view public.active_jobs
@@ -1136,9 +1169,6 @@ CREATE TRIGGER jobs_broadcast_change AFTER INSERT OR UPDATE ON public.jobs FOR E
 -- trigger public.jobs jobs_delete_cached_copies
 CREATE TRIGGER jobs_delete_cached_copies AFTER DELETE ON public.jobs REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION private.delete_cached_copies()
 
--- trigger public.jobs jobs_notify_queued
-CREATE TRIGGER jobs_notify_queued AFTER INSERT OR UPDATE OF status, run_at ON public.jobs FOR EACH ROW EXECUTE FUNCTION private.notify_job_queued()
-
 -- trigger public.jobs jobs_record_artifact_deletions
 CREATE TRIGGER jobs_record_artifact_deletions AFTER DELETE ON public.jobs REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION private.record_artifact_deletions()
 
@@ -1147,6 +1177,12 @@ CREATE TRIGGER jobs_store_cached_result AFTER UPDATE OF status ON public.jobs FO
 
 -- trigger public.jobs jobs_touch_updated_at
 CREATE TRIGGER jobs_touch_updated_at BEFORE UPDATE ON public.jobs FOR EACH ROW EXECUTE FUNCTION private.touch_updated_at()
+
+-- trigger public.jobs jobs_wake_on_insert
+CREATE TRIGGER jobs_wake_on_insert AFTER INSERT ON public.jobs REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION private.wake_for_queued_jobs()
+
+-- trigger public.jobs jobs_wake_on_update
+CREATE TRIGGER jobs_wake_on_update AFTER UPDATE ON public.jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION private.wake_for_queued_jobs()
 
 -- trigger public.my_spend read_only
 CREATE TRIGGER read_only INSTEAD OF INSERT OR DELETE OR UPDATE ON public.my_spend FOR EACH ROW EXECUTE FUNCTION private.refuse_view_write()
@@ -1784,24 +1820,6 @@ AS $function$
   end
 $function$
 
--- function private.notify_job_queued()
-CREATE OR REPLACE FUNCTION private.notify_job_queued()
- RETURNS trigger
- LANGUAGE plpgsql
- SECURITY DEFINER
- SET search_path TO ''
-AS $function$
-begin
-  -- Fires for new queued jobs and for jobs coming back to the queue (retry backoff, deferral,
-  -- release, reaped lease, a pipeline's dependency finishing); not for lease renewals.
-  if new.status = 'queued' and (tg_op = 'INSERT' or old.status is distinct from 'queued' or old.run_at is distinct from new.run_at) then
-    perform pg_notify('jobs_queued', json_build_object(
-      'id', new.id, 'kind', new.kind, 'status', new.status, 'run_at', new.run_at)::text);
-  end if;
-  return null;
-end;
-$function$
-
 -- function private.purge_expired_cache_entries()
 CREATE OR REPLACE FUNCTION private.purge_expired_cache_entries()
  RETURNS void
@@ -1950,6 +1968,132 @@ AS $function$
   select p.* from public.plans p
   where p.plan = coalesce((select up.plan from public.user_plans up where up.user_id = p_user),
                           (select d.plan from public.plans d where d.is_default))
+$function$
+
+-- function private.wake_channel(text)
+CREATE OR REPLACE FUNCTION private.wake_channel(worker_id text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO ''
+AS $function$
+  select 'worker_wake_' || md5(worker_id)
+$function$
+
+-- function private.wake_for_queued_jobs()
+CREATE OR REPLACE FUNCTION private.wake_for_queued_jobs()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  g record;
+  v_any boolean;
+begin
+  -- Jobs that became queued in this statement: new ones, and ones that came back or moved in time.
+  if tg_op = 'INSERT' then
+    select exists (select 1 from new_rows n where n.status = 'queued') into v_any;
+  else
+    select exists (
+      select 1 from new_rows n join old_rows o on o.id = n.id
+      where n.status = 'queued' and (o.status <> 'queued' or o.run_at is distinct from n.run_at)) into v_any;
+    -- A job that stops running frees a place under its user's running cap: a due job of that user
+    -- and kind that waited for it is claimable now, though nothing about it changed.
+    select v_any or exists (
+      select 1 from new_rows n join old_rows o on o.id = n.id
+      where o.status = 'running' and n.status not in ('running', 'queued')
+        and exists (select 1 from public.jobs q
+                    where q.user_id = n.user_id and q.kind = n.kind and q.status = 'queued' and q.run_at <= now()))
+      into v_any;
+  end if;
+  if not v_any then
+    return null;  -- claims, renewals, progress, outcomes: no lock, no wake-up
+  end if;
+  lock table private.wakeup_gate in row exclusive mode;
+  if tg_op = 'INSERT' then
+    for g in
+      select n.kind, count(*)::integer as jobs,
+             min(n.run_at) filter (where n.run_at <= now()) as due_at,
+             min(n.run_at) filter (where n.run_at > now()) as next_at
+      from new_rows n where n.status = 'queued' group by n.kind
+    loop
+      perform private.wake_parked_workers(g.kind, g.jobs, g.due_at, g.next_at);
+    end loop;
+  else
+    for g in
+      select n.kind, count(*)::integer as jobs,
+             min(n.run_at) filter (where n.run_at <= now()) as due_at,
+             min(n.run_at) filter (where n.run_at > now()) as next_at
+      from new_rows n join old_rows o on o.id = n.id
+      where n.status = 'queued' and (o.status <> 'queued' or o.run_at is distinct from n.run_at)
+      group by n.kind
+    loop
+      perform private.wake_parked_workers(g.kind, g.jobs, g.due_at, g.next_at);
+    end loop;
+    for g in
+      select n.kind, count(*)::integer as jobs
+      from new_rows n join old_rows o on o.id = n.id
+      where o.status = 'running' and n.status not in ('running', 'queued')
+        and exists (select 1 from public.jobs q
+                    where q.user_id = n.user_id and q.kind = n.kind and q.status = 'queued' and q.run_at <= now())
+      group by n.kind
+    loop
+      perform private.wake_parked_workers(g.kind, g.jobs, now(), null);
+    end loop;
+  end if;
+  return null;
+end;
+$function$
+
+-- function private.wake_parked_workers(text,integer,timestamp with time zone,timestamp with time zone)
+CREATE OR REPLACE FUNCTION private.wake_parked_workers(p_kind text, p_jobs integer, p_due_at timestamp with time zone, p_next_at timestamp with time zone)
+ RETURNS void
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  w record;
+  v_payload jsonb;
+begin
+  -- The hint a worker reads: claim now (run_at due) and/or arm a timer (next_at, or run_at later).
+  v_payload := jsonb_build_object('kind', p_kind, 'status', 'queued', 'run_at', coalesce(p_due_at, p_next_at))
+    || case when p_due_at is not null and p_next_at is not null then jsonb_build_object('next_at', p_next_at) else '{}' end;
+  -- A worker woken moments ago that has not claimed yet still has free slots promised to no job:
+  -- its coming claim will see these jobs too (it takes the gate after this statement's commit),
+  -- so it takes them without another message or another worker's claim. After two seconds
+  -- without its claim it counts as unresponsive: new jobs wake others.
+  for w in
+    with candidates as (
+      select c.worker_id, c.free_slots, c.parked_at, c.woken_at is not null as woken
+      from public.worker_wakeups c
+      where c.parked_until > now() and c.free_slots > 0 and (c.kinds is null or p_kind = any(c.kinds))
+        and (c.woken_at is null or c.woken_at > now() - interval '2 seconds')
+      order by c.woken_at is null, c.parked_at desc, c.worker_id
+      limit p_jobs
+      for update skip locked
+    ),
+    chosen as (
+      -- Woken ones first, then the one parked last, until their free slots cover the new jobs. A
+      -- live worker parks again after every claim: the latest entries are the likeliest alive,
+      -- and one that died sinks below them until it lapses.
+      select c.worker_id, c.woken, coalesce(sum(c.free_slots) over (
+        order by not c.woken, c.parked_at desc, c.worker_id rows between unbounded preceding and 1 preceding), 0) as before
+      from candidates c
+    )
+    update public.worker_wakeups d
+    set woken_at = coalesce(d.woken_at, now()),
+        free_slots = d.free_slots - least(d.free_slots, p_jobs - chosen.before)
+    from chosen
+    where d.worker_id = chosen.worker_id and chosen.before < p_jobs
+    returning d.worker_id, chosen.woken
+  loop
+    continue when w.woken;  -- already told
+    perform realtime.send(v_payload, 'wake', 'worker:' || w.worker_id, true);
+    perform pg_notify(private.wake_channel(w.worker_id), v_payload::text);
+  end loop;
+end;
 $function$
 
 -- function public.ack_artifact_deletions(bigint[])
@@ -2233,6 +2377,41 @@ begin
     returning j.*
   )
   select * from claimed c order by c.priority desc, c.run_at, c.id;
+end;
+$function$
+
+-- function public.claim_jobs_or_park(text,text[],integer,integer,integer)
+CREATE OR REPLACE FUNCTION public.claim_jobs_or_park(worker_id text, kinds text[] DEFAULT NULL::text[], max_jobs integer DEFAULT 1, lease_seconds integer DEFAULT 60, park_seconds integer DEFAULT 60)
+ RETURNS SETOF public.jobs
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_claimed integer;
+begin
+  perform private.check_worker_id(worker_id);
+  if park_seconds is null or park_seconds not between 1 and 86400 then
+    perform private.raise_invalid('park_seconds',
+      format('must be between 1 and 86400, got %s', coalesce(park_seconds::text, 'null')));
+  end if;
+  lock table private.wakeup_gate in share mode;
+  -- claim_jobs checks the other arguments; its error aborts the call before anything is parked.
+  return query select * from public.claim_jobs(
+    worker_id => claim_jobs_or_park.worker_id, kinds => kinds, max_jobs => max_jobs, lease_seconds => lease_seconds);
+  get diagnostics v_claimed = row_count;
+  if v_claimed < max_jobs then
+    insert into public.worker_wakeups as w (worker_id, kinds, free_slots, parked_at, parked_until)
+    values (claim_jobs_or_park.worker_id, kinds, max_jobs - v_claimed, now(), now() + make_interval(secs => park_seconds))
+    on conflict on constraint worker_wakeups_pkey do update
+      set kinds = excluded.kinds, free_slots = excluded.free_slots,
+          parked_at = excluded.parked_at, parked_until = excluded.parked_until, woken_at = null;
+  else
+    delete from public.worker_wakeups w where w.worker_id = claim_jobs_or_park.worker_id;
+  end if;
+  -- Entries of workers that stopped renewing them: the table stays as small as the fleet.
+  -- (A woken entry is kept until its worker claims: it still counts its promised slots.)
+  delete from public.worker_wakeups w where w.parked_until < now() - interval '1 hour';
 end;
 $function$
 
@@ -3169,6 +3348,19 @@ begin
 end;
 $function$
 
+-- function public.unpark_worker(text)
+CREATE OR REPLACE FUNCTION public.unpark_worker(worker_id text)
+ RETURNS void
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+begin
+  perform private.check_worker_id(worker_id);
+  delete from public.worker_wakeups w where w.worker_id = unpark_worker.worker_id;
+end;
+$function$
+
 -- policy public.job_events users read their own job events
 PERMISSIVE for SELECT to authenticated
   using (user_id = ( SELECT auth.uid() AS uid))
@@ -3311,9 +3503,6 @@ PERMISSIVE for SELECT to authenticated
 -- grant private.not_held_reason(public.jobs,text)
 
 
--- grant private.notify_job_queued()
-
-
 -- grant private.purge_expired_cache_entries()
 
 
@@ -3347,6 +3536,18 @@ PERMISSIVE for SELECT to authenticated
 -- grant private.user_plan(uuid)
 
 
+-- grant private.wake_channel(text)
+
+
+-- grant private.wake_for_queued_jobs()
+
+
+-- grant private.wake_parked_workers(text,integer,timestamp with time zone,timestamp with time zone)
+
+
+-- grant private.wakeup_gate
+
+
 -- grant public.ack_artifact_deletions(bigint[])
 service_role:EXECUTE
 
@@ -3369,6 +3570,9 @@ authenticated:EXECUTE, service_role:EXECUTE
 service_role:EXECUTE
 
 -- grant public.claim_jobs(text,text[],integer,integer)
+service_role:EXECUTE
+
+-- grant public.claim_jobs_or_park(text,text[],integer,integer,integer)
 service_role:EXECUTE
 
 -- grant public.complete_and_claim(text,jsonb,text[],integer,integer)
@@ -3482,6 +3686,9 @@ authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAI
 -- grant public.tokens_per_kind
 authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
 
+-- grant public.unpark_worker(text)
+service_role:EXECUTE
+
 -- grant public.usage_ledger
 authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
 
@@ -3490,6 +3697,9 @@ service_role:SELECT, service_role:UPDATE, service_role:USAGE
 
 -- grant public.user_plans
 authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
+
+-- grant public.worker_wakeups
+
 
 -- publication supabase_realtime public.jobs
 

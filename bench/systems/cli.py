@@ -25,6 +25,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     worker.add_argument("--record", type=Path, required=True)
     worker.add_argument("--concurrency", type=int, required=True)
     worker.add_argument("--gateway", default=None, help="devstack gateway URL (Supabase systems)")
+    worker.add_argument("--instances", type=int, default=1, help="worker instances in this process (ours only)")
     enqueue = sub.add_parser("enqueue", help="enqueue jobs one per transaction, gap-ms apart")
     enqueue.add_argument("--database", required=True)
     enqueue.add_argument("--out", type=Path, required=True)
@@ -34,6 +35,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.command == "worker" and not 1 <= args.concurrency <= 1000:
         parser.error("--concurrency: must be between 1 and 1000")
+    if args.command == "worker" and not 1 <= args.instances <= 64:
+        parser.error("--instances: must be between 1 and 64")
     if args.command == "enqueue" and (not 1 <= args.count <= 100_000 or not 0 <= args.gap_ms <= 10_000):
         parser.error("--count must be 1..100000 and --gap-ms 0..10000")
     return args
@@ -88,6 +91,11 @@ def worker_argv(module: str, database: str, record: Path, concurrency: int, gate
     argv = [sys.executable, "-m", module, "worker", "--database", database]
     argv += ["--record", str(record), "--concurrency", str(concurrency)]
     return argv + (["--gateway", gateway] if gateway else [])
+
+
+def claims_path(record: Path) -> Path:
+    """Where a worker process of ours writes how many claim calls its instances made after READY."""
+    return record.with_suffix(".claims.json")
 
 
 def enqueue_argv(module: str, database: str, out: Path, count: int, gap_ms: float, first_seq: int) -> list[str]:

@@ -1,6 +1,6 @@
 """Our queue, as the worker runs it in production, behind the bench contract (base.py).
 
-Two systems share this module: ``ours_supabase`` (supabase-py: Realtime wake-ups + REST RPCs
+Two systems share this module: ``ours_supabase`` (supabase-py: routed Realtime wake-ups + REST RPCs
 through the devstack gateway, the default deployment) and ``ours_postgres`` (the psycopg adapter:
 LISTEN/NOTIFY + the same SQL functions over a pool). The worker is the product's own core loop
 (`worker.core.runtime.Worker`) built with the product's adapters; only the handler table differs: one
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import tempfile
 import time
@@ -30,6 +31,7 @@ from bench.systems.ours_product import OursProduct
 from devstack import migrate, paths
 from devstack.sqlapi import SqlApi
 from worker import logs, signals
+from worker.core.background import in_background
 from worker.core.clock import SystemClock
 from worker.core.context import JobContext
 from worker.core.runtime import Worker, WorkerConfig
@@ -64,9 +66,11 @@ class OursSystem(OursProduct):
 
     def settings(self, concurrency: int) -> dict[str, Any]:
         wakeup = (
-            "Realtime postgres_changes INSERT on public.jobs (supabase-py), claims over REST via the devstack gateway"
+            "routed wake-up on the private Realtime topic worker:<id> when parked (supabase-py), claims "
+            "(claim_jobs_or_park) over REST via the devstack gateway"
             if self.store == "supabase"
-            else "LISTEN jobs_queued (NOTIFY trigger), claims on a psycopg pool (max 10 connections)"
+            else "routed wake-up by NOTIFY on the worker's own channel when parked, claims (claim_jobs_or_park) "
+            "on a psycopg pool (max 10 connections)"
         )
         return {
             "worker": "worker.core.runtime.Worker (the product's core loop) with the product's adapters",
@@ -117,12 +121,16 @@ class OursSystem(OursProduct):
     def main(self, argv: list[str]) -> int:
         args = cli.parse(argv)
         if args.command == "worker":
-            asyncio.run(self._worker(args.database, args.record, args.concurrency, args.gateway))
+            asyncio.run(self._worker(args.database, args.record, args.concurrency, args.gateway, args.instances))
         else:
             asyncio.run(self._enqueue(args.database, args.out, args.count, args.gap_ms, args.first_seq))
         return 0
 
-    async def _worker(self, database: str, record: Path, concurrency: int, gateway: str | None) -> None:
+    async def _worker(
+        self, database: str, record: Path, concurrency: int, gateway: str | None, instances: int = 1
+    ) -> None:
+        """``instances`` Workers in this process, each with its own transports (as separate
+        processes would have), sharing one shutdown and one record of handler starts."""
         logs.setup("WARNING")
         recorder = cli.Recorder()
 
@@ -131,27 +139,34 @@ class OursSystem(OursProduct):
             return {}
 
         with tempfile.TemporaryDirectory(prefix="bench-artifacts-") as artifacts_dir:
-            store, wakeups, artifacts = await self._transports(database, gateway, Path(artifacts_dir))
-            config = WorkerConfig(
-                worker_id=f"bench-{self.store}-{uuid.uuid4().hex[:6]}",
-                kinds=(KIND,),
-                concurrency=concurrency,
-                lease_seconds=LEASE_SECONDS,
-                heartbeat_interval=LEASE_SECONDS / 3,
-                sweep_interval=SWEEP_SECONDS,
-            )
-            worker = Worker(config, store, {KIND: noop}, SystemClock(), wakeups=wakeups, artifacts=artifacts)
-            if os.environ.get("BENCH_ACK_AND_CLAIM") == "0":  # A/B runs: acknowledge and claim separately
-                worker.acks.refill = None
+            fleet: list[tuple[Worker, Any]] = []
+            for _ in range(instances):
+                store, wakeups, artifacts = await self._transports(database, gateway, Path(artifacts_dir))
+                config = WorkerConfig(
+                    worker_id=f"bench-{self.store}-{uuid.uuid4().hex[:6]}",
+                    kinds=(KIND,),
+                    concurrency=concurrency,
+                    lease_seconds=LEASE_SECONDS,
+                    heartbeat_interval=LEASE_SECONDS / 3,
+                    sweep_interval=SWEEP_SECONDS,
+                )
+                worker = Worker(config, store, {KIND: noop}, SystemClock(), wakeups=wakeups, artifacts=artifacts)
+                if os.environ.get("BENCH_ACK_AND_CLAIM") == "0":  # A/B runs: acknowledge and claim separately
+                    worker.acks.refill = None
+                fleet.append((worker, store))
             shutdown = Shutdown()
             signals.install(shutdown)
-            announce = asyncio.create_task(_announce_when_connected(wakeups))
+            baseline: list[int] = []
             try:
-                await worker.run(shutdown)
+                async with in_background(_announce_when_settled([w for w, _ in fleet], baseline)):
+                    await asyncio.gather(*(w.run(shutdown) for w, _ in fleet))
             finally:
-                announce.cancel()
-                await store.close()
+                for _, store in fleet:
+                    await store.close()
                 recorder.save(record)
+                if baseline:
+                    claims = sum(_claims(w) for w, _ in fleet) - baseline[0]
+                    cli.claims_path(record).write_text(json.dumps({"claims": claims, "instances": instances}))
 
     async def _transports(self, database: str, gateway: str | None, artifacts_dir: Path) -> tuple[Any, Any, Any]:
         if self.store == "postgres":
@@ -198,10 +213,16 @@ def _wait_for_change_feed(conn: psycopg.Connection[Any], cap_s: float = 30.0) ->
         time.sleep(0.05)
 
 
-async def _announce_when_connected(wakeups: Any) -> None:
-    """READY once the push channel is up (LISTEN issued / Realtime channel joined)."""
-    while not wakeups.connected:  # noqa: ASYNC110 (the Wakeups port exposes a flag, not an event)
+def _claims(worker: Worker) -> int:
+    return sum(h.n for h in worker.metrics.histograms["worker_claim_duration_seconds"].values())
+
+
+async def _announce_when_settled(fleet: list[Worker], baseline: list[int]) -> None:
+    """READY once every instance's push channel is up (LISTEN issued / Realtime channel joined)
+    and parked by its first claim; claims from then on are the measured ones."""
+    while not all(w.wakeups is not None and w.wakeups.connected and w.parked for w in fleet):  # noqa: ASYNC110
         await asyncio.sleep(0.01)
+    baseline.append(sum(_claims(w) for w in fleet))
     cli.ready()
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.Event().wait()

@@ -19,7 +19,7 @@ import pytest_asyncio
 from devstack import paths
 from tests.integration.worker_support import Gateway, SqlHarness, clone_database, cloned_gateway, drop_database
 from worker.adapters.memory import MemoryStore
-from worker.adapters.postgres import PostgresStore, PostgresWakeups
+from worker.adapters.postgres import PostgresStore, PostgresWakeups, wake_channel
 from worker.adapters.supabase import RealtimeWakeups, SupabaseStore, connect
 from worker.core.errors import InvalidArgument, JobNotFound, LeaseLost
 from worker.core.job_rows import PROBLEM
@@ -314,21 +314,27 @@ async def test_job_kinds_and_views(backend: Backend) -> None:
     assert any(r["kind"] == "generate_design" and r["status"] == "queued" for r in rows)
 
 
-async def test_wakeups_deliver_inserts_and_requeues(backend: Backend) -> None:
+async def park(b: Backend, n: int = 1) -> list[JobRow]:
+    """Claim as W and, if that comes back short, park W: the next queued job wakes it."""
+    return await b.store.claim_jobs(W, None, n, 60, park_seconds=60)
+
+
+async def test_wakeups_deliver_inserts_and_requeues_to_the_parked_worker(backend: Backend) -> None:
     if backend.wakeups is None:
         pytest.skip("the in-memory store has no push channel")
     hints: asyncio.Queue[JobHint] = asyncio.Queue()
     joined = asyncio.Event()
-    await backend.wakeups.start(hints.put_nowait, joined.set)
+    await backend.wakeups.start(W, hints.put_nowait, joined.set)
     try:
         async with asyncio.timeout(WAIT):
             await joined.wait()
         assert backend.wakeups.connected
+        assert await park(backend) == []
         job = backend.harness.enqueue("generate_image", {"prompt": "x"})
         async with asyncio.timeout(WAIT):
             hint = await hints.get()
         assert (hint.kind, hint.status, hint.run_at) == ("generate_image", "queued", job.run_at)
-        await claim(backend)
+        assert len(await park(backend, 2)) == 1  # claims it, parked again with a free slot
         later = datetime.now(UTC) + timedelta(minutes=5)
         await backend.store.defer_job(job.id, W, later, "rate limit")
         async with asyncio.timeout(WAIT):
@@ -399,19 +405,30 @@ async def test_wakeups_skip_what_they_cannot_read_and_stay_connected(backend: Ba
         pytest.skip("the in-memory store has no push channel")
     hints: asyncio.Queue[JobHint] = asyncio.Queue()
     joined = asyncio.Event()
-    await backend.wakeups.start(hints.put_nowait, joined.set)
+    await backend.wakeups.start(W, hints.put_nowait, joined.set)
     try:
         async with asyncio.timeout(WAIT):
             await joined.wait()
         h = backend.harness
+        await park(backend)
         first = h.enqueue("rename_layers")
         async with asyncio.timeout(WAIT):
             assert (await hints.get()).kind == "rename_layers"
-        h.corrupt(first.id, "run_at", "'-infinity'", "-infinity")  # pushes a change with run_at = -infinity
-        if isinstance(h, SqlHarness):  # anyone allowed to NOTIFY can send anything
-            deep = '{"kind": ' + "[" * 3000 + "]" * 3000 + "}"  # deeper than json's limit, under NOTIFY's 8000 bytes
-            for garbage in (deep, "not json", '{"kind": "rename_layers", "run_at": "2026-01-01T00:00:00"}'):
-                h.sql("select pg_notify('jobs_queued', %s)", (garbage,))
+        assert isinstance(h, SqlHarness)  # the in-memory store has no push channel
+        # Parked again without claiming `first`: requeued with run_at = -infinity, it wakes W with that.
+        h.sql(
+            "insert into public.worker_wakeups (worker_id, free_slots, parked_until) values (%s, 1, now() + '1 minute')"
+            " on conflict (worker_id) do update set free_slots = 1, woken_at = null",
+            (W,),
+        )
+        h.corrupt(first.id, "run_at", "'-infinity'", "-infinity")
+        # Whoever may NOTIFY (or send on the topic) can send anything.
+        deep = '{"kind": ' + "[" * 3000 + "]" * 3000 + "}"  # deeper than json's limit, under NOTIFY's 8000 bytes
+        for garbage in (deep, "not json", '{"kind": "rename_layers", "run_at": "2026-01-01T00:00:00"}'):
+            h.sql("select pg_notify(%s, %s)", (wake_channel(W), garbage))
+        for body in ('{"kind": 5}', '{"kind": "rename_layers", "run_at": "2026-01-01T00:00:00"}'):
+            h.sql("select realtime.send(%s::jsonb, 'wake', %s, true)", (body, f"worker:{W}"))
+        await park(backend, 2)
         job = h.enqueue("generate_image", {"prompt": "x"})
         async with asyncio.timeout(WAIT):
             hint = await hints.get()

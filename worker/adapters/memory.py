@@ -106,6 +106,7 @@ class MemoryStore(AckAndClaim):
         self.calls: list[str] = []  # which RPCs were called, in order (tests assert on it)
         self.fail_next: list[Exception] = []  # injected transport failures, raised by the next calls
         self.ledger = UsageLedger()
+        self.parked: dict[str, int] = {}  # worker_id -> free slots (claim_jobs with park_seconds)
 
     # -- the user's side and test controls ---------------------------------------------------
     def enqueue(
@@ -171,13 +172,28 @@ class MemoryStore(AckAndClaim):
         return row
 
     async def claim_jobs(
-        self, worker_id: str, kinds: Sequence[str] | None, max_jobs: int, lease_seconds: int
+        self,
+        worker_id: str,
+        kinds: Sequence[str] | None,
+        max_jobs: int,
+        lease_seconds: int,
+        *,
+        park_seconds: int | None = None,
     ) -> list[JobRow]:
         self._call("claim_jobs")
-        return self._claim(worker_id, kinds, max_jobs, lease_seconds)
+        return self._claim(worker_id, kinds, max_jobs, lease_seconds, park_seconds)
 
-    def _check_claim(self, worker_id: str, kinds: Sequence[str] | None, max_jobs: int, lease_seconds: int) -> None:
+    def _check_claim(
+        self,
+        worker_id: str,
+        kinds: Sequence[str] | None,
+        max_jobs: int,
+        lease_seconds: int,
+        park_seconds: int | None = None,
+    ) -> None:
         _check_worker(worker_id)
+        if park_seconds is not None and not 1 <= park_seconds <= 86400:
+            raise InvalidArgument(f"park_seconds: must be between 1 and 86400, got {park_seconds}")
         _check_lease(lease_seconds)
         if not 1 <= max_jobs <= 1000:
             raise InvalidArgument(f"max_jobs: must be between 1 and 1000, got {max_jobs}")
@@ -185,8 +201,15 @@ class MemoryStore(AckAndClaim):
         if unknown:
             raise InvalidArgument("kinds: unknown job kind(s): " + ", ".join(f'"{k}"' for k in unknown))
 
-    def _claim(self, worker_id: str, kinds: Sequence[str] | None, max_jobs: int, lease_seconds: int) -> list[JobRow]:
-        self._check_claim(worker_id, kinds, max_jobs, lease_seconds)
+    def _claim(
+        self,
+        worker_id: str,
+        kinds: Sequence[str] | None,
+        max_jobs: int,
+        lease_seconds: int,
+        park_seconds: int | None = None,
+    ) -> list[JobRow]:
+        self._check_claim(worker_id, kinds, max_jobs, lease_seconds, park_seconds)
         now = self.clock.now()
         due = sorted(
             (
@@ -211,7 +234,16 @@ class MemoryStore(AckAndClaim):
             row.status, row.worker_id, row.attempts = "running", worker_id, row.attempts + 1
             row.lease_expires_at, row.started_at = now + timedelta(seconds=lease_seconds), now
             claimed.append(row)
+        # Parking only records who would be woken: this fake has no wake-ups to route.
+        if park_seconds is not None and len(claimed) < max_jobs:
+            self.parked[worker_id] = max_jobs - len(claimed)
+        else:
+            self.parked.pop(worker_id, None)
         return _rows(claimed)
+
+    async def unpark(self, worker_id: str) -> None:
+        self._call("unpark_worker")
+        self.parked.pop(worker_id, None)
 
     async def renew_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: int) -> list[JobRow]:
         self._call("renew_leases")

@@ -1,4 +1,4 @@
-"""QueueStore over psycopg 3 straight to Postgres, and wake-ups by LISTEN jobs_queued.
+"""QueueStore over psycopg 3 straight to Postgres, and wake-ups by LISTEN on the worker's own channel.
 
 For self-hosted Postgres, and to measure what the REST hop costs. Connects as a role allowed
 to execute the worker functions (the database owner, or service_role on Supabase).
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 import weakref
@@ -24,7 +25,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from worker.adapters.rpc_store import RpcStore
 from worker.adapters.sql_queries import queries
 from worker.core.errors import StoreError, StoreUnavailable, store_error
-from worker.core.job_rows import read_hint, read_job_text, read_time
+from worker.core.job_rows import read_job_text, read_time, read_wake
 from worker.core.jobs import JobHint, JobKind, JobRow
 from worker.core.ports import VIEWS
 from worker.core.retry import RetryPolicy
@@ -134,8 +135,14 @@ def _translate(exc: psycopg.Error) -> StoreError:
     return store_error(code, str(exc).strip())
 
 
+def wake_channel(worker_id: str) -> str:
+    """The worker's NOTIFY channel, as private.wake_channel names it (an identifier whatever the id)."""
+    return "worker_wake_" + hashlib.md5(worker_id.encode(), usedforsecurity=False).hexdigest()
+
+
 class PostgresWakeups:
-    """LISTEN jobs_queued on a dedicated connection; reconnects with backoff on its own."""
+    """LISTEN on this worker's wake channel (the database NOTIFYs it when it wakes this parked
+    worker) on a dedicated connection; reconnects with backoff on its own."""
 
     def __init__(self, dsn: str, *, retry: RetryPolicy | None = None) -> None:
         self.dsn = dsn
@@ -147,19 +154,20 @@ class PostgresWakeups:
     def connected(self) -> bool:
         return self._connected
 
-    async def start(self, on_job: Callable[[JobHint], None], on_joined: Callable[[], None]) -> None:
-        self._task = asyncio.create_task(self._listen(on_job, on_joined), name="listen-jobs_queued")
+    async def start(self, worker_id: str, on_job: Callable[[JobHint], None], on_joined: Callable[[], None]) -> None:
+        channel = wake_channel(worker_id)
+        self._task = asyncio.create_task(self._listen(channel, on_job, on_joined), name=f"listen-{channel}")
 
-    async def _listen(self, on_job: Callable[[JobHint], None], on_joined: Callable[[], None]) -> None:
+    async def _listen(self, channel: str, on_job: Callable[[JobHint], None], on_joined: Callable[[], None]) -> None:
         failures = 0
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
-                    await conn.execute(sql.SQL(queries()["listen"]))
+                    await conn.execute(sql.SQL("listen {}").format(sql.Identifier(channel)))
                     self._connected, failures = True, 0
                     on_joined()
                     async for note in conn.notifies():
-                        if (hint := read_hint(note.payload)) is not None:
+                        for hint in read_wake(note.payload):
                             on_job(hint)
             except psycopg.Error as exc:
                 failures += 1

@@ -9,6 +9,14 @@
 select to_jsonb(j)::text as job from public.claim_jobs(
   worker_id => %(worker_id)s, kinds => %(kinds)s, max_jobs => %(max_jobs)s, lease_seconds => %(lease_seconds)s) as j;
 
+-- name: claim_jobs_or_park
+select to_jsonb(j)::text as job from public.claim_jobs_or_park(
+  worker_id => %(worker_id)s, kinds => %(kinds)s, max_jobs => %(max_jobs)s, lease_seconds => %(lease_seconds)s,
+  park_seconds => %(park_seconds)s) as j;
+
+-- name: unpark_worker
+select public.unpark_worker(worker_id => %(worker_id)s);
+
 -- name: renew_leases
 select to_jsonb(j)::text as job from public.renew_leases(
   worker_id => %(worker_id)s, job_ids => %(job_ids)s::uuid[], lease_seconds => %(lease_seconds)s) as j;
@@ -103,6 +111,3 @@ select * from public.cost_per_kind order by kind;
 
 -- name: tokens_per_kind
 select * from public.tokens_per_kind order by kind, provider, model;
-
--- name: listen
-listen jobs_queued;

@@ -46,15 +46,26 @@ class RpcStore(ABC):
         """public.kind_models (kind, provider, model), ordered by kind and position."""
 
     async def claim_jobs(
-        self, worker_id: str, kinds: Sequence[str] | None, max_jobs: int, lease_seconds: int
+        self,
+        worker_id: str,
+        kinds: Sequence[str] | None,
+        max_jobs: int,
+        lease_seconds: int,
+        *,
+        park_seconds: int | None = None,
     ) -> list[JobRow]:
-        args = {
+        args: dict[str, Any] = {
             "worker_id": worker_id,
             "kinds": list(kinds) if kinds else None,
             "max_jobs": max_jobs,
             "lease_seconds": lease_seconds,
         }
-        return await self._jobs("claim_jobs", args)
+        if park_seconds is None:
+            return await self._jobs("claim_jobs", args)
+        return await self._jobs("claim_jobs_or_park", {**args, "park_seconds": park_seconds})
+
+    async def unpark(self, worker_id: str) -> None:
+        await self._void("unpark_worker", {"worker_id": worker_id})
 
     async def renew_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: int) -> list[JobRow]:
         return await self._jobs(

@@ -1,7 +1,8 @@
 """QueueStore, Wakeups and ArtifactStore over supabase-py's AsyncClient (the default transport).
 
-RPC over REST (PostgREST) with the service-role key; a Realtime postgres_changes subscription
-on public.jobs for wake-ups; Storage for artifacts. One AsyncClient serves all three.
+RPC over REST (PostgREST) with the service-role key; wake-ups on the worker's own private
+Realtime topic worker:<id> (Broadcast from Database); Storage for artifacts. One AsyncClient
+serves all three.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from postgrest.base_request_builder import RequestConfig
 from postgrest.exceptions import APIError, APIErrorFromJSON, generate_default_error_message
 from pydantic import ValidationError
 from realtime import AsyncRealtimeChannel
-from realtime.types import PostgresChangesPayload, RealtimePostgresChangesListenEvent
+from realtime.types import BroadcastPayload
 from storage3.exceptions import StorageApiError
 
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from worker.adapters.rpc_store import RpcStore
 from worker.core.errors import StoreError, StoreUnavailable, store_error
-from worker.core.job_rows import read_hint, read_job_list, read_time
+from worker.core.job_rows import read_job_list, read_time, read_wake
 from worker.core.jobs import JobHint, JobKind, JobRow
 from worker.core.ports import VIEWS
 from worker.core.retry import RetryPolicy
@@ -168,13 +169,15 @@ class SupabaseStore(RpcStore):
 
 
 class RealtimeWakeups:
-    """postgres_changes on public.jobs: INSERTs (new jobs) and UPDATEs to status queued (retries,
-    deferrals, releases, pipelines). The subscription is supervised: when the socket gives up
-    after its own retries, a new channel is made; ``on_joined`` runs after every (re)join."""
+    """The private topic worker:<worker_id>, event "wake": the database broadcasts there when it
+    wakes this parked worker for a queued job (20261204000600_worker_wakeups.sql). Only the
+    service role may join it (it bypasses RLS on realtime.messages; no policy lets users in).
+    The subscription is supervised: when the socket gives up after its own retries, a new
+    channel is made; ``on_joined`` runs after every (re)join."""
 
-    def __init__(self, client: AsyncClient, *, topic: str = "worker-jobs", retry: RetryPolicy | None = None) -> None:
+    def __init__(self, client: AsyncClient, *, retry: RetryPolicy | None = None) -> None:
         self.client = client
-        self.topic = topic
+        self.topic = ""
         self.retry = retry or RetryPolicy(base=1.0, cap=15.0)
         self._connected = False
         self._task: asyncio.Task[None] | None = None
@@ -184,28 +187,19 @@ class RealtimeWakeups:
     def connected(self) -> bool:
         return self._connected
 
-    async def start(self, on_job: Callable[[JobHint], None], on_joined: Callable[[], None]) -> None:
+    async def start(self, worker_id: str, on_job: Callable[[JobHint], None], on_joined: Callable[[], None]) -> None:
+        self.topic = f"worker:{worker_id}"
         self._task = asyncio.create_task(self._supervise(on_job, on_joined), name="realtime-jobs")
 
     def _channel(self, on_job: Callable[[JobHint], None]) -> AsyncRealtimeChannel:
-        def changed(payload: PostgresChangesPayload) -> None:
-            data: object = payload.get("data") if isinstance(payload, dict) else None
-            if (hint := read_hint(data.get("record") if isinstance(data, dict) else None)) is not None:
+        def woken(message: BroadcastPayload) -> None:
+            for hint in read_wake(message.get("payload") if isinstance(message, dict) else None):
                 on_job(hint)
 
-        columns = ["id", "kind", "status", "run_at"]
-        channel = self.client.channel(self.topic)
-        channel.on_postgres_changes(
-            RealtimePostgresChangesListenEvent.Insert, changed, table="jobs", schema="public", select=columns
+        channel = self.client.channel(
+            self.topic, {"config": {"private": True, "broadcast": {"self": False, "ack": False}, "presence": None}}
         )
-        channel.on_postgres_changes(
-            RealtimePostgresChangesListenEvent.Update,
-            changed,
-            table="jobs",
-            schema="public",
-            filter="status=eq.queued",
-            select=columns,
-        )
+        channel.on_broadcast("wake", woken)
         return channel
 
     async def _supervise(self, on_job: Callable[[JobHint], None], on_joined: Callable[[], None]) -> None:

@@ -72,6 +72,19 @@ def read_hint(raw: object) -> JobHint | None:
         return None
 
 
+def read_wake(raw: object) -> list[JobHint]:
+    """A routed wake-up (20261204000600_worker_wakeups.sql): one hint, or two when the statement
+    queued jobs due now (``run_at``) and later ones too (``next_at``, for the timer)."""
+    if isinstance(raw, str | bytes):
+        with contextlib.suppress(ValueError, RecursionError):  # read_hint logs it
+            raw = json.loads(raw)
+    hint = read_hint(raw)
+    if hint is None:
+        return []
+    later = read_time(raw.get("next_at")) if isinstance(raw, Mapping) and raw.get("next_at") is not None else None
+    return [hint] if later is None else [hint, hint.model_copy(update={"run_at": later})]
+
+
 def read_time(raw: object) -> datetime | None:
     """A timestamptz as the API answers it, or None when Python cannot hold it (±infinity, before
     year 1, after 9999): the caller then has no due time to arm, and the sweep covers it."""

@@ -50,8 +50,20 @@ class ProgressReport:
 
 class QueueStore(Protocol):
     async def claim_jobs(
-        self, worker_id: str, kinds: Sequence[str] | None, max_jobs: int, lease_seconds: int
-    ) -> list[JobRow]: ...
+        self,
+        worker_id: str,
+        kinds: Sequence[str] | None,
+        max_jobs: int,
+        lease_seconds: int,
+        *,
+        park_seconds: int | None = None,
+    ) -> list[JobRow]:
+        """Claim up to ``max_jobs``. With ``park_seconds``, a claim that comes back short also parks
+        the worker (in the same transaction) so that the next job queued for its kinds wakes it,
+        and only it, through its Wakeups; a full claim unparks it."""
+
+    async def unpark(self, worker_id: str) -> None:
+        """A stopping worker: wake-ups go to others from now on."""
 
     async def renew_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: int) -> list[JobRow]: ...
 
@@ -127,12 +139,14 @@ class Dashboard(Protocol):
 
 
 class Wakeups(Protocol):
-    """Push notifications about queued jobs (Realtime or LISTEN/NOTIFY)."""
+    """Wake-ups addressed to this worker (Realtime topic worker:<id>, or NOTIFY on its channel),
+    sent by the database when a job is queued and the worker is parked (``claim_jobs`` with
+    ``park_seconds``)."""
 
     @property
     def connected(self) -> bool: ...
 
-    async def start(self, on_job: Callable[[JobHint], None], on_joined: Callable[[], None]) -> None:
+    async def start(self, worker_id: str, on_job: Callable[[JobHint], None], on_joined: Callable[[], None]) -> None:
         """Start listening in the background and return at once.
 
         The adapter keeps (re)connecting on its own; ``on_joined`` runs every time the

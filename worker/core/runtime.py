@@ -33,6 +33,7 @@ log = logging.getLogger("worker")
 
 HandlerFn = Callable[[dict[str, Any], JobContext], Awaitable[dict[str, Any]]]
 DEFAULT_TIMEOUT = 300.0
+PARK_SECONDS_MAX = 86400  # claim_jobs_or_park's bound
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class Worker:
         self.timeouts: dict[str, float] = {}
         self.shutdown = Shutdown()
         self._sweep_now = True
+        self._parked = False  # the last claim came back short and parked us: wake-ups will come
         self._releasing = False
         self._fields: dict[str, Any] = {"worker_id": config.worker_id}
 
@@ -99,9 +101,10 @@ class Worker:
             extra=self._fields,
         )
         if self.wakeups is not None:
-            await self.wakeups.start(self._on_hint, self._on_joined)
+            await self.wakeups.start(self.config.worker_id, self._on_hint, self._on_joined)
         async with in_background(self._heartbeat_loop()), in_background(self._push_on_stop()):
             await self._claim_loop()
+            await self._unpark()
             await self._drain()
         if self.wakeups is not None:
             await self.wakeups.close()
@@ -113,6 +116,7 @@ class Worker:
 
     # -- wake-ups ------------------------------------------------------------------------------
     def _on_hint(self, hint: JobHint) -> None:
+        self._parked = False  # the database took us off the list to send this
         if hint.kind not in self.config.kinds or hint.status != "queued":
             return
         if hint.run_at is None or hint.run_at <= self.clock.now():
@@ -120,9 +124,32 @@ class Worker:
         else:
             self.wake.due(hint.run_at)
 
+    @property
+    def park_seconds(self) -> int | None:
+        """How long a short claim parks this worker for routed wake-ups; None (not parked) without
+        a live subscription, so no wake-up is sent where nobody listens. The entry outlives two
+        sweeps (each sweep's claim renews it) and lapses soon after the worker dies."""
+        if self.wakeups is None or not self.wakeups.connected:
+            return None
+        return min(PARK_SECONDS_MAX, max(10, int(2 * self.config.sweep_interval) + 5))
+
+    @property
+    def parked(self) -> bool:
+        """Its last claim came back short and parked it: the next job for its kinds wakes it."""
+        return self._parked
+
+    async def _unpark(self) -> None:
+        if self.wakeups is None:
+            return
+        try:
+            await self.store.unpark(self.config.worker_id)
+        except StoreError as exc:  # the entry lapses by itself
+            log.warning("could not unpark: %s", exc, extra=self._fields)
+
     def _on_joined(self) -> None:
         # Anything inserted while the subscription was down was not pushed: sweep.
         self._sweep_now = True
+        self._parked = False
         self.wake.push()
 
     # -- the claim loop ------------------------------------------------------------------------
@@ -169,11 +196,17 @@ class Worker:
                 return
             started = self.clock.monotonic()
             self._reserved += free
+            park_seconds = self.park_seconds
             try:
                 jobs = await self.store.claim_jobs(
-                    self.config.worker_id, self.config.kinds, free, self.config.lease_seconds
+                    self.config.worker_id,
+                    self.config.kinds,
+                    free,
+                    self.config.lease_seconds,
+                    park_seconds=park_seconds,
                 )
             except StoreError as exc:
+                self._parked = False  # not known: claim again when a slot frees
                 self._store_failed(exc)
                 return
             finally:
@@ -182,7 +215,9 @@ class Worker:
             self._backlog = len(jobs) >= free
             self._start_all(jobs)
             if not self._backlog:
+                self._parked = park_seconds is not None
                 return
+            self._parked = False
 
     # -- claiming along with acknowledgements (the CompletionBatcher's Refill) -----------------
     def reserve(self, acknowledging: int) -> int:
@@ -198,6 +233,10 @@ class Worker:
         self._reserved -= reserved
         self._backlog = len(jobs) >= reserved  # a short answer: the queue ran dry
         self._start_all(jobs)
+        if not self._backlog:
+            # complete_and_claim does not park: claim once more through the loop, which parks
+            # this worker, so the next job to arrive wakes it.
+            self.wake.push()
 
     def _start_all(self, jobs: list[JobRow]) -> None:
         self._store_ok()
@@ -268,7 +307,11 @@ class Worker:
             self.reports.forget(job.id)
             self.runs.pop(job.id, None)
             self.metrics.set("worker_jobs_in_flight", len(self.runs))
-            self.wake.push()  # a slot is free
+            if not self._parked:
+                # A slot is free: claim again. A parked worker need not: whatever became
+                # claimable since its last claim (a new job, a place under a user's cap) woke
+                # a parked worker, and the sweep is the safety net.
+                self.wake.push()
 
     async def _record(self, run: JobRun, outcome: Outcome, duration: float) -> None:
         job = run.job

@@ -21,17 +21,22 @@ class WakeSignal:
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self._event = asyncio.Event()
+        self._event = asyncio.Event()  # set by push() and by an earlier due time
+        self._pushed = False
         self._due: datetime | None = None
 
     def push(self) -> None:
+        self._pushed = True
         self._event.set()
 
     def due(self, at: datetime) -> None:
         if at <= self.clock.now():
-            self._event.set()
+            self.push()
         elif self._due is None or at < self._due:
             self._due = at
+            # A wait in progress computed its timeout without this time: let it recompute. (A
+            # parked worker gets no push when its job is deferred or a hint names a later time.)
+            self._event.set()
 
     @property
     def next_due(self) -> datetime | None:
@@ -39,19 +44,24 @@ class WakeSignal:
 
     async def wait(self, max_seconds: float) -> WakeReason:
         """Until pushed, the timer falls due, or ``max_seconds`` pass, whichever is first."""
-        timeout = max(0.0, max_seconds)
-        due_in: float | None = None
-        if self._due is not None:
-            due_in = max(0.0, (self._due - self.clock.now()).total_seconds())
-            timeout = min(timeout, due_in)
-        if not self._event.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._event.wait()
-        if self._event.is_set():
-            self._event.clear()
-            return "push"
-        if due_in is not None and due_in <= timeout:
-            self._due = None
-            return "due"
-        return "timeout"
+        deadline = self.clock.monotonic() + max(0.0, max_seconds)
+        while True:
+            timeout = max(0.0, deadline - self.clock.monotonic())
+            due_in: float | None = None
+            if self._due is not None:
+                due_in = max(0.0, (self._due - self.clock.now()).total_seconds())
+                timeout = min(timeout, due_in)
+            if not self._event.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await self._event.wait()
+            if self._event.is_set():
+                self._event.clear()
+                if self._pushed:
+                    self._pushed = False
+                    return "push"
+                continue  # only an earlier due time: wait again with it
+            if due_in is not None and due_in <= timeout:
+                self._due = None
+                return "due"
+            return "timeout"

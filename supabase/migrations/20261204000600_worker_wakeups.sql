@@ -1,0 +1,253 @@
+-- Routed wake-ups: one new job wakes about one idle worker, not every worker (issue 14).
+--
+-- Before, every worker listened to every INSERT (Realtime Postgres Changes, or LISTEN
+-- jobs_queued) and called claim_jobs on each: N idle workers made N claims and received N
+-- messages per job. Now the database decides whom to wake:
+--   * A worker whose claim came back short (it has free slots) is parked in
+--     public.worker_wakeups, in the same transaction as the claim (claim_jobs_or_park).
+--     The entry lapses at parked_until, so a worker that died is not woken for long.
+--   * A statement that makes jobs queued (insert, retry, deferral, release, reaped lease, a
+--     pipeline's dependency finishing) takes, per kind, parked workers (latest first, skip locked)
+--     until their free slots cover the new jobs, removes them and wakes only them: a private
+--     Realtime broadcast on topic worker:<worker_id> (event "wake") and a NOTIFY on
+--     private.wake_channel(worker_id) for workers that talk to Postgres directly.
+--   * A job that stops running while a due job of the same user and kind waits for the running
+--     cap wakes a parked worker too: that job became claimable without changing.
+--   * A busy worker is not parked: it claims again when a slot frees; a parked worker does not
+--     (whatever became claimable woke someone). The periodic sweep, the sweep after a reconnect
+--     and the due timer stay as safety nets.
+--
+-- No wake-up is lost between "my claim found nothing" and "I am parked": the claim and the park
+-- hold private.wakeup_gate in SHARE mode; a statement that queues jobs takes ROW EXCLUSIVE before
+-- it looks for parked workers. The two modes conflict, each is compatible with itself: parkers do
+-- not wait for each other, enqueuers do not wait for each other, and of a parker and an enqueuer
+-- that overlap, either the claim sees the committed job or the enqueuer sees the committed park.
+-- (This relies on READ COMMITTED, PostgREST's default: each statement takes a fresh snapshot.)
+
+create table public.worker_wakeups (
+  worker_id text primary key,
+  kinds text[],  -- null: any kind
+  free_slots integer not null check (free_slots between 0 and 1000),  -- not yet promised to new jobs
+  parked_at timestamptz not null default now(),
+  parked_until timestamptz not null,
+  woken_at timestamptz  -- sent a wake-up, has not claimed since
+);
+
+comment on table public.worker_wakeups is
+  'Idle workers waiting for a wake-up (claim_jobs_or_park); entries lapse at parked_until.';
+
+-- A lock, never rows: see the header.
+create table private.wakeup_gate ();
+
+alter table public.worker_wakeups enable row level security;
+alter table private.wakeup_gate enable row level security;
+-- Only the functions below (security definer) read or write them.
+revoke all on table public.worker_wakeups from anon, authenticated, service_role;
+revoke all on table private.wakeup_gate from public;
+
+-- The NOTIFY channel of one worker: an identifier (at most 63 bytes) whatever the worker_id.
+create function private.wake_channel(worker_id text) returns text
+language sql immutable
+set search_path = ''
+as $$
+  select 'worker_wake_' || md5(worker_id)
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- claim_jobs_or_park: claim_jobs, and park the worker if it got fewer jobs than it asked for
+-- ---------------------------------------------------------------------------------------------
+create function public.claim_jobs_or_park(
+  worker_id text,
+  kinds text[] default null,
+  max_jobs integer default 1,
+  lease_seconds integer default 60,
+  park_seconds integer default 60
+) returns setof public.jobs
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_claimed integer;
+begin
+  perform private.check_worker_id(worker_id);
+  if park_seconds is null or park_seconds not between 1 and 86400 then
+    perform private.raise_invalid('park_seconds',
+      format('must be between 1 and 86400, got %s', coalesce(park_seconds::text, 'null')));
+  end if;
+  lock table private.wakeup_gate in share mode;
+  -- claim_jobs checks the other arguments; its error aborts the call before anything is parked.
+  return query select * from public.claim_jobs(
+    worker_id => claim_jobs_or_park.worker_id, kinds => kinds, max_jobs => max_jobs, lease_seconds => lease_seconds);
+  get diagnostics v_claimed = row_count;
+  if v_claimed < max_jobs then
+    insert into public.worker_wakeups as w (worker_id, kinds, free_slots, parked_at, parked_until)
+    values (claim_jobs_or_park.worker_id, kinds, max_jobs - v_claimed, now(), now() + make_interval(secs => park_seconds))
+    on conflict on constraint worker_wakeups_pkey do update
+      set kinds = excluded.kinds, free_slots = excluded.free_slots,
+          parked_at = excluded.parked_at, parked_until = excluded.parked_until, woken_at = null;
+  else
+    delete from public.worker_wakeups w where w.worker_id = claim_jobs_or_park.worker_id;
+  end if;
+  -- Entries of workers that stopped renewing them: the table stays as small as the fleet.
+  -- (A woken entry is kept until its worker claims: it still counts its promised slots.)
+  delete from public.worker_wakeups w where w.parked_until < now() - interval '1 hour';
+end;
+$$;
+
+comment on function public.claim_jobs_or_park(text, text[], integer, integer, integer) is
+  'claim_jobs; with fewer jobs than max_jobs, the worker is parked for park_seconds and the next '
+  'job queued for its kinds wakes it (Realtime topic worker:<worker_id>, event wake; NOTIFY private.wake_channel).';
+
+create function public.unpark_worker(worker_id text) returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  perform private.check_worker_id(worker_id);
+  delete from public.worker_wakeups w where w.worker_id = unpark_worker.worker_id;
+end;
+$$;
+
+comment on function public.unpark_worker(text) is 'A stopping worker: wake-ups go to others from now on.';
+
+-- ---------------------------------------------------------------------------------------------
+-- The wake-up: per statement, per kind, as many parked workers as the new jobs need
+-- ---------------------------------------------------------------------------------------------
+create function private.wake_parked_workers(p_kind text, p_jobs integer, p_due_at timestamptz, p_next_at timestamptz)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  w record;
+  v_payload jsonb;
+begin
+  -- The hint a worker reads: claim now (run_at due) and/or arm a timer (next_at, or run_at later).
+  v_payload := jsonb_build_object('kind', p_kind, 'status', 'queued', 'run_at', coalesce(p_due_at, p_next_at))
+    || case when p_due_at is not null and p_next_at is not null then jsonb_build_object('next_at', p_next_at) else '{}' end;
+  -- A worker woken moments ago that has not claimed yet still has free slots promised to no job:
+  -- its coming claim will see these jobs too (it takes the gate after this statement's commit),
+  -- so it takes them without another message or another worker's claim. After two seconds
+  -- without its claim it counts as unresponsive: new jobs wake others.
+  for w in
+    with candidates as (
+      select c.worker_id, c.free_slots, c.parked_at, c.woken_at is not null as woken
+      from public.worker_wakeups c
+      where c.parked_until > now() and c.free_slots > 0 and (c.kinds is null or p_kind = any(c.kinds))
+        and (c.woken_at is null or c.woken_at > now() - interval '2 seconds')
+      order by c.woken_at is null, c.parked_at desc, c.worker_id
+      limit p_jobs
+      for update skip locked
+    ),
+    chosen as (
+      -- Woken ones first, then the one parked last, until their free slots cover the new jobs. A
+      -- live worker parks again after every claim: the latest entries are the likeliest alive,
+      -- and one that died sinks below them until it lapses.
+      select c.worker_id, c.woken, coalesce(sum(c.free_slots) over (
+        order by not c.woken, c.parked_at desc, c.worker_id rows between unbounded preceding and 1 preceding), 0) as before
+      from candidates c
+    )
+    update public.worker_wakeups d
+    set woken_at = coalesce(d.woken_at, now()),
+        free_slots = d.free_slots - least(d.free_slots, p_jobs - chosen.before)
+    from chosen
+    where d.worker_id = chosen.worker_id and chosen.before < p_jobs
+    returning d.worker_id, chosen.woken
+  loop
+    continue when w.woken;  -- already told
+    perform realtime.send(v_payload, 'wake', 'worker:' || w.worker_id, true);
+    perform pg_notify(private.wake_channel(w.worker_id), v_payload::text);
+  end loop;
+end;
+$$;
+
+create function private.wake_for_queued_jobs() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  g record;
+  v_any boolean;
+begin
+  -- Jobs that became queued in this statement: new ones, and ones that came back or moved in time.
+  if tg_op = 'INSERT' then
+    select exists (select 1 from new_rows n where n.status = 'queued') into v_any;
+  else
+    select exists (
+      select 1 from new_rows n join old_rows o on o.id = n.id
+      where n.status = 'queued' and (o.status <> 'queued' or o.run_at is distinct from n.run_at)) into v_any;
+    -- A job that stops running frees a place under its user's running cap: a due job of that user
+    -- and kind that waited for it is claimable now, though nothing about it changed.
+    select v_any or exists (
+      select 1 from new_rows n join old_rows o on o.id = n.id
+      where o.status = 'running' and n.status not in ('running', 'queued')
+        and exists (select 1 from public.jobs q
+                    where q.user_id = n.user_id and q.kind = n.kind and q.status = 'queued' and q.run_at <= now()))
+      into v_any;
+  end if;
+  if not v_any then
+    return null;  -- claims, renewals, progress, outcomes: no lock, no wake-up
+  end if;
+  lock table private.wakeup_gate in row exclusive mode;
+  if tg_op = 'INSERT' then
+    for g in
+      select n.kind, count(*)::integer as jobs,
+             min(n.run_at) filter (where n.run_at <= now()) as due_at,
+             min(n.run_at) filter (where n.run_at > now()) as next_at
+      from new_rows n where n.status = 'queued' group by n.kind
+    loop
+      perform private.wake_parked_workers(g.kind, g.jobs, g.due_at, g.next_at);
+    end loop;
+  else
+    for g in
+      select n.kind, count(*)::integer as jobs,
+             min(n.run_at) filter (where n.run_at <= now()) as due_at,
+             min(n.run_at) filter (where n.run_at > now()) as next_at
+      from new_rows n join old_rows o on o.id = n.id
+      where n.status = 'queued' and (o.status <> 'queued' or o.run_at is distinct from n.run_at)
+      group by n.kind
+    loop
+      perform private.wake_parked_workers(g.kind, g.jobs, g.due_at, g.next_at);
+    end loop;
+    for g in
+      select n.kind, count(*)::integer as jobs
+      from new_rows n join old_rows o on o.id = n.id
+      where o.status = 'running' and n.status not in ('running', 'queued')
+        and exists (select 1 from public.jobs q
+                    where q.user_id = n.user_id and q.kind = n.kind and q.status = 'queued' and q.run_at <= now())
+      group by n.kind
+    loop
+      perform private.wake_parked_workers(g.kind, g.jobs, now(), null);
+    end loop;
+  end if;
+  return null;
+end;
+$$;
+
+create trigger jobs_wake_on_insert
+  after insert on public.jobs
+  referencing new table as new_rows
+  for each statement execute function private.wake_for_queued_jobs();
+
+create trigger jobs_wake_on_update
+  after update on public.jobs
+  referencing old table as old_rows new table as new_rows
+  for each statement execute function private.wake_for_queued_jobs();
+
+-- The per-row NOTIFY to every listener is replaced by the routed wake-up above.
+drop trigger jobs_notify_queued on public.jobs;
+drop function private.notify_job_queued();
+
+-- A service-role session may join its own worker:<id> topic: the service role bypasses RLS on
+-- realtime.messages, so no policy is added (users cannot join or send on worker topics).
+
+select private.grant_calls(array[
+  'public.claim_jobs_or_park(text, text[], integer, integer, integer)',
+  'public.unpark_worker(text)'
+], 'service_role');
+
+revoke all on all functions in schema private from public, anon, authenticated;

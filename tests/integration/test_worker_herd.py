@@ -1,0 +1,140 @@
+"""No thundering herd: several Worker instances on one database, each job run exactly once, and
+about one claim per job (not one per worker), on both real adapters.
+
+Claims are counted (the worker's claim histogram), never timed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from devstack import paths
+from tests.integration.worker_support import SqlHarness, clone_database, cloned_gateway, drop_database
+from worker.adapters.postgres import PostgresStore, PostgresWakeups
+from worker.adapters.supabase import RealtimeWakeups, SupabaseStore, connect
+from worker.core.clock import SystemClock
+from worker.core.context import JobContext
+from worker.core.ports import QueueStore, Wakeups
+from worker.core.runtime import Worker, WorkerConfig
+from worker.core.shutdown import Shutdown
+
+pytestmark = pytest.mark.integration
+WORKERS = 4
+KIND = "rename_layers"
+WAIT = 30.0  # a bound on waiting for the fleet, not an assertion about speed
+PARKED = "select count(*) as n from public.worker_wakeups where woken_at is null"
+
+
+@dataclass
+class Fleet:
+    harness: SqlHarness
+    workers: list[Worker]
+    ran: list[uuid.UUID] = field(default_factory=list)
+
+    def claims(self) -> int:
+        return sum(h.n for w in self.workers for h in w.metrics.histograms["worker_claim_duration_seconds"].values())
+
+    def parked(self) -> int:
+        return int(self.harness.sql(PARKED)[0]["n"])
+
+
+Transports = Callable[[], Awaitable[tuple[QueueStore, Wakeups]]]
+
+
+async def until(check: Callable[[], bool], what: str) -> None:
+    async with asyncio.timeout(WAIT):
+        while not check():
+            await asyncio.sleep(0.02)
+    assert check(), what
+
+
+@contextlib.asynccontextmanager
+async def fleet(database: str, transports: Transports) -> AsyncIterator[Fleet]:
+    harness = SqlHarness(database)
+    ran: list[uuid.UUID] = []
+
+    async def handler(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+        ran.append(ctx.job.id)
+        return {}
+
+    workers, stores, shutdown = [], [], Shutdown()
+    for i in range(WORKERS):
+        store, wakeups = await transports()
+        stores.append(store)
+        # The sweep is an hour away: every claim in the test comes from a wake-up or a freed slot.
+        config = WorkerConfig(f"herd-{i}", (KIND,), concurrency=2, sweep_interval=3600.0)
+        workers.append(Worker(config, store, {KIND: handler}, SystemClock(), wakeups=wakeups))
+    tasks = [asyncio.create_task(w.run(shutdown)) for w in workers]
+    f = Fleet(harness, workers, ran)
+    try:
+        await until(lambda: f.parked() == WORKERS, "every worker parked")
+        yield f
+    finally:
+        shutdown.request()
+        shutdown.request()  # no drain wait: the test has nothing running by then
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for store in stores:
+            await store.close()
+        harness.close()
+
+
+@pytest.fixture(params=["postgres", "supabase"])
+async def herd(request: pytest.FixtureRequest, pg_cluster: None) -> AsyncIterator[Fleet]:
+    if request.param == "postgres":
+        name = clone_database("worker_herd")
+        dsn = paths.database_url(name)
+
+        async def direct() -> tuple[QueueStore, Wakeups]:
+            return PostgresStore(dsn), PostgresWakeups(dsn)
+
+        try:
+            async with fleet(name, direct) as f:
+                yield f
+        finally:
+            drop_database(name)
+        return
+    with cloned_gateway("worker_herd") as gw:
+
+        async def supabase() -> tuple[QueueStore, Wakeups]:
+            client = await connect(gw.url, gw.service_role_key)
+            return SupabaseStore(client), RealtimeWakeups(client)
+
+        async with fleet(gw.database, supabase) as f:
+            yield f
+
+
+async def test_one_job_at_a_time_is_claimed_about_once_and_runs_once(herd: Fleet) -> None:
+    before = herd.claims()
+    jobs = []
+    for _ in range(12):
+        job = herd.harness.enqueue(KIND)  # a user each: the per-user rate limit is not under test
+        jobs.append(job.id)
+        await until(lambda: herd.harness.get(job.id).status == "succeeded", "job succeeded")  # noqa: B023
+        await until(lambda: herd.parked() == WORKERS, "the worker parked again")
+    claims = herd.claims() - before
+    assert sorted(herd.ran) == sorted(jobs)  # each exactly once
+    # One wake-up per job, one claim per wake-up; the old fan-out made WORKERS claims per job.
+    assert claims <= 1.5 * len(jobs), claims
+
+
+async def test_a_batch_wakes_as_many_workers_as_it_needs_and_runs_each_job_once(herd: Fleet) -> None:
+    users = [herd.harness.new_user() for _ in range(6)]  # one job each: no user's running cap binds
+    wakes = "select count(*) as n from realtime.messages where topic like 'worker:%%' and event = 'wake'"
+    assert herd.harness.sql(wakes)[0]["n"] == 0
+    herd.harness.sql(
+        "insert into public.jobs (user_id, kind, max_attempts) select u, %s, 3 from unnest(%s::uuid[]) u",
+        (KIND, users),
+    )
+    succeeded = "select count(*) as n from public.jobs where status = 'succeeded'"
+    await until(lambda: herd.harness.sql(succeeded)[0]["n"] == 6, "all six succeeded")
+    await until(lambda: herd.parked() == WORKERS, "every worker parked again")
+    assert len(herd.ran) == 6 and len(set(herd.ran)) == 6
+    # Parked with two free slots each, three of the four workers cover six jobs.
+    assert herd.harness.sql(wakes)[0]["n"] == 3

@@ -1,0 +1,93 @@
+"""Routed wake-ups, the worker's side: it parks only while subscribed, a parked worker does not
+claim on a freed slot (whatever became claimable woke a parked worker), and it unparks on stop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+
+from tests.unit.test_worker_core import config, echo, running, status, until
+from worker.adapters.memory import MemoryStore
+from worker.core.clock import SystemClock
+from worker.core.jobs import JobHint
+from worker.core.runtime import Worker
+from worker.core.shutdown import Shutdown
+from worker.core.wakeup import WakeSignal
+
+
+class FakeWakeups:
+    """A push channel whose state the test sets; hints are delivered by calling the worker."""
+
+    def __init__(self, connected: bool) -> None:
+        self._connected = connected
+        self.worker_id: str | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    async def start(self, worker_id: str, on_job: Callable[[JobHint], None], on_joined: Callable[[], None]) -> None:
+        self.worker_id = worker_id
+        if self._connected:
+            on_joined()
+
+    async def close(self) -> None:
+        self._connected = False
+
+
+async def run_one_job(connected: bool) -> tuple[MemoryStore, Worker, int]:
+    """A worker with a push channel: one job pushed and run; claims made from the push on."""
+    store = MemoryStore()
+    cfg = config(kinds=("rename_layers",))
+    wakeups = FakeWakeups(connected)
+    worker = Worker(cfg, store, {"rename_layers": echo}, SystemClock(), wakeups=wakeups)
+    shutdown = Shutdown()
+    task = asyncio.create_task(worker.run(shutdown))
+    try:
+        await until(lambda: store.calls.count("claim_jobs") >= 1, "the start-up claim")
+        assert wakeups.worker_id == cfg.worker_id
+        assert (cfg.worker_id in store.parked) is connected
+        before = store.calls.count("claim_jobs")
+        job = store.enqueue("rename_layers")
+        worker._on_hint(JobHint(kind="rename_layers", run_at=job.run_at))
+        await until(lambda: status(store, job) == "succeeded" and not worker.runs, "job done")
+        await asyncio.sleep(0.1)  # room for a freed-slot claim, if the worker made one
+        return store, worker, store.calls.count("claim_jobs") - before
+    finally:
+        shutdown.request()
+        shutdown.request()
+        async with asyncio.timeout(10):
+            await task
+
+
+async def test_a_subscribed_worker_parks_and_claims_once_per_pushed_job() -> None:
+    store, _, claims = await run_one_job(connected=True)
+    assert claims == 1  # the pushed claim; its short answer parked it, so the freed slot needs none
+    assert "unpark_worker" in store.calls and store.parked == {}  # unparked on stop
+
+
+async def test_without_a_live_subscription_the_worker_does_not_park_and_claims_on_a_freed_slot() -> None:
+    store, _, claims = await run_one_job(connected=False)
+    assert store.parked == {}
+    assert claims == 2  # the pushed claim and the freed slot's
+
+
+async def test_without_a_push_channel_nothing_is_parked_or_unparked() -> None:
+    store = MemoryStore()
+    async with running(store, {"rename_layers": echo}):
+        pass
+    assert store.parked == {} and "unpark_worker" not in store.calls
+
+
+async def test_a_due_time_armed_during_a_wait_ends_it_at_that_time() -> None:
+    # A parked worker gets no push when its job is deferred: the loop, already waiting for the
+    # hour-long sweep, must wake at the deferral's run_at instead.
+    clock = SystemClock()
+    signal = WakeSignal(clock)
+    waiting = asyncio.create_task(signal.wait(3600))
+    await asyncio.sleep(0)
+    signal.due(clock.now() + timedelta(milliseconds=50))
+    async with asyncio.timeout(10):
+        assert await waiting == "due"
+    assert signal.next_due is None
