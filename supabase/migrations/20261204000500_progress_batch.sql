@@ -18,6 +18,8 @@
 -- ---------------------------------------------------------------------------------------------
 -- Quiet row triggers for the jobs a call broadcasts itself
 -- ---------------------------------------------------------------------------------------------
+-- (And quiet claims: a transaction-local 'jobs.quiet_claims' = 'on', set by the worker's claim
+-- functions around their claim, hides the queued -> running change; see broadcast_job_change.)
 -- Transaction-local, and naming the jobs: a trigger firing for any other job in the same call
 -- (e.g. a dependent job released by advance_dependents) still broadcasts as before.
 create function private.quiet_broadcasts(job_ids uuid[]) returns void
@@ -48,6 +50,12 @@ begin
   end if;
   if private.is_quiet(new.id) then
     return null;  -- the calling function sends this job's one message itself
+  end if;
+  -- A worker's claim (claim_jobs_or_park, complete_and_claim) is quiet: the worker announces the
+  -- running job with its first report (report_progress_batch, "started"), one message for both.
+  if tg_op = 'UPDATE' and old.status = 'queued' and new.status = 'running'
+     and current_setting('jobs.quiet_claims', true) = 'on' then
+    return null;
   end if;
   perform realtime.send(private.job_broadcast_payload(new), 'job', 'jobs:' || new.user_id::text, true);
   return null;
@@ -193,7 +201,7 @@ begin
   perform private.check_worker_id(report_progress_batch.worker_id);
   if reports is null or jsonb_typeof(reports) <> 'array' then
     perform private.raise_invalid('reports',
-      format('must be a JSON array of {"job_id", "percent", "message", "partial"} objects, got %s',
+      format('must be a JSON array of {"job_id", "percent", "message", "partial", "started"} objects, got %s',
              coalesce(jsonb_typeof(reports), 'null')));
   end if;
   n := jsonb_array_length(reports);
@@ -209,8 +217,8 @@ begin
       perform private.raise_invalid(v_field, format('must be an object, got %s', jsonb_typeof(item)));
     end if;
     for k in select jsonb_object_keys(item) loop
-      if k not in ('job_id', 'percent', 'message', 'partial') then
-        perform private.raise_invalid(v_field, format('unknown key "%s"; allowed: job_id, percent, message, partial', k));
+      if k not in ('job_id', 'percent', 'message', 'partial', 'started') then
+        perform private.raise_invalid(v_field, format('unknown key "%s"; allowed: job_id, percent, message, partial, started', k));
       end if;
     end loop;
     if jsonb_typeof(item -> 'job_id') is distinct from 'string'
@@ -227,8 +235,15 @@ begin
           format('must be at most 65536 bytes per item, got %s', octet_length(item ->> 'partial')));
       end if;
     end if;
-    if coalesce(item ->> 'percent', item ->> 'message', item ->> 'partial') is null then
-      perform private.raise_invalid(v_field, 'nothing to report: give percent, message or partial');
+    -- "started": true announces the job (its row, status running) after a quiet claim; with
+    -- nothing else the item writes no event, and the job's one message carries the row alone.
+    if item ? 'started' and jsonb_typeof(item -> 'started') <> 'null' and item -> 'started' <> 'true'::jsonb then
+      perform private.raise_invalid(v_field || '.started',
+        format('must be true, got %s', private.excerpt((item -> 'started')::text, 20)));
+    end if;
+    if coalesce(item ->> 'percent', item ->> 'message', item ->> 'partial') is null
+       and item -> 'started' is distinct from 'true'::jsonb then
+      perform private.raise_invalid(v_field, 'nothing to report: give percent, message, partial or started');
     end if;
     i := i + 1;
   end loop;

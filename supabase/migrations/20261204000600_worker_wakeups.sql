@@ -77,8 +77,11 @@ begin
   end if;
   lock table private.wakeup_gate in share mode;
   -- claim_jobs checks the other arguments; its error aborts the call before anything is parked.
+  -- The claim is quiet (broadcast_job_change): the worker announces each job with its first report.
+  perform set_config('jobs.quiet_claims', 'on', true);
   return query select * from public.claim_jobs(
     worker_id => claim_jobs_or_park.worker_id, kinds => kinds, max_jobs => max_jobs, lease_seconds => lease_seconds);
+  perform set_config('jobs.quiet_claims', '', true);
   get diagnostics v_claimed = row_count;
   if v_claimed < max_jobs then
     insert into public.worker_wakeups as w (worker_id, kinds, free_slots, parked_at, parked_until)
@@ -96,7 +99,8 @@ end;
 $$;
 
 comment on function public.claim_jobs_or_park(text, text[], integer, integer, integer) is
-  'claim_jobs; with fewer jobs than max_jobs, the worker is parked for park_seconds and the next '
+  'claim_jobs without broadcasting queued -> running (the worker announces the job: report_progress_batch '
+  '"started"); with fewer jobs than max_jobs, the worker is parked for park_seconds and the next '
   'job queued for its kinds wakes it (Realtime topic worker:<worker_id>, event wake; NOTIFY private.wake_channel).';
 
 create function public.unpark_worker(worker_id text) returns void

@@ -40,10 +40,13 @@ begin
   select 'completed'::text, c.job_id, c.completed, c.reason, null::text
   from public.complete_jobs(complete_and_claim.worker_id, complete_and_claim.completions) as c;
 
+  -- A quiet claim, as claim_jobs_or_park's: the worker announces each job with its first report.
+  perform set_config('jobs.quiet_claims', 'on', true);
   return query
   select 'claimed'::text, j.id, null::boolean, null::text, to_jsonb(j)::text
   from public.claim_jobs(complete_and_claim.worker_id, complete_and_claim.kinds, complete_and_claim.max_jobs,
                          complete_and_claim.lease_seconds) as j;
+  perform set_config('jobs.quiet_claims', '', true);
 end;
 $$;
 

@@ -75,7 +75,7 @@ def test_a_job_no_longer_held_is_refused_in_its_row_and_the_others_go_through(ap
     [
         (
             {"job_id": "x"},
-            'reports: must be a JSON array of {"job_id", "percent", "message", "partial"} objects, got object',
+            'reports: must be a JSON array of {"job_id", "percent", "message", "partial", "started"} objects, got object',
         ),
         ([], "reports: must hold 1 to 1000 items, got 0"),
         ([{"job_id": "JOB", "percent": 1}] * 1001, "reports: must hold 1 to 1000 items, got 1002"),
@@ -89,8 +89,17 @@ def test_a_job_no_longer_held_is_refused_in_its_row_and_the_others_go_through(ap
             [{"job_id": "JOB", "partial": "p" * 65537}],
             "reports[1].partial: must be at most 65536 bytes per item, got 65537",
         ),
-        ([{"job_id": "JOB"}], "reports[1]: nothing to report: give percent, message or partial"),
-        ([{"job_id": "JOB", "note": 1}], 'reports[1]: unknown key "note"; allowed: job_id, percent, message, partial'),
+        ([{"job_id": "JOB"}], "reports[1]: nothing to report: give percent, message, partial or started"),
+        (
+            [{"job_id": "JOB", "started": None}],
+            "reports[1]: nothing to report: give percent, message, partial or started",
+        ),
+        ([{"job_id": "JOB", "started": False}], "reports[1].started: must be true, got false"),
+        ([{"job_id": "JOB", "started": "yes"}], 'reports[1].started: must be true, got "yes"'),
+        (
+            [{"job_id": "JOB", "note": 1}],
+            'reports[1]: unknown key "note"; allowed: job_id, percent, message, partial, started',
+        ),
         ([{"job_id": "JOB", "partial": "p" * 60000}] * 70, "reports: 42"),
     ],
 )
@@ -183,3 +192,67 @@ def test_other_jobs_changed_in_the_same_call_still_broadcast_themselves(api: Sql
     complete_many(api, [{"job_id": str(first["id"]), "result": {}}])
     sent = [(m["payload"]["id"], m["payload"]["status"]) for m in messages(api)[before:]]
     assert (str(first["id"]), "succeeded") in sent and (str(second["id"]), "queued") in sent
+
+
+def claim_quietly(api: SqlApi, worker: str = "w1", kind: str = "generate_design") -> Row:
+    """A job claimed as the worker claims: claim_jobs_or_park."""
+    uid = api.create_user()
+    job = api.enqueue(uid, kind, {"n": 1})
+    [claimed] = api.as_service("select * from claim_jobs_or_park(%s, null, 1, 60, 60)", (worker,))
+    assert claimed["id"] == job["id"]
+    return claimed
+
+
+def test_a_worker_claimed_job_costs_three_messages_and_its_announcement_carries_the_first_step(api: SqlApi) -> None:
+    """queued (insert); running with the first progress step (the claim is quiet, the worker's
+    "started" marker and step ride in one message); succeeded with the carried last step."""
+    job = claim_quietly(api)
+    assert [m["payload"]["status"] for m in messages(api) if m["payload"].get("id") == str(job["id"])] == ["queued"]
+    rows = report(api, [{"job_id": str(job["id"]), "started": True}, {"job_id": str(job["id"]), "percent": 5}])
+    assert [(r["accepted"], r["reason"]) for r in rows] == [(True, None)]
+    complete_many(api, [{"job_id": str(job["id"]), "result": {}, "progress": {"percent": 95, "message": "9 nodes"}}])
+    sent = [m for m in messages(api) if m["payload"].get("id") == str(job["id"])]
+    assert [(m["event"], m["payload"]["status"]) for m in sent] == [
+        ("job", "queued"), ("job", "running"), ("job", "succeeded"),
+    ]  # fmt: skip
+    assert [e["data"]["percent"] for e in sent[1]["payload"]["events"]] == [5]
+    assert api.job(job["id"])["progress"]["percent"] == 100
+
+
+def test_a_started_marker_alone_sends_the_running_row_without_an_event(api: SqlApi) -> None:
+    job = claim_quietly(api)
+    before = len(messages(api))
+    report(api, [{"job_id": str(job["id"]), "started": True}])
+    [msg] = messages(api)[before:]
+    assert msg["event"] == "job" and msg["payload"]["status"] == "running" and "events" not in msg["payload"]
+    assert events_of(api, job["id"]) == []
+    # A job no longer held is refused and announced by nobody.
+    other = claim_quietly(api, worker="w2")
+    [row] = report(api, [{"job_id": str(other["id"]), "started": True}])
+    assert row["accepted"] is False and len(messages(api)) == before + 2  # other's queued only
+
+
+def test_only_the_workers_claims_are_quiet(api: SqlApi) -> None:
+    """claim_jobs (other callers, the notify scenario) still broadcasts running; complete_and_claim's
+    claim is quiet like claim_jobs_or_park's, and only the claim is: the completion in the same call
+    and a later failure still broadcast."""
+    loud = running_job(api)
+    assert [m["payload"]["status"] for m in messages(api) if m["payload"].get("id") == str(loud["id"])] == [
+        "queued", "running",
+    ]  # fmt: skip
+    uid = api.create_user()
+    nxt = api.enqueue(uid, "rename_layers", {"n": 2})
+    rows = api.as_service(
+        "select * from complete_and_claim('w1', %s::jsonb, null, 1, 60)",
+        (json.dumps([{"job_id": str(loud["id"]), "result": {}}]),),
+    )
+    assert [r["entry"] for r in rows] == ["completed", "claimed"]
+    assert [m["payload"]["status"] for m in messages(api) if m["payload"].get("id") == str(nxt["id"])] == ["queued"]
+    assert api.count("select count(*) from realtime.messages where payload->>'status' = 'succeeded'") == 1
+    api.as_service(
+        "select * from fail_job(%s, 'w1', %s::jsonb, false)",
+        (nxt["id"], json.dumps({"type": "provider_error", "message": "x"})),
+    )
+    assert [m["payload"]["status"] for m in messages(api) if m["payload"].get("id") == str(nxt["id"])] == [
+        "queued", "failed",
+    ]  # fmt: skip
