@@ -75,7 +75,8 @@ def test_a_job_no_longer_held_is_refused_in_its_row_and_the_others_go_through(ap
     [
         (
             {"job_id": "x"},
-            'reports: must be a JSON array of {"job_id", "percent", "message", "partial", "started"} objects, got object',
+            'reports: must be a JSON array of {"job_id", "percent", "message", "partial", "started"} objects,'
+            " got object",
         ),
         ([], "reports: must hold 1 to 1000 items, got 0"),
         ([{"job_id": "JOB", "percent": 1}] * 1001, "reports: must hold 1 to 1000 items, got 1002"),
