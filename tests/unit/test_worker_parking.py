@@ -4,13 +4,17 @@ claim on a freed slot (whatever became claimable woke a parked worker), and it u
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
-from tests.unit.test_worker_core import config, echo, running, status, until
+from tests.unit.test_worker_core import Handler, config, echo, running, status, until
 from worker.adapters.memory import MemoryStore
 from worker.core.clock import SystemClock
+from worker.core.context import JobContext
 from worker.core.jobs import JobHint
+from worker.core.ports import ProgressReport
 from worker.core.runtime import Worker
 from worker.core.shutdown import Shutdown
 from worker.core.wakeup import WakeSignal
@@ -36,12 +40,28 @@ class FakeWakeups:
         self._connected = False
 
 
-async def run_one_job(connected: bool) -> tuple[MemoryStore, Worker, int]:
+class ReportingStore(MemoryStore):
+    """Keeps every report_progress_batch call's items."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[ProgressReport]] = []
+
+    async def report_progress_batch(
+        self, worker_id: str, reports: Sequence[ProgressReport]
+    ) -> dict[uuid.UUID, str | None]:
+        self.batches.append(list(reports))
+        return await super().report_progress_batch(worker_id, reports)
+
+
+async def run_one_job(
+    connected: bool, handler: Handler = echo, store: MemoryStore | None = None
+) -> tuple[MemoryStore, Worker, int]:
     """A worker with a push channel: one job pushed and run; claims made from the push on."""
-    store = MemoryStore()
+    store = store or MemoryStore()
     cfg = config(kinds=("rename_layers",))
     wakeups = FakeWakeups(connected)
-    worker = Worker(cfg, store, {"rename_layers": echo}, SystemClock(), wakeups=wakeups)
+    worker = Worker(cfg, store, {"rename_layers": handler}, SystemClock(), wakeups=wakeups)
     shutdown = Shutdown()
     task = asyncio.create_task(worker.run(shutdown))
     try:
@@ -91,3 +111,24 @@ async def test_a_due_time_armed_during_a_wait_ends_it_at_that_time() -> None:
     async with asyncio.timeout(10):
         assert await waiting == "due"
     assert signal.next_due is None
+
+
+async def first_step_flushed(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    await ctx.progress(5, "designing")
+    await ctx.flush()  # the step goes out now, with whatever was queued before it
+    return {}
+
+
+async def test_a_parked_workers_claim_is_quiet_and_its_first_report_announces_the_job() -> None:
+    """claim_jobs_or_park does not broadcast "running": the worker's "started" marker, queued at
+    the claim, rides in one item with the handler's first step."""
+    store = ReportingStore()
+    await run_one_job(True, first_step_flushed, store)
+    assert store.batches == [[ProgressReport(store.batches[0][0].job_id, 5, "designing", started=True)]]
+
+
+async def test_a_loud_claim_is_not_announced_again() -> None:
+    """Without a live subscription the worker claims with claim_jobs, which broadcasts "running"."""
+    store = ReportingStore()
+    await run_one_job(False, first_step_flushed, store)
+    assert [[r.started for r in batch] for batch in store.batches] == [[False]]

@@ -211,3 +211,58 @@ async def test_reports_within_the_window_wait_and_go_out_together_or_with_the_ou
     assert store.batches == [[ProgressReport(design.id, 5, "designing")]]  # the rest rides with the outcome
     assert await ce.settle(carry=True) is None
     assert store.batches[-1] == [ProgressReport(edits.id, partial="Variant A")]  # one piece, one call
+
+
+async def test_a_quiet_claims_marker_joins_the_first_step_and_a_quick_end_needs_no_call() -> None:
+    """The "started" marker is held like any report: the first step joins it in one item, and a
+    job that ends within the hold is announced by its outcome alone."""
+    store = GatedStore()
+    store.release_first.set()
+    design, quick, failing = await running(store, 3, kind="generate_design")
+    batcher = ProgressBatcher(store, "w1", StillClock(), min_interval=0.1)
+    for job in (design, quick, failing):
+        batcher.start(job.id, announce=True)
+    cd, cq, cf = (JobContext(j, "w1", store, SystemClock(), reports=batcher) for j in (design, quick, failing))
+
+    await cd.progress(5, "designing")
+    await cd.progress(95, "12 nodes")
+    await cq.progress(95, "3 nodes")
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert store.batches == []  # held, markers included
+
+    assert await cd.settle(carry=True) == ProgressReport(design.id, 95, "12 nodes")
+    assert store.batches == [[ProgressReport(design.id, 5, "designing", started=True)]]
+    carried = await cq.settle(carry=True)  # its only step rides with the outcome, marker and all
+    assert carried is not None and (carried.percent, carried.message) == (95, "3 nodes")
+    assert await cf.settle(carry=False) is None  # a failure broadcasts its own row: marker dropped
+    assert len(store.batches) == 1
+    assert events(store, design) == [("progress", {"percent": 5, "message": "designing"})]
+
+
+async def test_a_marker_alone_goes_out_when_due_and_writes_no_event() -> None:
+    store = GatedStore()
+    store.release_first.set()
+    (job,) = await running(store)
+    batcher = ProgressBatcher(store, "w1", SystemClock(), min_interval=0.0)
+    batcher.start(job.id, announce=True)
+    batcher.start(job.id, announce=True)  # already started: nothing more queued
+    async with asyncio.timeout(5):
+        while not store.batches:
+            await asyncio.sleep(0.01)
+    assert store.batches == [[ProgressReport(job.id, started=True)]]
+    assert events(store, job) == [] and store.get(job.id).progress.get("percent") in (None, 0)
+    await batcher.settle(job.id, carry=False)
+    assert len(store.batches) == 1
+
+
+async def test_text_streamed_right_after_the_claim_keeps_the_marker() -> None:
+    store = GatedStore()
+    store.release_first.set()
+    (job,) = await running(store)
+    batcher = ProgressBatcher(store, "w1", StillClock(), min_interval=0.1)
+    batcher.start(job.id, announce=True)
+    batcher.partial(job.id, "Var")
+    batcher.partial(job.id, "iant")
+    await batcher.settle(job.id, carry=True)
+    assert store.batches == [[ProgressReport(job.id, partial="Variant", started=True)]]

@@ -45,8 +45,8 @@ def check_reports(reports: Sequence[ProgressReport]) -> None:
             raise InvalidArgument(
                 f"reports[{i}].partial: must be at most {MAX_PARTIAL_BYTES} bytes per item, got {size}"
             )
-        if r.percent is None and r.message is None and r.partial is None:
-            raise InvalidArgument(f"reports[{i}]: nothing to report: give percent, message or partial")
+        if r.bare and not r.started:
+            raise InvalidArgument(f"reports[{i}]: nothing to report: give percent, message, partial or started")
 
 
 def check_last_progress(completions: Sequence[Any], last_progress: Mapping[Any, ProgressReport] | None) -> None:

@@ -32,12 +32,14 @@ VIEWS: tuple[View, ...] = get_args(View)
 
 @dataclass(frozen=True)
 class ProgressReport:
-    """One item of ``report_progress_batch``: a progress step and/or a piece of streamed text."""
+    """One item of ``report_progress_batch``: a progress step and/or a piece of streamed text;
+    ``started`` announces the job as running (its claim was quiet: claim_jobs_or_park)."""
 
     job_id: uuid.UUID
     percent: float | None = None
     message: str | None = None
     partial: str | None = None
+    started: bool = False
 
     def item(self) -> dict[str, Any]:
         """The item as the SQL API takes it (absent fields left out)."""
@@ -45,7 +47,14 @@ class ProgressReport:
         for key in ("percent", "message", "partial"):
             if (value := getattr(self, key)) is not None:
                 out[key] = value
+        if self.started:
+            out["started"] = True
         return out
+
+    @property
+    def bare(self) -> bool:
+        """Only the announcement: nothing the client would not learn from the job's next message."""
+        return self.percent is None and self.message is None and self.partial is None
 
 
 class QueueStore(Protocol):

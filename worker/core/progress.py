@@ -13,11 +13,18 @@ are also paced and held: a job's reports go out ``min_interval`` after its last 
 claim, at first) and no sooner than ``min_interval`` after the oldest of them was queued, all
 together. Streamed text thus reaches the client in pieces of at least that interval, and
 whatever a job reports within that interval of its end rides with its outcome (``settle``).
+
+A worker's claim is quiet (claim_jobs_or_park, complete_and_claim: no "running" message), so a
+job claimed that way starts with a "started" marker queued (``start(announce=True)``), held like
+any report: the handler's first step, usually milliseconds later, joins it in one message, and a
+job that ends within the hold is announced by its outcome alone (the client sees the final state;
+the marker is dropped, as it is before a failure, deferral or release, which broadcast their row).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from collections.abc import Sequence
@@ -63,10 +70,15 @@ class ProgressBatcher:
         self._sender: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
-    def start(self, job_id: uuid.UUID) -> None:
-        """A job began running (its claim was its last message)."""
+    def start(self, job_id: uuid.UUID, *, announce: bool = False) -> None:
+        """A job began running: its claim was its last message, or, with ``announce`` (a quiet
+        claim), its "started" marker is queued. A job already started is left as it is."""
+        if job_id in self._jobs:
+            return
         self._jobs[job_id] = _Job(last_sent=self.clock.monotonic())
         self._jobs[job_id].sent.set()
+        if announce:
+            self._add(job_id, ProgressReport(job_id, started=True))
 
     def lost(self, job_id: uuid.UUID) -> LeaseLost | None:
         """Set once a report found that the job is no longer this worker's."""
@@ -86,7 +98,7 @@ class ProgressBatcher:
             return
         last = job.items[-1] if job.items else None
         if last is not None and len(last.partial or "") + len(text) <= MAX_PARTIAL_CHARS:
-            job.items[-1] = ProgressReport(job_id, last.percent, last.message, (last.partial or "") + text)
+            job.items[-1] = dataclasses.replace(last, partial=(last.partial or "") + text)
             return
         self._add(job_id, ProgressReport(job_id, partial=text))
 
@@ -97,6 +109,8 @@ class ProgressBatcher:
         job = self._jobs.get(job_id)
         if job is None:
             return None
+        # A marker with nothing else: the outcome's own message announces the job's final state.
+        job.items = [item for item in job.items if not item.bare]
         carried = None
         if carry and job.items and job.items[-1].partial is None:
             carried = job.items.pop()  # sent after the items before it: settle waits for those
@@ -123,7 +137,10 @@ class ProgressBatcher:
             return
         if not job.items:
             job.first_queued = self.clock.monotonic()
-        job.items.append(report)
+        if job.items and job.items[-1].bare:  # the first step joins the job's "started" marker
+            job.items[-1] = dataclasses.replace(report, started=True)
+        else:
+            job.items.append(report)
         job.sent.clear()
         self._kick()
 

@@ -213,7 +213,8 @@ class Worker:
                 self._reserved -= free
             self.metrics.observe("worker_claim_duration_seconds", self.clock.monotonic() - started)
             self._backlog = len(jobs) >= free
-            self._start_all(jobs)
+            # claim_jobs_or_park (with park_seconds) claims quietly: the worker announces each job.
+            self._start_all(jobs, quiet=park_seconds is not None)
             if not self._backlog:
                 self._parked = park_seconds is not None
                 return
@@ -232,16 +233,16 @@ class Worker:
     def claimed(self, jobs: list[JobRow], reserved: int) -> None:
         self._reserved -= reserved
         self._backlog = len(jobs) >= reserved  # a short answer: the queue ran dry
-        self._start_all(jobs)
+        self._start_all(jobs, quiet=True)  # complete_and_claim's claim is quiet
         if not self._backlog:
             # complete_and_claim does not park: claim once more through the loop, which parks
             # this worker, so the next job to arrive wakes it.
             self.wake.push()
 
-    def _start_all(self, jobs: list[JobRow]) -> None:
+    def _start_all(self, jobs: list[JobRow], *, quiet: bool) -> None:
         self._store_ok()
         for job in jobs:
-            self._start(job)
+            self._start(job, announce=quiet)
 
     def released(self, reserved: int) -> None:
         self._reserved -= reserved
@@ -261,7 +262,9 @@ class Worker:
         log.warning("queue unreachable (%s); retrying in %.1f s", exc, wait, extra=self._fields)
 
     # -- running jobs --------------------------------------------------------------------------
-    def _start(self, job: JobRow) -> None:
+    def _start(self, job: JobRow, *, announce: bool) -> None:
+        if announce and not isinstance(job, UnparseableJob):  # that one's failure announces it
+            self.reports.start(job.id, announce=True)
         run = JobRun(job, started=self.clock.monotonic())
         self.runs[job.id] = run
         run.task = asyncio.create_task(self._run_job(run), name=f"job-{job.id}")
