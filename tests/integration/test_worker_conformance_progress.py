@@ -78,3 +78,26 @@ async def test_complete_jobs_carries_the_last_progress(backend: Backend) -> None
         await backend.store.complete_jobs(W, [(c.id, {})], {c.id: ProgressReport(c.id, percent=101)})
     assert str(err.value).startswith("completions[0].progress.percent: must be between 0 and 100")
     assert h.get(c.id).status == "running"
+
+
+async def test_a_started_marker_announces_a_quietly_claimed_job_and_changes_nothing(backend: Backend) -> None:
+    """The worker's claim (with park_seconds: claim_jobs_or_park) is quiet; its "started" item,
+    alone or joined with the first step, is accepted for a held job and refused for a lost one."""
+    h = backend.harness
+    a, b, lost = h.enqueue("generate_design"), h.enqueue("generate_design"), h.enqueue("generate_design")
+    claimed = await backend.store.claim_jobs(W, None, 3, 60, park_seconds=30)
+    assert {j.id for j in claimed} == {a.id, b.id, lost.id}
+    h.expire_lease(lost.id)
+    before = h.get(a.id).progress
+    outcome = await backend.store.report_progress_batch(
+        W,
+        [
+            ProgressReport(a.id, started=True),
+            ProgressReport(b.id, percent=5, message="designing", started=True),
+            ProgressReport(lost.id, started=True),
+        ],
+    )
+    assert outcome[a.id] is None and outcome[b.id] is None
+    assert "expired" in str(outcome[lost.id])
+    assert h.get(a.id).status == "running" and h.get(a.id).progress == before
+    assert h.get(b.id).progress == {"percent": 5, "message": "designing"}
