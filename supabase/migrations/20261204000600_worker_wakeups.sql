@@ -81,8 +81,8 @@ begin
   perform set_config('jobs.quiet_claims', 'on', true);
   return query select * from public.claim_jobs(
     worker_id => claim_jobs_or_park.worker_id, kinds => kinds, max_jobs => max_jobs, lease_seconds => lease_seconds);
-  perform set_config('jobs.quiet_claims', '', true);
   get diagnostics v_claimed = row_count;
+  perform set_config('jobs.quiet_claims', '', true);
   if v_claimed < max_jobs then
     insert into public.worker_wakeups as w (worker_id, kinds, free_slots, parked_at, parked_until)
     values (claim_jobs_or_park.worker_id, kinds, max_jobs - v_claimed, now(), now() + make_interval(secs => park_seconds))
