@@ -1248,6 +1248,12 @@ begin
   if private.is_quiet(new.id) then
     return null;  -- the calling function sends this job's one message itself
   end if;
+  -- A worker's claim (claim_jobs_or_park, complete_and_claim) is quiet: the worker announces the
+  -- running job with its first report (report_progress_batch, "started"), one message for both.
+  if tg_op = 'UPDATE' and old.status = 'queued' and new.status = 'running'
+     and current_setting('jobs.quiet_claims', true) = 'on' then
+    return null;
+  end if;
   perform realtime.send(private.job_broadcast_payload(new), 'job', 'jobs:' || new.user_id::text, true);
   return null;
 end;
@@ -2397,9 +2403,12 @@ begin
   end if;
   lock table private.wakeup_gate in share mode;
   -- claim_jobs checks the other arguments; its error aborts the call before anything is parked.
+  -- The claim is quiet (broadcast_job_change): the worker announces each job with its first report.
+  perform set_config('jobs.quiet_claims', 'on', true);
   return query select * from public.claim_jobs(
     worker_id => claim_jobs_or_park.worker_id, kinds => kinds, max_jobs => max_jobs, lease_seconds => lease_seconds);
   get diagnostics v_claimed = row_count;
+  perform set_config('jobs.quiet_claims', '', true);
   if v_claimed < max_jobs then
     insert into public.worker_wakeups as w (worker_id, kinds, free_slots, parked_at, parked_until)
     values (claim_jobs_or_park.worker_id, kinds, max_jobs - v_claimed, now(), now() + make_interval(secs => park_seconds))
@@ -2437,10 +2446,13 @@ begin
   select 'completed'::text, c.job_id, c.completed, c.reason, null::text
   from public.complete_jobs(complete_and_claim.worker_id, complete_and_claim.completions) as c;
 
+  -- A quiet claim, as claim_jobs_or_park's: the worker announces each job with its first report.
+  perform set_config('jobs.quiet_claims', 'on', true);
   return query
   select 'claimed'::text, j.id, null::boolean, null::text, to_jsonb(j)::text
   from public.claim_jobs(complete_and_claim.worker_id, complete_and_claim.kinds, complete_and_claim.max_jobs,
                          complete_and_claim.lease_seconds) as j;
+  perform set_config('jobs.quiet_claims', '', true);
 end;
 $function$
 
@@ -3162,7 +3174,7 @@ begin
   perform private.check_worker_id(report_progress_batch.worker_id);
   if reports is null or jsonb_typeof(reports) <> 'array' then
     perform private.raise_invalid('reports',
-      format('must be a JSON array of {"job_id", "percent", "message", "partial"} objects, got %s',
+      format('must be a JSON array of {"job_id", "percent", "message", "partial", "started"} objects, got %s',
              coalesce(jsonb_typeof(reports), 'null')));
   end if;
   n := jsonb_array_length(reports);
@@ -3178,8 +3190,8 @@ begin
       perform private.raise_invalid(v_field, format('must be an object, got %s', jsonb_typeof(item)));
     end if;
     for k in select jsonb_object_keys(item) loop
-      if k not in ('job_id', 'percent', 'message', 'partial') then
-        perform private.raise_invalid(v_field, format('unknown key "%s"; allowed: job_id, percent, message, partial', k));
+      if k not in ('job_id', 'percent', 'message', 'partial', 'started') then
+        perform private.raise_invalid(v_field, format('unknown key "%s"; allowed: job_id, percent, message, partial, started', k));
       end if;
     end loop;
     if jsonb_typeof(item -> 'job_id') is distinct from 'string'
@@ -3196,8 +3208,15 @@ begin
           format('must be at most 65536 bytes per item, got %s', octet_length(item ->> 'partial')));
       end if;
     end if;
-    if coalesce(item ->> 'percent', item ->> 'message', item ->> 'partial') is null then
-      perform private.raise_invalid(v_field, 'nothing to report: give percent, message or partial');
+    -- "started": true announces the job (its row, status running) after a quiet claim; with
+    -- nothing else the item writes no event, and the job's one message carries the row alone.
+    if item ? 'started' and jsonb_typeof(item -> 'started') <> 'null' and item -> 'started' <> 'true'::jsonb then
+      perform private.raise_invalid(v_field || '.started',
+        format('must be true, got %s', private.excerpt((item -> 'started')::text, 20)));
+    end if;
+    if coalesce(item ->> 'percent', item ->> 'message', item ->> 'partial') is null
+       and item -> 'started' is distinct from 'true'::jsonb then
+      perform private.raise_invalid(v_field, 'nothing to report: give percent, message, partial or started');
     end if;
     i := i + 1;
   end loop;
