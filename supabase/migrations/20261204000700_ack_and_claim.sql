@@ -8,6 +8,9 @@
 -- accepts. An invalid argument of either part raises 22023 naming the field, and the whole call
 -- changes nothing (a refused claim does not leave the acknowledgements half done).
 --
+-- The claim is quiet, as claim_jobs_or_park's (no queued -> running broadcast): the worker
+-- announces each claimed job with its first report_progress_batch ("started"), one message.
+--
 -- The answer is one table for both parts, told apart by ``entry``:
 --   'completed' rows: job_id, completed, reason (complete_jobs' row for each completion, in order)
 --   'claimed' rows:   job_id and job, the claimed public.jobs row as JSON text, in claim order.
