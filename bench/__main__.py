@@ -5,7 +5,8 @@ Loopback only: everything runs against the devstack PostgreSQL cluster (127.0.0.
 here if it is down) in scratch databases that are dropped afterwards, with gateways, workers and
 stand-ins on free loopback ports, all stopped when their scenario ends.
 
-`python -m bench attack ...` runs the attack suite instead (bench/attack/cli.py).
+`python -m bench attack ...` runs the attack suite instead (bench/attack/cli.py), and
+`python -m bench chaos ...` the chaos suite (bench/chaos/runner.py).
 """
 
 from __future__ import annotations

@@ -10,89 +10,26 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from worker.adapters.memory_ack import AckAndClaim
 from worker.adapters.memory_progress import check_last_progress, check_reports, check_step, next_progress
+from worker.adapters.memory_rows import (
+    DEFAULT_KINDS,
+    Event,
+    Row,
+    check_lease,
+    check_worker,
+    retry_delay,
+    row_of,
+    rows_of,
+)
 from worker.adapters.memory_usage import UsageLedger
 from worker.core.clock import SystemClock
-from worker.core.errors import InvalidArgument, JobNotFound, LeaseLost, StoreError
-from worker.core.job_rows import read_job
+from worker.core.errors import InvalidArgument, JobNotFound, LeaseLost
 from worker.core.jobs import Job, JobKind, JobRow
 from worker.core.ports import Clock, ModelCall, ProgressReport
-
-# Mirrors the seed rows of public.job_kinds (20261123000100_jobs_schema.sql).
-DEFAULT_KINDS: dict[str, tuple[int, int, int]] = {  # kind: (max_attempts, timeout_seconds, max_running_per_user)
-    "generate_design": (3, 180, 2),
-    "rename_layers": (3, 120, 3),
-    "generate_edits": (3, 180, 1),
-    "generate_image": (2, 180, 1),
-}
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
-
-
-def retry_delay(attempt: int, jitter: float) -> timedelta:
-    """private.retry_delay: exponential from 5 s, capped at 10 min, equal jitter."""
-    base = min(600.0, 5.0 * 2 ** (max(attempt, 1) - 1))
-    return timedelta(seconds=base / 2 + base / 2 * max(0.0, min(1.0, jitter)))
-
-
-@dataclass
-class Row:
-    id: uuid.UUID
-    user_id: uuid.UUID
-    kind: str
-    payload: dict[str, Any]
-    max_attempts: int
-    run_at: datetime
-    created_at: datetime
-    priority: int = 0
-    status: str = "queued"
-    attempts: int = 0
-    lease_expires_at: datetime | None = None
-    worker_id: str | None = None
-    cancel_requested: bool = False
-    error: dict[str, Any] | None = None
-    result: dict[str, Any] | None = None
-    progress: dict[str, Any] = field(default_factory=lambda: {"percent": 0, "message": None})
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    # Values as the API would send them, over the typed ones: a row the worker cannot read
-    # (see ``MemoryStore.corrupt``). The queue's own logic keeps using the typed fields.
-    wire: dict[str, Any] = field(default_factory=dict)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        wire = self.__dict__.get("wire")
-        if wire:  # writing a column replaces what it held, as an UPDATE does
-            wire.pop(name, None)
-        super().__setattr__(name, value)
-
-    def to_job(self) -> Job:
-        return Job.model_validate(self.__dict__)
-
-    def to_row(self) -> JobRow | None:
-        """The row as the port answers with it: read the way the real adapters read theirs."""
-        return read_job({**self.__dict__, **self.wire})
-
-
-def _rows(rows: list[Row]) -> list[JobRow]:
-    return [job for row in rows if (job := row.to_row()) is not None]
-
-
-def _row(row: Row, fn: str) -> JobRow:
-    job = row.to_row()
-    if job is None:  # as an adapter does when the one row it got back has no usable id
-        raise StoreError(f"{fn}: returned no row")
-    return job
-
-
-@dataclass
-class Event:
-    job_id: uuid.UUID
-    type: str
-    data: dict[str, Any]
 
 
 class MemoryStore(AckAndClaim):
@@ -161,7 +98,7 @@ class MemoryStore(AckAndClaim):
             raise self.fail_next.pop(0)
 
     def _held(self, fn: str, job_id: uuid.UUID, worker_id: str) -> Row:
-        _check_worker(worker_id)
+        check_worker(worker_id)
         row = self.rows.get(job_id)
         if row is None:
             raise JobNotFound(f"{fn}: job {job_id} not found")
@@ -191,10 +128,10 @@ class MemoryStore(AckAndClaim):
         lease_seconds: int,
         park_seconds: int | None = None,
     ) -> None:
-        _check_worker(worker_id)
+        check_worker(worker_id)
         if park_seconds is not None and not 1 <= park_seconds <= 86400:
             raise InvalidArgument(f"park_seconds: must be between 1 and 86400, got {park_seconds}")
-        _check_lease(lease_seconds)
+        check_lease(lease_seconds)
         if not 1 <= max_jobs <= 1000:
             raise InvalidArgument(f"max_jobs: must be between 1 and 1000, got {max_jobs}")
         unknown = [k for k in kinds or () if k not in self.kinds]
@@ -239,7 +176,7 @@ class MemoryStore(AckAndClaim):
             self.parked[worker_id] = max_jobs - len(claimed)
         else:
             self.parked.pop(worker_id, None)
-        return _rows(claimed)
+        return rows_of(claimed)
 
     async def unpark(self, worker_id: str) -> None:
         self._call("unpark_worker")
@@ -247,8 +184,8 @@ class MemoryStore(AckAndClaim):
 
     async def renew_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: int) -> list[JobRow]:
         self._call("renew_leases")
-        _check_worker(worker_id)
-        _check_lease(lease_seconds)
+        check_worker(worker_id)
+        check_lease(lease_seconds)
         now = self.clock.now()
         out: list[Row] = []
         for job_id in sorted(set(job_ids), key=str):
@@ -259,7 +196,7 @@ class MemoryStore(AckAndClaim):
             if held and row.lease_expires_at is not None and row.lease_expires_at >= now:
                 row.lease_expires_at = now + timedelta(seconds=lease_seconds)
             out.append(row)
-        return _rows(out)
+        return rows_of(out)
 
     async def report_progress(
         self,
@@ -287,7 +224,7 @@ class MemoryStore(AckAndClaim):
         self, worker_id: str, reports: Sequence[ProgressReport]
     ) -> dict[uuid.UUID, str | None]:
         self._call("report_progress_batch")
-        _check_worker(worker_id)
+        check_worker(worker_id)
         check_reports(reports)
         out: dict[uuid.UUID, str | None] = {}
         for r in reports:
@@ -308,7 +245,7 @@ class MemoryStore(AckAndClaim):
         self._call("complete_job")
         row = self._held("complete_job", job_id, worker_id)
         self._succeed(row, result)
-        return _row(row, "complete_job")
+        return row_of(row, "complete_job")
 
     async def complete_jobs(
         self,
@@ -325,7 +262,7 @@ class MemoryStore(AckAndClaim):
         completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
         last_progress: Mapping[uuid.UUID, ProgressReport] | None,
     ) -> dict[uuid.UUID, str | None]:
-        _check_worker(worker_id)
+        check_worker(worker_id)
         if not 1 <= len(completions) <= 1000:
             raise InvalidArgument(f"completions: must hold 1 to 1000 items, got {len(completions)}")
         if len({job_id for job_id, _ in completions}) != len(completions):
@@ -361,7 +298,7 @@ class MemoryStore(AckAndClaim):
             row.run_at = now + retry_delay(row.attempts, self.rand())
         else:
             row.status, row.finished_at = "failed", now
-        return _row(row, "fail_job")
+        return row_of(row, "fail_job")
 
     async def defer_job(self, job_id: uuid.UUID, worker_id: str, run_at: datetime, reason: str) -> JobRow:
         self._call("defer_job")
@@ -375,16 +312,16 @@ class MemoryStore(AckAndClaim):
         if row.cancel_requested:
             row.status, row.finished_at = "cancelled", now
             row.error = {"type": "cancelled", "message": "cancelled by the user", "retryable": False}
-            return _row(row, "defer_job")
+            return row_of(row, "defer_job")
         row.status, row.worker_id, row.attempts = "queued", None, max(0, row.attempts - 1)
         row.run_at = max(run_at, now)
         row.progress = {"percent": row.progress.get("percent"), "message": f"waiting: {reason}"}
         self.events.append(Event(job_id, "log", {"event": "deferred", "reason": reason}))
-        return _row(row, "defer_job")
+        return row_of(row, "defer_job")
 
     async def release_jobs(self, worker_id: str, job_ids: Sequence[uuid.UUID] | None) -> list[JobRow]:
         self._call("release_jobs")
-        _check_worker(worker_id)
+        check_worker(worker_id)
         now = self.clock.now()
         out: list[Row] = []
         for row in sorted(self.rows.values(), key=lambda r: str(r.id)):
@@ -398,7 +335,7 @@ class MemoryStore(AckAndClaim):
             else:
                 row.status, row.worker_id = "queued", None
             out.append(row)
-        return _rows(out)
+        return rows_of(out)
 
     async def reap_expired_leases(self) -> int:
         self._call("reap_expired_leases")
@@ -441,7 +378,7 @@ class MemoryStore(AckAndClaim):
 
     async def record_usage(self, job_id: uuid.UUID, worker_id: str, attempt: int, call: ModelCall) -> float | None:
         self._call("record_usage")
-        _check_worker(worker_id)
+        check_worker(worker_id)
         row = self.rows.get(job_id)
         job = None if row is None else (row.user_id, row.kind, row.attempts)
         return self.ledger.record(job, job_id, worker_id, attempt, call)
@@ -468,15 +405,3 @@ class MemoryStore(AckAndClaim):
 
     async def close(self) -> None:
         return None
-
-
-def _check_worker(worker_id: str) -> None:
-    if not worker_id or not worker_id.strip():
-        raise InvalidArgument("worker_id: must be a non-empty string")
-    if len(worker_id) > 200:
-        raise InvalidArgument(f"worker_id: must be at most 200 characters, got {len(worker_id)}")
-
-
-def _check_lease(lease_seconds: int) -> None:
-    if not 5 <= lease_seconds <= 3600:
-        raise InvalidArgument(f"lease_seconds: must be between 5 and 3600, got {lease_seconds}")

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from worker.adapters.memory import TERMINAL, MemoryStore
+from worker.adapters.memory import MemoryStore
+from worker.adapters.memory_rows import TERMINAL
 from worker.core.errors import InvalidArgument
 from worker.core.ports import ArtifactDeletion, Clock
 

@@ -18,6 +18,9 @@ PLAN_MESSAGES_PER_S = {"free": 100, "pro": 500, "pro_no_spend_cap": 2500}
 # The worker's side of the SQL API: what a job costs in round trips.
 WORKER_CALLS = (
     "claim_jobs",
+    "claim_jobs_or_park",
+    "complete_and_claim",
+    "unpark_worker",
     "renew_leases",
     "report_progress",
     "report_progress_batch",
@@ -58,6 +61,32 @@ def calls_per_job(calls: dict[str, int], jobs: dict[str, JobFacts]) -> dict[str,
     finished = max(1, sum(1 for j in jobs.values() if j.finished is not None))
     per = {name: round(n / finished, 2) for name, n in sorted(calls.items())}
     return {"jobs_finished": finished, "per_job": per, "total_per_job": round(sum(calls.values()) / finished, 2)}
+
+
+STREAMING_KINDS = ("generate_edits",)  # its text reaches the client in pieces: not held to 3
+
+
+def realtime_goals(budget: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """Issue 14's Realtime goals as (name, target, measured, met) from ``realtime_budget``."""
+    kinds = budget.get("messages_per_job_by_kind", {})
+    still = {k: v for k, v in kinds.items() if k not in STREAMING_KINDS}
+    worst = max((v["mean"] for v in still.values()), default=None)
+    free = budget.get("plans", {}).get("free", {})
+    return [
+        (
+            "Realtime messages per job that does not stream",
+            "≤ 3 (mean per kind)",
+            ", ".join(f"{k} {v['mean']} (max {v['max']})" for k, v in still.items()) or "no jobs",
+            None if worst is None else worst <= 3,
+        ),
+        (
+            "Realtime messages per second vs the Free plan",
+            "this load within 100 messages/s",
+            f"{budget.get('messages_per_s_during_load')} messages/s; {budget.get('messages_per_job')} per job "
+            f"→ Free sustains {free.get('jobs_per_s_sustained')} jobs/s",
+            free.get("this_load_within"),
+        ),
+    ]
 
 
 def realtime_budget(

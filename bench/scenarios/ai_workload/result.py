@@ -8,6 +8,7 @@ from typing import Any
 
 from bench import plots
 from bench.scenario import Context, Goal, ScenarioResult
+from bench.scenarios.ai_workload.budget import realtime_goals
 from bench.scenarios.ai_workload.facts import JobFacts, kind_row, ms, overhead_parts, pct_ms
 from bench.scenarios.ai_workload.plan import KINDS, TERMINAL, Plan
 from bench.scenarios.ai_workload.sampling import Samples
@@ -120,6 +121,7 @@ def build_result(
             idle_median_ratio <= 1.1 if idle_median_ratio is not None else None,
         ),
     ]
+    goals += [Goal(*g) for g in realtime_goals(extra.get("realtime_budget", {}))]
 
     out = ctx.out_dir
     out.mkdir(parents=True, exist_ok=True)
