@@ -17,11 +17,12 @@ from typing import Any
 from worker.core.acks import CompletionBatcher
 from worker.core.background import in_background
 from worker.core.context import JobContext
-from worker.core.errors import InvalidArgument, LeaseLost, PermanentFailure, StoreError, StoreUnavailable
+from worker.core.errors import PermanentFailure, StoreError, StoreUnavailable
 from worker.core.health import HealthState
-from worker.core.job_runner import Deferred, Failed, JobRun, Outcome, Stopped, Succeeded, execute
-from worker.core.jobs import Job, JobHint, JobRow, UnparseableJob
+from worker.core.job_runner import Failed, JobRun, Outcome, Succeeded, execute
+from worker.core.jobs import JobHint, JobRow, UnparseableJob
 from worker.core.metrics import Metrics
+from worker.core.outcomes import OutcomeRecorder
 from worker.core.ports import ArtifactStore, Clock, QueueStore, Wakeups
 from worker.core.progress import ProgressBatcher
 from worker.core.retry import Backoff, RetryPolicy
@@ -79,6 +80,17 @@ class Worker:
         self.backoff = Backoff(store_retry or RetryPolicy(base=0.5, cap=15.0), clock)
         self.acks = CompletionBatcher(store, config.worker_id, refill=self)
         self.reports = ProgressBatcher(store, config.worker_id, self.clock)
+        self._releasing = False  # the drain is giving jobs back
+        self.outcomes = OutcomeRecorder(
+            store,
+            self.acks,
+            self.metrics,
+            clock,
+            config.worker_id,
+            config.lease_seconds,
+            due=lambda job: self.wake.due(job.run_at),
+            releasing=lambda: self._releasing,
+        )
         self.kinds, self.lease_seconds = config.kinds, config.lease_seconds  # what the acks' claims ask for
         self._reserved = 0  # slots a claim in flight will fill
         self._backlog = False  # the last claim came back full: more is probably due
@@ -87,7 +99,6 @@ class Worker:
         self.shutdown = Shutdown()
         self._sweep_now = True
         self._parked = False  # the last claim came back short and parked us: wake-ups will come
-        self._releasing = False
         self._fields: dict[str, Any] = {"worker_id": config.worker_id}
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -317,73 +328,8 @@ class Worker:
                 self.wake.push()
 
     async def _record(self, run: JobRun, outcome: Outcome, duration: float) -> None:
-        job = run.job
-        fields = {**self._job_fields(job), "duration_ms": round(duration * 1000)}
-        if isinstance(outcome, Stopped):
-            if outcome.reason == "lost":
-                self.metrics.inc("worker_jobs_lost_total", kind=job.kind)
-                log.warning("job stopped: lease lost", extra={**fields, "outcome": "lost"})
-                return
-            if outcome.reason == "release":
-                return  # the drain releases it
-        deadline = self.clock.monotonic() + max(30.0, 2.0 * self.config.lease_seconds)
-        retry = Backoff(RetryPolicy(base=0.5, cap=10.0), self.clock)
-        while True:
-            try:
-                await self._record_once(run, outcome, fields)
-                return
-            except LeaseLost as exc:
-                self.metrics.inc("worker_jobs_lost_total", kind=job.kind)
-                log.warning("outcome not recorded, lease lost: %s", exc, extra={**fields, "outcome": "lost"})
-                return
-            except StoreUnavailable as exc:
-                if self.clock.monotonic() >= deadline or self._releasing:
-                    log.error("outcome not recorded (%s); the reaper will retry the job", exc, extra=fields)
-                    return
-                await self.clock.sleep(retry.failed())
-
-    async def _record_once(self, run: JobRun, outcome: Outcome, fields: dict[str, Any]) -> None:
-        job = run.job
-        me = self.config.worker_id
-        if isinstance(outcome, Succeeded):
-            try:
-                await self.acks.complete(job.id, outcome.result, run.last_progress)
-            except InvalidArgument as exc:  # e.g. a result over 1 MiB: the job cannot succeed like this
-                await self.store.fail_job(job.id, me, {"type": "invalid_output", "message": str(exc)[:4000]}, False)
-                self.metrics.inc("worker_jobs_failed_total", kind=job.kind)
-                log.error("job failed: result refused: %s", exc, extra={**fields, "outcome": "failed"})
-                return
-            self.metrics.inc("worker_jobs_succeeded_total", kind=job.kind)
-            log.info("job succeeded", extra={**fields, "outcome": "succeeded"})
-        elif isinstance(outcome, Failed):
-            failure = outcome.failure
-            row = await self.store.fail_job(job.id, me, failure.to_error(), failure.retryable)
-            self.metrics.inc("worker_jobs_failed_total", kind=job.kind)
-            self._due_again(row)
-            log.warning(
-                "job failed: %s",
-                failure.message[:500],
-                extra={**fields, "outcome": f"failed->{row.status}", "error_type": failure.type},
-            )
-        elif isinstance(outcome, Deferred):
-            row = await self.store.defer_job(job.id, me, outcome.run_at, outcome.reason)
-            self.metrics.inc("worker_jobs_deferred_total", kind=job.kind)
-            self._due_again(row)
-            log.info(
-                "job deferred until %s",
-                outcome.run_at.isoformat(),
-                extra={**fields, "outcome": "deferred", "reason": outcome.reason},
-            )
-        elif outcome.reason == "cancel":
-            error = {"type": "cancelled", "message": "cancelled by the user while running"}
-            await self.store.fail_job(job.id, me, error, False)
-            self.metrics.inc("worker_jobs_cancelled_total", kind=job.kind)
-            log.info("job cancelled", extra={**fields, "outcome": "cancelled"})
-
-    def _due_again(self, row: JobRow) -> None:
-        # A row it cannot read arms no timer: the sweep finds the job when it is due.
-        if isinstance(row, Job) and row.status == "queued":
-            self.wake.due(row.run_at)
+        fields = {**self._job_fields(run.job), "duration_ms": round(duration * 1000)}
+        await self.outcomes.record(run, outcome, fields)
 
     # -- heartbeat -----------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
