@@ -92,6 +92,9 @@ begin
 end;
 $$;
 
+-- An item may carry the job's last progress ({percent?, message?}), recorded as a progress
+-- event before the job succeeds, all in one Realtime message per job (helpers in
+-- 20261204000500_progress_batch.sql; plpgsql resolves them when called).
 create function public.complete_jobs(worker_id text, completions jsonb)
 returns table (job_id uuid, completed boolean, reason text)
 language plpgsql
@@ -106,6 +109,9 @@ declare
   k text;
   v_id text;
   v_result jsonb;
+  v_done uuid[];
+  v_steps jsonb;
+  j public.jobs;
 begin
   perform private.check_worker_id(complete_jobs.worker_id);
   if completions is null or jsonb_typeof(completions) <> 'array' then
@@ -121,8 +127,8 @@ begin
       perform private.raise_invalid(format('completions[%s]', i), format('must be an object, got %s', jsonb_typeof(item)));
     end if;
     for k in select jsonb_object_keys(item) loop
-      if k not in ('job_id', 'result') then
-        perform private.raise_invalid(format('completions[%s]', i), format('unknown key "%s"; allowed: job_id, result', k));
+      if k not in ('job_id', 'result', 'progress') then
+        perform private.raise_invalid(format('completions[%s]', i), format('unknown key "%s"; allowed: job_id, result, progress', k));
       end if;
     end loop;
     v_id := item ->> 'job_id';
@@ -139,44 +145,65 @@ begin
       perform private.raise_invalid(format('completions[%s].result', i),
         format('%s bytes exceeds 1 MiB; store large outputs in Storage', octet_length(v_result::text)));
     end if;
+    if item ? 'progress' and jsonb_typeof(item -> 'progress') <> 'null' then
+      if jsonb_typeof(item -> 'progress') <> 'object' then
+        perform private.raise_invalid(format('completions[%s].progress', i),
+          format('must be an object with percent and/or message, got %s', jsonb_typeof(item -> 'progress')));
+      end if;
+      for k in select jsonb_object_keys(item -> 'progress') loop
+        if k not in ('percent', 'message') then
+          perform private.raise_invalid(format('completions[%s].progress', i), format('unknown key "%s"; allowed: percent, message', k));
+        end if;
+      end loop;
+      perform private.check_progress_fields(format('completions[%s].progress', i), item -> 'progress');
+    end if;
     i := i + 1;
   end loop;
   if (select count(distinct (e ->> 'job_id')::uuid) from jsonb_array_elements(completions) as t(e)) <> n then
     perform private.raise_invalid('completions', 'lists a job_id more than once');
   end if;
 
-  -- Lock first (in id order), then update in a new statement that sees the locked rows' latest versions.
-  perform 1 from public.jobs j
-  where j.id in (select (e ->> 'job_id')::uuid from jsonb_array_elements(completions) as t(e))
-  order by j.id
-  for update;
+  v_done := private.lock_held_jobs(
+    array(select (e ->> 'job_id')::uuid from jsonb_array_elements(completions) as t(e)), complete_jobs.worker_id);
+  perform private.quiet_broadcasts(v_done);
+
+  -- The last progress, as an event (the client's history) and as the row's message.
+  with steps as (
+    select j.id, j.user_id, private.next_progress(j.progress, e -> 'progress') as progress
+    from jsonb_array_elements(completions) as t(e)
+    join public.jobs j on j.id = (e ->> 'job_id')::uuid
+    where j.id = any(v_done) and coalesce(e #>> '{progress,percent}', e #>> '{progress,message}') is not null
+  ),
+  logged as (
+    insert into public.job_events (job_id, user_id, type, data)
+    select steps.id, steps.user_id, 'progress', steps.progress from steps
+    returning job_events.job_id, private.job_event_payload(job_events) as payload
+  )
+  select coalesce(jsonb_object_agg(l.job_id::text, l.payload), '{}')
+  into v_steps from logged l;
+
+  for j in
+    update public.jobs j
+    set status = 'succeeded', result = t.e -> 'result', finished_at = now(), lease_expires_at = null, error = null,
+        progress = jsonb_build_object('percent', 100,
+                                      'message', coalesce(v_steps #>> array[j.id::text, 'data', 'message'],
+                                                          j.progress ->> 'message', 'done'))
+    from jsonb_array_elements(completions) as t(e)
+    where j.id = (t.e ->> 'job_id')::uuid and j.id = any(v_done)
+    returning j.*
+  loop
+    perform private.send_job_with_events(j, case when v_steps ? j.id::text then jsonb_build_array(v_steps -> j.id::text) end);
+  end loop;
+  perform private.quiet_broadcasts(null);
 
   return query
   with input as (
-    select (e ->> 'job_id')::uuid as id, e -> 'result' as result, ord
-    from jsonb_array_elements(completions) with ordinality as t(e, ord)
-  ),
-  done as (
-    update public.jobs j
-    set status = 'succeeded', result = input.result, finished_at = now(), lease_expires_at = null,
-        error = null, progress = jsonb_build_object('percent', 100, 'message', coalesce(j.progress ->> 'message', 'done'))
-    from input
-    where j.id = input.id and j.status = 'running' and j.worker_id = complete_jobs.worker_id
-      and j.lease_expires_at >= now()
-    returning j.id
+    select (e ->> 'job_id')::uuid as id, ord from jsonb_array_elements(completions) with ordinality as t(e, ord)
   )
-  select input.id, done.id is not null,
-    case
-      when done.id is not null then null
-      when j.id is null then 'not found'
-      when j.status <> 'running' or j.worker_id is distinct from complete_jobs.worker_id then
-        format('not held by worker "%s" (status %s, held by %s)', complete_jobs.worker_id, j.status,
-               coalesce('"' || j.worker_id || '"', 'no worker'))
-      else format('the lease expired at %s', j.lease_expires_at)
-    end
+  select input.id, input.id = any(v_done),
+         case when input.id = any(v_done) then null else private.not_held_reason(j, complete_jobs.worker_id) end
   from input
-  left join public.jobs j on j.id = input.id  -- this statement's snapshot: the rows before the update
-  left join done on done.id = input.id
+  left join public.jobs j on j.id = input.id
   order by input.ord;
 end;
 $$;

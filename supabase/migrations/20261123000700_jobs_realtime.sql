@@ -23,6 +23,26 @@ as $$
      end
 $$;
 
+
+-- Quiet row triggers for the jobs a call broadcasts itself (report_progress_batch, complete_jobs):
+-- transaction-local and naming the jobs, so a trigger firing for any other job in the same call
+-- (e.g. a dependent job released by advance_dependents) still broadcasts. Quiet claims: a
+-- transaction-local 'jobs.quiet_claims' = 'on', set by the worker's claim functions around their
+-- claim, hides the queued -> running change (the worker announces it with its first report).
+create function private.quiet_broadcasts(job_ids uuid[]) returns void
+language sql
+set search_path = ''
+as $$
+  select set_config('jobs.quiet_broadcasts', coalesce(array_to_string(job_ids, ','), ''), true)
+$$;
+
+create function private.is_quiet(job_id uuid) returns boolean
+language sql stable
+set search_path = ''
+as $$
+  select job_id::text = any(string_to_array(nullif(current_setting('jobs.quiet_broadcasts', true), ''), ','))
+$$;
+
 create function private.broadcast_job_change() returns trigger
 language plpgsql
 security definer
@@ -35,6 +55,15 @@ begin
                           (new.status, new.progress, new.attempts, new.error, new.cancel_requested, new.result, new.run_at) then
     return null;
   end if;
+  if private.is_quiet(new.id) then
+    return null;  -- the calling function sends this job's one message itself
+  end if;
+  -- A worker's claim (claim_jobs_or_park, complete_and_claim) is quiet: the worker announces the
+  -- running job with its first report (report_progress_batch, "started"), one message for both.
+  if tg_op = 'UPDATE' and old.status = 'queued' and new.status = 'running'
+     and current_setting('jobs.quiet_claims', true) = 'on' then
+    return null;
+  end if;
   perform realtime.send(private.job_broadcast_payload(new), 'job', 'jobs:' || new.user_id::text, true);
   return null;
 end;
@@ -44,17 +73,39 @@ create trigger jobs_broadcast_change
   after insert or update on public.jobs
   for each row execute function private.broadcast_job_change();
 
+
+-- A job_events row as clients receive it (the same keys as before this migration).
+create function private.job_event_payload(e public.job_events) returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select jsonb_build_object('id', e.id, 'job_id', e.job_id, 'type', e.type, 'data', e.data, 'created_at', e.created_at)
+$$;
+
 create function private.broadcast_job_event() returns trigger
 language plpgsql
 security definer
 set search_path = ''
 as $$
 begin
-  perform realtime.send(
-    jsonb_build_object('id', new.id, 'job_id', new.job_id, 'type', new.type, 'data', new.data, 'created_at', new.created_at),
-    'job_event', 'jobs:' || new.user_id::text, true);
+  if private.is_quiet(new.job_id) then
+    return null;
+  end if;
+  perform realtime.send(private.job_event_payload(new), 'job_event', 'jobs:' || new.user_id::text, true);
   return null;
 end;
+$$;
+
+-- One message per job: the row as the row trigger would send it, plus the events the call wrote.
+create function private.send_job_with_events(j public.jobs, events jsonb) returns void
+language sql
+security definer
+set search_path = ''
+as $$
+  select realtime.send(
+    private.job_broadcast_payload(j) || case when jsonb_array_length(coalesce(events, '[]')) > 0
+                                             then jsonb_build_object('events', events) else '{}'::jsonb end,
+    'job', 'jobs:' || j.user_id::text, true)
 $$;
 
 create trigger job_events_broadcast
