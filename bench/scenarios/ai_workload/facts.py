@@ -43,6 +43,7 @@ class JobFacts:
     finished: float | None
     error_type: str | None
     tag: str | None
+    deferrals: int = 0  # defer_job calls (a model 429, or a shared cooldown / capacity wait)
     requests: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -56,6 +57,7 @@ class JobFacts:
             self.status == "succeeded"
             and self.attempts == 1
             and not self.got_429
+            and self.deferrals == 0
             and bool(self.requests)
             and all(r["finished"] is not None for r in self.requests)
             and self.started is not None
@@ -81,7 +83,9 @@ def read_jobs(database: str) -> dict[str, JobFacts]:
     query = sql.SQL(
         "select id::text, kind, status, attempts, extract(epoch from created_at)::float8 as created, "
         "extract(epoch from started_at)::float8 as started, extract(epoch from finished_at)::float8 as finished, "
-        "error->>'type' as error_type, substring(payload::text from {}) as tag from public.jobs"
+        "error->>'type' as error_type, substring(payload::text from {}) as tag, "
+        "(select count(*) from public.job_events e where e.job_id = jobs.id and e.type = 'log' "
+        "and e.data->>'event' = 'deferred')::int as deferrals from public.jobs"
     ).format(sql.Literal(TAG_PATTERN))
     with psycopg.connect(paths.database_url(database)) as conn:
         rows = conn.execute(query).fetchall()
@@ -123,6 +127,7 @@ def kind_row(label: str, subs: list[Submission], jobs: dict[str, JobFacts], load
         "lost": len(subs) - len(done),
         "rate_limited_at_enqueue": rate_limited,
         "deferred_by_model_429": sum(1 for f in facts if f.got_429),
+        "deferred_without_own_429": sum(1 for f in facts if f.deferrals and not f.got_429),
         "enqueue_to_done_p50_ms": pct_ms([f.total_s for f in succeeded], 50),
         "enqueue_to_done_p99_ms": pct_ms([f.total_s for f in succeeded], 99),
         "model_p50_ms": pct_ms([f.model_s for f in clean], 50),

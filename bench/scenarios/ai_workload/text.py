@@ -174,8 +174,9 @@ instruction, the image prompt); the stand-ins log each request's start (request 
 (answer rendered, or the last streamed chunk sent) with the tag, and a job's model time is the length
 of the union of its requests' intervals (the two rename batches overlap). **Worker overhead** =
 enqueue → done − model time: wake-up and claim, handler start, progress and partial-output writes,
-Storage upload (images), `complete_job`. It is reported over jobs that succeeded in one attempt with
-no 429 from the model: a deferred job waits its `retry-after` by design. The overhead is also split
+Storage upload (images), `complete_job`. It is reported over jobs that succeeded in one attempt and
+were never deferred: a job deferred after its own model 429, or because another job's 429 opened
+the model's shared cooldown (issue 13), waits the `retry-after` by design. The overhead is also split
 into enqueue → claim, claim → first model request, gaps between model requests, and last model answer
 → done (`finished_at`); these mix the database's and the stand-ins' clocks, which are the same machine
 clock.
