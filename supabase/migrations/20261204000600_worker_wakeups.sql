@@ -135,23 +135,26 @@ begin
   -- A worker woken moments ago that has not claimed yet still has free slots promised to no job:
   -- its coming claim will see these jobs too (it takes the gate after this statement's commit),
   -- so it takes them without another message or another worker's claim. After two seconds
-  -- without its claim it counts as unresponsive: new jobs wake others.
+  -- without its claim it counts as unresponsive: new jobs wake others. It is not preferred over
+  -- workers parked after it, though: a dead worker woken because nobody else was parked yet must
+  -- not absorb the jobs that follow while a live worker has parked since (a job then waited for
+  -- the sweep: tests/sql/test_wakeups.py).
   for w in
     with candidates as (
       select c.worker_id, c.free_slots, c.parked_at, c.woken_at is not null as woken
       from public.worker_wakeups c
       where c.parked_until > now() and c.free_slots > 0 and (c.kinds is null or p_kind = any(c.kinds))
         and (c.woken_at is null or c.woken_at > now() - interval '2 seconds')
-      order by c.woken_at is null, c.parked_at desc, c.worker_id
+      order by c.parked_at desc, c.worker_id
       limit p_jobs
       for update skip locked
     ),
     chosen as (
-      -- Woken ones first, then the one parked last, until their free slots cover the new jobs. A
+      -- The one parked last first, until their free slots cover the new jobs. A
       -- live worker parks again after every claim: the latest entries are the likeliest alive,
       -- and one that died sinks below them until it lapses.
       select c.worker_id, c.woken, coalesce(sum(c.free_slots) over (
-        order by not c.woken, c.parked_at desc, c.worker_id rows between unbounded preceding and 1 preceding), 0) as before
+        order by c.parked_at desc, c.worker_id rows between unbounded preceding and 1 preceding), 0) as before
       from candidates c
     )
     update public.worker_wakeups d

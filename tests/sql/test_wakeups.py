@@ -202,3 +202,16 @@ def test_a_woken_worker_that_does_not_claim_soon_gets_no_more_jobs(api: SqlApi) 
     api.admin("update public.worker_wakeups set woken_at = now() - interval '3 seconds' where worker_id = 'w1'")
     api.enqueue(uid)
     assert woken(api) == ["w1", "w2"]
+
+
+def test_a_worker_parked_since_gets_the_next_job_not_one_woken_earlier(api: SqlApi) -> None:
+    # The race the process tests met: a job queued while only a dead worker was parked woke it;
+    # the live worker then claimed that job and parked. The next job must wake the live one, not be
+    # promised to the dead one's remaining slots (it waited for the sweep).
+    uid = api.create_user()
+    park(api, "dead", max_jobs=4)
+    api.enqueue(uid)
+    assert woken(api) == ["dead"]
+    assert len(park(api, "alive", max_jobs=4)) == 1  # the live worker's claim takes that job
+    api.enqueue(uid)
+    assert woken(api) == ["dead", "alive"]
