@@ -84,43 +84,43 @@ class PostgresStore(RpcStore):
         except PoolTimeout as exc:
             raise StoreUnavailable(f"no database connection: {exc}") from exc
 
-    async def rows_of(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    async def _rows(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         async with self._conn() as conn:
             cur = await conn.execute(queries()[name], params)
             return list(await cur.fetchall()) if cur.description else []
 
     async def _jobs(self, name: str, args: dict[str, Any]) -> list[JobRow]:
-        read = (read_job_text(row["job"]) for row in await self.rows_of(name, _encode(args)))
+        read = (read_job_text(row["job"]) for row in await self._rows(name, _encode(args)))
         return [job for job in read if job is not None]
 
     async def _void(self, name: str, args: dict[str, Any]) -> None:
-        await self.rows_of(name, _encode(args))
+        await self._rows(name, _encode(args))
 
     async def _records(self, name: str, args: dict[str, Any]) -> list[dict[str, Any]]:
-        return await self.rows_of(name, _encode(args))
+        return await self._rows(name, _encode(args))
 
     async def _scalar(self, name: str, args: dict[str, Any]) -> Any:
-        rows = await self.rows_of(name, _encode(args))
+        rows = await self._rows(name, _encode(args))
         return rows[0]["value"] if rows else None
 
     async def _kind_model_rows(self) -> list[dict[str, Any]]:
-        return await self.rows_of("kind_models")
+        return await self._rows("kind_models")
 
     async def reap_expired_leases(self) -> int:
-        rows = await self.rows_of("reap_expired_leases")
+        rows = await self._rows("reap_expired_leases")
         return int(rows[0]["reaped"])
 
     async def next_run_at(self, kinds: Sequence[str] | None) -> datetime | None:
-        rows = await self.rows_of("next_job_run_at", {"kinds": list(kinds) if kinds else None})
+        rows = await self._rows("next_job_run_at", {"kinds": list(kinds) if kinds else None})
         return read_time(rows[0]["run_at"])
 
     async def job_kinds(self) -> list[JobKind]:
-        return [JobKind.model_validate(row) for row in await self.rows_of("job_kinds")]
+        return [JobKind.model_validate(row) for row in await self._rows("job_kinds")]
 
     async def read_view(self, view: str) -> list[dict[str, Any]]:
         if view not in VIEWS:
             raise ValueError(f"unknown view {view!r}; known: {', '.join(sorted(VIEWS))}")
-        return await self.rows_of(view)
+        return await self._rows(view)
 
     async def close(self) -> None:
         if self._opened:
