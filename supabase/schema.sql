@@ -1995,28 +1995,10 @@ CREATE OR REPLACE FUNCTION private.wake_for_queued_jobs()
 AS $function$
 declare
   g record;
-  v_any boolean;
 begin
-  -- Jobs that became queued in this statement: new ones, and ones that came back or moved in time.
-  if tg_op = 'INSERT' then
-    select exists (select 1 from new_rows n where n.status = 'queued') into v_any;
-  else
-    select exists (
-      select 1 from new_rows n join old_rows o on o.id = n.id
-      where n.status = 'queued' and (o.status <> 'queued' or o.run_at is distinct from n.run_at)) into v_any;
-    -- A job that stops running frees a place under its user's running cap: a due job of that user
-    -- and kind that waited for it is claimable now, though nothing about it changed.
-    select v_any or exists (
-      select 1 from new_rows n join old_rows o on o.id = n.id
-      where o.status = 'running' and n.status not in ('running', 'queued')
-        and exists (select 1 from public.jobs q
-                    where q.user_id = n.user_id and q.kind = n.kind and q.status = 'queued' and q.run_at <= now()))
-      into v_any;
-  end if;
-  if not v_any then
-    return null;  -- claims, renewals, progress, outcomes: no lock, no wake-up
-  end if;
-  lock table private.wakeup_gate in row exclusive mode;
+  -- Per kind, the jobs that became queued in this statement: new ones, and ones that came back
+  -- or moved in time. Claims, renewals, progress and outcomes find none: no lock, no wake-up
+  -- (wake_parked_workers takes the gate only when it runs).
   if tg_op = 'INSERT' then
     for g in
       select n.kind, count(*)::integer as jobs,
@@ -2026,28 +2008,30 @@ begin
     loop
       perform private.wake_parked_workers(g.kind, g.jobs, g.due_at, g.next_at);
     end loop;
-  else
-    for g in
-      select n.kind, count(*)::integer as jobs,
-             min(n.run_at) filter (where n.run_at <= now()) as due_at,
-             min(n.run_at) filter (where n.run_at > now()) as next_at
-      from new_rows n join old_rows o on o.id = n.id
-      where n.status = 'queued' and (o.status <> 'queued' or o.run_at is distinct from n.run_at)
-      group by n.kind
-    loop
-      perform private.wake_parked_workers(g.kind, g.jobs, g.due_at, g.next_at);
-    end loop;
-    for g in
-      select n.kind, count(*)::integer as jobs
-      from new_rows n join old_rows o on o.id = n.id
-      where o.status = 'running' and n.status not in ('running', 'queued')
-        and exists (select 1 from public.jobs q
-                    where q.user_id = n.user_id and q.kind = n.kind and q.status = 'queued' and q.run_at <= now())
-      group by n.kind
-    loop
-      perform private.wake_parked_workers(g.kind, g.jobs, now(), null);
-    end loop;
+    return null;
   end if;
+  for g in
+    select n.kind, count(*)::integer as jobs,
+           min(n.run_at) filter (where n.run_at <= now()) as due_at,
+           min(n.run_at) filter (where n.run_at > now()) as next_at
+    from new_rows n join old_rows o on o.id = n.id
+    where n.status = 'queued' and (o.status <> 'queued' or o.run_at is distinct from n.run_at)
+    group by n.kind
+  loop
+    perform private.wake_parked_workers(g.kind, g.jobs, g.due_at, g.next_at);
+  end loop;
+  -- A job that stops running frees a place under its user's running cap: a due job of that user
+  -- and kind that waited for it is claimable now, though nothing about it changed.
+  for g in
+    select n.kind, count(*)::integer as jobs
+    from new_rows n join old_rows o on o.id = n.id
+    where o.status = 'running' and n.status not in ('running', 'queued')
+      and exists (select 1 from public.jobs q
+                  where q.user_id = n.user_id and q.kind = n.kind and q.status = 'queued' and q.run_at <= now())
+    group by n.kind
+  loop
+    perform private.wake_parked_workers(g.kind, g.jobs, now(), null);
+  end loop;
   return null;
 end;
 $function$
@@ -2063,6 +2047,9 @@ declare
   w record;
   v_payload jsonb;
 begin
+  -- Before reading parked workers: a claim that is parking now either sees these committed jobs
+  -- or has committed its entry (see the header). Taken again by a later call: a no-op.
+  lock table private.wakeup_gate in row exclusive mode;
   -- The hint a worker reads: claim now (run_at due) and/or arm a timer (next_at, or run_at later).
   v_payload := jsonb_build_object('kind', p_kind, 'status', 'queued', 'run_at', coalesce(p_due_at, p_next_at))
     || case when p_due_at is not null and p_next_at is not null then jsonb_build_object('next_at', p_next_at) else '{}' end;
