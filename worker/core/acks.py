@@ -37,8 +37,11 @@ class Refill(Protocol):
     """The claim side of acknowledging: how many jobs to claim along with a batch, and what to do
     with them. Slots handed out by ``reserve`` stay reserved until ``claimed`` or ``released``."""
 
-    kinds: tuple[str, ...]
-    lease_seconds: int
+    @property
+    def kinds(self) -> tuple[str, ...]: ...
+
+    @property
+    def lease_seconds(self) -> int: ...
 
     def reserve(self, acknowledging: int) -> int:
         """Slots to claim along with acknowledging this many jobs (0: acknowledge only)."""

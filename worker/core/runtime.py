@@ -91,7 +91,6 @@ class Worker:
             due=lambda job: self.wake.due(job.run_at),
             releasing=lambda: self._releasing,
         )
-        self.kinds, self.lease_seconds = config.kinds, config.lease_seconds  # what the acks' claims ask for
         self._reserved = 0  # slots a claim in flight will fill
         self._backlog = False  # the last claim came back full: more is probably due
         self.runs: dict[uuid.UUID, JobRun] = {}
@@ -232,6 +231,14 @@ class Worker:
             self._parked = False
 
     # -- claiming along with acknowledgements (the CompletionBatcher's Refill) -----------------
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return self.config.kinds
+
+    @property
+    def lease_seconds(self) -> int:
+        return self.config.lease_seconds
+
     def reserve(self, acknowledging: int) -> int:
         """While there is a backlog, the slots the acknowledged jobs free (and any free now) are
         filled in the same statement; otherwise acknowledging alone is cheaper (an idle queue)."""
