@@ -121,7 +121,7 @@ def build_router(settings: Settings, transports: Transports, clock: SystemClock)
     defaults = {
         kind: ModelRoute(settings.provider_for(kind), settings.model_for(kind)) for kind in settings.worker_kinds
     }
-    return ModelRouter(defaults, link, clock, transports.control)
+    return ModelRouter(defaults, link, clock, transports.control, settings.provider_max_wait_seconds)
 
 
 def build_retention(

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from bench import databases
 from bench.systems import cli
@@ -94,6 +95,7 @@ class OursSystem(OursProduct):
             api.admin(ADD_KIND, (KIND,))
             for _ in range(USERS):
                 api.create_user()
+        _without(database, os.environ.get("BENCH_WITHOUT", ""))
 
     def fill(self, database: str, count: int) -> None:
         with psycopg.connect(paths.database_url(database), autocommit=True) as conn:
@@ -193,6 +195,35 @@ class OursSystem(OursProduct):
                 api.enqueue(user, KIND, {"seq": seq})
 
             await cli.enqueue_paced(enqueue_one, out, count, gap_ms, first_seq)
+
+
+NO_BROADCASTS = """
+create or replace function realtime.send(payload jsonb, event text, topic text, private boolean default true)
+returns void language sql as $$ select null::void $$
+"""
+
+
+def _without(database: str, names: str) -> None:
+    """A/B runs that price a feature (``BENCH_WITHOUT``, comma-separated): ``broadcasts`` makes
+    realtime.send a no-op (no subtransaction, no realtime.messages row), any other name is a
+    trigger of public.jobs to turn off (checked against the catalog). Scratch database only."""
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    if not wanted:
+        return
+    with psycopg.connect(paths.database_url(database), autocommit=True) as conn:
+        known = {
+            str(r[0])
+            for r in conn.execute(
+                "select tgname from pg_trigger where tgrelid = 'public.jobs'::regclass and not tgisinternal"
+            ).fetchall()
+        }
+        for name in wanted:
+            if name == "broadcasts":
+                conn.execute(sql.SQL(NO_BROADCASTS))
+            elif name in known:
+                conn.execute(sql.SQL("alter table public.jobs disable trigger {}").format(sql.Identifier(name)))
+            else:
+                raise SystemExit(f"BENCH_WITHOUT: {name!r} is neither broadcasts nor one of {sorted(known)}")
 
 
 def _wait_for_change_feed(conn: psycopg.Connection[Any], cap_s: float = 30.0) -> None:

@@ -5,6 +5,7 @@ against model endpoints (ai). Mixed into ours.OursSystem."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import uuid
@@ -122,4 +123,8 @@ class OursProduct:
             "LOG_LEVEL": "WARNING",
             "DRAIN_TIMEOUT_SECONDS": "10",
         }
+        # A/B runs: BENCH_PROVIDER_MAX_WAIT_SECONDS=0 defers every job that meets a cooldown (as before
+        # the chain waited short ones out).
+        if (max_wait := os.environ.get("BENCH_PROVIDER_MAX_WAIT_SECONDS")) is not None:
+            variables["PROVIDER_MAX_WAIT_SECONDS"] = max_wait
         return [sys.executable, "-m", "worker", "run"], {**processes.clean_env(), **variables}

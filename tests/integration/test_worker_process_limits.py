@@ -41,8 +41,9 @@ def test_a_429_cools_the_model_down_for_every_worker_process(
 ) -> None:
     # Two replicas, one per kind, so each job is sure to land on a different process; both kinds
     # use the same model. One on psycopg, one on supabase-py: the state is in SQL, not a transport.
-    designer = spawn("postgres", WORKER_KINDS="generate_design")
-    renamer = spawn("supabase", WORKER_KINDS="rename_layers")
+    # The cooldown (8 s) is longer than either may wait in place (2 s): both jobs are deferred.
+    designer = spawn("postgres", WORKER_KINDS="generate_design", PROVIDER_MAX_WAIT_SECONDS="2")
+    renamer = spawn("supabase", WORKER_KINDS="rename_layers", PROVIDER_MAX_WAIT_SECONDS="2")
     designer.wait_healthy()
     renamer.wait_healthy()
     fault = {"provider": "anthropic", "kind": "429", "retry_after": 8}
@@ -59,6 +60,36 @@ def test_a_429_cools_the_model_down_for_every_worker_process(
         assert done.attempts == 1  # the deferral kept the attempt
     cooldown = env.db.sql("select cooldown_status, cooldowns from public.model_capacity where model = %s", (HAIKU,))
     assert cooldown == [{"cooldown_status": 429, "cooldowns": 1}]
+
+
+def test_a_short_cooldown_is_waited_out_in_the_worker_by_every_process(
+    env: Env, standin: httpx.Client, spawn: Callable[..., WorkerProcess]
+) -> None:
+    designer = spawn("supabase", WORKER_KINDS="generate_design")
+    renamer = spawn("postgres", WORKER_KINDS="rename_layers")
+    designer.wait_healthy()
+    renamer.wait_healthy()
+    standin.post("/_standin/faults", json={"provider": "anthropic", "kind": "429", "retry_after": 3}).raise_for_status()
+    first = design(env)
+    until(lambda: requests(standin) != [], "the first job's 429")
+    second = rename(env)  # meets the cooldown the first job's 429 opened, on the other process
+    for j in (first, second):
+        done = until(lambda: (r := job(env, j.id)).status == "succeeded" and r, "succeeded after the cooldown")  # noqa: B023
+        # Waited in the worker (3 s is under PROVIDER_MAX_WAIT_SECONDS' 10): no deferral, one attempt,
+        # and the result says how long.
+        assert done.attempts == 1 and not _deferred(env, j.id)
+        assert done.result is not None and done.result["model"]["cooldown_wait_s"] > 0
+    assert requests(standin) == [
+        ("anthropic", HAIKU, "generate_design", 429),
+        ("anthropic", HAIKU, "generate_design", 200),
+        ("anthropic", HAIKU, "rename_layers", 200),
+    ] or requests(standin) == [
+        ("anthropic", HAIKU, "generate_design", 429),
+        ("anthropic", HAIKU, "rename_layers", 200),
+        ("anthropic", HAIKU, "generate_design", 200),
+    ]
+    for worker in (designer, renamer):
+        assert "worker_jobs_deferred_total{" not in worker.metrics()
 
 
 def test_an_overloaded_model_falls_back_to_the_next_in_the_kinds_chain(
@@ -78,7 +109,12 @@ def test_an_overloaded_model_falls_back_to_the_next_in_the_kinds_chain(
     first = design(env)
     done = until(lambda: (r := job(env, first.id)).status == "succeeded" and r, "first answered by the fallback")
     assert done.attempts == 1 and done.result is not None and done.result["root"]["type"] == "FRAME"
-    assert done.result["model"] == {"provider": "gemini", "model": "gemini-2.5-flash", "fallback": True}
+    assert done.result["model"] == {
+        "provider": "gemini",
+        "model": "gemini-2.5-flash",
+        "fallback": True,
+        "cooldown_wait_s": 0.0,
+    }
     second = rename(env)
     done = until(lambda: (r := job(env, second.id)).status == "succeeded" and r, "second on the fallback")
     assert done.result is not None and done.result["model"]["model"] == "gemini-2.5-flash"

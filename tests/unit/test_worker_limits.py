@@ -78,9 +78,9 @@ def link(provider: ModelProvider, model: str, clock: Clock, retries: int = 1) ->
     )
 
 
-def chain(clock: Clock, *links: LimitedModel) -> tuple[ModelChain, list[ModelAnswer]]:
+def chain(clock: Clock, *links: LimitedModel, max_wait: float = 0.0) -> tuple[ModelChain, list[ModelAnswer]]:
     calls: list[ModelAnswer] = []
-    return ModelChain.of(links, clock).for_job(calls.append), calls
+    return ModelChain.of(links, clock, max_wait).for_job(calls.append), calls
 
 
 # -- the gate ---------------------------------------------------------------------------------
@@ -175,6 +175,55 @@ async def test_when_every_model_is_limited_the_soonest_back_defers_the_job() -> 
     assert limited.value.retry_after == 5 and calls == []
 
 
+async def test_a_short_cooldown_of_every_model_is_waited_out_a_long_one_defers() -> None:
+    clock = FakeClock()
+    control = MemoryProviderControl(clock)
+    claude = Scripted("anthropic", RateLimited("429", retry_after=1, status=429))
+    model, calls = chain(clock, link(GatedProvider(claude, control, clock), "a", clock), max_wait=10)
+    assert await model.complete(ASK) == "anthropic:a"
+    # The 429 opened the shared cooldown; the chain waited for it instead of deferring the job,
+    # and the answer says how long (the job's result carries it).
+    assert claude.calls == ["a", "a"] and clock.slept == [1.0]
+    assert calls[0].waited == 1.0 and calls[0].position == 0
+    # Waits add up: one more than max_wait allows, and the job is deferred as before.
+    claude.script = [RateLimited("429", retry_after=6, status=429), RateLimited("429", retry_after=6, status=429)]
+    with pytest.raises(RateLimited) as deferred:
+        await model.complete(ASK)
+    assert deferred.value.retry_after > 0 and claude.calls == ["a", "a", "a", "a"]
+    assert clock.slept == [1.0, 6.0]
+    # Without max_wait (the default) nothing is waited: the job is deferred at once.
+    clock.mono += 60
+    claude.script = [RateLimited("429", retry_after=1, status=429)]
+    eager, _ = chain(clock, link(GatedProvider(claude, control, clock), "a", clock))
+    with pytest.raises(RateLimited):
+        await eager.complete(ASK)
+    assert clock.slept == [1.0, 6.0]
+
+
+async def test_a_chain_waits_only_after_its_fallbacks_refused_and_never_for_a_5xx() -> None:
+    clock = FakeClock()
+    control = MemoryProviderControl(clock)
+    claude = Scripted("anthropic", overloaded(2))
+    model, calls = chain(
+        clock,
+        link(GatedProvider(claude, control, clock), "a", clock),
+        link(Scripted("gemini"), "b", clock),
+        max_wait=10,
+    )
+    assert [d async for d in model.stream(ASK)] == ["gemini:b"]  # the fallback, no wait
+    assert clock.slept == [] and calls[0].waited == 0.0 and calls[0].position == 1
+    broken, _ = chain(clock, link(Scripted("anthropic", TransientFailure("503")), "a", clock, retries=0), max_wait=10)
+    with pytest.raises(TransientFailure):
+        await broken.complete(ASK)
+    assert clock.slept == []
+    # A stream whose only model is cooling down waits, then streams from the start.
+    clock.mono += 60
+    claude.script = [RateLimited("429", retry_after=2, status=429), "one two"]
+    only, calls = chain(clock, link(GatedProvider(claude, control, clock), "a", clock), max_wait=10)
+    assert [d async for d in only.stream(ASK)] == ["one", "two"]
+    assert clock.slept == [2.0] and calls[0].waited == 2.0
+
+
 async def test_a_stream_falls_back_before_its_first_delta_never_after() -> None:
     clock = FakeClock()
     model, calls = chain(
@@ -230,7 +279,10 @@ async def test_the_result_says_which_model_answered_and_a_cooling_only_model_def
     async with running(store, {"generate_design": answer}, models=r):
         await until(lambda: store.get(job.id).status == "succeeded", "succeeded on the fallback")
     result = store.rows[job.id].result
-    assert result == {"text": "gemini:b", "model": {"provider": "gemini", "model": "b", "fallback": True}}
+    assert result == {
+        "text": "gemini:b",
+        "model": {"provider": "gemini", "model": "b", "fallback": True, "cooldown_wait_s": 0.0},
+    }
     # Without a fallback, the cooling model defers the job and keeps its attempt; nothing is sent.
     control.set_chain("generate_design", [ModelRoute("anthropic", "a")])
     await r.refresh()
@@ -254,7 +306,7 @@ async def test_chains_that_cannot_be_read_keep_the_worker_claiming_on_the_enviro
         await until(lambda: store.get(job.id).status == "succeeded", "succeeded on the environment's model")
     assert store.rows[job.id].result == {
         "text": "anthropic:env-model",
-        "model": {"provider": "anthropic", "model": "env-model", "fallback": False},
+        "model": {"provider": "anthropic", "model": "env-model", "fallback": False, "cooldown_wait_s": 0.0},
     }
 
 

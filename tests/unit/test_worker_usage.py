@@ -125,7 +125,7 @@ async def test_what_the_worker_adds_to_a_result_is_declared_by_every_result_mode
     ctx = await context(MemoryStore())
     await ctx.model.complete(TextRequest.ask("s", "p"))
     answered = ctx.answered_by
-    assert answered == {"provider": "anthropic", "model": "claude-haiku-4-5", "fallback": False}
+    assert answered == {"provider": "anthropic", "model": "claude-haiku-4-5", "fallback": False, "cooldown_wait_s": 0.0}
     assert AnsweredBy.model_validate(answered).fallback is False
     for kind, handler in HANDLERS.items():
         assert handler.result.model_fields["model"].annotation == AnsweredBy | None, kind

@@ -65,7 +65,13 @@ class JobContext:
         if not self.model_calls:
             return None
         last = self.model_calls[-1]
-        return {"provider": last.route.provider, "model": last.route.model, "fallback": last.position > 0}
+        waited = max(answer.waited for answer in self.model_calls)
+        return {
+            "provider": last.route.provider,
+            "model": last.route.model,
+            "fallback": last.position > 0,
+            "cooldown_wait_s": round(waited, 3),
+        }
 
     @property
     def artifacts(self) -> ArtifactStore:

@@ -5,7 +5,9 @@ and quick in-call retries; each provider call that answers can be reported (prov
 usage, latency) for the usage ledger. ``ModelChain`` is what a handler calls: a kind's models in
 order, moving to the next one on overload or a 429 (the model is then cooling down), an open
 cooldown, or a 5xx that outlasted the quick retries; it tells the job which model answered and
-reports every answered call.
+reports every answered call. When every model refused for a while that ends within ``max_wait``
+(a cooldown after a 429 usually lasts a second or two), the chain waits it out and asks again:
+deferring the job instead would cost a queue round trip and two status messages to its user.
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ class ModelAnswer:
     route: ModelRoute
     position: int
     seconds: float
+    waited: float = 0.0  # of ``seconds``, waiting for every model's cooldown / 429 to end
 
 
 @dataclass(frozen=True)
@@ -114,10 +117,11 @@ class ModelChain:
     clock: Clock
     on_answer: Callable[[ModelAnswer], None] | None = None
     on_call: CallSink | None = None
+    max_wait: float = 0.0  # seconds a call may wait for a refusal to end before the job is deferred
 
     @classmethod
-    def of(cls, links: Sequence[LimitedModel], clock: Clock) -> ModelChain:
-        return cls(tuple((ModelRoute(m.provider.name, m.model), m) for m in links), clock)
+    def of(cls, links: Sequence[LimitedModel], clock: Clock, max_wait: float = 0.0) -> ModelChain:
+        return cls(tuple((ModelRoute(m.provider.name, m.model), m) for m in links), clock, max_wait=max_wait)
 
     def for_job(self, on_answer: Callable[[ModelAnswer], None], on_call: CallSink | None = None) -> ModelChain:
         return replace(self, on_answer=on_answer, on_call=on_call)
@@ -135,34 +139,50 @@ class ModelChain:
     async def stream(self, request: TextRequest) -> AsyncIterator[str]:
         """Deltas of the first model that starts answering. Once a delta went out, a failure
         propagates: another model would start the answer over."""
-        failures: list[JobFailure] = []
-        for position, (route, link) in enumerate(self.links):
-            started, began = False, self.clock.monotonic()
-            try:
-                async for delta in link.stream(request, self.on_call):
-                    started = True
-                    yield delta
-            except (RateLimited, TransientFailure) as exc:
-                if started:
-                    raise
-                self._failed(failures, position, route, exc)
-                continue
-            self._answered(route, position, began)
-            return
-        raise _giving_up(failures)
+        began, waited = self.clock.monotonic(), 0.0
+        while True:
+            failures: list[JobFailure] = []
+            for position, (route, link) in enumerate(self.links):
+                started = False
+                try:
+                    async for delta in link.stream(request, self.on_call):
+                        started = True
+                        yield delta
+                except (RateLimited, TransientFailure) as exc:
+                    if started:
+                        raise
+                    self._failed(failures, position, route, exc)
+                    continue
+                self._answered(route, position, began, waited)
+                return
+            waited = await self._wait_or_give_up(failures, waited)
 
     async def _first(self, call: Callable[[LimitedModel], Awaitable[T]]) -> T:
-        failures: list[JobFailure] = []
-        for position, (route, link) in enumerate(self.links):
-            began = self.clock.monotonic()
-            try:
-                value = await call(link)
-            except (RateLimited, TransientFailure) as exc:
-                self._failed(failures, position, route, exc)
-                continue
-            self._answered(route, position, began)
-            return value
-        raise _giving_up(failures)
+        began, waited = self.clock.monotonic(), 0.0
+        while True:
+            failures: list[JobFailure] = []
+            for position, (route, link) in enumerate(self.links):
+                try:
+                    value = await call(link)
+                except (RateLimited, TransientFailure) as exc:
+                    self._failed(failures, position, route, exc)
+                    continue
+                self._answered(route, position, began, waited)
+                return value
+            waited = await self._wait_or_give_up(failures, waited)
+
+    async def _wait_or_give_up(self, failures: list[JobFailure], waited: float) -> float:
+        """Every model refused: wait for the soonest to take calls again if that is within the
+        ``max_wait`` left (the caller then asks the chain again), else raise what the job gets."""
+        failure = _giving_up(failures)
+        if not isinstance(failure, RateLimited):
+            raise failure
+        wait = max(failure.retry_after, 0.05)  # never spin on a rounding-error wait
+        if waited + wait > self.max_wait:
+            raise failure
+        log.info("every model of the chain is refusing (%s); asking again in %.2f s", failure.message[:200], wait)
+        await self.clock.sleep(wait)
+        return waited + wait
 
     def _failed(self, failures: list[JobFailure], position: int, route: ModelRoute, exc: JobFailure) -> None:
         failures.append(exc)
@@ -171,9 +191,9 @@ class ModelChain:
                 "%s did not answer (%s); falling back to %s", route, exc.message[:200], self.links[position + 1][0]
             )
 
-    def _answered(self, route: ModelRoute, position: int, began: float) -> None:
+    def _answered(self, route: ModelRoute, position: int, began: float, waited: float) -> None:
         if self.on_answer is not None:
-            self.on_answer(ModelAnswer(route, position, self.clock.monotonic() - began))
+            self.on_answer(ModelAnswer(route, position, self.clock.monotonic() - began, waited))
 
 
 def _giving_up(failures: list[JobFailure]) -> JobFailure:

@@ -22,6 +22,7 @@ class ModelRouter:
     link: Callable[[ModelRoute], LimitedModel | None]
     clock: Clock
     control: ProviderControl | None = None
+    max_wait: float = 0.0  # each chain's: how long a call waits out a cooldown before deferring
     chains: dict[str, ModelChain] = field(default_factory=dict)
     _configured: dict[str, tuple[ModelRoute, ...]] = field(default_factory=dict, repr=False)
 
@@ -47,7 +48,7 @@ class ModelRouter:
                 log.warning("kind %s: no key for %s; skipped in its chain", kind, ", ".join(skipped))
             self._configured[kind] = routes
             if links:
-                self.chains[kind] = ModelChain(tuple(links), self.clock)
+                self.chains[kind] = ModelChain(tuple(links), self.clock, max_wait=self.max_wait)
                 if kind in configured:
                     log.info("kind %s uses %s", kind, " -> ".join(str(r) for r, _ in links))
             else:

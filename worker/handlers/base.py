@@ -20,6 +20,12 @@ class AnsweredBy(BaseModel):
     provider: str
     model: str
     fallback: bool = Field(description="true when a model after the first of the kind's chain answered")
+    cooldown_wait_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="seconds the job waited in the worker for every model of its chain to take calls again "
+        "(a cooldown after a 429/529); a longer wait defers the job instead (PROVIDER_MAX_WAIT_SECONDS)",
+    )
 
 
 class JobResult(BaseModel):

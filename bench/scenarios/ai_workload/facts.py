@@ -44,6 +44,7 @@ class JobFacts:
     error_type: str | None
     tag: str | None
     deferrals: int = 0  # defer_job calls (a model 429, or a shared cooldown / capacity wait)
+    cooldown_wait_s: float = 0.0  # waited in the worker for a cooldown to end (result.model)
     requests: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -52,12 +53,14 @@ class JobFacts:
 
     @property
     def clean(self) -> bool:
-        """Succeeded in one attempt, never deferred, every model request answered."""
+        """Succeeded in one attempt, never deferred nor waiting out a cooldown, every model request
+        answered."""
         return (
             self.status == "succeeded"
             and self.attempts == 1
             and not self.got_429
             and self.deferrals == 0
+            and self.cooldown_wait_s == 0
             and bool(self.requests)
             and all(r["finished"] is not None for r in self.requests)
             and self.started is not None
@@ -85,7 +88,8 @@ def read_jobs(database: str) -> dict[str, JobFacts]:
         "extract(epoch from started_at)::float8 as started, extract(epoch from finished_at)::float8 as finished, "
         "error->>'type' as error_type, substring(payload::text from {}) as tag, "
         "(select count(*) from public.job_events e where e.job_id = jobs.id and e.type = 'log' "
-        "and e.data->>'event' = 'deferred')::int as deferrals from public.jobs"
+        "and e.data->>'event' = 'deferred')::int as deferrals, "
+        "coalesce((result #>> '{{model,cooldown_wait_s}}')::float8, 0) as cooldown_wait_s from public.jobs"
     ).format(sql.Literal(TAG_PATTERN))
     with psycopg.connect(paths.database_url(database)) as conn:
         rows = conn.execute(query).fetchall()
@@ -126,8 +130,9 @@ def kind_row(label: str, subs: list[Submission], jobs: dict[str, JobFacts], load
         "failed": sum(1 for f in done if f.status == "failed"),
         "lost": len(subs) - len(done),
         "rate_limited_at_enqueue": rate_limited,
-        "deferred_by_model_429": sum(1 for f in facts if f.got_429),
+        "got_a_model_429": sum(1 for f in facts if f.got_429),
         "deferred_without_own_429": sum(1 for f in facts if f.deferrals and not f.got_429),
+        "waited_out_cooldown": sum(1 for f in facts if f.cooldown_wait_s > 0 and not f.got_429),
         "enqueue_to_done_p50_ms": pct_ms([f.total_s for f in succeeded], 50),
         "enqueue_to_done_p99_ms": pct_ms([f.total_s for f in succeeded], 99),
         "model_p50_ms": pct_ms([f.model_s for f in clean], 50),

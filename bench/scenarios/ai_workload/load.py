@@ -43,6 +43,7 @@ class Collected:
     frames: int = 0
     broadcasts_during_load: int = 0
     broadcasts_by_job: Counter[str] = field(default_factory=Counter)
+    labels_by_job: Counter[tuple[str, str]] = field(default_factory=Counter)
     phases_s: dict[str, float] = field(default_factory=dict)
     errors_seen: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -95,6 +96,7 @@ async def drive(plan: Plan, st: Stack, tokens: dict[str, str]) -> Collected:
             for u in st.users:
                 if u.socket is not None:
                     got.broadcasts_by_job.update(u.socket.broadcasts)
+                    got.labels_by_job.update(u.socket.labels)
             for u in st.users:
                 if u.socket is not None:
                     got.errors_seen.update(u.socket.errors)

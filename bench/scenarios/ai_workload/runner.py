@@ -109,7 +109,9 @@ def run_plan(ctx: Context, plan: Plan) -> ScenarioResult:
             "loadavg_after": [round(x, 2) for x in os.getloadavg()],
             "nproc": os.cpu_count(),
             "realtime_frames_received": got.frames,
-            "realtime_budget": realtime_budget(got.broadcasts_by_job, got.broadcasts_during_load, window, jobs),
+            "realtime_budget": realtime_budget(
+                got.broadcasts_by_job, got.labels_by_job, got.broadcasts_during_load, window, jobs
+            ),
             "rpc_calls": calls_per_job(m.calls, jobs),
             "code_measured": code,
             "db_active_statements_max": max(got.samples.active, default=0),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from typing import Any
 
@@ -133,6 +134,7 @@ def settings_of(plan: Plan, code: str) -> dict[str, Any]:
         + (" (REST + Realtime via the gateway)" if plan.store == "supabase" else " (psycopg, LISTEN/NOTIFY)"),
         "WORKER_CONCURRENCY": plan.worker_concurrency,
         "PROVIDER_CONCURRENCY": plan.provider_concurrency,
+        "PROVIDER_MAX_WAIT_SECONDS": os.environ.get("BENCH_PROVIDER_MAX_WAIT_SECONDS", "10 (default)"),
         "worker_other_settings": "LEASE_SECONDS 60, SWEEP_SECONDS 30, PROVIDER_RETRIES 2, "
         "PROVIDER_TIMEOUT_SECONDS 120 (defaults), LOG_LEVEL WARNING",
         "job_kinds": "as migrated: rate_limit_per_minute per user rename_layers 10, generate_design 10, "
@@ -175,8 +177,9 @@ instruction, the image prompt); the stand-ins log each request's start (request 
 of the union of its requests' intervals (the two rename batches overlap). **Worker overhead** =
 enqueue → done − model time: wake-up and claim, handler start, progress and partial-output writes,
 Storage upload (images), `complete_job`. It is reported over jobs that succeeded in one attempt and
-were never deferred: a job deferred after its own model 429, or because another job's 429 opened
-the model's shared cooldown (issue 13), waits the `retry-after` by design. The overhead is also split
+were never deferred and never waited out a cooldown in the worker (`result.model.cooldown_wait_s`):
+a job that got a model 429 itself, or met the shared cooldown another job's 429 opened (issue 13),
+waits the `retry-after` by design, in the worker when it is short, in the queue otherwise. The overhead is also split
 into enqueue → claim, claim → first model request, gaps between model requests, and last model answer
 → done (`finished_at`); these mix the database's and the stand-ins' clocks, which are the same machine
 clock.

@@ -62,6 +62,7 @@ class UserSocket:
         self.changed = asyncio.Event()
         self.frames = 0
         self.broadcasts: Counter[str] = Counter()  # messages received, by job id
+        self.labels: Counter[tuple[str, str]] = Counter()  # (job id, "job:<status>" or "job_event:<type>")
         self.closed = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -97,7 +98,10 @@ class UserSocket:
                     continue
                 inner = frame.get("payload") or {}
                 body = inner.get("payload") or {}
-                self.broadcasts[str(body.get("id") if inner.get("event") == "job" else body.get("job_id"))] += 1
+                is_job = inner.get("event") == "job"
+                job_id = str(body.get("id") if is_job else body.get("job_id"))
+                self.broadcasts[job_id] += 1
+                self.labels[(job_id, f"job:{body.get('status')}" if is_job else f"job_event:{body.get('type')}")] += 1
                 if inner.get("event") == "job" and isinstance(body.get("error"), dict):
                     self.errors[str(body.get("id"))] = body["error"]
                 if inner.get("event") == "job" and body.get("status") in TERMINAL:

@@ -25,6 +25,10 @@ export type Model = string;
  * true when a model after the first of the kind's chain answered
  */
 export type Fallback = boolean;
+/**
+ * seconds the job waited in the worker for every model of its chain to take calls again (a cooldown after a 429/529); a longer wait defers the job instead (PROVIDER_MAX_WAIT_SECONDS)
+ */
+export type CooldownWaitS = number;
 export type Type = 'FRAME' | 'TEXT' | 'RECTANGLE' | 'INSTANCE';
 export type Name1 = string;
 export type Width = number | null;
@@ -143,6 +147,7 @@ export interface AnsweredBy {
   provider: Provider;
   model: Model;
   fallback: Fallback;
+  cooldown_wait_s?: CooldownWaitS;
 }
 export interface FigmaNode {
   type: Type;
