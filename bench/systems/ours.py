@@ -210,7 +210,8 @@ def _without(database: str, names: str) -> None:
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     if not wanted:
         return
-    with psycopg.connect(paths.database_url(database), autocommit=True) as conn:
+    # devstack's superuser: realtime.send belongs to the platform, as on hosted.
+    with psycopg.connect(paths.admin_url(database), autocommit=True) as conn:
         known = {
             str(r[0])
             for r in conn.execute(
