@@ -24,7 +24,7 @@ from worker.adapters.supabase import RealtimeWakeups, SupabaseStore, connect
 from worker.core.errors import InvalidArgument, JobNotFound, LeaseLost
 from worker.core.job_rows import PROBLEM
 from worker.core.jobs import Job, JobHint, JobRow, UnparseableJob
-from worker.core.ports import Dashboard, ModelCall, ModelUsage, QueueStore, Wakeups
+from worker.core.ports import Dashboard, ModelCall, ModelUsage, QueueStore, UsageRecord, Wakeups
 
 pytestmark = pytest.mark.integration
 W = "conformance-worker"
@@ -474,3 +474,32 @@ async def test_record_usage_prices_calls_and_refuses_malformed_usage(backend: Ba
     assert (per_kind["kind"], per_kind["jobs"], per_kind["calls"]) == ("generate_design", 1, 3)
     assert float(per_kind["cost_usd"]) == pytest.approx(0.042023, abs=1e-6)
     assert float(per_kind["cost_per_1k_jobs_usd"]) == pytest.approx(42.023, abs=1e-3)
+
+
+async def test_record_usage_batch_records_in_order_answers_gone_jobs_and_refuses_as_a_whole(backend: Backend) -> None:
+    backend.harness.enqueue("generate_design")
+    [job] = await claim(backend, kinds=["generate_design"])
+    store = backend.store
+    haiku = ModelCall("anthropic", "claude-haiku-4-5", ModelUsage(1000, 500, 200, 0), 1234)
+    unpriced = ModelCall("anthropic", "claude-x-9", ModelUsage(1, 1), 5)
+    gone = uuid.uuid4()
+    answers = await store.record_usage_batch(
+        W, [UsageRecord(job.id, 1, haiku), UsageRecord(gone, 1, haiku), UsageRecord(job.id, 1, unpriced)]
+    )
+    assert [(a.job_id, a.recorded, a.reason) for a in answers] == [
+        (job.id, True, None),
+        (gone, False, "job not found"),
+        (job.id, True, None),
+    ]
+    assert answers[0].cost_usd == pytest.approx(0.00332, abs=1e-9) and answers[2].cost_usd is None
+    # A malformed record names its place in the batch, and nothing of the batch is recorded.
+    [before] = await store.read_view("cost_per_kind")
+    bad = [
+        (UsageRecord(job.id, 1, ModelCall("Anthropic", "m", ModelUsage(1, 0), 5)), r"^calls\[1\]\.provider: must be"),
+        (UsageRecord(job.id, 2, haiku), r"^calls\[1\]\.attempt: must be between 1 and the job's attempts \(1\)"),
+    ]
+    for record, message in bad:
+        with pytest.raises(InvalidArgument, match=message):
+            await store.record_usage_batch(W, [UsageRecord(job.id, 1, haiku), record])
+    [after] = await store.read_view("cost_per_kind")
+    assert after["calls"] == before["calls"]

@@ -1,11 +1,13 @@
 """The usage ledger from the worker's side: every answered model call is recorded with its
-latency and attempt, after a lost lease too; a store blip or an unpriced model is a warning."""
+latency and attempt, after a lost lease too; a store blip or an unpriced model is a warning;
+records of many jobs share one record_usage_batch call, and a job's outcome waits for its own."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -15,7 +17,16 @@ from worker.core.context import JobContext
 from worker.core.errors import LeaseLost, StoreUnavailable
 from worker.core.jobs import Job
 from worker.core.llm import LimitedModel, ModelChain
-from worker.core.ports import GeneratedImage, ModelUsage, TextRequest, UsageSink
+from worker.core.ports import (
+    GeneratedImage,
+    ModelCall,
+    ModelUsage,
+    TextRequest,
+    UsageRecord,
+    UsageRecorded,
+    UsageSink,
+)
+from worker.core.usage import UsageBatcher
 from worker.handlers import HANDLERS
 from worker.handlers.base import AnsweredBy
 
@@ -115,7 +126,7 @@ async def test_a_store_blip_or_an_unpriced_model_is_a_warning(caplog: pytest.Log
     with caplog.at_level(logging.WARNING):
         await ctx.model.complete(TextRequest.ask("s", "p"))
         await ctx.flush()
-    assert "usage not recorded: connection refused" in caplog.text
+    assert "not recorded: connection refused" in caplog.text
     assert len(store.ledger.entries) == 1
 
 
@@ -129,3 +140,66 @@ async def test_what_the_worker_adds_to_a_result_is_declared_by_every_result_mode
     assert AnsweredBy.model_validate(answered).fallback is False
     for kind, handler in HANDLERS.items():
         assert handler.result.model_fields["model"].annotation == AnsweredBy | None, kind
+
+
+class GatedStore(MemoryStore):
+    """record_usage_batch waits for ``release`` on its first call, to hold a call in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.batches: list[int] = []
+
+    async def record_usage_batch(self, worker_id: str, records: Sequence[UsageRecord]) -> list[UsageRecorded]:
+        self.batches.append(len(records))
+        if len(self.batches) == 1:
+            await self.release.wait()
+        return await super().record_usage_batch(worker_id, records)
+
+
+async def test_records_of_many_jobs_queued_during_a_call_go_out_together_in_order() -> None:
+    store = GatedStore()
+    contexts = [await context(store) for _ in range(4)]
+    batcher = UsageBatcher(store, "w")
+    for ctx in contexts:
+        ctx.usage = batcher
+    await contexts[0].model.complete(TextRequest.ask("s", "p"))
+    await asyncio.sleep(0)
+    assert store.batches == [1]  # a lone record goes at once (and is held in flight here)
+    for ctx in contexts[1:]:
+        await ctx.model.complete(TextRequest.ask("s", "p"))
+    store.release.set()
+    await asyncio.gather(*(ctx.flush() for ctx in contexts))
+    assert store.batches == [1, 3]  # the three that answered while the first call was in flight
+    assert [e.job_id for e in store.ledger.entries] == [ctx.job.id for ctx in contexts]
+
+
+async def test_a_bad_record_is_sent_alone_and_a_gone_job_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    store = MemoryStore()
+    ctx = await context(store)
+    good = ModelCall("anthropic", "claude-haiku-4-5", USAGE, 5)
+    bad = ModelCall("Anthropic", "claude-haiku-4-5", USAGE, 5)
+    batcher = UsageBatcher(store, "w")
+    with caplog.at_level(logging.WARNING):
+        answers = await asyncio.gather(
+            batcher.add(UsageRecord(ctx.job.id, 1, good)),
+            batcher.add(UsageRecord(ctx.job.id, 1, bad)),
+            batcher.add(UsageRecord(uuid.uuid4(), 1, good)),
+        )
+    assert [a.recorded if a else None for a in answers] == [True, None, False]
+    assert answers[2] is not None and answers[2].reason == "job not found"
+    assert "provider: must be" in caplog.text
+    assert len(store.ledger.entries) == 1  # the good one, sent again alone after the batch was refused
+
+
+async def test_the_outcome_waits_for_the_jobs_usage_record() -> None:
+    store = GatedStore()
+    ctx = await context(store)
+    ctx.usage = UsageBatcher(store, "w")
+    await ctx.model.complete(TextRequest.ask("s", "p"))
+    settling = asyncio.create_task(ctx.settle(carry=True))
+    await asyncio.sleep(0.01)
+    assert not settling.done() and store.ledger.entries == []  # its record is still in flight
+    store.release.set()
+    await asyncio.wait_for(settling, 5)
+    assert len(store.ledger.entries) == 1

@@ -29,7 +29,7 @@ from worker.adapters.memory_usage import UsageLedger
 from worker.core.clock import SystemClock
 from worker.core.errors import InvalidArgument, JobNotFound, LeaseLost
 from worker.core.jobs import Job, JobKind, JobRow
-from worker.core.ports import Clock, ModelCall, ProgressReport
+from worker.core.ports import Clock, ModelCall, ProgressReport, UsageRecord, UsageRecorded
 
 
 class MemoryStore(AckAndClaim):
@@ -382,6 +382,16 @@ class MemoryStore(AckAndClaim):
         row = self.rows.get(job_id)
         job = None if row is None else (row.user_id, row.kind, row.attempts)
         return self.ledger.record(job, job_id, worker_id, attempt, call)
+
+    async def record_usage_batch(self, worker_id: str, records: Sequence[UsageRecord]) -> list[UsageRecorded]:
+        self._call("record_usage_batch")
+        check_worker(worker_id)
+
+        def job_of(job_id: uuid.UUID) -> tuple[uuid.UUID, str, int] | None:
+            row = self.rows.get(job_id)
+            return None if row is None else (row.user_id, row.kind, row.attempts)
+
+        return self.ledger.record_batch(job_of, worker_id, records)
 
     async def read_view(self, view: str) -> list[dict[str, Any]]:
         self._call("read_view")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from worker.core.errors import InvalidArgument, JobNotFound
-from worker.core.ports import ModelCall
+from worker.core.ports import ModelCall, UsageRecord, UsageRecorded
 
 # Mirrors the seed rows of public.model_prices: (input, cached input, output) USD per MTok, per image.
 PRICES: dict[tuple[str, str], tuple[Decimal, Decimal, Decimal, Decimal]] = {
@@ -50,11 +50,37 @@ class UsageLedger:
         if job is None:
             raise JobNotFound(f"record_usage: job {job_id} not found")
         user_id, kind, attempts = job
-        if not 1 <= attempt <= max(attempts, 1):
-            raise InvalidArgument(f"attempt: must be between 1 and the job's attempts ({attempts}), got {attempt}")
+        check_attempt(attempt, attempts)
         cost = price(call)
         self.entries.append(UsageEntry(job_id, user_id, kind, attempt, worker_id, call, cost))
         return None if cost is None else float(cost)
+
+    def record_batch(
+        self,
+        job_of: Callable[[uuid.UUID], tuple[uuid.UUID, str, int] | None],
+        worker_id: str,
+        records: Sequence[UsageRecord],
+    ) -> list[UsageRecorded]:
+        """record_usage_batch: every record checked first (a refusal names ``calls[i]`` and
+        records nothing), then each recorded in order; a job that is gone is answered, not raised."""
+        if not 1 <= len(records) <= 1000:
+            raise InvalidArgument(f"calls: must hold 1 to 1000 items, got {len(records)}")
+        for i, r in enumerate(records):
+            job = job_of(r.job_id)
+            try:
+                check_call(r.call)
+                if job is not None:
+                    check_attempt(r.attempt, job[2])
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"calls[{i}].{exc}") from None
+        out: list[UsageRecorded] = []
+        for r in records:
+            job = job_of(r.job_id)
+            if job is None:
+                out.append(UsageRecorded(r.job_id, False, None, "job not found"))
+            else:
+                out.append(UsageRecorded(r.job_id, True, self.record(job, r.job_id, worker_id, r.attempt, r.call)))
+        return out
 
     def view(self, name: str) -> list[dict[str, Any]] | None:
         """The spend views over the ledger (all time, not the views' month or 30 days); None for others."""
@@ -121,6 +147,11 @@ def check_call(call: ModelCall) -> None:
         raise InvalidArgument(f"images: must be between 0 and 1000, got {u.images}")
     if not 0 <= call.latency_ms <= 86_400_000:
         raise InvalidArgument(f"latency_ms: must be between 0 and 86400000, got {call.latency_ms}")
+
+
+def check_attempt(attempt: int, attempts: int) -> None:
+    if not 1 <= attempt <= max(attempts, 1):
+        raise InvalidArgument(f"attempt: must be between 1 and the job's attempts ({attempts}), got {attempt}")
 
 
 def price(call: ModelCall) -> Decimal | None:

@@ -60,6 +60,9 @@ select u.cost_usd from public.record_usage(
   model => %(model)s, input_tokens => %(input_tokens)s, output_tokens => %(output_tokens)s,
   cached_tokens => %(cached_tokens)s, images => %(images)s, latency_ms => %(latency_ms)s) as u;
 
+-- name: record_usage_batch
+select * from public.record_usage_batch(worker_id => %(worker_id)s, calls => %(calls)s);
+
 -- name: reap_expired_leases
 select public.reap_expired_leases() as reaped;
 

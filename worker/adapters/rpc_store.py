@@ -13,7 +13,15 @@ from typing import Any
 from worker.core.errors import StoreError
 from worker.core.job_rows import read_job_text, read_time
 from worker.core.jobs import JobRow
-from worker.core.ports import ArtifactDeletion, Capacity, ModelCall, ModelRoute, ProgressReport
+from worker.core.ports import (
+    ArtifactDeletion,
+    Capacity,
+    ModelCall,
+    ModelRoute,
+    ProgressReport,
+    UsageRecord,
+    UsageRecorded,
+)
 
 
 class RpcStore(ABC):
@@ -155,6 +163,19 @@ class RpcStore(ABC):
             raise StoreError("record_usage: returned no row")
         cost = rows[0]["cost_usd"]
         return None if cost is None else float(cost)
+
+    async def record_usage_batch(self, worker_id: str, records: Sequence[UsageRecord]) -> list[UsageRecorded]:
+        calls = [r.item() for r in records]
+        rows = await self._records("record_usage_batch", {"worker_id": worker_id, "calls": calls})
+        return [
+            UsageRecorded(
+                uuid.UUID(str(r["job_id"])),
+                bool(r["recorded"]),
+                None if r["cost_usd"] is None else float(r["cost_usd"]),
+                None if r["reason"] is None else str(r["reason"]),
+            )
+            for r in rows
+        ]
 
     # -- ProviderControl: shared capacity, cooldowns, fallback chains ---------------------------
     async def acquire_model_capacity(self, provider: str, model: str, tokens: int) -> Capacity:

@@ -8,11 +8,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.core.errors import InvalidArgument, StoreUnavailable, UnsupportedOperation
+from worker.core.errors import UnsupportedOperation
 from worker.core.jobs import Job
 from worker.core.llm import ModelAnswer, ModelChain
-from worker.core.ports import ArtifactStore, Clock, ModelCall, ProgressReport, QueueStore
+from worker.core.ports import ArtifactStore, Clock, ModelCall, ProgressReport, QueueStore, UsageRecord, UsageRecorded
 from worker.core.progress import ProgressBatcher
+from worker.core.usage import UsageBatcher
 
 log = logging.getLogger("worker.job")
 
@@ -32,14 +33,17 @@ class JobContext:
     # per job: worker/core/progress.py); a context made on its own gets a private, unpaced one.
     reports: ProgressBatcher | None = None
     _bound: ModelChain | None = field(default=None, init=False, repr=False)
-    # Usage records go out in the background, one at a time: a handler never waits for them.
-    _usage: deque[ModelCall] = field(default_factory=deque, init=False, repr=False)
-    _sender: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    # Usage records go to the worker's UsageBatcher (one call for many jobs: worker/core/usage.py);
+    # a handler never waits for them, the outcome does (settle).
+    usage: UsageBatcher | None = None
+    _usage: deque[asyncio.Future[UsageRecorded | None]] = field(default_factory=deque, init=False, repr=False)
     _last_percent: float = field(default=-1.0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.reports is None:
             self.reports = ProgressBatcher(self.store, self.worker_id, self.clock, min_interval=0.0)
+        if self.usage is None:
+            self.usage = UsageBatcher(self.store, self.worker_id)
         self.reports.start(self.job.id)
 
     @property
@@ -55,9 +59,9 @@ class JobContext:
     def record_call(self, call: ModelCall) -> None:
         """Queue a model call for the usage ledger (returns at once). Recorded even when the
         lease is lost: the call was made, and paid for."""
-        self._usage.append(call)
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.create_task(self._send_usage(), name=f"usage-{self.job.id}")
+        done = self._ledger.add(UsageRecord(self.job.id, max(1, self.job.attempts), call))
+        done.add_done_callback(lambda d: self._priced(call, d))
+        self._usage.append(done)
 
     @property
     def answered_by(self) -> dict[str, object] | None:
@@ -104,13 +108,18 @@ class JobContext:
         the final state, and wait for the usage records. With ``carry`` (a success) a trailing
         progress step is returned instead of sent, to ride with the outcome."""
         carried = await self._batcher.settle(self.job.id, carry=carry)
-        while self._sender is not None and not self._sender.done():
-            await asyncio.shield(self._sender)
+        while self._usage:
+            await asyncio.shield(self._usage.popleft())
         return carried
 
     async def flush(self) -> None:
         """Send every queued report and usage record (``settle`` without carrying)."""
         await self.settle(carry=False)
+
+    @property
+    def _ledger(self) -> UsageBatcher:
+        assert self.usage is not None  # set in __post_init__
+        return self.usage
 
     @property
     def _batcher(self) -> ProgressBatcher:
@@ -121,20 +130,11 @@ class JobContext:
         if (lost := self._batcher.lost(self.job.id)) is not None:
             raise lost
 
-    async def _send_usage(self) -> None:
-        while self._usage:
-            call = self._usage.popleft()
-            try:
-                await self._record_usage(call)
-            except Exception:  # a bug here must not stop later records, nor go unseen
-                log.exception("usage record failed", extra=self.fields)
-
-    async def _record_usage(self, call: ModelCall) -> None:
-        # Best effort like progress: a blip must not fail a job whose model call succeeded.
-        try:
-            cost = await self.store.record_usage(self.job.id, self.worker_id, max(1, self.job.attempts), call)
-        except (StoreUnavailable, InvalidArgument) as exc:
-            log.warning("usage not recorded: %s", exc, extra=self.fields)
-            return
-        if cost is None:
+    def _priced(self, call: ModelCall, done: asyncio.Future[UsageRecorded | None]) -> None:
+        answer = done.result()
+        if answer is None:
+            return  # not recorded; the batcher logged why
+        if not answer.recorded:
+            log.warning("usage not recorded: %s", answer.reason, extra=self.fields)
+        elif answer.cost_usd is None:
             log.warning("model %s/%s has no price in public.model_prices", call.provider, call.model, extra=self.fields)

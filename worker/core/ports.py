@@ -136,6 +136,12 @@ class QueueStore(Protocol):
         price, None when the model has no price."""
         ...
 
+    async def record_usage_batch(self, worker_id: str, records: Sequence[UsageRecord]) -> list[UsageRecorded]:
+        """``record_usage`` for each record, in one call and in order; a job that no longer exists
+        is answered ``recorded=False`` and the others are recorded. A malformed record raises
+        InvalidArgument naming it (``calls[i].field``) and nothing is recorded."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -258,6 +264,41 @@ class ModelCall:
     model: str
     usage: ModelUsage
     latency_ms: int
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    """One answered model call of a job's attempt, for ``QueueStore.record_usage_batch``."""
+
+    job_id: uuid.UUID
+    attempt: int
+    call: ModelCall
+
+    def item(self) -> dict[str, Any]:
+        """The record as record_usage_batch takes it (one element of ``calls``)."""
+        u = self.call.usage
+        return {
+            "job_id": str(self.job_id),
+            "attempt": self.attempt,
+            "provider": self.call.provider,
+            "model": self.call.model,
+            "input_tokens": u.input_tokens,
+            "output_tokens": u.output_tokens,
+            "cached_tokens": u.cached_tokens,
+            "images": u.images,
+            "latency_ms": self.call.latency_ms,
+        }
+
+
+@dataclass(frozen=True)
+class UsageRecorded:
+    """record_usage_batch's answer for one record: its cost (None when the model has no price),
+    or why it was not recorded."""
+
+    job_id: uuid.UUID
+    recorded: bool
+    cost_usd: float | None
+    reason: str | None = None
 
 
 # Providers hand each response's usage to this callback (it must not block).

@@ -28,6 +28,7 @@ from worker.core.progress import ProgressBatcher
 from worker.core.retry import Backoff, RetryPolicy
 from worker.core.routing import ModelRouter
 from worker.core.shutdown import Shutdown
+from worker.core.usage import UsageBatcher
 from worker.core.wakeup import WakeSignal
 
 log = logging.getLogger("worker")
@@ -80,6 +81,7 @@ class Worker:
         self.backoff = Backoff(store_retry or RetryPolicy(base=0.5, cap=15.0), clock)
         self.acks = CompletionBatcher(store, config.worker_id, refill=self)
         self.reports = ProgressBatcher(store, config.worker_id, self.clock)
+        self.usage = UsageBatcher(store, config.worker_id)
         self._releasing = False  # the drain is giving jobs back
         self.outcomes = OutcomeRecorder(
             store,
@@ -301,7 +303,14 @@ class Worker:
         handler = self.handlers.get(job.kind)
         chain = self.models.chain(job.kind) if self.models is not None else None
         ctx = JobContext(
-            job, self.config.worker_id, self.store, self.clock, chain, self.artifacts, reports=self.reports
+            job,
+            self.config.worker_id,
+            self.store,
+            self.clock,
+            chain,
+            self.artifacts,
+            reports=self.reports,
+            usage=self.usage,
         )
         timeout = self.timeouts.get(job.kind, DEFAULT_TIMEOUT)
         if handler is None:

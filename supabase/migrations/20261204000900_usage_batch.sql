@@ -1,0 +1,104 @@
+-- record_usage_batch: many model calls' usage in one call (issue 14, fewer round trips per job).
+--
+-- The worker recorded each answered model call with its own record_usage call: 1.4 calls per
+-- AI job, a quarter of its REST round trips. It now sends whatever calls answered while the
+-- previous batch was in flight, for every job, in one call. Each item goes through
+-- record_usage itself (its checks, its pricing, its insert), so the two cannot drift: a field it
+-- refuses is a 400 naming the item (calls[i].field) and the whole batch records nothing; a job
+-- that no longer exists (purged while the call was in flight) is answered in its row
+-- (recorded = false) and the others are recorded.
+
+create function public.record_usage_batch(worker_id text, calls jsonb)
+returns table (job_id uuid, recorded boolean, cost_usd numeric, reason text)
+language plpgsql
+security definer
+set search_path = ''
+as $$
+#variable_conflict use_column
+declare
+  n integer;
+  item jsonb;
+  i integer := 0;
+  k text;
+  v_row public.usage_ledger;
+  v_message text;
+  v_hint text;
+begin
+  perform private.check_worker_id(record_usage_batch.worker_id);
+  if calls is null or jsonb_typeof(calls) <> 'array' then
+    perform private.raise_invalid('calls',
+      format('must be a JSON array of {"job_id", "attempt", "provider", "model", ...} objects, got %s',
+             coalesce(jsonb_typeof(calls), 'null')));
+  end if;
+  n := jsonb_array_length(calls);
+  if n = 0 or n > 1000 then
+    perform private.raise_invalid('calls', format('must hold 1 to 1000 items, got %s', n));
+  end if;
+  -- The JSON shape first (record_usage's own arguments are typed): keys, the job id, integers.
+  for item in select e from jsonb_array_elements(calls) as t(e) loop
+    if jsonb_typeof(item) <> 'object' then
+      perform private.raise_invalid(format('calls[%s]', i), format('must be an object, got %s', jsonb_typeof(item)));
+    end if;
+    for k in select jsonb_object_keys(item) loop
+      if k not in ('job_id', 'attempt', 'provider', 'model', 'input_tokens', 'output_tokens', 'cached_tokens',
+                   'images', 'latency_ms') then
+        perform private.raise_invalid(format('calls[%s]', i), format(
+          'unknown key "%s"; allowed: job_id, attempt, provider, model, input_tokens, output_tokens, '
+          'cached_tokens, images, latency_ms', private.excerpt(k, 80)));
+      end if;
+    end loop;
+    if jsonb_typeof(item -> 'job_id') is distinct from 'string'
+       or (item ->> 'job_id') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+      perform private.raise_invalid(format('calls[%s].job_id', i), 'must be a UUID string');
+    end if;
+    for k in select unnest(array['attempt', 'input_tokens', 'output_tokens', 'cached_tokens', 'images', 'latency_ms']) loop
+      if coalesce(jsonb_typeof(item -> k), 'null') = 'null' then
+        if k = 'attempt' then
+          perform private.raise_invalid(format('calls[%s].attempt', i), 'is required');
+        end if;
+      elsif jsonb_typeof(item -> k) <> 'number' or (item ->> k)::numeric <> trunc((item ->> k)::numeric)
+            or abs((item ->> k)::numeric) > 2147483647 then
+        perform private.raise_invalid(format('calls[%s].%s', i, k),
+          format('must be an integer, got %s', private.excerpt((item -> k)::text, 80)));
+      end if;
+    end loop;
+    for k in select unnest(array['provider', 'model']) loop
+      if jsonb_typeof(item -> k) is distinct from 'string' then
+        perform private.raise_invalid(format('calls[%s].%s', i, k), format('must be a string, got %s',
+          coalesce(jsonb_typeof(item -> k), 'nothing')));
+      end if;
+    end loop;
+    i := i + 1;
+  end loop;
+
+  i := 0;
+  for item in select e from jsonb_array_elements(calls) as t(e) loop
+    if not exists (select 1 from public.jobs j where j.id = (item ->> 'job_id')::uuid) then
+      return query select (item ->> 'job_id')::uuid, false, null::numeric, 'job not found'::text;
+    else
+      begin
+        v_row := public.record_usage(
+          job_id => (item ->> 'job_id')::uuid, worker_id => record_usage_batch.worker_id,
+          attempt => (item ->> 'attempt')::integer, provider => item ->> 'provider', model => item ->> 'model',
+          input_tokens => coalesce((item ->> 'input_tokens')::integer, 0),
+          output_tokens => coalesce((item ->> 'output_tokens')::integer, 0),
+          cached_tokens => coalesce((item ->> 'cached_tokens')::integer, 0),
+          images => coalesce((item ->> 'images')::integer, 0),
+          latency_ms => (item ->> 'latency_ms')::integer);
+      exception when invalid_parameter_value then
+        -- record_usage names the field; the batch names the item too. The batch records nothing.
+        get stacked diagnostics v_message = message_text, v_hint = pg_exception_hint;
+        raise exception 'calls[%].%', i, v_message using errcode = '22023', hint = v_hint;
+      end;
+      return query select v_row.job_id, true, v_row.cost_usd, null::text;
+    end if;
+    i := i + 1;
+  end loop;
+end;
+$$;
+
+comment on function public.record_usage_batch(text, jsonb) is
+  'Worker: record many model calls (record_usage for each, in order) in one call; a job that no '
+  'longer exists is answered recorded = false, reason ''job not found''.';
+
+select private.grant_calls(array['public.record_usage_batch(text, jsonb)'], 'service_role');
