@@ -277,7 +277,8 @@ def test_a_429_defers_without_using_an_attempt(
     env: Env, standin: httpx.Client, spawn: Callable[..., WorkerProcess]
 ) -> None:
     standin.post("/_standin/faults", json={"provider": "anthropic", "kind": "429", "retry_after": 2}).raise_for_status()
-    w = spawn("supabase")
+    # Longer than the worker may wait in place (a shorter one is waited out: test_worker_process_limits).
+    w = spawn("supabase", PROVIDER_MAX_WAIT_SECONDS="1")
     w.wait_healthy()
     j = design(env)
     done = until(lambda: (r := job(env, j.id)).status == "succeeded" and r, "succeeded after the deferral")

@@ -131,7 +131,7 @@ class JobContext:
             raise lost
 
     def _priced(self, call: ModelCall, done: asyncio.Future[UsageRecorded | None]) -> None:
-        answer = done.result()
+        answer = None if done.cancelled() else done.result()
         if answer is None:
             return  # not recorded; the batcher logged why
         if not answer.recorded:
