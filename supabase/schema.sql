@@ -1374,6 +1374,50 @@ begin
 end;
 $function$
 
+-- function private.check_batch(text,jsonb,text)
+CREATE OR REPLACE FUNCTION private.check_batch(field text, items jsonb, shape text)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  n integer;
+begin
+  if items is null or jsonb_typeof(items) <> 'array' then
+    perform private.raise_invalid(field,
+      format('must be a JSON array of %s objects, got %s', shape, coalesce(jsonb_typeof(items), 'null')));
+  end if;
+  n := jsonb_array_length(items);
+  if n = 0 or n > 1000 then
+    perform private.raise_invalid(field, format('must hold 1 to 1000 items, got %s', n));
+  end if;
+end;
+$function$
+
+-- function private.check_batch_item(text,jsonb,text[])
+CREATE OR REPLACE FUNCTION private.check_batch_item(field text, item jsonb, allowed text[])
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  k text;
+begin
+  if jsonb_typeof(item) <> 'object' then
+    perform private.raise_invalid(field, format('must be an object, got %s', jsonb_typeof(item)));
+  end if;
+  for k in select jsonb_object_keys(item) loop
+    if not k = any(allowed) then
+      perform private.raise_invalid(field, format('unknown key "%s"; allowed: %s', k, array_to_string(allowed, ', ')));
+    end if;
+  end loop;
+  if jsonb_typeof(item -> 'job_id') is distinct from 'string'
+     or item ->> 'job_id' !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+    perform private.raise_invalid(field || '.job_id', 'must be a UUID string');
+  end if;
+end;
+$function$
+
 -- function private.check_budget(uuid)
 CREATE OR REPLACE FUNCTION private.check_budget(p_user uuid)
  RETURNS void
@@ -2485,35 +2529,16 @@ declare
   item jsonb;
   i integer := 0;
   k text;
-  v_id text;
   v_result jsonb;
   v_done uuid[];
   v_steps jsonb;
   j public.jobs;
 begin
   perform private.check_worker_id(complete_jobs.worker_id);
-  if completions is null or jsonb_typeof(completions) <> 'array' then
-    perform private.raise_invalid('completions',
-      format('must be a JSON array of {"job_id", "result"} objects, got %s', coalesce(jsonb_typeof(completions), 'null')));
-  end if;
+  perform private.check_batch('completions', completions, '{"job_id", "result"}');
   n := jsonb_array_length(completions);
-  if n = 0 or n > 1000 then
-    perform private.raise_invalid('completions', format('must hold 1 to 1000 items, got %s', n));
-  end if;
   for item in select e from jsonb_array_elements(completions) as t(e) loop
-    if jsonb_typeof(item) <> 'object' then
-      perform private.raise_invalid(format('completions[%s]', i), format('must be an object, got %s', jsonb_typeof(item)));
-    end if;
-    for k in select jsonb_object_keys(item) loop
-      if k not in ('job_id', 'result', 'progress') then
-        perform private.raise_invalid(format('completions[%s]', i), format('unknown key "%s"; allowed: job_id, result, progress', k));
-      end if;
-    end loop;
-    v_id := item ->> 'job_id';
-    if jsonb_typeof(item -> 'job_id') is distinct from 'string'
-       or v_id !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
-      perform private.raise_invalid(format('completions[%s].job_id', i), 'must be a UUID string');
-    end if;
+    perform private.check_batch_item(format('completions[%s]', i), item, array['job_id', 'result', 'progress']);
     v_result := item -> 'result';
     if v_result is null or jsonb_typeof(v_result) not in ('object', 'array') then
       perform private.raise_invalid(format('completions[%s].result', i),
@@ -3023,7 +3048,6 @@ CREATE OR REPLACE FUNCTION public.record_usage_batch(worker_id text, calls jsonb
 AS $function$
 #variable_conflict use_column
 declare
-  n integer;
   item jsonb;
   i integer := 0;
   k text;
@@ -3032,32 +3056,11 @@ declare
   v_hint text;
 begin
   perform private.check_worker_id(record_usage_batch.worker_id);
-  if calls is null or jsonb_typeof(calls) <> 'array' then
-    perform private.raise_invalid('calls',
-      format('must be a JSON array of {"job_id", "attempt", "provider", "model", ...} objects, got %s',
-             coalesce(jsonb_typeof(calls), 'null')));
-  end if;
-  n := jsonb_array_length(calls);
-  if n = 0 or n > 1000 then
-    perform private.raise_invalid('calls', format('must hold 1 to 1000 items, got %s', n));
-  end if;
+  perform private.check_batch('calls', calls, '{"job_id", "attempt", "provider", "model", ...}');
   -- The JSON shape first (record_usage's own arguments are typed): keys, the job id, integers.
   for item in select e from jsonb_array_elements(calls) as t(e) loop
-    if jsonb_typeof(item) <> 'object' then
-      perform private.raise_invalid(format('calls[%s]', i), format('must be an object, got %s', jsonb_typeof(item)));
-    end if;
-    for k in select jsonb_object_keys(item) loop
-      if k not in ('job_id', 'attempt', 'provider', 'model', 'input_tokens', 'output_tokens', 'cached_tokens',
-                   'images', 'latency_ms') then
-        perform private.raise_invalid(format('calls[%s]', i), format(
-          'unknown key "%s"; allowed: job_id, attempt, provider, model, input_tokens, output_tokens, '
-          'cached_tokens, images, latency_ms', private.excerpt(k, 80)));
-      end if;
-    end loop;
-    if jsonb_typeof(item -> 'job_id') is distinct from 'string'
-       or (item ->> 'job_id') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
-      perform private.raise_invalid(format('calls[%s].job_id', i), 'must be a UUID string');
-    end if;
+    perform private.check_batch_item(format('calls[%s]', i), item, array['job_id', 'attempt', 'provider', 'model',
+      'input_tokens', 'output_tokens', 'cached_tokens', 'images', 'latency_ms']);
     for k in select unnest(array['attempt', 'input_tokens', 'output_tokens', 'cached_tokens', 'images', 'latency_ms']) loop
       if coalesce(jsonb_typeof(item -> k), 'null') = 'null' then
         if k = 'attempt' then
@@ -3239,10 +3242,8 @@ CREATE OR REPLACE FUNCTION public.report_progress_batch(worker_id text, reports 
 AS $function$
 #variable_conflict use_column
 declare
-  n integer;
   item jsonb;
   i integer := 0;
-  k text;
   v_field text;
   v_id uuid;
   v_progress jsonb := '{}';  -- job id -> its progress so far in this call
@@ -3252,32 +3253,13 @@ declare
   j public.jobs;
 begin
   perform private.check_worker_id(report_progress_batch.worker_id);
-  if reports is null or jsonb_typeof(reports) <> 'array' then
-    perform private.raise_invalid('reports',
-      format('must be a JSON array of {"job_id", "percent", "message", "partial", "started"} objects, got %s',
-             coalesce(jsonb_typeof(reports), 'null')));
-  end if;
-  n := jsonb_array_length(reports);
-  if n = 0 or n > 1000 then
-    perform private.raise_invalid('reports', format('must hold 1 to 1000 items, got %s', n));
-  end if;
+  perform private.check_batch('reports', reports, '{"job_id", "percent", "message", "partial", "started"}');
   if octet_length(reports::text) > 4194304 then
     perform private.raise_invalid('reports', format('%s bytes exceeds 4 MiB; send fewer reports per call', octet_length(reports::text)));
   end if;
   for item in select e from jsonb_array_elements(reports) as t(e) loop
     v_field := format('reports[%s]', i);
-    if jsonb_typeof(item) <> 'object' then
-      perform private.raise_invalid(v_field, format('must be an object, got %s', jsonb_typeof(item)));
-    end if;
-    for k in select jsonb_object_keys(item) loop
-      if k not in ('job_id', 'percent', 'message', 'partial', 'started') then
-        perform private.raise_invalid(v_field, format('unknown key "%s"; allowed: job_id, percent, message, partial, started', k));
-      end if;
-    end loop;
-    if jsonb_typeof(item -> 'job_id') is distinct from 'string'
-       or item ->> 'job_id' !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
-      perform private.raise_invalid(v_field || '.job_id', 'must be a UUID string');
-    end if;
+    perform private.check_batch_item(v_field, item, array['job_id', 'percent', 'message', 'partial', 'started']);
     perform private.check_progress_fields(v_field, item);
     if item ? 'partial' and jsonb_typeof(item -> 'partial') <> 'null' then
       if jsonb_typeof(item -> 'partial') <> 'string' then
@@ -3525,6 +3507,12 @@ PERMISSIVE for SELECT to authenticated
 
 
 -- grant private.check_array(text,anyarray,integer)
+
+
+-- grant private.check_batch(text,jsonb,text)
+
+
+-- grant private.check_batch_item(text,jsonb,text[])
 
 
 -- grant private.check_budget(uuid)

@@ -57,6 +57,50 @@ as $$
   select case when length(value) > max_chars then left(value, max_chars - 3) || '...' else value end
 $$;
 
+-- The worker's batch arguments (complete_jobs, report_progress_batch, record_usage_batch): a JSON
+-- array of 1 to 1000 objects (``shape`` names their keys in the message), each with only the
+-- allowed keys and a job_id that is a UUID string. Checked item by item, in the caller's loop, so
+-- the first bad item is the one named.
+create function private.check_batch(field text, items jsonb, shape text) returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  n integer;
+begin
+  if items is null or jsonb_typeof(items) <> 'array' then
+    perform private.raise_invalid(field,
+      format('must be a JSON array of %s objects, got %s', shape, coalesce(jsonb_typeof(items), 'null')));
+  end if;
+  n := jsonb_array_length(items);
+  if n = 0 or n > 1000 then
+    perform private.raise_invalid(field, format('must hold 1 to 1000 items, got %s', n));
+  end if;
+end;
+$$;
+
+create function private.check_batch_item(field text, item jsonb, allowed text[]) returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  k text;
+begin
+  if jsonb_typeof(item) <> 'object' then
+    perform private.raise_invalid(field, format('must be an object, got %s', jsonb_typeof(item)));
+  end if;
+  for k in select jsonb_object_keys(item) loop
+    if not k = any(allowed) then
+      perform private.raise_invalid(field, format('unknown key "%s"; allowed: %s', k, array_to_string(allowed, ', ')));
+    end if;
+  end loop;
+  if jsonb_typeof(item -> 'job_id') is distinct from 'string'
+     or item ->> 'job_id' !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+    perform private.raise_invalid(field || '.job_id', 'must be a UUID string');
+  end if;
+end;
+$$;
+
 create function private.check_worker_id(worker_id text) returns void
 language plpgsql
 set search_path = ''

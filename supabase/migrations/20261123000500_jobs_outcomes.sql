@@ -107,35 +107,16 @@ declare
   item jsonb;
   i integer := 0;
   k text;
-  v_id text;
   v_result jsonb;
   v_done uuid[];
   v_steps jsonb;
   j public.jobs;
 begin
   perform private.check_worker_id(complete_jobs.worker_id);
-  if completions is null or jsonb_typeof(completions) <> 'array' then
-    perform private.raise_invalid('completions',
-      format('must be a JSON array of {"job_id", "result"} objects, got %s', coalesce(jsonb_typeof(completions), 'null')));
-  end if;
+  perform private.check_batch('completions', completions, '{"job_id", "result"}');
   n := jsonb_array_length(completions);
-  if n = 0 or n > 1000 then
-    perform private.raise_invalid('completions', format('must hold 1 to 1000 items, got %s', n));
-  end if;
   for item in select e from jsonb_array_elements(completions) as t(e) loop
-    if jsonb_typeof(item) <> 'object' then
-      perform private.raise_invalid(format('completions[%s]', i), format('must be an object, got %s', jsonb_typeof(item)));
-    end if;
-    for k in select jsonb_object_keys(item) loop
-      if k not in ('job_id', 'result', 'progress') then
-        perform private.raise_invalid(format('completions[%s]', i), format('unknown key "%s"; allowed: job_id, result, progress', k));
-      end if;
-    end loop;
-    v_id := item ->> 'job_id';
-    if jsonb_typeof(item -> 'job_id') is distinct from 'string'
-       or v_id !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
-      perform private.raise_invalid(format('completions[%s].job_id', i), 'must be a UUID string');
-    end if;
+    perform private.check_batch_item(format('completions[%s]', i), item, array['job_id', 'result', 'progress']);
     v_result := item -> 'result';
     if v_result is null or jsonb_typeof(v_result) not in ('object', 'array') then
       perform private.raise_invalid(format('completions[%s].result', i),

@@ -107,10 +107,8 @@ set search_path = ''
 as $$
 #variable_conflict use_column
 declare
-  n integer;
   item jsonb;
   i integer := 0;
-  k text;
   v_field text;
   v_id uuid;
   v_progress jsonb := '{}';  -- job id -> its progress so far in this call
@@ -120,32 +118,13 @@ declare
   j public.jobs;
 begin
   perform private.check_worker_id(report_progress_batch.worker_id);
-  if reports is null or jsonb_typeof(reports) <> 'array' then
-    perform private.raise_invalid('reports',
-      format('must be a JSON array of {"job_id", "percent", "message", "partial", "started"} objects, got %s',
-             coalesce(jsonb_typeof(reports), 'null')));
-  end if;
-  n := jsonb_array_length(reports);
-  if n = 0 or n > 1000 then
-    perform private.raise_invalid('reports', format('must hold 1 to 1000 items, got %s', n));
-  end if;
+  perform private.check_batch('reports', reports, '{"job_id", "percent", "message", "partial", "started"}');
   if octet_length(reports::text) > 4194304 then
     perform private.raise_invalid('reports', format('%s bytes exceeds 4 MiB; send fewer reports per call', octet_length(reports::text)));
   end if;
   for item in select e from jsonb_array_elements(reports) as t(e) loop
     v_field := format('reports[%s]', i);
-    if jsonb_typeof(item) <> 'object' then
-      perform private.raise_invalid(v_field, format('must be an object, got %s', jsonb_typeof(item)));
-    end if;
-    for k in select jsonb_object_keys(item) loop
-      if k not in ('job_id', 'percent', 'message', 'partial', 'started') then
-        perform private.raise_invalid(v_field, format('unknown key "%s"; allowed: job_id, percent, message, partial, started', k));
-      end if;
-    end loop;
-    if jsonb_typeof(item -> 'job_id') is distinct from 'string'
-       or item ->> 'job_id' !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
-      perform private.raise_invalid(v_field || '.job_id', 'must be a UUID string');
-    end if;
+    perform private.check_batch_item(v_field, item, array['job_id', 'percent', 'message', 'partial', 'started']);
     perform private.check_progress_fields(v_field, item);
     if item ? 'partial' and jsonb_typeof(item -> 'partial') <> 'null' then
       if jsonb_typeof(item -> 'partial') <> 'string' then

@@ -16,7 +16,6 @@ set search_path = ''
 as $$
 #variable_conflict use_column
 declare
-  n integer;
   item jsonb;
   i integer := 0;
   k text;
@@ -25,32 +24,11 @@ declare
   v_hint text;
 begin
   perform private.check_worker_id(record_usage_batch.worker_id);
-  if calls is null or jsonb_typeof(calls) <> 'array' then
-    perform private.raise_invalid('calls',
-      format('must be a JSON array of {"job_id", "attempt", "provider", "model", ...} objects, got %s',
-             coalesce(jsonb_typeof(calls), 'null')));
-  end if;
-  n := jsonb_array_length(calls);
-  if n = 0 or n > 1000 then
-    perform private.raise_invalid('calls', format('must hold 1 to 1000 items, got %s', n));
-  end if;
+  perform private.check_batch('calls', calls, '{"job_id", "attempt", "provider", "model", ...}');
   -- The JSON shape first (record_usage's own arguments are typed): keys, the job id, integers.
   for item in select e from jsonb_array_elements(calls) as t(e) loop
-    if jsonb_typeof(item) <> 'object' then
-      perform private.raise_invalid(format('calls[%s]', i), format('must be an object, got %s', jsonb_typeof(item)));
-    end if;
-    for k in select jsonb_object_keys(item) loop
-      if k not in ('job_id', 'attempt', 'provider', 'model', 'input_tokens', 'output_tokens', 'cached_tokens',
-                   'images', 'latency_ms') then
-        perform private.raise_invalid(format('calls[%s]', i), format(
-          'unknown key "%s"; allowed: job_id, attempt, provider, model, input_tokens, output_tokens, '
-          'cached_tokens, images, latency_ms', private.excerpt(k, 80)));
-      end if;
-    end loop;
-    if jsonb_typeof(item -> 'job_id') is distinct from 'string'
-       or (item ->> 'job_id') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
-      perform private.raise_invalid(format('calls[%s].job_id', i), 'must be a UUID string');
-    end if;
+    perform private.check_batch_item(format('calls[%s]', i), item, array['job_id', 'attempt', 'provider', 'model',
+      'input_tokens', 'output_tokens', 'cached_tokens', 'images', 'latency_ms']);
     for k in select unnest(array['attempt', 'input_tokens', 'output_tokens', 'cached_tokens', 'images', 'latency_ms']) loop
       if coalesce(jsonb_typeof(item -> k), 'null') = 'null' then
         if k = 'attempt' then

@@ -65,22 +65,20 @@ class UsageLedger:
         records nothing), then each recorded in order; a job that is gone is answered, not raised."""
         if not 1 <= len(records) <= 1000:
             raise InvalidArgument(f"calls: must hold 1 to 1000 items, got {len(records)}")
-        for i, r in enumerate(records):
-            job = job_of(r.job_id)
+        jobs = [job_of(r.job_id) for r in records]
+        for i, (r, job) in enumerate(zip(records, jobs, strict=True)):
             try:
                 check_call(r.call)
                 if job is not None:
                     check_attempt(r.attempt, job[2])
             except InvalidArgument as exc:
                 raise InvalidArgument(f"calls[{i}].{exc}") from None
-        out: list[UsageRecorded] = []
-        for r in records:
-            job = job_of(r.job_id)
-            if job is None:
-                out.append(UsageRecorded(r.job_id, False, None, "job not found"))
-            else:
-                out.append(UsageRecorded(r.job_id, True, self.record(job, r.job_id, worker_id, r.attempt, r.call)))
-        return out
+        return [
+            UsageRecorded(r.job_id, False, None, "job not found")
+            if job is None
+            else UsageRecorded(r.job_id, True, self.record(job, r.job_id, worker_id, r.attempt, r.call))
+            for r, job in zip(records, jobs, strict=True)
+        ]
 
     def view(self, name: str) -> list[dict[str, Any]] | None:
         """The spend views over the ledger (all time, not the views' month or 30 days); None for others."""
