@@ -1400,6 +1400,21 @@ CREATE OR REPLACE FUNCTION private.check_batch_item(field text, item jsonb, allo
  LANGUAGE plpgsql
  SET search_path TO ''
 AS $function$
+begin
+  perform private.check_batch_object(field, item, allowed);
+  if jsonb_typeof(item -> 'job_id') is distinct from 'string'
+     or item ->> 'job_id' !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+    perform private.raise_invalid(field || '.job_id', 'must be a UUID string');
+  end if;
+end;
+$function$
+
+-- function private.check_batch_object(text,jsonb,text[])
+CREATE OR REPLACE FUNCTION private.check_batch_object(field text, item jsonb, allowed text[])
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
 declare
   k text;
 begin
@@ -1411,10 +1426,6 @@ begin
       perform private.raise_invalid(field, format('unknown key "%s"; allowed: %s', k, array_to_string(allowed, ', ')));
     end if;
   end loop;
-  if jsonb_typeof(item -> 'job_id') is distinct from 'string'
-     or item ->> 'job_id' !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
-    perform private.raise_invalid(field || '.job_id', 'must be a UUID string');
-  end if;
 end;
 $function$
 
@@ -2242,6 +2253,72 @@ begin
      set requests_left = v_requests, tokens_left = v_tokens, refilled_at = v_now
    where c.provider = $1 and c.model = $2;
   return query select v_reason = 'granted', v_wait, v_reason;
+end;
+$function$
+
+-- function public.acquire_model_capacity_batch(jsonb)
+CREATE OR REPLACE FUNCTION public.acquire_model_capacity_batch(requests jsonb)
+ RETURNS TABLE(item integer, granted boolean, wait_seconds double precision, reason text)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+#variable_conflict use_column
+declare
+  r record;
+  i integer := 0;
+  k text;
+  v_answer record;
+  v_items integer[] := '{}';
+  v_granted boolean[] := '{}';
+  v_waits double precision[] := '{}';
+  v_reasons text[] := '{}';
+  v_message text;
+  v_hint text;
+begin
+  perform private.check_batch('requests', requests, '{"provider", "model", "tokens"}');
+  -- The JSON shape first (acquire_model_capacity's own arguments are typed).
+  for r in select e from jsonb_array_elements(requests) as t(e) loop
+    perform private.check_batch_object(format('requests[%s]', i), r.e, array['provider', 'model', 'tokens']);
+    for k in select unnest(array['provider', 'model']) loop
+      if jsonb_typeof(r.e -> k) is distinct from 'string' then
+        perform private.raise_invalid(format('requests[%s].%s', i, k), format('must be a string, got %s',
+          coalesce(jsonb_typeof(r.e -> k), 'nothing')));
+      end if;
+    end loop;
+    if coalesce(jsonb_typeof(r.e -> 'tokens'), 'null') <> 'null' and (jsonb_typeof(r.e -> 'tokens') <> 'number'
+        or (r.e ->> 'tokens')::numeric <> trunc((r.e ->> 'tokens')::numeric)
+        or abs((r.e ->> 'tokens')::numeric) > 2147483647) then
+      perform private.raise_invalid(format('requests[%s].tokens', i),
+        format('must be an integer, got %s', private.excerpt((r.e -> 'tokens')::text, 80)));
+    end if;
+    i := i + 1;
+  end loop;
+
+  for r in
+    select t.e, (t.n - 1)::integer as n
+      from jsonb_array_elements(requests) with ordinality as t(e, n)
+     order by t.e ->> 'provider', t.e ->> 'model', t.n
+  loop
+    begin
+      select * into strict v_answer from public.acquire_model_capacity(
+        provider => r.e ->> 'provider', model => r.e ->> 'model',
+        tokens => coalesce((r.e ->> 'tokens')::integer, 0));
+    exception when invalid_parameter_value then
+      -- acquire_model_capacity names the field; the batch names the item too, and takes nothing.
+      get stacked diagnostics v_message = message_text, v_hint = pg_exception_hint;
+      raise exception 'requests[%].%', r.n, v_message using errcode = '22023', hint = v_hint;
+    end;
+    v_items := v_items || r.n;
+    v_granted := v_granted || v_answer.granted;
+    v_waits := v_waits || v_answer.wait_seconds;
+    v_reasons := v_reasons || v_answer.reason;
+  end loop;
+
+  return query
+    select a.item, a.granted, a.wait_seconds, a.reason
+      from unnest(v_items, v_granted, v_waits, v_reasons) as a(item, granted, wait_seconds, reason)
+     order by a.item;
 end;
 $function$
 
@@ -3515,6 +3592,9 @@ PERMISSIVE for SELECT to authenticated
 -- grant private.check_batch_item(text,jsonb,text[])
 
 
+-- grant private.check_batch_object(text,jsonb,text[])
+
+
 -- grant private.check_budget(uuid)
 
 
@@ -3639,6 +3719,9 @@ PERMISSIVE for SELECT to authenticated
 service_role:EXECUTE
 
 -- grant public.acquire_model_capacity(text,text,integer)
+service_role:EXECUTE
+
+-- grant public.acquire_model_capacity_batch(jsonb)
 service_role:EXECUTE
 
 -- grant public.active_jobs

@@ -20,7 +20,7 @@ from worker import logs, signals
 from worker.config import Settings
 from worker.core.background import in_background
 from worker.core.clock import SystemClock
-from worker.core.gate import GatedProvider
+from worker.core.gate import CapacityBatcher, GatedProvider
 from worker.core.llm import LimitedModel
 from worker.core.metrics import Metrics
 from worker.core.ports import (
@@ -102,8 +102,9 @@ def build_router(settings: Settings, transports: Transports, clock: SystemClock)
     limits = {name: asyncio.Semaphore(settings.provider_concurrency) for name in transports.providers}
     providers: dict[str, ModelProvider] = dict(transports.providers)
     if settings.shared_provider_limits:
+        asks = CapacityBatcher(transports.control)
         providers = {
-            name: GatedProvider(p, transports.control, clock, settings.provider_max_wait_seconds)
+            name: GatedProvider(p, transports.control, clock, settings.provider_max_wait_seconds, asks)
             for name, p in providers.items()
         }
     links: dict[ModelRoute, LimitedModel] = {}

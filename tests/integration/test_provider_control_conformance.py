@@ -22,7 +22,7 @@ from worker.adapters.postgres import PostgresStore
 from worker.adapters.rpc_store import RpcStore
 from worker.adapters.supabase import SupabaseStore, connect
 from worker.core.errors import InvalidArgument
-from worker.core.ports import ModelRoute, ProviderControl
+from worker.core.ports import CapacityRequest, ModelRoute, ProviderControl
 
 pytestmark = pytest.mark.integration
 
@@ -101,6 +101,44 @@ async def test_tokens_are_counted(backend: Backend) -> None:
     assert (await c.acquire_model_capacity("gemini", "m1", 80)).granted
     refused = await c.acquire_model_capacity("gemini", "m1", 80)
     assert not refused.granted and refused.reason == "tokens"
+
+
+async def test_a_batch_is_answered_in_order_from_the_same_buckets(backend: Backend) -> None:
+    c = backend.control
+    backend.operator.set_limits("anthropic", "m1", rpm=2)
+    await c.report_model_rate_limit("gemini", "hot", 529, 30)
+    asks = [
+        CapacityRequest("anthropic", "m1", 10),
+        CapacityRequest("gemini", "hot"),
+        CapacityRequest("anthropic", "m2"),
+    ]
+    answers = await c.acquire_model_capacity_batch([*asks, asks[0], asks[0]])
+    assert [(a.granted, a.reason) for a in answers] == [
+        (True, "granted"),
+        (False, "cooldown"),
+        (True, "granted"),
+        (True, "granted"),
+        (False, "requests"),
+    ]
+    assert 0 < answers[1].wait_seconds <= 30 and 0 < answers[4].wait_seconds <= 30
+    assert not (await c.acquire_model_capacity("anthropic", "m1", 0)).granted  # the single call's bucket
+
+
+@pytest.mark.parametrize(
+    ("requests", "message"),
+    [
+        ([CapacityRequest("anthropic", "m1"), CapacityRequest("Bad Name", "m1")], r"^requests\[1\]\.provider: "),
+        ([CapacityRequest("anthropic", "m1"), CapacityRequest("anthropic", "")], r"^requests\[1\]\.model: "),
+        ([CapacityRequest("anthropic", "m1", -1)], r"^requests\[0\]\.tokens: must be between 0 and 1000000000"),
+    ],
+)
+async def test_a_bad_request_refuses_the_batch_by_name_and_takes_nothing(
+    backend: Backend, requests: list[CapacityRequest], message: str
+) -> None:
+    backend.operator.set_limits("anthropic", "m1", rpm=1)
+    with pytest.raises(InvalidArgument, match=message):
+        await backend.control.acquire_model_capacity_batch(requests)
+    assert (await backend.control.acquire_model_capacity("anthropic", "m1", 0)).granted  # nothing was taken
 
 
 async def test_a_reported_429_opens_a_cooldown_for_everyone(backend: Backend) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -24,7 +24,16 @@ from worker.core.errors import (
 )
 from worker.core.gate import GatedProvider
 from worker.core.llm import LimitedModel, ModelAnswer, ModelChain
-from worker.core.ports import Capacity, Clock, GeneratedImage, ModelProvider, ModelRoute, TextRequest, UsageSink
+from worker.core.ports import (
+    Capacity,
+    CapacityRequest,
+    Clock,
+    GeneratedImage,
+    ModelProvider,
+    ModelRoute,
+    TextRequest,
+    UsageSink,
+)
 from worker.core.retry import RetryPolicy
 from worker.core.routing import ModelRouter
 
@@ -316,7 +325,7 @@ async def test_a_refused_capacity_call_lets_the_model_call_through_but_an_unreac
             super().__init__(FakeClock())
             self.error = error
 
-        async def acquire_model_capacity(self, provider: str, model: str, tokens: int) -> Capacity:
+        async def acquire_model_capacity_batch(self, requests: Sequence[CapacityRequest]) -> list[Capacity]:
             raise self.error
 
     clock = FakeClock()

@@ -7,12 +7,13 @@ for unit tests; held honest by the conformance suite (tests/integration/test_wor
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from worker.core.clock import SystemClock
 from worker.core.errors import InvalidArgument
-from worker.core.ports import Capacity, CapacityReason, Clock, ModelRoute
+from worker.core.ports import Capacity, CapacityReason, CapacityRequest, Clock, ModelRoute
 
 _PROVIDER = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 
@@ -44,9 +45,7 @@ class MemoryProviderControl:
 
     # -- ProviderControl -------------------------------------------------------------------------
     async def acquire_model_capacity(self, provider: str, model: str, tokens: int) -> Capacity:
-        _check(provider, model)
-        if not 0 <= tokens <= 1_000_000_000:
-            raise InvalidArgument(f"tokens: must be between 0 and 1000000000, got {tokens}")
+        _check(provider, model, tokens)
         self.calls.append(("acquire", provider, model))
         rpm, tpm = self.limits.get((provider, model), (None, None))
         now = self.clock.now()
@@ -72,6 +71,18 @@ class MemoryProviderControl:
         why: CapacityReason = "granted" if reason == "granted" else ("requests" if reason == "requests" else "tokens")
         return Capacity(why == "granted", wait, why)
 
+    async def acquire_model_capacity_batch(self, requests: Sequence[CapacityRequest]) -> list[Capacity]:
+        """Every request checked first (a refusal names ``requests[i]`` and takes nothing), then
+        each answered as ``acquire_model_capacity`` would, in order."""
+        if not 1 <= len(requests) <= 1000:
+            raise InvalidArgument(f"requests: must hold 1 to 1000 items, got {len(requests)}")
+        for i, request in enumerate(requests):
+            try:
+                _check(request.provider, request.model, request.tokens)
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"requests[{i}].{exc}") from None
+        return [await self.acquire_model_capacity(r.provider, r.model, r.tokens) for r in requests]
+
     async def report_model_rate_limit(self, provider: str, model: str, status: int, retry_after: float) -> datetime:
         _check(provider, model)
         if status not in (429, 529):
@@ -95,7 +106,7 @@ class MemoryProviderControl:
         return {kind: list(routes) for kind, routes in self.chains.items() if routes}
 
 
-def _check(provider: str, model: str) -> None:
+def _check(provider: str, model: str, tokens: int = 0) -> None:
     if not _PROVIDER.fullmatch(provider):
         raise InvalidArgument(
             "provider: must be a lowercase provider name such as anthropic "
@@ -103,3 +114,5 @@ def _check(provider: str, model: str) -> None:
         )
     if not 1 <= len(model) <= 200:
         raise InvalidArgument(f"model: must be a model name of 1 to 200 characters, got {model!r}")
+    if not 0 <= tokens <= 1_000_000_000:
+        raise InvalidArgument(f"tokens: must be between 0 and 1000000000, got {tokens}")

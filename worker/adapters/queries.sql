@@ -77,6 +77,9 @@ select kind, timeout_seconds, max_attempts from public.job_kinds order by kind;
 select granted, wait_seconds, reason from public.acquire_model_capacity(
   provider => %(provider)s, model => %(model)s, tokens => %(tokens)s);
 
+-- name: acquire_model_capacity_batch
+select item, granted, wait_seconds, reason from public.acquire_model_capacity_batch(requests => %(requests)s);
+
 -- name: report_model_rate_limit
 -- ISO text, as PostgREST answers it.
 select to_jsonb(public.report_model_rate_limit(provider => %(provider)s, model => %(model)s,

@@ -16,6 +16,7 @@ from worker.core.jobs import JobRow
 from worker.core.ports import (
     ArtifactDeletion,
     Capacity,
+    CapacityRequest,
     ModelCall,
     ModelRoute,
     ProgressReport,
@@ -184,6 +185,12 @@ class RpcStore(ABC):
             raise StoreError("acquire_model_capacity: returned no row")
         row = rows[0]
         return Capacity(bool(row["granted"]), float(row["wait_seconds"]), row["reason"])
+
+    async def acquire_model_capacity_batch(self, requests: Sequence[CapacityRequest]) -> list[Capacity]:
+        rows = await self._records("acquire_model_capacity_batch", {"requests": [r.item() for r in requests]})
+        if [row["item"] for row in rows] != list(range(len(requests))):
+            raise StoreError(f"acquire_model_capacity_batch: answered {len(rows)} rows for {len(requests)} requests")
+        return [Capacity(bool(row["granted"]), float(row["wait_seconds"]), row["reason"]) for row in rows]
 
     async def report_model_rate_limit(self, provider: str, model: str, status: int, retry_after: float) -> datetime:
         args = {"provider": provider, "model": model, "status": status, "retry_after_seconds": retry_after}

@@ -1,6 +1,7 @@
 """The shared-capacity gate: a ``ModelProvider`` that asks SQL for capacity before every call.
 
-Every replica asks the same row (``ProviderControl.acquire_model_capacity``), so together they
+Every replica asks the same row (``ProviderControl.acquire_model_capacity_batch``: the asks of
+every job of this process that became ready during the previous call, in one call), so together they
 stay under the provider's limits instead of each discovering them through 429s. A 429/529 the
 provider still answers is reported (``report_model_rate_limit``): the shared cooldown then keeps
 every replica away from that model until it ends.
@@ -12,17 +13,55 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from worker.core.errors import CapacityUnavailable, RateLimited, StoreError, StoreUnavailable
-from worker.core.ports import Clock, GeneratedImage, ModelProvider, ProviderControl, TextRequest, UsageSink
+from worker.core.coalesce import Coalescer
+from worker.core.errors import CapacityUnavailable, InvalidArgument, RateLimited, StoreError, StoreUnavailable
+from worker.core.ports import (
+    Capacity,
+    CapacityRequest,
+    Clock,
+    GeneratedImage,
+    ModelProvider,
+    ProviderControl,
+    TextRequest,
+    UsageSink,
+)
 
 log = logging.getLogger("worker.gate")
 CHARS_PER_TOKEN = 4  # a rough input-token estimate; the limiter needs an upper-ish bound, not a count
+MAX_ASKS = 200  # per acquire_model_capacity_batch call; the SQL function takes up to 1000
 IMAGE_TOKENS = 1290  # what one generated image counts as (Gemini bills 1290 output tokens per image)
 
 
 def estimate_tokens(request: TextRequest) -> int:
     chars = len(request.system) + sum(len(text) for _role, text in request.messages)
     return chars // CHARS_PER_TOKEN + 1
+
+
+class CapacityBatcher(Coalescer[CapacityRequest, Capacity]):
+    """Every model call's capacity ask, for any job and provider, in few calls: one
+    ``acquire_model_capacity_batch`` carries whatever asked while the previous call was in flight.
+    Each ask is still decided alone in SQL, in the same buckets; only the round trips are shared."""
+
+    def __init__(self, control: ProviderControl) -> None:
+        super().__init__("capacity-batch", MAX_ASKS)
+        self.control = control
+
+    async def acquire(self, provider: str, model: str, tokens: int) -> Capacity:
+        return await self.add(CapacityRequest(provider, model, tokens))
+
+    async def _call(self, items: list[CapacityRequest]) -> list[Capacity | Exception]:
+        try:
+            return list(await self.control.acquire_model_capacity_batch(items))
+        except InvalidArgument:
+            if len(items) == 1:
+                raise
+        answers: list[Capacity | Exception] = []
+        for item in items:  # one refused ask refuses the batch: the others go alone
+            try:
+                answers.extend(await self.control.acquire_model_capacity_batch([item]))
+            except InvalidArgument as exc:
+                answers.append(exc)
+        return answers
 
 
 @dataclass
@@ -38,17 +77,20 @@ class GatedProvider:
     control: ProviderControl
     clock: Clock
     max_wait: float = 10.0
+    capacity: CapacityBatcher | None = None  # share one among the providers: fewer, bigger calls
     name: str = field(init=False)
     _refused: set[str] = field(default_factory=set, init=False, repr=False)
+    _asks: CapacityBatcher = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.name = self.provider.name
+        self._asks = self.capacity or CapacityBatcher(self.control)
 
     async def admit(self, model: str, tokens: int) -> None:
         waited = 0.0
         while True:
             try:
-                capacity = await self.control.acquire_model_capacity(self.name, model, tokens)
+                capacity = await self._asks.acquire(self.name, model, tokens)
             except StoreUnavailable:
                 raise  # the queue is away too: the job's outcome could not be recorded either
             except StoreError as exc:

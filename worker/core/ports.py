@@ -347,11 +347,29 @@ class Capacity:
     reason: CapacityReason = "granted"
 
 
+@dataclass(frozen=True)
+class CapacityRequest:
+    """One model call's ask, for ``ProviderControl.acquire_model_capacity_batch``."""
+
+    provider: str
+    model: str
+    tokens: int = 0
+
+    def item(self) -> dict[str, Any]:
+        """The request as acquire_model_capacity_batch takes it (one element of ``requests``)."""
+        return {"provider": self.provider, "model": self.model, "tokens": self.tokens}
+
+
 class ProviderControl(Protocol):
     """What every replica shares about the providers, decided in SQL (one RPC each): capacity
     under the provider-wide limits, cooldowns after a 429/529, and each kind's fallback chain."""
 
     async def acquire_model_capacity(self, provider: str, model: str, tokens: int) -> Capacity: ...
+
+    async def acquire_model_capacity_batch(self, requests: Sequence[CapacityRequest]) -> list[Capacity]:
+        """acquire_model_capacity for each request in one call; answers in the requests' order.
+        A malformed request refuses the whole batch (``InvalidArgument`` naming ``requests[i]``)."""
+        ...
 
     async def report_model_rate_limit(self, provider: str, model: str, status: int, retry_after: float) -> datetime:
         """Open (or extend) the shared cooldown; returns when it ends."""

@@ -10,9 +10,9 @@ Recording is best effort, like progress: a blip loses the batch's records (logge
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
+from worker.core.coalesce import Coalescer
 from worker.core.errors import InvalidArgument, StoreUnavailable
 from worker.core.ports import QueueStore, UsageRecord, UsageRecorded
 
@@ -20,39 +20,25 @@ log = logging.getLogger("worker.usage")
 MAX_ITEMS = 500  # well under the SQL function's 1000
 
 
-class UsageBatcher:
+class UsageBatcher(Coalescer[UsageRecord, UsageRecorded | None]):
     def __init__(self, store: QueueStore, worker_id: str) -> None:
+        super().__init__("usage-batch", MAX_ITEMS)
         self.store = store
         self.worker_id = worker_id
-        self._pending: list[tuple[UsageRecord, asyncio.Future[UsageRecorded | None]]] = []
-        self._sender: asyncio.Task[None] | None = None
 
-    def add(self, record: UsageRecord) -> asyncio.Future[UsageRecorded | None]:
-        """Queue a record (returns at once); the future gets its answer, or None if the call failed."""
-        done: asyncio.Future[UsageRecorded | None] = asyncio.get_running_loop().create_future()
-        self._pending.append((record, done))
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.create_task(self._send(), name="usage-batch")
-        return done
+    async def _call(self, items: list[UsageRecord]) -> list[UsageRecorded | Exception | None]:
+        try:
+            return list(await self._record(items))
+        except Exception:  # a bug here must not stop later records, nor go unseen; None: not recorded
+            log.exception("usage batch failed")
+            return [None] * len(items)
 
-    async def _send(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[:MAX_ITEMS], self._pending[MAX_ITEMS:]
-            try:
-                answers = await self._call([record for record, _ in batch])
-            except Exception:  # a bug here must not stop later records, nor go unseen
-                log.exception("usage batch failed")
-                answers = [None] * len(batch)
-            for (_, done), answer in zip(batch, answers, strict=True):
-                if not done.done():
-                    done.set_result(answer)
-
-    async def _call(self, records: list[UsageRecord]) -> list[UsageRecorded | None]:
+    async def _record(self, records: list[UsageRecord]) -> list[UsageRecorded | None]:
         try:
             answers = await self.store.record_usage_batch(self.worker_id, records)
         except InvalidArgument as exc:
             if len(records) > 1:  # one bad record refuses the batch: the others go alone
-                return [(await self._call([record]))[0] for record in records]
+                return [(await self._record([record]))[0] for record in records]
             log.warning("usage of job %s not recorded: %s", records[0].job_id, exc)
             return [None]
         except StoreUnavailable as exc:
