@@ -1944,6 +1944,71 @@ begin
 end;
 $function$
 
+-- function private.record_usage_items(text,jsonb,text[])
+CREATE OR REPLACE FUNCTION private.record_usage_items(worker_id text, calls jsonb, names text[])
+ RETURNS TABLE(job_id uuid, recorded boolean, cost_usd numeric, reason text)
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+#variable_conflict use_column
+declare
+  item jsonb;
+  i integer := 1;
+  k text;
+  v_row public.usage_ledger;
+  v_message text;
+  v_hint text;
+begin
+  -- The JSON shape first (record_usage's own arguments are typed): keys, the job id, integers.
+  for item in select e from jsonb_array_elements(calls) as t(e) loop
+    perform private.check_batch_item(names[i], item, array['job_id', 'attempt', 'provider', 'model',
+      'input_tokens', 'output_tokens', 'cached_tokens', 'images', 'latency_ms']);
+    for k in select unnest(array['attempt', 'input_tokens', 'output_tokens', 'cached_tokens', 'images', 'latency_ms']) loop
+      if coalesce(jsonb_typeof(item -> k), 'null') = 'null' then
+        if k = 'attempt' then
+          perform private.raise_invalid(format('%s.attempt', names[i]), 'is required');
+        end if;
+      elsif jsonb_typeof(item -> k) <> 'number' or (item ->> k)::numeric <> trunc((item ->> k)::numeric)
+            or abs((item ->> k)::numeric) > 2147483647 then
+        perform private.raise_invalid(format('%s.%s', names[i], k),
+          format('must be an integer, got %s', private.excerpt((item -> k)::text, 80)));
+      end if;
+    end loop;
+    for k in select unnest(array['provider', 'model']) loop
+      if jsonb_typeof(item -> k) is distinct from 'string' then
+        perform private.raise_invalid(format('%s.%s', names[i], k), format('must be a string, got %s',
+          coalesce(jsonb_typeof(item -> k), 'nothing')));
+      end if;
+    end loop;
+    i := i + 1;
+  end loop;
+
+  i := 1;
+  for item in select e from jsonb_array_elements(calls) as t(e) loop
+    if not exists (select 1 from public.jobs j where j.id = (item ->> 'job_id')::uuid) then
+      return query select (item ->> 'job_id')::uuid, false, null::numeric, 'job not found'::text;
+    else
+      begin
+        v_row := public.record_usage(
+          job_id => (item ->> 'job_id')::uuid, worker_id => record_usage_items.worker_id,
+          attempt => (item ->> 'attempt')::integer, provider => item ->> 'provider', model => item ->> 'model',
+          input_tokens => coalesce((item ->> 'input_tokens')::integer, 0),
+          output_tokens => coalesce((item ->> 'output_tokens')::integer, 0),
+          cached_tokens => coalesce((item ->> 'cached_tokens')::integer, 0),
+          images => coalesce((item ->> 'images')::integer, 0),
+          latency_ms => (item ->> 'latency_ms')::integer);
+      exception when invalid_parameter_value then
+        -- record_usage names the field; the batch names the item too. The batch records nothing.
+        get stacked diagnostics v_message = message_text, v_hint = pg_exception_hint;
+        raise exception '%.%', names[i], v_message using errcode = '22023', hint = v_hint;
+      end;
+      return query select v_row.job_id, true, v_row.cost_usd, null::text;
+    end if;
+    i := i + 1;
+  end loop;
+end;
+$function$
+
 -- function private.refuse_view_write()
 CREATE OR REPLACE FUNCTION private.refuse_view_write()
  RETURNS trigger
@@ -2609,13 +2674,32 @@ declare
   v_result jsonb;
   v_done uuid[];
   v_steps jsonb;
+  v_calls jsonb := '[]';
+  v_names text[] := '{}';
+  u integer;
   j public.jobs;
 begin
   perform private.check_worker_id(complete_jobs.worker_id);
   perform private.check_batch('completions', completions, '{"job_id", "result"}');
   n := jsonb_array_length(completions);
   for item in select e from jsonb_array_elements(completions) as t(e) loop
-    perform private.check_batch_item(format('completions[%s]', i), item, array['job_id', 'result', 'progress']);
+    perform private.check_batch_item(format('completions[%s]', i), item, array['job_id', 'result', 'progress', 'usage']);
+    if coalesce(jsonb_typeof(item -> 'usage'), 'null') <> 'null' then
+      if jsonb_typeof(item -> 'usage') <> 'array' then
+        perform private.raise_invalid(format('completions[%s].usage', i),
+          format('must be a JSON array of model calls, got %s', jsonb_typeof(item -> 'usage')));
+      end if;
+      for u in 0 .. jsonb_array_length(item -> 'usage') - 1 loop
+        if jsonb_typeof(item -> 'usage' -> u) = 'object' and item -> 'usage' -> u ? 'job_id' then
+          perform private.raise_invalid(format('completions[%s].usage[%s]', i, u), 'must not name a job_id: it is the completion''s');
+        end if;
+        v_calls := v_calls || jsonb_build_array(
+          case when jsonb_typeof(item -> 'usage' -> u) = 'object'
+               then (item -> 'usage' -> u) || jsonb_build_object('job_id', item -> 'job_id')
+               else item -> 'usage' -> u end);
+        v_names := v_names || format('completions[%s].usage[%s]', i, u);
+      end loop;
+    end if;
     v_result := item -> 'result';
     if v_result is null or jsonb_typeof(v_result) not in ('object', 'array') then
       perform private.raise_invalid(format('completions[%s].result', i),
@@ -2641,6 +2725,12 @@ begin
   end loop;
   if (select count(distinct (e ->> 'job_id')::uuid) from jsonb_array_elements(completions) as t(e)) <> n then
     perform private.raise_invalid('completions', 'lists a job_id more than once');
+  end if;
+  if jsonb_array_length(v_calls) > 1000 then
+    perform private.raise_invalid('completions', format('carry %s usage records; at most 1000 in one call', jsonb_array_length(v_calls)));
+  end if;
+  if jsonb_array_length(v_calls) > 0 then
+    perform from private.record_usage_items(complete_jobs.worker_id, v_calls, v_names);
   end if;
 
   v_done := private.lock_held_jobs(
@@ -3123,64 +3213,11 @@ CREATE OR REPLACE FUNCTION public.record_usage_batch(worker_id text, calls jsonb
  SECURITY DEFINER
  SET search_path TO ''
 AS $function$
-#variable_conflict use_column
-declare
-  item jsonb;
-  i integer := 0;
-  k text;
-  v_row public.usage_ledger;
-  v_message text;
-  v_hint text;
 begin
   perform private.check_worker_id(record_usage_batch.worker_id);
   perform private.check_batch('calls', calls, '{"job_id", "attempt", "provider", "model", ...}');
-  -- The JSON shape first (record_usage's own arguments are typed): keys, the job id, integers.
-  for item in select e from jsonb_array_elements(calls) as t(e) loop
-    perform private.check_batch_item(format('calls[%s]', i), item, array['job_id', 'attempt', 'provider', 'model',
-      'input_tokens', 'output_tokens', 'cached_tokens', 'images', 'latency_ms']);
-    for k in select unnest(array['attempt', 'input_tokens', 'output_tokens', 'cached_tokens', 'images', 'latency_ms']) loop
-      if coalesce(jsonb_typeof(item -> k), 'null') = 'null' then
-        if k = 'attempt' then
-          perform private.raise_invalid(format('calls[%s].attempt', i), 'is required');
-        end if;
-      elsif jsonb_typeof(item -> k) <> 'number' or (item ->> k)::numeric <> trunc((item ->> k)::numeric)
-            or abs((item ->> k)::numeric) > 2147483647 then
-        perform private.raise_invalid(format('calls[%s].%s', i, k),
-          format('must be an integer, got %s', private.excerpt((item -> k)::text, 80)));
-      end if;
-    end loop;
-    for k in select unnest(array['provider', 'model']) loop
-      if jsonb_typeof(item -> k) is distinct from 'string' then
-        perform private.raise_invalid(format('calls[%s].%s', i, k), format('must be a string, got %s',
-          coalesce(jsonb_typeof(item -> k), 'nothing')));
-      end if;
-    end loop;
-    i := i + 1;
-  end loop;
-
-  i := 0;
-  for item in select e from jsonb_array_elements(calls) as t(e) loop
-    if not exists (select 1 from public.jobs j where j.id = (item ->> 'job_id')::uuid) then
-      return query select (item ->> 'job_id')::uuid, false, null::numeric, 'job not found'::text;
-    else
-      begin
-        v_row := public.record_usage(
-          job_id => (item ->> 'job_id')::uuid, worker_id => record_usage_batch.worker_id,
-          attempt => (item ->> 'attempt')::integer, provider => item ->> 'provider', model => item ->> 'model',
-          input_tokens => coalesce((item ->> 'input_tokens')::integer, 0),
-          output_tokens => coalesce((item ->> 'output_tokens')::integer, 0),
-          cached_tokens => coalesce((item ->> 'cached_tokens')::integer, 0),
-          images => coalesce((item ->> 'images')::integer, 0),
-          latency_ms => (item ->> 'latency_ms')::integer);
-      exception when invalid_parameter_value then
-        -- record_usage names the field; the batch names the item too. The batch records nothing.
-        get stacked diagnostics v_message = message_text, v_hint = pg_exception_hint;
-        raise exception 'calls[%].%', i, v_message using errcode = '22023', hint = v_hint;
-      end;
-      return query select v_row.job_id, true, v_row.cost_usd, null::text;
-    end if;
-    i := i + 1;
-  end loop;
+  return query select * from private.record_usage_items(record_usage_batch.worker_id, calls,
+    array(select format('calls[%s]', n - 1) from generate_series(1, jsonb_array_length(calls)) as n));
 end;
 $function$
 
@@ -3680,6 +3717,9 @@ PERMISSIVE for SELECT to authenticated
 
 
 -- grant private.record_artifact_deletions()
+
+
+-- grant private.record_usage_items(text,jsonb,text[])
 
 
 -- grant private.refuse_view_write()

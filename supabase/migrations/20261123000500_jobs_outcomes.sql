@@ -94,7 +94,11 @@ $$;
 
 -- An item may carry the job's last progress ({percent?, message?}), recorded as a progress
 -- event before the job succeeds, all in one Realtime message per job (helpers in
--- 20261204000500_progress_batch.sql; plpgsql resolves them when called).
+-- 20261204000500_progress_batch.sql; plpgsql resolves them when called), and the usage of the
+-- job's model calls not yet recorded (`usage`: record_usage_batch's items without job_id, at most
+-- 1000 in a call; helper in 20261204000900_usage_batch.sql). Usage is recorded before any job
+-- succeeds, in the same transaction, whether or not the worker still holds the job: the calls
+-- were made and paid for, and the job's reservation never ends before its spend is in the ledger.
 create function public.complete_jobs(worker_id text, completions jsonb)
 returns table (job_id uuid, completed boolean, reason text)
 language plpgsql
@@ -110,13 +114,32 @@ declare
   v_result jsonb;
   v_done uuid[];
   v_steps jsonb;
+  v_calls jsonb := '[]';
+  v_names text[] := '{}';
+  u integer;
   j public.jobs;
 begin
   perform private.check_worker_id(complete_jobs.worker_id);
   perform private.check_batch('completions', completions, '{"job_id", "result"}');
   n := jsonb_array_length(completions);
   for item in select e from jsonb_array_elements(completions) as t(e) loop
-    perform private.check_batch_item(format('completions[%s]', i), item, array['job_id', 'result', 'progress']);
+    perform private.check_batch_item(format('completions[%s]', i), item, array['job_id', 'result', 'progress', 'usage']);
+    if coalesce(jsonb_typeof(item -> 'usage'), 'null') <> 'null' then
+      if jsonb_typeof(item -> 'usage') <> 'array' then
+        perform private.raise_invalid(format('completions[%s].usage', i),
+          format('must be a JSON array of model calls, got %s', jsonb_typeof(item -> 'usage')));
+      end if;
+      for u in 0 .. jsonb_array_length(item -> 'usage') - 1 loop
+        if jsonb_typeof(item -> 'usage' -> u) = 'object' and item -> 'usage' -> u ? 'job_id' then
+          perform private.raise_invalid(format('completions[%s].usage[%s]', i, u), 'must not name a job_id: it is the completion''s');
+        end if;
+        v_calls := v_calls || jsonb_build_array(
+          case when jsonb_typeof(item -> 'usage' -> u) = 'object'
+               then (item -> 'usage' -> u) || jsonb_build_object('job_id', item -> 'job_id')
+               else item -> 'usage' -> u end);
+        v_names := v_names || format('completions[%s].usage[%s]', i, u);
+      end loop;
+    end if;
     v_result := item -> 'result';
     if v_result is null or jsonb_typeof(v_result) not in ('object', 'array') then
       perform private.raise_invalid(format('completions[%s].result', i),
@@ -142,6 +165,12 @@ begin
   end loop;
   if (select count(distinct (e ->> 'job_id')::uuid) from jsonb_array_elements(completions) as t(e)) <> n then
     perform private.raise_invalid('completions', 'lists a job_id more than once');
+  end if;
+  if jsonb_array_length(v_calls) > 1000 then
+    perform private.raise_invalid('completions', format('carry %s usage records; at most 1000 in one call', jsonb_array_length(v_calls)));
+  end if;
+  if jsonb_array_length(v_calls) > 0 then
+    perform from private.record_usage_items(complete_jobs.worker_id, v_calls, v_names);
   end if;
 
   v_done := private.lock_held_jobs(

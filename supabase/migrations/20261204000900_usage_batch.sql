@@ -7,56 +7,58 @@
 -- refuses is a 400 naming the item (calls[i].field) and the whole batch records nothing; a job
 -- that no longer exists (purged while the call was in flight) is answered in its row
 -- (recorded = false) and the others are recorded.
+--
+-- A success carries its job's records in its complete_jobs item instead (20261123000500): one
+-- transaction with the outcome, no call of their own. Both go through private.record_usage_items.
 
-create function public.record_usage_batch(worker_id text, calls jsonb)
+-- The items' checks and recording, shared with complete_jobs (whose items carry their job's
+-- usage): `names` says what to call each item in a refusal (calls[3], completions[1].usage[0]).
+create function private.record_usage_items(worker_id text, calls jsonb, names text[])
 returns table (job_id uuid, recorded boolean, cost_usd numeric, reason text)
 language plpgsql
-security definer
 set search_path = ''
 as $$
 #variable_conflict use_column
 declare
   item jsonb;
-  i integer := 0;
+  i integer := 1;
   k text;
   v_row public.usage_ledger;
   v_message text;
   v_hint text;
 begin
-  perform private.check_worker_id(record_usage_batch.worker_id);
-  perform private.check_batch('calls', calls, '{"job_id", "attempt", "provider", "model", ...}');
   -- The JSON shape first (record_usage's own arguments are typed): keys, the job id, integers.
   for item in select e from jsonb_array_elements(calls) as t(e) loop
-    perform private.check_batch_item(format('calls[%s]', i), item, array['job_id', 'attempt', 'provider', 'model',
+    perform private.check_batch_item(names[i], item, array['job_id', 'attempt', 'provider', 'model',
       'input_tokens', 'output_tokens', 'cached_tokens', 'images', 'latency_ms']);
     for k in select unnest(array['attempt', 'input_tokens', 'output_tokens', 'cached_tokens', 'images', 'latency_ms']) loop
       if coalesce(jsonb_typeof(item -> k), 'null') = 'null' then
         if k = 'attempt' then
-          perform private.raise_invalid(format('calls[%s].attempt', i), 'is required');
+          perform private.raise_invalid(format('%s.attempt', names[i]), 'is required');
         end if;
       elsif jsonb_typeof(item -> k) <> 'number' or (item ->> k)::numeric <> trunc((item ->> k)::numeric)
             or abs((item ->> k)::numeric) > 2147483647 then
-        perform private.raise_invalid(format('calls[%s].%s', i, k),
+        perform private.raise_invalid(format('%s.%s', names[i], k),
           format('must be an integer, got %s', private.excerpt((item -> k)::text, 80)));
       end if;
     end loop;
     for k in select unnest(array['provider', 'model']) loop
       if jsonb_typeof(item -> k) is distinct from 'string' then
-        perform private.raise_invalid(format('calls[%s].%s', i, k), format('must be a string, got %s',
+        perform private.raise_invalid(format('%s.%s', names[i], k), format('must be a string, got %s',
           coalesce(jsonb_typeof(item -> k), 'nothing')));
       end if;
     end loop;
     i := i + 1;
   end loop;
 
-  i := 0;
+  i := 1;
   for item in select e from jsonb_array_elements(calls) as t(e) loop
     if not exists (select 1 from public.jobs j where j.id = (item ->> 'job_id')::uuid) then
       return query select (item ->> 'job_id')::uuid, false, null::numeric, 'job not found'::text;
     else
       begin
         v_row := public.record_usage(
-          job_id => (item ->> 'job_id')::uuid, worker_id => record_usage_batch.worker_id,
+          job_id => (item ->> 'job_id')::uuid, worker_id => record_usage_items.worker_id,
           attempt => (item ->> 'attempt')::integer, provider => item ->> 'provider', model => item ->> 'model',
           input_tokens => coalesce((item ->> 'input_tokens')::integer, 0),
           output_tokens => coalesce((item ->> 'output_tokens')::integer, 0),
@@ -66,12 +68,26 @@ begin
       exception when invalid_parameter_value then
         -- record_usage names the field; the batch names the item too. The batch records nothing.
         get stacked diagnostics v_message = message_text, v_hint = pg_exception_hint;
-        raise exception 'calls[%].%', i, v_message using errcode = '22023', hint = v_hint;
+        raise exception '%.%', names[i], v_message using errcode = '22023', hint = v_hint;
       end;
       return query select v_row.job_id, true, v_row.cost_usd, null::text;
     end if;
     i := i + 1;
   end loop;
+end;
+$$;
+
+create function public.record_usage_batch(worker_id text, calls jsonb)
+returns table (job_id uuid, recorded boolean, cost_usd numeric, reason text)
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  perform private.check_worker_id(record_usage_batch.worker_id);
+  perform private.check_batch('calls', calls, '{"job_id", "attempt", "provider", "model", ...}');
+  return query select * from private.record_usage_items(record_usage_batch.worker_id, calls,
+    array(select format('calls[%s]', n - 1) from generate_series(1, jsonb_array_length(calls)) as n));
 end;
 $$;
 

@@ -503,3 +503,33 @@ async def test_record_usage_batch_records_in_order_answers_gone_jobs_and_refuses
             await store.record_usage_batch(W, [UsageRecord(job.id, 1, haiku), record])
     [after] = await store.read_view("cost_per_kind")
     assert after["calls"] == before["calls"]
+
+
+async def test_complete_jobs_records_the_usage_it_carries_held_or_not_and_refuses_a_bad_record(
+    backend: Backend,
+) -> None:
+    backend.harness.enqueue("generate_design")
+    backend.harness.enqueue("generate_design")
+    mine, lost = await claim(backend, 2, kinds=["generate_design"])
+    store = backend.store
+    haiku = ModelCall("anthropic", "claude-haiku-4-5", ModelUsage(1000, 500, 200, 0), 1234)
+    [before] = await store.read_view("cost_per_kind") or [{"calls": 0}]
+    # A bad record refuses the whole call by name: nothing completes, nothing is recorded.
+    bad = ModelCall("anthropic", "", ModelUsage(1, 0), 5)
+    with pytest.raises(InvalidArgument, match=r"^completions\[0\]\.usage\[1\]\.model: "):
+        await store.complete_jobs(
+            W, [(mine.id, {})], usage={mine.id: [UsageRecord(mine.id, 1, haiku), UsageRecord(mine.id, 1, bad)]}
+        )
+    assert (await store.read_view("cost_per_kind") or [{"calls": 0}])[0]["calls"] == before["calls"]
+    outcome = await store.complete_jobs(
+        "someone-else",
+        [(mine.id, {"n": 1}), (lost.id, {})],
+        usage={mine.id: [UsageRecord(mine.id, 1, haiku)] * 2, lost.id: [UsageRecord(lost.id, 1, haiku)]},
+    )
+    assert outcome[mine.id] is not None and outcome[lost.id] is not None  # neither held by someone-else
+    # Recorded all the same: the calls were made, and paid for.
+    [after] = await store.read_view("cost_per_kind")
+    assert after["calls"] == before["calls"] + 3
+    outcome = await store.complete_jobs(W, [(mine.id, {"n": 1})], usage={mine.id: [UsageRecord(mine.id, 1, haiku)]})
+    assert outcome == {mine.id: None}
+    assert (await store.read_view("cost_per_kind"))[0]["calls"] == before["calls"] + 4

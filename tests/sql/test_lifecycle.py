@@ -347,7 +347,7 @@ def test_complete_jobs_reports_an_expired_lease(api: SqlApi) -> None:
         ([{"job_id": "JOB", "result": 3}], "completions[0].result: must be a JSON object or array, got number"),
         (
             [{"job_id": "JOB", "result": {}, "extra": 1}],
-            'completions[0]: unknown key "extra"; allowed: job_id, result, progress',
+            'completions[0]: unknown key "extra"; allowed: job_id, result, progress, usage',
         ),
         ([{"job_id": "JOB", "result": {}}] * 2, "completions: lists a job_id more than once"),
     ],

@@ -105,3 +105,89 @@ def test_only_the_service_role_records_usage_in_batches(api: SqlApi) -> None:
     assert refused(lambda: api.as_anon(CALL, ("w1", calls))).sqlstate == "42501"
     assert refused(lambda: batch(api, json.loads(calls), worker="")).sqlstate == "22023"
     assert api.count("select count(*) from public.usage_ledger") == 0
+
+
+# -- complete_jobs carries a success's usage: recorded in the same transaction ------------------
+COMPLETE = "select * from complete_jobs(%s, %s::jsonb)"
+
+
+def carried(job: Row, **kw: Any) -> dict[str, Any]:
+    """A usage item as complete_jobs carries it: record_usage_batch's, without the job id."""
+    return {k: v for k, v in item(job, **kw).items() if k != "job_id"}
+
+
+def test_a_success_carries_its_usage_recorded_whether_or_not_the_job_is_still_held(api: SqlApi) -> None:
+    uid = api.create_user()
+    mine, lost = running_job(api, uid), running_job(api, uid, worker="w2")
+    rows = api.as_service(
+        COMPLETE,
+        (
+            "w1",
+            json.dumps(
+                [
+                    {"job_id": str(mine["id"]), "result": {}, "usage": [carried(mine), carried(mine, model="m-2")]},
+                    {"job_id": str(lost["id"]), "result": {}, "usage": [carried(lost)]},
+                    {"job_id": str(uuid.uuid4()), "result": {}, "usage": [carried(mine)]},  # gone: nothing to record
+                ]
+            ),
+        ),
+    )
+    assert [r["completed"] for r in rows] == [True, False, False]
+    ledger = api.as_service("select job_id, model, cost_usd from usage_ledger order by id")
+    assert [(r["job_id"], r["model"]) for r in ledger] == [
+        (mine["id"], "claude-haiku-4-5"),
+        (mine["id"], "m-2"),
+        (lost["id"], "claude-haiku-4-5"),  # the call was made and paid for; w2 still holds the job
+    ]
+    assert ledger[0]["cost_usd"] == Decimal("0.00332000")
+    # No usage, or an empty list: nothing to record, as before.
+    other = running_job(api, uid)
+    [row] = api.as_service(COMPLETE, ("w1", json.dumps([{"job_id": str(other["id"]), "result": {}, "usage": []}])))
+    assert row["completed"] and api.count("select count(*) from usage_ledger") == 3
+
+
+@pytest.mark.parametrize(
+    ("usage", "message"),
+    [
+        ({"attempt": 1}, r"^completions\[1\]\.usage: must be a JSON array of model calls, got object$"),
+        (["x"], r"^completions\[1\]\.usage\[0\]: must be an object, got string$"),
+        ([{"job_id": "JOB"}], r"^completions\[1\]\.usage\[0\]: must not name a job_id: it is the completion's$"),
+        ([{"provider": "anthropic", "model": "m"}], r"^completions\[1\]\.usage\[0\]\.attempt: is required$"),
+        ([{"tokens": 1}], r'^completions\[1\]\.usage\[0\]: unknown key "tokens"; allowed: job_id, attempt, '),
+        ("CACHED", r"^completions\[1\]\.usage\[1\]\.cached_tokens: must not exceed input_tokens \(1000\), got 1001$"),
+        ("MANY", r"^completions: carry 1002 usage records; at most 1000 in one call$"),
+    ],
+)
+def test_a_malformed_usage_item_refuses_the_completions_by_name_and_changes_nothing(
+    api: SqlApi, usage: Any, message: str
+) -> None:
+    uid = api.create_user()
+    first, second = running_job(api, uid), running_job(api, uid)
+    if usage == "CACHED":
+        usage = [carried(second), carried(second, cached_tokens=1001)]
+    elif usage == "MANY":
+        usage = [carried(second)] * 1001
+    else:
+        usage = json.loads(json.dumps(usage).replace("JOB", str(second["id"])))
+    completions = [
+        {"job_id": str(first["id"]), "result": {}, "usage": [carried(first)]},
+        {"job_id": str(second["id"]), "result": {}, "usage": usage},
+    ]
+    err = refused(lambda: api.as_service(COMPLETE, ("w1", json.dumps(completions))))
+    assert err.sqlstate == "22023"
+    assert re.search(message, err.diag.message_primary or ""), err.diag.message_primary
+    assert api.count("select count(*) from public.usage_ledger") == 0
+    assert {r["status"] for r in api.admin("select status from jobs")} == {"running"}
+
+
+def test_complete_and_claim_carries_usage_too(api: SqlApi) -> None:
+    uid = api.create_user()
+    job = running_job(api, uid)
+    waiting = api.enqueue(uid, "rename_layers", {"layers": []})
+    rows = api.as_service(
+        "select * from complete_and_claim(%s, %s::jsonb, null, 1, 60)",
+        ("w1", json.dumps([{"job_id": str(job["id"]), "result": {}, "usage": [carried(job)]}])),
+    )
+    assert api.count("select count(*) from usage_ledger where job_id = %s", (job["id"],)) == 1
+    assert api.job(job["id"])["status"] == "succeeded"
+    assert rows and api.job(waiting["id"])["status"] == "running"

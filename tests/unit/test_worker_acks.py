@@ -34,7 +34,7 @@ class SlowStore(MemoryStore):
         self.release = asyncio.Event()
 
     async def complete_jobs(
-        self, worker_id: str, completions: Any, last_progress: Any = None
+        self, worker_id: str, completions: Any, last_progress: Any = None, usage: Any = None
     ) -> dict[uuid.UUID, str | None]:
         self.batches.append([job_id for job_id, _ in completions])
         await self.release.wait()
@@ -70,7 +70,7 @@ async def test_a_job_no_longer_held_raises_lease_lost_for_that_job_only() -> Non
 async def test_an_invalid_batch_is_retried_one_by_one_so_only_the_bad_job_fails() -> None:
     class Picky(MemoryStore):
         async def complete_jobs(
-            self, worker_id: str, completions: Any, last_progress: Any = None
+            self, worker_id: str, completions: Any, last_progress: Any = None, usage: Any = None
         ) -> dict[uuid.UUID, str | None]:
             if any("bad" in result for _, result in completions):
                 raise InvalidArgument("completions[1].result: 2000000 bytes exceeds 1 MiB")

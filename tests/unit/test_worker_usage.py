@@ -9,12 +9,16 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
+from tests.unit.test_worker_core import config, running, until
+from tests.unit.test_worker_limits import router
 from worker.adapters.memory import MemoryStore
+from worker.adapters.memory_limits import MemoryProviderControl
 from worker.core.context import JobContext
-from worker.core.errors import LeaseLost, StoreUnavailable
+from worker.core.errors import InvalidArgument, LeaseLost, StoreUnavailable
 from worker.core.jobs import Job
 from worker.core.llm import LimitedModel, ModelChain
 from worker.core.ports import (
@@ -26,6 +30,7 @@ from worker.core.ports import (
     UsageRecorded,
     UsageSink,
 )
+from worker.core.routing import ModelRouter
 from worker.core.usage import UsageBatcher
 from worker.handlers import HANDLERS
 from worker.handlers.base import AnsweredBy
@@ -73,6 +78,11 @@ class Provider:
 
     async def close(self) -> None:
         return None
+
+
+def usage_router() -> ModelRouter:
+    """The runtime's models: the Provider above as every kind's environment model."""
+    return router(MemoryProviderControl(), {"anthropic": Provider()})
 
 
 async def context(store: MemoryStore, model: str = "claude-haiku-4-5") -> JobContext:
@@ -164,12 +174,14 @@ async def test_records_of_many_jobs_queued_during_a_call_go_out_together_in_orde
     for ctx in contexts:
         ctx.usage = batcher
     await contexts[0].model.complete(TextRequest.ask("s", "p"))
-    await asyncio.sleep(0)
-    assert store.batches == [1]  # a lone record goes at once (and is held in flight here)
+    first = asyncio.create_task(contexts[0].flush())
+    await until(lambda: store.batches == [1], "a lone record goes at once (and is held in flight here)")
     for ctx in contexts[1:]:
         await ctx.model.complete(TextRequest.ask("s", "p"))
+    rest = [asyncio.create_task(ctx.flush()) for ctx in contexts[1:]]
+    await asyncio.sleep(0)
     store.release.set()
-    await asyncio.gather(*(ctx.flush() for ctx in contexts))
+    await asyncio.gather(first, *rest)
     assert store.batches == [1, 3]  # the three that answered while the first call was in flight
     assert [e.job_id for e in store.ledger.entries] == [ctx.job.id for ctx in contexts]
 
@@ -192,14 +204,64 @@ async def test_a_bad_record_is_sent_alone_and_a_gone_job_is_a_warning(caplog: py
     assert len(store.ledger.entries) == 1  # the good one, sent again alone after the batch was refused
 
 
-async def test_the_outcome_waits_for_the_jobs_usage_record() -> None:
+async def test_a_success_carries_its_usage_and_any_other_outcome_waits_for_it() -> None:
     store = GatedStore()
     ctx = await context(store)
     ctx.usage = UsageBatcher(store, "w")
     await ctx.model.complete(TextRequest.ask("s", "p"))
-    settling = asyncio.create_task(ctx.settle(carry=True))
-    await asyncio.sleep(0.01)
+    await ctx.model.complete(TextRequest.ask("s", "p"))
+    await ctx.settle(carry=True)  # returns at once: nothing is sent, the records ride with the success
+    assert store.batches == []
+    carried = ctx.carried_usage()
+    assert [(r.job_id, r.attempt, r.call.usage) for r in carried] == [(ctx.job.id, 1, USAGE)] * 2
+    assert ctx.carried_usage() == ()  # taken once
+
+    other = await context(store)
+    other.usage = ctx.usage
+    await other.model.complete(TextRequest.ask("s", "p"))
+    settling = asyncio.create_task(other.settle(carry=False))  # a failure, a deferral, a lost lease
+    await until(lambda: store.batches == [1], "the record was sent")
     assert not settling.done() and store.ledger.entries == []  # its record is still in flight
     store.release.set()
     await asyncio.wait_for(settling, 5)
-    assert len(store.ledger.entries) == 1
+    assert [e.job_id for e in store.ledger.entries] == [other.job.id] and other.carried_usage() == ()
+
+
+async def test_the_worker_records_a_successs_usage_with_its_outcome_in_one_call() -> None:
+    store = MemoryStore()
+
+    async def design(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+        await ctx.model.complete(TextRequest.ask("s", "p"))
+        await ctx.model.complete(TextRequest.ask("s", "p"))
+        return {"ok": True}
+
+    job = store.enqueue("generate_design")  # found by the startup sweep
+    async with running(store, {"generate_design": design}, models=usage_router()):
+        await until(lambda: store.get(job.id).status == "succeeded", "succeeded")
+    assert "record_usage_batch" not in store.calls  # the two calls went with complete_jobs
+    assert [(e.job_id, e.call.model) for e in store.ledger.entries] == [(job.id, "env-model")] * 2
+
+
+async def test_usage_the_outcome_cannot_carry_goes_apart_and_the_job_still_succeeds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Refusing(MemoryStore):  # complete_jobs and complete_and_claim both complete through _complete
+        def _complete(
+            self, worker_id: str, completions: Any, last_progress: Any, usage: Any = None
+        ) -> dict[uuid.UUID, str | None]:
+            if usage:
+                raise InvalidArgument("completions[0].usage[0].model: must be a model name of 1 to 200 characters")
+            return super()._complete(worker_id, completions, last_progress)
+
+    store = Refusing()
+
+    async def design(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+        await ctx.model.complete(TextRequest.ask("s", "p"))
+        return {"ok": True}
+
+    with caplog.at_level(logging.WARNING):
+        job = store.enqueue("generate_design")
+        async with running(store, {"generate_design": design}, config(concurrency=1), usage_router()):
+            await until(lambda: store.get(job.id).status == "succeeded", "succeeded")
+    assert "usage refused with the outcome, sent apart" in caplog.text
+    assert store.calls.count("record_usage_batch") == 1 and len(store.ledger.entries) == 1

@@ -252,15 +252,17 @@ class MemoryStore(AckAndClaim):
         worker_id: str,
         completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
         last_progress: Mapping[uuid.UUID, ProgressReport] | None = None,
+        usage: Mapping[uuid.UUID, Sequence[UsageRecord]] | None = None,
     ) -> dict[uuid.UUID, str | None]:
         self._call("complete_jobs")
-        return self._complete(worker_id, completions, last_progress)
+        return self._complete(worker_id, completions, last_progress, usage)
 
     def _complete(
         self,
         worker_id: str,
         completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
         last_progress: Mapping[uuid.UUID, ProgressReport] | None,
+        usage: Mapping[uuid.UUID, Sequence[UsageRecord]] | None = None,
     ) -> dict[uuid.UUID, str | None]:
         check_worker(worker_id)
         if not 1 <= len(completions) <= 1000:
@@ -268,6 +270,15 @@ class MemoryStore(AckAndClaim):
         if len({job_id for job_id, _ in completions}) != len(completions):
             raise InvalidArgument("completions: lists a job_id more than once")
         check_last_progress(completions, last_progress)
+        carried = [
+            (f"completions[{i}].usage[{j}]", record)
+            for i, (job_id, _) in enumerate(completions)
+            for j, record in enumerate((usage or {}).get(job_id, ()))
+        ]
+        if len(carried) > 1000:
+            raise InvalidArgument(f"completions: carry {len(carried)} usage records; at most 1000 in one call")
+        if carried:  # recorded first, held or not: the calls were made and paid for
+            self.ledger.record_batch(self._job_of, worker_id, [r for _, r in carried], [n for n, _ in carried])
         out: dict[uuid.UUID, str | None] = {}
         for job_id, result in completions:
             out[job_id] = self._not_held("complete_jobs", job_id, worker_id)
@@ -386,12 +397,12 @@ class MemoryStore(AckAndClaim):
     async def record_usage_batch(self, worker_id: str, records: Sequence[UsageRecord]) -> list[UsageRecorded]:
         self._call("record_usage_batch")
         check_worker(worker_id)
+        return self.ledger.record_batch(self._job_of, worker_id, records)
 
-        def job_of(job_id: uuid.UUID) -> tuple[uuid.UUID, str, int] | None:
-            row = self.rows.get(job_id)
-            return None if row is None else (row.user_id, row.kind, row.attempts)
-
-        return self.ledger.record_batch(job_of, worker_id, records)
+    def _job_of(self, job_id: uuid.UUID) -> tuple[uuid.UUID, str, int] | None:
+        """(user_id, kind, attempts) of a job, for the ledger; None if there is none."""
+        row = self.rows.get(job_id)
+        return None if row is None else (row.user_id, row.kind, row.attempts)
 
     async def read_view(self, view: str) -> list[dict[str, Any]]:
         self._call("read_view")

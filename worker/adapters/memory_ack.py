@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from worker.core.jobs import JobRow
-from worker.core.ports import ProgressReport
+from worker.core.ports import ProgressReport, UsageRecord
 
 
 class _Parts(Protocol):
@@ -21,6 +21,7 @@ class _Parts(Protocol):
         worker_id: str,
         completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
         last_progress: Mapping[uuid.UUID, ProgressReport] | None,
+        usage: Mapping[uuid.UUID, Sequence[UsageRecord]] | None = None,
     ) -> dict[uuid.UUID, str | None]: ...
 
     def _claim(
@@ -37,10 +38,10 @@ class AckAndClaim:
         max_jobs: int,
         lease_seconds: int,
         last_progress: Mapping[uuid.UUID, ProgressReport] | None = None,
+        usage: Mapping[uuid.UUID, Sequence[UsageRecord]] | None = None,
     ) -> tuple[dict[uuid.UUID, str | None], list[JobRow]]:
         self._call("complete_and_claim")
         self._check_claim(worker_id, kinds, max_jobs, lease_seconds)  # before anything changes
-        acks = self._complete(
-            worker_id, completions, last_progress
-        )  # validates the whole batch before changing any row
+        # _complete validates the whole batch before changing any row
+        acks = self._complete(worker_id, completions, last_progress, usage)
         return acks, self._claim(worker_id, kinds, max_jobs, lease_seconds)

@@ -60,9 +60,11 @@ class UsageLedger:
         job_of: Callable[[uuid.UUID], tuple[uuid.UUID, str, int] | None],
         worker_id: str,
         records: Sequence[UsageRecord],
+        names: Sequence[str] | None = None,
     ) -> list[UsageRecorded]:
-        """record_usage_batch: every record checked first (a refusal names ``calls[i]`` and
-        records nothing), then each recorded in order; a job that is gone is answered, not raised."""
+        """record_usage_batch: every record checked first (a refusal names the record, ``calls[i]``
+        or ``names[i]``, and records nothing), then each recorded in order; a job that is gone is
+        answered, not raised."""
         if not 1 <= len(records) <= 1000:
             raise InvalidArgument(f"calls: must hold 1 to 1000 items, got {len(records)}")
         jobs = [job_of(r.job_id) for r in records]
@@ -72,7 +74,7 @@ class UsageLedger:
                 if job is not None:
                     check_attempt(r.attempt, job[2])
             except InvalidArgument as exc:
-                raise InvalidArgument(f"calls[{i}].{exc}") from None
+                raise InvalidArgument(f"{names[i] if names else f'calls[{i}]'}.{exc}") from None
         return [
             UsageRecorded(r.job_id, False, None, "job not found")
             if job is None

@@ -108,8 +108,9 @@ class RpcStore(ABC):
         worker_id: str,
         completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
         last_progress: Mapping[uuid.UUID, ProgressReport] | None = None,
+        usage: Mapping[uuid.UUID, Sequence[UsageRecord]] | None = None,
     ) -> dict[uuid.UUID, str | None]:
-        items = _items(completions, last_progress)
+        items = _items(completions, last_progress, usage)
         return _acks(await self._records("complete_jobs", {"worker_id": worker_id, "completions": items}))
 
     async def complete_and_claim(
@@ -120,10 +121,11 @@ class RpcStore(ABC):
         max_jobs: int,
         lease_seconds: int,
         last_progress: Mapping[uuid.UUID, ProgressReport] | None = None,
+        usage: Mapping[uuid.UUID, Sequence[UsageRecord]] | None = None,
     ) -> tuple[dict[uuid.UUID, str | None], list[JobRow]]:
         args = {
             "worker_id": worker_id,
-            "completions": _items(completions, last_progress),
+            "completions": _items(completions, last_progress, usage),
             "kinds": list(kinds) if kinds else None,
             "max_jobs": max_jobs,
             "lease_seconds": lease_seconds,
@@ -233,14 +235,19 @@ class RpcStore(ABC):
 
 
 def _items(
-    completions: Sequence[tuple[uuid.UUID, dict[str, Any]]], last_progress: Mapping[uuid.UUID, ProgressReport] | None
+    completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
+    last_progress: Mapping[uuid.UUID, ProgressReport] | None,
+    usage: Mapping[uuid.UUID, Sequence[UsageRecord]] | None,
 ) -> list[dict[str, Any]]:
-    """complete_jobs' items; a job's last progress step (percent, message) rides along."""
+    """complete_jobs' items; a job's last progress step (percent, message) and its model calls
+    not yet recorded ride along."""
     items: list[dict[str, Any]] = []
     for job_id, result in completions:
         item: dict[str, Any] = {"job_id": str(job_id), "result": result}
         if last_progress and (step := last_progress.get(job_id)) is not None:
             item["progress"] = {k: v for k, v in step.item().items() if k in ("percent", "message")}
+        if usage and (records := usage.get(job_id)):
+            item["usage"] = [r.carried() for r in records]
         items.append(item)
     return items
 

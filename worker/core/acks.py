@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from worker.core.errors import InvalidArgument, LeaseLost
 from worker.core.jobs import JobRow
-from worker.core.ports import ProgressReport, QueueStore
+from worker.core.ports import ProgressReport, QueueStore, UsageRecord
 
 MAX_BATCH = 500  # well under the SQL function's 1000, and a bounded request body
 
@@ -30,6 +31,7 @@ class _Pending:
     job_id: uuid.UUID
     result: dict[str, Any]
     progress: ProgressReport | None
+    usage: Sequence[UsageRecord]
     done: asyncio.Future[None]
 
 
@@ -63,11 +65,18 @@ class CompletionBatcher:
         self._queue: list[_Pending] = []
         self._sender: asyncio.Task[None] | None = None
 
-    async def complete(self, job_id: uuid.UUID, result: dict[str, Any], progress: ProgressReport | None = None) -> None:
+    async def complete(
+        self,
+        job_id: uuid.UUID,
+        result: dict[str, Any],
+        progress: ProgressReport | None = None,
+        usage: Sequence[UsageRecord] = (),
+    ) -> None:
         """Mark ``job_id`` succeeded. Raises LeaseLost if this worker no longer holds it, and the
         store's own errors (StoreUnavailable, InvalidArgument) as complete_job would. ``progress``,
-        the job's last progress step, is recorded in the same call."""
-        pending = _Pending(job_id, result, progress, asyncio.get_running_loop().create_future())
+        the job's last progress step, and ``usage``, its model calls not yet recorded, are
+        recorded in the same call."""
+        pending = _Pending(job_id, result, progress, usage, asyncio.get_running_loop().create_future())
         self._queue.append(pending)
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send(), name="complete-jobs")
@@ -85,7 +94,8 @@ class CompletionBatcher:
     async def _send_batch(self, batch: list[_Pending]) -> None:
         try:
             last = {p.job_id: p.progress for p in batch if p.progress is not None}
-            outcome = await self._acknowledge([(p.job_id, p.result) for p in batch], last)
+            usage = {p.job_id: p.usage for p in batch if p.usage}
+            outcome = await self._acknowledge([(p.job_id, p.result) for p in batch], last, usage)
         except InvalidArgument:
             if len(batch) == 1:
                 raise
@@ -97,21 +107,24 @@ class CompletionBatcher:
             _settle(p, None if reason is None else LeaseLost(f"complete_jobs: job {p.job_id}: {reason}"))
 
     async def _acknowledge(
-        self, completions: list[tuple[uuid.UUID, dict[str, Any]]], last: dict[uuid.UUID, ProgressReport]
+        self,
+        completions: list[tuple[uuid.UUID, dict[str, Any]]],
+        last: dict[uuid.UUID, ProgressReport],
+        usage: dict[uuid.UUID, Sequence[UsageRecord]],
     ) -> dict[uuid.UUID, str | None]:
         r = self.refill
         slots = r.reserve(len(completions)) if r is not None else 0
         if r is None or slots <= 0:
-            return await self.store.complete_jobs(self.worker_id, completions, last)
+            return await self.store.complete_jobs(self.worker_id, completions, last, usage)
         try:
             outcome, jobs = await self.store.complete_and_claim(
-                self.worker_id, completions, r.kinds, slots, r.lease_seconds, last
+                self.worker_id, completions, r.kinds, slots, r.lease_seconds, last, usage
             )
         except InvalidArgument:
             # A refused claim (say a kind removed from job_kinds) must not fail finished jobs:
             # acknowledge alone, which raises the completions' own error if they have one.
             r.released(slots)
-            return await self.store.complete_jobs(self.worker_id, completions, last)
+            return await self.store.complete_jobs(self.worker_id, completions, last, usage)
         except BaseException:
             r.released(slots)
             raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -33,9 +34,11 @@ class JobContext:
     # per job: worker/core/progress.py); a context made on its own gets a private, unpaced one.
     reports: ProgressBatcher | None = None
     _bound: ModelChain | None = field(default=None, init=False, repr=False)
-    # Usage records go to the worker's UsageBatcher (one call for many jobs: worker/core/usage.py);
-    # a handler never waits for them, the outcome does (settle).
+    # Usage records are held until the outcome: a success carries them into complete_jobs (one
+    # transaction, no call of their own); any other outcome sends them first through the worker's
+    # UsageBatcher (one call for many jobs: worker/core/usage.py) and waits (settle).
     usage: UsageBatcher | None = None
+    _held: list[UsageRecord] = field(default_factory=list, init=False, repr=False)
     _usage: deque[asyncio.Future[UsageRecorded | None]] = field(default_factory=deque, init=False, repr=False)
     _last_percent: float = field(default=-1.0, init=False, repr=False)
 
@@ -57,11 +60,22 @@ class JobContext:
         return self._bound
 
     def record_call(self, call: ModelCall) -> None:
-        """Queue a model call for the usage ledger (returns at once). Recorded even when the
-        lease is lost: the call was made, and paid for."""
-        done = self._ledger.add(UsageRecord(self.job.id, max(1, self.job.attempts), call))
-        done.add_done_callback(lambda d: self._priced(call, d))
-        self._usage.append(done)
+        """Hold a model call for the usage ledger (returns at once): it goes with the outcome
+        (``settle``, ``carried_usage``). Recorded even when the lease is lost: the call was made,
+        and paid for."""
+        self._held.append(UsageRecord(self.job.id, max(1, self.job.attempts), call))
+
+    def carried_usage(self) -> tuple[UsageRecord, ...]:
+        """After ``settle(carry=True)``: the model calls to record with the success (taken once)."""
+        held, self._held = tuple(self._held), []
+        return held
+
+    def _send_held(self) -> None:
+        for record in self._held:
+            done = self._ledger.add(record)
+            done.add_done_callback(functools.partial(self._priced, record.call))
+            self._usage.append(done)
+        self._held.clear()
 
     @property
     def answered_by(self) -> dict[str, object] | None:
@@ -105,9 +119,12 @@ class JobContext:
 
     async def settle(self, *, carry: bool) -> ProgressReport | None:
         """Before the outcome: send every queued report, so a client sees them, in order, before
-        the final state, and wait for the usage records. With ``carry`` (a success) a trailing
-        progress step is returned instead of sent, to ride with the outcome."""
+        the final state. With ``carry`` (a success) a trailing progress step is returned instead
+        of sent, and the usage records stay held (``carried_usage``), to ride with the outcome;
+        without, the usage records are sent and waited for."""
         carried = await self._batcher.settle(self.job.id, carry=carry)
+        if not carry:
+            self._send_held()
         while self._usage:
             await asyncio.shield(self._usage.popleft())
         return carried

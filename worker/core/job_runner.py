@@ -24,7 +24,7 @@ from worker.core.errors import (
     TransientFailure,
 )
 from worker.core.jobs import JobRow
-from worker.core.ports import Clock, ProgressReport
+from worker.core.ports import Clock, ProgressReport, UsageRecord
 
 StopReason = Literal["cancel", "lost", "release"]
 MAX_DEFER = timedelta(hours=23)  # defer_job accepts at most one day ahead
@@ -38,6 +38,7 @@ class JobRun:
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     last_progress: ProgressReport | None = None  # rides with a success (complete_jobs)
+    usage: tuple[UsageRecord, ...] = ()  # a success's model calls, recorded with it (complete_jobs)
 
     def stop(self, reason: StopReason) -> None:
         if self.stop_reason is None:

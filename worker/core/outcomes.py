@@ -4,6 +4,7 @@ that the reaper gives the job back), never after the lease was lost."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ from worker.core.jobs import Job, JobRow
 from worker.core.metrics import Metrics
 from worker.core.ports import Clock, QueueStore
 from worker.core.retry import Backoff, RetryPolicy
+from worker.core.usage import UsageBatcher
 
 log = logging.getLogger("worker")
 
@@ -31,11 +33,13 @@ class OutcomeRecorder:
         *,
         due: Callable[[Job], None],
         releasing: Callable[[], bool],
+        usage: UsageBatcher | None = None,
     ) -> None:
         self.store, self.acks, self.metrics, self.clock = store, acks, metrics, clock
         self.worker_id, self.lease_seconds = worker_id, lease_seconds
         self._due = due  # a job back in the queue: arm the timer for its run_at
         self._releasing = releasing  # the drain is giving jobs back: stop retrying
+        self._usage = usage  # where a success's usage goes when complete_jobs refuses to carry it
 
     async def record(self, run: JobRun, outcome: Outcome, fields: dict[str, Any]) -> None:
         job = run.job
@@ -57,6 +61,11 @@ class OutcomeRecorder:
                 log.warning("outcome not recorded, lease lost: %s", exc, extra={**fields, "outcome": "lost"})
                 return
             except StoreUnavailable as exc:
+                if run.usage:
+                    # The call may have committed, usage and all: sending it again could count the
+                    # calls twice. Dropped, as a usage batch that met an outage is.
+                    log.warning("usage of %d model call(s) not recorded: %s", len(run.usage), exc, extra=fields)
+                    run.usage = ()
                 if self.clock.monotonic() >= deadline or self._releasing():
                     log.error("outcome not recorded (%s); the reaper will retry the job", exc, extra=fields)
                     return
@@ -67,8 +76,18 @@ class OutcomeRecorder:
         me = self.worker_id
         if isinstance(outcome, Succeeded):
             try:
-                await self.acks.complete(job.id, outcome.result, run.last_progress)
-            except InvalidArgument as exc:  # e.g. a result over 1 MiB: the job cannot succeed like this
+                await self.acks.complete(job.id, outcome.result, run.last_progress, run.usage)
+            except InvalidArgument as exc:
+                if run.usage:
+                    # A usage record it refused must not fail the job: the records go on their
+                    # own (each alone if need be, logged), then the success without them.
+                    log.warning("usage refused with the outcome, sent apart: %s", exc, extra=fields)
+                    records, run.usage = run.usage, ()
+                    if self._usage is not None:
+                        await asyncio.gather(*(self._usage.add(r) for r in records))
+                    await self._record_once(run, outcome, fields)
+                    return
+                # e.g. a result over 1 MiB: the job cannot succeed like this
                 await self.store.fail_job(job.id, me, {"type": "invalid_output", "message": str(exc)[:4000]}, False)
                 self.metrics.inc("worker_jobs_failed_total", kind=job.kind)
                 log.error("job failed: result refused: %s", exc, extra={**fields, "outcome": "failed"})

@@ -100,9 +100,12 @@ class QueueStore(Protocol):
         worker_id: str,
         completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
         last_progress: Mapping[uuid.UUID, ProgressReport] | None = None,
+        usage: Mapping[uuid.UUID, Sequence[UsageRecord]] | None = None,
     ) -> dict[uuid.UUID, str | None]:
         """Complete many held jobs at once: job id → None when completed, else why not (lease lost).
-        ``last_progress`` carries a job's last progress step (percent, message) into the same call."""
+        ``last_progress`` carries a job's last progress step (percent, message) into the same call;
+        ``usage`` its model calls not yet recorded, recorded first in the same transaction, held
+        or not (a bad record refuses the call: ``InvalidArgument`` naming completions[i].usage[j])."""
         ...
 
     async def complete_and_claim(
@@ -113,8 +116,9 @@ class QueueStore(Protocol):
         max_jobs: int,
         lease_seconds: int,
         last_progress: Mapping[uuid.UUID, ProgressReport] | None = None,
+        usage: Mapping[uuid.UUID, Sequence[UsageRecord]] | None = None,
     ) -> tuple[dict[uuid.UUID, str | None], list[JobRow]]:
-        """complete_jobs (``last_progress`` as there), then claim_jobs, in one statement: (the
+        """complete_jobs (``last_progress``, ``usage`` as there), then claim_jobs, in one statement: (the
         completions' outcomes as complete_jobs answers them, the claimed rows). A bad argument of
         either part changes nothing."""
         ...
@@ -273,6 +277,10 @@ class UsageRecord:
     job_id: uuid.UUID
     attempt: int
     call: ModelCall
+
+    def carried(self) -> dict[str, Any]:
+        """The record as a complete_jobs item carries it (``usage``: the job id is the item's)."""
+        return {k: v for k, v in self.item().items() if k != "job_id"}
 
     def item(self) -> dict[str, Any]:
         """The record as record_usage_batch takes it (one element of ``calls``)."""

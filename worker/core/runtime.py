@@ -92,6 +92,7 @@ class Worker:
             config.lease_seconds,
             due=lambda job: self.wake.due(job.run_at),
             releasing=lambda: self._releasing,
+            usage=self.usage,
         )
         self._reserved = 0  # slots a claim in flight will fill
         self._backlog = False  # the last claim came back full: more is probably due
@@ -322,6 +323,7 @@ class Worker:
         # The client sees every report before the job's final state; a success's last progress
         # step rides with the outcome (complete_jobs) instead of a call of its own.
         run.last_progress = await ctx.settle(carry=isinstance(outcome, Succeeded))
+        run.usage = ctx.carried_usage()  # nothing unless carried: settle sent the rest
         return outcome
 
     async def _run_job(self, run: JobRun) -> None:

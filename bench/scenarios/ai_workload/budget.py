@@ -26,13 +26,12 @@ WORKER_CALLS = (
     "renew_leases",
     "report_progress",
     "report_progress_batch",
-    "record_usage",
     "record_usage_batch",
     "complete_job",
     "complete_jobs",
     "fail_job",
     "defer_job",
-    "acquire_model_capacity",
+    "acquire_model_capacity_batch",
     "report_model_rate_limit",
 )
 
@@ -62,8 +61,8 @@ def count_calls(database: str) -> dict[str, int]:
 
 # Functions of the API that call others of it: pg_stat_user_functions counts the inner calls too.
 # Once per call: claim_jobs inside claim_jobs_or_park and complete_and_claim, complete_jobs inside
-# complete_and_claim. Once per item: record_usage inside record_usage_batch, which is the only way
-# the worker records usage since it exists, so record_usage's count is then all nested.
+# complete_and_claim. (record_usage and acquire_model_capacity run once per item inside the batch
+# functions and complete_jobs; the worker never calls them itself, so they are not counted at all.)
 NESTED_ONCE = {"claim_jobs_or_park": ("claim_jobs",), "complete_and_claim": ("claim_jobs", "complete_jobs")}
 
 
@@ -74,8 +73,6 @@ def top_level(calls: dict[str, int]) -> dict[str, int]:
         for name in inner:
             if name in out:
                 out[name] -= calls.get(outer, 0)
-    if calls.get("record_usage_batch"):
-        out.pop("record_usage", None)
     return {name: n for name, n in out.items() if n > 0}
 
 
