@@ -79,7 +79,8 @@ begin
 end;
 $$;
 
-create function private.check_batch_item(field text, item jsonb, allowed text[]) returns void
+-- An item of a batch: an object with only the allowed keys (check_batch_item adds the job id).
+create function private.check_batch_object(field text, item jsonb, allowed text[]) returns void
 language plpgsql
 set search_path = ''
 as $$
@@ -94,6 +95,15 @@ begin
       perform private.raise_invalid(field, format('unknown key "%s"; allowed: %s', k, array_to_string(allowed, ', ')));
     end if;
   end loop;
+end;
+$$;
+
+create function private.check_batch_item(field text, item jsonb, allowed text[]) returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform private.check_batch_object(field, item, allowed);
   if jsonb_typeof(item -> 'job_id') is distinct from 'string'
      or item ->> 'job_id' !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
     perform private.raise_invalid(field || '.job_id', 'must be a UUID string');

@@ -13,38 +13,6 @@
 -- and [b, a] at once wait for each other instead of deadlocking. Rows come back in the items'
 -- order, each with its index (item, from 0).
 
--- The object-and-keys part of check_batch_item, for batches whose items have no job_id.
-create function private.check_batch_object(field text, item jsonb, allowed text[]) returns void
-language plpgsql
-set search_path = ''
-as $$
-declare
-  k text;
-begin
-  if jsonb_typeof(item) <> 'object' then
-    perform private.raise_invalid(field, format('must be an object, got %s', jsonb_typeof(item)));
-  end if;
-  for k in select jsonb_object_keys(item) loop
-    if not k = any(allowed) then
-      perform private.raise_invalid(field, format('unknown key "%s"; allowed: %s', k, array_to_string(allowed, ', ')));
-    end if;
-  end loop;
-end;
-$$;
-
-create or replace function private.check_batch_item(field text, item jsonb, allowed text[]) returns void
-language plpgsql
-set search_path = ''
-as $$
-begin
-  perform private.check_batch_object(field, item, allowed);
-  if jsonb_typeof(item -> 'job_id') is distinct from 'string'
-     or item ->> 'job_id' !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
-    perform private.raise_invalid(field || '.job_id', 'must be a UUID string');
-  end if;
-end;
-$$;
-
 create function public.acquire_model_capacity_batch(requests jsonb)
 returns table (item integer, granted boolean, wait_seconds double precision, reason text)
 language plpgsql

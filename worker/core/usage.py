@@ -1,12 +1,13 @@
-"""The usage ledger's records of every running job, sent in few calls: one ``record_usage_batch``
-carries whatever model calls answered, for any job, while the previous call was in flight.
+"""The usage ledger's records of jobs that did not succeed, sent in few calls: one
+``record_usage_batch`` carries whatever model calls were handed over, for any job, while the
+previous call was in flight. (A success carries its own records in its ``complete_jobs`` item:
+one transaction with the outcome, no call of their own; see ``JobContext.record_call``.)
 
 As for progress and outcomes there is no timer: a lone record goes out at once, and under load a
-batch grows to what answered during one round trip. A job's outcome waits for its own records
+batch grows to what arrived during one round trip. A job's outcome waits for its own records
 (``JobContext.settle``): a finished job stops reserving its kind's estimated cost, so its spend
 must be in the ledger by then or a concurrent enqueue could slip under the user's budget.
-Recording is best effort, like progress: a blip loses the batch's records (logged), never a job.
-"""
+Recording is best effort, like progress: a blip loses the batch's records (logged), never a job."""
 
 from __future__ import annotations
 
