@@ -2729,12 +2729,14 @@ begin
   if jsonb_array_length(v_calls) > 1000 then
     perform private.raise_invalid('completions', format('carry %s usage records; at most 1000 in one call', jsonb_array_length(v_calls)));
   end if;
-  if jsonb_array_length(v_calls) > 0 then
-    perform from private.record_usage_items(complete_jobs.worker_id, v_calls, v_names);
-  end if;
 
   v_done := private.lock_held_jobs(
     array(select (e ->> 'job_id')::uuid from jsonb_array_elements(completions) as t(e)), complete_jobs.worker_id);
+  -- Usage after the rows are locked (all listed jobs, in id order), so recording adds no lock
+  -- another transaction could be waiting for in a different order.
+  if jsonb_array_length(v_calls) > 0 then
+    perform from private.record_usage_items(complete_jobs.worker_id, v_calls, v_names);
+  end if;
   perform private.quiet_broadcasts(v_done);
 
   -- The last progress, as an event (the client's history) and as the row's message.

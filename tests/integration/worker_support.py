@@ -46,7 +46,9 @@ def clone_database(prefix: str = "worker") -> str:
 
 
 def drop_database(name: str) -> None:
-    with psycopg.connect(paths.database_url(), autocommit=True) as conn:
+    # As the superuser: a gateway's Realtime feed (a superuser session) may still be leaving, and
+    # only a superuser may end it.
+    with psycopg.connect(paths.admin_url(), autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
