@@ -1516,6 +1516,38 @@ begin
 end;
 $function$
 
+-- function private.check_json_integer(text,jsonb)
+CREATE OR REPLACE FUNCTION private.check_json_integer(field text, value jsonb)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+begin
+  if coalesce(jsonb_typeof(value), 'null') = 'null' then
+    return;
+  end if;
+  if jsonb_typeof(value) <> 'number' then
+    perform private.raise_invalid(field, format('must be an integer, got %s', private.excerpt(value::text, 80)));
+  end if;
+  if (value #>> '{}')::numeric <> trunc((value #>> '{}')::numeric) or abs((value #>> '{}')::numeric) > 2147483647 then
+    perform private.raise_invalid(field, format('must be an integer, got %s', private.excerpt(value::text, 80)));
+  end if;
+end;
+$function$
+
+-- function private.check_json_string(text,jsonb)
+CREATE OR REPLACE FUNCTION private.check_json_string(field text, value jsonb)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+begin
+  if jsonb_typeof(value) is distinct from 'string' then
+    perform private.raise_invalid(field, format('must be a string, got %s', coalesce(jsonb_typeof(value), 'nothing')));
+  end if;
+end;
+$function$
+
 -- function private.check_kinds(text,text[])
 CREATE OR REPLACE FUNCTION private.check_kinds(field text, kinds text[])
  RETURNS void
@@ -1963,23 +1995,14 @@ begin
   for item in select e from jsonb_array_elements(calls) as t(e) loop
     perform private.check_batch_item(names[i], item, array['job_id', 'attempt', 'provider', 'model',
       'input_tokens', 'output_tokens', 'cached_tokens', 'images', 'latency_ms']);
+    if coalesce(jsonb_typeof(item -> 'attempt'), 'null') = 'null' then
+      perform private.raise_invalid(format('%s.attempt', names[i]), 'is required');
+    end if;
     for k in select unnest(array['attempt', 'input_tokens', 'output_tokens', 'cached_tokens', 'images', 'latency_ms']) loop
-      if coalesce(jsonb_typeof(item -> k), 'null') = 'null' then
-        if k = 'attempt' then
-          perform private.raise_invalid(format('%s.attempt', names[i]), 'is required');
-        end if;
-      elsif jsonb_typeof(item -> k) <> 'number' or (item ->> k)::numeric <> trunc((item ->> k)::numeric)
-            or abs((item ->> k)::numeric) > 2147483647 then
-        perform private.raise_invalid(format('%s.%s', names[i], k),
-          format('must be an integer, got %s', private.excerpt((item -> k)::text, 80)));
-      end if;
+      perform private.check_json_integer(format('%s.%s', names[i], k), item -> k);
     end loop;
-    for k in select unnest(array['provider', 'model']) loop
-      if jsonb_typeof(item -> k) is distinct from 'string' then
-        perform private.raise_invalid(format('%s.%s', names[i], k), format('must be a string, got %s',
-          coalesce(jsonb_typeof(item -> k), 'nothing')));
-      end if;
-    end loop;
+    perform private.check_json_string(format('%s.provider', names[i]), item -> 'provider');
+    perform private.check_json_string(format('%s.model', names[i]), item -> 'model');
     i := i + 1;
   end loop;
 
@@ -2332,7 +2355,6 @@ AS $function$
 declare
   r record;
   i integer := 0;
-  k text;
   v_answer record;
   v_items integer[] := '{}';
   v_granted boolean[] := '{}';
@@ -2345,18 +2367,9 @@ begin
   -- The JSON shape first (acquire_model_capacity's own arguments are typed).
   for r in select e from jsonb_array_elements(requests) as t(e) loop
     perform private.check_batch_object(format('requests[%s]', i), r.e, array['provider', 'model', 'tokens']);
-    for k in select unnest(array['provider', 'model']) loop
-      if jsonb_typeof(r.e -> k) is distinct from 'string' then
-        perform private.raise_invalid(format('requests[%s].%s', i, k), format('must be a string, got %s',
-          coalesce(jsonb_typeof(r.e -> k), 'nothing')));
-      end if;
-    end loop;
-    if coalesce(jsonb_typeof(r.e -> 'tokens'), 'null') <> 'null' and (jsonb_typeof(r.e -> 'tokens') <> 'number'
-        or (r.e ->> 'tokens')::numeric <> trunc((r.e ->> 'tokens')::numeric)
-        or abs((r.e ->> 'tokens')::numeric) > 2147483647) then
-      perform private.raise_invalid(format('requests[%s].tokens', i),
-        format('must be an integer, got %s', private.excerpt((r.e -> 'tokens')::text, 80)));
-    end if;
+    perform private.check_json_string(format('requests[%s].provider', i), r.e -> 'provider');
+    perform private.check_json_string(format('requests[%s].model', i), r.e -> 'model');
+    perform private.check_json_integer(format('requests[%s].tokens', i), r.e -> 'tokens');
     i := i + 1;
   end loop;
 
@@ -3644,6 +3657,12 @@ PERMISSIVE for SELECT to authenticated
 
 
 -- grant private.check_json(text,jsonb,integer)
+
+
+-- grant private.check_json_integer(text,jsonb)
+
+
+-- grant private.check_json_string(text,jsonb)
 
 
 -- grant private.check_kinds(text,text[])

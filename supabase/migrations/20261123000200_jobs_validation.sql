@@ -98,6 +98,36 @@ begin
 end;
 $$;
 
+-- A batch item's JSON fields: a string (absent counts as "nothing"), and an optional integer in
+-- integer's range (absent or null passes; the caller says whether it is required).
+create function private.check_json_string(field text, value jsonb) returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if jsonb_typeof(value) is distinct from 'string' then
+    perform private.raise_invalid(field, format('must be a string, got %s', coalesce(jsonb_typeof(value), 'nothing')));
+  end if;
+end;
+$$;
+
+create function private.check_json_integer(field text, value jsonb) returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if coalesce(jsonb_typeof(value), 'null') = 'null' then
+    return;
+  end if;
+  if jsonb_typeof(value) <> 'number' then
+    perform private.raise_invalid(field, format('must be an integer, got %s', private.excerpt(value::text, 80)));
+  end if;
+  if (value #>> '{}')::numeric <> trunc((value #>> '{}')::numeric) or abs((value #>> '{}')::numeric) > 2147483647 then
+    perform private.raise_invalid(field, format('must be an integer, got %s', private.excerpt(value::text, 80)));
+  end if;
+end;
+$$;
+
 create function private.check_batch_item(field text, item jsonb, allowed text[]) returns void
 language plpgsql
 set search_path = ''

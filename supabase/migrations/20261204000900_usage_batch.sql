@@ -31,23 +31,14 @@ begin
   for item in select e from jsonb_array_elements(calls) as t(e) loop
     perform private.check_batch_item(names[i], item, array['job_id', 'attempt', 'provider', 'model',
       'input_tokens', 'output_tokens', 'cached_tokens', 'images', 'latency_ms']);
+    if coalesce(jsonb_typeof(item -> 'attempt'), 'null') = 'null' then
+      perform private.raise_invalid(format('%s.attempt', names[i]), 'is required');
+    end if;
     for k in select unnest(array['attempt', 'input_tokens', 'output_tokens', 'cached_tokens', 'images', 'latency_ms']) loop
-      if coalesce(jsonb_typeof(item -> k), 'null') = 'null' then
-        if k = 'attempt' then
-          perform private.raise_invalid(format('%s.attempt', names[i]), 'is required');
-        end if;
-      elsif jsonb_typeof(item -> k) <> 'number' or (item ->> k)::numeric <> trunc((item ->> k)::numeric)
-            or abs((item ->> k)::numeric) > 2147483647 then
-        perform private.raise_invalid(format('%s.%s', names[i], k),
-          format('must be an integer, got %s', private.excerpt((item -> k)::text, 80)));
-      end if;
+      perform private.check_json_integer(format('%s.%s', names[i], k), item -> k);
     end loop;
-    for k in select unnest(array['provider', 'model']) loop
-      if jsonb_typeof(item -> k) is distinct from 'string' then
-        perform private.raise_invalid(format('%s.%s', names[i], k), format('must be a string, got %s',
-          coalesce(jsonb_typeof(item -> k), 'nothing')));
-      end if;
-    end loop;
+    perform private.check_json_string(format('%s.provider', names[i]), item -> 'provider');
+    perform private.check_json_string(format('%s.model', names[i]), item -> 'model');
     i := i + 1;
   end loop;
 

@@ -23,7 +23,6 @@ as $$
 declare
   r record;
   i integer := 0;
-  k text;
   v_answer record;
   v_items integer[] := '{}';
   v_granted boolean[] := '{}';
@@ -36,18 +35,9 @@ begin
   -- The JSON shape first (acquire_model_capacity's own arguments are typed).
   for r in select e from jsonb_array_elements(requests) as t(e) loop
     perform private.check_batch_object(format('requests[%s]', i), r.e, array['provider', 'model', 'tokens']);
-    for k in select unnest(array['provider', 'model']) loop
-      if jsonb_typeof(r.e -> k) is distinct from 'string' then
-        perform private.raise_invalid(format('requests[%s].%s', i, k), format('must be a string, got %s',
-          coalesce(jsonb_typeof(r.e -> k), 'nothing')));
-      end if;
-    end loop;
-    if coalesce(jsonb_typeof(r.e -> 'tokens'), 'null') <> 'null' and (jsonb_typeof(r.e -> 'tokens') <> 'number'
-        or (r.e ->> 'tokens')::numeric <> trunc((r.e ->> 'tokens')::numeric)
-        or abs((r.e ->> 'tokens')::numeric) > 2147483647) then
-      perform private.raise_invalid(format('requests[%s].tokens', i),
-        format('must be an integer, got %s', private.excerpt((r.e -> 'tokens')::text, 80)));
-    end if;
+    perform private.check_json_string(format('requests[%s].provider', i), r.e -> 'provider');
+    perform private.check_json_string(format('requests[%s].model', i), r.e -> 'model');
+    perform private.check_json_integer(format('requests[%s].tokens', i), r.e -> 'tokens');
     i := i + 1;
   end loop;
 

@@ -2,14 +2,18 @@
 makes per item (usage records, capacity asks).
 
 No timer: a lone item goes out at once (one round trip, as if unbatched), and under load a batch
-grows to whatever arrived during one round trip. Each item gets its own future: its answer, or
-the exception the call (or ``_call`` for that item alone) raised.
+grows to whatever arrived during one round trip. A call the SQL API refuses as a whole because of
+one bad item (``InvalidArgument``) is sent again item by item, so only that item fails. Each item
+gets its own future: its answer, or what ``_failed`` makes of the error that kept it from one.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Generic, TypeVar
+
+from worker.core.errors import InvalidArgument
 
 Item = TypeVar("Item")
 Answer = TypeVar("Answer")
@@ -30,19 +34,31 @@ class Coalescer(Generic[Item, Answer]):
             self._sender = asyncio.create_task(self._send(), name=self.name)
         return done
 
-    async def _call(self, items: list[Item]) -> list[Answer | Exception]:
-        """One call for ``items``: an answer, or an exception, per item in order."""
+    async def _call(self, items: list[Item]) -> Sequence[Answer]:
+        """One call for ``items``: an answer per item, in order (raises if the call fails)."""
         raise NotImplementedError
+
+    def _failed(self, items: list[Item], exc: Exception) -> list[Answer | Exception]:
+        """What the items of a failed call get: the error itself, unless a subclass says otherwise."""
+        return [exc] * len(items)
+
+    async def _answers(self, items: list[Item]) -> list[Answer | Exception]:
+        try:
+            answers = list(await self._call(items))
+        except InvalidArgument as exc:
+            if len(items) == 1:
+                return self._failed(items, exc)
+            return [answer for item in items for answer in await self._answers([item])]
+        except Exception as exc:  # the whole call failed: every item hears why
+            return self._failed(items, exc)
+        if len(answers) != len(items):
+            return self._failed(items, RuntimeError(f"{self.name}: {len(answers)} answers for {len(items)} items"))
+        return list(answers)
 
     async def _send(self) -> None:
         while self._pending:
             batch, self._pending = self._pending[: self.max_items], self._pending[self.max_items :]
-            try:
-                answers = await self._call([item for item, _ in batch])
-                if len(answers) != len(batch):
-                    raise RuntimeError(f"{self.name}: {len(answers)} answers for {len(batch)} items")
-            except Exception as exc:  # the whole call failed: every item hears why
-                answers = [exc] * len(batch)
+            answers = await self._answers([item for item, _ in batch])
             for (_, done), answer in zip(batch, answers, strict=True):
                 if done.done():  # its waiter was cancelled
                     continue

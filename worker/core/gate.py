@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from worker.core.coalesce import Coalescer
-from worker.core.errors import CapacityUnavailable, InvalidArgument, RateLimited, StoreError, StoreUnavailable
+from worker.core.errors import CapacityUnavailable, RateLimited, StoreError, StoreUnavailable
 from worker.core.ports import (
     Capacity,
     CapacityRequest,
@@ -49,19 +49,8 @@ class CapacityBatcher(Coalescer[CapacityRequest, Capacity]):
     async def acquire(self, provider: str, model: str, tokens: int) -> Capacity:
         return await self.add(CapacityRequest(provider, model, tokens))
 
-    async def _call(self, items: list[CapacityRequest]) -> list[Capacity | Exception]:
-        try:
-            return list(await self.control.acquire_model_capacity_batch(items))
-        except InvalidArgument:
-            if len(items) == 1:
-                raise
-        answers: list[Capacity | Exception] = []
-        for item in items:  # one refused ask refuses the batch: the others go alone
-            try:
-                answers.extend(await self.control.acquire_model_capacity_batch([item]))
-            except InvalidArgument as exc:
-                answers.append(exc)
-        return answers
+    async def _call(self, items: list[CapacityRequest]) -> list[Capacity]:
+        return await self.control.acquire_model_capacity_batch(items)
 
 
 @dataclass

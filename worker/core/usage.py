@@ -27,25 +27,15 @@ class UsageBatcher(Coalescer[UsageRecord, UsageRecorded | None]):
         self.store = store
         self.worker_id = worker_id
 
-    async def _call(self, items: list[UsageRecord]) -> list[UsageRecorded | Exception | None]:
-        try:
-            return list(await self._record(items))
-        except Exception:  # a bug here must not stop later records, nor go unseen; None: not recorded
-            log.exception("usage batch failed")
-            return [None] * len(items)
+    async def _call(self, items: list[UsageRecord]) -> list[UsageRecorded]:
+        return await self.store.record_usage_batch(self.worker_id, items)
 
-    async def _record(self, records: list[UsageRecord]) -> list[UsageRecorded | None]:
-        try:
-            answers = await self.store.record_usage_batch(self.worker_id, records)
-        except InvalidArgument as exc:
-            if len(records) > 1:  # one bad record refuses the batch: the others go alone
-                return [(await self._record([record]))[0] for record in records]
-            log.warning("usage of job %s not recorded: %s", records[0].job_id, exc)
-            return [None]
-        except StoreUnavailable as exc:
-            log.warning("usage of %d model call(s) not recorded: %s", len(records), exc)
-            return [None] * len(records)
-        if len(answers) != len(records):
-            log.error("record_usage_batch answered %d rows for %d records", len(answers), len(records))
-            return [None] * len(records)
-        return list(answers)
+    def _failed(self, items: list[UsageRecord], exc: Exception) -> list[UsageRecorded | Exception | None]:
+        # Not recorded (None), logged; a bug here must not stop later records, nor go unseen.
+        if isinstance(exc, InvalidArgument):
+            log.warning("usage of job %s not recorded: %s", items[0].job_id, exc)
+        elif isinstance(exc, StoreUnavailable):
+            log.warning("usage of %d model call(s) not recorded: %s", len(items), exc)
+        else:
+            log.error("usage of %d model call(s) not recorded", len(items), exc_info=exc)
+        return [None] * len(items)
