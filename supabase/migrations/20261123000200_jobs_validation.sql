@@ -14,19 +14,26 @@
 -- are security definer with an empty search_path and fully qualified names. Who may call which
 -- is granted once, in 20261123001000_jobs_grants.sql.
 
+-- Helpers that run per job or per row are plpgsql even when one expression would do: a SQL
+-- function with SET search_path is never inlined, and PostgreSQL up to 17 plans its body again
+-- on every call (10-20 us each), while plpgsql keeps the plan for the session (bench/FIXES.md).
 -- Advisory-lock namespaces (the two-key form keeps them apart from any other user of advisory locks).
 create function private.lock_class(name text) returns integer
-language sql immutable
+language plpgsql immutable
 set search_path = ''
 as $$
-  select case name when 'rate_limit' then 7301 when 'claim_group' then 7302 end
+begin
+  return case name when 'rate_limit' then 7301 when 'claim_group' then 7302 end;
+end;
 $$;
 
 create function private.group_key(user_id uuid, kind text) returns integer
-language sql immutable
+language plpgsql immutable
 set search_path = ''
 as $$
-  select hashtext(user_id::text || '/' || kind)
+begin
+  return hashtext(user_id::text || '/' || kind);
+end;
 $$;
 
 -- Retry delay after a retryable failure of attempt n: exponential from 5 s, capped at 10 min,
@@ -212,6 +219,9 @@ as $$
 declare
   v_unknown text;
 begin
+  if kinds is null then
+    return;  -- any kind; every claim passes here, so no query for it
+  end if;
   perform private.check_array(field, kinds, 100);
   select string_agg(format('"%s"', private.excerpt(u.k, 63)), ', ' order by u.n)
   into v_unknown

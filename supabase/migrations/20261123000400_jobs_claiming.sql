@@ -27,9 +27,6 @@ create function public.claim_jobs(
 language plpgsql
 security definer
 set search_path = ''
--- The planning loop reads due jobs in claim order and usually stops after a few rows: plan it
--- for that (index order), not for reading them all (sort), or every claim costs O(queue).
-set cursor_tuple_fraction = 0.001
 as $$
 declare
   v_users uuid[] := '{}';
@@ -43,6 +40,9 @@ declare
   v_running integer;
   v_due integer;
   v_n integer;
+  v_group_users uuid[];
+  v_group_kinds text[];
+  v_read integer;
   g record;
 begin
   perform private.check_worker_id(worker_id);
@@ -52,36 +52,85 @@ begin
   end if;
   perform private.check_kinds('kinds', kinds);
 
-  -- Plan: walk due jobs in claim order, one decision per (user, kind) group.
-  for g in
-    select j.user_id, j.kind
-    from public.jobs j
-    where j.status = 'queued' and j.run_at <= now() and (claim_jobs.kinds is null or j.kind = any(claim_jobs.kinds))
-    order by j.priority desc, j.run_at, j.id
-  loop
+  -- Plan: one decision per (user, kind) group, in the order of each group's first due job (its
+  -- head, in claim order). Usually the first few due jobs name enough groups: read at most 256 of
+  -- them (index order). Only if those did not fill the claim (groups at their running cap with
+  -- long queues), list every group that has due jobs by its head: a skip scan of the queued index,
+  -- O(groups), never O(queue) (a walk over all due jobs took 120 ms with 20,000 queued behind
+  -- capped users: bench/FIXES.md). Groups of the first pass come first in both, and are skipped.
+  for v_pass in 1 .. 2 loop
     exit when v_planned >= max_jobs;
-    continue when exists (select 1 from unnest(v_users, v_kinds) p(u, k) where p.u = g.user_id and p.k = g.kind)
-               or (g.user_id = v_waiting_user and g.kind = v_waiting_kind);
-    if not pg_try_advisory_xact_lock(private.lock_class('claim_group'), private.group_key(g.user_id, g.kind)) then
-      if v_waiting_user is null then
-        v_waiting_user := g.user_id;
-        v_waiting_kind := g.kind;
-      end if;
-      continue;
+    if v_pass = 1 then
+      select coalesce(array_agg(f.user_id order by f.first), '{}'), coalesce(array_agg(f.kind order by f.first), '{}'),
+             coalesce(sum(f.n), 0)
+      into v_group_users, v_group_kinds, v_read
+      from (
+        select w.user_id, w.kind, min(w.ord) as first, count(*) as n
+        from (
+          select j.user_id, j.kind, row_number() over (order by j.priority desc, j.run_at, j.id) as ord
+          from (
+            select j.user_id, j.kind, j.priority, j.run_at, j.id
+            from public.jobs j
+            where j.status = 'queued' and j.run_at <= now() and (claim_jobs.kinds is null or j.kind = any(claim_jobs.kinds))
+            order by j.priority desc, j.run_at, j.id
+            limit 256
+          ) j
+        ) w
+        group by w.user_id, w.kind
+      ) f;
+    else
+      exit when v_read < 256;  -- the first pass saw every due job
+      with recursive groups as (
+        (select j.user_id, j.kind from public.jobs j where j.status = 'queued' order by j.user_id, j.kind limit 1)
+        union all
+        select n.user_id, n.kind
+        from groups
+        cross join lateral (
+          select j.user_id, j.kind from public.jobs j
+          where j.status = 'queued' and (j.user_id, j.kind) > (groups.user_id, groups.kind)
+          order by j.user_id, j.kind
+          limit 1
+        ) n
+      )
+      select coalesce(array_agg(gr.user_id order by h.priority desc, h.run_at, h.id), '{}'),
+             coalesce(array_agg(gr.kind order by h.priority desc, h.run_at, h.id), '{}')
+      into v_group_users, v_group_kinds
+      from groups gr
+      cross join lateral (
+        select j.priority, j.run_at, j.id from public.jobs j
+        where j.user_id = gr.user_id and j.kind = gr.kind and j.status = 'queued' and j.run_at <= now()
+        order by j.priority desc, j.run_at, j.id
+        limit 1
+      ) h
+      where claim_jobs.kinds is null or gr.kind = any(claim_jobs.kinds);
     end if;
-    v_locked_any := true;
-    v_cap := private.running_cap(g.user_id, g.kind);
-    select count(*) into v_running from public.jobs r
-      where r.status = 'running' and r.user_id = g.user_id and r.kind = g.kind;
-    select count(*) into v_due from (
-      select 1 from public.jobs q
-      where q.status = 'queued' and q.run_at <= now() and q.user_id = g.user_id and q.kind = g.kind
-      limit max_jobs) q;
-    v_n := greatest(0, least(v_cap - v_running, v_due, max_jobs - v_planned));
-    v_users := v_users || g.user_id;
-    v_kinds := v_kinds || g.kind;
-    v_take := v_take || v_n;
-    v_planned := v_planned + v_n;
+    for g in select * from unnest(v_group_users, v_group_kinds) as t(user_id, kind) loop
+      exit when v_planned >= max_jobs;
+      continue when exists (select 1 from unnest(v_users, v_kinds) p(u, k) where p.u = g.user_id and p.k = g.kind)
+                 or (g.user_id = v_waiting_user and g.kind = v_waiting_kind);
+      if not pg_try_advisory_xact_lock(private.lock_class('claim_group'), private.group_key(g.user_id, g.kind)) then
+        if v_waiting_user is null then
+          v_waiting_user := g.user_id;
+          v_waiting_kind := g.kind;
+        end if;
+        continue;
+      end if;
+      v_locked_any := true;
+      v_cap := private.running_cap(g.user_id, g.kind);
+      select count(*) into v_running from public.jobs r
+        where r.status = 'running' and r.user_id = g.user_id and r.kind = g.kind;
+      -- In the queued index's order: unordered, the planner read every job of the user instead.
+      select count(*) into v_due from (
+        select 1 from public.jobs q
+        where q.status = 'queued' and q.run_at <= now() and q.user_id = g.user_id and q.kind = g.kind
+        order by q.priority desc, q.run_at, q.id
+        limit max_jobs) q;
+      v_n := greatest(0, least(v_cap - v_running, v_due, max_jobs - v_planned));
+      v_users := v_users || g.user_id;
+      v_kinds := v_kinds || g.kind;
+      v_take := v_take || v_n;
+      v_planned := v_planned + v_n;
+    end loop;
   end loop;
 
   if not v_locked_any and v_waiting_user is not null then

@@ -213,9 +213,10 @@ begin
     select (e ->> 'job_id')::uuid as id, ord from jsonb_array_elements(completions) with ordinality as t(e, ord)
   )
   select input.id, input.id = any(v_done),
-         case when input.id = any(v_done) then null else private.not_held_reason(j, complete_jobs.worker_id) end
+         -- A lookup per refused item only: a join was planned as a scan of the whole table.
+         case when input.id = any(v_done) then null
+              else private.not_held_reason((select j from public.jobs j where j.id = input.id), complete_jobs.worker_id) end
   from input
-  left join public.jobs j on j.id = input.id
   order by input.ord;
 end;
 $$;

@@ -64,6 +64,10 @@ security definer
 set search_path = ''
 as $$
 begin
+  -- Most jobs have no dependents: no UPDATE statement (and its statement triggers) for them.
+  if not exists (select 1 from public.jobs d where d.depends_on = new.id and d.status = 'waiting') then
+    return null;
+  end if;
   if new.status = 'succeeded' then
     update public.jobs set status = 'queued', run_at = greatest(run_at, now())
     where depends_on = new.id and status = 'waiting';

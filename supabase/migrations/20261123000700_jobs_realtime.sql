@@ -7,20 +7,22 @@ alter publication supabase_realtime add table public.jobs;
 
 -- Results ride along only while small; larger ones are read from the row (RLS) on success.
 create function private.job_broadcast_payload(j public.jobs) returns jsonb
-language sql stable
+language plpgsql stable
 set search_path = ''
 as $$
-  select jsonb_build_object(
-    'id', j.id, 'kind', j.kind, 'status', j.status, 'progress', j.progress,
-    'attempts', j.attempts, 'max_attempts', j.max_attempts, 'error', j.error,
-    'cancel_requested', j.cancel_requested, 'run_at', j.run_at, 'depends_on', j.depends_on,
-    'created_at', j.created_at, 'started_at', j.started_at, 'finished_at', j.finished_at,
-    'updated_at', j.updated_at)
-  || case
-       when j.result is null then '{}'::jsonb
-       when octet_length(j.result::text) <= 8192 then jsonb_build_object('result', j.result)
-       else jsonb_build_object('result_truncated', true)
-     end
+begin
+  return jsonb_build_object(
+      'id', j.id, 'kind', j.kind, 'status', j.status, 'progress', j.progress,
+      'attempts', j.attempts, 'max_attempts', j.max_attempts, 'error', j.error,
+      'cancel_requested', j.cancel_requested, 'run_at', j.run_at, 'depends_on', j.depends_on,
+      'created_at', j.created_at, 'started_at', j.started_at, 'finished_at', j.finished_at,
+      'updated_at', j.updated_at)
+    || case
+         when j.result is null then '{}'::jsonb
+         when octet_length(j.result::text) <= 8192 then jsonb_build_object('result', j.result)
+         else jsonb_build_object('result_truncated', true)
+       end;
+end;
 $$;
 
 
@@ -30,17 +32,21 @@ $$;
 -- transaction-local 'jobs.quiet_claims' = 'on', set by the worker's claim functions around their
 -- claim, hides the queued -> running change (the worker announces it with its first report).
 create function private.quiet_broadcasts(job_ids uuid[]) returns void
-language sql
+language plpgsql
 set search_path = ''
 as $$
-  select set_config('jobs.quiet_broadcasts', coalesce(array_to_string(job_ids, ','), ''), true)
+begin
+  perform set_config('jobs.quiet_broadcasts', coalesce(array_to_string(job_ids, ','), ''), true);
+end;
 $$;
 
 create function private.is_quiet(job_id uuid) returns boolean
-language sql stable
+language plpgsql stable
 set search_path = ''
 as $$
-  select job_id::text = any(string_to_array(nullif(current_setting('jobs.quiet_broadcasts', true), ''), ','))
+begin
+  return job_id::text = any(string_to_array(nullif(current_setting('jobs.quiet_broadcasts', true), ''), ','));
+end;
 $$;
 
 create function private.broadcast_job_change() returns trigger
@@ -76,10 +82,12 @@ create trigger jobs_broadcast_change
 
 -- A job_events row as clients receive it (the same keys as before this migration).
 create function private.job_event_payload(e public.job_events) returns jsonb
-language sql stable
+language plpgsql stable
 set search_path = ''
 as $$
-  select jsonb_build_object('id', e.id, 'job_id', e.job_id, 'type', e.type, 'data', e.data, 'created_at', e.created_at)
+begin
+  return jsonb_build_object('id', e.id, 'job_id', e.job_id, 'type', e.type, 'data', e.data, 'created_at', e.created_at);
+end;
 $$;
 
 create function private.broadcast_job_event() returns trigger
@@ -98,14 +106,16 @@ $$;
 
 -- One message per job: the row as the row trigger would send it, plus the events the call wrote.
 create function private.send_job_with_events(j public.jobs, events jsonb) returns void
-language sql
+language plpgsql
 security definer
 set search_path = ''
 as $$
-  select realtime.send(
+begin
+  perform realtime.send(
     private.job_broadcast_payload(j) || case when jsonb_array_length(coalesce(events, '[]')) > 0
                                              then jsonb_build_object('events', events) else '{}'::jsonb end,
-    'job', 'jobs:' || j.user_id::text, true)
+    'job', 'jobs:' || j.user_id::text, true);
+end;
 $$;
 
 create trigger job_events_broadcast

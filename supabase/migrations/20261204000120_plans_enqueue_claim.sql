@@ -9,9 +9,11 @@
 
 -- A user's running cap for a kind under their plan.
 create function private.running_cap(p_user uuid, p_kind text) returns integer
-language sql stable
+language plpgsql stable
 set search_path = ''
 as $$
-  select (private.kind_on_plan(p_user, k)).max_running_per_user from public.job_kinds k where k.kind = p_kind
+begin
+  return (select (private.kind_on_plan(p_user, k)).max_running_per_user from public.job_kinds k where k.kind = p_kind);
+end;
 $$;
 

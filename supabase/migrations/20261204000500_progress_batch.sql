@@ -19,27 +19,35 @@
 
 -- Record one event of a job and answer it as clients receive it.
 create function private.add_job_event(job_id uuid, type text, data jsonb) returns jsonb
-language sql
+language plpgsql
 security definer
 set search_path = ''
 as $$
+#variable_conflict use_column
+declare
+  v_payload jsonb;
+begin
   insert into public.job_events as e (job_id, user_id, type, data)
   select j.id, j.user_id, add_job_event.type, add_job_event.data from public.jobs j where j.id = add_job_event.job_id
-  returning private.job_event_payload(e)
+  returning private.job_event_payload(e) into v_payload;
+  return v_payload;
+end;
 $$;
 
 -- Why a worker may not act on a job (null: it may). The same words as complete_jobs'.
 create function private.not_held_reason(j public.jobs, worker_id text) returns text
-language sql stable
+language plpgsql stable
 set search_path = ''
 as $$
-  select case
-    when j.id is null then 'not found'
-    when j.status <> 'running' or j.worker_id is distinct from worker_id then
-      format('not held by worker "%s" (status %s, held by %s)', worker_id, j.status,
-             coalesce('"' || j.worker_id || '"', 'no worker'))
-    when j.lease_expires_at < now() then format('the lease expired at %s', j.lease_expires_at)
-  end
+begin
+  return case
+      when j.id is null then 'not found'
+      when j.status <> 'running' or j.worker_id is distinct from worker_id then
+        format('not held by worker "%s" (status %s, held by %s)', worker_id, j.status,
+               coalesce('"' || j.worker_id || '"', 'no worker'))
+      when j.lease_expires_at < now() then format('the lease expired at %s', j.lease_expires_at)
+    end;
+end;
 $$;
 
 -- Lock the listed jobs in id order (two batches never deadlock each other) and answer those
@@ -88,12 +96,14 @@ $$;
 
 -- The progress after a step: what the step gives, else what the job had (as report_progress).
 create function private.next_progress(prev jsonb, step jsonb) returns jsonb
-language sql immutable
+language plpgsql immutable
 set search_path = ''
 as $$
-  select jsonb_build_object(
-    'percent', coalesce(round((step ->> 'percent')::numeric, 1), (prev ->> 'percent')::numeric, 0),
-    'message', coalesce(step ->> 'message', prev ->> 'message'))
+begin
+  return jsonb_build_object(
+      'percent', coalesce(round((step ->> 'percent')::numeric, 1), (prev ->> 'percent')::numeric, 0),
+      'message', coalesce(step ->> 'message', prev ->> 'message'));
+end;
 $$;
 
 -- ---------------------------------------------------------------------------------------------
@@ -185,9 +195,10 @@ begin
     order by (e ->> 'job_id')::uuid, ord
   )
   select input.id, input.id = any(v_held),
-         case when input.id = any(v_held) then null else private.not_held_reason(j, report_progress_batch.worker_id) end
+         -- A lookup per refused item only: a join was planned as a scan of the whole table.
+         case when input.id = any(v_held) then null
+              else private.not_held_reason((select j from public.jobs j where j.id = input.id), report_progress_batch.worker_id) end
   from input
-  left join public.jobs j on j.id = input.id
   order by input.ord;
 end;
 $$;

@@ -47,10 +47,12 @@ revoke all on table private.wakeup_gate from public;
 
 -- The NOTIFY channel of one worker: an identifier (at most 63 bytes) whatever the worker_id.
 create function private.wake_channel(worker_id text) returns text
-language sql immutable
+language plpgsql immutable
 set search_path = ''
 as $$
-  select 'worker_wake_' || md5(worker_id)
+begin
+  return 'worker_wake_' || md5(worker_id);
+end;
 $$;
 
 -- ---------------------------------------------------------------------------------------------
@@ -208,13 +210,23 @@ begin
   end loop;
   -- A job that stops running frees a place under its user's running cap: a due job of that user
   -- and kind that waited for it is claimable now, though nothing about it changed.
+  -- One index probe per (user, kind), in the queued index's order: a probe per row, planned for
+  -- the transition table's unknown size, read every job of the user (bench/FIXES.md).
   for g in
-    select n.kind, count(*)::integer as jobs
-    from new_rows n join old_rows o on o.id = n.id
-    where o.status = 'running' and n.status not in ('running', 'queued')
-      and exists (select 1 from public.jobs q
-                  where q.user_id = n.user_id and q.kind = n.kind and q.status = 'queued' and q.run_at <= now())
-    group by n.kind
+    select f.kind, sum(f.jobs)::integer as jobs
+    from (
+      select n.user_id, n.kind, count(*) as jobs
+      from new_rows n join old_rows o on o.id = n.id
+      where o.status = 'running' and n.status not in ('running', 'queued')
+      group by n.user_id, n.kind
+    ) f
+    cross join lateral (
+      select 1 from public.jobs q
+      where q.user_id = f.user_id and q.kind = f.kind and q.status = 'queued' and q.run_at <= now()
+      order by q.priority desc, q.run_at, q.id
+      limit 1
+    ) due
+    group by f.kind
   loop
     perform private.wake_parked_workers(g.kind, g.jobs, now(), null);
   end loop;
