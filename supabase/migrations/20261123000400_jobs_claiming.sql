@@ -27,6 +27,9 @@ create function public.claim_jobs(
 language plpgsql
 security definer
 set search_path = ''
+-- The walk reads due jobs in claim order and usually stops after a few rows: its cursor is planned
+-- for that (index order), not for reading them all (a sort), or every claim would cost O(queue).
+set cursor_tuple_fraction = 0.001
 as $$
 declare
   v_users uuid[] := '{}';
@@ -40,9 +43,9 @@ declare
   v_running integer;
   v_due integer;
   v_n integer;
-  v_group_users uuid[];
-  v_group_kinds text[];
-  v_read integer;
+  v_due_jobs refcursor;
+  v_read integer := 0;
+  v_cut boolean := false;
   g record;
 begin
   perform private.check_worker_id(worker_id);
@@ -53,59 +56,27 @@ begin
   perform private.check_kinds('kinds', kinds);
 
   -- Plan: one decision per (user, kind) group, in the order of each group's first due job (its
-  -- head, in claim order). Usually the first few due jobs name enough groups: read at most 256 of
-  -- them (index order). Only if those did not fill the claim (groups at their running cap with
-  -- long queues), list every group that has due jobs by its head: a skip scan of the queued index,
-  -- O(groups), never O(queue) (a walk over all due jobs took 120 ms with 20,000 queued behind
-  -- capped users: bench/FIXES.md). Groups of the first pass come first in both, and are skipped.
+  -- head, in claim order). Usually the first few due jobs name enough groups: walk due jobs in
+  -- claim order (index order, read lazily), at most 256 of them. Only if those did not fill the
+  -- claim (groups at their running cap with long queues), list every group that has due jobs by
+  -- its head: a skip scan of the queued index, O(groups), never O(queue) (a walk over all due
+  -- jobs took 120 ms with 20,000 queued behind capped users: bench/FIXES.md). Groups of the first
+  -- pass come first in both, and are skipped the second time.
+  open v_due_jobs for
+    select j.user_id, j.kind
+    from public.jobs j
+    where j.status = 'queued' and j.run_at <= now() and (claim_jobs.kinds is null or j.kind = any(claim_jobs.kinds))
+    order by j.priority desc, j.run_at, j.id;
   for v_pass in 1 .. 2 loop
-    exit when v_planned >= max_jobs;
-    if v_pass = 1 then
-      select coalesce(array_agg(f.user_id order by f.first), '{}'), coalesce(array_agg(f.kind order by f.first), '{}'),
-             coalesce(sum(f.n), 0)
-      into v_group_users, v_group_kinds, v_read
-      from (
-        select w.user_id, w.kind, min(w.ord) as first, count(*) as n
-        from (
-          select j.user_id, j.kind, row_number() over (order by j.priority desc, j.run_at, j.id) as ord
-          from (
-            select j.user_id, j.kind, j.priority, j.run_at, j.id
-            from public.jobs j
-            where j.status = 'queued' and j.run_at <= now() and (claim_jobs.kinds is null or j.kind = any(claim_jobs.kinds))
-            order by j.priority desc, j.run_at, j.id
-            limit 256
-          ) j
-        ) w
-        group by w.user_id, w.kind
-      ) f;
-    else
-      exit when v_read < 256;  -- the first pass saw every due job
-      with recursive groups as (
-        (select j.user_id, j.kind from public.jobs j where j.status = 'queued' order by j.user_id, j.kind limit 1)
-        union all
-        select n.user_id, n.kind
-        from groups
-        cross join lateral (
-          select j.user_id, j.kind from public.jobs j
-          where j.status = 'queued' and (j.user_id, j.kind) > (groups.user_id, groups.kind)
-          order by j.user_id, j.kind
-          limit 1
-        ) n
-      )
-      select coalesce(array_agg(gr.user_id order by h.priority desc, h.run_at, h.id), '{}'),
-             coalesce(array_agg(gr.kind order by h.priority desc, h.run_at, h.id), '{}')
-      into v_group_users, v_group_kinds
-      from groups gr
-      cross join lateral (
-        select j.priority, j.run_at, j.id from public.jobs j
-        where j.user_id = gr.user_id and j.kind = gr.kind and j.status = 'queued' and j.run_at <= now()
-        order by j.priority desc, j.run_at, j.id
-        limit 1
-      ) h
-      where claim_jobs.kinds is null or gr.kind = any(claim_jobs.kinds);
-    end if;
-    for g in select * from unnest(v_group_users, v_group_kinds) as t(user_id, kind) loop
+    loop
       exit when v_planned >= max_jobs;
+      fetch v_due_jobs into g;
+      exit when not found;
+      v_read := v_read + 1;
+      if v_pass = 1 and v_read > 256 then
+        v_cut := true;
+        exit;
+      end if;
       continue when exists (select 1 from unnest(v_users, v_kinds) p(u, k) where p.u = g.user_id and p.k = g.kind)
                  or (g.user_id = v_waiting_user and g.kind = v_waiting_kind);
       if not pg_try_advisory_xact_lock(private.lock_class('claim_group'), private.group_key(g.user_id, g.kind)) then
@@ -131,6 +102,31 @@ begin
       v_take := v_take || v_n;
       v_planned := v_planned + v_n;
     end loop;
+    close v_due_jobs;
+    exit when v_pass = 2 or not v_cut or v_planned >= max_jobs;
+    open v_due_jobs for
+      with recursive groups as (
+        (select j.user_id, j.kind from public.jobs j where j.status = 'queued' order by j.user_id, j.kind limit 1)
+        union all
+        select n.user_id, n.kind
+        from groups
+        cross join lateral (
+          select j.user_id, j.kind from public.jobs j
+          where j.status = 'queued' and (j.user_id, j.kind) > (groups.user_id, groups.kind)
+          order by j.user_id, j.kind
+          limit 1
+        ) n
+      )
+      select gr.user_id, gr.kind
+      from groups gr
+      cross join lateral (
+        select j.priority, j.run_at, j.id from public.jobs j
+        where j.user_id = gr.user_id and j.kind = gr.kind and j.status = 'queued' and j.run_at <= now()
+        order by j.priority desc, j.run_at, j.id
+        limit 1
+      ) h
+      where claim_jobs.kinds is null or gr.kind = any(claim_jobs.kinds)
+      order by h.priority desc, h.run_at, h.id;
   end loop;
 
   if not v_locked_any and v_waiting_user is not null then

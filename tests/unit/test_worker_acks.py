@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from worker.adapters.memory import MemoryStore
-from worker.core.acks import CompletionBatcher
+from worker.core.acks import PARALLEL_MIN, CompletionBatcher
 from worker.core.errors import InvalidArgument, LeaseLost
 
 
@@ -93,3 +93,70 @@ async def test_batches_never_exceed_max_batch(max_batch: int) -> None:
     await asyncio.gather(*(acks.complete(j, {}) for j in jobs))
     assert max(len(b) for b in store.batches) <= max_batch
     assert sorted(j for b in store.batches for j in b) == sorted(jobs)
+
+
+class HeldStore(MemoryStore):
+    """Holds every complete_jobs call until released, counting the calls in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[uuid.UUID]] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.release = asyncio.Event()
+
+    async def complete_jobs(
+        self, worker_id: str, completions: Any, last_progress: Any = None, usage: Any = None
+    ) -> dict[uuid.UUID, str | None]:
+        self.batches.append([job_id for job_id, _ in completions])
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await self.release.wait()
+            return await super().complete_jobs(worker_id, completions)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_a_big_batch_goes_out_as_two_halves_in_flight_together() -> None:
+    store = HeldStore()
+    jobs = await held_jobs(store, 2 * PARALLEL_MIN + 4)
+    acks = CompletionBatcher(store, "w1")
+    waiters = [asyncio.create_task(acks.complete(j, {})) for j in jobs]
+    await settle()
+    assert store.in_flight == 2  # both out before either answered
+    assert sorted(len(b) for b in store.batches) == [PARALLEL_MIN + 2, PARALLEL_MIN + 2]
+    store.release.set()
+    await asyncio.gather(*waiters)
+    assert sorted(j for b in store.batches for j in b) == sorted(jobs)  # each exactly once
+    assert all(store.rows[j].status == "succeeded" for j in jobs)
+
+
+async def test_never_more_than_two_calls_in_flight_and_later_successes_share_the_next() -> None:
+    store = HeldStore()
+    jobs = await held_jobs(store, 6 * PARALLEL_MIN)
+    acks = CompletionBatcher(store, "w1")
+    first = [asyncio.create_task(acks.complete(j, {})) for j in jobs[: 2 * PARALLEL_MIN]]
+    await settle()
+    later = [asyncio.create_task(acks.complete(j, {})) for j in jobs[2 * PARALLEL_MIN :]]
+    await settle()
+    assert len(store.batches) == 2  # the later ones wait: two calls are already out
+    store.release.set()
+    await asyncio.gather(*first, *later)
+    assert store.most_in_flight == 2
+    assert sorted(j for b in store.batches for j in b) == sorted(jobs)
+    assert len(store.batches) <= 4  # the 32 later ones went in at most two more calls
+
+
+async def test_a_few_successes_beside_a_call_in_flight_wait_for_it() -> None:
+    store = HeldStore()
+    jobs = await held_jobs(store, PARALLEL_MIN)
+    acks = CompletionBatcher(store, "w1")
+    first = asyncio.create_task(acks.complete(jobs[0], {}))
+    await settle()
+    rest = [asyncio.create_task(acks.complete(j, {})) for j in jobs[1:]]  # 7: fewer than PARALLEL_MIN
+    await settle()
+    assert store.in_flight == 1 and len(store.batches) == 1
+    store.release.set()
+    await asyncio.gather(first, *rest)
+    assert store.batches == [[jobs[0]], jobs[1:]]
