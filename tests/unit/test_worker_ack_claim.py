@@ -30,11 +30,11 @@ class FixedRefill:
         self.reserved += self.slots
         return self.slots
 
-    def claimed(self, jobs: list[JobRow], reserved: int) -> None:
+    def claimed(self, jobs: list[JobRow], reserved: int, acknowledged: int) -> None:
         self.reserved -= reserved
         self.claims.append(([j.id for j in jobs], reserved))
 
-    def released(self, reserved: int) -> None:
+    def released(self, reserved: int, acknowledged: int) -> None:
         self.reserved -= reserved
         self.releases.append(reserved)
 
@@ -123,3 +123,38 @@ async def test_an_idle_queue_is_acknowledged_without_claiming() -> None:
         worker.wake.push()
         await until(lambda: store.get(job.id).status == "succeeded", "succeeded")
     assert "complete_and_claim" not in store.calls  # the claim came back short: no backlog
+
+
+class Overlapping(MemoryStore):
+    """Every acknowledgement takes a few loop turns, so two calls in flight overlap."""
+
+    async def complete_and_claim(self, *args: Any, **kw: Any) -> Any:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return await super().complete_and_claim(*args, **kw)
+
+    async def complete_jobs(self, *args: Any, **kw: Any) -> Any:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return await super().complete_jobs(*args, **kw)
+
+
+async def test_two_acknowledgements_in_flight_each_claim_the_slots_they_free() -> None:
+    # A call in flight acknowledges jobs that are still running in the worker's view: counting
+    # them as busy in the other call's reservation left it claiming nothing (then a claim_jobs).
+    store = Overlapping()
+    jobs = [store.enqueue("generate_design", user_id=uuid.uuid4()) for _ in range(200)]
+    most = 0
+
+    async def counted(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+        nonlocal most
+        most = max(most, sum(1 for r in store.rows.values() if r.status == "running"))
+        return {}
+
+    async with running(store, {"generate_design": counted}, config(concurrency=16)) as (worker, _):
+        await until(lambda: all(store.get(j.id).status == "succeeded" for j in jobs), "all succeeded")
+        assert worker._reserved == 0 and worker._leaving == 0
+    assert most <= 16
+    refills = store.calls.count("complete_and_claim")
+    assert refills >= 200 // 16
+    assert store.calls.count("claim_jobs") + store.calls.count("complete_jobs") <= 4, store.calls

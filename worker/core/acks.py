@@ -44,7 +44,8 @@ class _Pending:
 
 class Refill(Protocol):
     """The claim side of acknowledging: how many jobs to claim along with a batch, and what to do
-    with them. Slots handed out by ``reserve`` stay reserved until ``claimed`` or ``released``."""
+    with them. Slots handed out by ``reserve`` stay reserved, and the jobs being acknowledged
+    count as leaving, until ``claimed`` or ``released`` (with the same two numbers)."""
 
     @property
     def kinds(self) -> tuple[str, ...]: ...
@@ -56,9 +57,9 @@ class Refill(Protocol):
         """Slots to claim along with acknowledging this many jobs (0: acknowledge only)."""
         ...
 
-    def claimed(self, jobs: list[JobRow], reserved: int) -> None: ...
+    def claimed(self, jobs: list[JobRow], reserved: int, acknowledged: int) -> None: ...
 
-    def released(self, reserved: int) -> None: ...
+    def released(self, reserved: int, acknowledged: int) -> None: ...
 
 
 class CompletionBatcher:
@@ -145,12 +146,12 @@ class CompletionBatcher:
         except InvalidArgument:
             # A refused claim (say a kind removed from job_kinds) must not fail finished jobs:
             # acknowledge alone, which raises the completions' own error if they have one.
-            r.released(slots)
+            r.released(slots, len(completions))
             return await self.store.complete_jobs(self.worker_id, completions, last, usage)
         except BaseException:
-            r.released(slots)
+            r.released(slots, len(completions))
             raise
-        r.claimed(jobs, slots)
+        r.claimed(jobs, slots, len(completions))
         return outcome
 
     async def _send_alone(self, pending: _Pending) -> None:

@@ -95,6 +95,7 @@ class Worker:
             usage=self.usage,
         )
         self._reserved = 0  # slots a claim in flight will fill
+        self._leaving = 0  # running jobs a call in flight acknowledges (their slots are reserved)
         self._backlog = False  # the last claim came back full: more is probably due
         self.runs: dict[uuid.UUID, JobRun] = {}
         self.timeouts: dict[str, float] = {}
@@ -204,7 +205,7 @@ class Worker:
 
     async def _claim_while_free(self) -> None:
         while not self.shutdown.stopping.is_set():
-            free = self.config.concurrency - len(self.runs) - self._reserved
+            free = self.config.concurrency - (len(self.runs) - self._leaving) - self._reserved
             if free <= 0:
                 return
             started = self.clock.monotonic()
@@ -247,12 +248,17 @@ class Worker:
         filled in the same statement; otherwise acknowledging alone is cheaper (an idle queue)."""
         if not self._backlog or self.shutdown.stopping.is_set() or self.backoff.remaining() > 0:
             return 0
-        free = max(0, self.config.concurrency - (len(self.runs) - acknowledging) - self._reserved)
+        # Jobs another call in flight acknowledges are leaving too (two calls may be in flight).
+        free = self.config.concurrency - (len(self.runs) - self._leaving - acknowledging) - self._reserved
+        if free <= 0:
+            return 0
         self._reserved += free
+        self._leaving += acknowledging
         return free
 
-    def claimed(self, jobs: list[JobRow], reserved: int) -> None:
+    def claimed(self, jobs: list[JobRow], reserved: int, acknowledged: int) -> None:
         self._reserved -= reserved
+        self._leaving -= acknowledged
         self._backlog = len(jobs) >= reserved  # a short answer: the queue ran dry
         self._start_all(jobs, quiet=True)  # complete_and_claim's claim is quiet
         if not self._backlog:
@@ -265,8 +271,9 @@ class Worker:
         for job in jobs:
             self._start(job, announce=quiet)
 
-    def released(self, reserved: int) -> None:
+    def released(self, reserved: int, acknowledged: int) -> None:
         self._reserved -= reserved
+        self._leaving -= acknowledged
 
     def _store_ok(self) -> None:
         if self.backoff.failures:
