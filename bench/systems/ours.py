@@ -95,7 +95,7 @@ class OursSystem(OursProduct):
             api.admin(ADD_KIND, (KIND,))
             for _ in range(USERS):
                 api.create_user()
-        _without(database, os.environ.get("BENCH_WITHOUT", ""))
+        without(database, os.environ.get("BENCH_WITHOUT", ""))
 
     def fill(self, database: str, count: int) -> None:
         with psycopg.connect(paths.database_url(database), autocommit=True) as conn:
@@ -203,7 +203,7 @@ returns void language sql as $$ select null::void $$
 """
 
 
-def _without(database: str, names: str) -> None:
+def without(database: str, names: str) -> None:
     """A/B runs that price a feature (``BENCH_WITHOUT``, comma-separated): ``broadcasts`` makes
     realtime.send a no-op (no subtransaction, no realtime.messages row), any other name is a
     trigger of public.jobs to turn off (checked against the catalog). Scratch database only."""
