@@ -77,7 +77,8 @@ begin
         v_cut := true;
         exit;
       end if;
-      continue when exists (select 1 from unnest(v_users, v_kinds) p(u, k) where p.u = g.user_id and p.k = g.kind)
+      -- A group seen before in this walk (the second pass lists each group once, without those).
+      continue when (v_pass = 1 and exists (select 1 from unnest(v_users, v_kinds) p(u, k) where p.u = g.user_id and p.k = g.kind))
                  or (g.user_id = v_waiting_user and g.kind = v_waiting_kind);
       if not pg_try_advisory_xact_lock(private.lock_class('claim_group'), private.group_key(g.user_id, g.kind)) then
         if v_waiting_user is null then
@@ -125,7 +126,8 @@ begin
         order by j.priority desc, j.run_at, j.id
         limit 1
       ) h
-      where claim_jobs.kinds is null or gr.kind = any(claim_jobs.kinds)
+      where (claim_jobs.kinds is null or gr.kind = any(claim_jobs.kinds))
+        and not exists (select 1 from unnest(v_users, v_kinds) p(u, k) where p.u = gr.user_id and p.k = gr.kind)
       order by h.priority desc, h.run_at, h.id;
   end loop;
 
