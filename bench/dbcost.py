@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from bench.databases import scratch_database
 from bench.systems.ours import OursSystem, without
@@ -75,10 +76,10 @@ def one_round(variant: str, jobs: int, batch: int) -> dict[str, Any]:
         without(database, VARIANTS[variant])
         system.fill(database, jobs)
         with psycopg.connect(paths.admin_url(database), autocommit=True) as admin:
-            admin.execute(f"alter database \"{database}\" set track_functions = 'all'")  # scratch name, no input
+            admin.execute(sql.SQL("alter database {} set track_functions = 'all'").format(sql.Identifier(database)))
             admin.execute("select pg_stat_reset()")
         done, calls, seconds = drain(database, batch)
-        time.sleep(0.6)  # function statistics reach the shared view at the backend's next report
+        time.sleep(0.6)  # the drain's backend publishes its function statistics as it exits
         with psycopg.connect(paths.admin_url(database), autocommit=True) as admin:
             functions = [
                 {"function": f, "calls": int(c), "self_us_per_job": round(float(t) * 1000 / max(1, done), 1)}

@@ -1203,7 +1203,6 @@ CREATE OR REPLACE FUNCTION private.add_job_event(job_id uuid, type text, data js
  SECURITY DEFINER
  SET search_path TO ''
 AS $function$
-#variable_conflict use_column
 declare
   v_payload jsonb;
 begin

@@ -16,7 +16,7 @@
 -- is granted once, in 20261123001000_jobs_grants.sql.
 
 -- ---------------------------------------------------------------------------------------------
--- claim_jobs: kinds bounded (the rest of the function is unchanged)
+-- claim_jobs: due jobs by priority, then age, each (user, kind) group within its running cap
 -- ---------------------------------------------------------------------------------------------
 create function public.claim_jobs(
   worker_id text,

@@ -23,7 +23,6 @@ language plpgsql
 security definer
 set search_path = ''
 as $$
-#variable_conflict use_column
 declare
   v_payload jsonb;
 begin

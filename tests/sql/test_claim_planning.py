@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -31,11 +32,8 @@ def fill(api: SqlApi, user: uuid.UUID, n: int, age: str) -> None:
     api.admin(FILL, {"user": user, "n": n, "age": age})
 
 
-def by_user(jobs: list[DictRow]) -> dict[Any, int]:
-    counts: dict[Any, int] = {}
-    for j in jobs:
-        counts[j["user_id"]] = counts.get(j["user_id"], 0) + 1
-    return counts
+def by_user(jobs: list[DictRow]) -> Counter[Any]:
+    return Counter(j["user_id"] for j in jobs)
 
 
 def test_a_user_behind_a_deep_capped_queue_is_claimed_in_the_same_claim(api: SqlApi) -> None:
