@@ -132,3 +132,58 @@ async def test_a_loud_claim_is_not_announced_again() -> None:
     store = ReportingStore()
     await run_one_job(False, first_step_flushed, store)
     assert [[r.started for r in batch] for batch in store.batches] == [[False]]
+
+
+class GatedClaims(MemoryStore):
+    """claim_jobs waits at a gate the test opens, so a job can finish while a claim is in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate: asyncio.Event | None = None
+        self.held = 0
+
+    async def claim_jobs(self, *args: Any, **kwargs: Any) -> list[Any]:
+        if self.gate is not None:
+            self.held += 1
+            await self.gate.wait()
+        return await super().claim_jobs(*args, **kwargs)
+
+
+async def test_a_job_that_finishes_while_a_parking_claim_is_in_flight_adds_no_claim() -> None:
+    """Woken for job B while job A finishes: B's claim (it parks if short) covers A's freed slot;
+    a second claim for that slot was one extra claim per job under load (the herd test)."""
+    store = GatedClaims()
+    release_a = asyncio.Event()
+
+    async def handler(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+        if payload.get("hold"):
+            await release_a.wait()
+        return {}
+
+    worker = Worker(
+        config(kinds=("rename_layers",)), store, {"rename_layers": handler}, SystemClock(), wakeups=FakeWakeups(True)
+    )
+    shutdown = Shutdown()
+    task = asyncio.create_task(worker.run(shutdown))
+    try:
+        await until(lambda: worker.parked, "parked after the start-up claim")
+        a = store.enqueue("rename_layers", {"hold": True})
+        worker._on_hint(JobHint(kind="rename_layers", run_at=a.run_at))
+        await until(lambda: status(store, a) == "running" and worker.parked, "A running, the worker parked")
+        before = store.calls.count("claim_jobs")
+        store.gate = asyncio.Event()
+        b = store.enqueue("rename_layers")
+        worker._on_hint(JobHint(kind="rename_layers", run_at=b.run_at))
+        await until(lambda: store.held == 1, "B's claim in flight")
+        release_a.set()
+        await until(lambda: status(store, a) == "succeeded" and a.id not in worker.runs, "A done")
+        store.gate.set()
+        await until(lambda: status(store, b) == "succeeded" and not worker.runs, "B done")
+        await asyncio.sleep(0.1)  # room for a freed-slot claim, if the worker made one
+        assert store.calls.count("claim_jobs") - before == 1
+        assert worker.parked
+    finally:
+        shutdown.request()
+        shutdown.request()
+        async with asyncio.timeout(10):
+            await task

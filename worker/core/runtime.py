@@ -102,6 +102,7 @@ class Worker:
         self.shutdown = Shutdown()
         self._sweep_now = True
         self._parked = False  # the last claim came back short and parked us: wake-ups will come
+        self._parking = False  # a claim that parks if it comes back short is in flight
         self._fields: dict[str, Any] = {"worker_id": config.worker_id}
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -211,6 +212,7 @@ class Worker:
             started = self.clock.monotonic()
             self._reserved += free
             park_seconds = self.park_seconds
+            self._parking = park_seconds is not None
             try:
                 jobs = await self.store.claim_jobs(
                     self.config.worker_id,
@@ -225,6 +227,7 @@ class Worker:
                 return
             finally:
                 self._reserved -= free
+                self._parking = False
             self.metrics.observe("worker_claim_duration_seconds", self.clock.monotonic() - started)
             self._backlog = len(jobs) >= free
             # claim_jobs_or_park (with park_seconds) claims quietly: the worker announces each job.
@@ -346,10 +349,14 @@ class Worker:
             self.reports.forget(job.id)
             self.runs.pop(job.id, None)
             self.metrics.set("worker_jobs_in_flight", len(self.runs))
-            if not self._parked:
+            if not self._parked and not self._parking:
                 # A slot is free: claim again. A parked worker need not: whatever became
                 # claimable since its last claim (a new job, a place under a user's cap) woke
-                # a parked worker, and the sweep is the safety net.
+                # a parked worker, and the sweep is the safety net. Nor need one whose parking
+                # claim is in flight (woken while this job finished): a full answer claims on
+                # for the freed slot, a short one parks, and the database's wake-up gate
+                # promises that anything claimable after that claim's snapshot wakes a parked
+                # worker (20261204000600_worker_wakeups.sql).
                 self.wake.push()
 
     async def _record(self, run: JobRun, outcome: Outcome, duration: float) -> None:
