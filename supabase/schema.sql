@@ -2327,6 +2327,7 @@ declare
   v_now timestamptz := clock_timestamp();
   v_limits public.provider_limits;
   v_state public.model_capacity;
+  v_cooldown_until timestamptz;
   v_requests double precision;
   v_tokens double precision;
   v_need double precision;
@@ -2339,6 +2340,16 @@ begin
   end if;
 
   select * into v_limits from public.provider_limits l where l.provider = $1 and l.model = $2;
+  if not found then
+    select c.cooldown_until into v_cooldown_until from public.model_capacity c
+     where c.provider = $1 and c.model = $2;
+    if v_cooldown_until > v_now then
+      return query select false, extract(epoch from v_cooldown_until - v_now)::double precision, 'cooldown'::text;
+    else
+      return query select true, 0::double precision, 'unlimited'::text;
+    end if;
+    return;
+  end if;
   insert into public.model_capacity as c (provider, model, requests_left, tokens_left, refilled_at)
   values ($1, $2, coalesce(v_limits.requests_per_minute, 0), coalesce(v_limits.tokens_per_minute, 0), v_now)
   on conflict on constraint model_capacity_pkey do nothing;

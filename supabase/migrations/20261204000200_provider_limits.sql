@@ -78,8 +78,11 @@ $$;
 -- Ask for one request's worth of capacity (and `tokens` of the per-minute token budget) on
 -- provider/model. Granted capacity is taken at once; a refusal says why (cooldown, requests,
 -- tokens) and how many seconds until asking again can succeed. Without a provider_limits row
--- only the cooldown applies. clock_timestamp(), not now(): a call that waited for the row lock
--- must refill from the moment it got it, not from when its transaction began.
+-- only the cooldown applies: the answer is 'unlimited' (granted), read without the row lock, so
+-- replicas asking for a model with no limits are not serialized on its row (and a worker may
+-- grant such a model locally for a moment: worker/core/gate.py). clock_timestamp(), not now(): a
+-- call that waited for the row lock must refill from the moment it got it, not from when its
+-- transaction began.
 create function public.acquire_model_capacity(provider text, model text, tokens integer default 0)
 returns table (granted boolean, wait_seconds double precision, reason text)
 language plpgsql
@@ -90,6 +93,7 @@ declare
   v_now timestamptz := clock_timestamp();
   v_limits public.provider_limits;
   v_state public.model_capacity;
+  v_cooldown_until timestamptz;
   v_requests double precision;
   v_tokens double precision;
   v_need double precision;
@@ -102,6 +106,16 @@ begin
   end if;
 
   select * into v_limits from public.provider_limits l where l.provider = $1 and l.model = $2;
+  if not found then
+    select c.cooldown_until into v_cooldown_until from public.model_capacity c
+     where c.provider = $1 and c.model = $2;
+    if v_cooldown_until > v_now then
+      return query select false, extract(epoch from v_cooldown_until - v_now)::double precision, 'cooldown'::text;
+    else
+      return query select true, 0::double precision, 'unlimited'::text;
+    end if;
+    return;
+  end if;
   insert into public.model_capacity as c (provider, model, requests_left, tokens_left, refilled_at)
   values ($1, $2, coalesce(v_limits.requests_per_minute, 0), coalesce(v_limits.tokens_per_minute, 0), v_now)
   on conflict on constraint model_capacity_pkey do nothing;

@@ -41,7 +41,7 @@ def test_each_request_is_answered_in_order_as_acquire_model_capacity_would(api: 
     assert answers(rows) == [
         (0, True, "granted"),
         (1, True, "granted"),
-        (2, True, "granted"),
+        (2, True, "unlimited"),
         (3, True, "granted"),
         (4, False, "tokens"),  # 400 tokens left of 1000
         (5, False, "requests"),  # tokens left out counts as 0; the two requests of m1 are spent
@@ -56,7 +56,7 @@ def test_each_request_is_answered_in_order_as_acquire_model_capacity_would(api: 
 def test_a_cooldown_refuses_its_model_only(api: SqlApi) -> None:
     api.as_service(REPORT, ("anthropic", "m1", 529, 30))
     rows = batch(api, [ask("m1"), ask("m2"), ask("m1", provider="google")])
-    assert answers(rows) == [(0, False, "cooldown"), (1, True, "granted"), (2, True, "granted")]
+    assert answers(rows) == [(0, False, "cooldown"), (1, True, "unlimited"), (2, True, "unlimited")]
     assert 25 < rows[0]["wait_seconds"] <= 30
 
 
@@ -114,6 +114,8 @@ def test_only_the_service_role_asks_for_capacity_in_batches(api: SqlApi, role: s
 def test_rows_are_locked_in_provider_model_order_whatever_the_items_order(api: SqlApi) -> None:
     """A replica holding row "b" makes a batch [b, a] wait on b having taken a first: the order
     every batch takes them in, so [a, b] and [b, a] at once wait for each other, never deadlock."""
+    limit(api, "a", rpm=100)
+    limit(api, "b", rpm=100)  # a model without limits takes no row lock
     batch(api, [ask("a"), ask("b")])  # both rows exist
     outcome: list[Any] = []
     with SqlApi(api.dbname) as holder, SqlApi(api.dbname) as replica:

@@ -36,9 +36,30 @@ def age_bucket(api: SqlApi, model: str, seconds: int) -> None:
     )
 
 
-def test_without_limits_every_request_is_granted(api: SqlApi) -> None:
+def test_without_limits_every_request_is_granted_as_unlimited_and_nothing_is_written(api: SqlApi) -> None:
     for _ in range(5):
-        assert acquire(api) == {"granted": True, "wait_seconds": 0, "reason": "granted"}
+        assert acquire(api) == {"granted": True, "wait_seconds": 0, "reason": "unlimited"}
+    assert api.count("select count(*) from public.model_capacity") == 0
+
+
+def test_a_model_without_limits_still_cools_down(api: SqlApi) -> None:
+    api.as_service(REPORT, ("anthropic", "m1", 529, 30))
+    refused = acquire(api)
+    assert (refused["granted"], refused["reason"]) == (False, "cooldown") and 25 < refused["wait_seconds"] <= 30
+    api.admin("update public.model_capacity set cooldown_until = now() - interval '1 second' where model = 'm1'")
+    assert acquire(api)["reason"] == "unlimited"
+
+
+def test_a_model_without_limits_is_answered_without_waiting_for_its_row_lock(api: SqlApi) -> None:
+    """Replicas asking for a model with nothing to count are not serialized on its row: an ask
+    while another transaction holds the row is answered at once (it waited before)."""
+    api.as_service(REPORT, ("anthropic", "m1", 529, 0))  # the row exists, its cooldown is over
+    with SqlApi(api.dbname) as holder, holder.conn.transaction():
+        holder.conn.execute("select 1 from public.model_capacity where model = 'm1' for update")
+        with api.conn.transaction():
+            api.conn.execute("set local lock_timeout = '2s'")
+            row = api.conn.execute(ACQUIRE, ("anthropic", "m1", 0)).fetchone()
+    assert row is not None and row["reason"] == "unlimited"
 
 
 def test_requests_per_minute_is_a_bucket_that_refills(api: SqlApi) -> None:
@@ -154,6 +175,7 @@ def test_only_the_service_role_reaches_limits_cooldowns_and_chains(api: SqlApi, 
 
 
 def test_the_service_role_reads_state_but_writes_it_only_through_the_rpcs(api: SqlApi) -> None:
+    limit(api, rpm=10)
     acquire(api)
     assert len(api.as_service("select * from public.model_capacity")) == 1
     with pytest.raises(psycopg.errors.InsufficientPrivilege):

@@ -136,6 +136,44 @@ async def test_the_gate_counts_tokens_against_the_token_budget() -> None:
     assert refused.value.reason == "tokens"
 
 
+def asks(control: MemoryProviderControl, model: str = "m1") -> int:
+    return control.calls.count(("acquire", "anthropic", model))
+
+
+async def test_a_model_without_limits_is_granted_locally_for_a_moment_after_sql_said_unlimited() -> None:
+    clock = FakeClock()
+    control = MemoryProviderControl(clock)
+    gated = GatedProvider(Scripted("anthropic"), control, clock)
+    for _ in range(3):
+        await gated.complete("m1", ASK)
+    assert asks(control) == 1  # one round trip; the next two were granted here
+    clock.mono += gated.unlimited_recheck
+    await gated.complete("m1", ASK)
+    assert asks(control) == 2  # the answer is trusted for unlimited_recheck seconds, no longer
+    control.set_limits("anthropic", "m2", rpm=100)
+    for _ in range(3):
+        await gated.complete("m2", ASK)
+    assert asks(control, "m2") == 3  # a model with limits is counted in SQL on every call
+
+
+async def test_another_replicas_cooldown_reaches_a_local_grant_within_the_recheck_time() -> None:
+    clock = FakeClock()
+    control = MemoryProviderControl(clock)
+    first = Scripted("anthropic", RateLimited("429", retry_after=20, status=429))
+    second = Scripted("anthropic")
+    replica_a, replica_b = GatedProvider(first, control, clock), GatedProvider(second, control, clock)
+    await replica_b.complete("m1", ASK)  # "unlimited": granted locally from now on, for a moment
+    with pytest.raises(RateLimited):
+        await replica_a.complete("m1", ASK)  # a's own call met the 429 and reported it
+    with pytest.raises(CapacityUnavailable):
+        await replica_a.complete("m1", ASK)  # a's own report applies to a at once
+    assert first.calls == ["m1"]
+    clock.mono += replica_b.unlimited_recheck
+    with pytest.raises(CapacityUnavailable) as refused:
+        await replica_b.complete("m1", ASK)
+    assert refused.value.reason == "cooldown" and second.calls == ["m1"]
+
+
 async def test_the_memory_control_refuses_bad_arguments_like_the_sql() -> None:
     control = MemoryProviderControl(FakeClock())
     with pytest.raises(InvalidArgument, match=r"^provider: "):

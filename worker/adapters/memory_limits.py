@@ -47,8 +47,13 @@ class MemoryProviderControl:
     async def acquire_model_capacity(self, provider: str, model: str, tokens: int) -> Capacity:
         _check(provider, model, tokens)
         self.calls.append(("acquire", provider, model))
-        rpm, tpm = self.limits.get((provider, model), (None, None))
         now = self.clock.now()
+        if (provider, model) not in self.limits:  # only a cooldown applies; no bucket is made
+            cooling = self.buckets.get((provider, model))
+            if cooling is not None and cooling.cooldown_until is not None and cooling.cooldown_until > now:
+                return Capacity(False, (cooling.cooldown_until - now).total_seconds(), "cooldown")
+            return Capacity(True, 0.0, "unlimited")
+        rpm, tpm = self.limits[(provider, model)]
         bucket = self.buckets.setdefault((provider, model), _Bucket(float(rpm or 0), float(tpm or 0), now))
         if bucket.cooldown_until is not None and bucket.cooldown_until > now:
             return Capacity(False, (bucket.cooldown_until - now).total_seconds(), "cooldown")

@@ -5,6 +5,11 @@ every job of this process that became ready during the previous call, in one cal
 stay under the provider's limits instead of each discovering them through 429s. A 429/529 the
 provider still answers is reported (``report_model_rate_limit``): the shared cooldown then keeps
 every replica away from that model until it ends.
+
+A model with no configured limits has nothing to count: SQL answers "unlimited" unless it is
+cooling down, and the gate grants that model locally for ``UNLIMITED_RECHECK_SECONDS`` after such an
+answer instead of a round trip before every call. A cooldown another replica reports reaches this
+one within that time; one this replica reports applies to it at once.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ log = logging.getLogger("worker.gate")
 CHARS_PER_TOKEN = 4  # a rough input-token estimate; the limiter needs an upper-ish bound, not a count
 MAX_ASKS = 200  # per acquire_model_capacity_batch call; the SQL function takes up to 1000
 IMAGE_TOKENS = 1290  # what one generated image counts as (Gemini bills 1290 output tokens per image)
+UNLIMITED_RECHECK_SECONDS = 0.5  # how long an "unlimited" answer is trusted (see the module's doc)
 
 
 def estimate_tokens(request: TextRequest) -> int:
@@ -68,7 +74,9 @@ class GatedProvider:
     max_wait: float = 10.0
     capacity: CapacityBatcher | None = None  # share one among the providers: fewer, bigger calls
     name: str = field(init=False)
+    unlimited_recheck: float = UNLIMITED_RECHECK_SECONDS
     _refused: set[str] = field(default_factory=set, init=False, repr=False)
+    _unlimited_until: dict[str, float] = field(default_factory=dict, init=False, repr=False)  # monotonic
     _asks: CapacityBatcher = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -76,6 +84,8 @@ class GatedProvider:
         self._asks = self.capacity or CapacityBatcher(self.control)
 
     async def admit(self, model: str, tokens: int) -> None:
+        if self.clock.monotonic() < self._unlimited_until.get(model, 0.0):
+            return
         waited = 0.0
         while True:
             try:
@@ -90,7 +100,10 @@ class GatedProvider:
                     log.error("shared capacity for %s/%s unavailable, calling unchecked: %s", self.name, model, exc)
                 return
             if capacity.granted:
+                if capacity.reason == "unlimited":
+                    self._unlimited_until[model] = self.clock.monotonic() + self.unlimited_recheck
                 return
+            self._unlimited_until.pop(model, None)
             wait = max(capacity.wait_seconds, 0.05)  # never spin on a rounding-error wait
             if capacity.reason == "cooldown" or waited + wait > self.max_wait:
                 raise CapacityUnavailable(
@@ -102,6 +115,7 @@ class GatedProvider:
             waited += wait
 
     async def report(self, model: str, exc: RateLimited) -> None:
+        self._unlimited_until.pop(model, None)  # ask SQL again: it holds the cooldown from now on
         if exc.status is None:
             return
         try:

@@ -343,7 +343,8 @@ class ModelRoute:
         return f"{self.provider}/{self.model}"
 
 
-CapacityReason = Literal["granted", "cooldown", "requests", "tokens"]
+# "unlimited": granted for a model with no provider_limits row (only a cooldown could refuse it).
+CapacityReason = Literal["granted", "unlimited", "cooldown", "requests", "tokens"]
 
 
 @dataclass(frozen=True)
