@@ -5,8 +5,10 @@ records of many jobs share one record_usage_batch call, and a job's outcome wait
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -265,3 +267,18 @@ async def test_usage_the_outcome_cannot_carry_goes_apart_and_the_job_still_succe
             await until(lambda: store.get(job.id).status == "succeeded", "succeeded")
     assert "usage refused with the outcome, sent apart" in caplog.text
     assert store.calls.count("record_usage_batch") == 1 and len(store.ledger.entries) == 1
+
+
+async def test_a_context_whose_model_answered_is_freed_without_the_cycle_collector() -> None:
+    """Nothing a context keeps points back at it: dropped, it is freed at once, not left for a full
+    garbage collection (a pause of the whole worker that grows with the jobs in flight)."""
+    ctx = await context(MemoryStore())
+    await ctx.model.complete(TextRequest.ask("s", "p"))
+    assert len(ctx.carried_usage()) == 1
+    gone = weakref.ref(ctx)
+    gc.disable()
+    try:
+        del ctx
+        assert gone() is None
+    finally:
+        gc.enable()

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,7 @@ class JobContext:
     model_or_none: ModelChain | None = None
     artifacts_or_none: ArtifactStore | None = None
     # Every answer a handler got, in order: the result says which model gave the last one. (Each
-    # provider call that answered also goes to the usage ledger: ``record_call``.)
+    # provider call that answered also goes to the usage ledger: ``_holder``.)
     model_calls: list[ModelAnswer] = field(default_factory=list)
     # Progress and streamed text go to the worker's ProgressBatcher (one call for many jobs, paced
     # per job: worker/core/progress.py); a context made on its own gets a private, unpaced one.
@@ -56,18 +57,26 @@ class JobContext:
         if self.model_or_none is None:
             raise UnsupportedOperation(f"no model is configured for kind {self.job.kind}")
         if self._bound is None:
-            self._bound = self.model_or_none.for_job(self.model_calls.append, self.record_call)
+            self._bound = self.model_or_none.for_job(self.model_calls.append, self._holder())
         return self._bound
 
-    def record_call(self, call: ModelCall) -> None:
-        """Hold a model call for the usage ledger (returns at once): it goes with the outcome
-        (``settle``, ``carried_usage``). Recorded even when the lease is lost: the call was made,
-        and paid for."""
-        self._held.append(UsageRecord(self.job.id, max(1, self.job.attempts), call))
+    def _holder(self) -> Callable[[ModelCall], None]:
+        """What the chain calls for every model call that answered: the call is held for the usage
+        ledger (returns at once) and goes with the outcome (``settle``, ``carried_usage``); held
+        even when the lease is lost: the call was made, and paid for. Not a bound method: the
+        chain this context keeps must not point back at it (a reference cycle per job, left for
+        the full garbage collections to find)."""
+        held, job_id, attempt = self._held, self.job.id, max(1, self.job.attempts)
+
+        def hold(call: ModelCall) -> None:
+            held.append(UsageRecord(job_id, attempt, call))
+
+        return hold
 
     def carried_usage(self) -> tuple[UsageRecord, ...]:
         """After ``settle(carry=True)``: the model calls to record with the success (taken once)."""
-        held, self._held = tuple(self._held), []
+        held = tuple(self._held)
+        self._held.clear()  # the same list: the chain's holder appends to it
         return held
 
     def _send_held(self) -> None:

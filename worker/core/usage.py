@@ -1,7 +1,7 @@
 """The usage ledger's records of jobs that did not succeed, sent in few calls: one
 ``record_usage_batch`` carries whatever model calls were handed over, for any job, while the
 previous call was in flight. (A success carries its own records in its ``complete_jobs`` item:
-one transaction with the outcome, no call of their own; see ``JobContext.record_call``.)
+one transaction with the outcome, no call of their own; see ``JobContext._holder``.)
 
 As for progress and outcomes there is no timer: a lone record goes out at once, and under load a
 batch grows to what arrived during one round trip. A job's outcome waits for its own records
