@@ -1287,25 +1287,29 @@ $function$
 -- function private.budget_period_start(timestamp with time zone)
 CREATE OR REPLACE FUNCTION private.budget_period_start(at_time timestamp with time zone)
  RETURNS timestamp with time zone
- LANGUAGE sql
+ LANGUAGE plpgsql
  IMMUTABLE
  SET search_path TO ''
 AS $function$
-  select date_trunc('month', at_time, 'UTC')
+begin
+  return date_trunc('month', at_time, 'UTC');
+end;
 $function$
 
 -- function private.budget_use(uuid)
 CREATE OR REPLACE FUNCTION private.budget_use(p_user uuid, OUT spent_usd numeric, OUT reserved_usd numeric, OUT unfinished integer)
  RETURNS record
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
  SET search_path TO ''
 AS $function$
+begin
   select
     (select coalesce(sum(u.cost_usd), 0) from public.usage_ledger u
       where u.user_id = p_user and u.created_at >= private.budget_period_start(now())),
     coalesce(sum(greatest(0, k.estimated_cost_usd - coalesce(c.spent, 0))), 0),
     count(j.id)::integer
+  into spent_usd, reserved_usd, unfinished
   from public.job_kinds k
   cross join lateral (
     select q.id from public.jobs q where q.user_id = p_user and q.kind = k.kind and q.status = 'queued'
@@ -1315,23 +1319,30 @@ AS $function$
     select w.id from public.jobs w where w.user_id = p_user and w.kind = k.kind and w.status = 'waiting'
   ) j
   left join lateral (select sum(u.cost_usd) as spent from public.usage_ledger u where u.job_id = j.id) c on true
-  where k.estimated_cost_usd > 0
+  where k.estimated_cost_usd > 0;
+end;
 $function$
 
 -- function private.cache_key(text,jsonb)
 CREATE OR REPLACE FUNCTION private.cache_key(p_kind text, p_payload jsonb)
  RETURNS bytea
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
  SET search_path TO ''
 AS $function$
+declare
+  v_key bytea;
+begin
   select sha256(convert_to(jsonb_build_array(
     k.kind,
     p_payload,
     coalesce((select jsonb_agg(jsonb_build_array(m.provider, m.model) order by m.position)
               from public.kind_models m where m.kind = k.kind), '[]'::jsonb),
     k.prompt_version)::text, 'UTF8'))
-  from public.job_kinds k where k.kind = p_kind
+  into v_key
+  from public.job_kinds k where k.kind = p_kind;
+  return v_key;
+end;
 $function$
 
 -- function private.cached_result(uuid,text,jsonb)
@@ -1562,6 +1573,7 @@ CREATE OR REPLACE FUNCTION private.check_kinds(field text, kinds text[])
  RETURNS void
  LANGUAGE plpgsql
  SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 declare
   v_unknown text;
@@ -2142,13 +2154,18 @@ $function$
 -- function private.user_plan(uuid)
 CREATE OR REPLACE FUNCTION private.user_plan(p_user uuid)
  RETURNS public.plans
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
  SET search_path TO ''
 AS $function$
-  select p.* from public.plans p
+declare
+  v_plan public.plans;
+begin
+  select p.* into v_plan from public.plans p
   where p.plan = coalesce((select up.plan from public.user_plans up where up.user_id = p_user),
-                          (select d.plan from public.plans d where d.is_default))
+                          (select d.plan from public.plans d where d.is_default));
+  return v_plan;
+end;
 $function$
 
 -- function private.wake_channel(text)

@@ -117,24 +117,29 @@ create policy "users read their own usage"
 -- ---------------------------------------------------------------------------------------------
 -- The budget period: the calendar month in UTC.
 create function private.budget_period_start(at_time timestamptz) returns timestamptz
-language sql immutable
+language plpgsql immutable
 set search_path = ''
 as $$
-  select date_trunc('month', at_time, 'UTC')
+begin
+  return date_trunc('month', at_time, 'UTC');
+end;
 $$;
 
 -- What a user has spent this period, and what their unfinished jobs still reserve. Only kinds
 -- with an estimate are looked at, each through the per-(user, kind) indexes, so a user with many
--- queued jobs of a free kind (estimate 0) costs nothing here.
+-- queued jobs of a free kind (estimate 0) costs nothing here. plpgsql, not sql: planned once per
+-- session instead of on every enqueue (~400 µs of planning each time).
 create function private.budget_use(p_user uuid, out spent_usd numeric, out reserved_usd numeric, out unfinished integer)
-language sql stable
+language plpgsql stable
 set search_path = ''
 as $$
+begin
   select
     (select coalesce(sum(u.cost_usd), 0) from public.usage_ledger u
       where u.user_id = p_user and u.created_at >= private.budget_period_start(now())),
     coalesce(sum(greatest(0, k.estimated_cost_usd - coalesce(c.spent, 0))), 0),
     count(j.id)::integer
+  into spent_usd, reserved_usd, unfinished
   from public.job_kinds k
   cross join lateral (
     select q.id from public.jobs q where q.user_id = p_user and q.kind = k.kind and q.status = 'queued'
@@ -144,7 +149,8 @@ as $$
     select w.id from public.jobs w where w.user_id = p_user and w.kind = k.kind and w.status = 'waiting'
   ) j
   left join lateral (select sum(u.cost_usd) as spent from public.usage_ledger u where u.job_id = j.id) c on true
-  where k.estimated_cost_usd > 0
+  where k.estimated_cost_usd > 0;
+end;
 $$;
 
 -- Refuses (PT402) a new job when the user's plan budget for this month is spent, or would be by

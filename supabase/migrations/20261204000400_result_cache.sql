@@ -72,16 +72,22 @@ grant select on table public.job_result_cache to service_role;
 -- The key, and the lookup enqueue_job makes.
 -- ---------------------------------------------------------------------------------------------
 create function private.cache_key(p_kind text, p_payload jsonb) returns bytea
-language sql stable
+language plpgsql stable
 set search_path = ''
 as $$
+declare
+  v_key bytea;
+begin
   select sha256(convert_to(jsonb_build_array(
     k.kind,
     p_payload,
     coalesce((select jsonb_agg(jsonb_build_array(m.provider, m.model) order by m.position)
               from public.kind_models m where m.kind = k.kind), '[]'::jsonb),
     k.prompt_version)::text, 'UTF8'))
-  from public.job_kinds k where k.kind = p_kind
+  into v_key
+  from public.job_kinds k where k.kind = p_kind;
+  return v_key;
+end;
 $$;
 
 -- The job whose result answers this request, or a row of nulls on a miss. The TTL is the kind's

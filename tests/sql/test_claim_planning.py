@@ -108,3 +108,20 @@ def test_claim_report_and_acknowledge_read_no_table_sequentially_with_thousands_
     assert [r["reason"] for r in acked] == [None] * 10 + ["not found"]
     assert scans is not None and scans["idx_scan"] > 0
     assert scans["seq_scan"] == 0
+
+
+# Called only on error or maintenance paths, where a plan per call costs nothing that matters.
+COLD_SQL_FUNCTIONS = {"private.excerpt", "private.retry_delay", "private.purge_expired_cache_entries"}
+
+
+def test_no_sql_function_with_a_set_clause_is_on_a_per_job_path(api: SqlApi) -> None:
+    """A `language sql` function with a SET clause (every function here has `set search_path`) is
+    never inlined and, up to PostgreSQL 17, planned again on every call: ~100 µs for user_plan,
+    ~400 µs for budget_use, which enqueue_job and every claimed group called. The helpers of the
+    per-job paths are plpgsql, whose plans are kept for the session."""
+    rows = api.admin(
+        "select n.nspname || '.' || p.proname as name from pg_proc p "
+        "join pg_namespace n on n.oid = p.pronamespace join pg_language l on l.oid = p.prolang "
+        "where l.lanname = 'sql' and p.proconfig is not null and n.nspname in ('public', 'private')"
+    )
+    assert {row["name"] for row in rows} <= COLD_SQL_FUNCTIONS
