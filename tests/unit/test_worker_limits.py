@@ -93,12 +93,21 @@ def chain(clock: Clock, *links: LimitedModel, max_wait: float = 0.0) -> tuple[Mo
 
 
 # -- the gate ---------------------------------------------------------------------------------
-async def test_a_429_is_shared_so_the_other_replica_does_not_send() -> None:
+def two_replicas() -> tuple[FakeClock, tuple[Scripted, GatedProvider], tuple[Scripted, GatedProvider]]:
+    """Two replicas' gates on one control; the first one's first call meets a 429 (retry in 20 s)."""
     clock = FakeClock()
     control = MemoryProviderControl(clock)
     first = Scripted("anthropic", RateLimited("429", retry_after=20, status=429))
     second = Scripted("anthropic")
-    replica_a, replica_b = GatedProvider(first, control, clock), GatedProvider(second, control, clock)
+    return (
+        clock,
+        (first, GatedProvider(first, control, clock)),
+        (second, GatedProvider(second, control, clock)),
+    )
+
+
+async def test_a_429_is_shared_so_the_other_replica_does_not_send() -> None:
+    clock, (_, replica_a), (second, replica_b) = two_replicas()
     with pytest.raises(RateLimited):
         await replica_a.complete("m1", ASK)
     with pytest.raises(CapacityUnavailable) as refused:
@@ -157,11 +166,7 @@ async def test_a_model_without_limits_is_granted_locally_for_a_moment_after_sql_
 
 
 async def test_another_replicas_cooldown_reaches_a_local_grant_within_the_recheck_time() -> None:
-    clock = FakeClock()
-    control = MemoryProviderControl(clock)
-    first = Scripted("anthropic", RateLimited("429", retry_after=20, status=429))
-    second = Scripted("anthropic")
-    replica_a, replica_b = GatedProvider(first, control, clock), GatedProvider(second, control, clock)
+    clock, (first, replica_a), (second, replica_b) = two_replicas()
     await replica_b.complete("m1", ASK)  # "unlimited": granted locally from now on, for a moment
     with pytest.raises(RateLimited):
         await replica_a.complete("m1", ASK)  # a's own call met the 429 and reported it
