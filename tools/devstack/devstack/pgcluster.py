@@ -13,12 +13,18 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from devstack import paths
 
 APT_PACKAGES = ("postgresql-15", "postgresql-15-cron", "postgresql-15-wal2json")
+# The ports are inside Linux's ephemeral range (32768-60999): a client socket of any process can
+# hold one for a moment, and the server's bind then fails with no listener to find beforehand.
+# Such a start is tried again, a bounded number of times (a full `make test` failed this way once).
+BIND_TRIES = 10
+BIND_RETRY_SECONDS = 1.0
 
 # Tuned for a laptop/CI dev cluster: durability is traded for speed (fsync off) because the
 # data is disposable; logical decoding and pg_cron (where the build has it) are configured as on
@@ -221,7 +227,21 @@ def start() -> None:
         "-o",
         f"-p {paths.PG_PORT}",
     ]
-    _run([*pg_ctl, "-w", "-t", "60", "start"])
+    for attempt in range(1, BIND_TRIES + 1):
+        logged = paths.PGLOG.stat().st_size if paths.PGLOG.exists() else 0
+        proc = _run([*pg_ctl, "-w", "-t", "60", "start"], check=False)
+        if proc.returncode == 0:
+            return
+        if attempt == BIND_TRIES or not _bind_refused_since(logged):
+            raise ClusterError(f"pg_ctl start failed ({proc.returncode}):\n{proc.stderr or proc.stdout}")
+        time.sleep(BIND_RETRY_SECONDS)
+
+
+def _bind_refused_since(offset: int) -> bool:
+    """Whether the server log, from ``offset`` on, says the port was taken when it tried to bind."""
+    with paths.PGLOG.open("rb") as log:
+        log.seek(offset)
+        return b"Address already in use" in log.read()
 
 
 def stop() -> None:
