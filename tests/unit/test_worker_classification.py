@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import anthropic
 import httpx2
 import pytest
@@ -70,6 +71,8 @@ def test_connection_errors_and_raw_transport_errors_are_transient() -> None:
     assert isinstance(claude.classify(anthropic.APITimeoutError(request=REQUEST)), TransientFailure)
     assert isinstance(claude.classify(httpx2.RemoteProtocolError("peer closed")), TransientFailure)
     assert isinstance(gemini.classify(httpx2.ReadTimeout("slow")), TransientFailure)
+    # An aiohttp error the anthropic SDK's aiohttp transport lets through unmapped.
+    assert isinstance(claude.classify(aiohttp.ServerDisconnectedError()), TransientFailure)
     assert claude.classify(ValueError("not ours")) is None
 
 

@@ -16,7 +16,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+import aiohttp
 import httpx
+from httpx_aiohttp import HttpxAiohttpClient
 from postgrest.base_request_builder import RequestConfig
 from postgrest.exceptions import APIError, APIErrorFromJSON, generate_default_error_message
 from pydantic import ValidationError
@@ -36,6 +38,9 @@ log = logging.getLogger("worker.supabase")
 ARTIFACT_BUCKET = "job-artifacts"
 HTTP_CONNECTIONS = 100
 # PostgREST's "cannot reach the database" codes, and what proxies answer meanwhile.
+# What reaching the server can raise: httpx's errors (the transport maps aiohttp's to them), and
+# an aiohttp error it does not map.
+_TRANSPORT_ERRORS = (httpx.HTTPError, aiohttp.ClientError, OSError)
 _UNAVAILABLE_CODES = frozenset({"PGRST000", "PGRST001", "PGRST002", "PGRST003", "500", "502", "503", "504"})
 
 
@@ -44,8 +49,10 @@ async def connect(
 ) -> AsyncClient:
     # Our own HTTP client: supabase-py's default keeps only 20 idle connections, so a worker with
     # more calls in flight (progress, claims, acks of 200 jobs) closed and reopened connections on
-    # every burst (hundreds in TIME_WAIT in the 200-user benchmark).
-    http = httpx.AsyncClient(
+    # every burst (hundreds in TIME_WAIT in the 200-user benchmark). httpx's API on aiohttp's
+    # transport (httpx-aiohttp, what the anthropic SDK's aiohttp extra is built from): less CPU per
+    # call than httpcore's pool (bench/FIXES.md); its session is made on the first request.
+    http = HttpxAiohttpClient(
         timeout=request_seconds,
         limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
     )
@@ -100,7 +107,7 @@ class SupabaseStore(RpcStore):
         ).request
         try:
             response = await request.send(httpx.Headers())
-        except (httpx.HTTPError, OSError) as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise _translate(exc) from exc
         if not response.is_success:
             raise _translate(_api_error(response))
@@ -135,7 +142,7 @@ class SupabaseStore(RpcStore):
                 .order("position")
                 .execute()
             )
-        except (APIError, httpx.HTTPError, OSError) as exc:
+        except (APIError, *_TRANSPORT_ERRORS) as exc:
             raise _translate(exc) from exc
         return [row for row in response.data if isinstance(row, dict)]
 
@@ -148,7 +155,7 @@ class SupabaseStore(RpcStore):
     async def job_kinds(self) -> list[JobKind]:
         try:
             response = await self.client.table("job_kinds").select("kind,timeout_seconds,max_attempts").execute()
-        except (APIError, httpx.HTTPError, OSError) as exc:
+        except (APIError, *_TRANSPORT_ERRORS) as exc:
             raise _translate(exc) from exc
         return [JobKind.model_validate(row) for row in response.data]
 
@@ -157,7 +164,7 @@ class SupabaseStore(RpcStore):
             raise ValueError(f"unknown view {view!r}; known: {', '.join(sorted(VIEWS))}")
         try:
             response = await self.client.table(view).select("*").limit(200).execute()
-        except (APIError, httpx.HTTPError, OSError) as exc:
+        except (APIError, *_TRANSPORT_ERRORS) as exc:
             raise _translate(exc) from exc
         return [row for row in response.data if isinstance(row, dict)]
 
@@ -271,7 +278,7 @@ class StorageArtifacts:
             )
         except StorageApiError as exc:
             raise StoreError(f"storage upload {path}: {exc}", code="storage") from exc
-        except (httpx.HTTPError, OSError) as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise StoreUnavailable(f"storage upload {path}: {exc}") from exc
 
     async def remove(self, paths: Sequence[str]) -> None:
@@ -282,5 +289,5 @@ class StorageArtifacts:
             await self.client.storage.from_(self.bucket).remove(list(paths))
         except StorageApiError as exc:
             raise StoreError(f"storage remove of {len(paths)} object(s): {exc}", code="storage") from exc
-        except (httpx.HTTPError, OSError) as exc:
+        except _TRANSPORT_ERRORS as exc:
             raise StoreUnavailable(f"storage remove of {len(paths)} object(s): {exc}") from exc

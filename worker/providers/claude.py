@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import anthropic
 import httpx2
 from anthropic.types import MessageParam
@@ -41,6 +42,8 @@ def classify(exc: BaseException) -> JobFailure | None:
         return TransientFailure(f"anthropic: {type(exc).__name__}: {exc}")
     if isinstance(exc, httpx2.HTTPError):  # the SDK lets some transport errors through unwrapped
         return TransientFailure(f"anthropic transport: {type(exc).__name__}: {exc}")
+    if isinstance(exc, aiohttp.ClientError):  # one the aiohttp transport does not map to httpx2's
+        return TransientFailure(f"anthropic transport: {type(exc).__name__}: {exc}")
     return None
 
 
@@ -67,8 +70,15 @@ class ClaudeProvider:
 
     def __init__(self, api_key: str, base_url: str | None = None, timeout_seconds: float = 120.0) -> None:
         # max_retries=0: retries belong to the worker (quick in-call retries, then the queue).
+        # The SDK's aiohttp transport (the `aiohttp` extra): half the CPU per request of its
+        # default httpx2/httpcore pool under 200 concurrent requests (bench/FIXES.md). Its
+        # session is made on the first request, in the running loop.
         self.client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_seconds
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=0,
+            timeout=timeout_seconds,
+            http_client=anthropic.DefaultAioHttpClient(timeout=timeout_seconds),
         )
 
     @staticmethod

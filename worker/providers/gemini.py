@@ -67,7 +67,14 @@ class GeminiProvider:
     name = "gemini"
 
     def __init__(self, api_key: str, base_url: str | None = None, timeout_seconds: float = 120.0) -> None:
-        options = types.HttpOptions(base_url=base_url, timeout=int(timeout_seconds * 1000))  # milliseconds
+        # An explicit httpx2 transport: with aiohttp installed (the anthropic SDK's transport),
+        # google-genai would switch to it, and there it sleeps 1-10 s and retries once on a
+        # connection error by itself; retries belong to the worker.
+        options = types.HttpOptions(
+            base_url=base_url,
+            timeout=int(timeout_seconds * 1000),  # milliseconds
+            async_client_args={"transport": httpx2.AsyncHTTPTransport()},
+        )
         self.client = genai.Client(api_key=api_key, http_options=options)
 
     @staticmethod

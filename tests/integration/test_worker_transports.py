@@ -1,0 +1,88 @@
+"""The HTTP transports under the worker's clients (aiohttp for the anthropic SDK and for REST and
+Storage, httpx2 for google-genai): a server that cannot be reached, or that drops the connection
+before answering, is a failure the worker knows (StoreUnavailable, TransientFailure), never a raw
+transport exception. Loopback only; each server stops with its test."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+
+from worker.adapters.supabase import SupabaseStore, connect
+from worker.core.errors import StoreUnavailable, TransientFailure
+from worker.core.ports import TextRequest
+from worker.providers.claude import ClaudeProvider
+from worker.providers.gemini import GeminiProvider
+
+pytestmark = pytest.mark.asyncio
+
+
+def _closed_port() -> int:
+    """A loopback port nobody listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def hangup() -> AsyncIterator[str]:
+    """A server that reads the request's first bytes and closes the connection without a word."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def _store(url: str) -> SupabaseStore:
+    return SupabaseStore(await connect(url, "sb_secret_test", request_seconds=5))
+
+
+async def test_rest_to_a_closed_port_is_store_unavailable() -> None:
+    store = await _store(f"http://127.0.0.1:{_closed_port()}")
+    try:
+        with pytest.raises(StoreUnavailable):
+            await store.unpark("w1")
+    finally:
+        await store.close()
+
+
+async def test_rest_to_a_server_that_hangs_up_is_store_unavailable(hangup: str) -> None:
+    store = await _store(hangup)
+    try:
+        with pytest.raises(StoreUnavailable):
+            await store.unpark("w1")
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("where", ["closed", "hangup"])
+async def test_anthropic_to_a_dead_server_is_transient(where: str, hangup: str) -> None:
+    url = hangup if where == "hangup" else f"http://127.0.0.1:{_closed_port()}"
+    provider = ClaudeProvider("k", url, timeout_seconds=5)
+    try:
+        with pytest.raises(TransientFailure, match="anthropic"):
+            await provider.complete("claude-haiku-4-5", TextRequest.ask("system", "hi"))
+    finally:
+        await provider.close()
+
+
+async def test_gemini_to_a_closed_port_fails_at_once_on_httpx2() -> None:
+    # On aiohttp, google-genai would sleep 1-10 s and retry by itself; on httpx2 the first
+    # connection error is the worker's to handle (named by httpx2's type).
+    provider = GeminiProvider("k", f"http://127.0.0.1:{_closed_port()}", timeout_seconds=5)
+    try:
+        with pytest.raises(TransientFailure, match="gemini transport: ConnectError"):
+            await provider.complete("gemini-2.5-flash", TextRequest.ask("system", "hi"))
+    finally:
+        await provider.close()
