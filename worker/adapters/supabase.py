@@ -72,7 +72,10 @@ def _translate(exc: Exception) -> StoreError:
         if code in _UNAVAILABLE_CODES or code.startswith(("08", "57P")):
             return StoreUnavailable(message, code=code)
         return store_error(code, message + (f" ({exc.hint})" if exc.hint else ""))
-    return StoreUnavailable(f"{type(exc).__name__}: {exc}".strip())
+    # httpx-aiohttp re-raises aiohttp's errors as httpx's, and names a refused connection
+    # ConnectTimeout: the aiohttp error it came from says what happened.
+    cause = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc
+    return StoreUnavailable(f"{type(cause).__name__}: {cause}".strip())
 
 
 def _api_error(response: httpx.Response) -> APIError:
