@@ -37,10 +37,10 @@ from worker.core.retry import RetryPolicy
 log = logging.getLogger("worker.supabase")
 ARTIFACT_BUCKET = "job-artifacts"
 HTTP_CONNECTIONS = 100
-# PostgREST's "cannot reach the database" codes, and what proxies answer meanwhile.
 # What reaching the server can raise: httpx's errors (the transport maps aiohttp's to them), and
 # an aiohttp error it does not map.
 _TRANSPORT_ERRORS = (httpx.HTTPError, aiohttp.ClientError, OSError)
+# PostgREST's "cannot reach the database" codes, and what proxies answer meanwhile.
 _UNAVAILABLE_CODES = frozenset({"PGRST000", "PGRST001", "PGRST002", "PGRST003", "500", "502", "503", "504"})
 
 
