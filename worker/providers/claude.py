@@ -40,9 +40,9 @@ def classify(exc: BaseException) -> JobFailure | None:
         return PermanentFailure(f"anthropic {status}: {detail}")
     if isinstance(exc, anthropic.APIConnectionError):  # includes APITimeoutError
         return TransientFailure(f"anthropic: {type(exc).__name__}: {exc}")
-    if isinstance(exc, httpx2.HTTPError):  # the SDK lets some transport errors through unwrapped
-        return TransientFailure(f"anthropic transport: {type(exc).__name__}: {exc}")
-    if isinstance(exc, aiohttp.ClientError):  # one the aiohttp transport does not map to httpx2's
+    # The SDK lets some transport errors through unwrapped: httpx2's, and an aiohttp error its
+    # aiohttp transport does not map to one of those.
+    if isinstance(exc, (httpx2.HTTPError, aiohttp.ClientError)):
         return TransientFailure(f"anthropic transport: {type(exc).__name__}: {exc}")
     return None
 
