@@ -3351,6 +3351,15 @@ AS $function$
 begin
   perform private.check_worker_id(record_usage_batch.worker_id);
   perform private.check_batch('calls', calls, '{"job_id", "attempt", "provider", "model", ...}');
+  -- The key-share locks of the usage rows' foreign keys, taken first in id order. An item whose
+  -- job_id is not a UUID locks nothing here: record_usage_items refuses it by name.
+  perform 1 from public.jobs j
+  where j.id = any(array(
+    select (t.e ->> 'job_id')::uuid from jsonb_array_elements(calls) as t(e)
+    where jsonb_typeof(t.e -> 'job_id') = 'string'
+      and t.e ->> 'job_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'))
+  order by j.id
+  for key share;
   return query select * from private.record_usage_items(record_usage_batch.worker_id, calls,
     array(select format('calls[%s]', n - 1) from generate_series(1, jsonb_array_length(calls)) as n));
 end;
@@ -3373,6 +3382,7 @@ begin
     select j.id from public.jobs j
     where j.status = 'running' and j.worker_id = release_jobs.worker_id
       and (job_ids is null or j.id = any(job_ids))
+    order by j.id
     for update
   ),
   released as (
@@ -3401,6 +3411,11 @@ begin
   perform private.check_worker_id(worker_id);
   perform private.check_lease_seconds(lease_seconds);
   perform private.check_array('job_ids', job_ids, 1000);
+  -- The rows the update below takes, first in id order (the lock the update itself takes).
+  perform 1 from public.jobs j
+  where j.id = any(job_ids) and j.status = 'running' and j.worker_id = renew_leases.worker_id
+  order by j.id
+  for no key update;
   -- Only leases still held (running, same worker, not yet expired) are extended.
   update public.jobs j
   set lease_expires_at = now() + make_interval(secs => lease_seconds)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -266,3 +267,82 @@ async def test_text_streamed_right_after_the_claim_keeps_the_marker() -> None:
     batcher.partial(job.id, "iant")
     await batcher.settle(job.id, carry=True)
     assert store.batches == [[ProgressReport(job.id, partial="Variant", started=True)]]
+
+
+class ManualClock:
+    """Time moves only when the test moves it; sleepers wake once it has passed their deadline."""
+
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
+        self._moved = asyncio.Event()
+
+    def now(self) -> datetime:
+        return datetime(2026, 12, 5, tzinfo=UTC)
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> Coroutine[Any, Any, None]:
+        # The deadline is taken at the call, as a real clock's: a sleeper task may first run
+        # after the test has moved the time on.
+        return self._until(self.t + seconds)
+
+    async def _until(self, deadline: float) -> None:
+        while self.t < deadline:
+            await self._moved.wait()
+
+    async def move_to(self, t: float) -> None:
+        self.t = t
+        moved, self._moved = self._moved, asyncio.Event()
+        moved.set()
+        for _ in range(20):  # let the sender run to its next wait
+            await asyncio.sleep(0)
+
+
+async def test_jobs_falling_due_within_one_beat_share_one_call_and_stay_paced() -> None:
+    store = GatedStore()
+    store.release_first.set()
+    clock = ManualClock()
+    a, b, c = await running(store, 3, kind="generate_design")
+    batcher = ProgressBatcher(store, "w1", clock, min_interval=0.1)  # a beat of 0.05 s
+    for job in (a, b, c):
+        batcher.start(job.id)  # each claim counts as its job's last message, at 1000.0
+
+    for job, at in ((a, 1000.06), (b, 1000.08), (c, 1000.09)):
+        await clock.move_to(at)
+        batcher.progress(job.id, 10, "started")  # each due 0.1 s later, within the beat ending 1000.20
+    await clock.move_to(1000.199)
+    assert store.batches == []  # a's hold ended at 1000.16: it waits for the beat
+    await clock.move_to(1000.201)
+    assert store.batches == [[ProgressReport(j.id, 10, "started") for j in (a, b, c)]]  # one call
+
+    # Still paced: a's next step goes out no sooner than 0.1 s after the last message (1000.201).
+    batcher.progress(a.id, 50, "half")
+    await clock.move_to(1000.299)
+    assert len(store.batches) == 1
+    await clock.move_to(1000.351)
+    assert store.batches[1] == [ProgressReport(a.id, 50, "half")]
+
+
+async def test_a_settle_takes_along_every_job_whose_hold_is_over() -> None:
+    store = GatedStore()
+    store.release_first.set()
+    clock = ManualClock()
+    a, b, ending = await running(store, 3, kind="generate_design")
+    batcher = ProgressBatcher(store, "w1", clock, min_interval=0.1)
+    for job in (a, b, ending):
+        batcher.start(job.id)
+    await clock.move_to(1000.06)
+    batcher.progress(a.id, 10, "a")  # hold over at 1000.16, beat at 1000.20
+    await clock.move_to(1000.09)
+    batcher.progress(b.id, 10, "b")  # hold over at 1000.19
+    batcher.progress(ending.id, 50, "writing")
+    batcher.partial(ending.id, "the end")
+    await clock.move_to(1000.17)
+    assert store.batches == []
+    assert await batcher.settle(ending.id, carry=True) is None  # text last: nothing to carry
+    assert store.batches == [
+        [ProgressReport(a.id, 10, "a"), ProgressReport(ending.id, 50, "writing", partial="the end")]
+    ]  # a rode along (its hold was over); b, still held, did not
+    await clock.move_to(1000.201)
+    assert store.batches[1] == [ProgressReport(b.id, 10, "b")]

@@ -14,6 +14,12 @@ claim, at first) and no sooner than ``min_interval`` after the oldest of them wa
 together. Streamed text thus reaches the client in pieces of at least that interval, and
 whatever a job reports within that interval of its end rides with its outcome (``settle``).
 
+The moment a held report becomes due is rounded up to a shared beat of ``min_interval / 2``
+(at most that much later), so the reports of all jobs that fall due in one beat share one call,
+and a call made anyway (a job's ``settle``) also takes every job whose hold is over. Without the
+beat, each job fell due at its own moment and nearly every call carried one job: 1.9–2.2
+progress calls per AI job (bench/FIXES.md).
+
 A worker's claim is quiet (claim_jobs_or_park, complete_and_claim: no "running" message), so a
 job claimed that way starts with a "started" marker queued (``start(announce=True)``), held like
 any report: the handler's first step, usually milliseconds later, joins it in one message, and a
@@ -26,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -153,11 +160,13 @@ class ProgressBatcher:
         while any(j.items for j in self._jobs.values()):
             self._wake.clear()
             now = self.clock.monotonic()
-            due = [(i, j) for i, j in self._jobs.items() if j.items and self._due_at(j) <= now]
-            if not due:
-                wait = min(self._due_at(j) for j in self._jobs.values() if j.items) - now
+            held = [(i, j) for i, j in self._jobs.items() if j.items]
+            if not any(self._on_beat(self._due_at(j)) <= now for _, j in held):
+                wait = min(self._on_beat(self._due_at(j)) for _, j in held) - now
                 await self._sleep_or_wake(wait)
                 continue
+            # A call is made: it takes every job whose hold is over, beat or not.
+            due = [(i, j) for i, j in held if self._due_at(j) <= now]
             batch: list[ProgressReport] = []
             sending: list[_Job] = []
             for _, job in due:
@@ -183,6 +192,14 @@ class ProgressBatcher:
         # Paced (a job's messages at least min_interval apart) and held (a report waits as long
         # after it was queued, so the reports of a job that ends meanwhile ride with its outcome).
         return max(job.last_sent, job.first_queued) + self.min_interval
+
+    def _on_beat(self, due_at: float) -> float:
+        """``due_at`` rounded up to the shared beat (``min_interval / 2`` of the clock); a settle's
+        (minus infinity) and an unpaced batcher's stay as they are."""
+        beat = self.min_interval / 2
+        if beat <= 0 or not math.isfinite(due_at):
+            return due_at
+        return math.ceil(due_at / beat - 1e-9) * beat
 
     async def _sleep_or_wake(self, seconds: float) -> None:
         # A settle (due now) must not wait out another job's pacing.
