@@ -8,7 +8,7 @@ most ``--requests``), then sends ``--requests`` requests, ``--concurrency`` at a
 requests overlap as under the AI load.
 Cases, each on the transport the worker ships (first) and the other one:
   anthropic        ``messages.create`` (real SDK): aiohttp (``DefaultAioHttpClient``) / httpx2
-  anthropic_stream ``messages.stream`` read to its final message: aiohttp / httpx2
+  anthropic_stream ``messages.create(stream=True)`` read to its last event, as the worker streams: aiohttp / httpx2
   gemini_image     ``generate_content`` of an image (real SDK): httpx2 / aiohttp (google-genai's own)
   rest             a JSON POST on httpx's API (the REST and Storage calls of WORKER_STORE=supabase):
                    httpx-aiohttp / httpx, 10 at a time (the worker's batchers keep one call each in
@@ -62,10 +62,12 @@ def _client(
             if case == "anthropic":
                 await claude.messages.create(model="claude-haiku-4-5", max_tokens=200, messages=messages)
                 return
-            async with claude.messages.stream(model="claude-haiku-4-5", max_tokens=200, messages=messages) as s:
-                async for _ in s.text_stream:
+            stream = await claude.messages.create(
+                model="claude-haiku-4-5", max_tokens=200, messages=messages, stream=True
+            )
+            async with stream as events:
+                async for _ in events:
                     pass
-                await s.get_final_message()
 
         return ask, claude.close
     if case == "gemini_image":

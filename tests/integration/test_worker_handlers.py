@@ -22,10 +22,10 @@ from worker.core.context import JobContext
 from worker.core.errors import InvalidOutput, PermanentFailure, RateLimited, TransientFailure
 from worker.core.jobs import Job
 from worker.core.llm import LimitedModel, ModelChain
-from worker.core.ports import ModelProvider, TextRequest
+from worker.core.ports import ModelProvider, ModelUsage, TextRequest
 from worker.core.retry import RetryPolicy
 from worker.handlers import HANDLERS
-from worker.providers.claude import ClaudeProvider
+from worker.providers.claude import ClaudeProvider, usage_of
 from worker.providers.gemini import GeminiProvider
 
 pytestmark = pytest.mark.integration
@@ -252,3 +252,21 @@ async def test_an_image_call_records_the_image_and_its_tokens(
     assert (image.call.provider, image.call.model, image.call.usage.images) == ("gemini", GEMINI_IMAGE, 1)
     assert image.call.usage.output_tokens >= 1290  # an image is 1290 output tokens
     assert image.cost_usd is not None and Decimal("0.0387") <= image.cost_usd < Decimal("0.04")
+
+
+async def test_a_raw_streams_text_and_usage_are_what_the_sdks_own_stream_helper_gives(
+    claude: ClaudeProvider, standin: httpx.Client
+) -> None:
+    """The provider reads the raw event stream and sums the usage itself; the SDK's
+    messages.stream() helper, on the same answer, is the reference."""
+    request = TextRequest(system="edits", messages=(("user", "job_kind: generate_edits"),), max_tokens=200)
+    used: list[ModelUsage] = []
+    text = "".join([piece async for piece in claude.stream(CLAUDE, request, used.append)])
+    async with claude.client.messages.stream(
+        model=CLAUDE, max_tokens=200, system="edits", messages=[{"role": "user", "content": "job_kind: generate_edits"}]
+    ) as reference:
+        expected_text = "".join([piece async for piece in reference.text_stream])
+        final = await reference.get_final_message()
+    assert text == expected_text and text
+    assert used == [usage_of(final.usage)]
+    assert used[0].output_tokens > 1  # the message_delta's count, not message_start's

@@ -10,6 +10,7 @@ import aiohttp
 import anthropic
 import httpx2
 import pytest
+from anthropic.types import MessageDeltaUsage, Usage
 from google.genai import errors as genai_errors
 
 from worker.core.errors import (
@@ -24,6 +25,7 @@ from worker.core.errors import (
     store_error,
 )
 from worker.core.job_runner import Deferred, Failed, Stopped, outcome_of_error
+from worker.core.ports import ModelUsage
 from worker.providers import claude, gemini
 
 REQUEST = httpx2.Request("POST", "http://127.0.0.1/v1/messages")
@@ -153,3 +155,14 @@ def test_store_errors_by_sqlstate() -> None:
     assert isinstance(store_error("PGRST102", "too many values"), InvalidArgument)
     assert type(store_error("XX000", "other")).__name__ == "StoreError"
     assert str(uuid.UUID(int=0)) in str(store_error("PT404", f"job {uuid.UUID(int=0)} not found"))
+
+
+def test_a_raw_streams_usage_takes_message_deltas_cumulative_counts_over_message_starts() -> None:
+    start = Usage(input_tokens=100, output_tokens=1, cache_read_input_tokens=40, cache_creation_input_tokens=10)
+    # input_tokens of the result counts every prompt token: 100 + 40 read + 10 written.
+    assert claude.streamed_usage(start, None) == ModelUsage(input_tokens=150, output_tokens=1, cached_tokens=40)
+    # A delta with only output_tokens (the usual one): the prompt counts of message_start stay.
+    assert claude.streamed_usage(start, MessageDeltaUsage(output_tokens=250)) == ModelUsage(150, 250, 40)
+    # Counts a delta does carry are totals that replace message_start's, never add to them.
+    later = MessageDeltaUsage(output_tokens=250, input_tokens=120, cache_read_input_tokens=60)
+    assert claude.streamed_usage(start, later) == ModelUsage(input_tokens=190, output_tokens=250, cached_tokens=60)
