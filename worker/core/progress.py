@@ -160,16 +160,15 @@ class ProgressBatcher:
         while any(j.items for j in self._jobs.values()):
             self._wake.clear()
             now = self.clock.monotonic()
-            held = [(i, j) for i, j in self._jobs.items() if j.items]
-            if not any(self._on_beat(self._due_at(j)) <= now for _, j in held):
-                wait = min(self._on_beat(self._due_at(j)) for _, j in held) - now
-                await self._sleep_or_wake(wait)
+            held = [j for j in self._jobs.values() if j.items]
+            next_beat = min(self._on_beat(self._due_at(j)) for j in held)
+            if next_beat > now:
+                await self._sleep_or_wake(next_beat - now)
                 continue
-            # A call is made: it takes every job whose hold is over, beat or not.
-            due = [(i, j) for i, j in held if self._due_at(j) <= now]
             batch: list[ProgressReport] = []
             sending: list[_Job] = []
-            for _, job in due:
+            # A call is made: it takes every job whose hold is over, beat or not.
+            for job in (j for j in held if self._due_at(j) <= now):
                 take = _prefix(job.items)
                 if len(batch) + take > self.max_items and batch:
                     break
@@ -199,6 +198,7 @@ class ProgressBatcher:
         beat = self.min_interval / 2
         if beat <= 0 or not math.isfinite(due_at):
             return due_at
+        # The tolerance keeps a time already on a beat (up to float error) on that beat.
         return math.ceil(due_at / beat - 1e-9) * beat
 
     async def _sleep_or_wake(self, seconds: float) -> None:
