@@ -3411,16 +3411,18 @@ begin
   perform private.check_worker_id(worker_id);
   perform private.check_lease_seconds(lease_seconds);
   perform private.check_array('job_ids', job_ids, 1000);
-  -- The rows the update below takes, first in id order (the lock the update itself takes).
-  perform 1 from public.jobs j
-  where j.id = any(job_ids) and j.status = 'running' and j.worker_id = renew_leases.worker_id
-  order by j.id
-  for no key update;
-  -- Only leases still held (running, same worker, not yet expired) are extended.
+  -- Only leases still held (running, same worker, not yet expired) are extended; their rows are
+  -- locked in id order first (the lock the update itself takes), as release_jobs does.
+  with held as (
+    select j.id from public.jobs j
+    where j.id = any(job_ids) and j.status = 'running' and j.worker_id = renew_leases.worker_id
+    order by j.id
+    for no key update
+  )
   update public.jobs j
   set lease_expires_at = now() + make_interval(secs => lease_seconds)
-  where j.id = any(job_ids) and j.status = 'running' and j.worker_id = renew_leases.worker_id
-    and j.lease_expires_at >= now();
+  from held
+  where j.id = held.id and j.lease_expires_at >= now();
   -- Every listed job's current row, so the worker sees lost leases and cancel requests.
   return query select * from public.jobs j where j.id = any(job_ids) order by j.id;
 end;
