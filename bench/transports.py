@@ -7,7 +7,8 @@ most ``--requests``), then sends ``--requests`` requests, ``--concurrency`` at a
 ``--latency-ms`` (300; streams then send their deltas ``--stream-delay-ms``, 15, apart), so the
 requests overlap as under the AI load.
 Cases, each on the transport the worker ships (first) and the other one:
-  anthropic        ``messages.create`` (real SDK): aiohttp (``DefaultAioHttpClient``) / httpx2
+  anthropic        ``messages.with_raw_response.create`` (real SDK) read by the worker's ``read_answer``, as the
+                   worker completes: aiohttp (``DefaultAioHttpClient``) / httpx2
   anthropic_stream ``messages.create(stream=True)`` read to its last event, as the worker streams: aiohttp / httpx2
   gemini_image     ``generate_content`` of an image (real SDK): httpx2 / aiohttp (google-genai's own)
   rest             a JSON POST on httpx's API (the REST and Storage calls of WORKER_STORE=supabase):
@@ -52,6 +53,8 @@ def _client(
     if case.startswith("anthropic"):
         import anthropic
 
+        from worker.providers.claude import read_answer
+
         sdk_http = anthropic.DefaultAioHttpClient(timeout=60) if transport == "aiohttp" else None  # None: its httpx2
         claude = anthropic.AsyncAnthropic(
             api_key="bench", base_url=base, max_retries=0, timeout=60, http_client=sdk_http
@@ -60,7 +63,10 @@ def _client(
 
         async def ask(i: int) -> None:
             if case == "anthropic":
-                await claude.messages.create(model="claude-haiku-4-5", max_tokens=200, messages=messages)
+                raw = await claude.messages.with_raw_response.create(
+                    model="claude-haiku-4-5", max_tokens=200, messages=messages
+                )
+                read_answer(await raw.read())
                 return
             stream = await claude.messages.create(
                 model="claude-haiku-4-5", max_tokens=200, messages=messages, stream=True

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from anthropic.types import MessageParam
 
 from devstack.testing.servers import Server
 from tests.integration.worker_support import model_standins
@@ -270,3 +271,18 @@ async def test_a_raw_streams_text_and_usage_are_what_the_sdks_own_stream_helper_
     assert text == expected_text and text
     assert used == [usage_of(final.usage)]
     assert used[0].output_tokens > 1  # the message_delta's count, not message_start's
+
+
+async def test_a_completions_text_and_usage_are_what_the_sdks_message_gives(
+    claude: ClaudeProvider, standin: httpx.Client
+) -> None:
+    """The provider reads the raw response's JSON itself; the SDK's Message, built from the same
+    answer, is the reference."""
+    request = TextRequest(system="design", messages=(("user", "job_kind: generate_design"),), max_tokens=400)
+    used: list[ModelUsage] = []
+    text = await claude.complete(CLAUDE, request, used.append)
+    ask: list[MessageParam] = [{"role": "user", "content": "job_kind: generate_design"}]
+    reference = await claude.client.messages.create(model=CLAUDE, max_tokens=400, system="design", messages=ask)
+    assert text == "".join(block.text for block in reference.content if block.type == "text") and text
+    assert used == [usage_of(reference.usage)]
+    assert used[0].input_tokens > 0 and used[0].output_tokens > 0

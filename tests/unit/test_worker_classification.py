@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -166,3 +168,44 @@ def test_a_raw_streams_usage_takes_message_deltas_cumulative_counts_over_message
     # Counts a delta does carry are totals that replace message_start's, never add to them.
     later = MessageDeltaUsage(output_tokens=250, input_tokens=120, cache_read_input_tokens=60)
     assert claude.streamed_usage(start, later) == ModelUsage(input_tokens=190, output_tokens=250, cached_tokens=60)
+
+
+def test_a_responses_text_and_usage_are_read_from_its_json_whatever_else_it_carries() -> None:
+    body = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-4-5",
+        "content": [
+            {"type": "thinking", "thinking": "…", "signature": "s"},
+            {"type": "text", "text": "Hello, "},
+            {"type": "tool_use", "id": "t", "name": "n", "input": {}},
+            {"type": "text", "text": "world", "citations": None},
+        ],
+        "stop_reason": "end_turn",
+        "usage": {
+            "input_tokens": 100,
+            "output_tokens": 7,
+            "cache_read_input_tokens": 40,
+            "cache_creation_input_tokens": None,
+            "service_tier": "a tier this SDK does not know",
+        },
+        "a_field_added_later": [1, 2],
+    }
+    text, usage = claude.read_answer(json.dumps(body).encode())
+    assert text == "Hello, world"
+    assert usage == ModelUsage(input_tokens=140, output_tokens=7, cached_tokens=40)
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (b"<html>502 Bad Gateway</html>", "body"),
+        (b'{"content": [], "usage": {"input_tokens": 1}}', "usage.output_tokens"),
+        (b'{"content": [{"text": "no type"}], "usage": {"input_tokens": 1, "output_tokens": 1}}', "content.0.type"),
+        (b'{"content": "not a list", "usage": {"input_tokens": 1, "output_tokens": 1}}', "content"),
+    ],
+)
+def test_a_response_that_is_not_a_message_is_a_transient_failure_naming_what_is_wrong(body: bytes, where: str) -> None:
+    with pytest.raises(TransientFailure, match=rf"anthropic: unreadable response: {re.escape(where)}: "):
+        claude.read_answer(body)

@@ -149,10 +149,17 @@ class ProgressBatcher:
         else:
             job.items.append(report)
         job.sent.clear()
-        self._kick()
+        # No wake-up for a sender already waiting: a new report is due a pacing interval after
+        # now or later, and every report already held is due by then, so the time it waits for
+        # comes first anyway (a wake-up per report rescanned every held job for nothing).
+        self._ensure_sender()
 
     def _kick(self) -> None:
+        """Something is due now (a settle): the sender must look again at once."""
         self._wake.set()
+        self._ensure_sender()
+
+    def _ensure_sender(self) -> None:
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send(), name="progress-batch")
 

@@ -8,6 +8,7 @@ from typing import Any
 import aiohttp
 import anthropic
 import httpx2
+import pydantic
 from anthropic.types import MessageDeltaUsage, MessageParam, Usage
 from anthropic.types.assistant_message_param import AssistantMessageParam
 from anthropic.types.user_message_param import UserMessageParam
@@ -71,6 +72,42 @@ def streamed_usage(start: Usage, delta: MessageDeltaUsage | None) -> ModelUsage:
     return usage_of(start.model_copy(update={k: v for k, v in latest.items() if v is not None}))
 
 
+class _Block(pydantic.BaseModel):
+    type: str
+    text: str | None = None  # only text blocks are read; other kinds (tool use, thinking) pass by
+
+
+class _Usage(pydantic.BaseModel):
+    # Only the counts: the SDK's Usage also checks fields such as service_tier against the
+    # values it knows, and a new one would fail an answer already paid for.
+    input_tokens: int
+    output_tokens: int
+    cache_creation_input_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+
+
+class _Answer(pydantic.BaseModel):
+    """The parts of a Messages API response the worker reads (its other fields are ignored)."""
+
+    content: list[_Block]
+    usage: _Usage
+
+
+def read_answer(body: bytes) -> tuple[str, ModelUsage]:
+    """A non-streamed response's text and usage, validated straight from its JSON in one pass.
+    The SDK's ``Message`` is built field by field in Python (``construct_type``): a quarter of
+    a call's CPU in the worker's profile (bench/FIXES.md). A body that is not a message is the
+    transport's fault (a proxy's page, a cut response): worth another attempt."""
+    try:
+        answer = _Answer.model_validate_json(body)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise TransientFailure(f"anthropic: unreadable response: {where}: {first['msg']}") from exc
+    text = "".join(block.text or "" for block in answer.content if block.type == "text")
+    return text, usage_of(answer.usage)
+
+
 def _message(exc: anthropic.APIStatusError) -> str:
     body = exc.body
     if isinstance(body, dict):
@@ -107,15 +144,18 @@ class ClaudeProvider:
         return out
 
     async def complete(self, model: str, request: TextRequest, on_usage: UsageSink | None = None) -> str:
+        # The raw response (status errors are still raised as the SDK's), read by read_answer.
         try:
-            message = await self.client.messages.create(
+            response = await self.client.messages.with_raw_response.create(
                 model=model, max_tokens=request.max_tokens, system=request.system, messages=self._messages(request)
             )
+            body = await response.read()
         except Exception as exc:
             raise (classify(exc) or exc) from exc
+        text, usage = read_answer(body)
         if on_usage is not None:
-            on_usage(usage_of(message.usage))
-        return "".join(block.text for block in message.content if block.type == "text")
+            on_usage(usage)
+        return text
 
     async def stream(self, model: str, request: TextRequest, on_usage: UsageSink | None = None) -> AsyncIterator[str]:
         # The raw event stream (stream=True), not the messages.stream() helper: the helper builds a
