@@ -13,7 +13,14 @@ from anthropic.types import MessageDeltaUsage, MessageParam, Usage
 from anthropic.types.assistant_message_param import AssistantMessageParam
 from anthropic.types.user_message_param import UserMessageParam
 
-from worker.core.errors import JobFailure, PermanentFailure, RateLimited, TransientFailure, UnsupportedOperation
+from worker.core.errors import (
+    JobFailure,
+    PermanentFailure,
+    RateLimited,
+    TransientFailure,
+    UnsupportedOperation,
+    describe_validation,
+)
 from worker.core.ports import GeneratedImage, ModelUsage, TextRequest, UsageSink
 
 DEFAULT_RETRY_AFTER = 5.0
@@ -101,9 +108,7 @@ def read_answer(body: bytes) -> tuple[str, ModelUsage]:
     try:
         answer = _Answer.model_validate_json(body)
     except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise TransientFailure(f"anthropic: unreadable response: {where}: {first['msg']}") from exc
+        raise TransientFailure(f"anthropic: unreadable response: {describe_validation(exc)}") from exc
     text = "".join(block.text or "" for block in answer.content if block.type == "text")
     return text, usage_of(answer.usage)
 
