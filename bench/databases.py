@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -37,11 +38,21 @@ def scratch_database(prefix: str) -> Iterator[str]:
         drop(name)
 
 
+def connect(database: str) -> psycopg.Connection[tuple[Any, ...]]:
+    """An autocommit connection to ``database`` (close it, or use it as a context manager)."""
+    return psycopg.connect(paths.database_url(database), autocommit=True)
+
+
 def count(database: str, query: str) -> int:
     """The single integer ``query`` answers (a count of unfinished jobs, say)."""
-    with psycopg.connect(paths.database_url(database), autocommit=True) as conn:
-        row = conn.execute(sql.SQL(query)).fetchone()  # fixed text, never input
-        return int(row[0]) if row else 0
+    with connect(database) as conn:
+        return count_on(conn, query)
+
+
+def count_on(conn: psycopg.Connection[tuple[Any, ...]], query: str) -> int:
+    """``count`` on an open connection (a poll loop keeps one)."""
+    row = conn.execute(sql.SQL(query)).fetchone()  # fixed text, never input
+    return int(row[0]) if row else 0
 
 
 def execute(database: str, *statements: str) -> None:

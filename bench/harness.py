@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from bench import stats
+from bench import databases, stats
 from bench.databases import scratch_database
 from bench.support import gateway_process
 from bench.systems import cli
@@ -159,13 +159,16 @@ def claims_per_job(procs: list[WorkerProc], jobs: int) -> float | None:
 def wait_empty(system: System, database: str, cap_s: float, cpu: CpuMeter | None = None) -> tuple[float, bool]:
     """Poll until nothing is left; (time.time() when seen empty, whether the cap was hit)."""
     deadline = time.monotonic() + cap_s
-    while time.monotonic() < deadline:
-        left = system.remaining(database)
-        if cpu is not None:
-            cpu.sample(left)
-        if left == 0:
-            return time.time(), False
-        time.sleep(POLL_S)
+    # One connection for the whole poll: a connection per poll (a backend forked every 20 ms) cost
+    # the machine the drain measures more than the count itself.
+    with databases.connect(database) as conn:
+        while time.monotonic() < deadline:
+            left = databases.count_on(conn, system.remaining_sql)
+            if cpu is not None:
+                cpu.sample(left)
+            if left == 0:
+                return time.time(), False
+            time.sleep(POLL_S)
     return time.time(), True
 
 
@@ -271,7 +274,7 @@ def run_drain(
         cpu = CpuMeter(procs)
         empty_at, capped = wait_empty(system, database, cap_s, cpu)
         rss = [r for w in procs if (r := rss_mb(w.proc.pid)) is not None]
-    left = system.remaining(database)
+    left = databases.count(database, system.remaining_sql)
     started, duplicates = merge_records(procs)
     first = min(started.values()) if started else empty_at
     done = jobs - left

@@ -1302,6 +1302,7 @@ CREATE OR REPLACE FUNCTION private.budget_use(p_user uuid, OUT spent_usd numeric
  LANGUAGE plpgsql
  STABLE
  SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 begin
   select
@@ -1729,6 +1730,23 @@ begin
 end;
 $function$
 
+-- function private.claimable_jobs(uuid,text,integer)
+CREATE OR REPLACE FUNCTION private.claimable_jobs(p_user uuid, p_kind text, take integer)
+ RETURNS uuid[]
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+begin
+  return array(
+    select q.id from public.jobs q
+    where q.status = 'queued' and q.run_at <= now() and q.user_id = p_user and q.kind = p_kind
+    order by q.priority desc, q.run_at, q.id
+    limit greatest(0, take));
+end;
+$function$
+
 -- function private.delete_cached_copies()
 CREATE OR REPLACE FUNCTION private.delete_cached_copies()
  RETURNS trigger
@@ -1907,6 +1925,7 @@ CREATE OR REPLACE FUNCTION private.lock_held_jobs(job_ids uuid[], worker_id text
  RETURNS uuid[]
  LANGUAGE plpgsql
  SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 declare
   v_held uuid[];
@@ -2546,19 +2565,19 @@ CREATE OR REPLACE FUNCTION public.claim_jobs(worker_id text, kinds text[] DEFAUL
  SECURITY DEFINER
  SET search_path TO ''
  SET cursor_tuple_fraction TO '0.001'
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 declare
   v_users uuid[] := '{}';
   v_kinds text[] := '{}';
-  v_take integer[] := '{}';
+  v_ids uuid[] := '{}';
+  v_group uuid[];
   v_planned integer := 0;
   v_locked_any boolean := false;
   v_waiting_user uuid;
   v_waiting_kind text;
   v_cap integer;
   v_running integer;
-  v_due integer;
-  v_n integer;
   v_due_jobs refcursor;
   v_read integer := 0;
   v_cut boolean := false;
@@ -2607,17 +2626,11 @@ begin
       v_cap := private.running_cap(g.user_id, g.kind);
       select count(*) into v_running from public.jobs r
         where r.status = 'running' and r.user_id = g.user_id and r.kind = g.kind;
-      -- In the queued index's order: unordered, the planner read every job of the user instead.
-      select count(*) into v_due from (
-        select 1 from public.jobs q
-        where q.status = 'queued' and q.run_at <= now() and q.user_id = g.user_id and q.kind = g.kind
-        order by q.priority desc, q.run_at, q.id
-        limit max_jobs) q;
-      v_n := greatest(0, least(v_cap - v_running, v_due, max_jobs - v_planned));
+      v_group := private.claimable_jobs(g.user_id, g.kind, least(v_cap - v_running, max_jobs - v_planned));
       v_users := v_users || g.user_id;
       v_kinds := v_kinds || g.kind;
-      v_take := v_take || v_n;
-      v_planned := v_planned + v_n;
+      v_ids := v_ids || v_group;
+      v_planned := v_planned + cardinality(v_group);
     end loop;
     close v_due_jobs;
     exit when v_pass = 2 or not v_cut or v_planned >= max_jobs;
@@ -2653,30 +2666,15 @@ begin
     v_cap := private.running_cap(v_waiting_user, v_waiting_kind);
     select count(*) into v_running from public.jobs r
       where r.status = 'running' and r.user_id = v_waiting_user and r.kind = v_waiting_kind;
-    v_users := array[v_waiting_user];
-    v_kinds := array[v_waiting_kind];
-    v_take := array[greatest(0, least(v_cap - v_running, max_jobs))];
+    v_ids := private.claimable_jobs(v_waiting_user, v_waiting_kind, least(v_cap - v_running, max_jobs));
   end if;
 
   return query
-  with picked as (
-    -- Per group, only the rows it may take (index jobs_queued_by_user_kind), then claim order.
-    select c.id
-    from unnest(v_users, v_kinds, v_take) as p(user_id, kind, take)
-    cross join lateral (
-      select j.id, j.priority, j.run_at
-      from public.jobs j
-      where j.user_id = p.user_id and j.kind = p.kind and j.status = 'queued' and j.run_at <= now()
-      order by j.priority desc, j.run_at, j.id
-      limit p.take
-    ) c
-    where p.take > 0
-    order by c.priority desc, c.run_at, c.id
-    limit max_jobs
-  ),
-  locked as (
+  with locked as (
+    -- The jobs chosen above, by primary key: their groups are locked by this transaction, so no
+    -- other claim takes them meanwhile; a job cancelled or deferred since is left out.
     select j.id from public.jobs j
-    where j.id in (select id from picked) and j.status = 'queued'
+    where j.id = any(v_ids) and j.status = 'queued' and j.run_at <= now()
     for update skip locked
   ),
   claimed as (
@@ -2796,6 +2794,7 @@ CREATE OR REPLACE FUNCTION public.complete_jobs(worker_id text, completions json
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 #variable_conflict use_column
 declare
@@ -3505,6 +3504,7 @@ CREATE OR REPLACE FUNCTION public.report_progress_batch(worker_id text, reports 
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 #variable_conflict use_column
 declare
@@ -3825,6 +3825,9 @@ PERMISSIVE for SELECT to authenticated
 
 
 -- grant private.check_worker_id(text)
+
+
+-- grant private.claimable_jobs(uuid,text,integer)
 
 
 -- grant private.delete_cached_copies()

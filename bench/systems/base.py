@@ -44,9 +44,10 @@ class System(Protocol):
         """Queue ``count`` no-op jobs (seq 0..count-1) in bulk, before any worker starts (drain)."""
         ...
 
-    def remaining(self, database: str) -> int:
-        """How many jobs are not finished yet (queued, or picked and not acknowledged)."""
-        ...
+    # One fixed statement answering how many jobs are not finished yet (queued, or picked and not
+    # acknowledged). The drain polls it every 20 ms on one connection while the worker runs, so it
+    # should read indexes, not the whole table: its cost lands on the system under test.
+    remaining_sql: str
 
     def reset(self, database: str) -> None:
         """Remove every job (and job log) so the next run starts from an empty queue."""

@@ -105,8 +105,7 @@ class OursSystem(OursProduct):
             if self.needs_gateway:
                 _wait_for_change_feed(conn)
 
-    def remaining(self, database: str) -> int:
-        return databases.count(database, "select count(*) from public.jobs where status in ('queued', 'running')")
+    remaining_sql = "select count(*) from public.jobs where status in ('queued', 'running')"
 
     def reset(self, database: str) -> None:
         databases.execute(
@@ -203,10 +202,40 @@ returns void language sql as $$ select null::void $$
 """
 
 
+# The claim a queue without per-user caps makes (pgqueuer's, procrastinate's): the first due jobs
+# in claim order, skip locked. Leases, attempts and the jobs' triggers stay; the arguments are not
+# checked. Only to price the caps (and the claim's per-group plan) in the drain and pickup.
+NO_CAPS = """
+create or replace function public.claim_jobs(
+  worker_id text, kinds text[] default null, max_jobs integer default 1, lease_seconds integer default 60
+) returns setof public.jobs language plpgsql security definer set search_path = '' as $$
+begin
+  return query
+  with locked as (
+    select j.id from public.jobs j
+    where j.status = 'queued' and j.run_at <= now() and (claim_jobs.kinds is null or j.kind = any(claim_jobs.kinds))
+    order by j.priority desc, j.run_at, j.id
+    limit claim_jobs.max_jobs
+    for update skip locked
+  ),
+  claimed as (
+    update public.jobs j
+    set status = 'running', worker_id = claim_jobs.worker_id, attempts = j.attempts + 1,
+        lease_expires_at = now() + make_interval(secs => claim_jobs.lease_seconds), started_at = now()
+    from locked where j.id = locked.id
+    returning j.*
+  )
+  select * from claimed c order by c.priority desc, c.run_at, c.id;
+end
+$$
+"""
+
+
 def without(database: str, names: str) -> None:
     """A/B runs that price a feature (``BENCH_WITHOUT``, comma-separated): ``broadcasts`` makes
-    realtime.send a no-op (no subtransaction, no realtime.messages row), any other name is a
-    trigger of public.jobs to turn off (checked against the catalog). Scratch database only."""
+    realtime.send a no-op (no subtransaction, no realtime.messages row), ``caps`` replaces
+    claim_jobs by a claim without per-user caps (``NO_CAPS``), any other name is a trigger of
+    public.jobs to turn off (checked against the catalog). Scratch database only."""
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     if not wanted:
         return
@@ -221,10 +250,12 @@ def without(database: str, names: str) -> None:
         for name in wanted:
             if name == "broadcasts":
                 conn.execute(sql.SQL(NO_BROADCASTS))
+            elif name == "caps":
+                conn.execute(sql.SQL(NO_CAPS))
             elif name in known:
                 conn.execute(sql.SQL("alter table public.jobs disable trigger {}").format(sql.Identifier(name)))
             else:
-                raise SystemExit(f"BENCH_WITHOUT: {name!r} is neither broadcasts nor one of {sorted(known)}")
+                raise SystemExit(f"BENCH_WITHOUT: {name!r} is neither broadcasts, caps nor one of {sorted(known)}")
 
 
 def _wait_for_change_feed(conn: psycopg.Connection[Any], cap_s: float = 30.0) -> None:

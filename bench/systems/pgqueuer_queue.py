@@ -7,7 +7,7 @@ pgqueuer's statement-level NOTIFY trigger on its queue table (channel ``ch_pgque
 database, so scratch databases never hear each other). Jobs are claimed in batches
 (``FOR UPDATE SKIP LOCKED``) and acknowledged in batches: a finished job goes into a buffer that
 flushes at ``batch_size`` entries or every 0.1 s, deleting the rows from ``pgqueuer`` and logging
-them in ``pgqueuer_log`` in one statement (``remaining()`` therefore counts picked jobs until that
+them in ``pgqueuer_log`` in one statement (``remaining_sql`` therefore counts picked jobs until that
 flush).
 
 Concurrency: ``--concurrency N`` is ``max_concurrent_tasks=N``, pgqueuer's per-worker cap on picked
@@ -131,8 +131,7 @@ class PgqueuerSystem:
         cli.run_sync(enqueue())
         databases.execute(database, "analyze pgqueuer")  # fresh statistics for the dequeue query's plan
 
-    def remaining(self, database: str) -> int:
-        return databases.count(database, "select count(*) from pgqueuer where status in ('queued', 'picked')")
+    remaining_sql = "select count(*) from pgqueuer where status in ('queued', 'picked')"
 
     def reset(self, database: str) -> None:
         databases.execute(database, "truncate pgqueuer, pgqueuer_log, pgqueuer_statistics", "vacuum analyze pgqueuer")

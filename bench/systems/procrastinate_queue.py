@@ -121,8 +121,7 @@ class ProcrastinateSystem:
         cli.run_sync(defer())
         databases.execute(database, "analyze procrastinate_jobs")  # fresh statistics for the fetch query's plan
 
-    def remaining(self, database: str) -> int:
-        return databases.count(database, "select count(*) from procrastinate_jobs where status in ('todo', 'doing')")
+    remaining_sql = "select count(*) from procrastinate_jobs where status in ('todo', 'doing')"
 
     def reset(self, database: str) -> None:
         databases.execute(

@@ -18,6 +18,24 @@
 -- ---------------------------------------------------------------------------------------------
 -- claim_jobs: due jobs by priority, then age, each (user, kind) group within its running cap
 -- ---------------------------------------------------------------------------------------------
+-- A (user, kind) group's first due jobs, at most `take` of them, in claim order: what a claim
+-- holding the group's lock may take. Ordered on the queued index (jobs_queued_by_user_kind):
+-- unordered, the planner read every job of the user instead.
+create function private.claimable_jobs(p_user uuid, p_kind text, take integer) returns uuid[]
+language plpgsql
+stable
+set search_path = ''
+set plan_cache_mode = force_generic_plan
+as $$
+begin
+  return array(
+    select q.id from public.jobs q
+    where q.status = 'queued' and q.run_at <= now() and q.user_id = p_user and q.kind = p_kind
+    order by q.priority desc, q.run_at, q.id
+    limit greatest(0, take));
+end;
+$$;
+
 create function public.claim_jobs(
   worker_id text,
   kinds text[] default null,
@@ -30,19 +48,22 @@ set search_path = ''
 -- The walk reads due jobs in claim order and usually stops after a few rows: its cursor is planned
 -- for that (index order), not for reading them all (a sort), or every claim would cost O(queue).
 set cursor_tuple_fraction = 0.001
+-- Generic plans, made once per session. A custom plan was made on every call (the limits and a
+-- null kinds list fold into its estimate): ~0.5 of ~1.9 ms per draining call (bench/FIXES.md).
+-- Every statement below is written so that its generic plan reads indexes only.
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_users uuid[] := '{}';
   v_kinds text[] := '{}';
-  v_take integer[] := '{}';
+  v_ids uuid[] := '{}';
+  v_group uuid[];
   v_planned integer := 0;
   v_locked_any boolean := false;
   v_waiting_user uuid;
   v_waiting_kind text;
   v_cap integer;
   v_running integer;
-  v_due integer;
-  v_n integer;
   v_due_jobs refcursor;
   v_read integer := 0;
   v_cut boolean := false;
@@ -91,17 +112,11 @@ begin
       v_cap := private.running_cap(g.user_id, g.kind);
       select count(*) into v_running from public.jobs r
         where r.status = 'running' and r.user_id = g.user_id and r.kind = g.kind;
-      -- In the queued index's order: unordered, the planner read every job of the user instead.
-      select count(*) into v_due from (
-        select 1 from public.jobs q
-        where q.status = 'queued' and q.run_at <= now() and q.user_id = g.user_id and q.kind = g.kind
-        order by q.priority desc, q.run_at, q.id
-        limit max_jobs) q;
-      v_n := greatest(0, least(v_cap - v_running, v_due, max_jobs - v_planned));
+      v_group := private.claimable_jobs(g.user_id, g.kind, least(v_cap - v_running, max_jobs - v_planned));
       v_users := v_users || g.user_id;
       v_kinds := v_kinds || g.kind;
-      v_take := v_take || v_n;
-      v_planned := v_planned + v_n;
+      v_ids := v_ids || v_group;
+      v_planned := v_planned + cardinality(v_group);
     end loop;
     close v_due_jobs;
     exit when v_pass = 2 or not v_cut or v_planned >= max_jobs;
@@ -137,30 +152,15 @@ begin
     v_cap := private.running_cap(v_waiting_user, v_waiting_kind);
     select count(*) into v_running from public.jobs r
       where r.status = 'running' and r.user_id = v_waiting_user and r.kind = v_waiting_kind;
-    v_users := array[v_waiting_user];
-    v_kinds := array[v_waiting_kind];
-    v_take := array[greatest(0, least(v_cap - v_running, max_jobs))];
+    v_ids := private.claimable_jobs(v_waiting_user, v_waiting_kind, least(v_cap - v_running, max_jobs));
   end if;
 
   return query
-  with picked as (
-    -- Per group, only the rows it may take (index jobs_queued_by_user_kind), then claim order.
-    select c.id
-    from unnest(v_users, v_kinds, v_take) as p(user_id, kind, take)
-    cross join lateral (
-      select j.id, j.priority, j.run_at
-      from public.jobs j
-      where j.user_id = p.user_id and j.kind = p.kind and j.status = 'queued' and j.run_at <= now()
-      order by j.priority desc, j.run_at, j.id
-      limit p.take
-    ) c
-    where p.take > 0
-    order by c.priority desc, c.run_at, c.id
-    limit max_jobs
-  ),
-  locked as (
+  with locked as (
+    -- The jobs chosen above, by primary key: their groups are locked by this transaction, so no
+    -- other claim takes them meanwhile; a job cancelled or deferred since is left out.
     select j.id from public.jobs j
-    where j.id in (select id from picked) and j.status = 'queued'
+    where j.id = any(v_ids) and j.status = 'queued' and j.run_at <= now()
     for update skip locked
   ),
   claimed as (

@@ -104,6 +104,8 @@ returns table (job_id uuid, completed boolean, reason text)
 language plpgsql
 security definer
 set search_path = ''
+-- Generic plans, as claim_jobs': its update and progress statements were planned on every call.
+set plan_cache_mode = force_generic_plan
 as $$
 #variable_conflict use_column
 declare

@@ -132,6 +132,7 @@ $$;
 create function private.budget_use(p_user uuid, out spent_usd numeric, out reserved_usd numeric, out unfinished integer)
 language plpgsql stable
 set search_path = ''
+set plan_cache_mode = force_generic_plan  -- as claim_jobs': its custom plan was made on every call (~160 µs)
 as $$
 begin
   select

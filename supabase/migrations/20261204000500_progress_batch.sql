@@ -54,6 +54,7 @@ $$;
 create function private.lock_held_jobs(job_ids uuid[], worker_id text) returns uuid[]
 language plpgsql
 set search_path = ''
+set plan_cache_mode = force_generic_plan  -- as claim_jobs': planned on every call otherwise
 as $$
 declare
   v_held uuid[];
@@ -113,6 +114,7 @@ returns table (job_id uuid, accepted boolean, reason text)
 language plpgsql
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan  -- as claim_jobs': its update was planned on every call
 as $$
 #variable_conflict use_column
 declare

@@ -125,3 +125,27 @@ def test_no_sql_function_with_a_set_clause_is_on_a_per_job_path(api: SqlApi) -> 
         "where l.lanname = 'sql' and p.proconfig is not null and n.nspname in ('public', 'private')"
     )
     assert {row["name"] for row in rows} <= COLD_SQL_FUNCTIONS
+
+
+# Each runs on every claim or acknowledgement (or enqueue, for budget_use). Left to the plan cache,
+# their statements got a custom plan on almost every call (the batch's size and the limits change
+# the estimates), ~0.4-0.6 ms of planning per draining call (bench/FIXES.md). Their statements are
+# written so that the generic plan reads indexes only (the test above checks it with thousands queued).
+GENERIC_PLAN_FUNCTIONS = {
+    "public.claim_jobs",
+    "private.claimable_jobs",
+    "public.complete_jobs",
+    "private.lock_held_jobs",
+    "public.report_progress_batch",
+    "private.budget_use",
+    "private.check_kinds",
+}
+
+
+def test_the_per_call_functions_plan_once_per_session(api: SqlApi) -> None:
+    rows = api.admin(
+        "select n.nspname || '.' || p.proname as name from pg_proc p "
+        "join pg_namespace n on n.oid = p.pronamespace "
+        "where 'plan_cache_mode=force_generic_plan' = any(p.proconfig) and n.nspname in ('public', 'private')"
+    )
+    assert {row["name"] for row in rows} == GENERIC_PLAN_FUNCTIONS
