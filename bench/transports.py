@@ -53,7 +53,7 @@ def _client(
     if case.startswith("anthropic"):
         import anthropic
 
-        from worker.providers.claude import read_answer
+        from worker.providers.claude import StreamReader, read_answer, stream_text
 
         sdk_http = anthropic.DefaultAioHttpClient(timeout=60) if transport == "aiohttp" else None  # None: its httpx2
         claude = anthropic.AsyncAnthropic(
@@ -68,12 +68,10 @@ def _client(
                 )
                 read_answer(await raw.read())
                 return
-            stream = await claude.messages.create(
-                model="claude-haiku-4-5", max_tokens=200, messages=messages, stream=True
-            )
-            async with stream as events:
-                async for _ in events:
-                    pass
+            reader = StreamReader()
+            async for _ in stream_text(claude, reader, model="claude-haiku-4-5", max_tokens=200, messages=messages):
+                pass
+            reader.usage()
 
         return ask, claude.close
     if case == "gemini_image":

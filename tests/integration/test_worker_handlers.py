@@ -218,6 +218,24 @@ async def test_timeouts_and_dropped_streams_are_transient(standin: httpx.Client,
         await quick.close()
 
 
+async def test_an_overloaded_model_mid_stream_is_rate_limited_not_permanent(
+    claude: ClaudeProvider, standin: httpx.Client
+) -> None:
+    """The API reports a failure after the 200 as an SSE error event; the SDK raised it as a
+    status error of the 200 answer, which read as permanent and failed the job."""
+    fault(standin, provider="anthropic", kind="stream_error")
+    got: list[str] = []
+
+    async def consume() -> None:
+        async for delta in claude.stream(CLAUDE, TextRequest.ask("job_kind: generate_edits", 'x "Start now"')):
+            got.append(delta)
+
+    with pytest.raises(RateLimited) as caught:
+        await consume()
+    assert got  # part of the answer came first
+    assert caught.value.status == 529 and "overloaded_error during the stream: Overloaded" in str(caught.value)
+
+
 # -- the usage ledger: each answered call, read from the real SDK responses ---------------------
 async def test_every_answered_call_is_recorded_with_its_usage(claude: ClaudeProvider, standin: httpx.Client) -> None:
     fault(standin, provider="anthropic", kind="invalid_json", count=1)  # two calls: the answer and its repair

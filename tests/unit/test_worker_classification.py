@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +13,6 @@ import aiohttp
 import anthropic
 import httpx2
 import pytest
-from anthropic.types import MessageDeltaUsage, Usage
 from google.genai import errors as genai_errors
 
 from worker.core.errors import (
@@ -159,15 +159,104 @@ def test_store_errors_by_sqlstate() -> None:
     assert str(uuid.UUID(int=0)) in str(store_error("PT404", f"job {uuid.UUID(int=0)} not found"))
 
 
+def _read(events: Sequence[tuple[str | None, dict[str, Any] | str]]) -> tuple[list[str], claude.StreamReader]:
+    reader = claude.StreamReader()
+    pieces = []
+    for event, data in events:
+        piece = reader.text_of(event, data if isinstance(data, str) else json.dumps(data))
+        if piece is not None:
+            pieces.append(piece)
+    return pieces, reader
+
+
+START = {
+    "type": "message_start",
+    "message": {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "content": [],
+        "usage": {
+            "input_tokens": 100,
+            "output_tokens": 1,
+            "cache_read_input_tokens": 40,
+            "cache_creation_input_tokens": 10,
+            "service_tier": "a tier the SDK does not know yet",
+        },
+    },
+}
+
+
+def _text(text: str) -> tuple[str, dict[str, Any]]:
+    delta = {"type": "text_delta", "text": text}
+    return "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}
+
+
+def test_a_raw_streams_text_is_its_text_deltas_in_order_and_nothing_else() -> None:
+    thinking = {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "hm"}}
+    pieces, _ = _read(
+        [
+            ("message_start", START),
+            ("ping", {"type": "ping"}),
+            ("content_block_delta", thinking),
+            _text("Hello, "),
+            (None, "a line without an event name"),
+            ("a_new_event", {"type": "a_new_event"}),
+            _text("world"),
+            ("message_stop", {"type": "message_stop"}),
+        ]
+    )
+    assert pieces == ["Hello, ", "world"]
+
+
 def test_a_raw_streams_usage_takes_message_deltas_cumulative_counts_over_message_starts() -> None:
-    start = Usage(input_tokens=100, output_tokens=1, cache_read_input_tokens=40, cache_creation_input_tokens=10)
+    def usage(*deltas: dict[str, Any]) -> ModelUsage:
+        events = [("message_start", START), *(("message_delta", {"type": "message_delta", "usage": d}) for d in deltas)]
+        return _read(events)[1].usage()
+
     # input_tokens of the result counts every prompt token: 100 + 40 read + 10 written.
-    assert claude.streamed_usage(start, None) == ModelUsage(input_tokens=150, output_tokens=1, cached_tokens=40)
+    assert usage() == ModelUsage(input_tokens=150, output_tokens=1, cached_tokens=40)
     # A delta with only output_tokens (the usual one): the prompt counts of message_start stay.
-    assert claude.streamed_usage(start, MessageDeltaUsage(output_tokens=250)) == ModelUsage(150, 250, 40)
+    assert usage({"output_tokens": 250}) == ModelUsage(150, 250, 40)
     # Counts a delta does carry are totals that replace message_start's, never add to them.
-    later = MessageDeltaUsage(output_tokens=250, input_tokens=120, cache_read_input_tokens=60)
-    assert claude.streamed_usage(start, later) == ModelUsage(input_tokens=190, output_tokens=250, cached_tokens=60)
+    later = {"output_tokens": 250, "input_tokens": 120, "cache_read_input_tokens": 60}
+    assert usage({"output_tokens": 9}, later) == ModelUsage(input_tokens=190, output_tokens=250, cached_tokens=60)
+
+
+def test_a_stream_without_message_start_bills_nothing_and_is_worth_another_attempt() -> None:
+    _, reader = _read([_text("orphan")])
+    with pytest.raises(TransientFailure, match="without a message_start"):
+        reader.usage()
+
+
+@pytest.mark.parametrize(
+    ("error_type", "failure", "status"),
+    [
+        ("overloaded_error", RateLimited, 529),
+        ("rate_limit_error", RateLimited, 429),
+        ("api_error", TransientFailure, 500),
+        ("an_error_type_added_later", TransientFailure, 500),
+        ("invalid_request_error", PermanentFailure, 400),
+    ],
+)
+def test_an_error_event_after_the_200_is_classified_by_its_error_type(
+    error_type: str, failure: type[Exception], status: int
+) -> None:
+    error = {"type": "error", "error": {"type": error_type, "message": "Overloaded"}}
+    with pytest.raises(failure) as raised:
+        _read([("message_start", START), _text("half an answer"), ("error", error)])
+    assert type(raised.value) is failure
+    assert f"anthropic {status}: {error_type} during the stream: Overloaded" in str(raised.value)
+    if failure is RateLimited:
+        assert isinstance(raised.value, RateLimited) and raised.value.retry_after == claude.DEFAULT_RETRY_AFTER
+
+
+def test_an_event_that_cannot_be_read_is_a_transient_failure_naming_the_event_and_field() -> None:
+    bad = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": 7}}
+    with pytest.raises(TransientFailure, match=r"unreadable content_block_delta event: delta\.text"):
+        _read([("message_start", START), ("content_block_delta", bad)])
+    with pytest.raises(TransientFailure, match="unreadable message_start event"):
+        _read([("message_start", "not json")])
 
 
 def test_a_responses_text_and_usage_are_read_from_its_json_whatever_else_it_carries() -> None:

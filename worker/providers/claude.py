@@ -9,7 +9,7 @@ import aiohttp
 import anthropic
 import httpx2
 import pydantic
-from anthropic.types import MessageDeltaUsage, MessageParam, Usage
+from anthropic.types import MessageParam
 from anthropic.types.assistant_message_param import AssistantMessageParam
 from anthropic.types.user_message_param import UserMessageParam
 
@@ -34,18 +34,18 @@ def retry_after(headers: Any, default: float = DEFAULT_RETRY_AFTER) -> float:
         return default
 
 
+def _by_status(status: int, detail: str, headers: Any) -> JobFailure:
+    if status == 429 or status == 529:  # rate limited / overloaded: come back later
+        return RateLimited(f"anthropic {status}: {detail}", retry_after=retry_after(headers), status=status)
+    if status >= 500 or status in (408, 409):
+        return TransientFailure(f"anthropic {status}: {detail}")
+    return PermanentFailure(f"anthropic {status}: {detail}")
+
+
 def classify(exc: BaseException) -> JobFailure | None:
     """What the queue should do about an anthropic/httpx2 exception; None if it is not one."""
     if isinstance(exc, anthropic.APIStatusError):
-        status = exc.status_code
-        detail = _message(exc)
-        if status == 429 or status == 529:  # rate limited / overloaded: come back later
-            return RateLimited(
-                f"anthropic {status}: {detail}", retry_after=retry_after(exc.response.headers), status=status
-            )
-        if status >= 500 or status in (408, 409):
-            return TransientFailure(f"anthropic {status}: {detail}")
-        return PermanentFailure(f"anthropic {status}: {detail}")
+        return _by_status(exc.status_code, _message(exc), exc.response.headers)
     if isinstance(exc, anthropic.APIConnectionError):  # includes APITimeoutError
         return TransientFailure(f"anthropic: {type(exc).__name__}: {exc}")
     # The SDK lets some transport errors through unwrapped: httpx2's, and an aiohttp error its
@@ -64,21 +64,6 @@ def usage_of(usage: Any) -> ModelUsage:
     )
 
 
-def streamed_usage(start: Usage, delta: MessageDeltaUsage | None) -> ModelUsage:
-    """A raw stream's usage, summed as the SDK's ``MessageStream`` sums it: a ``message_delta``'s
-    counts are cumulative totals that replace ``message_start``'s, the optional ones only when
-    present."""
-    if delta is None:
-        return usage_of(start)
-    latest = {
-        "output_tokens": delta.output_tokens,
-        "input_tokens": delta.input_tokens,
-        "cache_creation_input_tokens": delta.cache_creation_input_tokens,
-        "cache_read_input_tokens": delta.cache_read_input_tokens,
-    }
-    return usage_of(start.model_copy(update={k: v for k, v in latest.items() if v is not None}))
-
-
 class _Block(pydantic.BaseModel):
     type: str
     text: str | None = None  # only text blocks are read; other kinds (tool use, thinking) pass by
@@ -91,6 +76,23 @@ class _Usage(pydantic.BaseModel):
     output_tokens: int
     cache_creation_input_tokens: int | None = None
     cache_read_input_tokens: int | None = None
+
+
+class _DeltaUsage(pydantic.BaseModel):
+    # message_delta's counts: cumulative totals, each only when present.
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+
+
+def streamed_usage(start: _Usage, delta: _DeltaUsage | None) -> ModelUsage:
+    """A raw stream's usage, summed as the SDK's ``MessageStream`` sums it: a ``message_delta``'s
+    counts are cumulative totals that replace ``message_start``'s, the optional ones only when
+    present."""
+    if delta is None:
+        return usage_of(start)
+    return usage_of(start.model_copy(update=delta.model_dump(exclude_none=True)))
 
 
 class _Answer(pydantic.BaseModel):
@@ -111,6 +113,97 @@ def read_answer(body: bytes) -> tuple[str, ModelUsage]:
         raise TransientFailure(f"anthropic: unreadable response: {describe_validation(exc)}") from exc
     text = "".join(block.text or "" for block in answer.content if block.type == "text")
     return text, usage_of(answer.usage)
+
+
+class _TextDelta(pydantic.BaseModel):
+    type: str
+    text: str | None = None
+
+
+class _BlockDelta(pydantic.BaseModel):
+    delta: _TextDelta
+
+
+class _StartMessage(pydantic.BaseModel):
+    usage: _Usage
+
+
+class _Start(pydantic.BaseModel):
+    message: _StartMessage
+
+
+class _MessageDelta(pydantic.BaseModel):
+    usage: _DeltaUsage | None = None
+
+
+class _ErrorDetail(pydantic.BaseModel):
+    type: str = "unknown"
+    message: str = ""
+
+
+class _StreamError(pydantic.BaseModel):
+    error: _ErrorDetail = _ErrorDetail()
+
+
+# An `error` event comes after the 200, so its status is in its type (the API's error types,
+# docs.anthropic.com "Errors"). The request was accepted: a type not listed is the API's trouble.
+_STREAM_ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "overloaded_error": 529,
+}
+
+
+class StreamReader:
+    """What the worker reads from a raw Messages stream: each event's text, then the usage.
+
+    Each event is validated straight from its JSON for only what is read: the SDK's event
+    objects (``construct_type`` per event) were ~4 % of the AI worker's CPU (bench/FIXES.md). An
+    ``error`` event is classified by its error type: the SDK raised it as a status error of the
+    200 answer, which read as permanent, so an overloaded model mid-stream failed the job."""
+
+    def __init__(self) -> None:
+        self.start: _Usage | None = None
+        self.delta: _DeltaUsage | None = None
+
+    def text_of(self, event: str | None, data: str) -> str | None:
+        """The text an event carries (None for the others); raises the failure an error event
+        stands for, TransientFailure for an event that cannot be read."""
+        try:
+            if event == "content_block_delta":
+                delta = _BlockDelta.model_validate_json(data).delta
+                return delta.text if delta.type == "text_delta" else None
+            if event == "message_start":
+                self.start = _Start.model_validate_json(data).message.usage
+            elif event == "message_delta":
+                self.delta = _MessageDelta.model_validate_json(data).usage or self.delta
+            elif event == "error":
+                error = _StreamError.model_validate_json(data).error
+                status = _STREAM_ERROR_STATUS.get(error.type, 500)
+                raise _by_status(status, f"{error.type} during the stream: {error.message}", None)
+        except pydantic.ValidationError as exc:
+            raise TransientFailure(f"anthropic: unreadable {event} event: {describe_validation(exc)}") from exc
+        return None
+
+    def usage(self) -> ModelUsage:
+        if self.start is None:  # a stream that ended before its first event: nothing can be billed or trusted
+            raise TransientFailure("anthropic: the stream ended without a message_start event")
+        return streamed_usage(self.start, self.delta)
+
+
+async def stream_text(client: anthropic.AsyncAnthropic, reader: StreamReader, **params: Any) -> AsyncIterator[str]:
+    """A streamed answer's text pieces, read by ``reader`` from the raw server-sent events (the
+    SDK's public ``with_streaming_response`` and ``AsyncStream.raw_events``)."""
+    async with client.messages.with_streaming_response.create(stream=True, **params) as response:
+        async for sse in anthropic.AsyncStream.raw_events(response.http_response):
+            piece = reader.text_of(sse.event, sse.data)
+            if piece:
+                yield piece
 
 
 def _message(exc: anthropic.APIStatusError) -> str:
@@ -163,33 +256,21 @@ class ClaudeProvider:
         return text
 
     async def stream(self, model: str, request: TextRequest, on_usage: UsageSink | None = None) -> AsyncIterator[str]:
-        # The raw event stream (stream=True), not the messages.stream() helper: the helper builds a
-        # snapshot of the whole message and an event object for every delta, a third of a streamed
-        # answer's CPU (4.7 -> 3.2 ms per answer, bench/FIXES.md). Only the text and the usage are needed.
-        start: Usage | None = None
-        delta: MessageDeltaUsage | None = None
+        # The raw events, not the messages.stream() helper (a snapshot of the whole message and an
+        # event object per delta: 4.7 -> 3.1 ms per answer) nor the SDK's event objects
+        # (StreamReader): only the text and the usage are needed (bench/FIXES.md).
+        reader = StreamReader()
+        params = {"model": model, "max_tokens": request.max_tokens, "system": request.system}
         try:
-            async with await self.client.messages.create(
-                model=model,
-                max_tokens=request.max_tokens,
-                system=request.system,
-                messages=self._messages(request),
-                stream=True,
-            ) as events:
-                async for event in events:
-                    if event.type == "content_block_delta":
-                        if event.delta.type == "text_delta":
-                            yield event.delta.text
-                    elif event.type == "message_start":
-                        start = event.message.usage
-                    elif event.type == "message_delta":
-                        delta = event.usage
+            async for piece in stream_text(self.client, reader, messages=self._messages(request), **params):
+                yield piece
+        except JobFailure:
+            raise
         except Exception as exc:
             raise (classify(exc) or exc) from exc
-        if start is None:  # a stream that ended before its first event: nothing can be billed or trusted
-            raise TransientFailure("anthropic: the stream ended without a message_start event")
+        usage = reader.usage()
         if on_usage is not None:
-            on_usage(streamed_usage(start, delta))
+            on_usage(usage)
 
     async def generate_image(
         self, model: str, prompt: str, aspect_ratio: str | None, on_usage: UsageSink | None = None

@@ -92,7 +92,7 @@ def error_response(status: int, error_type: str, message: str, headers: dict[str
 
 
 def fault_response(spec: FaultSpec) -> JSONResponse:
-    status = int(spec.kind)
+    status = spec.status()
     retry_after = spec.retry_after_or_default()
     headers = {"retry-after": seconds_header(retry_after)} if retry_after is not None else {}
     return error_response(status, _ERROR_TYPES[status], _ERROR_MESSAGES[status], headers)
@@ -257,6 +257,9 @@ def routes(state: StandinState) -> list[BaseRoute]:
             if spec is not None and spec.kind == "disconnect":
                 timing.end()
                 return DroppedConnection(b"".join(events[: max(4, len(events) // 3)]), "text/event-stream")
+            if spec is not None and spec.kind == "stream_error":
+                error = {"type": "error", "error": {"type": "overloaded_error", "message": _ERROR_MESSAGES[529]}}
+                events = [*events[: max(4, len(events) // 3)], _sse("error", error)]
             return StreamingResponse(stream_body(events, timing), media_type="text/event-stream", headers=headers)
         response: Response
         if spec is not None and spec.kind == "disconnect":

@@ -110,8 +110,8 @@ async def take_fault(
         )
     )
     early: Response | None = None
-    if spec is not None and spec.kind in ERROR_KINDS:
-        record.status = int(spec.kind)
+    if spec is not None and (spec.kind in ERROR_KINDS or (spec.kind == "stream_error" and not stream)):
+        record.status = spec.status()
         early = error_response(spec)
     elif spec is not None and spec.kind == "timeout" and await hold(request, spec.hold_seconds):
         record.disconnected = True

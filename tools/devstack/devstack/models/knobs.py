@@ -12,12 +12,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from devstack.models.ratelimit import RateLimiter
 
 Provider = Literal["anthropic", "gemini"]
-FaultKind = Literal["429", "500", "503", "529", "timeout", "invalid_json", "disconnect"]
+# stream_error: a streamed Claude answer breaks off with an SSE `error` event (overloaded_error)
+# after the 200, as the Messages API does; a request that does not stream gets the 529 instead.
+FaultKind = Literal["429", "500", "503", "529", "timeout", "invalid_json", "disconnect", "stream_error"]
 ERROR_KINDS: frozenset[str] = frozenset({"429", "500", "503", "529"})
 
 
@@ -34,6 +36,16 @@ class FaultSpec(BaseModel):
     # Only requests for this model take the fault (e.g. an overloaded model, for fallbacks).
     model: str | None = Field(default=None, min_length=1, max_length=200)
     hold_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _stream_error_is_claudes(self) -> FaultSpec:
+        if self.kind == "stream_error" and self.provider != "anthropic":
+            raise ValueError('kind "stream_error" needs provider "anthropic" (only Claude answers are streamed)')
+        return self
+
+    def status(self) -> int:
+        """The HTTP status an error fault answers with (a stream_error's, when nothing streams)."""
+        return 529 if self.kind == "stream_error" else int(self.kind)
 
     def retry_after_or_default(self) -> float | None:
         # A 429 always tells the client when to come back; other errors only if asked to.

@@ -205,6 +205,36 @@ async def test_claude_disconnect_fault(claude: anthropic.AsyncAnthropic, standin
 
 
 @pytest.mark.asyncio
+async def test_claude_stream_error_fault_breaks_a_stream_off_after_the_200(
+    claude: anthropic.AsyncAnthropic, standin: Standin
+) -> None:
+    standin.fault(provider="anthropic", kind="stream_error", count=2)
+    received: list[str] = []
+
+    async def consume() -> None:
+        async with claude.messages.stream(
+            model="claude-haiku-4-5", max_tokens=4096, messages=[{"role": "user", "content": EDITS_PROMPT}]
+        ) as stream:
+            async for text in stream.text_stream:
+                received.append(text)
+
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        await consume()
+    assert received  # part of the answer came first
+    # The answer was a 200: the error is in the event, with the API's error shape.
+    assert caught.value.status_code == 200
+    assert caught.value.body == {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    # A request that does not stream gets the overloaded status itself.
+    with pytest.raises(anthropic.InternalServerError) as plain:
+        await ask_claude(claude, DESIGN_PROMPT)
+    assert plain.value.status_code == 529
+    assert [(r["fault"], r["status"]) for r in standin.requests("anthropic")] == [
+        ("stream_error", 200),
+        ("stream_error", 529),
+    ]
+
+
+@pytest.mark.asyncio
 async def test_claude_bad_request_is_400_with_a_precise_message(claude: anthropic.AsyncAnthropic) -> None:
     with pytest.raises(anthropic.BadRequestError) as caught:
         await ask_claude(claude, "hi", max_tokens=0)

@@ -183,6 +183,7 @@ def test_gemini_request_validation(standin: Standin) -> None:
         ({"kind": "429", "provider": "openai"}, "provider: Input should be 'anthropic', 'gemini' or 'any'"),
         ({"kind": "429", "colour": "red"}, "colour: Extra inputs are not permitted"),
         ({"count": 1}, "kind: Field required"),
+        ({"kind": "stream_error"}, 'kind "stream_error" needs provider "anthropic"'),
     ],
 )
 def test_control_api_rejects_bad_faults(standin: Standin, body: dict[str, Any], message: str) -> None:
