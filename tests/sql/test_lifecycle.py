@@ -350,6 +350,18 @@ def test_complete_jobs_reports_an_expired_lease(api: SqlApi) -> None:
             'completions[0]: unknown key "extra"; allowed: job_id, result, progress, usage',
         ),
         ([{"job_id": "JOB", "result": {}}] * 2, "completions: lists a job_id more than once"),
+        # What the one-statement check of plain items lets through must be what the walk accepts.
+        ([{"job_id": "JOB"}], "completions[0].result: must be a JSON object or array, got nothing"),
+        ([{"job_id": 5, "result": {}}], "completions[0].job_id: must be a UUID string"),
+        ([{"job_id": "JOB", "result": None}], "completions[0].result: must be a JSON object or array, got null"),
+        (
+            [{"job_id": "JOB", "result": {}}, {"job_id": "00000000-0000-0000-0000-000000000001", "result": "x"}],
+            "completions[1].result: must be a JSON object or array, got string",
+        ),
+        (
+            [{"job_id": "JOB", "result": {"x": "a" * 1048576}}],
+            "completions[0].result: 1048585 bytes exceeds 1 MiB; store large outputs in Storage",
+        ),
     ],
 )
 def test_complete_jobs_validates_the_whole_batch_before_changing_anything(

@@ -183,6 +183,15 @@ async def test_claude_timeout_fault(standin: Standin) -> None:
     assert standin.requests()[0]["fault"] == "timeout"
 
 
+async def _stream_edits(claude: anthropic.AsyncAnthropic, received: list[str]) -> None:
+    """Stream an edits answer through the SDK's helper, keeping each text piece as it comes."""
+    async with claude.messages.stream(
+        model="claude-haiku-4-5", max_tokens=4096, messages=[{"role": "user", "content": EDITS_PROMPT}]
+    ) as stream:
+        async for text in stream.text_stream:
+            received.append(text)
+
+
 @pytest.mark.asyncio
 async def test_claude_disconnect_fault(claude: anthropic.AsyncAnthropic, standin: Standin) -> None:
     standin.fault(provider="anthropic", kind="disconnect", count=2)
@@ -190,17 +199,9 @@ async def test_claude_disconnect_fault(claude: anthropic.AsyncAnthropic, standin
         await ask_claude(claude, DESIGN_PROMPT)
 
     received: list[str] = []
-
-    async def consume() -> None:
-        async with claude.messages.stream(
-            model="claude-haiku-4-5", max_tokens=4096, messages=[{"role": "user", "content": EDITS_PROMPT}]
-        ) as stream:
-            async for text in stream.text_stream:
-                received.append(text)
-
     # Mid-stream, the SDK lets the transport error through unwrapped.
     with pytest.raises(httpx2.RemoteProtocolError):
-        await consume()
+        await _stream_edits(claude, received)
     assert received  # some output arrived before the connection dropped
 
 
@@ -210,16 +211,8 @@ async def test_claude_stream_error_fault_breaks_a_stream_off_after_the_200(
 ) -> None:
     standin.fault(provider="anthropic", kind="stream_error", count=2)
     received: list[str] = []
-
-    async def consume() -> None:
-        async with claude.messages.stream(
-            model="claude-haiku-4-5", max_tokens=4096, messages=[{"role": "user", "content": EDITS_PROMPT}]
-        ) as stream:
-            async for text in stream.text_stream:
-                received.append(text)
-
     with pytest.raises(anthropic.APIStatusError) as caught:
-        await consume()
+        await _stream_edits(claude, received)
     assert received  # part of the answer came first
     # The answer was a 200: the error is in the event, with the API's error shape.
     assert caught.value.status_code == 200
