@@ -65,8 +65,10 @@ def usage_of(usage: Any) -> ModelUsage:
 
 
 class _Block(pydantic.BaseModel):
+    # An answer's content block, or a stream's block delta: only the text kinds are read; the
+    # others (tool use, thinking) pass by.
     type: str
-    text: str | None = None  # only text blocks are read; other kinds (tool use, thinking) pass by
+    text: str | None = None
 
 
 class _Usage(pydantic.BaseModel):
@@ -84,15 +86,6 @@ class _DeltaUsage(pydantic.BaseModel):
     output_tokens: int | None = None
     cache_creation_input_tokens: int | None = None
     cache_read_input_tokens: int | None = None
-
-
-def streamed_usage(start: _Usage, delta: _DeltaUsage | None) -> ModelUsage:
-    """A raw stream's usage, summed as the SDK's ``MessageStream`` sums it: a ``message_delta``'s
-    counts are cumulative totals that replace ``message_start``'s, the optional ones only when
-    present."""
-    if delta is None:
-        return usage_of(start)
-    return usage_of(start.model_copy(update=delta.model_dump(exclude_none=True)))
 
 
 class _Answer(pydantic.BaseModel):
@@ -115,13 +108,8 @@ def read_answer(body: bytes) -> tuple[str, ModelUsage]:
     return text, usage_of(answer.usage)
 
 
-class _TextDelta(pydantic.BaseModel):
-    type: str
-    text: str | None = None
-
-
 class _BlockDelta(pydantic.BaseModel):
-    delta: _TextDelta
+    delta: _Block
 
 
 class _StartMessage(pydantic.BaseModel):
@@ -191,9 +179,12 @@ class StreamReader:
         return None
 
     def usage(self) -> ModelUsage:
+        """Summed as the SDK's ``MessageStream`` sums it: a ``message_delta``'s counts are
+        cumulative totals that replace ``message_start``'s, the optional ones only when present."""
         if self.start is None:  # a stream that ended before its first event: nothing can be billed or trusted
             raise TransientFailure("anthropic: the stream ended without a message_start event")
-        return streamed_usage(self.start, self.delta)
+        latest = self.delta.model_dump(exclude_none=True) if self.delta is not None else {}
+        return usage_of(self.start.model_copy(update=latest))
 
 
 async def stream_text(client: anthropic.AsyncAnthropic, reader: StreamReader, **params: Any) -> AsyncIterator[str]:
@@ -260,9 +251,16 @@ class ClaudeProvider:
         # event object per delta: 4.7 -> 3.1 ms per answer) nor the SDK's event objects
         # (StreamReader): only the text and the usage are needed (bench/FIXES.md).
         reader = StreamReader()
-        params = {"model": model, "max_tokens": request.max_tokens, "system": request.system}
+        messages = self._messages(request)
         try:
-            async for piece in stream_text(self.client, reader, messages=self._messages(request), **params):
+            async for piece in stream_text(
+                self.client,
+                reader,
+                model=model,
+                max_tokens=request.max_tokens,
+                system=request.system,
+                messages=messages,
+            ):
                 yield piece
         except JobFailure:
             raise

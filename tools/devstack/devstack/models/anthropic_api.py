@@ -254,12 +254,14 @@ def routes(state: StandinState) -> list[BaseRoute]:
         headers = {"request-id": f"req_standin_{answer.id[12:]}"}
         if req.stream:
             events = answer.events()
+            # Both stream faults cut the answer after its first third (at least its first delta).
+            first_part = events[: max(4, len(events) // 3)]
             if spec is not None and spec.kind == "disconnect":
                 timing.end()
-                return DroppedConnection(b"".join(events[: max(4, len(events) // 3)]), "text/event-stream")
+                return DroppedConnection(b"".join(first_part), "text/event-stream")
             if spec is not None and spec.kind == "stream_error":
                 error = {"type": "error", "error": {"type": "overloaded_error", "message": _ERROR_MESSAGES[529]}}
-                events = [*events[: max(4, len(events) // 3)], _sse("error", error)]
+                events = [*first_part, _sse("error", error)]
             return StreamingResponse(stream_body(events, timing), media_type="text/event-stream", headers=headers)
         response: Response
         if spec is not None and spec.kind == "disconnect":
