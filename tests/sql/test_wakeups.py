@@ -113,6 +113,33 @@ def test_jobs_back_to_queued_wake_and_claims_do_not(api: SqlApi) -> None:
     assert woken(api) == ["w2"]
 
 
+def test_progress_and_lease_renewals_wake_nobody(api: SqlApi) -> None:
+    uid = api.create_user()
+    job = api.enqueue(uid)
+    assert park(api, "w1", max_jobs=2) != []
+    park(api, "w2")
+    api.as_service(
+        "select * from report_progress_batch('w1', %s::jsonb)", (f'[{{"job_id": "{job["id"]}", "percent": 50}}]',)
+    )
+    api.as_service("select * from renew_leases('w1', %s::uuid[], 60)", ([job["id"]],))
+    assert woken(api) == []
+
+
+def test_one_statement_that_keeps_a_job_running_and_requeues_another_still_wakes(api: SqlApi) -> None:
+    # The trigger returns early only when every row a statement touched is still running.
+    uid = api.create_user()
+    kept, requeued = api.enqueue(uid, "rename_layers", {"i": 1}), api.enqueue(uid, "rename_layers", {"i": 2})
+    assert len(park(api, "w1", max_jobs=3)) == 2
+    park(api, "w2")
+    api.admin(
+        "update public.jobs set status = case when id = %s then 'queued' else status end,"
+        " lease_expires_at = case when id = %s then null else lease_expires_at end,"
+        " worker_id = case when id = %s then null else worker_id end where id = any(%s::uuid[])",
+        (requeued["id"], requeued["id"], requeued["id"], [kept["id"], requeued["id"]]),
+    )
+    assert woken(api) == ["w2"]
+
+
 def test_a_future_job_hints_its_run_at(api: SqlApi) -> None:
     uid = api.create_user()
     park(api, "w1")
