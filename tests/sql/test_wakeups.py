@@ -3,6 +3,7 @@ workers as it needs, not every worker."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -118,9 +119,8 @@ def test_progress_and_lease_renewals_wake_nobody(api: SqlApi) -> None:
     job = api.enqueue(uid)
     assert park(api, "w1", max_jobs=2) != []
     park(api, "w2")
-    api.as_service(
-        "select * from report_progress_batch('w1', %s::jsonb)", (f'[{{"job_id": "{job["id"]}", "percent": 50}}]',)
-    )
+    reports = json.dumps([{"job_id": str(job["id"]), "percent": 50}])
+    api.as_service("select * from report_progress_batch('w1', %s::jsonb)", (reports,))
     api.as_service("select * from renew_leases('w1', %s::uuid[], 60)", ([job["id"]],))
     assert woken(api) == []
 
@@ -132,10 +132,10 @@ def test_one_statement_that_keeps_a_job_running_and_requeues_another_still_wakes
     assert len(park(api, "w1", max_jobs=3)) == 2
     park(api, "w2")
     api.admin(
-        "update public.jobs set status = case when id = %s then 'queued' else status end,"
-        " lease_expires_at = case when id = %s then null else lease_expires_at end,"
-        " worker_id = case when id = %s then null else worker_id end where id = any(%s::uuid[])",
-        (requeued["id"], requeued["id"], requeued["id"], [kept["id"], requeued["id"]]),
+        "update public.jobs set status = case when id = %(back)s then 'queued' else status end,"
+        " lease_expires_at = case when id = %(back)s then null else lease_expires_at end,"
+        " worker_id = case when id = %(back)s then null else worker_id end where id = any(%(ids)s::uuid[])",
+        {"back": requeued["id"], "ids": [kept["id"], requeued["id"]]},
     )
     assert woken(api) == ["w2"]
 
