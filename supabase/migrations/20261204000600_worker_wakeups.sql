@@ -198,6 +198,12 @@ begin
     end loop;
     return null;
   end if;
+  -- A statement that leaves every row it touched running (a claim, a progress report, a lease
+  -- renewal) can neither queue a job nor free a place under a cap: one pass over its new rows
+  -- instead of the two joins below (bench/FIXES.md, "claims that could not wake anyone").
+  if not exists (select 1 from new_rows n where n.status <> 'running') then
+    return null;
+  end if;
   for g in
     select n.kind, count(*)::integer as jobs,
            min(n.run_at) filter (where n.run_at <= now()) as due_at,
