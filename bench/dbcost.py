@@ -34,10 +34,10 @@ from devstack import paths
 from devstack.cli import db_up
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = {
-    "shipped": "",
-    "no_broadcast": "broadcasts",
-    "no_triggers": "broadcasts,jobs_store_cached_result,jobs_advance_dependents",
+VARIANTS: dict[str, list[str]] = {
+    "shipped": [],
+    "no_broadcast": ["broadcasts"],
+    "no_triggers": ["broadcasts", "jobs_store_cached_result", "jobs_advance_dependents"],
 }
 WORKER = "bench-dbcost"
 FUNCTIONS = """

@@ -24,7 +24,7 @@ from bench import databases, stats
 from bench.databases import scratch_database
 from bench.support import gateway_process
 from bench.systems import cli
-from bench.systems.base import System, read_records
+from bench.systems.base import System, read_call_starts, read_records
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 60.0
@@ -148,12 +148,13 @@ def merge_records(procs: list[WorkerProc]) -> tuple[dict[int, float], int]:
     return merged, starts - len(merged)
 
 
-def claims_per_job(procs: list[WorkerProc], jobs: int) -> float | None:
-    """Claim calls after READY over all processes, per job (None if a process did not say)."""
+def claims_per_job(procs: list[WorkerProc], jobs: int, count: str = "claims") -> float | None:
+    """Claim calls after READY over all processes, per job (None if a process did not say);
+    ``count="handed"``: jobs claimed for the workers inside the enqueue (hand-offs), per job."""
     paths = [cli.claims_path(w.record) for w in procs]
     if jobs <= 0 or not all(p.exists() for p in paths):
         return None
-    return round(sum(int(json.loads(p.read_text())["claims"]) for p in paths) / jobs, 3)
+    return round(sum(int(json.loads(p.read_text()).get(count, 0)) for p in paths) / jobs, 3)
 
 
 def wait_empty(system: System, database: str, cap_s: float, cpu: CpuMeter | None = None) -> tuple[float, bool]:
@@ -231,6 +232,11 @@ def run_pickup(
     enqueued = read_records(out)
     started, duplicates = merge_records(procs)
     latencies = [(started[s] - t) * 1000 for s, t in enqueued.items() if s in started]
+    # The enqueue call itself, and call start -> handler start: a queue that does work for the
+    # worker inside the enqueue (ours hands the job to a parked worker) shows it here.
+    call_starts = read_call_starts(out)
+    calls = [(t - call_starts[s]) * 1000 for s, t in enqueued.items() if s in call_starts]
+    from_call = [(started[s] - call_starts[s]) * 1000 for s in enqueued if s in started and s in call_starts]
     return {
         "jobs": jobs,
         "gap_ms": gap_ms,
@@ -238,8 +244,11 @@ def run_pickup(
         "instances_per_process": instances,
         "concurrency": concurrency,
         "claims_per_job": claims_per_job(procs, warmup + jobs),  # warm-up jobs ran after READY too
+        "handed_per_job": claims_per_job(procs, warmup + jobs, "handed"),
         "latency": stats.summary(latencies),
         "latencies_ms": [round(x, 3) for x in latencies],
+        "enqueue_call": stats.summary(calls),
+        "from_call_start": stats.summary(from_call),
         "missing": sum(1 for s in enqueued if s not in started),
         "duplicate_starts": duplicates,
         "elapsed_s": round(elapsed, 2),

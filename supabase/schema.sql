@@ -546,6 +546,12 @@ uuid not null
 -- column public.worker_wakeups.free_slots
 integer not null
 
+-- column public.worker_wakeups.handed
+uuid[] not null default '{}'::uuid[]
+
+-- column public.worker_wakeups.handoff_lease_seconds
+integer
+
 -- column public.worker_wakeups.kinds
 text[]
 
@@ -2275,6 +2281,13 @@ AS $function$
 declare
   w record;
   v_payload jsonb;
+  v_message jsonb;
+  v_text text;
+  v_quiet text;
+  v_jobs jsonb;
+  v_ids uuid[];
+  v_handed integer;
+  v_free integer;
 begin
   -- Before reading parked workers: a claim that is parking now either sees these committed jobs
   -- or has committed its entry (see the header). Taken again by a later call: a no-op.
@@ -2291,7 +2304,7 @@ begin
   -- the sweep: tests/sql/test_wakeups.py).
   for w in
     with candidates as (
-      select c.worker_id, c.free_slots, c.parked_at, c.woken_at is not null as woken
+      select c.worker_id, c.free_slots, c.parked_at, c.woken_at is not null as woken, c.handoff_lease_seconds
       from public.worker_wakeups c
       where c.parked_until > now() and c.free_slots > 0 and (c.kinds is null or p_kind = any(c.kinds))
         and (c.woken_at is null or c.woken_at > now() - interval '2 seconds')
@@ -2303,20 +2316,58 @@ begin
       -- The one parked last first, until their free slots cover the new jobs. A
       -- live worker parks again after every claim: the latest entries are the likeliest alive,
       -- and one that died sinks below them until it lapses.
-      select c.worker_id, c.woken, coalesce(sum(c.free_slots) over (
+      select c.*, coalesce(sum(c.free_slots) over (
         order by c.parked_at desc, c.worker_id rows between unbounded preceding and 1 preceding), 0) as before
       from candidates c
     )
-    update public.worker_wakeups d
-    set woken_at = coalesce(d.woken_at, now()),
-        free_slots = d.free_slots - least(d.free_slots, p_jobs - chosen.before)
-    from chosen
-    where d.worker_id = chosen.worker_id and chosen.before < p_jobs
-    returning d.worker_id, chosen.woken
+    select c.worker_id, c.woken, c.handoff_lease_seconds, least(c.free_slots, p_jobs - c.before)::integer as slots
+    from chosen c
+    where c.before < p_jobs
+    order by c.parked_at desc, c.worker_id
   loop
+    v_jobs := null;
+    v_ids := '{}';
+    v_handed := 0;
+    if p_due_at is not null and w.handoff_lease_seconds is not null and not w.woken then
+      -- Hand-off: claim for the worker now, in this transaction, as its own claim would right
+      -- after a wake-up (same function: caps, group locks, claim order), quietly (the worker
+      -- announces each job). It may take an earlier due job of the kind instead of a new one.
+      v_quiet := current_setting('jobs.quiet_claims', true);
+      perform set_config('jobs.quiet_claims', 'on', true);
+      select coalesce(jsonb_agg(to_jsonb(c)), '[]'), coalesce(array_agg(c.id), '{}'), count(*)
+        into v_jobs, v_ids, v_handed
+        from public.claim_jobs(worker_id => w.worker_id, kinds => array[p_kind], max_jobs => w.slots,
+                               lease_seconds => w.handoff_lease_seconds) c;
+      perform set_config('jobs.quiet_claims', coalesce(v_quiet, ''), true);
+    end if;
+    -- The slots are promised either way: to the handed jobs, and to the claim a wake-up asks for.
+    -- A hand-off that got fewer jobs than slots (a cap, a group another claim holds) asks for that
+    -- claim too, made after this commit, as a plain wake-up does.
+    update public.worker_wakeups d
+    set free_slots = d.free_slots - w.slots,
+        woken_at = case when v_handed < w.slots then coalesce(d.woken_at, now()) else d.woken_at end,
+        handed = d.handed || v_ids
+    where d.worker_id = w.worker_id
+    returning d.free_slots into v_free;
     continue when w.woken;  -- already told
-    perform realtime.send(v_payload, 'wake', 'worker:' || w.worker_id, true);
-    perform pg_notify(private.wake_channel(w.worker_id), v_payload::text);
+    if w.handoff_lease_seconds is null then
+      v_message := v_payload;
+    else
+      -- free_slots: what the entry has left; at 0 the worker claims by itself when a slot frees.
+      v_message := v_payload || jsonb_build_object('free_slots', v_free, 'claim', p_due_at is not null and v_handed < w.slots);
+      if v_handed > 0 then
+        v_text := (v_message || jsonb_build_object('jobs', v_jobs))::text;
+        -- NOTIFY takes less than 8,000 bytes: a longer message goes without its rows, and the
+        -- claim it asks for returns them (handed, not in handed_seen).
+        if octet_length(v_text) < 8000 then
+          v_message := v_message || jsonb_build_object('jobs', v_jobs);
+        else
+          v_message := v_message || jsonb_build_object('claim', true);
+        end if;
+      end if;
+    end if;
+    perform realtime.send(v_message, 'wake', 'worker:' || w.worker_id, true);
+    perform pg_notify(private.wake_channel(w.worker_id), v_message::text);
   end loop;
 end;
 $function$
@@ -2698,35 +2749,67 @@ begin
 end;
 $function$
 
--- function public.claim_jobs_or_park(text,text[],integer,integer,integer)
-CREATE OR REPLACE FUNCTION public.claim_jobs_or_park(worker_id text, kinds text[] DEFAULT NULL::text[], max_jobs integer DEFAULT 1, lease_seconds integer DEFAULT 60, park_seconds integer DEFAULT 60)
+-- function public.claim_jobs_or_park(text,text[],integer,integer,integer,boolean,uuid[])
+CREATE OR REPLACE FUNCTION public.claim_jobs_or_park(worker_id text, kinds text[] DEFAULT NULL::text[], max_jobs integer DEFAULT 1, lease_seconds integer DEFAULT 60, park_seconds integer DEFAULT 60, handoffs boolean DEFAULT false, handed_seen uuid[] DEFAULT NULL::uuid[])
  RETURNS SETOF public.jobs
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO ''
 AS $function$
 declare
-  v_claimed integer;
+  v_claimed integer := 0;
+  v_held integer := 0;
+  v_unseen uuid[];
 begin
   perform private.check_worker_id(worker_id);
   if park_seconds is null or park_seconds not between 1 and 86400 then
     perform private.raise_invalid('park_seconds',
       format('must be between 1 and 86400, got %s', coalesce(park_seconds::text, 'null')));
   end if;
+  if handoffs is null then
+    perform private.raise_invalid('handoffs', 'must be true or false, got null');
+  end if;
+  perform private.check_array('handed_seen', handed_seen, 1000);
   lock table private.wakeup_gate in share mode;
-  -- claim_jobs checks the other arguments; its error aborts the call before anything is parked.
-  -- The claim is quiet (broadcast_job_change): the worker announces each job with its first report.
-  perform set_config('jobs.quiet_claims', 'on', true);
-  return query select * from public.claim_jobs(
-    worker_id => claim_jobs_or_park.worker_id, kinds => kinds, max_jobs => max_jobs, lease_seconds => lease_seconds);
-  get diagnostics v_claimed = row_count;
-  perform set_config('jobs.quiet_claims', '', true);
+  -- Jobs handed to this worker since its last claim whose message it has not seen (lost with a
+  -- dropped connection, trimmed for size, or still on its way): they are its jobs already, so
+  -- they come first and fill the slots it asks for. The gate orders this read against every
+  -- hand-off: one committed before is listed here, one after finds the new entry.
+  select coalesce(array_agg(h.id), '{}') into v_unseen
+  from public.worker_wakeups w cross join lateral unnest(w.handed) h(id)
+  where w.worker_id = claim_jobs_or_park.worker_id and h.id <> all(coalesce(handed_seen, '{}'));
+  if cardinality(v_unseen) > 0 then
+    return query select * from public.jobs j
+      where j.id = any(v_unseen) and j.status = 'running' and j.worker_id = claim_jobs_or_park.worker_id
+      order by j.priority desc, j.run_at, j.id;
+    get diagnostics v_held = row_count;
+  end if;
+  if v_held < max_jobs or max_jobs is null then
+    -- claim_jobs checks the other arguments; its error aborts the call before anything is parked.
+    -- The claim is quiet (broadcast_job_change): the worker announces each job with its first report.
+    perform set_config('jobs.quiet_claims', 'on', true);
+    return query select * from public.claim_jobs(
+      worker_id => claim_jobs_or_park.worker_id, kinds => kinds, max_jobs => max_jobs - v_held, lease_seconds => lease_seconds);
+    get diagnostics v_claimed = row_count;
+    perform set_config('jobs.quiet_claims', '', true);
+  else
+    -- Handed jobs filled the claim: the arguments are checked all the same.
+    perform private.check_lease_seconds(lease_seconds);
+    if max_jobs not between 1 and 1000 then
+      perform private.raise_invalid('max_jobs', format('must be between 1 and 1000, got %s', max_jobs));
+    end if;
+    perform private.check_kinds('kinds', kinds);
+  end if;
+  v_claimed := v_claimed + v_held;
   if v_claimed < max_jobs then
-    insert into public.worker_wakeups as w (worker_id, kinds, free_slots, parked_at, parked_until)
-    values (claim_jobs_or_park.worker_id, kinds, max_jobs - v_claimed, now(), now() + make_interval(secs => park_seconds))
+    insert into public.worker_wakeups as w
+      (worker_id, kinds, free_slots, parked_at, parked_until, handoff_lease_seconds)
+    values (claim_jobs_or_park.worker_id, kinds, max_jobs - v_claimed, now(), now() + make_interval(secs => park_seconds),
+            case when handoffs then lease_seconds end)
     on conflict on constraint worker_wakeups_pkey do update
       set kinds = excluded.kinds, free_slots = excluded.free_slots,
-          parked_at = excluded.parked_at, parked_until = excluded.parked_until, woken_at = null;
+          parked_at = excluded.parked_at, parked_until = excluded.parked_until, woken_at = null,
+          handoff_lease_seconds = excluded.handoff_lease_seconds, handed = '{}';
   else
     delete from public.worker_wakeups w where w.worker_id = claim_jobs_or_park.worker_id;
   end if;
@@ -3715,16 +3798,31 @@ begin
 end;
 $function$
 
--- function public.unpark_worker(text)
-CREATE OR REPLACE FUNCTION public.unpark_worker(worker_id text)
+-- function public.unpark_worker(text,uuid[])
+CREATE OR REPLACE FUNCTION public.unpark_worker(worker_id text, handed_seen uuid[] DEFAULT NULL::uuid[])
  RETURNS void
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO ''
 AS $function$
+declare
+  v_unseen uuid[];
 begin
   perform private.check_worker_id(worker_id);
-  delete from public.worker_wakeups w where w.worker_id = unpark_worker.worker_id;
+  perform private.check_array('handed_seen', handed_seen, 1000);
+  -- The row lock orders this against a hand-off: one committed before is in handed, one after
+  -- finds no entry.
+  with gone as (
+    delete from public.worker_wakeups w where w.worker_id = unpark_worker.worker_id returning w.handed
+  )
+  select coalesce(array_agg(h.id), '{}') into v_unseen
+  from gone cross join lateral unnest(gone.handed) h(id)
+  where h.id <> all(coalesce(handed_seen, '{}'));
+  -- Jobs handed to it that it will not run (it stopped before their message came): back to the
+  -- queue with the attempt given back, as release_jobs does at any graceful stop.
+  if cardinality(v_unseen) > 0 then
+    perform public.release_jobs(worker_id => unpark_worker.worker_id, job_ids => v_unseen);
+  end if;
 end;
 $function$
 
@@ -3963,7 +4061,7 @@ service_role:EXECUTE
 -- grant public.claim_jobs(text,text[],integer,integer)
 service_role:EXECUTE
 
--- grant public.claim_jobs_or_park(text,text[],integer,integer,integer)
+-- grant public.claim_jobs_or_park(text,text[],integer,integer,integer,boolean,uuid[])
 service_role:EXECUTE
 
 -- grant public.complete_and_claim(text,jsonb,text[],integer,integer)
@@ -4080,7 +4178,7 @@ authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAI
 -- grant public.tokens_per_kind
 authenticated:SELECT, service_role:DELETE, service_role:INSERT, service_role:MAINTAIN, service_role:REFERENCES, service_role:SELECT, service_role:TRIGGER, service_role:TRUNCATE, service_role:UPDATE
 
--- grant public.unpark_worker(text)
+-- grant public.unpark_worker(text,uuid[])
 service_role:EXECUTE
 
 -- grant public.usage_ledger

@@ -62,10 +62,12 @@ class System(Protocol):
         ...
 
 
-def write_records(path: Path, records: list[tuple[int, float]]) -> None:
+def write_records(path: Path, records: list[tuple[int, float]], starts: dict[int, float] | None = None) -> None:
+    """(seq, t) as JSON lines; with ``starts``, each seq's call start too (``t0``)."""
     with path.open("w") as f:
         for seq, t in records:
-            f.write(json.dumps({"seq": seq, "t": t}) + "\n")
+            item = {"seq": seq, "t": t} | ({"t0": starts[seq]} if starts and seq in starts else {})
+            f.write(json.dumps(item) + "\n")
 
 
 def read_records(path: Path) -> dict[int, float]:
@@ -77,4 +79,14 @@ def read_records(path: Path) -> dict[int, float]:
         if line.strip():
             item = json.loads(line)
             out.setdefault(int(item["seq"]), float(item["t"]))
+    return out
+
+
+def read_call_starts(path: Path) -> dict[int, float]:
+    """seq → when the enqueue call began (t0), for the records that have one."""
+    out: dict[int, float] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip() and "t0" in (item := json.loads(line)):
+                out.setdefault(int(item["seq"]), float(item["t0"]))
     return out

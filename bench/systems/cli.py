@@ -73,17 +73,19 @@ async def enqueue_paced(
     enqueue_one: Callable[[int], Awaitable[None]], out: Path, count: int, gap_ms: float, first_seq: int
 ) -> None:
     """Call ``enqueue_one(seq)`` ``count`` times, ``gap_ms`` apart (start to start, not drifting),
-    and save (seq, time right after the call returned) as JSON lines."""
+    and save (seq, time right after the call returned, time the call began) as JSON lines."""
     records: list[tuple[int, float]] = []
+    starts: dict[int, float] = {}
     next_at = time.monotonic()
     for seq in range(first_seq, first_seq + count):
+        starts[seq] = time.time()
         await enqueue_one(seq)
         records.append((seq, time.time()))
         next_at += gap_ms / 1000
         delay = next_at - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-    write_records(out, records)
+    write_records(out, records, starts)
 
 
 def worker_argv(module: str, database: str, record: Path, concurrency: int, gateway: str | None = None) -> list[str]:

@@ -95,7 +95,7 @@ class OursSystem(OursProduct):
             api.admin(ADD_KIND, (KIND,))
             for _ in range(USERS):
                 api.create_user()
-        without(database, os.environ.get("BENCH_WITHOUT", ""))
+        without(database, _without())
 
     def fill(self, database: str, count: int) -> None:
         with psycopg.connect(paths.database_url(database), autocommit=True) as conn:
@@ -150,6 +150,7 @@ class OursSystem(OursProduct):
                     lease_seconds=LEASE_SECONDS,
                     heartbeat_interval=LEASE_SECONDS / 3,
                     sweep_interval=SWEEP_SECONDS,
+                    handoffs="handoffs" not in _without(),  # A/B runs: plain wake-ups only
                 )
                 worker = Worker(config, store, {KIND: noop}, SystemClock(), wakeups=wakeups, artifacts=artifacts)
                 if os.environ.get("BENCH_ACK_AND_CLAIM") == "0":  # A/B runs: acknowledge and claim separately
@@ -167,7 +168,9 @@ class OursSystem(OursProduct):
                 recorder.save(record)
                 if baseline:
                     claims = sum(_claims(w) for w, _ in fleet) - baseline[0]
-                    cli.claims_path(record).write_text(json.dumps({"claims": claims, "instances": instances}))
+                    handed = sum(_handed(w) for w, _ in fleet) - baseline[1]
+                    counts = {"claims": claims, "handed": handed, "instances": instances}
+                    cli.claims_path(record).write_text(json.dumps(counts))
 
     async def _transports(self, database: str, gateway: str | None, artifacts_dir: Path) -> tuple[Any, Any, Any]:
         if self.store == "postgres":
@@ -231,12 +234,17 @@ $$
 """
 
 
-def without(database: str, names: str) -> None:
+def _without() -> list[str]:
+    return [n.strip() for n in os.environ.get("BENCH_WITHOUT", "").split(",") if n.strip()]
+
+
+def without(database: str, wanted: list[str]) -> None:
     """A/B runs that price a feature (``BENCH_WITHOUT``, comma-separated): ``broadcasts`` makes
     realtime.send a no-op (no subtransaction, no realtime.messages row), ``caps`` replaces
-    claim_jobs by a claim without per-user caps (``NO_CAPS``), any other name is a trigger of
-    public.jobs to turn off (checked against the catalog). Scratch database only."""
-    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    claim_jobs by a claim without per-user caps (``NO_CAPS``), ``handoffs`` has the workers park
+    for plain wake-ups (they claim after each), any other name is a trigger of public.jobs to turn
+    off (checked against the catalog). Scratch database only."""
+    wanted = [n for n in wanted if n != "handoffs"]  # the workers' setting, not the database's
     if not wanted:
         return
     # devstack's superuser: realtime.send belongs to the platform, as on hosted.
@@ -255,7 +263,9 @@ def without(database: str, names: str) -> None:
             elif name in known:
                 conn.execute(sql.SQL("alter table public.jobs disable trigger {}").format(sql.Identifier(name)))
             else:
-                raise SystemExit(f"BENCH_WITHOUT: {name!r} is neither broadcasts, caps nor one of {sorted(known)}")
+                raise SystemExit(
+                    f"BENCH_WITHOUT: {name!r} is neither broadcasts, caps, handoffs nor one of {sorted(known)}"
+                )
 
 
 def _wait_for_change_feed(conn: psycopg.Connection[Any], cap_s: float = 30.0) -> None:
@@ -280,12 +290,16 @@ def _claims(worker: Worker) -> int:
     return sum(h.n for h in worker.metrics.histograms["worker_claim_duration_seconds"].values())
 
 
+def _handed(worker: Worker) -> int:
+    return int(sum(worker.metrics.counters["worker_jobs_handed_total"].values()))
+
+
 async def _announce_when_settled(fleet: list[Worker], baseline: list[int]) -> None:
     """READY once every instance's push channel is up (LISTEN issued / Realtime channel joined)
     and parked by its first claim; claims from then on are the measured ones."""
     while not all(w.wakeups is not None and w.wakeups.connected and w.parked for w in fleet):  # noqa: ASYNC110
         await asyncio.sleep(0.01)
-    baseline.append(sum(_claims(w) for w in fleet))
+    baseline.extend((sum(_claims(w) for w in fleet), sum(_handed(w) for w in fleet)))
     cli.ready()
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.Event().wait()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, LiteralString, Protocol
@@ -23,7 +23,7 @@ from worker.adapters.postgres import PostgresStore, PostgresWakeups, wake_channe
 from worker.adapters.supabase import RealtimeWakeups, SupabaseStore, connect
 from worker.core.errors import InvalidArgument, JobNotFound, LeaseLost
 from worker.core.job_rows import PROBLEM
-from worker.core.jobs import Job, JobHint, JobRow, UnparseableJob
+from worker.core.jobs import Job, JobHint, JobRow, UnparseableJob, Wake
 from worker.core.ports import Dashboard, ModelCall, ModelUsage, QueueStore, UsageRecord, Wakeups
 
 pytestmark = pytest.mark.integration
@@ -319,12 +319,20 @@ async def park(b: Backend, n: int = 1) -> list[JobRow]:
     return await b.store.claim_jobs(W, None, n, 60, park_seconds=60)
 
 
+def hints_into(queue: asyncio.Queue[JobHint]) -> Callable[[Wake], None]:
+    def on_wake(wake: Wake) -> None:
+        for hint in wake.hints:
+            queue.put_nowait(hint)
+
+    return on_wake
+
+
 async def test_wakeups_deliver_inserts_and_requeues_to_the_parked_worker(backend: Backend) -> None:
     if backend.wakeups is None:
         pytest.skip("the in-memory store has no push channel")
     hints: asyncio.Queue[JobHint] = asyncio.Queue()
     joined = asyncio.Event()
-    await backend.wakeups.start(W, hints.put_nowait, joined.set)
+    await backend.wakeups.start(W, hints_into(hints), joined.set)
     try:
         async with asyncio.timeout(WAIT):
             await joined.wait()
@@ -341,6 +349,36 @@ async def test_wakeups_deliver_inserts_and_requeues_to_the_parked_worker(backend
             hint = await hints.get()
         assert hint.status == "queued" and hint.run_at is not None and abs((hint.run_at - later).total_seconds()) < 1
     finally:
+        await backend.wakeups.close()
+
+
+async def test_handoffs_bring_the_rows_claimed_for_the_parked_worker(backend: Backend) -> None:
+    if backend.wakeups is None:
+        pytest.skip("the in-memory store has no push channel")
+    wakes: asyncio.Queue[Wake] = asyncio.Queue()
+    joined = asyncio.Event()
+    await backend.wakeups.start(W, wakes.put_nowait, joined.set)
+
+    async def park_for_handoffs(seen: list[uuid.UUID]) -> list[JobRow]:
+        return await backend.store.claim_jobs(W, None, 2, 60, park_seconds=60, handed_seen=seen)
+
+    try:
+        async with asyncio.timeout(WAIT):
+            await joined.wait()
+        assert await park_for_handoffs([]) == []
+        job = backend.harness.enqueue("generate_image", {"prompt": "x"})
+        async with asyncio.timeout(WAIT):
+            wake = await wakes.get()
+        [handed] = [readable(row) for row in wake.jobs]
+        assert (handed.id, handed.status, handed.worker_id, handed.attempts) == (job.id, "running", W, 1)
+        assert (wake.free_slots, wake.claim, [h.kind for h in wake.hints]) == (1, False, ["generate_image"])
+        assert await park_for_handoffs([job.id]) == []  # seen: not answered again
+        other = backend.harness.enqueue("rename_layers")
+        async with asyncio.timeout(WAIT):
+            assert [row.id for row in (await wakes.get()).jobs] == [other.id]
+        assert [row.id for row in await park_for_handoffs([])] == [other.id]  # not seen: answered
+    finally:
+        await backend.store.unpark(W)
         await backend.wakeups.close()
 
 
@@ -405,7 +443,7 @@ async def test_wakeups_skip_what_they_cannot_read_and_stay_connected(backend: Ba
         pytest.skip("the in-memory store has no push channel")
     hints: asyncio.Queue[JobHint] = asyncio.Queue()
     joined = asyncio.Event()
-    await backend.wakeups.start(W, hints.put_nowait, joined.set)
+    await backend.wakeups.start(W, hints_into(hints), joined.set)
     try:
         async with asyncio.timeout(WAIT):
             await joined.wait()

@@ -156,6 +156,8 @@ class SqlHarness:
 
     def truncate(self) -> None:
         self.api.admin("delete from public.jobs")
+        # And parked workers: a worker parked for hand-offs would be handed the next test's jobs.
+        self.api.admin("delete from public.worker_wakeups")
         # Shared provider state too: a cooldown one test opened must not defer the next test's jobs.
         self.api.admin(
             "delete from public.model_capacity; delete from public.provider_limits; delete from public.kind_models"

@@ -145,6 +145,30 @@ async def test_the_gate_counts_tokens_against_the_token_budget() -> None:
     assert refused.value.reason == "tokens"
 
 
+class Blipping(MemoryProviderControl):
+    """Fails the next ``blips`` capacity asks as an unreachable queue, then answers."""
+
+    def __init__(self, clock: Clock, blips: int) -> None:
+        super().__init__(clock)
+        self.blips = blips
+
+    async def acquire_model_capacity_batch(self, requests: Sequence[CapacityRequest]) -> list[Capacity]:
+        if self.blips:
+            self.blips -= 1
+            raise StoreUnavailable("terminating connection due to administrator command")
+        return await super().acquire_model_capacity_batch(requests)
+
+
+async def test_a_capacity_ask_rides_out_a_queue_blip_and_fails_when_the_queue_stays_away() -> None:
+    clock = FakeClock()
+    gated = GatedProvider(Scripted("anthropic"), Blipping(clock, blips=2), clock)
+    await gated.complete("m1", ASK)  # two failed asks, then granted: the job goes on
+    assert clock.slept == [0.2, 0.4]
+    gated = GatedProvider(Scripted("anthropic"), Blipping(clock, blips=3), clock)
+    with pytest.raises(StoreUnavailable):
+        await gated.complete("m1", ASK)
+
+
 def asks(control: MemoryProviderControl, model: str = "m1") -> int:
     return control.calls.count(("acquire", "anthropic", model))
 

@@ -13,7 +13,7 @@ from tests.unit.test_worker_core import Handler, config, echo, running, status, 
 from worker.adapters.memory import MemoryStore
 from worker.core.clock import SystemClock
 from worker.core.context import JobContext
-from worker.core.jobs import JobHint
+from worker.core.jobs import JobHint, Wake
 from worker.core.ports import ProgressReport
 from worker.core.runtime import Worker
 from worker.core.shutdown import Shutdown
@@ -31,7 +31,7 @@ class FakeWakeups:
     def connected(self) -> bool:
         return self._connected
 
-    async def start(self, worker_id: str, on_job: Callable[[JobHint], None], on_joined: Callable[[], None]) -> None:
+    async def start(self, worker_id: str, on_wake: Callable[[Wake], None], on_joined: Callable[[], None]) -> None:
         self.worker_id = worker_id
         if self._connected:
             on_joined()

@@ -116,8 +116,12 @@ class MemoryStore(AckAndClaim):
         lease_seconds: int,
         *,
         park_seconds: int | None = None,
+        handed_seen: Sequence[uuid.UUID] | None = None,
     ) -> list[JobRow]:
         self._call("claim_jobs")
+        if handed_seen is not None and len(handed_seen) > 1000:
+            raise InvalidArgument(f"handed_seen: must hold at most 1000 items, got {len(handed_seen)}")
+        # No hand-offs here (no wake-ups to route): nothing is ever handed, so nothing is unseen.
         return self._claim(worker_id, kinds, max_jobs, lease_seconds, park_seconds)
 
     def _check_claim(
@@ -178,8 +182,8 @@ class MemoryStore(AckAndClaim):
             self.parked.pop(worker_id, None)
         return rows_of(claimed)
 
-    async def unpark(self, worker_id: str) -> None:
-        self._call("unpark_worker")
+    async def unpark(self, worker_id: str, handed_seen: Sequence[uuid.UUID] | None = None) -> None:
+        self._call("unpark_worker")  # nothing is ever handed here (see claim_jobs)
         self.parked.pop(worker_id, None)
 
     async def renew_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: int) -> list[JobRow]:

@@ -26,7 +26,7 @@ from worker.adapters.rpc_store import RpcStore
 from worker.adapters.sql_queries import queries
 from worker.core.errors import StoreError, StoreUnavailable, store_error
 from worker.core.job_rows import read_job_text, read_time, read_wake
-from worker.core.jobs import JobHint, JobKind, JobRow
+from worker.core.jobs import JobKind, JobRow, Wake
 from worker.core.ports import VIEWS
 from worker.core.retry import RetryPolicy
 
@@ -154,11 +154,11 @@ class PostgresWakeups:
     def connected(self) -> bool:
         return self._connected
 
-    async def start(self, worker_id: str, on_job: Callable[[JobHint], None], on_joined: Callable[[], None]) -> None:
+    async def start(self, worker_id: str, on_wake: Callable[[Wake], None], on_joined: Callable[[], None]) -> None:
         channel = wake_channel(worker_id)
-        self._task = asyncio.create_task(self._listen(channel, on_job, on_joined), name=f"listen-{channel}")
+        self._task = asyncio.create_task(self._listen(channel, on_wake, on_joined), name=f"listen-{channel}")
 
-    async def _listen(self, channel: str, on_job: Callable[[JobHint], None], on_joined: Callable[[], None]) -> None:
+    async def _listen(self, channel: str, on_wake: Callable[[Wake], None], on_joined: Callable[[], None]) -> None:
         failures = 0
         while True:
             try:
@@ -167,8 +167,8 @@ class PostgresWakeups:
                     self._connected, failures = True, 0
                     on_joined()
                     async for note in conn.notifies():
-                        for hint in read_wake(note.payload):
-                            on_job(hint)
+                        if (wake := read_wake(note.payload)) is not None:
+                            on_wake(wake)
             except psycopg.Error as exc:
                 failures += 1
                 log.warning("LISTEN connection lost (%s); reconnecting", str(exc).strip()[:200])

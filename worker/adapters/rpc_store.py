@@ -62,6 +62,7 @@ class RpcStore(ABC):
         lease_seconds: int,
         *,
         park_seconds: int | None = None,
+        handed_seen: Sequence[uuid.UUID] | None = None,
     ) -> list[JobRow]:
         args: dict[str, Any] = {
             "worker_id": worker_id,
@@ -71,10 +72,12 @@ class RpcStore(ABC):
         }
         if park_seconds is None:
             return await self._jobs("claim_jobs", args)
-        return await self._jobs("claim_jobs_or_park", {**args, "park_seconds": park_seconds})
+        handoffs = {"handoffs": handed_seen is not None, "handed_seen": list(handed_seen or ())}
+        return await self._jobs("claim_jobs_or_park", {**args, "park_seconds": park_seconds, **handoffs})
 
-    async def unpark(self, worker_id: str) -> None:
-        await self._void("unpark_worker", {"worker_id": worker_id})
+    async def unpark(self, worker_id: str, handed_seen: Sequence[uuid.UUID] | None = None) -> None:
+        seen = None if handed_seen is None else list(handed_seen)
+        await self._void("unpark_worker", {"worker_id": worker_id, "handed_seen": seen})
 
     async def renew_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: int) -> list[JobRow]:
         return await self._jobs(

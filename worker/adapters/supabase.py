@@ -30,7 +30,7 @@ from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from worker.adapters.rpc_store import RpcStore
 from worker.core.errors import StoreError, StoreUnavailable, store_error
 from worker.core.job_rows import read_job_list, read_time, read_wake
-from worker.core.jobs import JobHint, JobKind, JobRow
+from worker.core.jobs import JobKind, JobRow, Wake
 from worker.core.ports import VIEWS
 from worker.core.retry import RetryPolicy
 
@@ -197,14 +197,14 @@ class RealtimeWakeups:
     def connected(self) -> bool:
         return self._connected
 
-    async def start(self, worker_id: str, on_job: Callable[[JobHint], None], on_joined: Callable[[], None]) -> None:
+    async def start(self, worker_id: str, on_wake: Callable[[Wake], None], on_joined: Callable[[], None]) -> None:
         self.topic = f"worker:{worker_id}"
-        self._task = asyncio.create_task(self._supervise(on_job, on_joined), name="realtime-jobs")
+        self._task = asyncio.create_task(self._supervise(on_wake, on_joined), name="realtime-jobs")
 
-    def _channel(self, on_job: Callable[[JobHint], None]) -> AsyncRealtimeChannel:
+    def _channel(self, on_wake: Callable[[Wake], None]) -> AsyncRealtimeChannel:
         def woken(message: BroadcastPayload) -> None:
-            for hint in read_wake(message.get("payload") if isinstance(message, dict) else None):
-                on_job(hint)
+            if (wake := read_wake(message.get("payload") if isinstance(message, dict) else None)) is not None:
+                on_wake(wake)
 
         channel = self.client.channel(
             self.topic, {"config": {"private": True, "broadcast": {"self": False, "ack": False}, "presence": None}}
@@ -212,12 +212,12 @@ class RealtimeWakeups:
         channel.on_broadcast("wake", woken)
         return channel
 
-    async def _supervise(self, on_job: Callable[[JobHint], None], on_joined: Callable[[], None]) -> None:
+    async def _supervise(self, on_wake: Callable[[Wake], None], on_joined: Callable[[], None]) -> None:
         failures = 0
         while True:
             channel: AsyncRealtimeChannel | None = None
             try:
-                channel = self._channel(on_job)
+                channel = self._channel(on_wake)
                 await channel.subscribe(lambda _status, _err: self._state.set())
                 while True:
                     joined = channel.is_joined and self.client.realtime.is_connected

@@ -35,6 +35,8 @@ log = logging.getLogger("worker.gate")
 CHARS_PER_TOKEN = 4  # a rough input-token estimate; the limiter needs an upper-ish bound, not a count
 MAX_ASKS = 200  # per acquire_model_capacity_batch call; the SQL function takes up to 1000
 IMAGE_TOKENS = 1290  # what one generated image counts as (Gemini bills 1290 output tokens per image)
+ASK_TRIES = 3  # a capacity ask that finds the queue unreachable is tried this often
+ASK_RETRY_SECONDS = 0.2  # then 0.4: a pool's connections broken by a database restart fail one call each
 UNLIMITED_RECHECK_SECONDS = 0.5  # how long an "unlimited" answer is trusted (see the module's doc)
 
 
@@ -83,13 +85,25 @@ class GatedProvider:
         self.name = self.provider.name
         self._asks = self.capacity or CapacityBatcher(self.control)
 
+    async def _ask(self, model: str, tokens: int) -> Capacity:
+        # A job can start with no queue call before its first ask (a hand-off: the enqueue
+        # claimed it), so a blip the claim used to absorb meets the ask: it must not cost the
+        # job an attempt. A queue away for longer still fails the ask after the last try.
+        for attempt in range(ASK_TRIES - 1):
+            try:
+                return await self._asks.acquire(self.name, model, tokens)
+            except StoreUnavailable as exc:
+                log.warning("capacity ask for %s/%s failed (%s); asking again", self.name, model, exc)
+                await self.clock.sleep(ASK_RETRY_SECONDS * 2**attempt)
+        return await self._asks.acquire(self.name, model, tokens)
+
     async def admit(self, model: str, tokens: int) -> None:
         if self.clock.monotonic() < self._unlimited_until.get(model, 0.0):
             return
         waited = 0.0
         while True:
             try:
-                capacity = await self._asks.acquire(self.name, model, tokens)
+                capacity = await self._ask(model, tokens)
             except StoreUnavailable:
                 raise  # the queue is away too: the job's outcome could not be recorded either
             except StoreError as exc:

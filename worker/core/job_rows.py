@@ -20,7 +20,7 @@ from datetime import datetime
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from worker.core.errors import InvalidJobRow, describe_validation
-from worker.core.jobs import Job, JobHint, JobRow, UnparseableJob
+from worker.core.jobs import Job, JobHint, JobRow, UnparseableJob, Wake
 from worker.core.json_scan import array_items, top_level_string
 
 log = logging.getLogger("worker.rows")
@@ -72,17 +72,27 @@ def read_hint(raw: object) -> JobHint | None:
         return None
 
 
-def read_wake(raw: object) -> list[JobHint]:
+def read_wake(raw: object) -> Wake | None:
     """A routed wake-up (20261204000600_worker_wakeups.sql): one hint, or two when the statement
-    queued jobs due now (``run_at``) and later ones too (``next_at``, for the timer)."""
+    queued jobs due now (``run_at``) and later ones too (``next_at``, for the timer); with
+    hand-offs, the rows claimed for this worker. None for a message that is not one (logged)."""
     if isinstance(raw, str | bytes):
         with contextlib.suppress(ValueError, RecursionError):  # read_hint logs it
             raw = json.loads(raw)
     hint = read_hint(raw)
-    if hint is None:
-        return []
-    later = read_time(raw.get("next_at")) if isinstance(raw, Mapping) and raw.get("next_at") is not None else None
-    return [hint] if later is None else [hint, hint.model_copy(update={"run_at": later})]
+    if hint is None or not isinstance(raw, Mapping):
+        return None
+    later = read_time(raw.get("next_at")) if raw.get("next_at") is not None else None
+    hints = (hint,) if later is None else (hint, hint.model_copy(update={"run_at": later}))
+    free = raw.get("free_slots")
+    if not isinstance(free, int) or isinstance(free, bool):
+        return Wake(hints)  # a plain wake-up
+    items = raw.get("jobs")
+    rows = [read_job(item) for item in items] if isinstance(items, list) else []
+    # A row without a usable id cannot be started or failed: the claim the worker is asked for
+    # returns it again (a handed job it has not seen), or its lease lapses.
+    jobs = tuple(row for row in rows if row is not None)
+    return Wake(hints, jobs, claim=raw.get("claim") is True or len(jobs) < len(rows), free_slots=free)
 
 
 def read_time(raw: object) -> datetime | None:

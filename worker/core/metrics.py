@@ -24,6 +24,7 @@ class Histogram:
 
 _HELP = {
     "worker_jobs_claimed_total": ("counter", "Jobs claimed, by kind."),
+    "worker_jobs_handed_total": ("counter", "Jobs claimed for this worker by the statement that queued them, by kind."),
     "worker_jobs_succeeded_total": ("counter", "Jobs completed, by kind."),
     "worker_jobs_failed_total": ("counter", "Jobs failed (retryable or not), by kind."),
     "worker_jobs_deferred_total": ("counter", "Jobs deferred on provider rate limits, by kind."),

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, get_args
 
-from worker.core.jobs import JobHint, JobKind, JobRow
+from worker.core.jobs import JobKind, JobRow, Wake
 
 # The dashboard views (supabase/migrations), the only relations ``Dashboard.read_view`` reads.
 View = Literal[
@@ -66,13 +66,17 @@ class QueueStore(Protocol):
         lease_seconds: int,
         *,
         park_seconds: int | None = None,
+        handed_seen: Sequence[uuid.UUID] | None = None,
     ) -> list[JobRow]:
         """Claim up to ``max_jobs``. With ``park_seconds``, a claim that comes back short also parks
         the worker (in the same transaction) so that the next job queued for its kinds wakes it,
-        and only it, through its Wakeups; a full claim unparks it."""
+        and only it, through its Wakeups; a full claim unparks it. With ``handed_seen`` as well
+        (hand-offs), the next due job is claimed for the parked worker and sent in its wake-up,
+        and the answer starts with the jobs handed to it that ``handed_seen`` does not list."""
 
-    async def unpark(self, worker_id: str) -> None:
-        """A stopping worker: wake-ups go to others from now on."""
+    async def unpark(self, worker_id: str, handed_seen: Sequence[uuid.UUID] | None = None) -> None:
+        """A stopping worker: wake-ups go to others from now on. Jobs handed to it that
+        ``handed_seen`` does not list go back to the queue (attempt given back)."""
 
     async def renew_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: int) -> list[JobRow]: ...
 
@@ -165,7 +169,7 @@ class Wakeups(Protocol):
     @property
     def connected(self) -> bool: ...
 
-    async def start(self, worker_id: str, on_job: Callable[[JobHint], None], on_joined: Callable[[], None]) -> None:
+    async def start(self, worker_id: str, on_wake: Callable[[Wake], None], on_joined: Callable[[], None]) -> None:
         """Start listening in the background and return at once.
 
         The adapter keeps (re)connecting on its own; ``on_joined`` runs every time the

@@ -18,9 +18,10 @@ from worker.core.acks import CompletionBatcher
 from worker.core.background import in_background
 from worker.core.context import JobContext
 from worker.core.errors import PermanentFailure, StoreError, StoreUnavailable
+from worker.core.handoffs import Handoffs
 from worker.core.health import HealthState
 from worker.core.job_runner import Failed, JobRun, Outcome, Succeeded, execute
-from worker.core.jobs import JobHint, JobRow, UnparseableJob
+from worker.core.jobs import JobHint, JobRow, UnparseableJob, Wake
 from worker.core.metrics import Metrics
 from worker.core.outcomes import OutcomeRecorder
 from worker.core.ports import ArtifactStore, Clock, QueueStore, Wakeups
@@ -47,6 +48,7 @@ class WorkerConfig:
     heartbeat_interval: float = 20.0
     sweep_interval: float = 30.0
     drain_timeout: float = 60.0
+    handoffs: bool = True  # parked, take jobs claimed for it by the enqueue (False: plain wake-ups)
 
 
 class Worker:
@@ -103,6 +105,7 @@ class Worker:
         self._sweep_now = True
         self._parked = False  # the last claim came back short and parked us: wake-ups will come
         self._parking = False  # a claim that parks if it comes back short is in flight
+        self.handoffs = Handoffs()
         self._fields: dict[str, Any] = {"worker_id": config.worker_id}
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -116,7 +119,7 @@ class Worker:
             extra=self._fields,
         )
         if self.wakeups is not None:
-            await self.wakeups.start(self.config.worker_id, self._on_hint, self._on_joined)
+            await self.wakeups.start(self.config.worker_id, self._on_wake, self._on_joined)
         async with in_background(self._heartbeat_loop()), in_background(self._push_on_stop()):
             await self._claim_loop()
             await self._unpark()
@@ -130,6 +133,29 @@ class Worker:
         self.wake.push()
 
     # -- wake-ups ------------------------------------------------------------------------------
+    def _on_wake(self, wake: Wake) -> None:
+        if self.shutdown.stopping.is_set():
+            return  # nothing new once stopping: the unpark gives back what was handed meanwhile
+        if wake.free_slots is None:  # a plain wake-up: claim what is due, time what is not
+            for hint in wake.hints:
+                self._on_hint(hint)
+            return
+        # A hand-off: the database claimed these for this worker; they run without a claim.
+        for job in self.handoffs.handed(wake.jobs):
+            if job.id not in self.runs:
+                self.metrics.inc("worker_jobs_handed_total", kind=job.kind)
+                self._start(job, announce=True)
+        # The entry keeps this worker parked while it has slots left. At 0, or asked to claim (a
+        # hand-off fell short, or its rows did not fit), the worker claims, now or when a slot
+        # frees, and parks again with the slots it really has free.
+        if wake.claim or wake.free_slots == 0:
+            self._parked = False
+        if wake.claim:
+            self.wake.push()
+        for hint in wake.hints:
+            if hint.run_at is not None and hint.run_at > self.clock.now():
+                self.wake.due(hint.run_at)
+
     def _on_hint(self, hint: JobHint) -> None:
         self._parked = False  # the database took us off the list to send this
         if hint.kind not in self.config.kinds or hint.status != "queued":
@@ -157,7 +183,8 @@ class Worker:
         if self.wakeups is None:
             return
         try:
-            await self.store.unpark(self.config.worker_id)
+            seen = self.handoffs.take_seen() if self.config.handoffs else None
+            await self.store.unpark(self.config.worker_id, seen)
         except StoreError as exc:  # the entry lapses by itself
             log.warning("could not unpark: %s", exc, extra=self._fields)
 
@@ -220,6 +247,9 @@ class Worker:
                     free,
                     self.config.lease_seconds,
                     park_seconds=park_seconds,
+                    handed_seen=self.handoffs.take_seen()
+                    if park_seconds is not None and self.config.handoffs
+                    else None,
                 )
             except StoreError as exc:
                 self._parked = False  # not known: claim again when a slot frees
@@ -230,6 +260,8 @@ class Worker:
                 self._parking = False
             self.metrics.observe("worker_claim_duration_seconds", self.clock.monotonic() - started)
             self._backlog = len(jobs) >= free
+            if park_seconds is not None:  # it may answer with jobs handed to this worker
+                jobs = [job for job in self.handoffs.claimed(jobs) if job.id not in self.runs]
             # claim_jobs_or_park (with park_seconds) claims quietly: the worker announces each job.
             self._start_all(jobs, quiet=park_seconds is not None)
             if not self._backlog:

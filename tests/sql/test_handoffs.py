@@ -1,0 +1,187 @@
+"""Hand-offs (claim_jobs_or_park with handoffs => true): a new due job is claimed for a parked
+worker by the statement that queued it, and its wake-up message carries the claimed rows."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+
+from devstack import paths
+from devstack.sqlapi import SqlApi
+
+pytestmark = pytest.mark.sql
+
+
+def park(api: SqlApi, worker: str, max_jobs: int = 1, seen: list[Any] | None = None, **args: Any) -> list[Any]:
+    call = {"worker_id": worker, "max_jobs": max_jobs, "lease_seconds": 60, "park_seconds": 60, "handoffs": True}
+    call |= args | {"handed_seen": seen}
+    casts = {"handed_seen": "::uuid[]", "kinds": "::text[]"}
+    named = ", ".join(f"{k} => %({k})s{casts.get(k, '')}" for k in call)
+    return api.as_service(f"select * from claim_jobs_or_park({named})", call)
+
+
+def messages(api: SqlApi, worker: str) -> list[dict[str, Any]]:
+    rows = api.admin(
+        "select payload from realtime.messages where topic = %s and event = 'wake' order by inserted_at",
+        (f"worker:{worker}",),
+    )
+    # realtime.send adds the message's id to its payload; the database sent the rest.
+    return [{k: v for k, v in r["payload"].items() if k != "id"} for r in rows]
+
+
+def entry(api: SqlApi, worker: str) -> dict[str, Any]:
+    rows = api.admin("select free_slots, handed, woken_at from public.worker_wakeups where worker_id = %s", (worker,))
+    return rows[0]
+
+
+def status(api: SqlApi, job_id: uuid.UUID) -> tuple[str, str | None, int]:
+    row = api.admin("select status, worker_id, attempts from public.jobs where id = %s", (job_id,))[0]
+    return row["status"], row["worker_id"], row["attempts"]
+
+
+def test_a_new_job_is_claimed_for_the_parked_worker_and_sent_in_its_wake_up(api: SqlApi, dbname: str) -> None:
+    uid = api.create_user()
+    assert park(api, "w1", max_jobs=2) == []
+    channel = api.admin("select private.wake_channel('w1') as c")[0]["c"]
+    with psycopg.connect(paths.database_url(dbname), autocommit=True) as listener:
+        listener.execute(f'listen "{channel}"')
+        job = api.enqueue(uid)
+        [note] = listener.notifies(timeout=5, stop_after=1)
+    assert status(api, job["id"]) == ("running", "w1", 1)
+    [message] = messages(api, "w1")
+    assert json.loads(note.payload) == message  # the same message on both paths
+    assert [row["id"] for row in message["jobs"]] == [str(job["id"])]
+    assert message["jobs"][0]["status"] == "running" and message["jobs"][0]["lease_expires_at"] is not None
+    assert (message["free_slots"], message["claim"]) == (1, False)
+    assert entry(api, "w1")["handed"] == [job["id"]] and entry(api, "w1")["woken_at"] is None
+    # The claim is quiet: the user's topic saw the job queued, and nothing else yet.
+    user_events = api.admin("select payload from realtime.messages where topic = %s", (f"jobs:{uid}",))
+    assert [m["payload"]["status"] for m in user_events] == ["queued"]
+
+
+def test_a_worker_parked_without_handoffs_is_only_woken(api: SqlApi) -> None:
+    uid = api.create_user()
+    park(api, "w1", handoffs=False)
+    job = api.enqueue(uid)
+    assert status(api, job["id"]) == ("queued", None, 0)
+    [message] = messages(api, "w1")
+    assert set(message) == {"kind", "status", "run_at"}  # the message an older worker reads
+
+
+def test_the_next_claim_returns_handed_jobs_the_worker_has_not_seen(api: SqlApi) -> None:
+    uid = api.create_user()
+    park(api, "w1", max_jobs=3)
+    first, second = api.enqueue(uid), api.enqueue(uid)
+    assert entry(api, "w1")["handed"] == [first["id"], second["id"]]
+    # Its message for the first arrived, the second's did not: the claim returns the second and
+    # counts it against max_jobs (one more job is claimed, not two).
+    api.admin("update public.worker_wakeups set free_slots = 0 where worker_id = 'w1'")  # no more hand-offs
+    third, fourth = api.enqueue(uid, "generate_design"), api.enqueue(uid, "generate_design")
+    claimed = park(api, "w1", max_jobs=2, seen=[first["id"]], kinds=["rename_layers", "generate_design"])
+    assert [row["id"] for row in claimed] == [second["id"], third["id"]]
+    assert status(api, fourth["id"]) == ("queued", None, 0)
+    claimed = park(api, "w1", max_jobs=2, seen=[], kinds=["rename_layers", "generate_design"])
+    assert [row["id"] for row in claimed] == [fourth["id"]]  # the second is not reported twice
+    assert entry(api, "w1")["handed"] == []
+
+
+def test_a_handed_job_that_left_the_worker_is_not_returned(api: SqlApi) -> None:
+    uid = api.create_user()
+    park(api, "w1", max_jobs=2)
+    job = api.enqueue(uid)
+    api.as_service("select complete_job(%s, 'w1', '{}'::jsonb)", (job["id"],))
+    assert park(api, "w1", max_jobs=2, seen=[]) == []
+
+
+def test_handed_jobs_fill_the_claim_and_the_arguments_are_still_checked(api: SqlApi) -> None:
+    uid = api.create_user()
+    park(api, "w1", max_jobs=1)
+    job = api.enqueue(uid)
+    api.enqueue(uid)  # w1's slot is taken: stays queued
+    # The handed job fills the claim (claim_jobs is not called): its arguments are checked anyway.
+    for bad, field in (({"kinds": ["no_such_kind"]}, "kinds"), ({"lease_seconds": 0}, "lease_seconds")):
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match=rf"^{field}:"):
+            park(api, "w1", max_jobs=1, seen=[], **bad)
+    assert entry(api, "w1")["handed"] == [job["id"]]  # nothing changed
+    assert [row["id"] for row in park(api, "w1", max_jobs=1, seen=[])] == [job["id"]]
+
+
+def test_a_message_too_long_for_notify_goes_without_rows_and_asks_for_a_claim(api: SqlApi) -> None:
+    uid = api.create_user()
+    park(api, "w1", max_jobs=2)
+    job = api.enqueue(uid, payload={"text": "x" * 9000})
+    [message] = messages(api, "w1")
+    assert "jobs" not in message and message["claim"] is True
+    assert status(api, job["id"]) == ("running", "w1", 1)
+    assert [row["id"] for row in park(api, "w1", max_jobs=2, seen=[])] == [job["id"]]
+
+
+def test_a_job_held_back_by_its_users_cap_is_not_handed_and_the_worker_is_asked_to_claim(api: SqlApi) -> None:
+    uid = api.create_user()
+    for i in range(3):  # rename_layers: max 3 running per user
+        api.enqueue(uid, "rename_layers", {"i": i})
+    assert len(park(api, "w0", max_jobs=3, handoffs=False)) == 3
+    park(api, "w1", max_jobs=2)
+    job = api.enqueue(uid)
+    assert status(api, job["id"]) == ("queued", None, 0)
+    [message] = messages(api, "w1")
+    assert "jobs" not in message and message["claim"] is True
+    assert entry(api, "w1")["woken_at"] is not None  # as a plain wake-up: its claim is awaited
+
+
+def test_a_batch_is_handed_over_several_workers_latest_parked_first(api: SqlApi) -> None:
+    uid = api.create_user()
+    park(api, "w2", max_jobs=2)
+    park(api, "w1", max_jobs=2)
+    api.admin(
+        "insert into public.jobs (user_id, kind, max_attempts)"
+        " select %s, 'rename_layers', 3 from generate_series(1, 3)",
+        (uid,),
+    )
+    assert [len(m["jobs"]) for m in messages(api, "w1")] == [2]
+    assert [len(m["jobs"]) for m in messages(api, "w2")] == [1]
+    assert (entry(api, "w1")["free_slots"], entry(api, "w2")["free_slots"]) == (0, 1)
+    assert api.admin("select count(*) as n from public.jobs where status = 'running'")[0]["n"] == 3
+
+
+def test_a_future_job_is_not_handed_only_hinted(api: SqlApi) -> None:
+    uid = api.create_user()
+    park(api, "w1")
+    api.admin(
+        "insert into public.jobs (user_id, kind, max_attempts, run_at)"
+        " values (%s, 'rename_layers', 3, now() + interval '1 hour')",
+        (uid,),
+    )
+    [message] = messages(api, "w1")
+    assert "jobs" not in message and message["claim"] is False and message["run_at"] is not None
+    assert api.admin("select status from public.jobs")[0]["status"] == "queued"
+
+
+def test_a_stopping_worker_gives_back_the_handed_jobs_it_did_not_take(api: SqlApi) -> None:
+    uid = api.create_user()
+    park(api, "w1", max_jobs=3)
+    taken, missed = api.enqueue(uid), api.enqueue(uid)
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match=r"^handed_seen:"):
+        api.as_service("select unpark_worker(worker_id => 'w1', handed_seen => array[null]::uuid[])")
+    api.as_service("select unpark_worker(worker_id => 'w1', handed_seen => %s::uuid[])", ([taken["id"]],))
+    assert status(api, taken["id"]) == ("running", "w1", 1)  # it runs that one to the end
+    assert status(api, missed["id"]) == ("queued", None, 0)  # the attempt given back
+    assert api.admin("select count(*) as n from public.worker_wakeups")[0]["n"] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        ({"handoffs": None}, "handoffs"),
+        ({"seen": [None]}, "handed_seen"),
+        ({"seen": [str(uuid.uuid4()) for _ in range(1001)]}, "handed_seen"),
+    ],
+)
+def test_bad_handoff_arguments_name_the_field_and_park_nobody(api: SqlApi, args: dict[str, Any], field: str) -> None:
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match=f"^{field}:"):
+        park(api, "w1", **args)
+    assert api.admin("select count(*) as n from public.worker_wakeups")[0]["n"] == 0

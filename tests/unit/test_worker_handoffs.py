@@ -1,0 +1,170 @@
+"""Hand-offs, the worker's side: a handed job runs without a claim, whichever of its message and
+a parking claim's answer comes second is dropped, and the worker claims (now or when a slot
+frees) only when the database asks or its parking entry has no slots left."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from tests.unit.test_worker_core import Handler, config, echo, status, until
+from tests.unit.test_worker_parking import FakeWakeups, ReportingStore, first_step_flushed
+from worker.core.clock import SystemClock
+from worker.core.handoffs import SEEN_MAX, Handoffs
+from worker.core.job_rows import read_wake
+from worker.core.jobs import Job, JobHint, JobRow, Wake
+from worker.core.ports import ProgressReport
+from worker.core.runtime import Worker
+from worker.core.shutdown import Shutdown
+
+
+class SeenStore(ReportingStore):
+    """Keeps the handed_seen of every parking claim."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[list[uuid.UUID] | None] = []
+        self.unparked: list[uuid.UUID] | None = None
+
+    async def claim_jobs(self, *args: Any, handed_seen: Sequence[uuid.UUID] | None = None, **kw: Any) -> list[JobRow]:
+        self.seen.append(None if handed_seen is None else list(handed_seen))
+        return await super().claim_jobs(*args, handed_seen=handed_seen, **kw)
+
+    async def unpark(self, worker_id: str, handed_seen: Sequence[uuid.UUID] | None = None) -> None:
+        self.unparked = None if handed_seen is None else list(handed_seen)
+        await super().unpark(worker_id, handed_seen)
+
+
+@asynccontextmanager
+async def parked_worker(store: SeenStore, handler: Handler = echo) -> AsyncIterator[Worker]:
+    cfg = config(kinds=("rename_layers",))
+    worker = Worker(cfg, store, {"rename_layers": handler}, SystemClock(), wakeups=FakeWakeups(True))
+    shutdown = Shutdown()
+    task = asyncio.create_task(worker.run(shutdown))
+    try:
+        await until(lambda: worker.parked, "parked after the start-up claim")
+        yield worker
+    finally:
+        shutdown.request()
+        shutdown.request()
+        async with asyncio.timeout(10):
+            await task
+
+
+async def hand_off(store: SeenStore, worker: Worker, *, free_slots: int, claim: bool = False) -> Job:
+    """What the database does for a parked worker: claim a new job for it, then send the row."""
+    store.enqueue("rename_layers")
+    [row] = await store.claim_jobs(worker.config.worker_id, None, 1, 60)
+    assert isinstance(row, Job)
+    worker._on_wake(
+        Wake((JobHint(kind="rename_layers", run_at=row.run_at),), (row,), claim=claim, free_slots=free_slots)
+    )
+    return row
+
+
+async def test_a_handed_job_runs_without_a_claim_and_is_announced() -> None:
+    store = SeenStore()
+    async with parked_worker(store, first_step_flushed) as worker:
+        claims = len(store.seen)
+        job = await hand_off(store, worker, free_slots=3)
+        await until(lambda: status(store, job) == "succeeded" and not worker.runs, "the handed job done")
+        await asyncio.sleep(0.1)  # room for a claim, if the worker made one
+        assert len(store.seen) == claims + 1  # the test's own claim for the hand-off, nothing else
+        assert worker.parked  # its entry has slots left: the next job comes to it
+        assert store.batches == [[ProgressReport(job.id, 5, "designing", started=True)]]  # claimed quietly
+
+
+async def test_the_next_parking_claim_lists_the_handed_jobs_seen_once() -> None:
+    store = SeenStore()
+    async with parked_worker(store) as worker:
+        job = await hand_off(store, worker, free_slots=0)  # no slots left: it claims when one frees
+        await until(lambda: status(store, job) == "succeeded" and not worker.runs, "the handed job done")
+        await until(lambda: store.seen[-1] == [job.id], "a parking claim listing the handed job")
+        assert worker.parked
+        worker._on_wake(Wake((JobHint(kind="rename_layers"),), (), claim=True, free_slots=1))
+        await until(lambda: store.seen[-1] == [], "the next claim, asked for by the database, lists nothing")
+
+
+async def test_a_plain_wake_up_claims_and_a_later_hint_only_arms_the_timer() -> None:
+    store = SeenStore()
+    async with parked_worker(store) as worker:
+        claims = len(store.seen)
+        later = store.clock.now() + timedelta(hours=1)
+        worker._on_wake(Wake((JobHint(kind="rename_layers", run_at=later),), (), free_slots=2))
+        await asyncio.sleep(0.1)
+        assert len(store.seen) == claims and worker.next_due == later
+        worker._on_wake(Wake((JobHint(kind="rename_layers"),)))  # an older database's wake-up
+        await until(lambda: len(store.seen) == claims + 1, "a claim for the plain wake-up")
+
+
+async def test_a_stopping_worker_runs_no_hand_off_and_its_unpark_lists_what_it_took() -> None:
+    store = SeenStore()
+    async with parked_worker(store) as worker:
+        taken = await hand_off(store, worker, free_slots=3)
+        await until(lambda: status(store, taken) == "succeeded" and not worker.runs, "the handed job done")
+        worker.shutdown.request()
+        late = await hand_off(store, worker, free_slots=2)  # its message comes after the signal
+        await until(lambda: store.unparked is not None, "unparked")
+        assert late.id not in worker.runs
+    assert store.unparked == [taken.id]  # the database gives back the rest (tests/sql/test_handoffs.py)
+    assert status(store, late) == "running"  # never started here
+
+
+def job_row(job_id: uuid.UUID, lease_minutes: int = 1) -> Job:
+    now = SystemClock().now()
+    return Job(
+        id=job_id,
+        user_id=uuid.uuid4(),
+        kind="rename_layers",
+        status="running",
+        run_at=now,
+        lease_expires_at=now + timedelta(minutes=lease_minutes),
+    )
+
+
+def test_a_message_that_comes_while_the_claim_travels_drops_the_claims_copy() -> None:
+    handoffs, x, y = Handoffs(), job_row(uuid.uuid4()), job_row(uuid.uuid4())
+    assert handoffs.take_seen() == []  # the claim is sent
+    assert handoffs.handed([x]) == [x]  # the message arrives and starts x
+    assert handoffs.claimed([x, y]) == [y]  # the claim had it too (handed before it, not yet seen)
+    assert handoffs.take_seen() == [x.id]  # the next claim says it was seen
+
+
+def test_a_message_that_comes_after_the_claim_drops_the_messages_copy() -> None:
+    handoffs, x = Handoffs(), job_row(uuid.uuid4())
+    handoffs.take_seen()
+    assert handoffs.claimed([x]) == [x]
+    assert handoffs.handed([x]) == []  # the same claim of x (same lease expiry), already started
+    again = job_row(x.id, lease_minutes=2)  # x claimed again later (released, handed anew)
+    assert handoffs.handed([again]) == [again]
+
+
+def test_what_is_remembered_is_bounded() -> None:
+    handoffs = Handoffs(remember=2)
+    first, *rest = (job_row(uuid.uuid4()) for _ in range(3))
+    handoffs.claimed([first, *rest])
+    assert handoffs.handed([first]) == [first]  # forgotten: the oldest of three
+    handoffs.handed([job_row(uuid.uuid4()) for _ in range(SEEN_MAX + 5)])
+    assert len(handoffs.take_seen()) == SEEN_MAX
+
+
+def test_a_hand_off_message_is_read_with_its_rows() -> None:
+    row = job_row(uuid.uuid4())
+    raw = {
+        "kind": "rename_layers",
+        "status": "queued",
+        "run_at": row.run_at.isoformat(),
+        "free_slots": 2,
+        "claim": False,
+    }
+    wake = read_wake({**raw, "jobs": [row.model_dump(mode="json")]})
+    assert wake is not None and wake.jobs == (row,) and (wake.free_slots, wake.claim) == (2, False)
+    unnamed = read_wake({**raw, "jobs": [{"kind": "rename_layers"}]})  # a row without an id
+    assert unnamed is not None and unnamed.jobs == () and unnamed.claim  # its claim returns it
+    plain = read_wake({k: raw[k] for k in ("kind", "status", "run_at")})
+    assert plain is not None and plain.free_slots is None and plain.jobs == ()
+    assert read_wake({"kind": 5, "free_slots": 1}) is None
