@@ -13,13 +13,14 @@
 --     private.wake_channel(worker_id) for workers that talk to Postgres directly.
 --   * A job that stops running while a due job of the same user and kind waits for the running
 --     cap wakes a parked worker too: that job became claimable without changing.
---   * Hand-offs: a worker that parks with handoffs => true is not woken to claim a new due job;
---     the statement that queued it claims it for the worker (claim_jobs, so caps, groups and
---     claim order hold as in any claim) and the message carries the claimed rows (the worker
---     starts them without a round trip). A message that would not fit in a NOTIFY (8,000 bytes)
---     goes without the rows and says claim: the worker's next claim_jobs_or_park returns every
---     job handed to it that it does not list in handed_seen, so a lost or trimmed message
---     costs a claim, never a job.
+--   * Hand-offs: a worker that parks with handoffs => true is not only woken for a new due job:
+--     the statement that queued it claims it for the worker first (claim_jobs, so caps, groups
+--     and claim order hold as in any claim) and the message carries the claimed rows, which the
+--     worker starts without a round trip. It still claims once after the message, as after a
+--     plain wake-up (parking again, and the two-second rule below finds it dead if it does not).
+--     A message that would not fit in a NOTIFY (8,000 bytes) goes without the rows: every
+--     claim_jobs_or_park answers first with the jobs handed to the worker that it does not list
+--     in handed_seen, so a lost or trimmed message costs a claim, never a job.
 --   * A busy worker is not parked: it claims again when a slot frees; a parked worker does not
 --     (whatever became claimable woke someone). The periodic sweep, the sweep after a reconnect
 --     and the due timer stay as safety nets.
@@ -197,7 +198,6 @@ declare
   v_jobs jsonb;
   v_ids uuid[];
   v_handed integer;
-  v_free integer;
 begin
   -- Before reading parked workers: a claim that is parking now either sees these committed jobs
   -- or has committed its entry (see the header). Taken again by a later call: a no-op.
@@ -250,30 +250,24 @@ begin
                                lease_seconds => w.handoff_lease_seconds) c;
       perform set_config('jobs.quiet_claims', coalesce(v_quiet, ''), true);
     end if;
-    -- The slots are promised either way: to the handed jobs, and to the claim a wake-up asks for.
-    -- A hand-off that got fewer jobs than slots (a cap, a group another claim holds) asks for that
-    -- claim too, made after this commit, as a plain wake-up does.
+    -- Handed or not, the worker is now woken: it claims once more (after this commit), which
+    -- parks it again with the slots it really has free, takes what a hand-off could not (a user
+    -- at the cap, a group another claim holds, rows too long for the message) and whatever is
+    -- queued meanwhile for the slots promised here, and shows it is alive: a worker that does
+    -- not claim within two seconds gets nothing more (it may have died while parked).
     update public.worker_wakeups d
-    set free_slots = d.free_slots - w.slots,
-        woken_at = case when v_handed < w.slots then coalesce(d.woken_at, now()) else d.woken_at end,
+    set woken_at = coalesce(d.woken_at, now()),
+        free_slots = d.free_slots - w.slots,
         handed = d.handed || v_ids
-    where d.worker_id = w.worker_id
-    returning d.free_slots into v_free;
+    where d.worker_id = w.worker_id;
     continue when w.woken;  -- already told
-    if w.handoff_lease_seconds is null then
-      v_message := v_payload;
-    else
-      -- free_slots: what the entry has left; at 0 the worker claims by itself when a slot frees.
-      v_message := v_payload || jsonb_build_object('free_slots', v_free, 'claim', p_due_at is not null and v_handed < w.slots);
-      if v_handed > 0 then
-        v_text := (v_message || jsonb_build_object('jobs', v_jobs))::text;
-        -- NOTIFY takes less than 8,000 bytes: a longer message goes without its rows, and the
-        -- claim it asks for returns them (handed, not in handed_seen).
-        if octet_length(v_text) < 8000 then
-          v_message := v_message || jsonb_build_object('jobs', v_jobs);
-        else
-          v_message := v_message || jsonb_build_object('claim', true);
-        end if;
+    v_message := v_payload;
+    if v_handed > 0 then
+      -- NOTIFY takes less than 8,000 bytes: a longer message goes without its rows, and the
+      -- worker's claim returns them (handed, not in handed_seen).
+      v_text := (v_payload || jsonb_build_object('jobs', v_jobs))::text;
+      if octet_length(v_text) < 8000 then
+        v_message := v_payload || jsonb_build_object('jobs', v_jobs);
       end if;
     end if;
     perform realtime.send(v_message, 'wake', 'worker:' || w.worker_id, true);

@@ -371,7 +371,7 @@ async def test_handoffs_bring_the_rows_claimed_for_the_parked_worker(backend: Ba
             wake = await wakes.get()
         [handed] = [readable(row) for row in wake.jobs]
         assert (handed.id, handed.status, handed.worker_id, handed.attempts) == (job.id, "running", W, 1)
-        assert (wake.free_slots, wake.claim, [h.kind for h in wake.hints]) == (1, False, ["generate_image"])
+        assert [h.kind for h in wake.hints] == ["generate_image"]
         assert await park_for_handoffs([job.id]) == []  # seen: not answered again
         other = backend.harness.enqueue("rename_layers")
         async with asyncio.timeout(WAIT):

@@ -38,6 +38,14 @@ def entry(api: SqlApi, worker: str) -> dict[str, Any]:
     return rows[0]
 
 
+def insert_jobs(api: SqlApi, uid: uuid.UUID, count: int) -> None:
+    api.admin(
+        "insert into public.jobs (user_id, kind, max_attempts)"
+        " select %s, 'rename_layers', 3 from generate_series(1, %s)",
+        (uid, count),
+    )
+
+
 def status(api: SqlApi, job_id: uuid.UUID) -> tuple[str, str | None, int]:
     row = api.admin("select status, worker_id, attempts from public.jobs where id = %s", (job_id,))[0]
     return row["status"], row["worker_id"], row["attempts"]
@@ -56,8 +64,9 @@ def test_a_new_job_is_claimed_for_the_parked_worker_and_sent_in_its_wake_up(api:
     assert json.loads(note.payload) == message  # the same message on both paths
     assert [row["id"] for row in message["jobs"]] == [str(job["id"])]
     assert message["jobs"][0]["status"] == "running" and message["jobs"][0]["lease_expires_at"] is not None
-    assert (message["free_slots"], message["claim"]) == (1, False)
-    assert entry(api, "w1")["handed"] == [job["id"]] and entry(api, "w1")["woken_at"] is None
+    assert set(message) == {"kind", "status", "run_at", "jobs"}
+    # Woken as by a plain wake-up: its claim is awaited (it parks again, and shows it is alive).
+    assert entry(api, "w1")["handed"] == [job["id"]] and entry(api, "w1")["woken_at"] is not None
     # The claim is quiet: the user's topic saw the job queued, and nothing else yet.
     user_events = api.admin("select payload from realtime.messages where topic = %s", (f"jobs:{uid}",))
     assert [m["payload"]["status"] for m in user_events] == ["queued"]
@@ -75,18 +84,32 @@ def test_a_worker_parked_without_handoffs_is_only_woken(api: SqlApi) -> None:
 def test_the_next_claim_returns_handed_jobs_the_worker_has_not_seen(api: SqlApi) -> None:
     uid = api.create_user()
     park(api, "w1", max_jobs=3)
-    first, second = api.enqueue(uid), api.enqueue(uid)
-    assert entry(api, "w1")["handed"] == [first["id"], second["id"]]
-    # Its message for the first arrived, the second's did not: the claim returns the second and
-    # counts it against max_jobs (one more job is claimed, not two).
-    api.admin("update public.worker_wakeups set free_slots = 0 where worker_id = 'w1'")  # no more hand-offs
+    insert_jobs(api, uid, 2)  # one statement: both handed in one message
+    first, second = entry(api, "w1")["handed"]
+    # Woken now: jobs queued before its claim are left to that claim, not handed.
     third, fourth = api.enqueue(uid, "generate_design"), api.enqueue(uid, "generate_design")
-    claimed = park(api, "w1", max_jobs=2, seen=[first["id"]], kinds=["rename_layers", "generate_design"])
-    assert [row["id"] for row in claimed] == [second["id"], third["id"]]
+    assert len(messages(api, "w1")) == 1 and status(api, third["id"]) == ("queued", None, 0)
+    # Its message said "first" only (say the second row was lost): the claim answers with the
+    # second first and counts it against max_jobs (one more job is claimed, not two).
+    claimed = park(api, "w1", max_jobs=2, seen=[first], kinds=["rename_layers", "generate_design"])
+    assert [row["id"] for row in claimed] == [second, third["id"]]
     assert status(api, fourth["id"]) == ("queued", None, 0)
     claimed = park(api, "w1", max_jobs=2, seen=[], kinds=["rename_layers", "generate_design"])
-    assert [row["id"] for row in claimed] == [fourth["id"]]  # the second is not reported twice
-    assert entry(api, "w1")["handed"] == []
+    assert [row["id"] for row in claimed] == [fourth["id"]]  # the second is not answered twice
+    assert entry(api, "w1")["handed"] == [] and entry(api, "w1")["woken_at"] is None
+
+
+def test_a_worker_that_does_not_claim_after_a_hand_off_gets_nothing_more(api: SqlApi) -> None:
+    # The bound on a worker that died while parked: what it was handed, and for two seconds
+    # the slots promised to its claim; then jobs go to the others.
+    uid = api.create_user()
+    park(api, "alive", max_jobs=4)
+    park(api, "dead", max_jobs=4)
+    handed = api.enqueue(uid)
+    assert status(api, handed["id"]) == ("running", "dead", 1)
+    api.admin("update public.worker_wakeups set woken_at = now() - interval '3 seconds' where worker_id = 'dead'")
+    later = api.enqueue(uid)
+    assert status(api, later["id"]) == ("running", "alive", 1)
 
 
 def test_a_handed_job_that_left_the_worker_is_not_returned(api: SqlApi) -> None:
@@ -110,17 +133,17 @@ def test_handed_jobs_fill_the_claim_and_the_arguments_are_still_checked(api: Sql
     assert [row["id"] for row in park(api, "w1", max_jobs=1, seen=[])] == [job["id"]]
 
 
-def test_a_message_too_long_for_notify_goes_without_rows_and_asks_for_a_claim(api: SqlApi) -> None:
+def test_a_message_too_long_for_notify_goes_without_rows_and_the_claim_returns_them(api: SqlApi) -> None:
     uid = api.create_user()
     park(api, "w1", max_jobs=2)
     job = api.enqueue(uid, payload={"text": "x" * 9000})
     [message] = messages(api, "w1")
-    assert "jobs" not in message and message["claim"] is True
+    assert set(message) == {"kind", "status", "run_at"}  # a plain wake-up
     assert status(api, job["id"]) == ("running", "w1", 1)
     assert [row["id"] for row in park(api, "w1", max_jobs=2, seen=[])] == [job["id"]]
 
 
-def test_a_job_held_back_by_its_users_cap_is_not_handed_and_the_worker_is_asked_to_claim(api: SqlApi) -> None:
+def test_a_job_held_back_by_its_users_cap_is_not_handed_only_woken_for(api: SqlApi) -> None:
     uid = api.create_user()
     for i in range(3):  # rename_layers: max 3 running per user
         api.enqueue(uid, "rename_layers", {"i": i})
@@ -129,19 +152,15 @@ def test_a_job_held_back_by_its_users_cap_is_not_handed_and_the_worker_is_asked_
     job = api.enqueue(uid)
     assert status(api, job["id"]) == ("queued", None, 0)
     [message] = messages(api, "w1")
-    assert "jobs" not in message and message["claim"] is True
-    assert entry(api, "w1")["woken_at"] is not None  # as a plain wake-up: its claim is awaited
+    assert set(message) == {"kind", "status", "run_at"}
+    assert entry(api, "w1")["woken_at"] is not None  # its claim is awaited
 
 
 def test_a_batch_is_handed_over_several_workers_latest_parked_first(api: SqlApi) -> None:
     uid = api.create_user()
     park(api, "w2", max_jobs=2)
     park(api, "w1", max_jobs=2)
-    api.admin(
-        "insert into public.jobs (user_id, kind, max_attempts)"
-        " select %s, 'rename_layers', 3 from generate_series(1, 3)",
-        (uid,),
-    )
+    insert_jobs(api, uid, 3)
     assert [len(m["jobs"]) for m in messages(api, "w1")] == [2]
     assert [len(m["jobs"]) for m in messages(api, "w2")] == [1]
     assert (entry(api, "w1")["free_slots"], entry(api, "w2")["free_slots"]) == (0, 1)
@@ -157,19 +176,20 @@ def test_a_future_job_is_not_handed_only_hinted(api: SqlApi) -> None:
         (uid,),
     )
     [message] = messages(api, "w1")
-    assert "jobs" not in message and message["claim"] is False and message["run_at"] is not None
+    assert set(message) == {"kind", "status", "run_at"} and message["run_at"] is not None
     assert api.admin("select status from public.jobs")[0]["status"] == "queued"
 
 
 def test_a_stopping_worker_gives_back_the_handed_jobs_it_did_not_take(api: SqlApi) -> None:
     uid = api.create_user()
     park(api, "w1", max_jobs=3)
-    taken, missed = api.enqueue(uid), api.enqueue(uid)
+    insert_jobs(api, uid, 2)
+    taken, missed = entry(api, "w1")["handed"]
     with pytest.raises(psycopg.errors.InvalidParameterValue, match=r"^handed_seen:"):
         api.as_service("select unpark_worker(worker_id => 'w1', handed_seen => array[null]::uuid[])")
-    api.as_service("select unpark_worker(worker_id => 'w1', handed_seen => %s::uuid[])", ([taken["id"]],))
-    assert status(api, taken["id"]) == ("running", "w1", 1)  # it runs that one to the end
-    assert status(api, missed["id"]) == ("queued", None, 0)  # the attempt given back
+    api.as_service("select unpark_worker(worker_id => 'w1', handed_seen => %s::uuid[])", ([taken],))
+    assert status(api, taken) == ("running", "w1", 1)  # it runs that one to the end
+    assert status(api, missed) == ("queued", None, 0)  # the attempt given back
     assert api.admin("select count(*) as n from public.worker_wakeups")[0]["n"] == 0
 
 

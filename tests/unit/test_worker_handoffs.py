@@ -14,6 +14,7 @@ from typing import Any
 from tests.unit.test_worker_core import Handler, config, echo, status, until
 from tests.unit.test_worker_parking import FakeWakeups, ReportingStore, first_step_flushed
 from worker.core.clock import SystemClock
+from worker.core.context import JobContext
 from worker.core.handoffs import SEEN_MAX, Handoffs
 from worker.core.job_rows import read_wake
 from worker.core.jobs import Job, JobHint, JobRow, Wake
@@ -40,8 +41,8 @@ class SeenStore(ReportingStore):
 
 
 @asynccontextmanager
-async def parked_worker(store: SeenStore, handler: Handler = echo) -> AsyncIterator[Worker]:
-    cfg = config(kinds=("rename_layers",))
+async def parked_worker(store: SeenStore, handler: Handler = echo, concurrency: int = 4) -> AsyncIterator[Worker]:
+    cfg = config(kinds=("rename_layers",), concurrency=concurrency)
     worker = Worker(cfg, store, {"rename_layers": handler}, SystemClock(), wakeups=FakeWakeups(True))
     shutdown = Shutdown()
     task = asyncio.create_task(worker.run(shutdown))
@@ -55,63 +56,57 @@ async def parked_worker(store: SeenStore, handler: Handler = echo) -> AsyncItera
             await task
 
 
-async def hand_off(store: SeenStore, worker: Worker, *, free_slots: int, claim: bool = False) -> Job:
+async def hand_off(store: SeenStore, worker: Worker) -> Job:
     """What the database does for a parked worker: claim a new job for it, then send the row."""
     store.enqueue("rename_layers")
     [row] = await store.claim_jobs(worker.config.worker_id, None, 1, 60)
     assert isinstance(row, Job)
-    worker._on_wake(
-        Wake((JobHint(kind="rename_layers", run_at=row.run_at),), (row,), claim=claim, free_slots=free_slots)
-    )
+    worker._on_wake(Wake((JobHint(kind="rename_layers", run_at=row.run_at),), (row,)))
     return row
 
 
-async def test_a_handed_job_runs_without_a_claim_and_is_announced() -> None:
+async def test_a_handed_job_runs_without_a_claim_and_the_worker_parks_again_listing_it() -> None:
     store = SeenStore()
     async with parked_worker(store, first_step_flushed) as worker:
         claims = len(store.seen)
-        job = await hand_off(store, worker, free_slots=3)
+        job = await hand_off(store, worker)
         await until(lambda: status(store, job) == "succeeded" and not worker.runs, "the handed job done")
-        await asyncio.sleep(0.1)  # room for a claim, if the worker made one
-        assert len(store.seen) == claims + 1  # the test's own claim for the hand-off, nothing else
-        assert worker.parked  # its entry has slots left: the next job comes to it
+        await asyncio.sleep(0.1)  # room for more claims, if the worker made any
+        # The test's own claim for the hand-off, then the worker's one claim after the message,
+        # which says it saw the job (so the database does not answer with it) and parks it again.
+        assert store.seen[claims:] == [None, [job.id]]
+        assert worker.parked
         assert store.batches == [[ProgressReport(job.id, 5, "designing", started=True)]]  # claimed quietly
 
 
-async def test_the_next_parking_claim_lists_the_handed_jobs_seen_once() -> None:
-    store = SeenStore()
-    async with parked_worker(store) as worker:
-        job = await hand_off(store, worker, free_slots=0)  # no slots left: it claims when one frees
-        await until(lambda: status(store, job) == "succeeded" and not worker.runs, "the handed job done")
-        await until(lambda: store.seen[-1] == [job.id], "a parking claim listing the handed job")
-        assert worker.parked
-        worker._on_wake(Wake((JobHint(kind="rename_layers"),), (), claim=True, free_slots=1))
-        await until(lambda: store.seen[-1] == [], "the next claim, asked for by the database, lists nothing")
-
-
-async def test_a_plain_wake_up_claims_and_a_later_hint_only_arms_the_timer() -> None:
+async def test_a_later_hint_only_arms_the_timer() -> None:
     store = SeenStore()
     async with parked_worker(store) as worker:
         claims = len(store.seen)
         later = store.clock.now() + timedelta(hours=1)
-        worker._on_wake(Wake((JobHint(kind="rename_layers", run_at=later),), (), free_slots=2))
+        worker._on_wake(Wake((JobHint(kind="rename_layers", run_at=later),)))
         await asyncio.sleep(0.1)
         assert len(store.seen) == claims and worker.next_due == later
-        worker._on_wake(Wake((JobHint(kind="rename_layers"),)))  # an older database's wake-up
-        await until(lambda: len(store.seen) == claims + 1, "a claim for the plain wake-up")
 
 
 async def test_a_stopping_worker_runs_no_hand_off_and_its_unpark_lists_what_it_took() -> None:
     store = SeenStore()
-    async with parked_worker(store) as worker:
-        taken = await hand_off(store, worker, free_slots=3)
-        await until(lambda: status(store, taken) == "succeeded" and not worker.runs, "the handed job done")
+    release = asyncio.Event()
+
+    async def held(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+        await release.wait()
+        return {}
+
+    async with parked_worker(store, held, concurrency=1) as worker:
+        taken = await hand_off(store, worker)  # fills its one slot: no claim follows it
+        await until(lambda: taken.id in worker.runs, "the handed job running")
         worker.shutdown.request()
-        late = await hand_off(store, worker, free_slots=2)  # its message comes after the signal
+        late = await hand_off(store, worker)  # its message comes after the signal
         await until(lambda: store.unparked is not None, "unparked")
         assert late.id not in worker.runs
+        release.set()
     assert store.unparked == [taken.id]  # the database gives back the rest (tests/sql/test_handoffs.py)
-    assert status(store, late) == "running"  # never started here
+    assert (status(store, taken), status(store, late)) == ("succeeded", "running")  # late never started here
 
 
 def job_row(job_id: uuid.UUID, lease_minutes: int = 1) -> Job:
@@ -154,17 +149,11 @@ def test_what_is_remembered_is_bounded() -> None:
 
 def test_a_hand_off_message_is_read_with_its_rows() -> None:
     row = job_row(uuid.uuid4())
-    raw = {
-        "kind": "rename_layers",
-        "status": "queued",
-        "run_at": row.run_at.isoformat(),
-        "free_slots": 2,
-        "claim": False,
-    }
+    raw = {"kind": "rename_layers", "status": "queued", "run_at": row.run_at.isoformat()}
     wake = read_wake({**raw, "jobs": [row.model_dump(mode="json")]})
-    assert wake is not None and wake.jobs == (row,) and (wake.free_slots, wake.claim) == (2, False)
+    assert wake is not None and wake.jobs == (row,) and [h.kind for h in wake.hints] == ["rename_layers"]
     unnamed = read_wake({**raw, "jobs": [{"kind": "rename_layers"}]})  # a row without an id
-    assert unnamed is not None and unnamed.jobs == () and unnamed.claim  # its claim returns it
-    plain = read_wake({k: raw[k] for k in ("kind", "status", "run_at")})
-    assert plain is not None and plain.free_slots is None and plain.jobs == ()
-    assert read_wake({"kind": 5, "free_slots": 1}) is None
+    assert unnamed is not None and unnamed.jobs == ()  # the claim after the wake-up returns it
+    plain = read_wake(raw)
+    assert plain is not None and plain.jobs == ()
+    assert read_wake({"kind": 5, "jobs": [row.model_dump(mode="json")]}) is None

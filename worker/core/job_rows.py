@@ -84,15 +84,11 @@ def read_wake(raw: object) -> Wake | None:
         return None
     later = read_time(raw.get("next_at")) if raw.get("next_at") is not None else None
     hints = (hint,) if later is None else (hint, hint.model_copy(update={"run_at": later}))
-    free = raw.get("free_slots")
-    if not isinstance(free, int) or isinstance(free, bool):
-        return Wake(hints)  # a plain wake-up
     items = raw.get("jobs")
     rows = [read_job(item) for item in items] if isinstance(items, list) else []
-    # A row without a usable id cannot be started or failed: the claim the worker is asked for
-    # returns it again (a handed job it has not seen), or its lease lapses.
-    jobs = tuple(row for row in rows if row is not None)
-    return Wake(hints, jobs, claim=raw.get("claim") is True or len(jobs) < len(rows), free_slots=free)
+    # A row without a usable id is dropped (read_job logs it): the claim that follows every
+    # wake-up returns it again, a handed job the worker has not seen.
+    return Wake(hints, tuple(row for row in rows if row is not None))
 
 
 def read_time(raw: object) -> datetime | None:

@@ -76,12 +76,8 @@ class JobHint(BaseModel):
 @dataclass(frozen=True)
 class Wake:
     """A routed wake-up (20261204000600_worker_wakeups.sql). ``hints``: jobs queued for the
-    worker's kinds (claim now, or arm a timer). A worker that parks with hand-offs also gets
-    ``jobs``, already claimed for it by the statement that queued them; ``claim``, when the database
-    asks it to claim all the same (a hand-off fell short, or its rows did not fit the message);
-    and ``free_slots``, what its parking entry has left (None: a plain wake-up)."""
+    worker's kinds (claim now, or arm a timer). A worker that parks with hand-offs may also get
+    ``jobs``: rows already claimed for it by the statement that queued them."""
 
     hints: tuple[JobHint, ...]
     jobs: tuple[JobRow, ...] = ()
-    claim: bool = False
-    free_slots: int | None = None

@@ -136,25 +136,16 @@ class Worker:
     def _on_wake(self, wake: Wake) -> None:
         if self.shutdown.stopping.is_set():
             return  # nothing new once stopping: the unpark gives back what was handed meanwhile
-        if wake.free_slots is None:  # a plain wake-up: claim what is due, time what is not
-            for hint in wake.hints:
-                self._on_hint(hint)
-            return
-        # A hand-off: the database claimed these for this worker; they run without a claim.
+        # A hand-off: the database claimed these for this worker; they start without a claim.
         for job in self.handoffs.handed(wake.jobs):
             if job.id not in self.runs:
                 self.metrics.inc("worker_jobs_handed_total", kind=job.kind)
                 self._start(job, announce=True)
-        # The entry keeps this worker parked while it has slots left. At 0, or asked to claim (a
-        # hand-off fell short, or its rows did not fit), the worker claims, now or when a slot
-        # frees, and parks again with the slots it really has free.
-        if wake.claim or wake.free_slots == 0:
-            self._parked = False
-        if wake.claim:
-            self.wake.push()
+        # Then, as after any wake-up, claim once more: that parks the worker again with the slots
+        # it really has free, takes what a hand-off left (a capped user, rows too long for the
+        # message) and tells the database this worker is alive.
         for hint in wake.hints:
-            if hint.run_at is not None and hint.run_at > self.clock.now():
-                self.wake.due(hint.run_at)
+            self._on_hint(hint)
 
     def _on_hint(self, hint: JobHint) -> None:
         self._parked = False  # the database took us off the list to send this
@@ -240,6 +231,7 @@ class Worker:
             self._reserved += free
             park_seconds = self.park_seconds
             self._parking = park_seconds is not None
+            handoffs = park_seconds is not None and self.config.handoffs
             try:
                 jobs = await self.store.claim_jobs(
                     self.config.worker_id,
@@ -247,9 +239,7 @@ class Worker:
                     free,
                     self.config.lease_seconds,
                     park_seconds=park_seconds,
-                    handed_seen=self.handoffs.take_seen()
-                    if park_seconds is not None and self.config.handoffs
-                    else None,
+                    handed_seen=self.handoffs.take_seen() if handoffs else None,
                 )
             except StoreError as exc:
                 self._parked = False  # not known: claim again when a slot frees
