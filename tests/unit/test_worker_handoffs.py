@@ -79,6 +79,28 @@ async def test_a_handed_job_runs_without_a_claim_and_the_worker_parks_again_list
         assert store.batches == [[ProgressReport(job.id, 5, "designing", started=True)]]  # claimed quietly
 
 
+async def test_a_worker_a_hand_off_filled_claims_when_its_slot_frees() -> None:
+    """It owes the database a claim (the hand-off marked it woken) but has no slot to claim
+    with: it must claim when the job ends, or new jobs would skip it after two seconds and wait
+    for a sweep."""
+    store = SeenStore()
+    release = asyncio.Event()
+
+    async def held(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+        await release.wait()
+        return {}
+
+    async with parked_worker(store, held, concurrency=1) as worker:
+        claims = len(store.seen)
+        job = await hand_off(store, worker)
+        await asyncio.sleep(0.05)  # past the moment it would claim: it has no free slot
+        assert len(store.seen) == claims + 1 and not worker.parked  # the test's own claim only
+        release.set()
+        await until(lambda: status(store, job) == "succeeded", "the handed job done")
+        await until(lambda: store.seen[claims + 1 :] == [[job.id]], "its claim once the slot freed")
+        assert worker.parked
+
+
 async def test_a_later_hint_only_arms_the_timer() -> None:
     store = SeenStore()
     async with parked_worker(store) as worker:

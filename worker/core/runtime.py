@@ -11,7 +11,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from worker.core.acks import CompletionBatcher
@@ -37,6 +37,7 @@ log = logging.getLogger("worker")
 HandlerFn = Callable[[dict[str, Any], JobContext], Awaitable[dict[str, Any]]]
 DEFAULT_TIMEOUT = 300.0
 PARK_SECONDS_MAX = 86400  # claim_jobs_or_park's bound
+REPARK_AFTER = timedelta(milliseconds=2)  # the claim after a hand-off (see _on_wake)
 
 
 @dataclass(frozen=True)
@@ -137,14 +138,21 @@ class Worker:
         if self.shutdown.stopping.is_set():
             return  # nothing new once stopping: the unpark gives back what was handed meanwhile
         # A hand-off: the database claimed these for this worker; they start without a claim.
-        for job in self.handoffs.handed(wake.jobs):
-            if job.id not in self.runs:
-                self.metrics.inc("worker_jobs_handed_total", kind=job.kind)
-                self._start(job, announce=True)
-        # Then, as after any wake-up, claim once more: that parks the worker again with the slots
-        # it really has free, takes what a hand-off left (a capped user, rows too long for the
-        # message) and tells the database this worker is alive.
-        for hint in wake.hints:
+        handed = [job for job in self.handoffs.handed(wake.jobs) if job.id not in self.runs]
+        for job in handed:
+            self.metrics.inc("worker_jobs_handed_total", kind=job.kind)
+            self._start(job, announce=True)
+        hints = wake.hints
+        if handed:
+            # Then claim once more, as after any wake-up: that parks the worker again with the
+            # slots it really has free, takes what the hand-off left (a capped user, rows too
+            # long for the message) and tells the database this worker is alive. A moment
+            # later, so that the handlers just started run their first steps before the claim's
+            # own work (measured: +0.3 ms p50 pickup when the claim went first). Until then a
+            # parked worker stays parked: a handed job that finishes first adds no claim.
+            self.wake.due(self.clock.now() + REPARK_AFTER)
+            hints = tuple(h for h in hints if h.run_at is not None and h.run_at > self.clock.now())
+        for hint in hints:
             self._on_hint(hint)
 
     def _on_hint(self, hint: JobHint) -> None:
@@ -226,12 +234,16 @@ class Worker:
         while not self.shutdown.stopping.is_set():
             free = self.config.concurrency - (len(self.runs) - self._leaving) - self._reserved
             if free <= 0:
+                # Full (say a hand-off took its last slots before the claim it owes the database):
+                # like any busy worker, it claims when a slot frees.
+                self._parked = self._parked and self._parking
                 return
             started = self.clock.monotonic()
             self._reserved += free
             park_seconds = self.park_seconds
             self._parking = park_seconds is not None
             handoffs = park_seconds is not None and self.config.handoffs
+            self.wake.claiming()
             try:
                 jobs = await self.store.claim_jobs(
                     self.config.worker_id,

@@ -38,6 +38,12 @@ class WakeSignal:
             # parked worker gets no push when its job is deferred or a hint names a later time.)
             self._event.set()
 
+    def claiming(self) -> None:
+        """A claim is being sent now: it takes every job due by now, so a timer for such a time
+        has nothing left to do (else a claim just made would be followed by one for nothing)."""
+        if self._due is not None and self._due <= self.clock.now():
+            self._due = None
+
     @property
     def next_due(self) -> datetime | None:
         return self._due
