@@ -160,6 +160,15 @@ def test_a_message_that_comes_after_the_claim_drops_the_messages_copy() -> None:
     assert handoffs.handed([again]) == [again]
 
 
+def test_seen_jobs_of_a_failed_claim_are_listed_by_the_next() -> None:
+    handoffs, x, y = Handoffs(), job_row(uuid.uuid4()), job_row(uuid.uuid4())
+    handoffs.handed([x])
+    seen = handoffs.take_seen()
+    handoffs.handed([y])
+    handoffs.put_back(seen)  # that claim failed
+    assert handoffs.take_seen() == [x.id, y.id]
+
+
 def test_what_is_remembered_is_bounded() -> None:
     handoffs = Handoffs(remember=2)
     first, *rest = (job_row(uuid.uuid4()) for _ in range(3))

@@ -41,6 +41,10 @@ class Handoffs:
         self._since_send = set()
         return seen
 
+    def put_back(self, seen: list[uuid.UUID]) -> None:
+        """The claim that carried ``seen`` failed: the next one lists them again."""
+        self._seen[:0] = seen[: SEEN_MAX - len(self._seen)]
+
     def claimed(self, jobs: Sequence[JobRow]) -> list[JobRow]:
         """A parking claim's answer, less the handed jobs whose message came while it travelled."""
         kept = [job for job in jobs if job.id not in self._since_send]

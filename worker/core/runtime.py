@@ -242,7 +242,7 @@ class Worker:
             self._reserved += free
             park_seconds = self.park_seconds
             self._parking = park_seconds is not None
-            handoffs = park_seconds is not None and self.config.handoffs
+            seen = self.handoffs.take_seen() if park_seconds is not None and self.config.handoffs else None
             self.wake.claiming()
             try:
                 jobs = await self.store.claim_jobs(
@@ -251,9 +251,11 @@ class Worker:
                     free,
                     self.config.lease_seconds,
                     park_seconds=park_seconds,
-                    handed_seen=self.handoffs.take_seen() if handoffs else None,
+                    handed_seen=seen,
                 )
             except StoreError as exc:
+                if seen:
+                    self.handoffs.put_back(seen)
                 self._parked = False  # not known: claim again when a slot frees
                 self._store_failed(exc)
                 return
