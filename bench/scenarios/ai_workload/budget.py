@@ -77,9 +77,19 @@ def top_level(calls: dict[str, int]) -> dict[str, int]:
 
 
 def calls_per_job(calls: dict[str, int], jobs: dict[str, JobFacts]) -> dict[str, Any]:
+    """The worker's round trips per finished job. ``claim_jobs`` left after the nesting is not one:
+    a parked worker claims through claim_jobs_or_park, so those are the hand-offs, made by the
+    enqueue's trigger for a parked worker (and the rare claim of a worker whose push channel is
+    not joined yet)."""
     finished = max(1, sum(1 for j in jobs.values() if j.finished is not None))
-    per = {name: round(n / finished, 2) for name, n in sorted(calls.items())}
-    return {"jobs_finished": finished, "per_job": per, "total_per_job": round(sum(calls.values()) / finished, 2)}
+    trips = {name: n for name, n in calls.items() if name != "claim_jobs"}
+    per = {name: round(n / finished, 2) for name, n in sorted(trips.items())}
+    return {
+        "jobs_finished": finished,
+        "per_job": per,
+        "total_per_job": round(sum(trips.values()) / finished, 2),
+        "handoffs_per_job": round(calls.get("claim_jobs", 0) / finished, 2),
+    }
 
 
 STREAMING_KINDS = ("generate_edits",)  # its text reaches the client in pieces: not held to 3

@@ -100,7 +100,10 @@ def budget_notes(extra: dict[str, Any]) -> list[str]:
     notes: list[str] = []
     if calls := extra.get("rpc_calls"):
         each = ", ".join(f"{k} {v}" for k, v in sorted(calls["per_job"].items(), key=lambda kv: -kv[1]))
-        notes.append(f"RPC calls per finished job: {calls['total_per_job']} ({each}).")
+        notes.append(
+            f"RPC calls per finished job: {calls['total_per_job']} ({each}); and "
+            f"{calls.get('handoffs_per_job', 0)} claims per job made in the enqueue for a parked worker (hand-offs)."
+        )
     if rt := extra.get("realtime_budget"):
         kinds = ", ".join(
             f"{k} {v['mean']} (max {v['max']}, {v['over_3']} over 3)" for k, v in rt["messages_per_job_by_kind"].items()
