@@ -56,6 +56,16 @@ async def parked_worker(store: SeenStore, handler: Handler = echo, concurrency: 
             await task
 
 
+def held_until(release: asyncio.Event) -> Handler:
+    """A handler that runs until the test sets ``release``."""
+
+    async def held(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+        await release.wait()
+        return {}
+
+    return held
+
+
 async def hand_off(store: SeenStore, worker: Worker) -> Job:
     """What the database does for a parked worker: claim a new job for it, then send the row."""
     store.enqueue("rename_layers")
@@ -85,12 +95,7 @@ async def test_a_worker_a_hand_off_filled_claims_when_its_slot_frees() -> None:
     for a sweep."""
     store = SeenStore()
     release = asyncio.Event()
-
-    async def held(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-        await release.wait()
-        return {}
-
-    async with parked_worker(store, held, concurrency=1) as worker:
+    async with parked_worker(store, held_until(release), concurrency=1) as worker:
         claims = len(store.seen)
         job = await hand_off(store, worker)
         await asyncio.sleep(0.05)  # past the moment it would claim: it has no free slot
@@ -114,12 +119,7 @@ async def test_a_later_hint_only_arms_the_timer() -> None:
 async def test_a_stopping_worker_runs_no_hand_off_and_its_unpark_lists_what_it_took() -> None:
     store = SeenStore()
     release = asyncio.Event()
-
-    async def held(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-        await release.wait()
-        return {}
-
-    async with parked_worker(store, held, concurrency=1) as worker:
+    async with parked_worker(store, held_until(release), concurrency=1) as worker:
         taken = await hand_off(store, worker)  # fills its one slot: no claim follows it
         await until(lambda: taken.id in worker.runs, "the handed job running")
         worker.shutdown.request()
