@@ -24,7 +24,7 @@ from bench import databases, stats
 from bench.databases import scratch_database
 from bench.support import gateway_process
 from bench.systems import cli
-from bench.systems.base import System, read_call_starts, read_records
+from bench.systems.base import System, read_records
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 60.0
@@ -234,7 +234,7 @@ def run_pickup(
     latencies = [(started[s] - t) * 1000 for s, t in enqueued.items() if s in started]
     # The enqueue call itself, and call start -> handler start: a queue that does work for the
     # worker inside the enqueue (ours hands the job to a parked worker) shows it here.
-    call_starts = read_call_starts(out)
+    call_starts = read_records(out, "t0")
     calls = [(t - call_starts[s]) * 1000 for s, t in enqueued.items() if s in call_starts]
     from_call = [(started[s] - call_starts[s]) * 1000 for s in enqueued if s in started and s in call_starts]
     return {

@@ -2350,17 +2350,16 @@ begin
         handed = d.handed || v_ids
     where d.worker_id = w.worker_id;
     continue when w.woken;  -- already told
-    v_message := v_payload;
-    if v_handed > 0 then
+    v_message := v_payload || case when v_handed > 0 then jsonb_build_object('jobs', v_jobs) else '{}' end;
+    v_text := v_message::text;
+    if octet_length(v_text) >= 8000 then
       -- NOTIFY takes less than 8,000 bytes: a longer message goes without its rows, and the
       -- worker's claim returns them (handed, not in handed_seen).
-      v_text := (v_payload || jsonb_build_object('jobs', v_jobs))::text;
-      if octet_length(v_text) < 8000 then
-        v_message := v_payload || jsonb_build_object('jobs', v_jobs);
-      end if;
+      v_message := v_payload;
+      v_text := v_payload::text;
     end if;
     perform realtime.send(v_message, 'wake', 'worker:' || w.worker_id, true);
-    perform pg_notify(private.wake_channel(w.worker_id), v_message::text);
+    perform pg_notify(private.wake_channel(w.worker_id), v_text);
   end loop;
 end;
 $function$

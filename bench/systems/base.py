@@ -70,23 +70,13 @@ def write_records(path: Path, records: list[tuple[int, float]], starts: dict[int
             f.write(json.dumps(item) + "\n")
 
 
-def read_records(path: Path) -> dict[int, float]:
-    """seq → t; a seq seen twice keeps its first time (a redelivered job starts twice)."""
+def read_records(path: Path, key: str = "t") -> dict[int, float]:
+    """seq → t (or the ``key`` field, e.g. ``t0``, for the records that have it); a seq seen twice
+    keeps its first time (a redelivered job starts twice)."""
     out: dict[int, float] = {}
     if not path.exists():
         return out
     for line in path.read_text().splitlines():
-        if line.strip():
-            item = json.loads(line)
-            out.setdefault(int(item["seq"]), float(item["t"]))
-    return out
-
-
-def read_call_starts(path: Path) -> dict[int, float]:
-    """seq → when the enqueue call began (t0), for the records that have one."""
-    out: dict[int, float] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip() and "t0" in (item := json.loads(line)):
-                out.setdefault(int(item["seq"]), float(item["t0"]))
+        if line.strip() and key in (item := json.loads(line)):
+            out.setdefault(int(item["seq"]), float(item[key]))
     return out

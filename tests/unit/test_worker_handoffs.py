@@ -81,6 +81,7 @@ async def test_a_handed_job_runs_without_a_claim_and_the_worker_parks_again_list
         claims = len(store.seen)
         job = await hand_off(store, worker)
         await until(lambda: status(store, job) == "succeeded" and not worker.runs, "the handed job done")
+        await until(lambda: len(store.seen) >= claims + 2, "the worker's claim after the message")
         await asyncio.sleep(0.1)  # room for more claims, if the worker made any
         # The test's own claim for the hand-off, then the worker's one claim after the message,
         # which says it saw the job (so the database does not answer with it) and parks it again.
@@ -98,8 +99,9 @@ async def test_a_worker_a_hand_off_filled_claims_when_its_slot_frees() -> None:
     async with parked_worker(store, held_until(release), concurrency=1) as worker:
         claims = len(store.seen)
         job = await hand_off(store, worker)
-        await asyncio.sleep(0.05)  # past the moment it would claim: it has no free slot
-        assert len(store.seen) == claims + 1 and not worker.parked  # the test's own claim only
+        # The moment it would claim comes, and with no free slot it only stops counting as parked.
+        await until(lambda: not worker.parked, "the claim it owes, put off")
+        assert len(store.seen) == claims + 1  # the test's own claim only
         release.set()
         await until(lambda: status(store, job) == "succeeded", "the handed job done")
         await until(lambda: store.seen[claims + 1 :] == [[job.id]], "its claim once the slot freed")

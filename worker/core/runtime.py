@@ -235,8 +235,9 @@ class Worker:
             free = self.config.concurrency - (len(self.runs) - self._leaving) - self._reserved
             if free <= 0:
                 # Full (say a hand-off took its last slots before the claim it owes the database):
-                # like any busy worker, it claims when a slot frees.
-                self._parked = self._parked and self._parking
+                # like any busy worker, it claims when a slot frees. (No claim of this loop is in
+                # flight here: it is the only parking claimer.)
+                self._parked = False
                 return
             started = self.clock.monotonic()
             self._reserved += free
