@@ -2287,6 +2287,7 @@ declare
   v_jobs jsonb;
   v_ids uuid[];
   v_handed integer;
+  v_parked boolean;
 begin
   -- Before reading parked workers: a claim that is parking now either sees these committed jobs
   -- or has committed its entry (see the header). Taken again by a later call: a no-op.
@@ -2319,7 +2320,8 @@ begin
         order by c.parked_at desc, c.worker_id rows between unbounded preceding and 1 preceding), 0) as before
       from candidates c
     )
-    select c.worker_id, c.woken, c.handoff_lease_seconds, least(c.free_slots, p_jobs - c.before)::integer as slots
+    select c.worker_id, c.woken, c.handoff_lease_seconds, c.free_slots, c.parked_at,
+           least(c.free_slots, p_jobs - c.before)::integer as slots
     from chosen c
     where c.before < p_jobs
     order by c.parked_at desc, c.worker_id
@@ -2327,6 +2329,7 @@ begin
     v_jobs := null;
     v_ids := '{}';
     v_handed := 0;
+    v_parked := false;
     if p_due_at is not null and w.handoff_lease_seconds is not null and not w.woken then
       -- Hand-off: claim for the worker now, in this transaction, as its own claim would right
       -- after a wake-up (same function: caps, group locks, claim order), quietly (the worker
@@ -2338,26 +2341,38 @@ begin
         from public.claim_jobs(worker_id => w.worker_id, kinds => array[p_kind], max_jobs => w.slots,
                                lease_seconds => w.handoff_lease_seconds) c;
       perform set_config('jobs.quiet_claims', coalesce(v_quiet, ''), true);
+      -- It stays parked (no claim owed) when the hand-off did all a claim would have: it took
+      -- every job it was for, left no due job of the kind behind (one a user's cap holds back,
+      -- an earlier one it took instead, the rest of a batch for the next worker: the claim
+      -- takes those), and the worker keeps free slots; and only if it parked less than two
+      -- seconds ago, so a worker that died while parked gets this for two seconds at most.
+      v_parked := v_handed = w.slots and w.free_slots > v_handed and w.parked_at > now() - interval '2 seconds'
+        and not exists (select 1 from public.jobs q where q.status = 'queued' and q.kind = p_kind and q.run_at <= now());
     end if;
-    -- Handed or not, the worker is now woken: it claims once more (after this commit), which
-    -- parks it again with the slots it really has free, takes what a hand-off could not (a user
-    -- at the cap, a group another claim holds, rows too long for the message) and whatever is
-    -- queued meanwhile for the slots promised here, and shows it is alive: a worker that does
-    -- not claim within two seconds gets nothing more (it may have died while parked).
+    if not w.woken then
+      v_message := v_payload
+        || case when v_handed > 0 then jsonb_build_object('jobs', v_jobs) else '{}' end
+        || case when v_parked then jsonb_build_object('parked', true) else '{}' end;
+      v_text := v_message::text;
+      if octet_length(v_text) >= 8000 then
+        -- NOTIFY takes less than 8,000 bytes: a longer message goes without its rows, and the
+        -- worker's claim returns them (handed, not in handed_seen).
+        v_message := v_payload;
+        v_text := v_payload::text;
+        v_parked := false;
+      end if;
+    end if;
+    -- Unless it stays parked, the worker is now woken: it claims once more (after this
+    -- commit), which parks it again with the slots it really has free, takes what a hand-off
+    -- could not and whatever is queued meanwhile for the slots promised here, and shows it is
+    -- alive: a worker that does not claim within two seconds gets nothing more (it may have
+    -- died while parked).
     update public.worker_wakeups d
-    set woken_at = coalesce(d.woken_at, now()),
+    set woken_at = case when v_parked then d.woken_at else coalesce(d.woken_at, now()) end,
         free_slots = d.free_slots - w.slots,
         handed = d.handed || v_ids
     where d.worker_id = w.worker_id;
     continue when w.woken;  -- already told
-    v_message := v_payload || case when v_handed > 0 then jsonb_build_object('jobs', v_jobs) else '{}' end;
-    v_text := v_message::text;
-    if octet_length(v_text) >= 8000 then
-      -- NOTIFY takes less than 8,000 bytes: a longer message goes without its rows, and the
-      -- worker's claim returns them (handed, not in handed_seen).
-      v_message := v_payload;
-      v_text := v_payload::text;
-    end if;
     perform realtime.send(v_message, 'wake', 'worker:' || w.worker_id, true);
     perform pg_notify(private.wake_channel(w.worker_id), v_text);
   end loop;

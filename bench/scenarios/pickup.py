@@ -24,14 +24,15 @@ enqueue call returned (its transaction committed). The handler's first statement
 the payload; both clocks are the same machine's wall clock. The enqueue time is taken when the
 call returned, a little after the commit itself, so every system's latency is understated by the
 time its enqueue call needed to return (a fraction of a millisecond; it is why pgqueuer shows a
-few values under 0.5 ms). Ten warm-up jobs run first and are not counted. Ours hands a new job
-to the parked worker inside the enqueue's transaction (the insert claims it for that worker, and
-the wake-up carries the row), so part of its pickup moved into the enqueue call: "enqueue call"
-is the call's own time and "call start → handler" the whole path, for every system (the same
-enqueuer process; ours calls `enqueue_job` as the user over psycopg, with the JWT claims set per
-call as PostgREST does). *ours (Supabase)* goes through the devstack gateway (a separate
-process): the hand-off arrives on the worker's private Realtime topic; *ours (direct Postgres)*
-by NOTIFY on its own channel."""
+few values under 0.5 ms, and why a hand-off, which reaches the worker at the commit itself, can
+show values below zero when the enqueuing process is slow to read its answer). Ten warm-up jobs
+run first and are not counted. Ours hands a new job to the parked worker inside the enqueue's
+transaction (the insert claims it for that worker, and the wake-up carries the row), so part of
+its pickup moved into the enqueue call: "enqueue call" is the call's own time and "call start →
+handler" the whole path, for every system (the same enqueuer process; ours calls `enqueue_job`
+as the user over psycopg, with the JWT claims set per call as PostgREST does). *ours (Supabase)*
+goes through the devstack gateway (a separate process): the hand-off arrives on the worker's
+private Realtime topic; *ours (direct Postgres)* by NOTIFY on its own channel."""
 
 
 def run(ctx: Context) -> ScenarioResult:

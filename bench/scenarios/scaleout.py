@@ -36,8 +36,10 @@ the jobs of the pickup run (warm-up included), counted by each worker (its claim
 {herd} workers, {herd} Worker instances share one process, each with its own connections and
 wake-up channel. Before routed wake-ups every idle worker claimed on every insert (N per job).
 Handed per job (ours): the jobs the enqueue's own transaction claimed for a parked worker and sent
-in its wake-up (hand-offs); the worker starts them without a claim, then claims once to park
-again (that call is in claims/job). The goal counts both: a hand-off is a claim."""
+in its wake-up (hand-offs); the worker starts them without a claim, and claims after the message
+only when the database asks (the hand-off took its entry's last free slot, it parked more than two
+seconds ago, or a due job of the kind was left queued); those calls are in claims/job. The goal
+counts both: a hand-off is a claim."""
 
 
 def run(ctx: Context) -> ScenarioResult:

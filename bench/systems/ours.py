@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from worker import logs, signals
 from worker.core.background import in_background
 from worker.core.clock import SystemClock
 from worker.core.context import JobContext
+from worker.core.jobs import Wake
 from worker.core.runtime import Worker, WorkerConfig
 from worker.core.shutdown import Shutdown
 
@@ -143,6 +146,8 @@ class OursSystem(OursProduct):
             fleet: list[tuple[Worker, Any]] = []
             for _ in range(instances):
                 store, wakeups, artifacts = await self._transports(database, gateway, Path(artifacts_dir))
+                if "staying_parked" in _without():
+                    wakeups = ClaimAfterEveryHandoff(wakeups)
                 config = WorkerConfig(
                     worker_id=f"bench-{self.store}-{uuid.uuid4().hex[:6]}",
                     kinds=(KIND,),
@@ -234,6 +239,23 @@ $$
 """
 
 
+WORKER_SIDE = ("handoffs", "staying_parked")
+
+
+class ClaimAfterEveryHandoff:
+    """``BENCH_WITHOUT=staying_parked``: the worker reads every hand-off as one that asks for its
+    claim, as before the database kept a worker that parked moments ago parked."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def start(self, worker_id: str, on_wake: Callable[[Wake], None], on_joined: Callable[[], None]) -> None:
+        await self.inner.start(worker_id, lambda wake: on_wake(dataclasses.replace(wake, parked=False)), on_joined)
+
+
 def _without() -> list[str]:
     return [n.strip() for n in os.environ.get("BENCH_WITHOUT", "").split(",") if n.strip()]
 
@@ -242,9 +264,10 @@ def without(database: str, wanted: list[str]) -> None:
     """A/B runs that price a feature (``BENCH_WITHOUT``, comma-separated): ``broadcasts`` makes
     realtime.send a no-op (no subtransaction, no realtime.messages row), ``caps`` replaces
     claim_jobs by a claim without per-user caps (``NO_CAPS``), ``handoffs`` has the workers park
-    for plain wake-ups (they claim after each), any other name is a trigger of public.jobs to turn
-    off (checked against the catalog). Scratch database only."""
-    wanted = [n for n in wanted if n != "handoffs"]  # the workers' setting, not the database's
+    for plain wake-ups (they claim after each), ``staying_parked`` has them claim after every
+    hand-off (as if the database never kept them parked), any other name is a trigger of
+    public.jobs to turn off (checked against the catalog). Scratch database only."""
+    wanted = [n for n in wanted if n not in WORKER_SIDE]  # the workers' settings, not the database's
     if not wanted:
         return
     # devstack's superuser: realtime.send belongs to the platform, as on hosted.
@@ -264,7 +287,8 @@ def without(database: str, wanted: list[str]) -> None:
                 conn.execute(sql.SQL("alter table public.jobs disable trigger {}").format(sql.Identifier(name)))
             else:
                 raise SystemExit(
-                    f"BENCH_WITHOUT: {name!r} is neither broadcasts, caps, handoffs nor one of {sorted(known)}"
+                    f"BENCH_WITHOUT: {name!r} is neither broadcasts, caps, {', '.join(WORKER_SIDE)}"
+                    f" nor one of {sorted(known)}"
                 )
 
 

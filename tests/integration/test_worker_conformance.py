@@ -372,11 +372,16 @@ async def test_handoffs_bring_the_rows_claimed_for_the_parked_worker(backend: Ba
         [handed] = [readable(row) for row in wake.jobs]
         assert (handed.id, handed.status, handed.worker_id, handed.attempts) == (job.id, "running", W, 1)
         assert [h.kind for h in wake.hints] == ["generate_image"]
-        assert await park_for_handoffs([job.id]) == []  # seen: not answered again
+        assert wake.parked  # parked just now, a slot left: no claim owed
         other = backend.harness.enqueue("rename_layers")
         async with asyncio.timeout(WAIT):
-            assert [row.id for row in (await wakes.get()).jobs] == [other.id]
-        assert [row.id for row in await park_for_handoffs([])] == [other.id]  # not seen: answered
+            last = await wakes.get()
+        assert [row.id for row in last.jobs] == [other.id] and not last.parked  # its last slot: a claim owed
+        assert await park_for_handoffs([job.id, other.id]) == []  # seen: not answered again
+        third = backend.harness.enqueue("rename_layers")
+        async with asyncio.timeout(WAIT):
+            assert [row.id for row in (await wakes.get()).jobs] == [third.id]
+        assert [row.id for row in await park_for_handoffs([])] == [third.id]  # not seen: answered
     finally:
         await backend.store.unpark(W)
         await backend.wakeups.close()

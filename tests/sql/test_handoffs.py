@@ -64,12 +64,18 @@ def test_a_new_job_is_claimed_for_the_parked_worker_and_sent_in_its_wake_up(api:
     assert json.loads(note.payload) == message  # the same message on both paths
     assert [row["id"] for row in message["jobs"]] == [str(job["id"])]
     assert message["jobs"][0]["status"] == "running" and message["jobs"][0]["lease_expires_at"] is not None
-    assert set(message) == {"kind", "status", "run_at", "jobs"}
-    # Woken as by a plain wake-up: its claim is awaited (it parks again, and shows it is alive).
-    assert entry(api, "w1")["handed"] == [job["id"]] and entry(api, "w1")["woken_at"] is not None
+    # It parked just now and keeps a free slot: it stays parked and owes no claim.
+    assert set(message) == {"kind", "status", "run_at", "jobs", "parked"} and message["parked"] is True
+    assert entry(api, "w1") == {"free_slots": 1, "handed": [job["id"]], "woken_at": None}
     # The claim is quiet: the user's topic saw the job queued, and nothing else yet.
     user_events = api.admin("select payload from realtime.messages where topic = %s", (f"jobs:{uid}",))
     assert [m["payload"]["status"] for m in user_events] == ["queued"]
+    # The next job is handed too; it takes the last free slot, so now the worker's claim is
+    # awaited, as after a plain wake-up (it parks again, and shows it is alive).
+    second = api.enqueue(uid)
+    assert status(api, second["id"]) == ("running", "w1", 1)
+    assert set(messages(api, "w1")[1]) == {"kind", "status", "run_at", "jobs"}
+    assert entry(api, "w1")["handed"] == [job["id"], second["id"]] and entry(api, "w1")["woken_at"] is not None
 
 
 def test_a_worker_parked_without_handoffs_is_only_woken(api: SqlApi) -> None:
@@ -84,32 +90,55 @@ def test_a_worker_parked_without_handoffs_is_only_woken(api: SqlApi) -> None:
 def test_the_next_claim_returns_handed_jobs_the_worker_has_not_seen(api: SqlApi) -> None:
     uid = api.create_user()
     park(api, "w1", max_jobs=3)
-    insert_jobs(api, uid, 2)  # one statement: both handed in one message
+    insert_jobs(api, uid, 2)  # one statement: both handed in one message, one slot left
     first, second = entry(api, "w1")["handed"]
-    # Woken now: jobs queued before its claim are left to that claim, not handed.
-    third, fourth = api.enqueue(uid, "generate_design"), api.enqueue(uid, "generate_design")
-    assert len(messages(api, "w1")) == 1 and status(api, third["id"]) == ("queued", None, 0)
-    # Its message said "first" only (say the second row was lost): the claim answers with the
-    # second first and counts it against max_jobs (one more job is claimed, not two).
-    claimed = park(api, "w1", max_jobs=2, seen=[first], kinds=["rename_layers", "generate_design"])
-    assert [row["id"] for row in claimed] == [second, third["id"]]
+    third = api.enqueue(uid, "generate_design")  # handed too, into the last slot: its claim is awaited
+    # Jobs queued before that claim are left to it, not handed.
+    fourth = api.enqueue(uid, "generate_design")
+    assert len(messages(api, "w1")) == 2 and status(api, fourth["id"]) == ("queued", None, 0)
+    # Its messages said "first" only (say the rest were lost): the claim answers with the
+    # others first and counts them against max_jobs (no job is claimed).
+    claimed = park(api, "w1", max_jobs=2, seen=[first])
+    assert {row["id"] for row in claimed} == {second, third["id"]}  # in claim order
     assert status(api, fourth["id"]) == ("queued", None, 0)
-    claimed = park(api, "w1", max_jobs=2, seen=[], kinds=["rename_layers", "generate_design"])
-    assert [row["id"] for row in claimed] == [fourth["id"]]  # the second is not answered twice
+    claimed = park(api, "w1", max_jobs=2, seen=[])
+    assert [row["id"] for row in claimed] == [fourth["id"]]  # the others are not answered twice
     assert entry(api, "w1")["handed"] == [] and entry(api, "w1")["woken_at"] is None
 
 
 def test_a_worker_that_does_not_claim_after_a_hand_off_gets_nothing_more(api: SqlApi) -> None:
-    # The bound on a worker that died while parked: what it was handed, and for two seconds
-    # the slots promised to its claim; then jobs go to the others.
+    # The bound on a worker that died while parked: what it was handed while its last claim was
+    # less than two seconds old (its free slots at most), then one hand-off that awaits its
+    # claim, and for two seconds the slots promised to that claim; then jobs go to the others.
     uid = api.create_user()
     park(api, "alive", max_jobs=4)
     park(api, "dead", max_jobs=4)
-    handed = api.enqueue(uid)
-    assert status(api, handed["id"]) == ("running", "dead", 1)
+    fresh = api.enqueue(uid)
+    assert status(api, fresh["id"]) == ("running", "dead", 1) and entry(api, "dead")["woken_at"] is None
+    # Both parked a while ago, "dead" last (latest parked first, as before).
+    api.admin("update public.worker_wakeups set parked_at = now() - interval '4 seconds' where worker_id = 'alive'")
+    api.admin("update public.worker_wakeups set parked_at = now() - interval '3 seconds' where worker_id = 'dead'")
+    stale = api.enqueue(uid)
+    assert status(api, stale["id"]) == ("running", "dead", 1)
+    assert "parked" not in messages(api, "dead")[1] and entry(api, "dead")["woken_at"] is not None
     api.admin("update public.worker_wakeups set woken_at = now() - interval '3 seconds' where worker_id = 'dead'")
     later = api.enqueue(uid)
     assert status(api, later["id"]) == ("running", "alive", 1)
+
+
+def test_a_due_job_left_queued_means_the_worker_claims_after_the_hand_off(api: SqlApi) -> None:
+    # A job its user's cap holds back stays queued: the hand-off of another user's job cannot
+    # tell whether it became claimable, so the worker's claim looks.
+    capped, other = api.create_user(), api.create_user()
+    for i in range(4):  # rename_layers: max 3 running per user
+        api.enqueue(capped, "rename_layers", {"i": i})
+    assert len(park(api, "w0", max_jobs=4, handoffs=False)) == 3
+    park(api, "w1", max_jobs=4)
+    job = api.enqueue(other, "rename_layers")
+    assert status(api, job["id"]) == ("running", "w1", 1)
+    [message] = messages(api, "w1")
+    assert "parked" not in message and len(message["jobs"]) == 1
+    assert entry(api, "w1")["woken_at"] is not None
 
 
 def test_a_handed_job_that_left_the_worker_is_not_returned(api: SqlApi) -> None:
@@ -161,8 +190,9 @@ def test_a_batch_is_handed_over_several_workers_latest_parked_first(api: SqlApi)
     park(api, "w2", max_jobs=2)
     park(api, "w1", max_jobs=2)
     insert_jobs(api, uid, 3)
-    assert [len(m["jobs"]) for m in messages(api, "w1")] == [2]
-    assert [len(m["jobs"]) for m in messages(api, "w2")] == [1]
+    # w1's two slots are filled (its claim is awaited); w2, handed the last job, stays parked.
+    assert [(len(m["jobs"]), "parked" in m) for m in messages(api, "w1")] == [(2, False)]
+    assert [(len(m["jobs"]), "parked" in m) for m in messages(api, "w2")] == [(1, True)]
     assert (entry(api, "w1")["free_slots"], entry(api, "w2")["free_slots"]) == (0, 1)
     assert api.admin("select count(*) as n from public.jobs where status = 'running'")[0]["n"] == 3
 

@@ -66,12 +66,13 @@ def held_until(release: asyncio.Event) -> Handler:
     return held
 
 
-async def hand_off(store: SeenStore, worker: Worker) -> Job:
-    """What the database does for a parked worker: claim a new job for it, then send the row."""
+async def hand_off(store: SeenStore, worker: Worker, *, parked: bool = False) -> Job:
+    """What the database does for a parked worker: claim a new job for it, then send the row
+    (``parked``: saying that the worker stays parked)."""
     store.enqueue("rename_layers")
     [row] = await store.claim_jobs(worker.config.worker_id, None, 1, 60)
     assert isinstance(row, Job)
-    worker._on_wake(Wake((JobHint(kind="rename_layers", run_at=row.run_at),), (row,)))
+    worker._on_wake(Wake((JobHint(kind="rename_layers", run_at=row.run_at),), (row,), parked))
     return row
 
 
@@ -88,6 +89,39 @@ async def test_a_handed_job_runs_without_a_claim_and_the_worker_parks_again_list
         assert store.seen[claims:] == [None, [job.id]]
         assert worker.parked
         assert store.batches == [[ProgressReport(job.id, 5, "designing", started=True)]]  # claimed quietly
+
+
+async def test_a_worker_the_database_keeps_parked_owes_no_claim_until_a_hand_off_asks() -> None:
+    store = SeenStore()
+    async with parked_worker(store) as worker:
+        claims = len(store.seen)
+        first = await hand_off(store, worker, parked=True)
+        second = await hand_off(store, worker, parked=True)
+        await until(lambda: {status(store, first), status(store, second)} == {"succeeded"}, "both handed jobs done")
+        await until(lambda: not worker.runs, "both recorded")
+        await asyncio.sleep(0.1)  # room for a claim, if the worker made one
+        assert store.seen[claims:] == [None, None]  # the test's own claims only
+        assert worker.parked
+        last = await hand_off(store, worker)  # the last free slot, say: a claim is owed
+        await until(lambda: len(store.seen) >= claims + 4, "the worker's claim after the message")
+        assert store.seen[claims + 3 :] == [[first.id, second.id, last.id]]
+        assert worker.parked
+
+
+async def test_a_later_hint_with_a_hand_off_that_keeps_it_parked_arms_the_timer_only() -> None:
+    store = SeenStore()
+    async with parked_worker(store) as worker:
+        claims = len(store.seen)
+        store.enqueue("rename_layers")
+        [row] = await store.claim_jobs(worker.config.worker_id, None, 1, 60)
+        assert isinstance(row, Job)
+        later = store.clock.now() + timedelta(hours=1)
+        hints = (JobHint(kind="rename_layers", run_at=row.run_at), JobHint(kind="rename_layers", run_at=later))
+        worker._on_wake(Wake(hints, (row,), parked=True))
+        await until(lambda: status(store, row) == "succeeded" and not worker.runs, "the handed job done")
+        await asyncio.sleep(0.1)  # room for a claim, if the worker made one
+        assert len(store.seen) == claims + 1  # the test's own claim only: still parked
+        assert worker.parked and worker.next_due == later
 
 
 async def test_a_worker_a_hand_off_filled_claims_when_its_slot_frees() -> None:
@@ -188,5 +222,16 @@ def test_a_hand_off_message_is_read_with_its_rows() -> None:
     unnamed = read_wake({**raw, "jobs": [{"kind": "rename_layers"}]})  # a row without an id
     assert unnamed is not None and unnamed.jobs == ()  # the claim after the wake-up returns it
     plain = read_wake(raw)
-    assert plain is not None and plain.jobs == ()
+    assert plain is not None and plain.jobs == () and not plain.parked
+    good = row.model_dump(mode="json")
+    parked = read_wake({**raw, "jobs": [good], "parked": True})
+    assert parked is not None and parked.parked
+    # Staying parked needs every row: a dropped one is returned by the claim the worker then makes.
+    for odd in (
+        {"jobs": [good, {"kind": "rename_layers"}], "parked": True},
+        {"jobs": [good], "parked": "yes"},
+        {"parked": True},
+    ):
+        wake = read_wake({**raw, **odd})
+        assert wake is not None and not wake.parked, odd
     assert read_wake({"kind": 5, "jobs": [row.model_dump(mode="json")]}) is None

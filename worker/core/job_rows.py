@@ -86,9 +86,11 @@ def read_wake(raw: object) -> Wake | None:
     hints = (hint,) if later is None else (hint, hint.model_copy(update={"run_at": later}))
     items = raw.get("jobs")
     rows = [read_job(item) for item in items] if isinstance(items, list) else []
-    # A row without a usable id is dropped (read_job logs it): the claim that follows every
-    # wake-up returns it again, a handed job the worker has not seen.
-    return Wake(hints, tuple(row for row in rows if row is not None))
+    # A row without a usable id is dropped (read_job logs it): then the worker claims as after a
+    # plain wake-up, and the claim returns it again, a handed job the worker has not seen.
+    jobs = tuple(row for row in rows if row is not None)
+    parked = raw.get("parked") is True and bool(jobs) and len(jobs) == len(rows)
+    return Wake(hints, jobs, parked)
 
 
 def read_time(raw: object) -> datetime | None:

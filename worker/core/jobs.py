@@ -77,7 +77,9 @@ class JobHint(BaseModel):
 class Wake:
     """A routed wake-up (20261204000600_worker_wakeups.sql). ``hints``: jobs queued for the
     worker's kinds (claim now, or arm a timer). A worker that parks with hand-offs may also get
-    ``jobs``: rows already claimed for it by the statement that queued them."""
+    ``jobs``: rows already claimed for it by the statement that queued them, and ``parked``:
+    the database kept it parked (it owes no claim: the hand-off did all a claim would have)."""
 
     hints: tuple[JobHint, ...]
     jobs: tuple[JobRow, ...] = ()
+    parked: bool = False
