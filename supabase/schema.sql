@@ -2288,6 +2288,8 @@ declare
   v_ids uuid[];
   v_handed integer;
   v_parked boolean;
+  v_covered integer := 0;
+  v_told text[] := '{}';
 begin
   -- Before reading parked workers: a claim that is parking now either sees these committed jobs
   -- or has committed its entry (see the header). Taken again by a later call: a no-op.
@@ -2326,6 +2328,8 @@ begin
     where c.before < p_jobs
     order by c.parked_at desc, c.worker_id
   loop
+    v_covered := v_covered + w.slots;
+    v_told := v_told || w.worker_id;
     v_jobs := null;
     v_ids := '{}';
     v_handed := 0;
@@ -2376,6 +2380,23 @@ begin
     perform realtime.send(v_message, 'wake', 'worker:' || w.worker_id, true);
     perform pg_notify(private.wake_channel(w.worker_id), v_text);
   end loop;
+  if v_covered < p_jobs then
+    -- Every parked worker this statement could lock is taken. Any other one is locked by a
+    -- statement waking it right now, which cannot see these jobs (not committed) and may keep
+    -- it parked: wake it to claim, without its entry. Its claim waits at the gate for this
+    -- statement's commit, so it sees the jobs (before hand-offs could keep a worker parked, its
+    -- claim after every message covered this).
+    for w in
+      select c.worker_id from public.worker_wakeups c
+      where c.parked_until > now() and c.free_slots > 0 and (c.kinds is null or p_kind = any(c.kinds))
+        and (c.woken_at is null or c.woken_at > now() - interval '2 seconds') and c.worker_id <> all(v_told)
+      order by c.parked_at desc, c.worker_id
+      limit p_jobs - v_covered
+    loop
+      perform realtime.send(v_payload, 'wake', 'worker:' || w.worker_id, true);
+      perform pg_notify(private.wake_channel(w.worker_id), v_payload::text);
+    end loop;
+  end if;
 end;
 $function$
 

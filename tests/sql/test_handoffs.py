@@ -235,3 +235,25 @@ def test_bad_handoff_arguments_name_the_field_and_park_nobody(api: SqlApi, args:
     with pytest.raises(psycopg.errors.InvalidParameterValue, match=f"^{field}:"):
         park(api, "w1", **args)
     assert api.admin("select count(*) as n from public.worker_wakeups")[0]["n"] == 0
+
+
+def test_a_job_queued_while_another_statement_wakes_the_worker_wakes_it_to_claim(api: SqlApi, dbname: str) -> None:
+    # Two enqueues at once: the first hands its job to w1 and, not seeing the second job (not
+    # committed), keeps w1 parked; the second cannot lock w1's entry (skip locked). It must still
+    # tell w1, or its job waits for the next event: a plain wake-up, so w1 claims.
+    uid = api.create_user()
+    park(api, "w1", max_jobs=4)
+    insert = "insert into public.jobs (user_id, kind, max_attempts) values (%s, 'rename_layers', 3) returning id"
+    with psycopg.connect(paths.database_url(dbname)) as first, psycopg.connect(paths.database_url(dbname)) as second:
+        row = first.execute(insert, (uid,)).fetchone()
+        other = second.execute(insert, (uid,)).fetchone()
+        assert row is not None and other is not None
+        second.commit()
+        first.commit()
+    assert status(api, row[0]) == ("running", "w1", 1)
+    assert status(api, other[0]) == ("queued", None, 0)
+    handed, plain = sorted(messages(api, "w1"), key=lambda m: "jobs" not in m)
+    assert handed["parked"] is True and [j["id"] for j in handed["jobs"]] == [str(row[0])]
+    assert set(plain) == {"kind", "status", "run_at"}
+    # Its claim (after both commits) takes the job.
+    assert [r["id"] for r in park(api, "w1", max_jobs=3, seen=[row[0]])] == [other[0]]
