@@ -301,7 +301,8 @@ begin
     -- statement waking it right now, which cannot see these jobs (not committed) and may keep
     -- it parked: wake it to claim, without its entry. Its claim waits at the gate for this
     -- statement's commit, so it sees the jobs (before hand-offs could keep a worker parked, its
-    -- claim after every message covered this).
+    -- claim after every message covered this). The same test of an entry as the candidates'
+    -- above, written out: a helper function would cost a call per row of every enqueue.
     for w in
       select c.worker_id from public.worker_wakeups c
       where c.parked_until > now() and c.free_slots > 0 and (c.kinds is null or p_kind = any(c.kinds))
