@@ -143,18 +143,18 @@ class Worker:
             self.metrics.inc("worker_jobs_handed_total", kind=job.kind)
             self._start(job, announce=True)
         hints = wake.hints
+        kept_parked = wake.parked and bool(handed)  # the database kept it parked: no claim owed
         if handed:
-            if not wake.parked:
+            if not kept_parked:
                 # Then claim once more, as after any wake-up: that parks the worker again with
                 # the slots it really has free, takes what the hand-off left (a capped user,
                 # rows too long for the message) and tells the database this worker is alive. A
                 # moment later, so that the handlers just started run their first steps before
                 # the claim's own work (measured: +0.3 ms p50 pickup when the claim went first).
                 self.wake.due(self.clock.now() + REPARK_AFTER)
-            # Otherwise the database kept it parked: the next job is handed too, no claim owed.
             hints = tuple(h for h in hints if h.run_at is not None and h.run_at > self.clock.now())
         for hint in hints:
-            self._on_hint(hint, still_parked=wake.parked and bool(handed))
+            self._on_hint(hint, still_parked=kept_parked)
 
     def _on_hint(self, hint: JobHint, *, still_parked: bool = False) -> None:
         if not still_parked:
