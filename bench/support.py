@@ -4,6 +4,7 @@ client threads and tasks: the gateway (REST, Realtime, Storage) and the model st
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from bench import processes
 from devstack import paths
+from devstack.gateway.context import SERVER_TIMING_VARIABLE
 from devstack.paths import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +25,8 @@ def gateway_process(database: str = paths.DATABASE) -> Iterator[str]:
     port = free_port()
     url = f"http://{paths.HOST}:{port}"
     command = [sys.executable, "-m", "devstack.gateway", "--database", database, "--port", str(port)]
-    proc = subprocess.Popen(command, cwd=ROOT)
+    # PostgREST's Server-Timing header: the AI workload places each enqueue's commit with it.
+    proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, SERVER_TIMING_VARIABLE: "true"})
     try:
         processes.wait_http(f"{url}/health", proc, "gateway")
         yield url

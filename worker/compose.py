@@ -11,8 +11,9 @@ import gc
 import logging
 import os
 import socket
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -39,8 +40,10 @@ from worker.core.runtime import Worker, WorkerConfig
 from worker.core.shutdown import Shutdown
 from worker.handlers import HANDLERS
 from worker.health_server import http_server
+from worker.providers import WarmsUp
 
 log = logging.getLogger("worker")
+FULL_COLLECTION_EVERY = 100  # gen-1 collections between full ones (CPython's default: 10)
 
 
 @dataclass
@@ -96,6 +99,20 @@ def build_providers(settings: Settings) -> dict[str, ModelProvider]:
             settings.gemini_api_key, settings.gemini_base_url, settings.provider_timeout_seconds
         )
     return providers
+
+
+async def warm_up(providers: Mapping[str, ModelProvider]) -> None:
+    """Each provider's first-call work done now, before the first job and before the start-up
+    objects are frozen (worker/providers/canned.py). A warm-up that fails costs only that: the
+    first job does the work, as it would have anyway."""
+    began = time.perf_counter()
+    for name, provider in providers.items():
+        if isinstance(provider, WarmsUp):
+            try:
+                await provider.warm_up()
+            except Exception as exc:  # never a reason not to start
+                log.warning("warm-up of the %s provider failed (its first job does that work): %r", name, exc)
+    log.info("providers warmed up in %.0f ms", (time.perf_counter() - began) * 1000)
 
 
 def build_router(settings: Settings, transports: Transports, clock: SystemClock) -> ModelRouter:
@@ -162,9 +179,17 @@ def freeze_startup_objects() -> None:
     """The SDKs, pydantic's schemas and the clients built at start-up are ~230,000 objects that
     live as long as the process; every full garbage collection walked them all (~100–250 ms on
     the bench machine, in the AI workload's worker profile). Frozen, they are left out of
-    collections; objects made from now on are collected as usual."""
+    collections; objects made from now on are collected as usual.
+
+    A full collection still walks every object of the jobs in flight, and stops every job of the
+    worker while it does (15–60 ms with 200 jobs in flight, the AI overhead's tail). They come
+    every ~10 gen-1 collections by default, ~10 s under load, though they find little: what dies
+    young in a cycle is collected young, and the per-job cycles were removed (bench/FIXES.md).
+    Every FULL_COLLECTION_EVERY gen-1 collections instead: about one full stop a minute or two."""
     gc.collect()
     gc.freeze()
+    young, middle, _old = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
 
 
 async def run_worker(settings: Settings) -> int:
@@ -177,6 +202,7 @@ async def run_worker(settings: Settings) -> int:
     transports = await build_transports(settings)
     transports.providers = build_providers(settings)
     worker = build_worker(settings, transports)
+    await warm_up(transports.providers)
     freeze_startup_objects()
     try:
         host, port = settings.health_bind

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,6 +23,7 @@ from worker.core.errors import (
     describe_validation,
 )
 from worker.core.ports import GeneratedImage, ModelUsage, TextRequest, UsageSink
+from worker.providers import canned
 
 DEFAULT_RETRY_AFTER = 5.0
 
@@ -209,7 +211,14 @@ def _message(exc: anthropic.APIStatusError) -> str:
 class ClaudeProvider:
     name = "anthropic"
 
-    def __init__(self, api_key: str, base_url: str | None = None, timeout_seconds: float = 120.0) -> None:
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str | None = None,
+        timeout_seconds: float = 120.0,
+        *,
+        http_client: httpx2.AsyncClient | None = None,  # the warm-up's canned answers
+    ) -> None:
         # max_retries=0: retries belong to the worker (quick in-call retries, then the queue).
         # The SDK's aiohttp transport (the `aiohttp` extra): half the CPU per request of its
         # default httpx2/httpcore pool under 200 concurrent requests (bench/FIXES.md). Its
@@ -219,8 +228,23 @@ class ClaudeProvider:
             base_url=base_url,
             max_retries=0,
             timeout=timeout_seconds,
-            http_client=anthropic.DefaultAioHttpClient(timeout=timeout_seconds),
+            http_client=http_client or anthropic.DefaultAioHttpClient(timeout=timeout_seconds),
         )
+
+    async def warm_up(self) -> None:
+        """Each call once, offline, before the first job: a spare provider of the same SDK
+        answered by ``canned.claude`` (worker/providers/canned.py says why)."""
+        transport = httpx2.MockTransport(canned.claude)
+        spare = ClaudeProvider("warm-up", canned.WARM_UP_BASE_URL, http_client=httpx2.AsyncClient(transport=transport))
+        request = TextRequest.ask("warm-up", "warm-up", max_tokens=1)
+        try:
+            await spare.complete(canned.WARM_UP_MODEL, request)
+            async for _piece in spare.stream(canned.WARM_UP_MODEL, request):
+                pass
+            with contextlib.suppress(RateLimited):
+                await spare.complete(canned.WARM_UP_429, request)
+        finally:
+            await spare.close()
 
     @staticmethod
     def _messages(request: TextRequest) -> list[MessageParam]:

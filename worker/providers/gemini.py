@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio.lowlevel
 import httpx2
 from google import genai
 from google.genai import errors as genai_errors
@@ -13,6 +15,7 @@ from google.genai import types
 
 from worker.core.errors import InvalidOutput, JobFailure, PermanentFailure, RateLimited, TransientFailure
 from worker.core.ports import GeneratedImage, ModelUsage, TextRequest, UsageSink
+from worker.providers import canned
 
 DEFAULT_RETRY_AFTER = 5.0
 
@@ -66,16 +69,41 @@ def usage_of(metadata: types.GenerateContentResponseUsageMetadata | None, images
 class GeminiProvider:
     name = "gemini"
 
-    def __init__(self, api_key: str, base_url: str | None = None, timeout_seconds: float = 120.0) -> None:
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str | None = None,
+        timeout_seconds: float = 120.0,
+        *,
+        transport: httpx2.AsyncBaseTransport | None = None,  # the warm-up's canned answers
+    ) -> None:
         # An explicit httpx2 transport: with aiohttp installed (the anthropic SDK's transport),
         # google-genai would switch to it, and there it sleeps 1-10 s and retries once on a
         # connection error by itself; retries belong to the worker.
         options = types.HttpOptions(
             base_url=base_url,
             timeout=int(timeout_seconds * 1000),  # milliseconds
-            async_client_args={"transport": httpx2.AsyncHTTPTransport()},
+            async_client_args={"transport": transport or httpx2.AsyncHTTPTransport()},
         )
         self.client = genai.Client(api_key=api_key, http_options=options)
+
+    async def warm_up(self) -> None:
+        """Each call once, offline, before the first job: a spare provider of the same SDK
+        answered by ``canned.gemini`` (worker/providers/canned.py says why). httpx2's connection
+        pool, which the canned transport skips, has anyio load its asyncio backend on its first
+        request: that is done here too."""
+        await anyio.lowlevel.checkpoint()
+        spare = GeminiProvider("warm-up", canned.WARM_UP_BASE_URL, transport=httpx2.MockTransport(canned.gemini))
+        request = TextRequest.ask("warm-up", "warm-up", max_tokens=1)
+        try:
+            await spare.generate_image(canned.WARM_UP_MODEL, "warm-up", "1:1")
+            await spare.complete(canned.WARM_UP_MODEL, request)
+            async for _piece in spare.stream(canned.WARM_UP_MODEL, request):
+                pass
+            with contextlib.suppress(RateLimited):
+                await spare.generate_image(canned.WARM_UP_429, "warm-up", None)
+        finally:
+            await spare.close()
 
     @staticmethod
     def _contents(request: TextRequest) -> list[types.Content]:

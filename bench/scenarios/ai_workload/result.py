@@ -9,7 +9,14 @@ from typing import Any
 from bench import plots
 from bench.scenario import Context, Goal, ScenarioResult
 from bench.scenarios.ai_workload.budget import realtime_goals
-from bench.scenarios.ai_workload.facts import JobFacts, kind_row, ms, overhead_parts, pct_ms
+from bench.scenarios.ai_workload.facts import (
+    JobFacts,
+    enqueue_transaction_split,
+    kind_row,
+    ms,
+    overhead_parts,
+    pct_ms,
+)
 from bench.scenarios.ai_workload.plan import KINDS, TERMINAL, Plan
 from bench.scenarios.ai_workload.sampling import Samples
 from bench.scenarios.ai_workload.text import method, notes_on, settings_of
@@ -73,6 +80,7 @@ def build_result(
     rss_max = max(samples.rss_mb) if samples.rss_mb else None
     cpu_ms = cpu_ms_per_job(extra.get("cpu_seconds_during_load", {}), len(finished))
     overhead_p99 = pct_ms(overhead_s, 99)
+    split = enqueue_transaction_split(clean)
     idle_median_ratio = percentile(idle_ratio, 50) if idle_ratio else None
     goals = [
         Goal(
@@ -93,7 +101,8 @@ def build_result(
             "worker overhead",
             "p99 ≤ 100 ms (enqueue → done minus model time)",
             f"p99 {overhead_p99} ms, p50 {pct_ms(overhead_s, 50)} ms over {len(overhead_s)} jobs "
-            "that succeeded in one attempt, never deferred nor waiting out a cooldown (their own 429 or a shared one)",
+            "that succeeded in one attempt, never deferred nor waiting out a cooldown (their own 429 or a shared one)"
+            + split_text(split),
             overhead_p99 <= 100 if overhead_p99 is not None else None,
         ),
         Goal(
@@ -195,6 +204,7 @@ def build_result(
             "all": summary(ms(overhead_s)),
             **{k: summary(ms([f.total_s - f.model_s for f in clean if f.kind == k])) for k in KINDS},
         },
+        "worker_overhead_enqueue_split_ms": split,
         "worker_overhead_parts_ms": {
             "all": overhead_parts(clean),
             **{k: overhead_parts([f for f in clean if f.kind == k]) for k in KINDS},
@@ -284,6 +294,18 @@ def client_label(key: str) -> str:
     if user == "postgres" and app == "-" and backend == "client backend":
         return "gateway: admin pool (postgres role)"
     return key
+
+
+def split_text(split: dict[str, dict[str, float]]) -> str:
+    """The goal's line with the enqueue's transaction set apart (when the gateway sent Server-Timing)."""
+    tx, after = split["enqueue_transaction"], split["overhead_after_the_enqueue_commit"]
+    if not tx.get("count"):
+        return ""
+    return (
+        f"; after the enqueue's commit p99 {after.get('p99_ms')} ms, p50 {after.get('p50_ms')} ms (the enqueue's "
+        f"transaction in the gateway stand-in, the hand-off's claim included: p50 {tx.get('p50_ms')}, "
+        f"p99 {tx.get('p99_ms')} ms)"
+    )
 
 
 def cpu_ms_per_job(cpu_s: dict[str, float], jobs: int) -> dict[str, float | None]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -85,8 +87,12 @@ def run_plan(ctx: Context, plan: Plan) -> ScenarioResult:
     for t in timings:
         if t["tag"]:
             by_tag.setdefault(t["tag"], []).append(t)
+    tx_ms = {s.job_id: s.enqueue_tx_ms for s in got.load.submissions}
     for facts in jobs.values():
         facts.requests = by_tag.get(facts.tag or "", [])
+        if (tx := tx_ms.get(facts.id)) is not None:
+            facts.enqueue_tx_s = tx / 1000
+    write_job_facts(ctx.log_dir / f"{plan.name}-jobs.jsonl", jobs)
     window = max(got.window_s, 1e-9)
     return build_result(
         ctx,
@@ -162,6 +168,14 @@ def _measure(ctx: Context, plan: Plan, system: RunsAiWorker, database: str, gate
         calls = count_calls(database)
         stopping = time.monotonic()
     return Measured(got, jobs, timings, dropped, events, calls, setup_s, stopping)
+
+
+def write_job_facts(path: Path, jobs: dict[str, JobFacts]) -> None:
+    """Every job's timestamps (epoch seconds) and model requests, one JSON line each, for reading a
+    tail job by job (the report keeps only summaries; logs/ is not kept in git)."""
+    with path.open("w") as out:
+        for facts in jobs.values():
+            out.write(json.dumps(dataclasses.asdict(facts) | {"clean": facts.clean}) + "\n")
 
 
 @contextlib.contextmanager

@@ -185,7 +185,11 @@ a job that got a model 429 itself, or met the shared cooldown another job's 429 
 waits the `retry-after` by design, in the worker when it is short, in the queue otherwise. The overhead is also split
 into enqueue → claim, claim → first model request, gaps between model requests, and last model answer
 → done (`finished_at`); these mix the database's and the stand-ins' clocks, which are the same machine
-clock.
+clock. `created_at` is the enqueue transaction's start, so the overhead includes that whole
+transaction as the gateway stand-in runs it: the product's enqueue SQL (a hand-off's claim for a
+parked worker included) and the stand-in's round trips around it. The gateway sends PostgREST's
+`Server-Timing` header (`PGRST_SERVER_TIMING_ENABLED`); its `transaction` stage places each enqueue's
+commit, and the overhead after the commit is reported beside the whole.
 
 **Errors and losses.** Error rate = (failed jobs + REST errors other than 429) / (finished jobs + those
 REST errors). Lost = jobs a user got an id for that are missing from the table or not finished

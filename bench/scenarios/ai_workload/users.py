@@ -20,6 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from bench.scenarios.ai_workload.plan import TERMINAL, Plan, payload_for, rename_payload
 
 _RETRY_HINT = re.compile(r"retry after (\d+(?:\.\d+)?) seconds")
+_TRANSACTION_STAGE = re.compile(r"(?:^|,)\s*transaction;dur=(\d+(?:\.\d+)?)")
 HEARTBEAT_S = 25.0  # Phoenix heartbeat, as realtime-js sends it
 FALLBACK_POLL_AFTER_S = 30.0  # no final broadcast by then: read the job over REST (safety net)
 FALLBACK_POLL_EVERY_S = 3.0
@@ -32,6 +33,7 @@ class Submission:
     kind: str
     user: int
     enqueue_ms: float  # REST round trip of enqueue_job, client side
+    enqueue_tx_ms: float | None = None  # its transaction in the gateway (Server-Timing), server side
     final: str | None = None  # as the user saw it
     via: str | None = None  # "realtime" or "poll"
     seen_done_s: float | None = None  # enqueue returned → final status seen (client side)
@@ -170,6 +172,12 @@ async def wait_final(http: httpx.AsyncClient, user: User, job_id: str, deadline:
             await asyncio.sleep(wait)
 
 
+def transaction_ms(server_timing: str) -> float | None:
+    """The ``transaction`` stage of a PostgREST ``Server-Timing`` header (BEGIN → COMMIT answered), ms."""
+    match = _TRANSACTION_STAGE.search(server_timing)
+    return float(match.group(1)) if match else None
+
+
 async def submit(
     http: httpx.AsyncClient, user: User, kind: str, payload: dict[str, Any], stop_at: float, load: Load
 ) -> dict[str, Any] | None:
@@ -202,6 +210,7 @@ async def submit(
         body = response.json()
         job: dict[str, Any] = body[0] if isinstance(body, list) else body
         job["_enqueue_ms"] = elapsed_ms
+        job["_enqueue_tx_ms"] = transaction_ms(response.headers.get("server-timing", ""))
         return job
 
 
@@ -218,7 +227,7 @@ async def user_loop(
         tag = secrets.token_hex(8)
         job = await submit(http, user, kind, payload_for(kind, tag, rng, plan), stop_at, load)
         if job is not None:
-            record = Submission(str(job["id"]), tag, kind, user.index, float(job["_enqueue_ms"]))
+            record = Submission(str(job["id"]), tag, kind, user.index, float(job["_enqueue_ms"]), job["_enqueue_tx_ms"])
             load.submissions.append(record)
             returned = time.monotonic()
             status, via = await wait_final(http, user, record.job_id, deadline, load)

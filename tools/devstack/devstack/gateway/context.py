@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from devstack.gateway.key_set import LiveKeySet
 from devstack.gateway.pg import RoleSettings
 
 IDLE_CHECK_SECONDS = 2.0
+SERVER_TIMING_VARIABLE = "PGRST_SERVER_TIMING_ENABLED"  # PostgREST's name for the same setting
 AUTHENTICATOR_URL = f"postgresql://authenticator:authenticator@{paths.HOST}:{paths.PG_PORT}/{{db}}"
 
 
@@ -31,13 +33,26 @@ class Settings:
     # Where the opaque API keys are recorded (the gateway rereads it: see api_keys.KeyRegistry).
     secrets_file: Path = paths.SECRETS_FILE
     signing: LiveKeySet = field(kw_only=True)  # what signs and verifies JWTs (key_set.py)
+    # PostgREST's server-timing-enabled (PGRST_SERVER_TIMING_ENABLED): a Server-Timing header on REST
+    # answers. Off by default, as in PostgREST; the benchmarks read the enqueue's transaction from it.
+    server_timing: bool = field(default=False, kw_only=True)
 
     @classmethod
     def from_stack(cls, database: str = paths.DATABASE) -> Settings:
         """The stack's keys; ``DEVSTACK_JWT`` (read now) picks ES256 signing keys or the legacy secret."""
         k = keys.load_or_create()
         signing = LiveKeySet(k.jwt_secret, signing_keys.mode())
-        return cls(k.jwt_secret, k.anon_key, k.service_role_key, database=database, signing=signing)
+        timing = os.environ.get(SERVER_TIMING_VARIABLE, "false").strip().lower()
+        if timing not in ("true", "false"):
+            raise ValueError(f"{SERVER_TIMING_VARIABLE} must be true or false, not {timing!r}")
+        return cls(
+            k.jwt_secret,
+            k.anon_key,
+            k.service_role_key,
+            database=database,
+            signing=signing,
+            server_timing=timing == "true",
+        )
 
     @property
     def authenticator_url(self) -> str:

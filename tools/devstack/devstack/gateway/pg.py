@@ -9,8 +9,10 @@ behave the same here.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -65,6 +67,19 @@ class RoleSettings:
         self._by_role = None
 
 
+@dataclass
+class TxClock:
+    """When a request's transaction began (its connection in hand, BEGIN about to go) and ended
+    (COMMIT or ROLLBACK answered): PostgREST's ``transaction`` Server-Timing stage."""
+
+    began: float | None = None
+    ended: float | None = None
+
+    @property
+    def ms(self) -> float | None:
+        return None if self.began is None or self.ended is None else (self.ended - self.began) * 1000
+
+
 @asynccontextmanager
 async def request_transaction(
     pool: AsyncConnectionPool,
@@ -76,22 +91,31 @@ async def request_transaction(
     headers: Mapping[str, str],
     schema: str = "public",
     settings: Mapping[str, str] | None = None,
+    clock: TxClock | None = None,
 ) -> AsyncIterator[AsyncConnection[Any]]:
-    """Yield a connection inside a transaction running as ``role``; commits on success."""
+    """Yield a connection inside a transaction running as ``role``; commits on success.
+    ``clock`` is given the transaction's start and end (the pool wait before it left out)."""
     if role not in API_ROLES:
         # The role comes from a verified JWT; anything else is refused before touching the database.
         raise PermissionError(f"role {role!r} is not an API role")
-    async with pool.connection() as conn, conn.transaction():
-        await conn.execute(
-            SET_REQUEST_GUCS,
-            {
-                "search_path": f'"{schema}", extensions' if schema.isidentifier() else "public, extensions",
-                "role": role,
-                "claims": json.dumps(dict(claims)),
-                "method": method,
-                "path": path,
-                "headers": json.dumps({k.lower(): v for k, v in headers.items()}),
-                "settings": json.dumps(dict(settings or {})),
-            },
-        )
-        yield conn
+    async with pool.connection() as conn:
+        if clock is not None:
+            clock.began = time.perf_counter()
+        try:
+            async with conn.transaction():
+                await conn.execute(
+                    SET_REQUEST_GUCS,
+                    {
+                        "search_path": f'"{schema}", extensions' if schema.isidentifier() else "public, extensions",
+                        "role": role,
+                        "claims": json.dumps(dict(claims)),
+                        "method": method,
+                        "path": path,
+                        "headers": json.dumps({k.lower(): v for k, v in headers.items()}),
+                        "settings": json.dumps(dict(settings or {})),
+                    },
+                )
+                yield conn
+        finally:
+            if clock is not None:
+                clock.ended = time.perf_counter()

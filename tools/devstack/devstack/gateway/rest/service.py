@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -37,6 +38,7 @@ class Call:
     schema: str
     path: str
     extra_headers: dict[str, str] = field(default_factory=dict)
+    tx: pg.TxClock = field(default_factory=pg.TxClock)  # the transaction's stage of Server-Timing
 
     @property
     def large_query(self) -> bool:
@@ -63,8 +65,11 @@ class RestService:
 
     async def run(self, request: Request, path: str, handler: Callable[[Call], Awaitable[Response]]) -> Response:
         creds: Credentials | None = None
+        call: Call | None = None
+        began = time.perf_counter()
         try:
             creds = credentials.resolve(request, self.ctx.settings)
+            jwt_ms = (time.perf_counter() - began) * 1000
             call = Call(request, creds, schema_for(request), path)
             response = await handler(call)
         except ApiError as exc:
@@ -77,6 +82,8 @@ class RestService:
             ).response()
         except psycopg.Error as exc:
             response = errors.from_pg(exc, authenticated=bool(creds and creds.authenticated)).response()
+        if self.ctx.settings.server_timing and call is not None:
+            response.headers["Server-Timing"] = server_timing(jwt_ms, call.tx.ms)
         return response
 
     async def with_catalog(self, schema: str, build: Callable[[SchemaCache], T], *, large: bool = False) -> T:
@@ -103,6 +110,7 @@ class RestService:
                 headers=dict(call.request.headers),
                 schema=call.schema,
                 settings=await self.ctx.role_settings.for_role(call.creds.role),
+                clock=call.tx,
             ) as conn:
                 outcome = await work(conn)
                 if rollback:
@@ -111,6 +119,15 @@ class RestService:
         except _Rollback as done:
             result: T = done.outcome  # type: ignore[assignment]
             return result
+
+
+def server_timing(jwt_ms: float, transaction_ms: float | None) -> str:
+    """PostgREST's ``Server-Timing`` header (``server-timing-enabled``), with the stages the gateway
+    measures: ``jwt`` (the key and the JWT checked) and ``transaction`` (BEGIN to COMMIT answered)."""
+    stages = [f"jwt;dur={jwt_ms:.1f}"]
+    if transaction_ms is not None:
+        stages.append(f"transaction;dur={transaction_ms:.1f}")
+    return ", ".join(stages)
 
 
 async def fetch_result(conn: AsyncConnection[Any], frag: Frag) -> ResultRow:
