@@ -203,6 +203,74 @@ async def test_another_replicas_cooldown_reaches_a_local_grant_within_the_rechec
     assert refused.value.reason == "cooldown" and second.calls == ["m1"]
 
 
+class HeldAsks(MemoryProviderControl):
+    """A control whose capacity answers, decided when asked (as the SQL statement runs), reach
+    the caller only once ``release`` is set: a slow way back."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock)
+        self.release = asyncio.Event()
+        self.waiting = 0
+
+    async def acquire_model_capacity_batch(self, requests: Sequence[CapacityRequest]) -> list[Capacity]:
+        answers = await super().acquire_model_capacity_batch(requests)
+        self.waiting += 1
+        await self.release.wait()
+        self.waiting -= 1
+        return answers
+
+
+async def test_under_steady_calls_the_grant_is_renewed_ahead_and_no_call_waits_for_an_ask() -> None:
+    clock = FakeClock()
+    control = HeldAsks(clock)
+    provider = Scripted("anthropic")
+    gated = GatedProvider(provider, control, clock)
+    control.release.set()
+    await gated.complete("m1", ASK)  # the first call asks in line: "unlimited"
+    control.release.clear()
+    for step in range(6):  # calls every 0.3 of the recheck time; each ask is held until released
+        clock.mono += gated.unlimited_recheck * 0.3
+        await asyncio.wait_for(gated.complete("m1", ASK), 1)  # returns while the ask ahead is held
+        assert control.waiting <= 1, step  # one ask ahead per model at a time
+        if control.waiting:
+            control.release.set()
+            await until(lambda: control.waiting == 0, "the ask ahead answered")
+            control.release.clear()
+    assert len(provider.calls) == 7 and asks(control) >= 3  # asked ahead, none in line
+
+
+async def test_an_ask_ahead_that_meets_a_cooldown_ends_the_local_grant() -> None:
+    clock, (first, replica_a), (second, replica_b) = two_replicas()
+    await replica_b.complete("m1", ASK)  # "unlimited", granted locally
+    with pytest.raises(RateLimited):
+        await replica_a.complete("m1", ASK)  # a's 429 opens the shared cooldown
+    clock.mono += replica_b.unlimited_recheck * 0.6
+    await replica_b.complete("m1", ASK)  # still inside b's grant: it goes, and b asks ahead
+    await until(lambda: not replica_b._renewing, "the ask ahead answered")
+    with pytest.raises(CapacityUnavailable) as refused:
+        await replica_b.complete("m1", ASK)  # the ask ahead heard "cooldown": b asks in line now
+    assert refused.value.reason == "cooldown" and second.calls == ["m1", "m1"]
+
+
+async def test_an_older_unlimited_answer_does_not_undo_this_replicas_own_429() -> None:
+    clock = FakeClock()
+    control = HeldAsks(clock)
+    control.release.set()
+    provider = Scripted("anthropic", "ok", "ok", RateLimited("429", retry_after=20, status=429))
+    gated = GatedProvider(provider, control, clock)
+    await gated.complete("m1", ASK)
+    control.release.clear()
+    clock.mono += gated.unlimited_recheck * 0.6
+    await gated.complete("m1", ASK)  # inside the grant: goes, and asks ahead
+    await until(lambda: control.waiting == 1, "the ask ahead answered unlimited, on its way back")
+    with pytest.raises(RateLimited):
+        await gated.complete("m1", ASK)  # still inside the grant: meets a 429 and reports it
+    control.release.set()  # the older "unlimited" arrives after the report
+    await until(lambda: not gated._renewing, "the ask ahead answered")
+    with pytest.raises(CapacityUnavailable):
+        await gated.complete("m1", ASK)  # the report holds: this replica waits out its cooldown
+
+
 async def test_the_memory_control_refuses_bad_arguments_like_the_sql() -> None:
     control = MemoryProviderControl(FakeClock())
     with pytest.raises(InvalidArgument, match=r"^provider: "):

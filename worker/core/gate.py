@@ -9,11 +9,15 @@ every replica away from that model until it ends.
 A model with no configured limits has nothing to count: SQL answers "unlimited" unless it is
 cooling down, and the gate grants that model locally for ``UNLIMITED_RECHECK_SECONDS`` after such an
 answer instead of a round trip before every call. A cooldown another replica reports reaches this
-one within that time; one this replica reports applies to it at once.
+one within that time; one this replica reports applies to it at once. A call in the second half of
+that time asks again in the background (one ask per model at a time): under steady traffic the
+grant is renewed before it runs out, so no call waits for a capacity round trip while its model
+stays unlimited (a call after a quiet spell still asks first).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -79,6 +83,7 @@ class GatedProvider:
     unlimited_recheck: float = UNLIMITED_RECHECK_SECONDS
     _refused: set[str] = field(default_factory=set, init=False, repr=False)
     _unlimited_until: dict[str, float] = field(default_factory=dict, init=False, repr=False)  # monotonic
+    _renewing: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False, repr=False)
     _asks: CapacityBatcher = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -98,7 +103,11 @@ class GatedProvider:
         return await self._asks.acquire(self.name, model, tokens)
 
     async def admit(self, model: str, tokens: int) -> None:
-        if self.clock.monotonic() < self._unlimited_until.get(model, 0.0):
+        now = self.clock.monotonic()
+        until = self._unlimited_until.get(model, 0.0)
+        if now < until:
+            if now >= until - self.unlimited_recheck / 2 and model not in self._renewing:
+                self._renewing[model] = asyncio.create_task(self._renew(model, tokens), name=f"renew-{model}")
             return
         waited = 0.0
         while True:
@@ -127,6 +136,22 @@ class GatedProvider:
                 )
             await self.clock.sleep(wait)
             waited += wait
+
+    async def _renew(self, model: str, tokens: int) -> None:
+        """Ask ahead of the local grant's end. Only a grant still held is extended: a 429 of this
+        replica, or a refusal, dropped it meanwhile and must not be undone by an older answer."""
+        try:
+            capacity = await self._asks.acquire(self.name, model, tokens)
+        except StoreError as exc:  # the grant runs out; the next call asks in line
+            log.info("capacity ask ahead for %s/%s failed: %s", self.name, model, exc)
+            return
+        finally:
+            self._renewing.pop(model, None)
+        if capacity.granted and capacity.reason == "unlimited":
+            if model in self._unlimited_until:
+                self._unlimited_until[model] = self.clock.monotonic() + self.unlimited_recheck
+        else:
+            self._unlimited_until.pop(model, None)  # cooling down, or limits now: every call asks
 
     async def report(self, model: str, exc: RateLimited) -> None:
         self._unlimited_until.pop(model, None)  # ask SQL again: it holds the cooldown from now on
@@ -167,6 +192,8 @@ class GatedProvider:
             raise
 
     async def close(self) -> None:
+        for task in list(self._renewing.values()):
+            task.cancel()
         await self.provider.close()
 
 
