@@ -240,7 +240,7 @@ async def test_under_steady_calls_the_grant_is_renewed_ahead_and_no_call_waits_f
 
 
 async def test_an_ask_ahead_that_meets_a_cooldown_ends_the_local_grant() -> None:
-    clock, (first, replica_a), (second, replica_b) = two_replicas()
+    clock, (_first, replica_a), (second, replica_b) = two_replicas()
     await replica_b.complete("m1", ASK)  # "unlimited", granted locally
     with pytest.raises(RateLimited):
         await replica_a.complete("m1", ASK)  # a's 429 opens the shared cooldown
