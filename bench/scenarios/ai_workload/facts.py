@@ -170,10 +170,10 @@ def enqueue_transaction_split(clean: list[JobFacts]) -> dict[str, dict[str, floa
     (BEGIN, the request's settings, the call, COMMIT). Its commit is placed at start + the
     ``transaction`` stage of the answer's Server-Timing (a little late: the stage starts just before
     BEGIN is sent)."""
-    timed = [f for f in clean if f.enqueue_tx_s is not None]
-    tx = [f.enqueue_tx_s or 0.0 for f in timed]
-    to_first = [min(r["started"] for r in f.requests) - (f.created + (f.enqueue_tx_s or 0.0)) for f in timed]
-    rest = [f.total_s - f.model_s - (f.enqueue_tx_s or 0.0) for f in timed]
+    timed = [(f, f.enqueue_tx_s) for f in clean if f.enqueue_tx_s is not None]
+    tx = [t for _, t in timed]
+    to_first = [min(r["started"] for r in f.requests) - (f.created + t) for f, t in timed]
+    rest = [f.total_s - f.model_s - t for f, t in timed]
     return {
         "enqueue_transaction": summary(ms(tx)),
         "commit_to_first_model_request": summary(ms(to_first)),
