@@ -1170,7 +1170,7 @@ CREATE TRIGGER read_only INSTEAD OF INSERT OR DELETE OR UPDATE ON public.job_sta
 CREATE TRIGGER jobs_advance_dependents AFTER UPDATE OF status ON public.jobs FOR EACH ROW WHEN (old.status IS DISTINCT FROM new.status AND (new.status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text]))) EXECUTE FUNCTION private.advance_dependents()
 
 -- trigger public.jobs jobs_broadcast_change
-CREATE TRIGGER jobs_broadcast_change AFTER INSERT OR UPDATE ON public.jobs FOR EACH ROW EXECUTE FUNCTION private.broadcast_job_change()
+CREATE TRIGGER jobs_broadcast_change AFTER UPDATE ON public.jobs FOR EACH ROW EXECUTE FUNCTION private.broadcast_job_change()
 
 -- trigger public.jobs jobs_delete_cached_copies
 CREATE TRIGGER jobs_delete_cached_copies AFTER DELETE ON public.jobs REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION private.delete_cached_copies()
@@ -2214,6 +2214,7 @@ CREATE OR REPLACE FUNCTION private.wake_for_queued_jobs()
 AS $function$
 declare
   g record;
+  v_handed integer := 0;
 begin
   -- Per kind, the jobs that became queued in this statement: new ones, and ones that came back
   -- or moved in time. Claims, renewals, progress and outcomes find none: no lock, no wake-up
@@ -2225,8 +2226,18 @@ begin
              min(n.run_at) filter (where n.run_at > now()) as next_at
       from new_rows n where n.status = 'queued' group by n.kind
     loop
-      perform private.wake_parked_workers(g.kind, g.jobs, g.due_at, g.next_at);
+      v_handed := v_handed + private.wake_parked_workers(g.kind, g.jobs, g.due_at, g.next_at);
     end loop;
+    -- Then each new job's message to its user (the row trigger announces updates only), except
+    -- for a job a hand-off just claimed: the client's first state is already "queued", the claim
+    -- is quiet and the worker's first report announces the job running, so a job that starts at
+    -- once costs one message less against the project's Realtime quota (issue 14). A job left
+    -- queued (no worker parked, a user's cap, a hand-off that took an earlier job) is announced.
+    perform realtime.send(private.job_broadcast_payload(n::public.jobs), 'job', 'jobs:' || n.user_id::text, true)
+    from new_rows n
+    where v_handed = 0
+       or n.status <> 'queued'
+       or not exists (select 1 from public.jobs j where j.id = n.id and j.status = 'running');
     return null;
   end if;
   -- A statement that leaves every row it touched running (a claim, a progress report, a lease
@@ -2273,7 +2284,7 @@ $function$
 
 -- function private.wake_parked_workers(text,integer,timestamp with time zone,timestamp with time zone)
 CREATE OR REPLACE FUNCTION private.wake_parked_workers(p_kind text, p_jobs integer, p_due_at timestamp with time zone, p_next_at timestamp with time zone)
- RETURNS void
+ RETURNS integer
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO ''
@@ -2289,6 +2300,7 @@ declare
   v_handed integer;
   v_parked boolean;
   v_covered integer := 0;
+  v_handed_all integer := 0;
   v_told text[] := '{}';
 begin
   -- Before reading parked workers: a claim that is parking now either sees these committed jobs
@@ -2345,6 +2357,7 @@ begin
         from public.claim_jobs(worker_id => w.worker_id, kinds => array[p_kind], max_jobs => w.slots,
                                lease_seconds => w.handoff_lease_seconds) c;
       perform set_config('jobs.quiet_claims', coalesce(v_quiet, ''), true);
+      v_handed_all := v_handed_all + v_handed;
       -- It stays parked (no claim owed) when the hand-off did all a claim would have: it took
       -- every job it was for, left no due job of the kind behind (one a user's cap holds back,
       -- an earlier one it took instead, the rest of a batch for the next worker: the claim
@@ -2398,6 +2411,7 @@ begin
       perform pg_notify(private.wake_channel(w.worker_id), v_payload::text);
     end loop;
   end if;
+  return v_handed_all;
 end;
 $function$
 

@@ -188,8 +188,9 @@ comment on function public.unpark_worker(text, uuid[]) is
 -- ---------------------------------------------------------------------------------------------
 -- The wake-up: per statement, per kind, as many parked workers as the new jobs need
 -- ---------------------------------------------------------------------------------------------
+-- Returns how many jobs it handed off (claimed for parked workers).
 create function private.wake_parked_workers(p_kind text, p_jobs integer, p_due_at timestamptz, p_next_at timestamptz)
-returns void
+returns integer
 language plpgsql
 security definer
 set search_path = ''
@@ -205,6 +206,7 @@ declare
   v_handed integer;
   v_parked boolean;
   v_covered integer := 0;
+  v_handed_all integer := 0;
   v_told text[] := '{}';
 begin
   -- Before reading parked workers: a claim that is parking now either sees these committed jobs
@@ -261,6 +263,7 @@ begin
         from public.claim_jobs(worker_id => w.worker_id, kinds => array[p_kind], max_jobs => w.slots,
                                lease_seconds => w.handoff_lease_seconds) c;
       perform set_config('jobs.quiet_claims', coalesce(v_quiet, ''), true);
+      v_handed_all := v_handed_all + v_handed;
       -- It stays parked (no claim owed) when the hand-off did all a claim would have: it took
       -- every job it was for, left no due job of the kind behind (one a user's cap holds back,
       -- an earlier one it took instead, the rest of a batch for the next worker: the claim
@@ -314,6 +317,7 @@ begin
       perform pg_notify(private.wake_channel(w.worker_id), v_payload::text);
     end loop;
   end if;
+  return v_handed_all;
 end;
 $$;
 
@@ -324,6 +328,7 @@ set search_path = ''
 as $$
 declare
   g record;
+  v_handed integer := 0;
 begin
   -- Per kind, the jobs that became queued in this statement: new ones, and ones that came back
   -- or moved in time. Claims, renewals, progress and outcomes find none: no lock, no wake-up
@@ -335,8 +340,18 @@ begin
              min(n.run_at) filter (where n.run_at > now()) as next_at
       from new_rows n where n.status = 'queued' group by n.kind
     loop
-      perform private.wake_parked_workers(g.kind, g.jobs, g.due_at, g.next_at);
+      v_handed := v_handed + private.wake_parked_workers(g.kind, g.jobs, g.due_at, g.next_at);
     end loop;
+    -- Then each new job's message to its user (the row trigger announces updates only), except
+    -- for a job a hand-off just claimed: the client's first state is already "queued", the claim
+    -- is quiet and the worker's first report announces the job running, so a job that starts at
+    -- once costs one message less against the project's Realtime quota (issue 14). A job left
+    -- queued (no worker parked, a user's cap, a hand-off that took an earlier job) is announced.
+    perform realtime.send(private.job_broadcast_payload(n::public.jobs), 'job', 'jobs:' || n.user_id::text, true)
+    from new_rows n
+    where v_handed = 0
+       or n.status <> 'queued'
+       or not exists (select 1 from public.jobs j where j.id = n.id and j.status = 'running');
     return null;
   end if;
   -- A statement that leaves every row it touched running (a claim, a progress report, a lease
@@ -390,6 +405,12 @@ create trigger jobs_wake_on_update
   after update on public.jobs
   referencing old table as old_rows new table as new_rows
   for each statement execute function private.wake_for_queued_jobs();
+
+-- A new job's message now comes from jobs_wake_on_insert, after its hand-off (above).
+drop trigger jobs_broadcast_change on public.jobs;
+create trigger jobs_broadcast_change
+  after update on public.jobs
+  for each row execute function private.broadcast_job_change();
 
 -- The per-row NOTIFY to every listener is replaced by the routed wake-up above.
 drop trigger jobs_notify_queued on public.jobs;

@@ -46,6 +46,15 @@ def insert_jobs(api: SqlApi, uid: uuid.UUID, count: int) -> None:
     )
 
 
+def user_statuses(api: SqlApi, uid: uuid.UUID) -> list[tuple[str, str]]:
+    """(job id, status) of each message on the user's topic, oldest first."""
+    rows = api.admin(
+        "select payload from realtime.messages where topic = %s and event = 'job' order by inserted_at, id",
+        (f"jobs:{uid}",),
+    )
+    return [(r["payload"]["id"], r["payload"]["status"]) for r in rows]
+
+
 def status(api: SqlApi, job_id: uuid.UUID) -> tuple[str, str | None, int]:
     row = api.admin("select status, worker_id, attempts from public.jobs where id = %s", (job_id,))[0]
     return row["status"], row["worker_id"], row["attempts"]
@@ -67,9 +76,9 @@ def test_a_new_job_is_claimed_for_the_parked_worker_and_sent_in_its_wake_up(api:
     # It parked just now and keeps a free slot: it stays parked and owes no claim.
     assert set(message) == {"kind", "status", "run_at", "jobs", "parked"} and message["parked"] is True
     assert entry(api, "w1") == {"free_slots": 1, "handed": [job["id"]], "woken_at": None}
-    # The claim is quiet: the user's topic saw the job queued, and nothing else yet.
-    user_events = api.admin("select payload from realtime.messages where topic = %s", (f"jobs:{uid}",))
-    assert [m["payload"]["status"] for m in user_events] == ["queued"]
+    # The claim is quiet and the job never was queued outside this transaction: the user's topic
+    # has nothing yet (the worker's first report announces it running).
+    assert user_statuses(api, uid) == []
     # The next job is handed too; it takes the last free slot, so now the worker's claim is
     # awaited, as after a plain wake-up (it parks again, and shows it is alive).
     second = api.enqueue(uid)
@@ -183,6 +192,9 @@ def test_a_job_held_back_by_its_users_cap_is_not_handed_only_woken_for(api: SqlA
     [message] = messages(api, "w1")
     assert set(message) == {"kind", "status", "run_at"}
     assert entry(api, "w1")["woken_at"] is not None  # its claim is awaited
+    # Not handed, so announced queued (the three before it were, too: nobody was parked then).
+    assert user_statuses(api, uid)[-1] == (str(job["id"]), "queued")
+    assert len(user_statuses(api, uid)) == 4
 
 
 def test_a_batch_is_handed_over_several_workers_latest_parked_first(api: SqlApi) -> None:
@@ -195,6 +207,23 @@ def test_a_batch_is_handed_over_several_workers_latest_parked_first(api: SqlApi)
     assert [(len(m["jobs"]), "parked" in m) for m in messages(api, "w2")] == [(1, True)]
     assert (entry(api, "w1")["free_slots"], entry(api, "w2")["free_slots"]) == (0, 1)
     assert api.admin("select count(*) as n from public.jobs where status = 'running'")[0]["n"] == 3
+    assert user_statuses(api, uid) == []  # every job was handed: none was announced queued
+
+
+def test_the_jobs_of_a_batch_no_hand_off_took_are_announced_queued(api: SqlApi) -> None:
+    uid = api.create_user()
+    park(api, "w1", max_jobs=1)
+    insert_jobs(api, uid, 3)
+    rows = api.admin("select id::text, status from public.jobs order by status, id")
+    [handed] = [r["id"] for r in rows if r["status"] == "running"]
+    queued = sorted(r["id"] for r in rows if r["status"] == "queued")
+    assert len(queued) == 2
+    sent = user_statuses(api, uid)
+    assert sorted(sent) == [(job_id, "queued") for job_id in queued]
+    assert handed not in {job_id for job_id, _ in sent}
+    # Once running, each change is the row trigger's again: the handed job's release is announced.
+    api.as_service("select unpark_worker(worker_id => 'w1', handed_seen => '{}'::uuid[])")
+    assert user_statuses(api, uid)[-1] == (handed, "queued")
 
 
 def test_a_future_job_is_not_handed_only_hinted(api: SqlApi) -> None:

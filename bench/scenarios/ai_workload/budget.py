@@ -97,7 +97,8 @@ STREAMING_KINDS = ("generate_edits",)  # its text reaches the client in pieces: 
 
 def message_targets(kinds: Iterable[str], rename_layers: int) -> dict[str, int]:
     """Messages a job that does not stream may cost: 3 (queued, running with its first step, the
-    outcome with its last). rename_layers reports a step after each model batch, and the issue
+    outcome with its last; a job handed off by its own enqueue is not announced queued, so
+    usually 2). rename_layers reports a step after each model batch, and the issue
     keeps every batch's step: 2 + its batches (the last batch's step rides with the outcome)."""
     batches = -(-rename_layers // RENAME_BATCH_SIZE)
     return {kind: 2 + batches if kind == "rename_layers" else 3 for kind in kinds if kind not in STREAMING_KINDS}
