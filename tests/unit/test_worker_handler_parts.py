@@ -167,3 +167,35 @@ def test_checked_in_schemas_are_current() -> None:
         for k in ("generate_design", "rename_layers", "generate_edits", "generate_image")
         for p in ("payload", "result")
     }
+
+
+def test_a_handler_result_of_another_type_is_invalid_output_and_a_valid_one_is_sent_as_json() -> None:
+    import asyncio
+    from typing import cast
+
+    from worker.core.context import JobContext
+    from worker.handlers.base import Handler, JobResult
+    from worker.handlers.rename_layers import RenameLayersResult
+
+    async def wrong(payload: RenameLayersPayload, ctx: JobContext) -> RenameLayersResult:
+        return cast(RenameLayersResult, JobResult())
+
+    async def right(payload: RenameLayersPayload, ctx: JobContext) -> RenameLayersResult:
+        return RenameLayersResult(names=[LayerName(id="1:0", name="Title")])
+
+    ctx = cast(JobContext, object())  # neither run reads it
+    raw = {"layers": [{"id": "1:0", "type": "TEXT"}]}
+    bad = Handler("rename_layers", RenameLayersPayload, RenameLayersResult, wrong)
+    with pytest.raises(InvalidOutput, match=r"^result: expected RenameLayersResult, got JobResult$"):
+        asyncio.run(bad(raw, ctx))
+    good = Handler("rename_layers", RenameLayersPayload, RenameLayersResult, right)
+    # JSON mode, None left out (the unset `model`): what the plugin's generated types describe.
+    assert asyncio.run(good(raw, ctx)) == {"names": [{"id": "1:0", "name": "Title"}]}
+
+
+def test_no_handler_builds_a_result_without_validation() -> None:
+    # Handler.__call__ trusts a result of the right type: it was validated when built.
+    handlers = Path(__file__).resolve().parents[2] / "worker" / "handlers"
+    for source in handlers.glob("*.py"):
+        code = "\n".join(line for line in source.read_text().splitlines() if not line.lstrip().startswith("#"))
+        assert "model_construct" not in code, source.name
