@@ -9,7 +9,7 @@ jobs/s, the call's wall time, and each SQL function's own time per job (PostgreS
 
 Variants, interleaved round by round (this box's speed drifts between minutes):
   shipped       the migrations as they are;
-  no_broadcast  ``realtime.send`` a no-op (no Realtime message per status change);
+  no_broadcast  ``realtime.send`` and ``private.send_messages`` no-ops (no Realtime message);
   no_triggers   also without the result-cache and pipeline triggers (``jobs_store_cached_result``,
                 ``jobs_advance_dependents``).
 The two others price features the product keeps: they are measurements, not options. Writes

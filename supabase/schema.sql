@@ -1894,6 +1894,19 @@ begin
 end;
 $function$
 
+-- function private.job_message(public.jobs,jsonb)
+CREATE OR REPLACE FUNCTION private.job_message(j public.jobs, events jsonb)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO ''
+AS $function$
+begin
+  return private.job_broadcast_payload(j) || case when jsonb_array_length(coalesce(events, '[]')) > 0
+                                                  then jsonb_build_object('events', events) else '{}'::jsonb end;
+end;
+$function$
+
 -- function private.kind_on_plan(uuid,public.job_kinds)
 CREATE OR REPLACE FUNCTION private.kind_on_plan(p_user uuid, p_kind public.job_kinds)
  RETURNS public.job_kinds
@@ -2132,18 +2145,31 @@ begin
 end;
 $function$
 
--- function private.send_job_with_events(public.jobs,jsonb)
-CREATE OR REPLACE FUNCTION private.send_job_with_events(j public.jobs, events jsonb)
- RETURNS void
+-- function private.send_messages(text,text[],jsonb[])
+CREATE OR REPLACE FUNCTION private.send_messages(p_event text, p_topics text[], p_payloads jsonb[])
+ RETURNS integer
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO ''
 AS $function$
+declare
+  v_sent integer;
 begin
-  perform realtime.send(
-    private.job_broadcast_payload(j) || case when jsonb_array_length(coalesce(events, '[]')) > 0
-                                             then jsonb_build_object('events', events) else '{}'::jsonb end,
-    'job', 'jobs:' || j.user_id::text, true);
+  if coalesce(cardinality(p_payloads), 0) = 0 then
+    return 0;
+  end if;
+  insert into realtime.messages (id, payload, event, topic, private, extension)
+  select m.id, case when m.payload ? 'id' then m.payload else jsonb_set(m.payload, '{id}', to_jsonb(m.id)) end,
+         p_event, m.topic, true, 'broadcast'
+  from (select gen_random_uuid() as id, p.payload, p.topic, p.ord
+        from unnest(p_payloads, p_topics) with ordinality as p(payload, topic, ord)) m
+  order by m.ord;
+  get diagnostics v_sent = row_count;
+  return v_sent;
+exception
+  when others then
+    raise warning 'WarnSendingBroadcastMessage: %', sqlerrm;
+    return 0;
 end;
 $function$
 
@@ -2233,7 +2259,8 @@ begin
     -- is quiet and the worker's first report announces the job running, so a job that starts at
     -- once costs one message less against the project's Realtime quota (issue 14). A job left
     -- queued (no worker parked, a user's cap, a hand-off that took an earlier job) is announced.
-    perform realtime.send(private.job_broadcast_payload(n::public.jobs), 'job', 'jobs:' || n.user_id::text, true)
+    perform private.send_messages('job', array_agg('jobs:' || n.user_id::text),
+                                   array_agg(private.job_broadcast_payload(n::public.jobs)))
     from new_rows n
     where v_handed = 0
        or n.status <> 'queued'
@@ -2937,10 +2964,10 @@ declare
   v_result jsonb;
   v_done uuid[];
   v_steps jsonb;
+  v_sent integer;
   v_calls jsonb := '[]';
   v_names text[] := '{}';
   u integer;
-  j public.jobs;
 begin
   perform private.check_worker_id(complete_jobs.worker_id);
   perform private.check_batch('completions', completions, '{"job_id", "result"}');
@@ -3030,7 +3057,7 @@ begin
   select coalesce(jsonb_object_agg(l.job_id::text, l.payload), '{}')
   into v_steps from logged l;
 
-  for j in
+  with done as (
     update public.jobs j
     set status = 'succeeded', result = t.e -> 'result', finished_at = now(), lease_expires_at = null, error = null,
         progress = jsonb_build_object('percent', 100,
@@ -3038,10 +3065,14 @@ begin
                                                           j.progress ->> 'message', 'done'))
     from jsonb_array_elements(completions) as t(e)
     where j.id = (t.e ->> 'job_id')::uuid and j.id = any(v_done)
-    returning j.*
-  loop
-    perform private.send_job_with_events(j, case when v_steps ? j.id::text then jsonb_build_array(v_steps -> j.id::text) end);
-  end loop;
+    returning j
+  )
+  select private.send_messages('job',
+           array_agg('jobs:' || (d.j).user_id::text order by (d.j).id),
+           array_agg(private.job_message(d.j, case when v_steps ? (d.j).id::text
+                                                   then jsonb_build_array(v_steps -> (d.j).id::text) end)
+                     order by (d.j).id))
+  into v_sent from done d;
   perform private.quiet_broadcasts(null);
 
   return query
@@ -3661,7 +3692,6 @@ declare
   v_events jsonb := '{}';    -- job id -> the events written for it, in order
   v_held uuid[];
   v_event jsonb;
-  j public.jobs;
 begin
   perform private.check_worker_id(report_progress_batch.worker_id);
   perform private.check_batch('reports', reports, '{"job_id", "percent", "message", "partial", "started"}');
@@ -3719,9 +3749,9 @@ begin
   -- The row gets the last progress; then one message per job carries the row and its events.
   update public.jobs j set progress = v_progress -> j.id::text
   where j.id = any(v_held) and j.progress is distinct from v_progress -> j.id::text;
-  for j in select * from public.jobs j where j.id = any(v_held) order by j.id loop
-    perform private.send_job_with_events(j, v_events -> j.id::text);
-  end loop;
+  perform private.send_messages('job', array_agg('jobs:' || j.user_id::text order by j.id),
+                                 array_agg(private.job_message(j, v_events -> j.id::text) order by j.id))
+  from public.jobs j where j.id = any(v_held);
   perform private.quiet_broadcasts(null);
 
   return query
@@ -4014,6 +4044,9 @@ PERMISSIVE for SELECT to authenticated
 -- grant private.job_event_payload(public.job_events)
 
 
+-- grant private.job_message(public.jobs,jsonb)
+
+
 -- grant private.kind_on_plan(uuid,public.job_kinds)
 
 
@@ -4053,7 +4086,7 @@ PERMISSIVE for SELECT to authenticated
 -- grant private.running_cap(uuid,text)
 
 
--- grant private.send_job_with_events(public.jobs,jsonb)
+-- grant private.send_messages(text,text[],jsonb[])
 
 
 -- grant private.store_cached_result()

@@ -206,7 +206,9 @@ class OursSystem(OursProduct):
 
 NO_BROADCASTS = """
 create or replace function realtime.send(payload jsonb, event text, topic text, private boolean default true)
-returns void language sql as $$ select null::void $$
+returns void language sql as $$ select null::void $$;
+create or replace function private.send_messages(p_event text, p_topics text[], p_payloads jsonb[])
+returns integer language sql as $$ select 0 $$
 """
 
 
@@ -262,7 +264,7 @@ def _without() -> list[str]:
 
 def without(database: str, wanted: list[str]) -> None:
     """A/B runs that price a feature (``BENCH_WITHOUT``, comma-separated): ``broadcasts`` makes
-    realtime.send a no-op (no subtransaction, no realtime.messages row), ``caps`` replaces
+    realtime.send and private.send_messages no-ops (no realtime.messages row), ``caps`` replaces
     claim_jobs by a claim without per-user caps (``NO_CAPS``), ``handoffs`` has the workers park
     for plain wake-ups (they claim after each), ``staying_parked`` has them claim after every
     hand-off (as if the database never kept them parked), any other name is a trigger of

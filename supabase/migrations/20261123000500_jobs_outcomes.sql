@@ -116,10 +116,10 @@ declare
   v_result jsonb;
   v_done uuid[];
   v_steps jsonb;
+  v_sent integer;
   v_calls jsonb := '[]';
   v_names text[] := '{}';
   u integer;
-  j public.jobs;
 begin
   perform private.check_worker_id(complete_jobs.worker_id);
   perform private.check_batch('completions', completions, '{"job_id", "result"}');
@@ -209,7 +209,7 @@ begin
   select coalesce(jsonb_object_agg(l.job_id::text, l.payload), '{}')
   into v_steps from logged l;
 
-  for j in
+  with done as (
     update public.jobs j
     set status = 'succeeded', result = t.e -> 'result', finished_at = now(), lease_expires_at = null, error = null,
         progress = jsonb_build_object('percent', 100,
@@ -217,10 +217,14 @@ begin
                                                           j.progress ->> 'message', 'done'))
     from jsonb_array_elements(completions) as t(e)
     where j.id = (t.e ->> 'job_id')::uuid and j.id = any(v_done)
-    returning j.*
-  loop
-    perform private.send_job_with_events(j, case when v_steps ? j.id::text then jsonb_build_array(v_steps -> j.id::text) end);
-  end loop;
+    returning j
+  )
+  select private.send_messages('job',
+           array_agg('jobs:' || (d.j).user_id::text order by (d.j).id),
+           array_agg(private.job_message(d.j, case when v_steps ? (d.j).id::text
+                                                   then jsonb_build_array(v_steps -> (d.j).id::text) end)
+                     order by (d.j).id))
+  into v_sent from done d;
   perform private.quiet_broadcasts(null);
 
   return query

@@ -13,7 +13,7 @@
 -- a progress report cost two (row + event) and each text fragment one. The functions here tell
 -- those triggers to stay quiet for the jobs they handle (private.quiet_broadcasts, with the
 -- triggers in 20261123000700) and send ONE 'job' message per job instead
--- (private.send_job_with_events): the row's payload plus an "events" list holding the job_events
+-- (private.job_message, sent by private.send_messages): the row's payload plus an "events" list holding the job_events
 -- rows the call wrote, in order. Clients apply the events, then the row (plugin-client backend).
 -- complete_jobs (20261123000500) uses the same helpers for the last progress it carries.
 
@@ -126,7 +126,6 @@ declare
   v_events jsonb := '{}';    -- job id -> the events written for it, in order
   v_held uuid[];
   v_event jsonb;
-  j public.jobs;
 begin
   perform private.check_worker_id(report_progress_batch.worker_id);
   perform private.check_batch('reports', reports, '{"job_id", "percent", "message", "partial", "started"}');
@@ -184,9 +183,9 @@ begin
   -- The row gets the last progress; then one message per job carries the row and its events.
   update public.jobs j set progress = v_progress -> j.id::text
   where j.id = any(v_held) and j.progress is distinct from v_progress -> j.id::text;
-  for j in select * from public.jobs j where j.id = any(v_held) order by j.id loop
-    perform private.send_job_with_events(j, v_events -> j.id::text);
-  end loop;
+  perform private.send_messages('job', array_agg('jobs:' || j.user_id::text order by j.id),
+                                 array_agg(private.job_message(j, v_events -> j.id::text) order by j.id))
+  from public.jobs j where j.id = any(v_held);
   perform private.quiet_broadcasts(null);
 
   return query

@@ -347,7 +347,8 @@ begin
     -- is quiet and the worker's first report announces the job running, so a job that starts at
     -- once costs one message less against the project's Realtime quota (issue 14). A job left
     -- queued (no worker parked, a user's cap, a hand-off that took an earlier job) is announced.
-    perform realtime.send(private.job_broadcast_payload(n::public.jobs), 'job', 'jobs:' || n.user_id::text, true)
+    perform private.send_messages('job', array_agg('jobs:' || n.user_id::text),
+                                   array_agg(private.job_broadcast_payload(n::public.jobs)))
     from new_rows n
     where v_handed = 0
        or n.status <> 'queued'

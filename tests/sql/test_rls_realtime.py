@@ -8,6 +8,7 @@ import uuid
 import psycopg
 import pytest
 
+from devstack import migrate
 from devstack.sqlapi import SqlApi
 
 pytestmark = pytest.mark.sql
@@ -94,6 +95,46 @@ def test_every_change_is_broadcast_to_the_owners_private_topic(api: SqlApi) -> N
         ("partial", {"text": "Hero"}),
     ]
     assert all(e["job_id"] == str(job["id"]) for e in events)
+
+
+def test_many_messages_in_one_insert_are_the_rows_realtime_send_writes(api: SqlApi) -> None:
+    payloads = [{"id": "job-1", "n": 1}, {"n": 2}, {"id": "job-3", "n": 3}]
+    sent = api.admin(
+        "select private.send_messages('job', %s::text[], %s::jsonb[]) as n",
+        (["jobs:a", "jobs:b", "jobs:a"], [json.dumps(p) for p in payloads]),
+    )
+    assert sent == [{"n": 3}]
+    api.admin("select realtime.send(%s::jsonb, 'job', 'jobs:c', true)", (json.dumps({"n": 4}),))
+    rows = api.admin(
+        "select id::text, topic, event, private, extension, payload from realtime.messages order by ctid"
+    )
+    # The insert's order is the arguments' (Realtime sends in WAL order), and every row is shaped
+    # as realtime.send's: a payload with an "id" kept, one without given the message's id.
+    assert [(r["topic"], r["payload"]["n"]) for r in rows] == [("jobs:a", 1), ("jobs:b", 2), ("jobs:a", 3), ("jobs:c", 4)]
+    assert {(r["event"], r["private"], r["extension"]) for r in rows} == {("job", True, "broadcast")}
+    assert [r["payload"]["id"] for r in rows[:3]] == ["job-1", rows[1]["id"], "job-3"]
+    assert rows[3]["payload"]["id"] == rows[3]["id"]
+    assert api.admin("select private.send_messages('job', '{}', '{}') as n") == [{"n": 0}]
+
+
+def test_messages_that_cannot_be_written_are_lost_with_a_warning_never_the_work(api: SqlApi, dbname: str) -> None:
+    uid = api.create_user()
+    job = api.enqueue(uid, "rename_layers", {"n": 1})
+    api.claim("w1")
+    # Today's partition gone (hosted's janitor makes them; a failure there): every insert fails.
+    with migrate.admin_connection(dbname) as admin:
+        today = admin.execute("select to_char(current_date, 'YYYY_MM_DD')").fetchone()
+        assert today is not None
+        admin.execute(f"alter table realtime.messages detach partition realtime.messages_{today[0]}")
+    warnings: list[str] = []
+    api.conn.add_notice_handler(lambda d: warnings.append(d.message_primary or ""))
+    done = api.as_service(
+        "select * from complete_jobs('w1', %s::jsonb)",
+        (json.dumps([{"job_id": str(job["id"]), "result": {"names": []}}]),),
+    )
+    assert [(d["job_id"], d["completed"]) for d in done] == [(job["id"], True)]
+    assert api.admin("select status from public.jobs where id = %s", (job["id"],)) == [{"status": "succeeded"}]
+    assert any(w.startswith("WarnSendingBroadcastMessage: no partition") for w in warnings), warnings
 
 
 def test_large_results_are_not_broadcast(api: SqlApi) -> None:
