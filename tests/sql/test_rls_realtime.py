@@ -105,12 +105,11 @@ def test_many_messages_in_one_insert_are_the_rows_realtime_send_writes(api: SqlA
     )
     assert sent == [{"n": 3}]
     api.admin("select realtime.send(%s::jsonb, 'job', 'jobs:c', true)", (json.dumps({"n": 4}),))
-    rows = api.admin(
-        "select id::text, topic, event, private, extension, payload from realtime.messages order by ctid"
-    )
+    rows = api.admin("select id::text, topic, event, private, extension, payload from realtime.messages order by ctid")
     # The insert's order is the arguments' (Realtime sends in WAL order), and every row is shaped
     # as realtime.send's: a payload with an "id" kept, one without given the message's id.
-    assert [(r["topic"], r["payload"]["n"]) for r in rows] == [("jobs:a", 1), ("jobs:b", 2), ("jobs:a", 3), ("jobs:c", 4)]
+    expected = [("jobs:a", 1), ("jobs:b", 2), ("jobs:a", 3), ("jobs:c", 4)]
+    assert [(r["topic"], r["payload"]["n"]) for r in rows] == expected
     assert {(r["event"], r["private"], r["extension"]) for r in rows} == {("job", True, "broadcast")}
     assert [r["payload"]["id"] for r in rows[:3]] == ["job-1", rows[1]["id"], "job-3"]
     assert rows[3]["payload"]["id"] == rows[3]["id"]
