@@ -116,7 +116,7 @@ end;
 $$;
 
 -- Many messages in one INSERT into realtime.messages (returns how many it sent), the table Broadcast from Database reads
--- (hosted: "Database: adds a new entry to realtime.messages", docs/hosted-platform.md §4).
+-- (hosted: "Database: adds a new entry to realtime.messages", docs/hosted-platform.md §3).
 -- realtime.send inserts one row per call, each in its own subtransaction with a dynamic SET
 -- LOCAL: ~30–45 µs a message here, ~10 µs each in one INSERT (bench/FIXES.md). The same row as
 -- realtime.send writes (a payload without "id" gets the message's id; extension 'broadcast';
