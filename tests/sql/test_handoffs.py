@@ -193,8 +193,9 @@ def test_a_job_held_back_by_its_users_cap_is_not_handed_only_woken_for(api: SqlA
     assert set(message) == {"kind", "status", "run_at"}
     assert entry(api, "w1")["woken_at"] is not None  # its claim is awaited
     # Not handed, so announced queued (the three before it were, too: nobody was parked then).
-    assert user_statuses(api, uid)[-1] == (str(job["id"]), "queued")
-    assert len(user_statuses(api, uid)) == 4
+    sent = user_statuses(api, uid)
+    assert sent[-1] == (str(job["id"]), "queued")
+    assert len(sent) == 4
 
 
 def test_a_batch_is_handed_over_several_workers_latest_parked_first(api: SqlApi) -> None:

@@ -124,6 +124,7 @@ def test_messages_that_cannot_be_written_are_lost_with_a_warning_never_the_work(
     with migrate.admin_connection(dbname) as admin:
         today = admin.execute("select to_char(current_date, 'YYYY_MM_DD')").fetchone()
         assert today is not None
+        # DDL takes no bound parameters; the name is built from the server's own date.
         admin.execute(f"alter table realtime.messages detach partition realtime.messages_{today[0]}")
     warnings: list[str] = []
     api.conn.add_notice_handler(lambda d: warnings.append(d.message_primary or ""))

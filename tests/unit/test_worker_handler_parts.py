@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import pytest
 
+from worker.core.context import JobContext
 from worker.core.errors import InvalidOutput
 from worker.core.metrics import Metrics
 from worker.core.streaming import PartialBuffer
+from worker.handlers.base import Handler, JobResult
 from worker.handlers.figma import FigmaNode
 from worker.handlers.generate_image import image_size
 from worker.handlers.model_json import AnswerError, parse_answer
-from worker.handlers.rename_layers import Layer, LayerName, RenameLayersPayload, batches, check_batch, dedupe_siblings
+from worker.handlers.rename_layers import (
+    Layer,
+    LayerName,
+    RenameLayersPayload,
+    RenameLayersResult,
+    batches,
+    check_batch,
+    dedupe_siblings,
+)
 from worker.schema_export import export, render
 
 
@@ -170,13 +182,6 @@ def test_checked_in_schemas_are_current() -> None:
 
 
 def test_a_handler_result_of_another_type_is_invalid_output_and_a_valid_one_is_sent_as_json() -> None:
-    import asyncio
-    from typing import cast
-
-    from worker.core.context import JobContext
-    from worker.handlers.base import Handler, JobResult
-    from worker.handlers.rename_layers import RenameLayersResult
-
     async def wrong(payload: RenameLayersPayload, ctx: JobContext) -> RenameLayersResult:
         return cast(RenameLayersResult, JobResult())
 
