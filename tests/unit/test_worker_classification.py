@@ -116,6 +116,8 @@ def test_outcomes_of_handler_errors() -> None:
     clock = Clock()
     deferred = outcome_of_error(RateLimited("429", retry_after=30), clock)
     assert deferred == Deferred(clock.now() + timedelta(seconds=30), "provider rate limit (429)")
+    spread = outcome_of_error(RateLimited("429", retry_after=30), clock, jitter=1.0)
+    assert isinstance(spread, Deferred) and spread.run_at == clock.now() + timedelta(seconds=31)  # at most 1 s later
     huge = outcome_of_error(RateLimited("429", retry_after=10**7), clock)
     assert isinstance(huge, Deferred) and huge.run_at - clock.now() < timedelta(days=1)  # defer_job's bound
     tiny = outcome_of_error(RateLimited("429", retry_after=0), clock)

@@ -87,9 +87,11 @@ def link(provider: ModelProvider, model: str, clock: Clock, retries: int = 1) ->
     )
 
 
-def chain(clock: Clock, *links: LimitedModel, max_wait: float = 0.0) -> tuple[ModelChain, list[ModelAnswer]]:
+def chain(
+    clock: Clock, *links: LimitedModel, max_wait: float = 0.0, jitter: float = 0.0
+) -> tuple[ModelChain, list[ModelAnswer]]:
     calls: list[ModelAnswer] = []
-    return ModelChain.of(links, clock, max_wait).for_job(calls.append), calls
+    return ModelChain.of(links, clock, max_wait, rand=lambda: jitter).for_job(calls.append), calls
 
 
 # -- the gate ---------------------------------------------------------------------------------
@@ -123,10 +125,15 @@ async def test_a_short_wait_for_capacity_is_waited_out_a_long_one_defers() -> No
     clock = FakeClock()
     control = MemoryProviderControl(clock)
     control.set_limits("anthropic", "m1", rpm=60)  # one request a second
-    gated = GatedProvider(Scripted("anthropic"), control, clock, max_wait=10)
+    gated = GatedProvider(Scripted("anthropic"), control, clock, max_wait=10, rand=lambda: 0.0)
     for _ in range(61):
         await gated.complete("m1", ASK)
     assert 0 < sum(clock.slept) <= 1.01  # the 61st waited for about a second of refill
+    # With the largest spread, the next call waits its second of refill and half as long again.
+    gated.rand = lambda: 1.0
+    clock.slept.clear()
+    await gated.complete("m1", ASK)
+    assert 1.0 <= sum(clock.slept) <= 1.51
     control.set_limits("anthropic", "m1", rpm=1)
     with pytest.raises(CapacityUnavailable) as refused:
         await gated.complete("m1", ASK)
@@ -342,6 +349,23 @@ async def test_a_short_cooldown_of_every_model_is_waited_out_a_long_one_defers()
     with pytest.raises(RateLimited):
         await eager.complete(ASK)
     assert clock.slept == [1.0, 6.0]
+
+
+async def test_the_jobs_waiting_out_one_cooldown_come_back_spread_after_its_end() -> None:
+    clock = FakeClock()
+    control = MemoryProviderControl(clock)
+    claude = Scripted("anthropic", RateLimited("429", retry_after=1, status=429))
+    first, _ = chain(clock, link(GatedProvider(claude, control, clock), "a", clock), max_wait=10)
+    with pytest.raises(RateLimited):
+        await link(GatedProvider(claude, control, clock), "a", clock).complete(ASK)  # opens the cooldown
+    late, late_calls = chain(clock, link(GatedProvider(claude, control, clock), "a", clock), max_wait=10, jitter=1.0)
+    began = clock.mono
+    assert await first.complete(ASK) == "anthropic:a"
+    assert clock.slept == [1.0]  # no later than the cooldown's end
+    clock.mono = began  # the second job met the same cooldown at the same moment
+    assert await late.complete(ASK) == "anthropic:a"
+    assert clock.slept == [1.0, 1.5]  # half the wait later at most, and its result says so
+    assert late_calls[0].waited == 1.5
 
 
 async def test_a_chain_waits_only_after_its_fallbacks_refused_and_never_for_a_5xx() -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from worker.core.errors import PermanentFailure, TransientFailure
-from worker.core.retry import Backoff, RetryPolicy, retrying
+from worker.core.retry import Backoff, RetryPolicy, after_refusal, retrying
 
 
 class FakeClock:
@@ -35,6 +35,16 @@ def test_delay_grows_exponentially_with_equal_jitter_and_a_cap() -> None:
     assert policy.delay(3, 0.5) == 3.0
     assert policy.delay(0, 1.0) == 0.0
     assert policy.delay(2, 7.0) == 2.0  # jitter is clamped to [0, 1]
+
+
+def test_a_wait_for_a_named_end_is_never_shorter_and_spread_over_a_window_after_it() -> None:
+    assert after_refusal(1.0, 0.0) == 1.0
+    assert after_refusal(1.0, 0.5) == 1.25
+    assert after_refusal(1.0, 1.0) == 1.5  # half the wait
+    assert after_refusal(0.1, 1.0) == 0.35  # at least a quarter second
+    assert after_refusal(20.0, 1.0) == 21.0  # at most a second
+    assert after_refusal(1.0, 7.0) == 1.5 and after_refusal(1.0, -1.0) == 1.0  # jitter clamped to [0, 1]
+    assert after_refusal(-2.0, 1.0) == 0.0 and after_refusal(0.0, 1.0) == 0.0  # nothing to wait for
 
 
 def test_backoff_counts_failures_against_the_clock_and_resets() -> None:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from worker.core.coalesce import Coalescer
@@ -34,6 +35,7 @@ from worker.core.ports import (
     TextRequest,
     UsageSink,
 )
+from worker.core.retry import after_refusal
 
 log = logging.getLogger("worker.gate")
 CHARS_PER_TOKEN = 4  # a rough input-token estimate; the limiter needs an upper-ish bound, not a count
@@ -81,6 +83,7 @@ class GatedProvider:
     capacity: CapacityBatcher | None = None  # share one among the providers: fewer, bigger calls
     name: str = field(init=False)
     unlimited_recheck: float = UNLIMITED_RECHECK_SECONDS
+    rand: Callable[[], float] = random.random  # spreads the waits for a refill (``after_refusal``)
     _refused: set[str] = field(default_factory=set, init=False, repr=False)
     _unlimited_until: dict[str, float] = field(default_factory=dict, init=False, repr=False)  # monotonic
     _renewing: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False, repr=False)
@@ -134,6 +137,7 @@ class GatedProvider:
                     retry_after=capacity.wait_seconds,
                     reason=capacity.reason,
                 )
+            wait = after_refusal(wait, self.rand())  # the calls the refill admits do not all ask at once
             await self.clock.sleep(wait)
             waited += wait
 

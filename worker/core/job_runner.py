@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from worker.core.errors import (
 )
 from worker.core.jobs import JobRow
 from worker.core.ports import Clock, ProgressReport, UsageRecord
+from worker.core.retry import after_refusal
 
 StopReason = Literal["cancel", "lost", "release"]
 MAX_DEFER = timedelta(hours=23)  # defer_job accepts at most one day ahead
@@ -70,12 +72,14 @@ class Stopped:
 Outcome = Succeeded | Failed | Deferred | Stopped
 
 
-def outcome_of_error(exc: BaseException, clock: Clock) -> Outcome:
-    """Error classification: what the queue should do about a handler's exception."""
+def outcome_of_error(exc: BaseException, clock: Clock, jitter: float = 0.0) -> Outcome:
+    """Error classification: what the queue should do about a handler's exception. A deferral
+    is due after the refusal's end, spread by ``jitter`` in [0, 1] (``after_refusal``): the jobs
+    one cooldown deferred do not all fall due in the same instant."""
     if isinstance(exc, BaseExceptionGroup):  # concurrent parts of a handler (TaskGroup) failed
         exc = representative(exc)
     if isinstance(exc, RateLimited):
-        wait = timedelta(seconds=max(1.0, exc.retry_after))
+        wait = timedelta(seconds=after_refusal(max(1.0, exc.retry_after), jitter))
         return Deferred(clock.now() + min(wait, MAX_DEFER), f"provider rate limit ({exc.message})"[:500])
     if isinstance(exc, JobFailure):
         return Failed(exc)
@@ -127,7 +131,7 @@ async def execute(
     # A result that arrived wins over a stop that came at the same moment.
     if handler.done() and not handler.cancelled():
         exc = handler.exception()
-        return Succeeded(handler.result()) if exc is None else outcome_of_error(exc, clock)
+        return Succeeded(handler.result()) if exc is None else outcome_of_error(exc, clock, random.random())
     if run.stop_reason is not None:
         return Stopped(run.stop_reason)
     return Failed(JobTimedOut(f"the job ran longer than its kind's timeout of {limit_seconds:g} s"))

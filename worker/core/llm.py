@@ -30,7 +30,7 @@ from worker.core.ports import (
     TextRequest,
     UsageSink,
 )
-from worker.core.retry import RetryPolicy, retrying
+from worker.core.retry import RetryPolicy, after_refusal, retrying
 
 log = logging.getLogger("worker.models")
 T = TypeVar("T")
@@ -118,10 +118,18 @@ class ModelChain:
     on_answer: Callable[[ModelAnswer], None] | None = None
     on_call: CallSink | None = None
     max_wait: float = 0.0  # seconds a call may wait for a refusal to end before the job is deferred
+    rand: Callable[[], float] = random.random  # spreads the waits (``after_refusal``)
 
     @classmethod
-    def of(cls, links: Sequence[LimitedModel], clock: Clock, max_wait: float = 0.0) -> ModelChain:
-        return cls(tuple((ModelRoute(m.provider.name, m.model), m) for m in links), clock, max_wait=max_wait)
+    def of(
+        cls,
+        links: Sequence[LimitedModel],
+        clock: Clock,
+        max_wait: float = 0.0,
+        rand: Callable[[], float] = random.random,
+    ) -> ModelChain:
+        routes = tuple((ModelRoute(m.provider.name, m.model), m) for m in links)
+        return cls(routes, clock, max_wait=max_wait, rand=rand)
 
     def for_job(self, on_answer: Callable[[ModelAnswer], None], on_call: CallSink | None = None) -> ModelChain:
         return replace(self, on_answer=on_answer, on_call=on_call)
@@ -180,6 +188,8 @@ class ModelChain:
         wait = max(failure.retry_after, 0.05)  # never spin on a rounding-error wait
         if waited + wait > self.max_wait:
             raise failure
+        # Every job waiting on this cooldown would come back at its end at once: spread them.
+        wait = after_refusal(wait, self.rand())
         log.info("every model of the chain is refusing (%s); asking again in %.2f s", failure.message[:200], wait)
         await self.clock.sleep(wait)
         return waited + wait

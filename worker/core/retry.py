@@ -1,4 +1,5 @@
-"""A pure retry policy (exponential backoff with equal jitter) and its two uses.
+"""A pure retry policy (exponential backoff with equal jitter), its two uses, and the spread of a
+wait whose end a refusal named (``after_refusal``).
 
 ``RetryPolicy`` is arithmetic only. ``Backoff`` tracks consecutive failures of one dependency
 against an injected clock (the worker's Supabase connection). ``retrying`` runs a provider call
@@ -18,6 +19,24 @@ from worker.core.errors import TransientFailure
 from worker.core.ports import Clock
 
 T = TypeVar("T")
+# A refusal that names its end (a 429's retry-after, a shared cooldown, a spent per-minute limit)
+# turns away every call that meets it with the same end: callers that slept exactly that long
+# would all come back in the same instant, a burst that can draw the next 429 and that, on the
+# worker's cores, delays every other job in flight (bench/FIXES.md, "the herd at a cooldown's
+# end"). Each caller waits for the end plus a random share of a window: half the wait, at least
+# 0.25 s (a job that met the cooldown late still spreads) and at most 1 s.
+REFUSAL_SPREAD = 0.5
+REFUSAL_SPREAD_MIN = 0.25
+REFUSAL_SPREAD_MAX = 1.0
+
+
+def after_refusal(seconds: float, jitter: float) -> float:
+    """Seconds to wait for a refusal that ends in ``seconds``, ``jitter`` in [0, 1]: never sooner
+    than the refusal said, then somewhere in the window after it (see ``REFUSAL_SPREAD``)."""
+    if seconds <= 0:
+        return 0.0
+    window = min(REFUSAL_SPREAD_MAX, max(REFUSAL_SPREAD_MIN, seconds * REFUSAL_SPREAD))
+    return seconds + window * min(1.0, max(0.0, jitter))
 
 
 @dataclass(frozen=True)
