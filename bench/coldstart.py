@@ -33,9 +33,7 @@ def one_sequence(conn: psycopg.Connection[tuple[object, ...]], batch: int) -> di
     """The worker's calls for one batch of jobs: ms per call."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    rows = conn.execute(
-        "select id from public.claim_jobs_or_park(%s, null, %s, 60, 60)", (WORKER, batch)
-    ).fetchall()
+    rows = conn.execute("select id from public.claim_jobs_or_park(%s, null, %s, 60, 60)", (WORKER, batch)).fetchall()
     held = [str(r[0]) for r in rows]
     timings["claim_jobs_or_park"] = time.perf_counter() - started
     reports = json.dumps([{"job_id": j, "percent": 10, "message": "started"} for j in held])
