@@ -197,6 +197,23 @@ def steady_overhead_s(
     return [f.total_s - f.model_s for f in clean if f.created - first >= after_s]
 
 
+def busiest_model_burst(facts: Sequence[JobFacts], window_s: float = 0.1) -> tuple[int, float | None]:
+    """The most model requests that started within one ``window_s`` (a sliding window), and when
+    (seconds after the run's first job): how many calls the worker released at once, e.g. the jobs
+    that waited out one cooldown (bench/FIXES.md, "the herd at a cooldown's end")."""
+    starts = sorted(r["started"] for f in facts for r in f.requests)
+    if not starts:
+        return 0, None
+    first = min(f.created for f in facts)
+    best, at, low = 0, None, 0
+    for high, started in enumerate(starts):
+        while started - starts[low] > window_s:
+            low += 1
+        if high - low + 1 > best:
+            best, at = high - low + 1, starts[low] - first
+    return best, at
+
+
 def count_events(database: str) -> dict[str, int]:
     with psycopg.connect(paths.database_url(database)) as conn:
         rows = conn.execute("select type, count(*) from public.job_events group by 1").fetchall()

@@ -6,7 +6,7 @@ import os
 from collections import Counter
 from typing import Any
 
-from bench.scenarios.ai_workload.facts import JobFacts, overhead_parts, pct_ms
+from bench.scenarios.ai_workload.facts import JobFacts, busiest_model_burst, overhead_parts, pct_ms
 from bench.scenarios.ai_workload.plan import Plan
 from bench.scenarios.ai_workload.sampling import Samples
 from bench.scenarios.ai_workload.users import FALLBACK_POLL_AFTER_S, Load
@@ -52,6 +52,12 @@ def notes_on(
         notes.append(
             f"Largest overhead component at p99: {worst.replace('_', ' ')} "
             f"({parts[worst].get('p99_ms')} ms; p50 {parts[worst].get('p50_ms')} ms)."
+        )
+    burst, burst_at = busiest_model_burst(facts)
+    if burst_at is not None:
+        notes.append(
+            f"Busiest 100 ms of model calls: {burst} requests started, {burst_at:.1f} s after the first job "
+            "(the worker releases the jobs that waited out a cooldown spread over a window after its end)."
         )
     share = extra["cpu_share_during_load"]
     if share:
