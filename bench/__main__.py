@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown system(s) {', '.join(bad)}; known: {', '.join(MODULES)}")
 
     from devstack.cli import db_up
+    from devstack.gc_tuning import freeze_imports
 
     db_up()  # idempotent: starts the project-local cluster if it is down
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -84,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in chosen:
         print(f"[{name}]", flush=True)
         t0 = time.monotonic()
-        result = importlib.import_module(SCENARIOS[name]).run(ctx)
+        scenario = importlib.import_module(SCENARIOS[name])
+        freeze_imports()  # the driver simulates the users: no full-collection stops of its own
+        result = scenario.run(ctx)
         result.data["scenario_seconds"] = round(time.monotonic() - t0, 1)
         results.append(result)
         # Written after every scenario, so an interrupted run still leaves what it measured.

@@ -663,9 +663,6 @@ CHECK (error IS NULL OR jsonb_typeof(error) = 'object'::text)
 -- constraint public.jobs jobs_idempotency_key_check
 CHECK (idempotency_key IS NULL OR length(idempotency_key) >= 1 AND length(idempotency_key) <= 200)
 
--- constraint public.jobs jobs_idempotency_key_per_user
-UNIQUE (user_id, idempotency_key)
-
 -- constraint public.jobs jobs_kind_fkey
 FOREIGN KEY (kind) REFERENCES public.job_kinds(kind)
 
@@ -883,7 +880,7 @@ CREATE INDEX jobs_depends_on ON public.jobs USING btree (depends_on) WHERE (depe
 CREATE INDEX jobs_finished ON public.jobs USING btree (finished_at) WHERE (status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text]))
 
 -- index public.jobs_idempotency_key_per_user
-CREATE UNIQUE INDEX jobs_idempotency_key_per_user ON public.jobs USING btree (user_id, idempotency_key)
+CREATE UNIQUE INDEX jobs_idempotency_key_per_user ON public.jobs USING btree (user_id, idempotency_key) WHERE (idempotency_key IS NOT NULL)
 
 -- index public.jobs_pkey
 CREATE UNIQUE INDEX jobs_pkey ON public.jobs USING btree (id)
@@ -1170,7 +1167,7 @@ CREATE TRIGGER read_only INSTEAD OF INSERT OR DELETE OR UPDATE ON public.job_sta
 CREATE TRIGGER jobs_advance_dependents AFTER UPDATE OF status ON public.jobs FOR EACH ROW WHEN (old.status IS DISTINCT FROM new.status AND (new.status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text]))) EXECUTE FUNCTION private.advance_dependents()
 
 -- trigger public.jobs jobs_broadcast_change
-CREATE TRIGGER jobs_broadcast_change AFTER UPDATE ON public.jobs FOR EACH ROW EXECUTE FUNCTION private.broadcast_job_change()
+CREATE TRIGGER jobs_broadcast_change AFTER UPDATE ON public.jobs FOR EACH ROW WHEN ((old.status IS DISTINCT FROM new.status OR old.progress IS DISTINCT FROM new.progress OR old.attempts IS DISTINCT FROM new.attempts OR old.error IS DISTINCT FROM new.error OR old.cancel_requested IS DISTINCT FROM new.cancel_requested OR old.result IS DISTINCT FROM new.result OR old.run_at IS DISTINCT FROM new.run_at) AND NOT COALESCE(new.id::text = ANY (string_to_array(NULLIF(current_setting('jobs.quiet_broadcasts'::text, true), ''::text), ','::text)), false) AND NOT (old.status = 'queued'::text AND new.status = 'running'::text AND COALESCE(current_setting('jobs.quiet_claims'::text, true) = 'on'::text, false))) EXECUTE FUNCTION private.broadcast_job_change()
 
 -- trigger public.jobs jobs_delete_cached_copies
 CREATE TRIGGER jobs_delete_cached_copies AFTER DELETE ON public.jobs REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION private.delete_cached_copies()

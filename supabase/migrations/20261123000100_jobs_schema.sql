@@ -60,7 +60,6 @@ create table public.jobs (
   started_at timestamptz,
   finished_at timestamptz,
   updated_at timestamptz not null default now(),
-  constraint jobs_idempotency_key_per_user unique (user_id, idempotency_key),
   constraint jobs_running_has_lease check (status <> 'running' or (lease_expires_at is not null and worker_id is not null)),
   constraint jobs_terminal_has_finished_at
     check (status not in ('succeeded', 'failed', 'cancelled') or finished_at is not null),
@@ -87,6 +86,11 @@ create index jobs_running_lease on public.jobs (lease_expires_at) where status =
 
 -- Pipelines: dependents of a job that just finished.
 create index jobs_waiting_on on public.jobs (depends_on) where status = 'waiting';
+
+-- A retried submission finds its job. Partial: a unique index over (user, null) enforces nothing,
+-- and every non-HOT update (each status change) would add an entry for the many jobs without a key.
+create unique index jobs_idempotency_key_per_user on public.jobs (user_id, idempotency_key)
+  where idempotency_key is not null;
 
 -- Rate limit window and the user's own listing.
 create index jobs_user_kind_created on public.jobs (user_id, kind, created_at desc);

@@ -408,10 +408,21 @@ create trigger jobs_wake_on_update
   for each statement execute function private.wake_for_queued_jobs();
 
 -- A new job's message now comes from jobs_wake_on_insert, after its hand-off (above).
+-- Its WHEN repeats the function's early returns (a lease renewal alone, a job its calling function
+-- announces itself, a worker's quiet claim): most updates on the hot path are one of them, and a
+-- WHEN is evaluated without entering PL/pgSQL (bench/FIXES.md, "the database's work per job").
 drop trigger jobs_broadcast_change on public.jobs;
 create trigger jobs_broadcast_change
   after update on public.jobs
-  for each row execute function private.broadcast_job_change();
+  for each row
+  when ((old.status, old.progress, old.attempts, old.error, old.cancel_requested, old.result, old.run_at)
+        is distinct from
+        (new.status, new.progress, new.attempts, new.error, new.cancel_requested, new.result, new.run_at)
+        and not coalesce(new.id::text = any(string_to_array(nullif(current_setting('jobs.quiet_broadcasts', true), ''), ',')),
+                         false)
+        and not (old.status = 'queued' and new.status = 'running'
+                 and coalesce(current_setting('jobs.quiet_claims', true) = 'on', false)))
+  execute function private.broadcast_job_change();
 
 -- The per-row NOTIFY to every listener is replaced by the routed wake-up above.
 drop trigger jobs_notify_queued on public.jobs;

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute
 
 from devstack import paths
+from devstack.gc_tuning import freeze_imports
 from devstack.models import anthropic_api, gemini_api
 from devstack.models.control import control_routes
 from devstack.models.faults import StandinState
@@ -56,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         state = StandinState()  # reads STANDIN_LATENCY_MS / STANDIN_STREAM_DELAY_MS
     except ValueError as exc:
         parser.error(str(exc))
+    app = create_app(state)
+    freeze_imports()
     # A held ("timeout" fault) request must not keep Ctrl-C waiting for its whole hold.
     uvicorn.run(
-        create_app(state), host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=2
+        app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=2
     )
