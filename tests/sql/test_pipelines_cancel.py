@@ -46,6 +46,26 @@ def test_failure_cancels_the_rest_of_the_pipeline(api: SqlApi) -> None:
         assert row["error"]["message"] == f"dependency {parent['id']} " + ("failed" if parent is a else "cancelled")
 
 
+def test_one_batch_of_outcomes_moves_every_parents_dependents(api: SqlApi) -> None:
+    # Dependents move once per statement: a batch acknowledging several parents, one of them with
+    # two dependents, queues all of them; a parent failed in the same transaction cascades.
+    uids = [api.create_user() for _ in range(3)]  # one parent each: no running cap in the way
+    parents = [api.enqueue(uid, "generate_design", {"p": n}) for n, uid in enumerate(uids)]
+    deps = [api.enqueue(uids[min(n, 1)], "rename_layers", {"d": n}, depends_on=parents[min(n, 1)]["id"]) for n in range(3)]
+    doomed = api.enqueue(uids[2], "generate_edits", {"d": "x"}, depends_on=parents[2]["id"])
+    later = api.enqueue(uids[2], "generate_edits", {"d": "y"}, depends_on=doomed["id"])
+    assert {j["id"] for j in api.claim("w1", max_jobs=10)} == {p["id"] for p in parents}
+    done = json.dumps([{"job_id": str(p["id"]), "result": {}} for p in parents[:2]])
+    assert [a["completed"] for a in api.as_service("select * from complete_jobs('w1', %s::jsonb)", (done,))] == [
+        True,
+        True,
+    ]
+    assert [api.job(d["id"])["status"] for d in deps] == ["queued"] * 3
+    api.as_service("select * from fail_job(%s, 'w1', %s, false)", (parents[2]["id"], json.dumps({"message": "no"})))
+    assert [api.job(j["id"])["status"] for j in (doomed, later)] == ["cancelled", "cancelled"]
+    assert api.job(later["id"])["error"]["message"] == f"dependency {doomed['id']} cancelled"
+
+
 def test_dependency_on_a_failed_job_is_born_cancelled(api: SqlApi) -> None:
     uid = api.create_user()
     a = api.enqueue(uid, "generate_design", {"step": "a"})

@@ -74,6 +74,22 @@ def test_results_completed_in_a_batch_are_stored_too(api: SqlApi) -> None:
     assert hit["cached_from"] == job["id"] and hit["result"] == {"batch": True}
 
 
+def test_two_identical_jobs_completed_in_one_batch_leave_one_entry(api: SqlApi) -> None:
+    # The entries are written once per statement: the same (key, user) twice in one batch must
+    # neither fail the acknowledgement nor leave two entries.
+    cache_kind(api)
+    uid = api.create_user()
+    jobs = [api.enqueue(uid, KIND, PROMPT) for _ in range(2)]  # neither has a result yet: no hit
+    assert {j["id"] for j in api.claim("w1", kinds=[KIND], max_jobs=2)} == {j["id"] for j in jobs}
+    done = json.dumps([{"job_id": str(j["id"]), "result": {"n": n}} for n, j in enumerate(jobs)])
+    answers = api.as_service("select * from complete_jobs('w1', %s::jsonb)", (done,))
+    assert [a["completed"] for a in answers] == [True, True]
+    [entry] = entries(api)
+    assert entry["job_id"] in {j["id"] for j in jobs}
+    hit = api.enqueue(uid, KIND, PROMPT)
+    assert hit["cached_from"] == entry["job_id"]
+
+
 def test_failed_or_cancelled_jobs_are_not_stored(api: SqlApi) -> None:
     cache_kind(api)
     uid = api.create_user()
