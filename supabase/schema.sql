@@ -1164,7 +1164,7 @@ CREATE TRIGGER job_events_broadcast AFTER INSERT ON public.job_events FOR EACH R
 CREATE TRIGGER read_only INSTEAD OF INSERT OR DELETE OR UPDATE ON public.job_stats FOR EACH ROW EXECUTE FUNCTION private.refuse_view_write()
 
 -- trigger public.jobs jobs_advance_dependents
-CREATE TRIGGER jobs_advance_dependents AFTER UPDATE ON public.jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION private.advance_dependents()
+CREATE TRIGGER jobs_advance_dependents AFTER UPDATE OF status ON public.jobs FOR EACH ROW WHEN (old.status IS DISTINCT FROM new.status AND (new.status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text]))) EXECUTE FUNCTION private.advance_dependents()
 
 -- trigger public.jobs jobs_broadcast_change
 CREATE TRIGGER jobs_broadcast_change AFTER UPDATE ON public.jobs FOR EACH ROW WHEN ((old.status IS DISTINCT FROM new.status OR old.progress IS DISTINCT FROM new.progress OR old.attempts IS DISTINCT FROM new.attempts OR old.error IS DISTINCT FROM new.error OR old.cancel_requested IS DISTINCT FROM new.cancel_requested OR old.result IS DISTINCT FROM new.result OR old.run_at IS DISTINCT FROM new.run_at) AND NOT COALESCE(new.id::text = ANY (string_to_array(NULLIF(current_setting('jobs.quiet_broadcasts'::text, true), ''::text), ','::text)), false) AND NOT (old.status = 'queued'::text AND new.status = 'running'::text AND COALESCE(current_setting('jobs.quiet_claims'::text, true) = 'on'::text, false))) EXECUTE FUNCTION private.broadcast_job_change()
@@ -1176,7 +1176,7 @@ CREATE TRIGGER jobs_delete_cached_copies AFTER DELETE ON public.jobs REFERENCING
 CREATE TRIGGER jobs_record_artifact_deletions AFTER DELETE ON public.jobs REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION private.record_artifact_deletions()
 
 -- trigger public.jobs jobs_store_cached_result
-CREATE TRIGGER jobs_store_cached_result AFTER UPDATE ON public.jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION private.store_cached_result()
+CREATE TRIGGER jobs_store_cached_result AFTER UPDATE OF status ON public.jobs FOR EACH ROW WHEN (old.status IS DISTINCT FROM new.status AND new.status = 'succeeded'::text AND NOT new.cached) EXECUTE FUNCTION private.store_cached_result()
 
 -- trigger public.jobs jobs_touch_updated_at
 CREATE TRIGGER jobs_touch_updated_at BEFORE UPDATE ON public.jobs FOR EACH ROW EXECUTE FUNCTION private.touch_updated_at()
@@ -1225,26 +1225,20 @@ CREATE OR REPLACE FUNCTION private.advance_dependents()
 AS $function$
 begin
   -- Most jobs have no dependents: no UPDATE statement (and its statement triggers) for them.
-  -- (A job finished before this statement has no waiting dependents: old_rows is not needed here.)
-  if not exists (
-    select 1 from new_rows n join public.jobs d on d.depends_on = n.id and d.status = 'waiting'
-    where n.status in ('succeeded', 'failed', 'cancelled')
-  ) then
+  if not exists (select 1 from public.jobs d where d.depends_on = new.id and d.status = 'waiting') then
     return null;
   end if;
-  update public.jobs d set status = 'queued', run_at = greatest(d.run_at, now())
-  from new_rows n join old_rows o on o.id = n.id
-  where d.depends_on = n.id and d.status = 'waiting'
-    and n.status = 'succeeded' and o.status is distinct from n.status;
-  -- failed or cancelled: dependents are cancelled, which cascades down the pipeline (this
-  -- UPDATE fires this trigger again).
-  update public.jobs d
-  set status = 'cancelled', finished_at = now(),
-      error = jsonb_build_object('type', 'dependency_failed', 'retryable', false, 'attempt', 0,
-                                 'message', format('dependency %s %s', n.id, n.status))
-  from new_rows n join old_rows o on o.id = n.id
-  where d.depends_on = n.id and d.status = 'waiting'
-    and n.status in ('failed', 'cancelled') and o.status is distinct from n.status;
+  if new.status = 'succeeded' then
+    update public.jobs set status = 'queued', run_at = greatest(run_at, now())
+    where depends_on = new.id and status = 'waiting';
+  else
+    -- failed or cancelled: dependents are cancelled, which cascades down the pipeline.
+    update public.jobs
+    set status = 'cancelled', finished_at = now(),
+        error = jsonb_build_object('type', 'dependency_failed', 'retryable', false, 'attempt', 0,
+                                   'message', format('dependency %s %s', new.id, new.status))
+    where depends_on = new.id and status = 'waiting';
+  end if;
   return null;
 end;
 $function$
@@ -2184,20 +2178,11 @@ CREATE OR REPLACE FUNCTION private.store_cached_result()
  SET search_path TO ''
 AS $function$
 begin
-  if not exists (select 1 from public.job_kinds k where k.cache_ttl_seconds > 0) then
-    return null;  -- no kind caches (the default): skip the transition tables' join
+  if coalesce((select k.cache_ttl_seconds from public.job_kinds k where k.kind = new.kind), 0) > 0 then
+    insert into public.job_result_cache as c (cache_key, user_id, kind, job_id)
+    values (private.cache_key(new.kind, new.payload), new.user_id, new.kind, new.id)
+    on conflict (cache_key, user_id) do update set job_id = excluded.job_id, created_at = now();
   end if;
-  -- One entry per (key, user): two jobs of one batch with the same key keep the later one (an
-  -- INSERT ... ON CONFLICT may not touch a row twice).
-  insert into public.job_result_cache as c (cache_key, user_id, kind, job_id)
-  select distinct on (1, 2) private.cache_key(n.kind, n.payload), n.user_id, n.kind, n.id
-  from new_rows n
-  join old_rows o on o.id = n.id
-  join public.job_kinds k on k.kind = n.kind
-  where n.status = 'succeeded' and o.status is distinct from n.status and not n.cached
-    and coalesce(k.cache_ttl_seconds, 0) > 0
-  order by 1, 2, n.finished_at desc, n.id
-  on conflict (cache_key, user_id) do update set job_id = excluded.job_id, created_at = now();
   return null;
 end;
 $function$

@@ -58,10 +58,6 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 -- Pipelines: when a job finishes, its waiting dependents move on
 -- ---------------------------------------------------------------------------------------------
--- Once per statement, over its transition tables: a batch of outcomes (complete_jobs) pays one
--- call and one indexed probe, not a PL/pgSQL call per job (bench/FIXES.md, "the database's work
--- per job"). A statement trigger cannot name columns when it has transition tables, so it runs
--- for every UPDATE of jobs and looks for status changes itself.
 create function private.advance_dependents() returns trigger
 language plpgsql
 security definer
@@ -69,32 +65,26 @@ set search_path = ''
 as $$
 begin
   -- Most jobs have no dependents: no UPDATE statement (and its statement triggers) for them.
-  -- (A job finished before this statement has no waiting dependents: old_rows is not needed here.)
-  if not exists (
-    select 1 from new_rows n join public.jobs d on d.depends_on = n.id and d.status = 'waiting'
-    where n.status in ('succeeded', 'failed', 'cancelled')
-  ) then
+  if not exists (select 1 from public.jobs d where d.depends_on = new.id and d.status = 'waiting') then
     return null;
   end if;
-  update public.jobs d set status = 'queued', run_at = greatest(d.run_at, now())
-  from new_rows n join old_rows o on o.id = n.id
-  where d.depends_on = n.id and d.status = 'waiting'
-    and n.status = 'succeeded' and o.status is distinct from n.status;
-  -- failed or cancelled: dependents are cancelled, which cascades down the pipeline (this
-  -- UPDATE fires this trigger again).
-  update public.jobs d
-  set status = 'cancelled', finished_at = now(),
-      error = jsonb_build_object('type', 'dependency_failed', 'retryable', false, 'attempt', 0,
-                                 'message', format('dependency %s %s', n.id, n.status))
-  from new_rows n join old_rows o on o.id = n.id
-  where d.depends_on = n.id and d.status = 'waiting'
-    and n.status in ('failed', 'cancelled') and o.status is distinct from n.status;
+  if new.status = 'succeeded' then
+    update public.jobs set status = 'queued', run_at = greatest(run_at, now())
+    where depends_on = new.id and status = 'waiting';
+  else
+    -- failed or cancelled: dependents are cancelled, which cascades down the pipeline.
+    update public.jobs
+    set status = 'cancelled', finished_at = now(),
+        error = jsonb_build_object('type', 'dependency_failed', 'retryable', false, 'attempt', 0,
+                                   'message', format('dependency %s %s', new.id, new.status))
+    where depends_on = new.id and status = 'waiting';
+  end if;
   return null;
 end;
 $$;
 
 create trigger jobs_advance_dependents
-  after update on public.jobs
-  referencing old table as old_rows new table as new_rows
-  for each statement
+  after update of status on public.jobs
+  for each row
+  when (old.status is distinct from new.status and new.status in ('succeeded', 'failed', 'cancelled'))
   execute function private.advance_dependents();

@@ -121,35 +121,25 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 -- Storing: every job of a caching kind that becomes succeeded by running (not by a hit).
 -- ---------------------------------------------------------------------------------------------
--- Once per statement, over its transition tables (as jobs_advance_dependents).
 create function private.store_cached_result() returns trigger
 language plpgsql
 security definer
 set search_path = ''
 as $$
 begin
-  if not exists (select 1 from public.job_kinds k where k.cache_ttl_seconds > 0) then
-    return null;  -- no kind caches (the default): skip the transition tables' join
+  if coalesce((select k.cache_ttl_seconds from public.job_kinds k where k.kind = new.kind), 0) > 0 then
+    insert into public.job_result_cache as c (cache_key, user_id, kind, job_id)
+    values (private.cache_key(new.kind, new.payload), new.user_id, new.kind, new.id)
+    on conflict (cache_key, user_id) do update set job_id = excluded.job_id, created_at = now();
   end if;
-  -- One entry per (key, user): two jobs of one batch with the same key keep the later one (an
-  -- INSERT ... ON CONFLICT may not touch a row twice).
-  insert into public.job_result_cache as c (cache_key, user_id, kind, job_id)
-  select distinct on (1, 2) private.cache_key(n.kind, n.payload), n.user_id, n.kind, n.id
-  from new_rows n
-  join old_rows o on o.id = n.id
-  join public.job_kinds k on k.kind = n.kind
-  where n.status = 'succeeded' and o.status is distinct from n.status and not n.cached
-    and coalesce(k.cache_ttl_seconds, 0) > 0
-  order by 1, 2, n.finished_at desc, n.id
-  on conflict (cache_key, user_id) do update set job_id = excluded.job_id, created_at = now();
   return null;
 end;
 $$;
 
 create trigger jobs_store_cached_result
-  after update on public.jobs
-  referencing old table as old_rows new table as new_rows
-  for each statement
+  after update of status on public.jobs
+  for each row
+  when (old.status is distinct from new.status and new.status = 'succeeded' and not new.cached)
   execute function private.store_cached_result();
 
 -- A cached job whose result names a Storage object (an image) points into the folder of the job

@@ -47,8 +47,8 @@ def test_failure_cancels_the_rest_of_the_pipeline(api: SqlApi) -> None:
 
 
 def test_one_batch_of_outcomes_moves_every_parents_dependents(api: SqlApi) -> None:
-    # Dependents move once per statement: a batch acknowledging several parents, one of them with
-    # two dependents, queues all of them; a parent failed in the same transaction cascades.
+    # A batch acknowledging several parents, one of them with two dependents, queues all of
+    # them; a failed parent cancels its chain.
     uids = [api.create_user() for _ in range(3)]  # one parent each: no running cap in the way
     parents = [api.enqueue(uid, "generate_design", {"p": n}) for n, uid in enumerate(uids)]
     deps = [api.enqueue(uids[min(n, 1)], "rename_layers", {"d": n}, depends_on=parents[min(n, 1)]["id"]) for n in range(3)]

@@ -75,8 +75,7 @@ def test_results_completed_in_a_batch_are_stored_too(api: SqlApi) -> None:
 
 
 def test_two_identical_jobs_completed_in_one_batch_leave_one_entry(api: SqlApi) -> None:
-    # The entries are written once per statement: the same (key, user) twice in one batch must
-    # neither fail the acknowledgement nor leave two entries.
+    # The same (key, user) twice in one acknowledgement: neither a failed call nor two entries.
     cache_kind(api)
     uid = api.create_user()
     jobs = [api.enqueue(uid, KIND, PROMPT) for _ in range(2)]  # neither has a result yet: no hit
