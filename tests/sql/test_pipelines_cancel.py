@@ -51,7 +51,8 @@ def test_one_batch_of_outcomes_moves_every_parents_dependents(api: SqlApi) -> No
     # them; a failed parent cancels its chain.
     uids = [api.create_user() for _ in range(3)]  # one parent each: no running cap in the way
     parents = [api.enqueue(uid, "generate_design", {"p": n}) for n, uid in enumerate(uids)]
-    deps = [api.enqueue(uids[min(n, 1)], "rename_layers", {"d": n}, depends_on=parents[min(n, 1)]["id"]) for n in range(3)]
+    owner = [0, 1, 1]  # parent 1 has two dependents
+    deps = [api.enqueue(uids[p], "rename_layers", {"d": n}, depends_on=parents[p]["id"]) for n, p in enumerate(owner)]
     doomed = api.enqueue(uids[2], "generate_edits", {"d": "x"}, depends_on=parents[2]["id"])
     later = api.enqueue(uids[2], "generate_edits", {"d": "y"}, depends_on=doomed["id"])
     assert {j["id"] for j in api.claim("w1", max_jobs=10)} == {p["id"] for p in parents}

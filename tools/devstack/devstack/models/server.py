@@ -60,6 +60,4 @@ def main(argv: Sequence[str] | None = None) -> None:
     app = create_app(state)
     freeze_imports()
     # A held ("timeout" fault) request must not keep Ctrl-C waiting for its whole hold.
-    uvicorn.run(
-        app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=2
-    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=2)
