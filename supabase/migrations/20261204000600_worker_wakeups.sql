@@ -410,7 +410,7 @@ create trigger jobs_wake_on_update
 -- A new job's message now comes from jobs_wake_on_insert, after its hand-off (above).
 -- Its WHEN repeats the function's early returns (a lease renewal alone, a job its calling function
 -- announces itself, a worker's quiet claim): most updates on the hot path are one of them, and a
--- WHEN is evaluated without entering PL/pgSQL (bench/FIXES.md, "the database's work per job").
+-- WHEN is evaluated without entering PL/pgSQL (bench/FIXES.md, "two costs on every update of a job").
 drop trigger jobs_broadcast_change on public.jobs;
 create trigger jobs_broadcast_change
   after update on public.jobs
