@@ -411,6 +411,8 @@ create trigger jobs_wake_on_update
 -- Its WHEN repeats the function's early returns (a lease renewal alone, a job its calling function
 -- announces itself, a worker's quiet claim): most updates on the hot path are one of them, and a
 -- WHEN is evaluated without entering PL/pgSQL (bench/FIXES.md, "two costs on every update of a job").
+-- The quiet test is private.is_quiet's expression written out: calling that plpgsql function here
+-- would cost the call the WHEN saves, and a SQL function (inlined) would need a mutable search_path.
 drop trigger jobs_broadcast_change on public.jobs;
 create trigger jobs_broadcast_change
   after update on public.jobs

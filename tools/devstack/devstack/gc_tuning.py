@@ -5,6 +5,9 @@ imported libraries (starlette, psycopg, pydantic, the auth and storage code): un
 bench's load each full collection stopped the gateway for 30–47 ms, about every 15 s, and every
 request in flight waited (bench/FIXES.md, "pauses of the stand-ins' own"). The hosted services
 run on machines of their own; a stand-in sharing two cores should not add stops of its own.
+
+The worker does the same (`worker/compose.py`, `freeze_startup_objects`); devstack may not import
+the worker (import-linter), so the four lines live here too.
 """
 
 from __future__ import annotations
