@@ -29,7 +29,8 @@ from bench.systems.base import System, read_records
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 20.0
-POLL_S = 0.02  # drain: how often "remaining" is read; the end time is at most this late
+POLL_S = 0.02  # drain: how often "unfinished" is read; the end time is at most this late
+COUNT_S = 0.5  # drain: how often the count of unfinished jobs is read for the CPU meter
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -160,23 +161,26 @@ def claims_per_job(procs: list[WorkerProc], jobs: int, count: str = "claims") ->
 def wait_empty(system: System, database: str, cap_s: float, cpu: CpuMeter | None = None) -> tuple[float, bool]:
     """Poll until nothing is left; (time.time() when seen empty, whether the cap was hit)."""
     deadline = time.monotonic() + cap_s
+    counted = 0.0  # when the count was last read (for the CPU meter only: it reads every row)
     # One connection for the whole poll: a connection per poll (a backend forked every 20 ms) cost
     # the machine the drain measures more than the count itself.
     with databases.connect(database) as conn:
         while time.monotonic() < deadline:
-            left = databases.count_on(conn, system.remaining_sql)
-            if cpu is not None:
-                cpu.sample(left)
-            if left == 0:
+            if databases.count_on(conn, system.unfinished_sql) == 0:
+                if cpu is not None:
+                    cpu.sample(0)
                 return time.time(), False
+            if cpu is not None and time.monotonic() - counted >= COUNT_S:
+                counted = time.monotonic()
+                cpu.sample(databases.count_on(conn, system.remaining_sql))
             time.sleep(POLL_S)
     return time.time(), True
 
 
 @dataclass
 class CpuMeter:
-    """Worker CPU per finished job: CPU time of the worker processes between the first poll that
-    sees a job finished (so start-up and imports are left out) and the last poll, divided by the
+    """Worker CPU per finished job: CPU time of the worker processes between the first count that
+    sees a job finished (so start-up and imports are left out) and the last sample, divided by the
     jobs finished in between."""
 
     procs: list[WorkerProc]

@@ -2066,6 +2066,78 @@ declare
   v_message text;
   v_hint text;
 begin
+  -- Every item plainly valid (the checks below and record_usage's, as one test; anything unusual,
+  -- say 1.0 for an integer, fails it) and its job there: all recorded in one INSERT, priced by
+  -- record_usage's formula, without a call and a subtransaction per item (~0.5 ms an item:
+  -- bench/FIXES.md, "usage in one statement"). Otherwise the items are walked one by one below,
+  -- which records exactly the same rows or names the first fault.
+  if jsonb_array_length(calls) > 0 and not exists (
+    select 1
+    from jsonb_array_elements(calls) as t(e)
+    cross join lateral (
+      -- CASE, not AND, guards each cast: PostgreSQL may evaluate the operands of AND in any order.
+      select case
+        when jsonb_typeof(t.e) = 'object'
+             and (t.e - '{job_id,attempt,provider,model,input_tokens,output_tokens,cached_tokens,images,latency_ms}'::text[]) = '{}'::jsonb
+             and jsonb_typeof(t.e -> 'job_id') = 'string'
+             and (t.e ->> 'job_id') ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+             and jsonb_typeof(t.e -> 'attempt') = 'number' and (t.e ->> 'attempt') ~ '^[0-9]{1,9}$'
+             and jsonb_typeof(t.e -> 'provider') = 'string' and jsonb_typeof(t.e -> 'model') = 'string'
+             and coalesce(t.e ->> 'input_tokens', '0') ~ '^[0-9]{1,9}$'
+             and coalesce(t.e ->> 'output_tokens', '0') ~ '^[0-9]{1,9}$'
+             and coalesce(t.e ->> 'cached_tokens', '0') ~ '^[0-9]{1,9}$'
+             and coalesce(t.e ->> 'images', '0') ~ '^[0-9]{1,9}$'
+             and coalesce(t.e ->> 'latency_ms', '0') ~ '^[0-9]{1,9}$'
+        then true else false end as shaped
+    ) s
+    -- A lookup per item (a join may be planned as a read of the whole table). Null: no such job.
+    cross join lateral (
+      select case when s.shaped then (select j.attempts from public.jobs j where j.id = (t.e ->> 'job_id')::uuid) end as attempts
+    ) j
+    where not coalesce(case when j.attempts is not null then
+        (t.e ->> 'attempt')::integer between 1 and greatest(j.attempts, 1)
+        and (t.e ->> 'provider') ~ '^[a-z][a-z0-9_-]{0,62}$'
+        and length(t.e ->> 'model') between 1 and 200 and (t.e ->> 'model') !~ '\s'
+        and coalesce((t.e ->> 'input_tokens')::integer, 0) <= 100000000
+        and coalesce((t.e ->> 'output_tokens')::integer, 0) <= 100000000
+        and coalesce((t.e ->> 'cached_tokens')::integer, 0) <= coalesce((t.e ->> 'input_tokens')::integer, 0)
+        and coalesce((t.e ->> 'images')::integer, 0) <= 1000
+        and coalesce((t.e ->> 'latency_ms')::integer, 0) <= 86400000
+      end, false)
+  ) then
+    return query
+    with items as (
+      select t.n, (t.e ->> 'job_id')::uuid as job_id, (t.e ->> 'attempt')::integer as attempt,
+             t.e ->> 'provider' as provider, t.e ->> 'model' as model,
+             coalesce((t.e ->> 'input_tokens')::integer, 0) as input_tokens,
+             coalesce((t.e ->> 'output_tokens')::integer, 0) as output_tokens,
+             coalesce((t.e ->> 'cached_tokens')::integer, 0) as cached_tokens,
+             coalesce((t.e ->> 'images')::integer, 0) as images,
+             (t.e ->> 'latency_ms')::integer as latency_ms
+      from jsonb_array_elements(calls) with ordinality as t(e, n)
+    ),
+    priced as (
+      select i.*, j.user_id, j.kind,
+             -- numeric(14, 8): the ledger column's rounding, so the answer is the stored cost.
+             private.usage_cost(p, i.input_tokens, i.cached_tokens, i.output_tokens, i.images)::numeric(14, 8) as cost_usd
+      from items i
+      cross join lateral (select j.user_id, j.kind from public.jobs j where j.id = i.job_id limit 1) j  -- a lookup each
+      left join public.model_prices p on p.provider = i.provider and p.model = i.model
+    ),
+    recorded as (
+      insert into public.usage_ledger
+        (job_id, user_id, kind, attempt, worker_id, provider, model, input_tokens, output_tokens, cached_tokens,
+         images, latency_ms, cost_usd)
+      select r.job_id, r.user_id, r.kind, r.attempt, record_usage_items.worker_id, r.provider, r.model,
+             r.input_tokens, r.output_tokens, r.cached_tokens, r.images, r.latency_ms, r.cost_usd
+      from priced r
+      order by r.n  -- the walk's order: ledger ids, and the jobs' key-share locks, as it takes them
+      returning 1
+    )
+    select r.job_id, true, r.cost_usd, null::text from priced r order by r.n;
+    return;
+  end if;
+
   -- The JSON shape first (record_usage's own arguments are typed): keys, the job id, integers.
   for item in select e from jsonb_array_elements(calls) as t(e) loop
     perform private.check_batch_item(names[i], item, array['job_id', 'attempt', 'provider', 'model',
@@ -2089,12 +2161,12 @@ begin
       begin
         v_row := public.record_usage(
           job_id => (item ->> 'job_id')::uuid, worker_id => record_usage_items.worker_id,
-          attempt => (item ->> 'attempt')::integer, provider => item ->> 'provider', model => item ->> 'model',
-          input_tokens => coalesce((item ->> 'input_tokens')::integer, 0),
-          output_tokens => coalesce((item ->> 'output_tokens')::integer, 0),
-          cached_tokens => coalesce((item ->> 'cached_tokens')::integer, 0),
-          images => coalesce((item ->> 'images')::integer, 0),
-          latency_ms => (item ->> 'latency_ms')::integer);
+          attempt => (item ->> 'attempt')::numeric::integer, provider => item ->> 'provider', model => item ->> 'model',
+          input_tokens => coalesce((item ->> 'input_tokens')::numeric::integer, 0),
+          output_tokens => coalesce((item ->> 'output_tokens')::numeric::integer, 0),
+          cached_tokens => coalesce((item ->> 'cached_tokens')::numeric::integer, 0),
+          images => coalesce((item ->> 'images')::numeric::integer, 0),
+          latency_ms => (item ->> 'latency_ms')::numeric::integer);
       exception when invalid_parameter_value then
         -- record_usage names the field; the batch names the item too. The batch records nothing.
         get stacked diagnostics v_message = message_text, v_hint = pg_exception_hint;
@@ -2196,6 +2268,21 @@ AS $function$
 begin
   new.updated_at := clock_timestamp();
   return new;
+end;
+$function$
+
+-- function private.usage_cost(public.model_prices,integer,integer,integer,integer)
+CREATE OR REPLACE FUNCTION private.usage_cost(price public.model_prices, input_tokens integer, cached_tokens integer, output_tokens integer, images integer)
+ RETURNS numeric
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO ''
+AS $function$
+begin
+  return ((input_tokens - cached_tokens) * price.input_usd_per_mtok
+          + cached_tokens * price.cached_input_usd_per_mtok
+          + output_tokens * price.output_usd_per_mtok) / 1000000
+         + images * price.usd_per_image;
 end;
 $function$
 
@@ -2596,7 +2683,7 @@ begin
     begin
       select * into strict v_answer from public.acquire_model_capacity(
         provider => r.e ->> 'provider', model => r.e ->> 'model',
-        tokens => coalesce((r.e ->> 'tokens')::integer, 0));
+        tokens => coalesce((r.e ->> 'tokens')::numeric::integer, 0));
     exception when invalid_parameter_value then
       -- acquire_model_capacity names the field; the batch names the item too, and takes nothing.
       get stacked diagnostics v_message = message_text, v_hint = pg_exception_hint;
@@ -2969,17 +3056,23 @@ begin
   perform private.check_worker_id(complete_jobs.worker_id);
   perform private.check_batch('completions', completions, '{"job_id", "result"}');
   n := jsonb_array_length(completions);
-  -- A call whose items all carry only a job_id and a result, both well-formed, is checked in this
-  -- one statement; any other call walks its items below, which accepts exactly these and names the
-  -- first fault (one by one, ~30 µs an item: bench/FIXES.md).
+  -- A call whose items all carry only a job_id, a result and maybe usage (a list of objects
+  -- without a job_id), all well-formed, is checked in this one statement and its usage records
+  -- gathered in the next; any other call walks its items below, which accepts exactly these,
+  -- gathers the same records and names the first fault (one by one, ~30 µs an item:
+  -- bench/FIXES.md; every AI job's success carries usage).
   if exists (
     select 1 from jsonb_array_elements(completions) as t(e)
     where case when jsonb_typeof(e) <> 'object' then true
-               else (e - '{job_id,result}'::text[]) <> '{}'::jsonb
+               else (e - '{job_id,result,usage}'::text[]) <> '{}'::jsonb
                  or jsonb_typeof(e -> 'job_id') is distinct from 'string'
                  or (e ->> 'job_id') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
                  or coalesce(jsonb_typeof(e -> 'result'), 'null') not in ('object', 'array')
-                 or octet_length((e -> 'result')::text) > 1048576 end
+                 or octet_length((e -> 'result')::text) > 1048576
+                 or coalesce(jsonb_typeof(e -> 'usage'), 'null') not in ('null', 'array')
+                 or case when jsonb_typeof(e -> 'usage') = 'array' then exists (
+                       select 1 from jsonb_array_elements(e -> 'usage') as u(c)
+                       where jsonb_typeof(u.c) <> 'object' or u.c ? 'job_id') else false end end
   ) then
     for item in select e from jsonb_array_elements(completions) as t(e) loop
       perform private.check_batch_item(format('completions[%s]', i), item, array['job_id', 'result', 'progress', 'usage']);
@@ -3022,6 +3115,14 @@ begin
       end if;
       i := i + 1;
     end loop;
+  else
+    -- The records the walk would gather, in its order and with its names.
+    select coalesce(jsonb_agg(u.c || jsonb_build_object('job_id', t.e -> 'job_id') order by t.n, u.m), '[]'),
+           coalesce(array_agg(format('completions[%s].usage[%s]', t.n - 1, u.m - 1) order by t.n, u.m), '{}')
+    into v_calls, v_names
+    from jsonb_array_elements(completions) with ordinality as t(e, n)
+    cross join lateral jsonb_array_elements(
+      case when jsonb_typeof(t.e -> 'usage') = 'array' then t.e -> 'usage' else '[]'::jsonb end) with ordinality as u(c, m);
   end if;
   if (select count(distinct (e ->> 'job_id')::uuid) from jsonb_array_elements(completions) as t(e)) <> n then
     perform private.raise_invalid('completions', 'lists a job_id more than once');
@@ -3495,10 +3596,8 @@ begin
   select * into v_price from public.model_prices p
   where p.provider = record_usage.provider and p.model = record_usage.model;
   if found then
-    v_cost := ((record_usage.input_tokens - record_usage.cached_tokens) * v_price.input_usd_per_mtok
-               + record_usage.cached_tokens * v_price.cached_input_usd_per_mtok
-               + record_usage.output_tokens * v_price.output_usd_per_mtok) / 1000000
-              + record_usage.images * v_price.usd_per_image;
+    v_cost := private.usage_cost(v_price, record_usage.input_tokens, record_usage.cached_tokens,
+                                 record_usage.output_tokens, record_usage.images);
   end if;
 
   insert into public.usage_ledger as u
@@ -4090,6 +4189,9 @@ PERMISSIVE for SELECT to authenticated
 
 
 -- grant private.touch_updated_at()
+
+
+-- grant private.usage_cost(public.model_prices,integer,integer,integer,integer)
 
 
 -- grant private.user_plan(uuid)

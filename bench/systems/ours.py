@@ -109,6 +109,11 @@ class OursSystem(OursProduct):
                 _wait_for_change_feed(conn)
 
     remaining_sql = "select count(*) from public.jobs where status in ('queued', 'running')"
+    unfinished_sql = (  # jobs_queued_claim_order and jobs_running_lease
+        "select ((select 1 from public.jobs where status = 'queued' order by priority desc, run_at, id limit 1)"
+        " is not null or (select 1 from public.jobs where status = 'running' order by lease_expires_at limit 1)"
+        " is not null)::int"
+    )
 
     def reset(self, database: str) -> None:
         databases.execute(

@@ -132,6 +132,11 @@ class PgqueuerSystem:
         databases.execute(database, "analyze pgqueuer")  # fresh statistics for the dequeue query's plan
 
     remaining_sql = "select count(*) from pgqueuer where status in ('queued', 'picked')"
+    unfinished_sql = (  # its pgqueuer_priority_id_id1_idx and pgqueuer_picked_heartbeat_idx
+        "select ((select 1 from pgqueuer where status = 'queued' order by priority, id desc limit 1)"
+        " is not null or (select 1 from pgqueuer where status = 'picked' order by heartbeat limit 1)"
+        " is not null)::int"
+    )
 
     def reset(self, database: str) -> None:
         databases.execute(database, "truncate pgqueuer, pgqueuer_log, pgqueuer_statistics", "vacuum analyze pgqueuer")

@@ -122,6 +122,11 @@ class ProcrastinateSystem:
         databases.execute(database, "analyze procrastinate_jobs")  # fresh statistics for the fetch query's plan
 
     remaining_sql = "select count(*) from procrastinate_jobs where status in ('todo', 'doing')"
+    unfinished_sql = (  # its procrastinate_jobs_id_lock_idx_v1
+        "select ((select 1 from procrastinate_jobs"
+        " where status = any (array['todo', 'doing']::procrastinate_job_status[])"
+        " order by id, lock limit 1) is not null)::int"
+    )
 
     def reset(self, database: str) -> None:
         databases.execute(

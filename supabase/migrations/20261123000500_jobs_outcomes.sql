@@ -124,17 +124,23 @@ begin
   perform private.check_worker_id(complete_jobs.worker_id);
   perform private.check_batch('completions', completions, '{"job_id", "result"}');
   n := jsonb_array_length(completions);
-  -- A call whose items all carry only a job_id and a result, both well-formed, is checked in this
-  -- one statement; any other call walks its items below, which accepts exactly these and names the
-  -- first fault (one by one, ~30 µs an item: bench/FIXES.md).
+  -- A call whose items all carry only a job_id, a result and maybe usage (a list of objects
+  -- without a job_id), all well-formed, is checked in this one statement and its usage records
+  -- gathered in the next; any other call walks its items below, which accepts exactly these,
+  -- gathers the same records and names the first fault (one by one, ~30 µs an item:
+  -- bench/FIXES.md; every AI job's success carries usage).
   if exists (
     select 1 from jsonb_array_elements(completions) as t(e)
     where case when jsonb_typeof(e) <> 'object' then true
-               else (e - '{job_id,result}'::text[]) <> '{}'::jsonb
+               else (e - '{job_id,result,usage}'::text[]) <> '{}'::jsonb
                  or jsonb_typeof(e -> 'job_id') is distinct from 'string'
                  or (e ->> 'job_id') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
                  or coalesce(jsonb_typeof(e -> 'result'), 'null') not in ('object', 'array')
-                 or octet_length((e -> 'result')::text) > 1048576 end
+                 or octet_length((e -> 'result')::text) > 1048576
+                 or coalesce(jsonb_typeof(e -> 'usage'), 'null') not in ('null', 'array')
+                 or case when jsonb_typeof(e -> 'usage') = 'array' then exists (
+                       select 1 from jsonb_array_elements(e -> 'usage') as u(c)
+                       where jsonb_typeof(u.c) <> 'object' or u.c ? 'job_id') else false end end
   ) then
     for item in select e from jsonb_array_elements(completions) as t(e) loop
       perform private.check_batch_item(format('completions[%s]', i), item, array['job_id', 'result', 'progress', 'usage']);
@@ -177,6 +183,14 @@ begin
       end if;
       i := i + 1;
     end loop;
+  else
+    -- The records the walk would gather, in its order and with its names.
+    select coalesce(jsonb_agg(u.c || jsonb_build_object('job_id', t.e -> 'job_id') order by t.n, u.m), '[]'),
+           coalesce(array_agg(format('completions[%s].usage[%s]', t.n - 1, u.m - 1) order by t.n, u.m), '{}')
+    into v_calls, v_names
+    from jsonb_array_elements(completions) with ordinality as t(e, n)
+    cross join lateral jsonb_array_elements(
+      case when jsonb_typeof(t.e -> 'usage') = 'array' then t.e -> 'usage' else '[]'::jsonb end) with ordinality as u(c, m);
   end if;
   if (select count(distinct (e ->> 'job_id')::uuid) from jsonb_array_elements(completions) as t(e)) <> n then
     perform private.raise_invalid('completions', 'lists a job_id more than once');

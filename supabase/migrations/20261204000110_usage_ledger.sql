@@ -201,6 +201,24 @@ begin
 end;
 $$;
 
+-- A model call's list price: record_usage and record_usage_items' one-statement path price with
+-- this one formula. A null price (no row for the model): a null cost. plpgsql, not sql: a sql
+-- function with its own search_path is not inlined, and runs as a query of its own per call.
+create function private.usage_cost(
+  price public.model_prices, input_tokens integer, cached_tokens integer, output_tokens integer, images integer
+) returns numeric
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  return ((input_tokens - cached_tokens) * price.input_usd_per_mtok
+          + cached_tokens * price.cached_input_usd_per_mtok
+          + output_tokens * price.output_usd_per_mtok) / 1000000
+         + images * price.usd_per_image;
+end;
+$$;
+
 create function public.record_usage(
   job_id uuid,
   worker_id text,
@@ -261,10 +279,8 @@ begin
   select * into v_price from public.model_prices p
   where p.provider = record_usage.provider and p.model = record_usage.model;
   if found then
-    v_cost := ((record_usage.input_tokens - record_usage.cached_tokens) * v_price.input_usd_per_mtok
-               + record_usage.cached_tokens * v_price.cached_input_usd_per_mtok
-               + record_usage.output_tokens * v_price.output_usd_per_mtok) / 1000000
-              + record_usage.images * v_price.usd_per_image;
+    v_cost := private.usage_cost(v_price, record_usage.input_tokens, record_usage.cached_tokens,
+                                 record_usage.output_tokens, record_usage.images);
   end if;
 
   insert into public.usage_ledger as u

@@ -49,7 +49,7 @@ begin
     begin
       select * into strict v_answer from public.acquire_model_capacity(
         provider => r.e ->> 'provider', model => r.e ->> 'model',
-        tokens => coalesce((r.e ->> 'tokens')::integer, 0));
+        tokens => coalesce((r.e ->> 'tokens')::numeric::integer, 0));
     exception when invalid_parameter_value then
       -- acquire_model_capacity names the field; the batch names the item too, and takes nothing.
       get stacked diagnostics v_message = message_text, v_hint = pg_exception_hint;

@@ -53,6 +53,15 @@ def test_each_request_is_answered_in_order_as_acquire_model_capacity_would(api: 
     assert (single["granted"], single["reason"]) == (False, "requests")
 
 
+def test_an_integer_written_with_a_fraction_of_zero_counts_as_that_integer(api: SqlApi) -> None:
+    # JSON has one number type: 600.0 passes the integer check, so it must not fail the cast after it.
+    limit(api, "m2", tpm=1000)
+    assert answers(batch(api, [{**ask("m2"), "tokens": 600.0}, ask("m2", 600)])) == [
+        (0, True, "granted"),
+        (1, False, "tokens"),
+    ]
+
+
 def test_a_cooldown_refuses_its_model_only(api: SqlApi) -> None:
     api.as_service(REPORT, ("anthropic", "m1", 529, 30))
     rows = batch(api, [ask("m1"), ask("m2"), ask("m1", provider="google")])

@@ -96,9 +96,16 @@ def test_claim_report_and_acknowledge_read_no_table_sequentially_with_thousands_
         reported = api.conn.execute(
             "select * from public.report_progress_batch('w1', %s::jsonb)", (json.dumps(reports),)
         ).fetchall()
-        completions = [{"job_id": str(r["id"]), "result": {}} for r in claimed] + [{"job_id": stranger, "result": {}}]
+        # Usage, batched and carried by a success: each item's job looked up, not joined.
+        call = {"attempt": 1, "provider": "anthropic", "model": "claude-haiku-4-5", "input_tokens": 10}
+        recorded = api.conn.execute(
+            "select * from public.record_usage_batch('w1', %s::jsonb)",
+            (json.dumps([{"job_id": str(r["id"]), **call} for r in claimed]),),
+        ).fetchall()
+        completions = [{"job_id": str(r["id"]), "result": {}, "usage": [call]} for r in claimed]
         acked = api.conn.execute(
-            "select * from public.complete_jobs('w1', %s::jsonb)", (json.dumps(completions),)
+            "select * from public.complete_jobs('w1', %s::jsonb)",
+            (json.dumps([*completions, {"job_id": stranger, "result": {}}]),),
         ).fetchall()
         scans = api.conn.execute(
             "select seq_scan, idx_scan from pg_stat_xact_user_tables where relid = 'public.jobs'::regclass"
@@ -106,6 +113,8 @@ def test_claim_report_and_acknowledge_read_no_table_sequentially_with_thousands_
     assert len(claimed) == 10
     assert [r["reason"] for r in reported] == [None] * 10 + ["not found"]
     assert [r["reason"] for r in acked] == [None] * 10 + ["not found"]
+    assert [r["recorded"] for r in recorded] == [True] * 10
+    assert api.count("select count(*) from public.usage_ledger") == 20
     assert scans is not None and scans["idx_scan"] > 0
     assert scans["seq_scan"] == 0
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from devstack.sqlapi import Row, SqlApi
-from tests.sql.test_usage_budget import refused, running_job
+from tests.sql.test_usage_budget import record, refused, running_job
 
 pytestmark = pytest.mark.sql
 CALL = "select * from record_usage_batch(%s, %s::jsonb)"
@@ -86,6 +86,15 @@ def test_each_call_is_priced_and_recorded_in_order_and_a_gone_job_is_answered(ap
         (Second(provider="Anthropic!"), r'^calls\[1\]\.provider: must be 1 to 63 lowercase .*got "Anthropic!"$'),
         (Second(cached_tokens=1001), r"^calls\[1\]\.cached_tokens: must not exceed input_tokens \(1000\), got 1001$"),
         (Second(attempt=2), r"^calls\[1\]\.attempt: must be between 1 and the job's attempts \(1\), got 2$"),
+        # Each limit's first refused value (the one-statement path sends it to the walk, which names it).
+        (Second(attempt=0), r"^calls\[1\]\.attempt: must be between 1 and the job's attempts \(1\), got 0$"),
+        (Second(input_tokens=10**8 + 1), r"^calls\[1\]\.input_tokens: must be between 0 and 100000000, got 100000001$"),
+        (Second(output_tokens=-1), r"^calls\[1\]\.output_tokens: must be between 0 and 100000000, got -1$"),
+        (Second(images=1001), r"^calls\[1\]\.images: must be between 0 and 1000, got 1001$"),
+        (Second(latency_ms=86_400_001), r"^calls\[1\]\.latency_ms: must be between 0 and 86400000, got 86400001$"),
+        (Second(model="m" * 201), r'^calls\[1\]\.model: must be 1 to 200 characters without spaces, got "m'),
+        (Second(model="claude haiku"), r'^calls\[1\]\.model: must be 1 to 200 characters without spaces, got "claude '),
+        (Second(provider="a" * 64), r'^calls\[1\]\.provider: must be 1 to 63 lowercase .*got "a'),
     ],
 )
 def test_a_malformed_item_names_its_place_and_the_batch_records_nothing(api: SqlApi, calls: Any, message: str) -> None:
@@ -96,6 +105,41 @@ def test_a_malformed_item_names_its_place_and_the_batch_records_nothing(api: Sql
     assert err.sqlstate == "22023"
     assert re.search(message, err.diag.message_primary or ""), err.diag.message_primary
     assert api.count("select count(*) from public.usage_ledger") == 0
+
+
+# Valid items at the edges of every check: the batch records them in one statement (or, for a
+# number written 1.0 or 1e3, through the walk) and must store and answer exactly what
+# record_usage, the definition, stores and answers for the same call.
+EDGES: list[dict[str, Any]] = [
+    {},
+    {"input_tokens": 10**8, "output_tokens": 10**8, "cached_tokens": 10**8},
+    {"images": 1000, "provider": "gemini", "model": "gemini-2.5-flash-image", "cached_tokens": 0},
+    {"latency_ms": 86_400_000},
+    {"latency_ms": None, "cached_tokens": None, "images": None},
+    {"input_tokens": 0, "output_tokens": 0, "cached_tokens": 0, "latency_ms": 0},
+    {"model": "m" * 200, "provider": "a"},
+    {"provider": "a" * 63, "model": "no-price-for-this-one"},
+    {"input_tokens": 1e3, "output_tokens": 1.0},
+]
+LEDGER = (
+    "select attempt, worker_id, provider, model, input_tokens, output_tokens, cached_tokens, images, latency_ms,"
+    " cost_usd, user_id, kind from usage_ledger where job_id = %s order by id"
+)
+
+
+def test_the_batch_records_and_answers_what_record_usage_does_at_every_edge(api: SqlApi) -> None:
+    uid = api.create_user()
+    batched, single = running_job(api, uid), running_job(api, uid)
+    calls = [item(batched, **edge) for edge in EDGES]
+    answered = batch(api, calls)
+    defaults = {"input_tokens": 0, "output_tokens": 0, "cached_tokens": 0, "images": 0, "latency_ms": None}
+    for call in calls:
+        args = {k: (defaults[k] if v is None else v) for k, v in call.items() if k != "job_id"}
+        record(api, single, **{k: int(v) if isinstance(v, float) else v for k, v in args.items()})
+    assert api.as_service(LEDGER, (batched["id"],)) == api.as_service(LEDGER, (single["id"],))
+    stored = [r["cost_usd"] for r in api.as_service(LEDGER, (batched["id"],))]
+    assert [(r["job_id"], r["recorded"], r["cost_usd"]) for r in answered] == [(batched["id"], True, c) for c in stored]
+    assert stored[0] == Decimal("0.00332000") and stored[7] is None  # priced, and a model without a price
 
 
 def test_only_the_service_role_records_usage_in_batches(api: SqlApi) -> None:
@@ -191,3 +235,28 @@ def test_complete_and_claim_carries_usage_too(api: SqlApi) -> None:
     assert api.count("select count(*) from usage_ledger where job_id = %s", (job["id"],)) == 1
     assert api.job(job["id"])["status"] == "succeeded"
     assert rows and api.job(waiting["id"])["status"] == "running"
+
+
+def test_complete_jobs_gathers_usage_alike_with_or_without_progress(api: SqlApi) -> None:
+    """Items with only a result and usage take the one-statement check; one with progress makes the
+    call walk its items: both record the same usage records, in order, priced alike."""
+    for progress in (None, {"percent": 90}):
+        jobs = [running_job(api, api.create_user()) for _ in range(3)]  # a user's running cap is lower
+        usage = [[carried(jobs[0]), carried(jobs[0], model="m-2")], [], [carried(jobs[2], images=2)]]
+        completions = [
+            {"job_id": str(j["id"]), "result": {"n": i}, "usage": u}
+            | ({"progress": progress} if progress and i == 1 else {})
+            for i, (j, u) in enumerate(zip(jobs, usage, strict=True))
+        ]
+        rows = api.as_service(COMPLETE, ("w1", json.dumps(completions)))
+        assert [r["completed"] for r in rows] == [True, True, True]
+        ledger = api.as_service(
+            "select job_id, model, images, cost_usd from usage_ledger where job_id = any(%s) order by id",
+            ([j["id"] for j in jobs],),
+        )
+        assert [(r["job_id"], r["model"], r["images"]) for r in ledger] == [
+            (jobs[0]["id"], "claude-haiku-4-5", 0),
+            (jobs[0]["id"], "m-2", 0),
+            (jobs[2]["id"], "claude-haiku-4-5", 2),
+        ]
+        assert [r["cost_usd"] for r in ledger] == [Decimal("0.00332000"), None, Decimal("0.00332000")]
