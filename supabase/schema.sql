@@ -9,6 +9,15 @@ postgres:CREATE, postgres:USAGE, service_role:USAGE
 -- schema public
 anon:USAGE, authenticated:USAGE, pg_database_owner:CREATE, pg_database_owner:USAGE, postgres:USAGE, service_role:USAGE
 
+-- column private.budget_spend.period_start
+timestamp with time zone not null
+
+-- column private.budget_spend.spent_usd
+numeric not null
+
+-- column private.budget_spend.user_id
+uuid not null
+
 -- column public.active_jobs.attempts
 integer
 
@@ -567,6 +576,9 @@ timestamp with time zone
 -- column public.worker_wakeups.worker_id
 text not null
 
+-- constraint private.budget_spend budget_spend_pkey
+PRIMARY KEY (user_id, period_start)
+
 -- constraint public.artifact_deletions artifact_deletions_attempts_check
 CHECK (attempts >= 0)
 
@@ -834,6 +846,9 @@ CHECK (free_slots >= 0 AND free_slots <= 1000)
 -- constraint public.worker_wakeups worker_wakeups_pkey
 PRIMARY KEY (worker_id)
 
+-- index private.budget_spend_pkey
+CREATE UNIQUE INDEX budget_spend_pkey ON private.budget_spend USING btree (user_id, period_start)
+
 -- index public.artifact_deletions_bucket_id_name_key
 CREATE UNIQUE INDEX artifact_deletions_bucket_id_name_key ON public.artifact_deletions USING btree (bucket_id, name)
 
@@ -953,6 +968,9 @@ CREATE UNIQUE INDEX user_plans_pkey ON public.user_plans USING btree (user_id)
 
 -- index public.worker_wakeups_pkey
 CREATE UNIQUE INDEX worker_wakeups_pkey ON public.worker_wakeups USING btree (worker_id)
+
+-- rls private.budget_spend
+enabled
 
 -- rls private.wakeup_gate
 enabled
@@ -1199,6 +1217,18 @@ CREATE TRIGGER read_only INSTEAD OF INSERT OR DELETE OR UPDATE ON public.spend_b
 -- trigger public.tokens_per_kind read_only
 CREATE TRIGGER read_only INSTEAD OF INSERT OR DELETE OR UPDATE ON public.tokens_per_kind FOR EACH ROW EXECUTE FUNCTION private.refuse_view_write()
 
+-- trigger public.usage_ledger usage_ledger_spend_delete
+CREATE TRIGGER usage_ledger_spend_delete AFTER DELETE ON public.usage_ledger REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION private.keep_budget_spend()
+
+-- trigger public.usage_ledger usage_ledger_spend_insert
+CREATE TRIGGER usage_ledger_spend_insert AFTER INSERT ON public.usage_ledger REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION private.keep_budget_spend()
+
+-- trigger public.usage_ledger usage_ledger_spend_truncate
+CREATE TRIGGER usage_ledger_spend_truncate AFTER TRUNCATE ON public.usage_ledger FOR EACH STATEMENT EXECUTE FUNCTION private.keep_budget_spend()
+
+-- trigger public.usage_ledger usage_ledger_spend_update
+CREATE TRIGGER usage_ledger_spend_update AFTER UPDATE ON public.usage_ledger REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION private.keep_budget_spend()
+
 -- function private.add_job_event(uuid,text,jsonb)
 CREATE OR REPLACE FUNCTION private.add_job_event(job_id uuid, type text, data jsonb)
  RETURNS jsonb
@@ -1309,8 +1339,8 @@ CREATE OR REPLACE FUNCTION private.budget_use(p_user uuid, OUT spent_usd numeric
 AS $function$
 begin
   select
-    (select coalesce(sum(u.cost_usd), 0) from public.usage_ledger u
-      where u.user_id = p_user and u.created_at >= private.budget_period_start(now())),
+    coalesce((select b.spent_usd from private.budget_spend b
+              where b.user_id = p_user and b.period_start = private.budget_period_start(now())), 0),
     coalesce(sum(greatest(0, k.estimated_cost_usd - coalesce(c.spent, 0))), 0),
     count(j.id)::integer
   into spent_usd, reserved_usd, unfinished
@@ -1901,6 +1931,52 @@ AS $function$
 begin
   return private.job_broadcast_payload(j) || case when jsonb_array_length(coalesce(events, '[]')) > 0
                                                   then jsonb_build_object('events', events) else '{}'::jsonb end;
+end;
+$function$
+
+-- function private.keep_budget_spend()
+CREATE OR REPLACE FUNCTION private.keep_budget_spend()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+begin
+  if tg_op = 'TRUNCATE' then
+    delete from private.budget_spend;
+    return null;
+  end if;
+  -- One upsert per (user, period) the statement changed, in key order, so concurrent statements
+  -- lock these rows in the same order. An update or a delete takes the old amounts back out.
+  if tg_op = 'INSERT' then
+    insert into private.budget_spend as s (user_id, period_start, spent_usd)
+    select n.user_id, private.budget_period_start(n.created_at), sum(n.cost_usd)
+    from new_rows n where n.cost_usd is not null
+    group by 1, 2 order by 1, 2
+    on conflict (user_id, period_start) do update set spent_usd = s.spent_usd + excluded.spent_usd;
+  elsif tg_op = 'DELETE' then
+    insert into private.budget_spend as s (user_id, period_start, spent_usd)
+    select o.user_id, private.budget_period_start(o.created_at), -sum(o.cost_usd)
+    from old_rows o where o.cost_usd is not null
+    group by 1, 2 order by 1, 2
+    on conflict (user_id, period_start) do update set spent_usd = s.spent_usd + excluded.spent_usd;
+    -- A period whose calls are all gone (say its user was deleted) leaves no row behind.
+    delete from private.budget_spend b
+    where b.spent_usd = 0 and b.user_id in (select o.user_id from old_rows o);
+  else
+    insert into private.budget_spend as s (user_id, period_start, spent_usd)
+    select d.user_id, d.period_start, sum(d.amount)
+    from (
+      select n.user_id, private.budget_period_start(n.created_at) as period_start, n.cost_usd as amount
+      from new_rows n where n.cost_usd is not null
+      union all
+      select o.user_id, private.budget_period_start(o.created_at), -o.cost_usd
+      from old_rows o where o.cost_usd is not null
+    ) d
+    group by 1, 2 order by 1, 2
+    on conflict (user_id, period_start) do update set spent_usd = s.spent_usd + excluded.spent_usd;
+  end if;
+  return null;
 end;
 $function$
 
@@ -4050,6 +4126,9 @@ PERMISSIVE for SELECT to authenticated
 -- grant private.budget_period_start(timestamp with time zone)
 
 
+-- grant private.budget_spend
+
+
 -- grant private.budget_use(uuid)
 
 
@@ -4141,6 +4220,9 @@ PERMISSIVE for SELECT to authenticated
 
 
 -- grant private.job_message(public.jobs,jsonb)
+
+
+-- grant private.keep_budget_spend()
 
 
 -- grant private.kind_on_plan(uuid,public.job_kinds)

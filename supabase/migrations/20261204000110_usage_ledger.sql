@@ -125,6 +125,76 @@ begin
 end;
 $$;
 
+-- What each user has spent per budget period, kept by the ledger's own statement triggers, so
+-- the budget check at every enqueue reads one row instead of summing the period's ledger (which
+-- grew with the user's model calls this month, read under the user's budget lock: bench/FIXES.md,
+-- "a month of usage at every enqueue"). The ledger stays the record; tests compare the two after
+-- inserts, updates, deletes and truncation. No policy: only the definer functions read it.
+create table private.budget_spend (
+  user_id uuid not null,
+  period_start timestamptz not null,
+  spent_usd numeric not null,
+  primary key (user_id, period_start)
+);
+
+alter table private.budget_spend enable row level security;
+
+create function private.keep_budget_spend() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if tg_op = 'TRUNCATE' then
+    delete from private.budget_spend;
+    return null;
+  end if;
+  -- One upsert per (user, period) the statement changed, in key order, so concurrent statements
+  -- lock these rows in the same order. An update or a delete takes the old amounts back out.
+  if tg_op = 'INSERT' then
+    insert into private.budget_spend as s (user_id, period_start, spent_usd)
+    select n.user_id, private.budget_period_start(n.created_at), sum(n.cost_usd)
+    from new_rows n where n.cost_usd is not null
+    group by 1, 2 order by 1, 2
+    on conflict (user_id, period_start) do update set spent_usd = s.spent_usd + excluded.spent_usd;
+  elsif tg_op = 'DELETE' then
+    insert into private.budget_spend as s (user_id, period_start, spent_usd)
+    select o.user_id, private.budget_period_start(o.created_at), -sum(o.cost_usd)
+    from old_rows o where o.cost_usd is not null
+    group by 1, 2 order by 1, 2
+    on conflict (user_id, period_start) do update set spent_usd = s.spent_usd + excluded.spent_usd;
+    -- A period whose calls are all gone (say its user was deleted) leaves no row behind.
+    delete from private.budget_spend b
+    where b.spent_usd = 0 and b.user_id in (select o.user_id from old_rows o);
+  else
+    insert into private.budget_spend as s (user_id, period_start, spent_usd)
+    select d.user_id, d.period_start, sum(d.amount)
+    from (
+      select n.user_id, private.budget_period_start(n.created_at) as period_start, n.cost_usd as amount
+      from new_rows n where n.cost_usd is not null
+      union all
+      select o.user_id, private.budget_period_start(o.created_at), -o.cost_usd
+      from old_rows o where o.cost_usd is not null
+    ) d
+    group by 1, 2 order by 1, 2
+    on conflict (user_id, period_start) do update set spent_usd = s.spent_usd + excluded.spent_usd;
+  end if;
+  return null;
+end;
+$$;
+
+create trigger usage_ledger_spend_insert after insert on public.usage_ledger
+  referencing new table as new_rows for each statement execute function private.keep_budget_spend();
+
+create trigger usage_ledger_spend_update after update on public.usage_ledger
+  referencing old table as old_rows new table as new_rows for each statement execute function private.keep_budget_spend();
+
+create trigger usage_ledger_spend_delete after delete on public.usage_ledger
+  referencing old table as old_rows for each statement execute function private.keep_budget_spend();
+
+create trigger usage_ledger_spend_truncate after truncate on public.usage_ledger
+  for each statement execute function private.keep_budget_spend();
+
 -- What a user has spent this period, and what their unfinished jobs still reserve. Only kinds
 -- with an estimate are looked at, each through the per-(user, kind) indexes, so a user with many
 -- queued jobs of a free kind (estimate 0) costs nothing here. plpgsql, not sql: planned once per
@@ -136,8 +206,8 @@ set plan_cache_mode = force_generic_plan  -- as claim_jobs': its custom plan was
 as $$
 begin
   select
-    (select coalesce(sum(u.cost_usd), 0) from public.usage_ledger u
-      where u.user_id = p_user and u.created_at >= private.budget_period_start(now())),
+    coalesce((select b.spent_usd from private.budget_spend b
+              where b.user_id = p_user and b.period_start = private.budget_period_start(now())), 0),
     coalesce(sum(greatest(0, k.estimated_cost_usd - coalesce(c.spent, 0))), 0),
     count(j.id)::integer
   into spent_usd, reserved_usd, unfinished
