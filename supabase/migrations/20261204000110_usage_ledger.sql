@@ -144,40 +144,44 @@ language plpgsql
 security definer
 set search_path = ''
 as $$
+declare
+  v_users uuid[];
+  v_periods timestamptz[];
+  v_amounts numeric[];
 begin
   if tg_op = 'TRUNCATE' then
     delete from private.budget_spend;
     return null;
   end if;
-  -- One upsert per (user, period) the statement changed, in key order, so concurrent statements
-  -- lock these rows in the same order. An update or a delete takes the old amounts back out.
+  -- The statement's amounts: new rows add theirs, old rows (an update's or a delete's) take
+  -- theirs back out. A transition table exists only for the events that have it.
   if tg_op = 'INSERT' then
-    insert into private.budget_spend as s (user_id, period_start, spent_usd)
-    select n.user_id, private.budget_period_start(n.created_at), sum(n.cost_usd)
-    from new_rows n where n.cost_usd is not null
-    group by 1, 2 order by 1, 2
-    on conflict (user_id, period_start) do update set spent_usd = s.spent_usd + excluded.spent_usd;
+    select array_agg(n.user_id), array_agg(private.budget_period_start(n.created_at)), array_agg(n.cost_usd)
+    into v_users, v_periods, v_amounts from new_rows n where n.cost_usd is not null;
   elsif tg_op = 'DELETE' then
-    insert into private.budget_spend as s (user_id, period_start, spent_usd)
-    select o.user_id, private.budget_period_start(o.created_at), -sum(o.cost_usd)
-    from old_rows o where o.cost_usd is not null
-    group by 1, 2 order by 1, 2
-    on conflict (user_id, period_start) do update set spent_usd = s.spent_usd + excluded.spent_usd;
-    -- A period whose calls are all gone (say its user was deleted) leaves no row behind.
-    delete from private.budget_spend b
-    where b.spent_usd = 0 and b.user_id in (select o.user_id from old_rows o);
+    select array_agg(o.user_id), array_agg(private.budget_period_start(o.created_at)), array_agg(-o.cost_usd)
+    into v_users, v_periods, v_amounts from old_rows o where o.cost_usd is not null;
   else
-    insert into private.budget_spend as s (user_id, period_start, spent_usd)
-    select d.user_id, d.period_start, sum(d.amount)
+    select array_agg(d.user_id), array_agg(d.period_start), array_agg(d.amount)
+    into v_users, v_periods, v_amounts
     from (
       select n.user_id, private.budget_period_start(n.created_at) as period_start, n.cost_usd as amount
       from new_rows n where n.cost_usd is not null
       union all
       select o.user_id, private.budget_period_start(o.created_at), -o.cost_usd
       from old_rows o where o.cost_usd is not null
-    ) d
-    group by 1, 2 order by 1, 2
-    on conflict (user_id, period_start) do update set spent_usd = s.spent_usd + excluded.spent_usd;
+    ) d;
+  end if;
+  -- One upsert per (user, period), in key order, so concurrent statements lock these rows in the
+  -- same order; a period whose calls are all gone (say its user was deleted) leaves no row.
+  insert into private.budget_spend as s (user_id, period_start, spent_usd)
+  select d.user_id, d.period_start, sum(d.amount)
+  from unnest(v_users, v_periods, v_amounts) as d(user_id, period_start, amount)
+  group by 1, 2 order by 1, 2
+  on conflict (user_id, period_start) do update set spent_usd = s.spent_usd + excluded.spent_usd;
+  if tg_op <> 'INSERT' then
+    delete from private.budget_spend b
+    where b.spent_usd = 0 and b.user_id = any(v_users);
   end if;
   return null;
 end;
