@@ -2163,11 +2163,12 @@ begin
              and (t.e ->> 'job_id') ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
              and jsonb_typeof(t.e -> 'attempt') = 'number' and (t.e ->> 'attempt') ~ '^[0-9]{1,9}$'
              and jsonb_typeof(t.e -> 'provider') = 'string' and jsonb_typeof(t.e -> 'model') = 'string'
-             and coalesce(t.e ->> 'input_tokens', '0') ~ '^[0-9]{1,9}$'
-             and coalesce(t.e ->> 'output_tokens', '0') ~ '^[0-9]{1,9}$'
-             and coalesce(t.e ->> 'cached_tokens', '0') ~ '^[0-9]{1,9}$'
-             and coalesce(t.e ->> 'images', '0') ~ '^[0-9]{1,9}$'
-             and coalesce(t.e ->> 'latency_ms', '0') ~ '^[0-9]{1,9}$'
+             -- Each count absent, null, or a JSON number written as plain digits (a string of
+             -- digits reads the same through ->>, so its type is checked too).
+             and not exists (
+               select 1 from unnest('{input_tokens,output_tokens,cached_tokens,images,latency_ms}'::text[]) as c(k)
+               where coalesce(jsonb_typeof(t.e -> c.k), 'null') not in ('null', 'number')
+                  or coalesce(t.e ->> c.k, '0') !~ '^[0-9]{1,9}$')
         then true else false end as shaped
     ) s
     -- A lookup per item (a join may be planned as a read of the whole table). Null: no such job.

@@ -80,6 +80,12 @@ def test_each_call_is_priced_and_recorded_in_order_and_a_gone_job_is_answered(ap
         (Second(attempt=None), r"^calls\[1\]\.attempt: is required$"),
         (Second(attempt=1.5), r"^calls\[1\]\.attempt: must be an integer, got 1.5$"),
         (Second(input_tokens="9"), r'^calls\[1\]\.input_tokens: must be an integer, got "9"$'),
+        # Digits in a string read like a number through ->>: the one-statement path must not take them.
+        (Second(input_tokens="2000"), r'^calls\[1\]\.input_tokens: must be an integer, got "2000"$'),
+        (Second(output_tokens="9"), r'^calls\[1\]\.output_tokens: must be an integer, got "9"$'),
+        (Second(images="1"), r'^calls\[1\]\.images: must be an integer, got "1"$'),
+        (Second(latency_ms="5"), r'^calls\[1\]\.latency_ms: must be an integer, got "5"$'),
+        (Second(attempt="1"), r'^calls\[1\]\.attempt: must be an integer, got "1"$'),
         (Second(latency_ms=10**12), r"^calls\[1\]\.latency_ms: must be an integer, got 1000000000000$"),
         (Second(provider=7), r"^calls\[1\]\.provider: must be a string, got number$"),
         (Second(model=None), r"^calls\[1\]\.model: must be a string, got null$"),
