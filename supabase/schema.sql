@@ -1969,12 +1969,14 @@ begin
       from old_rows o where o.cost_usd is not null
     ) d;
   end if;
-  -- One upsert per (user, period), in key order, so concurrent statements lock these rows in the
-  -- same order; a period whose calls are all gone (say its user was deleted) leaves no row.
+  -- One upsert per (user, period) whose spend changed, in key order, so concurrent statements lock
+  -- these rows in the same order (an update that moves no cost, such as retention setting job_id
+  -- to null on every call of a purged job, locks nothing); a period whose calls are all gone (say
+  -- its user was deleted) leaves no row.
   insert into private.budget_spend as s (user_id, period_start, spent_usd)
   select d.user_id, d.period_start, sum(d.amount)
   from unnest(v_users, v_periods, v_amounts) as d(user_id, period_start, amount)
-  group by 1, 2 order by 1, 2
+  group by 1, 2 having sum(d.amount) <> 0 order by 1, 2
   on conflict (user_id, period_start) do update set spent_usd = s.spent_usd + excluded.spent_usd;
   if tg_op <> 'INSERT' then
     delete from private.budget_spend b
@@ -2213,7 +2215,6 @@ begin
              r.input_tokens, r.output_tokens, r.cached_tokens, r.images, r.latency_ms, r.cost_usd
       from priced r
       order by r.n  -- the walk's order: ledger ids, and the jobs' key-share locks, as it takes them
-      returning 1
     )
     select r.job_id, true, r.cost_usd, null::text from priced r order by r.n;
     return;

@@ -96,7 +96,6 @@ begin
              r.input_tokens, r.output_tokens, r.cached_tokens, r.images, r.latency_ms, r.cost_usd
       from priced r
       order by r.n  -- the walk's order: ledger ids, and the jobs' key-share locks, as it takes them
-      returning 1
     )
     select r.job_id, true, r.cost_usd, null::text from priced r order by r.n;
     return;
