@@ -39,6 +39,14 @@ def test_the_cluster_is_the_selected_build(pg_cluster: None) -> None:
     assert ("pg_cron" in preload) is SHIPS_PG_CRON[paths.PG_VERSION]
 
 
+def test_commits_are_synchronous_as_on_hosted(pg_cluster: None) -> None:
+    # Realtime's change feed reads only flushed WAL: an asynchronous commit would reach the
+    # plugin up to ~3 × wal_writer_delay late. Set at start, over what an older init wrote.
+    with psycopg.connect(paths.admin_url()) as conn:
+        row = conn.execute("select setting, source from pg_settings where name = 'synchronous_commit'").fetchone()
+    assert row == ("on", "command line")
+
+
 def test_cron_migration_schedules_where_pg_cron_exists_and_says_it_skipped_elsewhere(
     template_migrations: list[migrate.Applied],
 ) -> None:

@@ -11,7 +11,6 @@ from bench.scenario import Context, Goal, ScenarioResult
 from bench.scenarios.notify.drive import Change, WalSamples
 from bench.scenarios.notify.plan import GAP_MS, GOAL_P99_MS, KIND, SEED, STATUSES, WARMUP_JOBS
 from bench.stats import epoch
-from devstack.gateway.realtime import wal
 
 
 def analyse(changes: list[Change], records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -177,8 +176,6 @@ def build_result(
             warmup=WARMUP_JOBS,
             lo=GAP_MS[0],
             hi=GAP_MS[1],
-            busy=wal.BUSY_INTERVAL * 1000,
-            idle=wal.IDLE_INTERVAL * 1000,
         ),
         settings={
             "jobs": jobs,
@@ -190,7 +187,7 @@ def build_result(
             "kind_rate_limit_per_minute": 100000,
             "topic": "jobs:<uid> (private, broadcast events job + job_event)",
             "gateway": "python -m devstack.gateway in its own process, loopback",
-            "realtime_wal_poll_ms": {"busy": wal.BUSY_INTERVAL * 1000, "idle": wal.IDLE_INTERVAL * 1000},
+            "realtime_wal": "pg_recvlogical on a logical slot; commits flush their WAL (synchronous_commit on)",
             "clients": {
                 "supabase-py": {"version": py_version, "protocol": protocols.get("supabase-py")},
                 "supabase-js": {
@@ -242,8 +239,8 @@ production does: `enqueue_job` as the user with PostgREST's request GUCs, then `
 One change per transaction; after each commit returns the driver records `t_commit = time.time()`
 and pauses {lo:.0f}–{hi:.0f} ms (uniform, fixed seed). Each change fires the migration's trigger
 (`realtime.send` to `jobs:<uid>`, event `job`), which the gateway streams from its logical slot
-(`pg_recvlogical`; unflushed WAL is flushed within {busy:.0f} ms while changes flow, {idle:.0f} ms
-when idle) and pushes to both sockets.
+(`pg_recvlogical`; each commit flushes its WAL, `synchronous_commit = on` as on hosted, which
+wakes the walsender) and pushes to both sockets.
 
 **Latency = receive time − t_commit**, joined on (job id, status), per client: {changes} changes
 each. Missing = committed changes whose broadcast never reached that client (warm-up included).

@@ -28,7 +28,7 @@ BIND_RETRY_SECONDS = 1.0
 
 # Tuned for a laptop/CI dev cluster: durability is traded for speed (fsync off) because the
 # data is disposable; logical decoding and pg_cron (where the build has it) are configured as on
-# hosted Supabase.
+# hosted Supabase. Commits are synchronous as on hosted (START_SETTINGS).
 SERVER_SETTINGS = {
     "listen_addresses": f"'{paths.HOST}'",
     "port": str(paths.PG_PORT),
@@ -40,13 +40,19 @@ SERVER_SETTINGS = {
     "max_worker_processes": "32",
     "max_connections": "200",
     "fsync": "off",
-    "synchronous_commit": "off",
     "full_page_writes": "off",
     "shared_buffers": "128MB",
     "log_min_messages": "warning",
     "log_timezone": "'UTC'",
     "timezone": "'UTC'",
 }
+# On the command line at every start, so they also reach a cluster initialized before they
+# changed. synchronous_commit: hosted Supabase keeps PostgreSQL's default (on; its
+# postgresql.conf.j2 leaves it commented out). The Realtime stand-in's walsender sends only
+# flushed WAL, so each commit's own flush is what wakes it; with fsync off that flush is a
+# write(). (Until 2026-12 the cluster committed asynchronously and the stand-in forced flushes
+# itself, polling every 2 ms: bench/FIXES.md.)
+START_SETTINGS = {"synchronous_commit": "on"}
 PG_CRON_SETTINGS = {
     "shared_preload_libraries": "'pg_cron'",
     "cron.database_name": f"'{paths.DATABASE}'",
@@ -225,7 +231,7 @@ def start() -> None:
         "-l",
         str(paths.PGLOG),
         "-o",
-        f"-p {paths.PG_PORT}",
+        " ".join([f"-p {paths.PG_PORT}", *(f"-c {k}={v}" for k, v in START_SETTINGS.items())]),
     ]
     for attempt in range(1, BIND_TRIES + 1):
         logged = paths.PGLOG.stat().st_size if paths.PGLOG.exists() else 0

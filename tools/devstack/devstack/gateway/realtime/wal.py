@@ -14,9 +14,9 @@ every call; PostgreSQL 15 moves that only at a running-transactions record, abou
 each 2 ms poll re-read up to 15 s of the whole cluster's WAL: 10–160 ms per read on a busy
 cluster, measured by `python -m bench notify`, bench/FIXES.md.)
 
-Latency: the cluster runs ``synchronous_commit = off``, and the walsender sends only flushed WAL,
-so a second connection checks the cheap WAL positions every few milliseconds and, when WAL is
-not flushed, forces a flush (see FLUSH_WAL). README.md has the details.
+Latency: the walsender sends only flushed WAL, and the cluster commits with
+``synchronous_commit = on`` (as hosted), so each commit flushes its WAL and wakes the walsender:
+the feed needs no flushing of its own. README.md has the details.
 """
 
 from __future__ import annotations
@@ -47,15 +47,11 @@ log = logging.getLogger(__name__)
 PUBLICATION = "supabase_realtime"
 BROADCAST_TABLE = ("realtime", "messages")
 
-BUSY_INTERVAL = 0.002  # seconds between WAL checks while changes are flowing
-IDLE_INTERVAL = 0.02
-BUSY_WINDOW = 1.0  # stay "busy" this long after the last change
 RECONNECT_DELAY = 1.0
 READY_TIMEOUT = 30.0
 RECVLOGICAL = shutil.which("pg_recvlogical") or str(PG_BIN / "pg_recvlogical")  # seconds start() waits for the slot
 MAX_CHANGES = 5000  # per batch handed to the sink
 
-FLUSH_MESSAGE_PREFIX = "devstack-realtime-flush"
 SLOT_PREFIX = "devstack_rt_"
 CREATE_SLOT = """
 select pg_create_logical_replication_slot(%(slot)s, 'wal2json', false)
@@ -66,10 +62,6 @@ select slot_name from pg_replication_slots
 where starts_with(slot_name, %(prefix)s) and not active and database = current_database()
 """
 DROP_SLOT = "select pg_drop_replication_slot(%s)"
-WAL_POSITION = "select pg_current_wal_insert_lsn()::text, pg_current_wal_flush_lsn()::text"
-# A transactional logical message writes WAL, so its (synchronous, see connect) commit flushes
-# all WAL before it; the prefix keeps it out of the slot's output.
-FLUSH_WAL = "select pg_logical_emit_message(true, %(prefix)s, '')"
 # Tables to deliver: the publication's tables plus realtime.messages (Broadcast from Database),
 # as hosted's list_changes reads them: at decode time. The stream decodes every table and the
 # feed filters, re-reading the list when a change names a table it does not know and the list
@@ -215,20 +207,14 @@ class WalFeed:
     async def _run(self) -> None:
         while True:
             try:
-                async with (
-                    await AsyncConnection.connect(
-                        self._dsn, autocommit=True, application_name="devstack_realtime"
-                    ) as conn,
-                    await AsyncConnection.connect(
-                        self._dsn, autocommit=True, application_name="devstack_realtime_flush"
-                    ) as flusher,
-                ):
-                    await flusher.execute("set synchronous_commit = on")  # this session only
+                async with await AsyncConnection.connect(
+                    self._dsn, autocommit=True, application_name="devstack_realtime"
+                ) as conn:
                     if not self._ready.is_set():
                         await self._drop_orphans(conn)
                     await conn.execute(CREATE_SLOT, {"slot": self._slot})
                     await self._refresh_tables(conn)
-                    await self._stream(conn, flusher)
+                    await self._stream(conn)
             except asyncio.CancelledError:
                 raise
             except (psycopg.Error, OSError, FeedEnded) as exc:
@@ -240,12 +226,11 @@ class WalFeed:
         self._tables = {(str(schema), str(table)) for schema, table in await cur.fetchall()}
         self._tables_at = time.monotonic()
 
-    async def _stream(self, conn: AsyncConnection[Any], flusher: AsyncConnection[Any]) -> None:
+    async def _stream(self, conn: AsyncConnection[Any]) -> None:
         """Run pg_recvlogical on the slot until it ends (or a connection fails)."""
-        options = {**WAL2JSON_OPTIONS, "filter-msg-prefixes": FLUSH_MESSAGE_PREFIX}
         dbname = str(conninfo_to_dict(self._dsn).get("dbname") or "postgres")
         argv = [RECVLOGICAL, "-d", dbname, "-S", self._slot, "--start", "-f", "-", "-F", "0", "-s", "1", "--no-loop"]
-        for key, value in options.items():
+        for key, value in WAL2JSON_OPTIONS.items():
             argv += ["-o", f"{key}={value}"]
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -255,40 +240,16 @@ class WalFeed:
             env=_libpq_env(self._dsn),  # not on the command line, where ps would show the password
         )
         assert proc.stdout is not None and proc.stderr is not None
-        reader = asyncio.create_task(self._read(conn, proc.stdout), name="realtime-wal-read")
-        keeper = asyncio.create_task(self._keep_flushed(flusher), name="realtime-wal-flush")
         try:
             self._ready.set()
-            done, _ = await asyncio.wait({reader, keeper}, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()  # raises what ended it
+            await self._read(conn, proc.stdout)
         finally:
-            for task in (reader, keeper):
-                task.cancel()
             if proc.returncode is None:
                 proc.terminate()
             with contextlib.suppress(asyncio.CancelledError, ProcessLookupError):
                 await asyncio.shield(_reap(proc))
-        if reader in done:
-            stderr = (await proc.stderr.read()).decode(errors="replace").strip()
-            raise FeedEnded(f"pg_recvlogical exited with {proc.returncode}: {stderr[-300:]}")
-
-    async def _keep_flushed(self, conn: AsyncConnection[Any]) -> None:
-        """Force a WAL flush whenever WAL grew and is not flushed."""
-        last_seen = 0
-        last_growth = 0.0
-        while True:
-            cur = await conn.execute(WAL_POSITION)
-            row = await cur.fetchone()
-            assert row is not None
-            insert_lsn, flush_lsn = _lsn(row[0]), _lsn(row[1])
-            now = time.monotonic()
-            if insert_lsn > last_seen:
-                if flush_lsn < insert_lsn:
-                    await conn.execute(FLUSH_WAL, {"prefix": FLUSH_MESSAGE_PREFIX})
-                last_seen, last_growth = insert_lsn, now
-            busy = now - last_growth < BUSY_WINDOW
-            await asyncio.sleep(BUSY_INTERVAL if busy else IDLE_INTERVAL)
+        stderr = (await proc.stderr.read()).decode(errors="replace").strip()
+        raise FeedEnded(f"pg_recvlogical exited with {proc.returncode}: {stderr[-300:]}")
 
     async def _read(self, conn: AsyncConnection[Any], stdout: asyncio.StreamReader) -> None:
         """Hand every complete line to the sink, in order; lines that arrived together form a batch."""
