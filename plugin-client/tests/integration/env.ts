@@ -3,9 +3,8 @@
 // or a real `supabase start` stack. Without SUPABASE_URL they are skipped.
 // The jobs are run by the real worker, which the globalSetup
 // (tests/support/worker-global-setup.ts) starts for the suite.
-import type { SupabaseClient, SupportedStorage } from '@supabase/supabase-js';
+import { createClient, type SupabaseClient, type SupportedStorage } from '@supabase/supabase-js';
 import { keyFlavour, type KeyFlavour } from '../support/key-flavour';
-import { nodeSupabase } from '../support/node-supabase';
 
 export interface StackEnv {
   url: string;
@@ -62,7 +61,7 @@ export function memoryStorage(): SupportedStorage & { data: Map<string, string> 
 /** A client as the plugin UI builds it (session kept in the given storage). */
 export function userClient(storage: SupportedStorage = memoryStorage()): SupabaseClient {
   const { url, anonKey } = requireStack();
-  return nodeSupabase(url, anonKey, {
+  return createClient(url, anonKey, {
     auth: { storage, persistSession: true, autoRefreshToken: false, detectSessionInUrl: false },
   });
 }
@@ -70,7 +69,7 @@ export function userClient(storage: SupportedStorage = memoryStorage()): Supabas
 /** The worker's view: service role, no session. */
 export function serviceClient(): SupabaseClient {
   const { url, serviceRoleKey } = requireStack();
-  return nodeSupabase(url, serviceRoleKey, { auth: { persistSession: false, autoRefreshToken: false } });
+  return createClient(url, serviceRoleKey, { auth: { persistSession: false, autoRefreshToken: false } });
 }
 
 /**

@@ -1,7 +1,7 @@
 // ensureSignedIn with the real supabase-js auth client and a stubbed fetch.
 import { describe, expect, it } from 'vitest';
 import { ensureSignedIn, SignInError } from '../../src/auth/session';
-import { nodeSupabase } from '../support/node-supabase';
+import { createClient } from '@supabase/supabase-js';
 
 const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
 const jwt = (sub: string) => `${b64({ alg: 'HS256' })}.${b64({ sub, role: 'authenticated', exp: 4102444800 })}.sig`;
@@ -27,7 +27,7 @@ function setup(routes: Record<string, () => Response>, stored?: string) {
   const data = new Map<string, string>();
   if (stored) data.set('k', JSON.stringify(session(stored)));
   const hits: string[] = [];
-  const supabase = nodeSupabase('http://localhost:54321', 'anon', {
+  const supabase = createClient('http://localhost:54321', 'anon', {
     auth: {
       storageKey: 'k',
       storage: {

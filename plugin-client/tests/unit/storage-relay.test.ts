@@ -4,7 +4,7 @@ import { createClientStorageRelay } from '../../src/auth/storage-relay';
 import { routeMessage } from '../../src/main/router';
 import { RelayRemoteError, RelayTimeoutError, RequestClient, type MessagePortLike } from '../../src/shared/rpc';
 import { FakeFigma } from '../support/fake-figma';
-import { nodeSupabase } from '../support/node-supabase';
+import { createClient } from '@supabase/supabase-js';
 
 /** A UI-side port whose messages are answered by the real main-thread router. */
 function connectedPort(fake: FakeFigma): MessagePortLike & { sent: unknown[] } {
@@ -130,7 +130,7 @@ describe('client storage relay', () => {
       user: { id: 'u1', aud: 'authenticated', role: 'authenticated', app_metadata: {}, user_metadata: {}, created_at: '2025-01-01T00:00:00Z' },
     };
     fake.storage.set('auth:sb-localhost-auth-token', JSON.stringify(session));
-    const supabase = nodeSupabase('http://localhost:54321', 'anon', {
+    const supabase = createClient('http://localhost:54321', 'anon', {
       auth: { storage, persistSession: true, autoRefreshToken: false, detectSessionInUrl: false },
       global: { fetch: async () => new Response('{}', { status: 500 }) },
     });

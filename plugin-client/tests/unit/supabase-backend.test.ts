@@ -1,13 +1,12 @@
 // The supabase-js adapter, exercised through the real supabase-js client: REST
 // calls go to a stubbed fetch, Realtime to a minimal local Phoenix endpoint.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { SupabaseClient } from '@supabase/supabase-js';
+import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import { createSupabaseJobsBackend, type ChannelStatus } from '../../src/jobs/backend';
 import { JobClient } from '../../src/jobs/client';
 import { JobClientError, NetworkError, PermissionError, RateLimitError, ValidationError } from '../../src/jobs/errors';
 import { makeRow } from '../support/fake-backend';
 import { MiniRealtime } from '../support/mini-realtime';
-import { nodeSupabase } from '../support/node-supabase';
 
 function b64url(value: unknown): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -43,7 +42,7 @@ beforeEach(async () => {
   calls = [];
   respond = () => json(500, { message: 'unexpected call' });
   const memory = new Map<string, string>([['test-auth', JSON.stringify(SESSION)]]);
-  supabase = nodeSupabase(realtime.url, 'anon-key', {
+  supabase = createClient(realtime.url, 'anon-key', {
     auth: {
       storageKey: 'test-auth',
       storage: {
