@@ -5,6 +5,7 @@ frees) only when the database asks or its parking entry has no slots left."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -217,21 +218,29 @@ def test_what_is_remembered_is_bounded() -> None:
 def test_a_hand_off_message_is_read_with_its_rows() -> None:
     row = job_row(uuid.uuid4())
     raw = {"kind": "rename_layers", "status": "queued", "run_at": row.run_at.isoformat()}
-    wake = read_wake({**raw, "jobs": [row.model_dump(mode="json")]})
+    good = row.model_dump(mode="json")
+
+    def rows(*items: object) -> str:  # as the database sends them: one JSON text of an array
+        return json.dumps(list(items))
+
+    wake = read_wake({**raw, "jobs": rows(good)})
     assert wake is not None and wake.jobs == (row,) and [h.kind for h in wake.hints] == ["rename_layers"]
-    unnamed = read_wake({**raw, "jobs": [{"kind": "rename_layers"}]})  # a row without an id
+    unnamed = read_wake({**raw, "jobs": rows({"kind": "rename_layers"})})  # a row without an id
     assert unnamed is not None and unnamed.jobs == ()  # the claim after the wake-up returns it
     plain = read_wake(raw)
     assert plain is not None and plain.jobs == () and not plain.parked
-    good = row.model_dump(mode="json")
-    parked = read_wake({**raw, "jobs": [good], "parked": True})
+    parked = read_wake({**raw, "jobs": rows(good), "parked": True})
     assert parked is not None and parked.parked
+    # Rows that are not the JSON text of an array are read as none (logged); the claim returns them.
+    for odd_rows in ([good], "not json", json.dumps(good), json.dumps(None), 7):
+        odd = read_wake({**raw, "jobs": odd_rows, "parked": True})
+        assert odd is not None and odd.jobs == () and not odd.parked, odd_rows
     # Staying parked needs every row: a dropped one is returned by the claim the worker then makes.
     for odd in (
-        {"jobs": [good, {"kind": "rename_layers"}], "parked": True},
-        {"jobs": [good], "parked": "yes"},
+        {"jobs": rows(good, {"kind": "rename_layers"}), "parked": True},
+        {"jobs": rows(good), "parked": "yes"},
         {"parked": True},
     ):
         wake = read_wake({**raw, **odd})
         assert wake is not None and not wake.parked, odd
-    assert read_wake({"kind": 5, "jobs": [row.model_dump(mode="json")]}) is None
+    assert read_wake({"kind": 5, "jobs": rows(good)}) is None

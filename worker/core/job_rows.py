@@ -84,13 +84,27 @@ def read_wake(raw: object) -> Wake | None:
         return None
     later = read_time(raw.get("next_at")) if raw.get("next_at") is not None else None
     hints = (hint,) if later is None else (hint, hint.model_copy(update={"run_at": later}))
-    items = raw.get("jobs")
-    rows = [read_job(item) for item in items] if isinstance(items, list) else []
+    rows = [read_job(item) for item in _handed_rows(raw.get("jobs"))]
     # A row without a usable id is dropped (read_job logs it): then the worker claims as after a
     # plain wake-up, and the claim returns it again, a handed job the worker has not seen.
     jobs = tuple(row for row in rows if row is not None)
     parked = raw.get("parked") is True and bool(jobs) and len(jobs) == len(rows)
     return Wake(hints, jobs, parked)
+
+
+def _handed_rows(raw: object) -> list[object]:
+    """A wake-up's rows: one JSON text of an array, as the database sends them (see
+    private.wake_parked_workers). Anything else is logged and read as no rows: the worker's
+    claim after the wake-up returns them."""
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        with contextlib.suppress(ValueError, RecursionError):
+            rows = json.loads(raw)
+            if isinstance(rows, list):
+                return rows
+    log.warning("ignoring a wake-up's rows that are not the JSON text of an array: %s", reprlib.repr(raw))
+    return []
 
 
 def read_time(raw: object) -> datetime | None:
