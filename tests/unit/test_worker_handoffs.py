@@ -233,8 +233,8 @@ def test_a_hand_off_message_is_read_with_its_rows() -> None:
     assert parked is not None and parked.parked
     # Rows that are not the JSON text of an array are read as none (logged); the claim returns them.
     for odd_rows in ([good], "not json", json.dumps(good), json.dumps(None), 7):
-        odd = read_wake({**raw, "jobs": odd_rows, "parked": True})
-        assert odd is not None and odd.jobs == () and not odd.parked, odd_rows
+        unread = read_wake({**raw, "jobs": odd_rows, "parked": True})
+        assert unread is not None and unread.jobs == () and not unread.parked, odd_rows
     # Staying parked needs every row: a dropped one is returned by the claim the worker then makes.
     for odd in (
         {"jobs": rows(good, {"kind": "rename_layers"}), "parked": True},
