@@ -625,7 +625,12 @@ $$;
 -- Which subscribers may see a row: for each {role, claims} in `subscribers`, run
 -- `select exists(select 1 from <entity> where <pk> = <value> ...)` as that role with its JWT
 -- claims (hosted apply_rls does the same per change). A failing policy counts as not visible.
-create or replace function realtime.devstack_rows_visible(entity regclass, pk jsonb, subscribers jsonb)
+-- `change_xid` is the change's transaction (wal2json's 32-bit id): the walsender sends a commit
+-- as soon as its WAL is flushed, a moment before the committing backend leaves the proc array,
+-- and until then the row is invisible to new snapshots. Hosted polls the slot and the moment has
+-- passed; the stand-in streams, so it waits (bounded) for the transaction to end first.
+drop function if exists realtime.devstack_rows_visible(regclass, jsonb, jsonb);
+create or replace function realtime.devstack_rows_visible(entity regclass, pk jsonb, subscribers jsonb, change_xid bigint)
 returns jsonb
 language plpgsql volatile
 as $$
@@ -634,7 +639,23 @@ declare
   sub jsonb;
   visible boolean;
   result jsonb := '[]'::jsonb;
+  horizon bigint;
+  offset_ bigint;
+  deadline timestamptz := clock_timestamp() + interval '5 seconds';
 begin
+  if change_xid is not null and change_xid > 0 then
+    -- The 64-bit id: the one nearest a current snapshot's horizon with these low 32 bits (running
+    -- transactions may be on either side of it; the wrap-around rule keeps them within 2^31).
+    horizon := pg_snapshot_xmax(pg_current_snapshot())::text::bigint;
+    offset_ := (change_xid - horizon) & 4294967295;
+    if offset_ >= 2147483648 then
+      offset_ := offset_ - 4294967296;
+    end if;
+    while pg_xact_status((horizon + offset_)::text::xid8) = 'in progress'
+          and clock_timestamp() < deadline loop
+      perform pg_sleep(0.0002);
+    end loop;
+  end if;
   select format('select exists(select 1 from %s where %s)', entity,
                 string_agg(format('%I = %L', key, value), ' and '))
     into check_sql
@@ -662,5 +683,5 @@ end
 $$;
 
 revoke all on function realtime.devstack_cast(text, regtype) from public;
-revoke all on function realtime.devstack_rows_visible(regclass, jsonb, jsonb) from public;
+revoke all on function realtime.devstack_rows_visible(regclass, jsonb, jsonb, bigint) from public;
 revoke all on function realtime.devstack_filter_matches(text, regtype, text, text, boolean, boolean) from public;

@@ -50,7 +50,7 @@ select c.relrowsecurity,
                  order by n), '[]'::jsonb)
           from jsonb_array_elements(%(checks)s::jsonb) with ordinality as x(f, n)),
        case when c.relrowsecurity and %(check_rows)s
-            then realtime.devstack_rows_visible(c.oid, %(pk)s::jsonb, %(groups)s::jsonb) end
+            then realtime.devstack_rows_visible(c.oid, %(pk)s::jsonb, %(groups)s::jsonb, %(xid)s) end
 from pg_class c join pg_namespace n on n.oid = c.relnamespace
 where n.nspname = %(schema)s and c.relname = %(table)s
 """
@@ -120,6 +120,7 @@ class Delivery:
                 "checks": json.dumps(checks),
                 # DELETEs cannot be checked (the row is gone); hosted sends them with the key only.
                 "check_rows": change.action != "DELETE" and bool(change.pk),
+                "xid": change.xid,
                 "pk": json.dumps({pk: None if values.get(pk) is None else str(values[pk]) for pk in change.pk}),
                 "groups": json.dumps(
                     [
