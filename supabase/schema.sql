@@ -2302,6 +2302,7 @@ CREATE OR REPLACE FUNCTION private.send_messages(p_event text, p_topics text[], 
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 declare
   v_sent integer;
@@ -2403,6 +2404,7 @@ CREATE OR REPLACE FUNCTION private.wake_for_queued_jobs()
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 declare
   g record;
@@ -2481,6 +2483,7 @@ CREATE OR REPLACE FUNCTION private.wake_parked_workers(p_kind text, p_jobs integ
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 declare
   w record;
@@ -2556,8 +2559,12 @@ begin
       -- an earlier one it took instead, the rest of a batch for the next worker: the claim
       -- takes those), and the worker keeps free slots; and only if it parked less than two
       -- seconds ago, so a worker that died while parked gets this for two seconds at most.
+      -- The due-job test walks the queued index in claim order (a scalar subquery: EXISTS would
+      -- drop the ORDER BY), so it reads queued jobs at most, never the table's history: as EXISTS,
+      -- a generic plan read the whole table and a custom one a whole index (issue 14).
       v_parked := v_handed = w.slots and w.free_slots > v_handed and w.parked_at > now() - interval '2 seconds'
-        and not exists (select 1 from public.jobs q where q.status = 'queued' and q.kind = p_kind and q.run_at <= now());
+        and (select q.id from public.jobs q where q.status = 'queued' and q.kind = p_kind and q.run_at <= now()
+             order by q.priority desc, q.run_at, q.id limit 1) is null;
     end if;
     if not w.woken then
       -- The rows as one JSON text, not as nested JSON: supabase-py's Realtime client checks every
@@ -3314,6 +3321,7 @@ CREATE OR REPLACE FUNCTION public.enqueue_job(kind text, payload jsonb DEFAULT '
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 #variable_conflict use_column
 declare

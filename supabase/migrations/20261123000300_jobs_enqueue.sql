@@ -27,6 +27,10 @@ create function public.enqueue_job(
 language plpgsql
 security definer
 set search_path = ''
+-- Generic plans, made once per session, as claim_jobs': the rate-limit read's limit and the
+-- arguments' values made a custom plan on most calls (bench/FIXES.md). Each statement's generic
+-- plan reads indexes only (tests/sql/test_claim_planning.py checks it with thousands queued).
+set plan_cache_mode = force_generic_plan
 as $$
 #variable_conflict use_column
 declare

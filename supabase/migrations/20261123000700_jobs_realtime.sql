@@ -127,6 +127,7 @@ create function private.send_messages(p_event text, p_topics text[], p_payloads 
 language plpgsql
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan  -- the arrays' sizes made a custom plan on most calls
 as $$
 declare
   v_sent integer;

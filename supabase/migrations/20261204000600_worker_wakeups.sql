@@ -194,6 +194,8 @@ returns integer
 language plpgsql
 security definer
 set search_path = ''
+-- Runs in every enqueue: its reads of worker_wakeups (limit p_jobs) were planned on most calls.
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   w record;
@@ -269,8 +271,12 @@ begin
       -- an earlier one it took instead, the rest of a batch for the next worker: the claim
       -- takes those), and the worker keeps free slots; and only if it parked less than two
       -- seconds ago, so a worker that died while parked gets this for two seconds at most.
+      -- The due-job test walks the queued index in claim order (a scalar subquery: EXISTS would
+      -- drop the ORDER BY), so it reads queued jobs at most, never the table's history: as EXISTS,
+      -- a generic plan read the whole table and a custom one a whole index (issue 14).
       v_parked := v_handed = w.slots and w.free_slots > v_handed and w.parked_at > now() - interval '2 seconds'
-        and not exists (select 1 from public.jobs q where q.status = 'queued' and q.kind = p_kind and q.run_at <= now());
+        and (select q.id from public.jobs q where q.status = 'queued' and q.kind = p_kind and q.run_at <= now()
+             order by q.priority desc, q.run_at, q.id limit 1) is null;
     end if;
     if not w.woken then
       -- The rows as one JSON text, not as nested JSON: supabase-py's Realtime client checks every
@@ -328,6 +334,8 @@ create function private.wake_for_queued_jobs() returns trigger
 language plpgsql
 security definer
 set search_path = ''
+-- Runs after every insert and update of jobs: plans of its transition-table reads kept too.
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   g record;

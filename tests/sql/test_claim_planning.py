@@ -119,6 +119,69 @@ def test_claim_report_and_acknowledge_read_no_table_sequentially_with_thousands_
     assert scans["seq_scan"] == 0
 
 
+PARK_FOR_HANDOFFS = (
+    "select * from claim_jobs_or_park(worker_id => 'w1', kinds => array['generate_design'], max_jobs => 5,"
+    " lease_seconds => 60, park_seconds => 60, handoffs => true)"
+)
+ENQUEUE_DESIGN = (
+    "select id from public.enqueue_job(kind => 'generate_design', payload => '{\"prompt\": \"a\"}',"
+    " idempotency_key => 'k1')"
+)
+JOBS_READ = (
+    "select seq_scan, idx_scan, seq_tup_read, idx_tup_fetch from pg_stat_xact_user_tables"
+    " where relid = 'public.jobs'::regclass"
+)
+
+
+def enqueue_handed_off(api: SqlApi) -> DictRow:
+    """A new user's generate_design job, twice (the second an idempotent retry), with a worker
+    parked for hand-offs with slots to spare: the enqueue's trigger claims the job for it and
+    checks whether the worker may stay parked. How the transaction read public.jobs."""
+    assert api.as_service(PARK_FOR_HANDOFFS) == []
+    newcomer = api.create_user()
+    with api.conn.transaction():
+        api.conn.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(api.user_claims(newcomer)),))
+        first = api.conn.execute(ENQUEUE_DESIGN).fetchone()
+        again = api.conn.execute(ENQUEUE_DESIGN).fetchone()
+        reads = api.conn.execute(JOBS_READ).fetchone()
+    assert first is not None and again is not None and again["id"] == first["id"]
+    handed = api.admin("select status, worker_id from public.jobs where id = %s", (first["id"],))
+    assert handed == [{"status": "running", "worker_id": "w1"}]  # the hand-off ran
+    assert reads is not None
+    return reads
+
+
+def test_enqueue_and_its_hand_off_read_no_table_sequentially_with_thousands_queued(api: SqlApi) -> None:
+    # The enqueue's functions plan once per session too: their generic plans must not read the
+    # whole queue (here, thousands of another kind's jobs).
+    for user in [api.create_user() for _ in range(3)]:
+        fill(api, user, 1500, "1 hour")
+    api.admin("analyze public.jobs")
+    reads = enqueue_handed_off(api)
+    assert reads["idx_scan"] > 0
+    assert reads["seq_scan"] == 0
+
+
+def test_an_enqueue_reads_none_of_the_jobs_history(api: SqlApi) -> None:
+    # 6,000 finished jobs of the kind and 300 queued of another: the enqueue's path may walk the
+    # queued jobs (the hand-off's claim and its "any due job of the kind left?" do, in claim
+    # order), never the history. As EXISTS, that question's generic plan was a sequential scan
+    # expected to stop at once, which read the whole table when no such job was left.
+    for user in [api.create_user() for _ in range(3)]:
+        api.admin(
+            "insert into public.jobs (user_id, kind, status, payload, result, max_attempts, finished_at)"
+            " select %s, 'generate_design', 'succeeded', jsonb_build_object('i', g), '{}', 3, now()"
+            " from generate_series(1, 2000) g",
+            (user,),
+        )
+    fill(api, api.create_user(), DEEP, "1 hour")
+    api.admin("analyze public.jobs")
+    reads = enqueue_handed_off(api)
+    assert reads["seq_scan"] == 0
+    # A few walks of the 300 queued (~900 rows fetched) and nothing more; the history is 6,000.
+    assert reads["seq_tup_read"] + reads["idx_tup_fetch"] < 2000, reads
+
+
 # Called only on error or maintenance paths, where a plan per call costs nothing that matters.
 COLD_SQL_FUNCTIONS = {"private.excerpt", "private.retry_delay", "private.purge_expired_cache_entries"}
 
@@ -136,7 +199,7 @@ def test_no_sql_function_with_a_set_clause_is_on_a_per_job_path(api: SqlApi) -> 
     assert {row["name"] for row in rows} <= COLD_SQL_FUNCTIONS
 
 
-# Each runs on every claim or acknowledgement (or enqueue, for budget_use). Left to the plan cache,
+# Each runs on every claim, acknowledgement or enqueue. Left to the plan cache,
 # their statements got a custom plan on almost every call (the batch's size and the limits change
 # the estimates), ~0.4-0.6 ms of planning per draining call (bench/FIXES.md). Their statements are
 # written so that the generic plan reads indexes only (the test above checks it with thousands queued).
@@ -148,6 +211,11 @@ GENERIC_PLAN_FUNCTIONS = {
     "public.report_progress_batch",
     "private.budget_use",
     "private.check_kinds",
+    # The enqueue's path (bench/FIXES.md: ~0.6 -> ~0.5 ms of the database's time per enqueue).
+    "public.enqueue_job",
+    "private.wake_parked_workers",
+    "private.wake_for_queued_jobs",
+    "private.send_messages",
 }
 
 
