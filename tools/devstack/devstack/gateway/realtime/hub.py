@@ -114,3 +114,9 @@ class Hub:
 
     def has_postgres_subscribers(self) -> bool:
         return bool(self._with_bindings)
+
+    def wants_table(self, schema: str, table: str) -> bool:
+        """Whether some joined channel has a postgres_changes binding on (schema, table)."""
+        return any(
+            b.schema in ("*", schema) and b.table in ("*", table) for ch in self._with_bindings for b in ch.bindings
+        )

@@ -29,7 +29,7 @@ class RealtimeService:
         self.ctx = ctx
         self.hub = Hub()
         self.subscriptions = Subscriptions(ctx.admin)
-        self.feed = WalFeed(ctx.settings.admin_url, Delivery(self.hub))
+        self.feed = WalFeed(ctx.settings.admin_url, Delivery(self.hub), interest=self.hub.wants_table)
         self.janitor = Janitor(ctx.admin)
         # Open sockets and the role of the key each was opened with (the fault control drops them).
         self.connections: dict[Connection, str] = {}

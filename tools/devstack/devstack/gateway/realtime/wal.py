@@ -48,8 +48,8 @@ PUBLICATION = "supabase_realtime"
 BROADCAST_TABLE = ("realtime", "messages")
 
 RECONNECT_DELAY = 1.0
-READY_TIMEOUT = 30.0
-RECVLOGICAL = shutil.which("pg_recvlogical") or str(PG_BIN / "pg_recvlogical")  # seconds start() waits for the slot
+READY_TIMEOUT = 30.0  # seconds start() waits for the slot
+RECVLOGICAL = shutil.which("pg_recvlogical") or str(PG_BIN / "pg_recvlogical")
 MAX_CHANGES = 5000  # per batch handed to the sink
 
 SLOT_PREFIX = "devstack_rt_"
@@ -117,6 +117,15 @@ _ACTIONS = {"I": "INSERT", "U": "UPDATE", "D": "DELETE"}
 
 # wal2json names the partition a row went to; realtime.messages is partitioned by day.
 _MESSAGES_PARTITION = re.compile(r"messages_\d{4}_\d{2}_\d{2}")
+# A row change's line names its table in its first ~200 bytes (B/C lines name none). Read there,
+# a change nobody can receive is dropped without decoding the row: most of the stream under load
+# (every update of a job, with its payload, when no client listens to public.jobs).
+_ROW_CHANGE = (b'{"action":"I"', b'{"action":"U"', b'{"action":"D"')
+_NAMES = re.compile(rb'"schema":"([^"\\]*)","table":"([^"\\]*)"')
+NAMES_WITHIN = 512
+
+# Whether any subscriber may want a change of (schema, table) now; realtime.messages is always read.
+Interest = Callable[[str, str], bool]
 
 
 def change_of(doc: dict[str, Any], data: str, seen_at: float) -> WalChange | None:
@@ -138,6 +147,24 @@ def change_of(doc: dict[str, Any], data: str, seen_at: float) -> WalChange | Non
         raw=data,
         seen_at=seen_at,
     )
+
+
+def table_of(line: bytes) -> tuple[str, str] | None:
+    """The (schema, table) a row change's raw line names, read without decoding it; None for a
+    line that is not a row change or names them in a way this does not read (then decode it)."""
+    if not line.startswith(_ROW_CHANGE):
+        return None
+    found = _NAMES.search(line, 0, NAMES_WITHIN)
+    if found is None:
+        return None
+    try:
+        return found.group(1).decode(), found.group(2).decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def _is_broadcast_table(schema: str, table: str) -> bool:
+    return schema == "realtime" and (table == "messages" or _MESSAGES_PARTITION.fullmatch(table) is not None)
 
 
 def _alive(pid: int) -> bool:
@@ -162,9 +189,10 @@ class WalFeed:
     """Reads the slot in a background task and hands each batch, in commit order, to ``sink``
     together with the feed's connection (idle between reads, so the sink may query on it)."""
 
-    def __init__(self, dsn: str, sink: Sink) -> None:
+    def __init__(self, dsn: str, sink: Sink, interest: Interest | None = None) -> None:
         self._dsn = dsn
         self._sink = sink
+        self._interest = interest
         self._slot = f"{SLOT_PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -276,6 +304,8 @@ class WalFeed:
         for line in lines:
             if not line:
                 continue
+            if self._unwanted(line):
+                continue
             data = line.decode()
             doc = json.loads(data, parse_float=Decimal)
             action = doc.get("action")
@@ -291,6 +321,12 @@ class WalFeed:
             ):
                 out.append(change)
         return out
+
+    def _unwanted(self, line: bytes) -> bool:
+        """A row change of a table no subscriber listens to: hosted would not decode it either."""
+        if self._interest is None or (names := table_of(line)) is None:
+            return False
+        return not _is_broadcast_table(*names) and not self._interest(*names)
 
     async def _published(self, conn: AsyncConnection[Any], schema: str, table: str) -> bool:
         age = time.monotonic() - self._tables_at
