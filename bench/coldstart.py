@@ -20,11 +20,11 @@ from pathlib import Path
 import psycopg
 
 from bench.databases import scratch_database
+from bench.support import results_folder
 from bench.systems.ours import OursSystem
 from devstack import paths
 from devstack.cli import db_up
 
-ROOT = Path(__file__).resolve().parent.parent
 WORKER = "bench-coldstart"
 CALLS = ("claim_jobs_or_park", "report_progress_batch", "acquire_model_capacity_batch", "complete_jobs")
 
@@ -92,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.connections <= 50 or not 1 <= args.batch <= 100:
         parser.error("--connections must be 1-50, --batch 1-100")
     db_up()
-    out = args.out or ROOT / "bench" / "results" / (time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-coldstart")
-    out.mkdir(parents=True, exist_ok=True)
+    out = results_folder(args.out, "coldstart")
     settings = {"connections": args.connections, "batch": args.batch}
     results = measure(args.connections, args.batch)
     (out / "report.json").write_text(json.dumps({"settings": settings, "connections": results}, indent=2) + "\n")

@@ -29,11 +29,11 @@ import psycopg
 from psycopg import sql
 
 from bench.databases import scratch_database
+from bench.support import results_folder
 from bench.systems.ours import OursSystem, without
 from devstack import paths
 from devstack.cli import db_up
 
-ROOT = Path(__file__).resolve().parent.parent
 VARIANTS: dict[str, list[str]] = {
     "shipped": [],
     "no_broadcast": ["broadcasts"],
@@ -135,8 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.batch <= 1000 or not 1 <= args.jobs <= 1_000_000 or not 1 <= args.rounds <= 20:
         parser.error("--batch must be 1-1000, --jobs 1-1000000, --rounds 1-20")
     db_up()
-    out = args.out or ROOT / "bench" / "results" / (time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-dbcost")
-    out.mkdir(parents=True, exist_ok=True)
+    out = results_folder(args.out, "dbcost")
     settings = {"jobs": args.jobs, "batch": args.batch, "rounds": args.rounds}
     rounds = []
     for n in range(args.rounds):

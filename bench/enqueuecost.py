@@ -32,11 +32,11 @@ from psycopg import sql
 from bench.databases import scratch_database
 from bench.dbcost import FUNCTIONS
 from bench.scenarios.ai_workload.plan import Plan, payload_for
+from bench.support import results_folder
 from devstack import migrate, paths
 from devstack.cli import db_up
 from devstack.sqlapi import SqlApi
 
-ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("idle", "handoff")
 KINDS = ("rename_layers", "generate_design", "generate_edits", "generate_image")
 PLAN = Plan(users=200, duration_s=60, probe_jobs=0, drain_cap_s=10, ramp_s=5)
@@ -129,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 4 <= args.enqueues <= 20_000 or not 1 <= args.rounds <= 20:
         parser.error("--enqueues must be 4-20000, --rounds 1-20")
     db_up()
-    out = args.out or ROOT / "bench" / "results" / (time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-enqueuecost")
-    out.mkdir(parents=True, exist_ok=True)
+    out = results_folder(args.out, "enqueuecost")
     settings = {"enqueues": args.enqueues, "rounds": args.rounds}
     rounds = []
     for n in range(args.rounds):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,13 @@ from devstack.gateway.context import SERVER_TIMING_VARIABLE
 from devstack.paths import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def results_folder(out: Path | None, suffix: str) -> Path:
+    """``out``, or bench/results/<UTC timestamp>-<suffix>; made if missing."""
+    folder = out or ROOT / "bench" / "results" / (time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{suffix}")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @contextmanager

@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 
 from bench import processes
-from bench.support import ROOT, standin_process
+from bench.support import ROOT, results_folder, standin_process
 
 CASES = {  # case -> (shipped transport, the other)
     "anthropic": ("aiohttp", "httpx2"),
@@ -174,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         ms = asyncio.run(_measure(case, transport, base, args.requests, args.concurrency))
         print(json.dumps({"cpu_ms_per_request": round(ms, 4)}))
         return 0
-    out = args.out or ROOT / "bench" / "results" / (time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-transports")
-    out.mkdir(parents=True, exist_ok=True)
+    out = results_folder(args.out, "transports")
     settings = {
         "requests": args.requests,
         "concurrency": args.concurrency,

@@ -42,10 +42,11 @@ class Binding:
     filters: tuple[Filter, ...]
     select: tuple[str, ...] | None
 
+    def names(self, schema: str, table: str) -> bool:
+        return self.schema in ("*", schema) and self.table in ("*", table)
+
     def wants(self, action: str, schema: str, table: str) -> bool:
-        return (
-            (self.event == "*" or self.event == action) and self.schema in ("*", schema) and self.table in ("*", table)
-        )
+        return (self.event == "*" or self.event == action) and self.names(schema, table)
 
 
 def binding_id(params: dict[str, Any]) -> int:

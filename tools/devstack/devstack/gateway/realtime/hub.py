@@ -117,6 +117,4 @@ class Hub:
 
     def wants_table(self, schema: str, table: str) -> bool:
         """Whether some joined channel has a postgres_changes binding on (schema, table)."""
-        return any(
-            b.schema in ("*", schema) and b.table in ("*", table) for ch in self._with_bindings for b in ch.bindings
-        )
+        return any(b.names(schema, table) for ch in self._with_bindings for b in ch.bindings)

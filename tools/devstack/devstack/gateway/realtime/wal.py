@@ -132,9 +132,7 @@ def change_of(doc: dict[str, Any], data: str, seen_at: float) -> WalChange | Non
     action = _ACTIONS.get(doc.get("action", ""))
     if action is None:
         return None
-    schema, table = doc["schema"], doc["table"]
-    if schema == "realtime" and _MESSAGES_PARTITION.fullmatch(table):
-        table = "messages"
+    schema, table = doc["schema"], _table_name(doc["schema"], doc["table"])
     return WalChange(
         action=action,
         schema=schema,
@@ -163,8 +161,9 @@ def table_of(line: bytes) -> tuple[str, str] | None:
         return None
 
 
-def _is_broadcast_table(schema: str, table: str) -> bool:
-    return schema == "realtime" and (table == "messages" or _MESSAGES_PARTITION.fullmatch(table) is not None)
+def _table_name(schema: str, table: str) -> str:
+    """The table a change is of: a day's partition of realtime.messages counts as messages."""
+    return "messages" if schema == "realtime" and _MESSAGES_PARTITION.fullmatch(table) else table
 
 
 def _alive(pid: int) -> bool:
@@ -326,7 +325,8 @@ class WalFeed:
         """A row change of a table no subscriber listens to: hosted would not decode it either."""
         if self._interest is None or (names := table_of(line)) is None:
             return False
-        return not _is_broadcast_table(*names) and not self._interest(*names)
+        schema, table = names[0], _table_name(*names)
+        return (schema, table) != BROADCAST_TABLE and not self._interest(schema, table)
 
     async def _published(self, conn: AsyncConnection[Any], schema: str, table: str) -> bool:
         age = time.monotonic() - self._tables_at
