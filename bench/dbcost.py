@@ -9,10 +9,11 @@ jobs/s, the call's wall time, and each SQL function's own time per job (PostgreS
 
 Variants, interleaved round by round (this box's speed drifts between minutes):
   shipped       the migrations as they are;
-  no_broadcast  ``realtime.send`` and ``private.send_messages`` no-ops (no Realtime message);
-  no_triggers   also without the result-cache and pipeline triggers (``jobs_store_cached_result``,
-                ``jobs_advance_dependents``).
-The two others price features the product keeps: they are measurements, not options. Writes
+  no_broadcast  ``realtime.send`` and ``private.send_messages`` no-ops (no Realtime message), which
+                prices a feature the product keeps: a measurement, not an option.
+Two baselines run beside them (``bench/dbfloor.py``): ``bare_updates``, the two row updates of a
+job as plain statements on our table with every trigger off, and ``pgqueuer``, pgqueuer's own
+dequeue and acknowledgement statements on its schema. Writes
 bench/results/<timestamp>-dbcost/report.md and report.json.
 """
 
@@ -28,6 +29,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from bench import dbfloor
 from bench.databases import scratch_database
 from bench.support import results_folder
 from bench.systems.ours import OursSystem, without
@@ -37,8 +39,8 @@ from devstack.cli import db_up
 VARIANTS: dict[str, list[str]] = {
     "shipped": [],
     "no_broadcast": ["broadcasts"],
-    "no_triggers": ["broadcasts", "jobs_store_cached_result", "jobs_advance_dependents"],
 }
+BASELINES = {"bare_updates": dbfloor.bare_updates, "pgqueuer": dbfloor.pgqueuer}
 WORKER = "bench-dbcost"
 FUNCTIONS = """
 select n.nspname || '.' || f.funcname as function, f.calls, f.self_time
@@ -70,6 +72,9 @@ def drain(database: str, batch: int) -> tuple[int, int, float]:
 
 
 def one_round(variant: str, jobs: int, batch: int) -> dict[str, Any]:
+    if variant in BASELINES:
+        done, calls, seconds = BASELINES[variant](jobs, batch)
+        return summary(variant, done, calls, seconds, [])
     system = OursSystem("postgres")
     with scratch_database(f"dbcost_{variant}") as database:
         system.prepare(database)
@@ -85,6 +90,10 @@ def one_round(variant: str, jobs: int, batch: int) -> dict[str, Any]:
                 {"function": f, "calls": int(c), "self_us_per_job": round(float(t) * 1000 / max(1, done), 1)}
                 for f, c, t in admin.execute(FUNCTIONS).fetchall()
             ]
+    return summary(variant, done, calls, seconds, functions)
+
+
+def summary(variant: str, done: int, calls: int, seconds: float, functions: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "variant": variant,
         "jobs": done,
@@ -101,12 +110,15 @@ def render(rounds: list[dict[str, Any]], settings: dict[str, Any]) -> str:
         "# Database work per job (`python -m bench.dbcost`)",
         "",
         f"Settings: `{json.dumps(settings)}`. One connection drains the queue with `complete_and_claim` "
-        "calls, one after the other: no worker, so this is the database's side of a job alone.",
+        "calls, one after the other: no worker, so this is the database's side of a job alone. "
+        "`bare_updates`: the same two row updates per job as plain statements on our table, every "
+        "trigger off; `pgqueuer`: its own dequeue and acknowledgement statements on its schema "
+        "(`bench/dbfloor.py`).",
         "",
         "| variant | jobs/s per round | median jobs/s | median µs of wall time per job |",
         "|---|---|---|---|",
     ]
-    for variant in VARIANTS:
+    for variant in [*VARIANTS, *BASELINES]:
         rates = [r["jobs_per_s"] for r in rounds if r["variant"] == variant]
         median = statistics.median(rates)
         lines.append(f"| {variant} | {', '.join(f'{x:,.0f}' for x in rates)} | {median:,.0f} | {1e6 / median:,.0f} |")
@@ -139,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"jobs": args.jobs, "batch": args.batch, "rounds": args.rounds}
     rounds = []
     for n in range(args.rounds):
-        for variant in VARIANTS:
+        for variant in [*VARIANTS, *BASELINES]:
             result = one_round(variant, args.jobs, args.batch)
             print(f"round {n + 1} {variant}: {result['jobs_per_s']:,.0f} jobs/s", flush=True)
             rounds.append(result)

@@ -915,9 +915,6 @@ CREATE INDEX jobs_running_lease ON public.jobs USING btree (lease_expires_at) WH
 -- index public.jobs_user_created
 CREATE INDEX jobs_user_created ON public.jobs USING btree (user_id, created_at DESC)
 
--- index public.jobs_user_kind_created
-CREATE INDEX jobs_user_kind_created ON public.jobs USING btree (user_id, kind, created_at DESC)
-
 -- index public.jobs_waiting_on
 CREATE INDEX jobs_waiting_on ON public.jobs USING btree (depends_on) WHERE (status = 'waiting'::text)
 
@@ -1181,9 +1178,6 @@ CREATE TRIGGER job_events_broadcast AFTER INSERT ON public.job_events FOR EACH R
 -- trigger public.job_stats read_only
 CREATE TRIGGER read_only INSTEAD OF INSERT OR DELETE OR UPDATE ON public.job_stats FOR EACH ROW EXECUTE FUNCTION private.refuse_view_write()
 
--- trigger public.jobs jobs_advance_dependents
-CREATE TRIGGER jobs_advance_dependents AFTER UPDATE OF status ON public.jobs FOR EACH ROW WHEN (old.status IS DISTINCT FROM new.status AND (new.status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text]))) EXECUTE FUNCTION private.advance_dependents()
-
 -- trigger public.jobs jobs_broadcast_change
 CREATE TRIGGER jobs_broadcast_change AFTER UPDATE ON public.jobs FOR EACH ROW WHEN ((old.status IS DISTINCT FROM new.status OR old.progress IS DISTINCT FROM new.progress OR old.attempts IS DISTINCT FROM new.attempts OR old.error IS DISTINCT FROM new.error OR old.cancel_requested IS DISTINCT FROM new.cancel_requested OR old.result IS DISTINCT FROM new.result OR old.run_at IS DISTINCT FROM new.run_at) AND NOT COALESCE(new.id::text = ANY (string_to_array(NULLIF(current_setting('jobs.quiet_broadcasts'::text, true), ''::text), ','::text)), false) AND NOT (old.status = 'queued'::text AND new.status = 'running'::text AND COALESCE(current_setting('jobs.quiet_claims'::text, true) = 'on'::text, false))) EXECUTE FUNCTION private.broadcast_job_change()
 
@@ -1193,11 +1187,8 @@ CREATE TRIGGER jobs_delete_cached_copies AFTER DELETE ON public.jobs REFERENCING
 -- trigger public.jobs jobs_record_artifact_deletions
 CREATE TRIGGER jobs_record_artifact_deletions AFTER DELETE ON public.jobs REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION private.record_artifact_deletions()
 
--- trigger public.jobs jobs_store_cached_result
-CREATE TRIGGER jobs_store_cached_result AFTER UPDATE OF status ON public.jobs FOR EACH ROW WHEN (old.status IS DISTINCT FROM new.status AND new.status = 'succeeded'::text AND NOT new.cached) EXECUTE FUNCTION private.store_cached_result()
-
 -- trigger public.jobs jobs_touch_updated_at
-CREATE TRIGGER jobs_touch_updated_at BEFORE UPDATE ON public.jobs FOR EACH ROW EXECUTE FUNCTION private.touch_updated_at()
+CREATE TRIGGER jobs_touch_updated_at BEFORE UPDATE ON public.jobs FOR EACH ROW WHEN (NOT old.updated_at IS DISTINCT FROM new.updated_at) EXECUTE FUNCTION private.touch_updated_at()
 
 -- trigger public.jobs jobs_wake_on_insert
 CREATE TRIGGER jobs_wake_on_insert AFTER INSERT ON public.jobs REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION private.wake_for_queued_jobs()
@@ -1246,30 +1237,32 @@ begin
 end;
 $function$
 
--- function private.advance_dependents()
-CREATE OR REPLACE FUNCTION private.advance_dependents()
- RETURNS trigger
+-- function private.advance_dependents(uuid[])
+CREATE OR REPLACE FUNCTION private.advance_dependents(finished uuid[])
+ RETURNS void
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 begin
-  -- Most jobs have no dependents: no UPDATE statement (and its statement triggers) for them.
-  if not exists (select 1 from public.jobs d where d.depends_on = new.id and d.status = 'waiting') then
-    return null;
+  -- Most jobs have no dependents: a probe of the (small) waiting index, and no UPDATE statement
+  -- (with its statement triggers) for them.
+  if not exists (select 1 from public.jobs d where d.depends_on = any(finished) and d.status = 'waiting') then
+    return;
   end if;
-  if new.status = 'succeeded' then
-    update public.jobs set status = 'queued', run_at = greatest(run_at, now())
-    where depends_on = new.id and status = 'waiting';
-  else
-    -- failed or cancelled: dependents are cancelled, which cascades down the pipeline.
-    update public.jobs
-    set status = 'cancelled', finished_at = now(),
-        error = jsonb_build_object('type', 'dependency_failed', 'retryable', false, 'attempt', 0,
-                                   'message', format('dependency %s %s', new.id, new.status))
-    where depends_on = new.id and status = 'waiting';
-  end if;
-  return null;
+  update public.jobs d set status = 'queued', run_at = greatest(d.run_at, now())
+  from public.jobs p
+  where p.id = any(finished) and p.status = 'succeeded' and d.depends_on = p.id and d.status = 'waiting';
+  -- failed or cancelled: dependents are cancelled, which cascades down the pipeline (this
+  -- statement finishes them, and its trigger calls this function for them).
+  update public.jobs d
+  set status = 'cancelled', finished_at = now(),
+      error = jsonb_build_object('type', 'dependency_failed', 'retryable', false, 'attempt', 0,
+                                 'message', format('dependency %s %s', p.id, p.status))
+  from public.jobs p
+  where p.id = any(finished) and p.status in ('failed', 'cancelled') and d.depends_on = p.id
+    and d.status = 'waiting';
 end;
 $function$
 
@@ -2325,20 +2318,33 @@ exception
 end;
 $function$
 
--- function private.store_cached_result()
-CREATE OR REPLACE FUNCTION private.store_cached_result()
- RETURNS trigger
+-- function private.store_cached_results(uuid[])
+CREATE OR REPLACE FUNCTION private.store_cached_results(succeeded uuid[])
+ RETURNS void
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
+declare
+  v_caching text[];
 begin
-  if coalesce((select k.cache_ttl_seconds from public.job_kinds k where k.kind = new.kind), 0) > 0 then
-    insert into public.job_result_cache as c (cache_key, user_id, kind, job_id)
-    values (private.cache_key(new.kind, new.payload), new.user_id, new.kind, new.id)
-    on conflict (cache_key, user_id) do update set job_id = excluded.job_id, created_at = now();
+  -- Most kinds do not cache: no job is read then.
+  select array_agg(k.kind) into v_caching from public.job_kinds k where k.cache_ttl_seconds > 0;
+  if v_caching is null then
+    return;
   end if;
-  return null;
+  -- Each job by its primary key (a join was planned, generically, as a read of the whole table).
+  insert into public.job_result_cache as c (cache_key, user_id, kind, job_id)
+  select distinct on (e.cache_key, e.user_id) e.cache_key, e.user_id, e.kind, e.id
+  from unnest(succeeded) as s(id)
+  cross join lateral (
+    select private.cache_key(j.kind, j.payload) as cache_key, j.user_id, j.kind, j.id
+    from public.jobs j
+    where j.id = s.id and j.status = 'succeeded' and not j.cached and j.kind = any(v_caching)
+  ) e
+  order by e.cache_key, e.user_id, e.id desc
+  on conflict (cache_key, user_id) do update set job_id = excluded.job_id, created_at = now();
 end;
 $function$
 
@@ -2409,6 +2415,8 @@ AS $function$
 declare
   g record;
   v_handed integer := 0;
+  v_finished uuid[];
+  v_succeeded uuid[];
 begin
   -- Per kind, the jobs that became queued in this statement: new ones, and ones that came back
   -- or moved in time. Claims, renewals, progress and outcomes find none: no lock, no wake-up
@@ -2439,6 +2447,31 @@ begin
   -- renewal) can neither queue a job nor free a place under a cap: one pass over its new rows
   -- instead of the two joins below (bench/FIXES.md, "claims that could not wake anyone").
   if not exists (select 1 from new_rows n where n.status <> 'running') then
+    return null;
+  end if;
+  -- What the jobs this statement finished set off, once per statement (row triggers made a
+  -- PL/pgSQL call per job, and a statement trigger of their own would run for every update of
+  -- jobs: bench/FIXES.md): results cached for their kind, waiting dependents moved on.
+  select coalesce(array_agg(n.id) filter (where n.status = 'succeeded' and not n.cached), '{}'),
+         coalesce(array_agg(n.id), '{}')
+    into v_succeeded, v_finished
+  from new_rows n join old_rows o on o.id = n.id
+  where n.status in ('succeeded', 'failed', 'cancelled') and o.status is distinct from n.status;
+  if cardinality(v_succeeded) > 0 then
+    perform private.store_cached_results(v_succeeded);
+  end if;
+  if cardinality(v_finished) > 0 then
+    perform private.advance_dependents(v_finished);
+  end if;
+  -- Nobody to wake: no parked worker with free slots that still counts as alive (the candidates'
+  -- test of wake_parked_workers, which does nothing without one). Read after taking the gate, as
+  -- wake_parked_workers reads: a claim parking right now has either committed its entry (seen
+  -- here) or waits for this statement's commit and then sees its jobs. A draining worker never
+  -- parks, so its acknowledgements skip the probes below (bench/FIXES.md).
+  lock table private.wakeup_gate in row exclusive mode;
+  if not exists (select 1 from public.worker_wakeups c
+                 where c.parked_until > now() and c.free_slots > 0
+                   and (c.woken_at is null or c.woken_at > now() - interval '2 seconds')) then
     return null;
   end if;
   for g in
@@ -2986,7 +3019,8 @@ begin
         worker_id = claim_jobs.worker_id,
         attempts = j.attempts + 1,
         lease_expires_at = now() + make_interval(secs => lease_seconds),
-        started_at = now()
+        started_at = now(),
+        updated_at = clock_timestamp()  -- set here, so jobs_touch_updated_at is skipped
     from locked
     where j.id = locked.id
     returning j.*
@@ -3250,6 +3284,7 @@ begin
   with done as (
     update public.jobs j
     set status = 'succeeded', result = t.e -> 'result', finished_at = now(), lease_expires_at = null, error = null,
+        updated_at = clock_timestamp(),  -- set here, so jobs_touch_updated_at is skipped
         progress = jsonb_build_object('percent', 100,
                                       'message', coalesce(v_steps #>> array[j.id::text, 'data', 'message'],
                                                           j.progress ->> 'message', 'done'))
@@ -3784,7 +3819,7 @@ begin
     for no key update
   )
   update public.jobs j
-  set lease_expires_at = now() + make_interval(secs => lease_seconds)
+  set lease_expires_at = now() + make_interval(secs => lease_seconds), updated_at = clock_timestamp()
   from held
   where j.id = held.id and j.lease_expires_at >= now();
   -- Every listed job's current row, so the worker sees lost leases and cancel requests.
@@ -3936,7 +3971,7 @@ begin
   end loop;
 
   -- The row gets the last progress; then one message per job carries the row and its events.
-  update public.jobs j set progress = v_progress -> j.id::text
+  update public.jobs j set progress = v_progress -> j.id::text, updated_at = clock_timestamp()
   where j.id = any(v_held) and j.progress is distinct from v_progress -> j.id::text;
   perform private.send_messages('job', array_agg('jobs:' || j.user_id::text order by j.id),
                                  array_agg(private.job_message(j, v_events -> j.id::text) order by j.id))
@@ -4131,7 +4166,7 @@ PERMISSIVE for SELECT to authenticated
 -- grant private.add_job_event(uuid,text,jsonb)
 
 
--- grant private.advance_dependents()
+-- grant private.advance_dependents(uuid[])
 
 
 -- grant private.broadcast_job_change()
@@ -4284,7 +4319,7 @@ PERMISSIVE for SELECT to authenticated
 -- grant private.send_messages(text,text[],jsonb[])
 
 
--- grant private.store_cached_result()
+-- grant private.store_cached_results(uuid[])
 
 
 -- grant private.touch_updated_at()

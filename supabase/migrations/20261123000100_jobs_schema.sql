@@ -92,9 +92,11 @@ create index jobs_waiting_on on public.jobs (depends_on) where status = 'waiting
 create unique index jobs_idempotency_key_per_user on public.jobs (user_id, idempotency_key)
   where idempotency_key is not null;
 
--- Rate limit window and the user's own listing.
-create index jobs_user_kind_created on public.jobs (user_id, kind, created_at desc);
-
+-- The user's own listing, and the rate limit's window: the user's jobs of the last minute, of
+-- every kind (no more than the kinds' limits let through), the kind checked on each row. An index
+-- on (user_id, kind, created_at) as well would be two more entries on every claim and every
+-- outcome (a status change is never a HOT update): ~6 % of the database's time per job in
+-- `bench.dbcost`, for a window that stays small (bench/FIXES.md).
 create index jobs_user_created on public.jobs (user_id, created_at desc);
 
 -- Retention.
@@ -119,7 +121,9 @@ create index job_events_by_job on public.job_events (job_id, id);
 create index job_events_by_user on public.job_events (user_id, created_at desc);
 
 -- updated_at moves on every change; clock_timestamp keeps it increasing within one transaction,
--- which clients rely on to apply updates monotonically.
+-- which clients rely on to apply updates monotonically. A statement that sets updated_at itself
+-- (to clock_timestamp(): the claim, success, progress and lease statements of the hot path) skips
+-- the PL/pgSQL call, decided in the WHEN without entering it: two calls per job (bench/FIXES.md).
 create function private.touch_updated_at() returns trigger
 language plpgsql
 set search_path = ''
@@ -132,7 +136,9 @@ $$;
 
 create trigger jobs_touch_updated_at
   before update on public.jobs
-  for each row execute function private.touch_updated_at();
+  for each row
+  when (old.updated_at is not distinct from new.updated_at)
+  execute function private.touch_updated_at();
 
 -- ---------------------------------------------------------------------------------------------
 -- Row-level security and grants

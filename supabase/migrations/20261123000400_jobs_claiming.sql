@@ -169,7 +169,8 @@ begin
         worker_id = claim_jobs.worker_id,
         attempts = j.attempts + 1,
         lease_expires_at = now() + make_interval(secs => lease_seconds),
-        started_at = now()
+        started_at = now(),
+        updated_at = clock_timestamp()  -- set here, so jobs_touch_updated_at is skipped
     from locked
     where j.id = locked.id
     returning j.*

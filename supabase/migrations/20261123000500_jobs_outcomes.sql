@@ -226,6 +226,7 @@ begin
   with done as (
     update public.jobs j
     set status = 'succeeded', result = t.e -> 'result', finished_at = now(), lease_expires_at = null, error = null,
+        updated_at = clock_timestamp(),  -- set here, so jobs_touch_updated_at is skipped
         progress = jsonb_build_object('percent', 100,
                                       'message', coalesce(v_steps #>> array[j.id::text, 'data', 'message'],
                                                           j.progress ->> 'message', 'done'))

@@ -58,33 +58,32 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 -- Pipelines: when a job finishes, its waiting dependents move on
 -- ---------------------------------------------------------------------------------------------
-create function private.advance_dependents() returns trigger
+-- ``finished``: the jobs one statement moved to succeeded, failed or cancelled. Called once per
+-- such statement by the jobs' statement trigger (jobs_wake_on_update, 20261204000600_worker_wakeups.sql),
+-- not by a row trigger: that was a PL/pgSQL call for every finished job (bench/FIXES.md).
+create function private.advance_dependents(finished uuid[]) returns void
 language plpgsql
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 begin
-  -- Most jobs have no dependents: no UPDATE statement (and its statement triggers) for them.
-  if not exists (select 1 from public.jobs d where d.depends_on = new.id and d.status = 'waiting') then
-    return null;
+  -- Most jobs have no dependents: a probe of the (small) waiting index, and no UPDATE statement
+  -- (with its statement triggers) for them.
+  if not exists (select 1 from public.jobs d where d.depends_on = any(finished) and d.status = 'waiting') then
+    return;
   end if;
-  if new.status = 'succeeded' then
-    update public.jobs set status = 'queued', run_at = greatest(run_at, now())
-    where depends_on = new.id and status = 'waiting';
-  else
-    -- failed or cancelled: dependents are cancelled, which cascades down the pipeline.
-    update public.jobs
-    set status = 'cancelled', finished_at = now(),
-        error = jsonb_build_object('type', 'dependency_failed', 'retryable', false, 'attempt', 0,
-                                   'message', format('dependency %s %s', new.id, new.status))
-    where depends_on = new.id and status = 'waiting';
-  end if;
-  return null;
+  update public.jobs d set status = 'queued', run_at = greatest(d.run_at, now())
+  from public.jobs p
+  where p.id = any(finished) and p.status = 'succeeded' and d.depends_on = p.id and d.status = 'waiting';
+  -- failed or cancelled: dependents are cancelled, which cascades down the pipeline (this
+  -- statement finishes them, and its trigger calls this function for them).
+  update public.jobs d
+  set status = 'cancelled', finished_at = now(),
+      error = jsonb_build_object('type', 'dependency_failed', 'retryable', false, 'attempt', 0,
+                                 'message', format('dependency %s %s', p.id, p.status))
+  from public.jobs p
+  where p.id = any(finished) and p.status in ('failed', 'cancelled') and d.depends_on = p.id
+    and d.status = 'waiting';
 end;
 $$;
-
-create trigger jobs_advance_dependents
-  after update of status on public.jobs
-  for each row
-  when (old.status is distinct from new.status and new.status in ('succeeded', 'failed', 'cancelled'))
-  execute function private.advance_dependents();

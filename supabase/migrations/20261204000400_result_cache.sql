@@ -121,26 +121,38 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 -- Storing: every job of a caching kind that becomes succeeded by running (not by a hit).
 -- ---------------------------------------------------------------------------------------------
-create function private.store_cached_result() returns trigger
+-- ``succeeded``: the jobs (not cache hits) one statement moved to succeeded. Called once per such
+-- statement by the jobs' statement trigger (jobs_wake_on_update, 20261204000600_worker_wakeups.sql),
+-- not by a row trigger: that was a PL/pgSQL call for every success (bench/FIXES.md). Two jobs
+-- with the same key finishing in one statement leave one entry (ON CONFLICT cannot update a row
+-- twice in one statement).
+create function private.store_cached_results(succeeded uuid[]) returns void
 language plpgsql
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
+declare
+  v_caching text[];
 begin
-  if coalesce((select k.cache_ttl_seconds from public.job_kinds k where k.kind = new.kind), 0) > 0 then
-    insert into public.job_result_cache as c (cache_key, user_id, kind, job_id)
-    values (private.cache_key(new.kind, new.payload), new.user_id, new.kind, new.id)
-    on conflict (cache_key, user_id) do update set job_id = excluded.job_id, created_at = now();
+  -- Most kinds do not cache: no job is read then.
+  select array_agg(k.kind) into v_caching from public.job_kinds k where k.cache_ttl_seconds > 0;
+  if v_caching is null then
+    return;
   end if;
-  return null;
+  -- Each job by its primary key (a join was planned, generically, as a read of the whole table).
+  insert into public.job_result_cache as c (cache_key, user_id, kind, job_id)
+  select distinct on (e.cache_key, e.user_id) e.cache_key, e.user_id, e.kind, e.id
+  from unnest(succeeded) as s(id)
+  cross join lateral (
+    select private.cache_key(j.kind, j.payload) as cache_key, j.user_id, j.kind, j.id
+    from public.jobs j
+    where j.id = s.id and j.status = 'succeeded' and not j.cached and j.kind = any(v_caching)
+  ) e
+  order by e.cache_key, e.user_id, e.id desc
+  on conflict (cache_key, user_id) do update set job_id = excluded.job_id, created_at = now();
 end;
 $$;
-
-create trigger jobs_store_cached_result
-  after update of status on public.jobs
-  for each row
-  when (old.status is distinct from new.status and new.status = 'succeeded' and not new.cached)
-  execute function private.store_cached_result();
 
 -- A cached job whose result names a Storage object (an image) points into the folder of the job
 -- it was served from; when that job goes, its objects go to the deletion outbox, so the cached
@@ -189,5 +201,5 @@ $$;
 
 -- Grants as in 20261123001000_jobs_grants.sql.
 revoke all on function private.cache_key(text, jsonb), private.cached_result(uuid, text, jsonb),
-  private.store_cached_result(), private.delete_cached_copies(), private.purge_expired_cache_entries()
+  private.store_cached_results(uuid[]), private.delete_cached_copies(), private.purge_expired_cache_entries()
   from public, anon, authenticated;

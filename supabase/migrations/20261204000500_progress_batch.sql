@@ -181,7 +181,7 @@ begin
   end loop;
 
   -- The row gets the last progress; then one message per job carries the row and its events.
-  update public.jobs j set progress = v_progress -> j.id::text
+  update public.jobs j set progress = v_progress -> j.id::text, updated_at = clock_timestamp()
   where j.id = any(v_held) and j.progress is distinct from v_progress -> j.id::text;
   perform private.send_messages('job', array_agg('jobs:' || j.user_id::text order by j.id),
                                  array_agg(private.job_message(j, v_events -> j.id::text) order by j.id))

@@ -340,6 +340,8 @@ as $$
 declare
   g record;
   v_handed integer := 0;
+  v_finished uuid[];
+  v_succeeded uuid[];
 begin
   -- Per kind, the jobs that became queued in this statement: new ones, and ones that came back
   -- or moved in time. Claims, renewals, progress and outcomes find none: no lock, no wake-up
@@ -370,6 +372,31 @@ begin
   -- renewal) can neither queue a job nor free a place under a cap: one pass over its new rows
   -- instead of the two joins below (bench/FIXES.md, "claims that could not wake anyone").
   if not exists (select 1 from new_rows n where n.status <> 'running') then
+    return null;
+  end if;
+  -- What the jobs this statement finished set off, once per statement (row triggers made a
+  -- PL/pgSQL call per job, and a statement trigger of their own would run for every update of
+  -- jobs: bench/FIXES.md): results cached for their kind, waiting dependents moved on.
+  select coalesce(array_agg(n.id) filter (where n.status = 'succeeded' and not n.cached), '{}'),
+         coalesce(array_agg(n.id), '{}')
+    into v_succeeded, v_finished
+  from new_rows n join old_rows o on o.id = n.id
+  where n.status in ('succeeded', 'failed', 'cancelled') and o.status is distinct from n.status;
+  if cardinality(v_succeeded) > 0 then
+    perform private.store_cached_results(v_succeeded);
+  end if;
+  if cardinality(v_finished) > 0 then
+    perform private.advance_dependents(v_finished);
+  end if;
+  -- Nobody to wake: no parked worker with free slots that still counts as alive (the candidates'
+  -- test of wake_parked_workers, which does nothing without one). Read after taking the gate, as
+  -- wake_parked_workers reads: a claim parking right now has either committed its entry (seen
+  -- here) or waits for this statement's commit and then sees its jobs. A draining worker never
+  -- parks, so its acknowledgements skip the probes below (bench/FIXES.md).
+  lock table private.wakeup_gate in row exclusive mode;
+  if not exists (select 1 from public.worker_wakeups c
+                 where c.parked_until > now() and c.free_slots > 0
+                   and (c.woken_at is null or c.woken_at > now() - interval '2 seconds')) then
     return null;
   end if;
   for g in

@@ -29,7 +29,7 @@ begin
     for no key update
   )
   update public.jobs j
-  set lease_expires_at = now() + make_interval(secs => lease_seconds)
+  set lease_expires_at = now() + make_interval(secs => lease_seconds), updated_at = clock_timestamp()
   from held
   where j.id = held.id and j.lease_expires_at >= now();
   -- Every listed job's current row, so the worker sees lost leases and cancel requests.
