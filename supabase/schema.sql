@@ -2021,10 +2021,9 @@ AS $function$
 declare
   v_held uuid[];
 begin
-  perform 1 from public.jobs j where j.id = any(job_ids) order by j.id for update;
-  select coalesce(array_agg(j.id), '{}') into v_held
-  from public.jobs j
-  where j.id = any(job_ids) and private.not_held_reason(j, lock_held_jobs.worker_id) is null;
+  select coalesce(array_agg(l.id) filter (where private.not_held_reason(l.j, lock_held_jobs.worker_id) is null), '{}')
+  into v_held
+  from (select j.id, j from public.jobs j where j.id = any(job_ids) order by j.id for update) l;
   return v_held;
 end;
 $function$

@@ -50,7 +50,8 @@ end;
 $$;
 
 -- Lock the listed jobs in id order (two batches never deadlock each other) and answer those
--- the worker holds; the later statements of the call see the locked rows' latest versions.
+-- the worker holds, in one statement: a row comes out of its lock in its latest version (READ
+-- COMMITTED rechecks a row it waited for), the one the call's later statements see.
 create function private.lock_held_jobs(job_ids uuid[], worker_id text) returns uuid[]
 language plpgsql
 set search_path = ''
@@ -59,10 +60,9 @@ as $$
 declare
   v_held uuid[];
 begin
-  perform 1 from public.jobs j where j.id = any(job_ids) order by j.id for update;
-  select coalesce(array_agg(j.id), '{}') into v_held
-  from public.jobs j
-  where j.id = any(job_ids) and private.not_held_reason(j, lock_held_jobs.worker_id) is null;
+  select coalesce(array_agg(l.id) filter (where private.not_held_reason(l.j, lock_held_jobs.worker_id) is null), '{}')
+  into v_held
+  from (select j.id, j from public.jobs j where j.id = any(job_ids) order by j.id for update) l;
   return v_held;
 end;
 $$;
