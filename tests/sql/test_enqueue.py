@@ -159,6 +159,24 @@ def test_rate_limit_is_per_user_and_kind_with_retry_after(api: SqlApi) -> None:
     api.enqueue(api.create_user(), "generate_edits", {"i": 0})
 
 
+def test_rate_limit_counts_and_dates_only_the_kinds_own_jobs(api: SqlApi) -> None:
+    # The window reads the user's jobs of every kind (one index on user and time) and checks the
+    # kind on each: another kind's jobs in the window neither count nor date the retry.
+    uid = api.create_user()
+    for i in range(5):
+        api.enqueue(uid, "rename_layers", {"i": i})
+    api.admin("update public.jobs set created_at = created_at - interval '50 seconds'")
+    for i in range(3):
+        api.enqueue(uid, "generate_edits", {"i": i})
+    with pytest.raises(psycopg.Error) as err:
+        api.enqueue(uid, "generate_edits", {"i": 3})
+    assert err.value.sqlstate == "PT429"
+    assert err.value.diag.message_detail == "3 jobs of this kind in the last minute"
+    match = re.fullmatch(r"retry after (\d+) seconds", err.value.diag.message_hint or "")
+    assert match and int(match.group(1)) > 15  # dated by the edits (just now), not the renames (50 s ago)
+    assert api.count("select count(*) from public.jobs where user_id = %s", (uid,)) == 8
+
+
 def test_rate_limit_window_slides(api: SqlApi) -> None:
     uid = api.create_user()
     for i in range(3):
