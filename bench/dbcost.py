@@ -49,6 +49,23 @@ order by f.self_time desc
 """
 
 
+def own_times(database: str, per: int, key: str) -> list[dict[str, Any]]:
+    """Each SQL function's calls and own µs per unit of work (``per`` units, under ``key``), read
+    once the measured backend has exited (it publishes its function statistics as it does)."""
+    time.sleep(0.6)
+    with psycopg.connect(paths.admin_url(database), autocommit=True) as admin:
+        return [
+            {"function": f, "calls": int(c), key: round(float(t) * 1000 / max(1, per), 1)}
+            for f, c, t in admin.execute(FUNCTIONS).fetchall()
+        ]
+
+
+def function_rows(functions: list[dict[str, Any]], key: str, unit: str) -> list[str]:
+    """The markdown table of the 15 functions with the most own time."""
+    header = ["", f"| function | calls | own µs per {unit} |", "|---|---|---|"]
+    return header + [f"| `{f['function']}` | {f['calls']} | {f[key]} |" for f in functions[:15]]
+
+
 def drain(database: str, batch: int) -> tuple[int, int, float]:
     """Claim and acknowledge until the queue is empty: (jobs, calls, seconds)."""
     with psycopg.connect(paths.database_url(database), autocommit=True) as conn:
@@ -84,12 +101,7 @@ def one_round(variant: str, jobs: int, batch: int) -> dict[str, Any]:
             admin.execute(sql.SQL("alter database {} set track_functions = 'all'").format(sql.Identifier(database)))
             admin.execute("select pg_stat_reset()")
         done, calls, seconds = drain(database, batch)
-        time.sleep(0.6)  # the drain's backend publishes its function statistics as it exits
-        with psycopg.connect(paths.admin_url(database), autocommit=True) as admin:
-            functions = [
-                {"function": f, "calls": int(c), "self_us_per_job": round(float(t) * 1000 / max(1, done), 1)}
-                for f, c, t in admin.execute(FUNCTIONS).fetchall()
-            ]
+        functions = own_times(database, done, "self_us_per_job")
     return summary(variant, done, calls, seconds, functions)
 
 
@@ -129,11 +141,8 @@ def render(rounds: list[dict[str, Any]], settings: dict[str, Any]) -> str:
         f"Where the shipped variant's time goes (its median round, {middle['jobs_per_s']:,.0f} jobs/s): "
         "each SQL function's own time per job, the functions it calls excluded; the rest of the wall "
         "time is the statements' parse/plan/execute outside functions, the round trip and the client.",
-        "",
-        "| function | calls | own µs per job |",
-        "|---|---|---|",
+        *function_rows(middle["functions"], "self_us_per_job", "job"),
     ]
-    lines += [f"| `{f['function']}` | {f['calls']} | {f['self_us_per_job']} |" for f in middle["functions"][:15]]
     return "\n".join(lines) + "\n"
 
 

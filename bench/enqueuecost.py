@@ -30,7 +30,7 @@ import psycopg
 from psycopg import sql
 
 from bench.databases import scratch_database
-from bench.dbcost import FUNCTIONS
+from bench.dbcost import function_rows, own_times
 from bench.scenarios.ai_workload.plan import Plan, payload_for
 from bench.support import results_folder
 from devstack import migrate, paths
@@ -65,16 +65,8 @@ def one_round(variant: str, enqueues: int, seed: int) -> dict[str, Any]:
                 started = time.perf_counter()
                 api.enqueue(users[i % len(users)], kind, payload)
                 walls.append(time.perf_counter() - started)
-        time.sleep(0.6)  # the backend publishes its function statistics as it exits
+        functions = own_times(database, enqueues, "self_us_per_enqueue")
         with psycopg.connect(paths.admin_url(database), autocommit=True) as admin:
-            functions = [
-                {
-                    "function": f,
-                    "calls": int(c),
-                    "self_us_per_enqueue": round(float(t) * 1000 / enqueues, 1),
-                }
-                for f, c, t in admin.execute(FUNCTIONS).fetchall()
-            ]
             running = admin.execute("select count(*) from public.jobs where status = 'running'").fetchone()
     return {
         "variant": variant,
@@ -110,12 +102,7 @@ def render(rounds: list[dict[str, Any]], settings: dict[str, Any]) -> str:
             "",
             f"`{variant}`, its median round (p50 {middle['p50_ms']:.2f} ms): each SQL function's own time per "
             "enqueue, the functions it calls excluded.",
-            "",
-            "| function | calls | own µs per enqueue |",
-            "|---|---|---|",
-        ]
-        lines += [
-            f"| `{f['function']}` | {f['calls']} | {f['self_us_per_enqueue']} |" for f in middle["functions"][:15]
+            *function_rows(middle["functions"], "self_us_per_enqueue", "enqueue"),
         ]
     return "\n".join(lines) + "\n"
 

@@ -2418,8 +2418,9 @@ declare
   v_succeeded uuid[];
 begin
   -- Per kind, the jobs that became queued in this statement: new ones, and ones that came back
-  -- or moved in time. Claims, renewals, progress and outcomes find none: no lock, no wake-up
-  -- (wake_parked_workers takes the gate only when it runs).
+  -- or moved in time. Claims, renewals and progress find none: no lock, no wake-up
+  -- (wake_parked_workers takes the gate only when it runs); a statement that finishes jobs takes
+  -- the gate once, below, to see whether anybody is parked.
   if tg_op = 'INSERT' then
     for g in
       select n.kind, count(*)::integer as jobs,
