@@ -21,9 +21,13 @@ from devstack import paths
 
 APT_PACKAGES = ("postgresql-15", "postgresql-15-cron", "postgresql-15-wal2json")
 # The ports are inside Linux's ephemeral range (32768-60999): a client socket of any process can
-# hold one for a moment, and the server's bind then fails with no listener to find beforehand.
-# Such a start is tried again, a bounded number of times (a full `make test` failed this way once).
-BIND_TRIES = 10
+# hold one, and the server's bind then fails with no listener to find beforehand. Such a start is
+# tried again, a bounded number of times. The tries span a minute: a closed client socket keeps
+# its local port in TIME_WAIT for 60 s (Linux's TCP_TIMEWAIT_LEN), and a socket opened without
+# SO_REUSEADDR blocks the server's bind all that time. After the thousands of connections of the
+# PostgreSQL 15 suite, the PostgreSQL 17 cluster's start met this twice in clean `make test` runs
+# (ten tries over ten seconds were not enough).
+BIND_TRIES = 70
 BIND_RETRY_SECONDS = 1.0
 
 # Tuned for a laptop/CI dev cluster: durability is traded for speed (fsync off) because the
