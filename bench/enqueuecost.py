@@ -11,8 +11,11 @@ variant: the call's wall time (p50, mean) and each SQL function's own and total 
 Variants, interleaved round by round (this box's speed drifts between minutes):
   idle     no worker parked: the enqueue queues the job and announces it;
   handoff  a worker parked for hand-offs before each call (``claim_jobs_or_park(..., handoffs =>
-           true)``, outside the measured time), as under the AI load: the enqueue's trigger claims
-           the new job for it, in the same transaction.
+           true, wake_via => 'realtime')``, outside the measured time), as the Supabase worker
+           parks under the AI load: the enqueue's trigger claims the new job for it, in the same
+           transaction, and broadcasts the hand-off;
+  handoff_notify  the same, parked as the direct worker parks (``wake_via => 'notify'``);
+  handoff_both    the same, parked without ``wake_via``: both messages (every worker before it).
 Writes bench/results/<timestamp>-enqueuecost/report.md and report.json.
 """
 
@@ -37,12 +40,13 @@ from devstack import migrate, paths
 from devstack.cli import db_up
 from devstack.sqlapi import SqlApi
 
-VARIANTS = ("idle", "handoff")
+VARIANTS = ("idle", "handoff", "handoff_notify", "handoff_both")
+WAKE_VIA = {"handoff": "'realtime'", "handoff_notify": "'notify'", "handoff_both": "null"}
 KINDS = ("rename_layers", "generate_design", "generate_edits", "generate_image")
 PLAN = Plan(users=200, duration_s=60, probe_jobs=0, drain_cap_s=10, ramp_s=5)
 PARK = (
     "select id from claim_jobs_or_park(worker_id => 'bench-enqueuecost', kinds => null, max_jobs => 200,"
-    " lease_seconds => 60, park_seconds => 60, handoffs => true)"
+    " lease_seconds => 60, park_seconds => 60, handoffs => true, wake_via => {})"
 )
 
 
@@ -58,8 +62,8 @@ def one_round(variant: str, enqueues: int, seed: int) -> dict[str, Any]:
                 admin.execute("select pg_stat_reset()")  # the users' creation left out
             walls: list[float] = []
             for i in range(enqueues):
-                if variant == "handoff":
-                    api.as_service(PARK)
+                if variant in WAKE_VIA:
+                    api.as_service(PARK.format(WAKE_VIA[variant]))
                 kind = KINDS[i // len(users)]
                 payload = payload_for(kind, f"e{i}", rng, PLAN)
                 started = time.perf_counter()

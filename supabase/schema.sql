@@ -570,6 +570,9 @@ timestamp with time zone not null default now()
 -- column public.worker_wakeups.parked_until
 timestamp with time zone not null
 
+-- column public.worker_wakeups.wake_via
+text
+
 -- column public.worker_wakeups.woken_at
 timestamp with time zone
 
@@ -845,6 +848,9 @@ CHECK (free_slots >= 0 AND free_slots <= 1000)
 
 -- constraint public.worker_wakeups worker_wakeups_pkey
 PRIMARY KEY (worker_id)
+
+-- constraint public.worker_wakeups worker_wakeups_wake_via_check
+CHECK (wake_via = ANY (ARRAY['realtime'::text, 'notify'::text]))
 
 -- index private.budget_spend_pkey
 CREATE UNIQUE INDEX budget_spend_pkey ON private.budget_spend USING btree (user_id, period_start)
@@ -2547,7 +2553,8 @@ begin
   -- the sweep: tests/sql/test_wakeups.py).
   for w in
     with candidates as (
-      select c.worker_id, c.free_slots, c.parked_at, c.woken_at is not null as woken, c.handoff_lease_seconds
+      select c.worker_id, c.free_slots, c.parked_at, c.woken_at is not null as woken, c.handoff_lease_seconds,
+             c.wake_via
       from public.worker_wakeups c
       where c.parked_until > now() and c.free_slots > 0 and (c.kinds is null or p_kind = any(c.kinds))
         and (c.woken_at is null or c.woken_at > now() - interval '2 seconds')
@@ -2563,7 +2570,7 @@ begin
         order by c.parked_at desc, c.worker_id rows between unbounded preceding and 1 preceding), 0) as before
       from candidates c
     )
-    select c.worker_id, c.woken, c.handoff_lease_seconds, c.free_slots, c.parked_at,
+    select c.worker_id, c.woken, c.handoff_lease_seconds, c.free_slots, c.parked_at, c.wake_via,
            least(c.free_slots, p_jobs - c.before)::integer as slots
     from chosen c
     where c.before < p_jobs
@@ -2626,8 +2633,12 @@ begin
         handed = d.handed || v_ids
     where d.worker_id = w.worker_id;
     continue when w.woken;  -- already told
-    perform realtime.send(v_message, 'wake', 'worker:' || w.worker_id, true);
-    perform pg_notify(private.wake_channel(w.worker_id), v_text);
+    if w.wake_via is distinct from 'notify' then
+      perform realtime.send(v_message, 'wake', 'worker:' || w.worker_id, true);
+    end if;
+    if w.wake_via is distinct from 'realtime' then
+      perform pg_notify(private.wake_channel(w.worker_id), v_text);
+    end if;
   end loop;
   if v_covered < p_jobs then
     -- Every parked worker this statement could lock is taken. Any other one is locked by a
@@ -2637,14 +2648,18 @@ begin
     -- claim after every message covered this). The same test of an entry as the candidates'
     -- above, written out: a helper function would cost a call per row of every enqueue.
     for w in
-      select c.worker_id from public.worker_wakeups c
+      select c.worker_id, c.wake_via from public.worker_wakeups c
       where c.parked_until > now() and c.free_slots > 0 and (c.kinds is null or p_kind = any(c.kinds))
         and (c.woken_at is null or c.woken_at > now() - interval '2 seconds') and c.worker_id <> all(v_told)
       order by c.parked_at desc, c.worker_id
       limit p_jobs - v_covered
     loop
-      perform realtime.send(v_payload, 'wake', 'worker:' || w.worker_id, true);
-      perform pg_notify(private.wake_channel(w.worker_id), v_payload::text);
+      if w.wake_via is distinct from 'notify' then
+        perform realtime.send(v_payload, 'wake', 'worker:' || w.worker_id, true);
+      end if;
+      if w.wake_via is distinct from 'realtime' then
+        perform pg_notify(private.wake_channel(w.worker_id), v_payload::text);
+      end if;
     end loop;
   end if;
   return v_handed_all;
@@ -3029,8 +3044,8 @@ begin
 end;
 $function$
 
--- function public.claim_jobs_or_park(text,text[],integer,integer,integer,boolean,uuid[])
-CREATE OR REPLACE FUNCTION public.claim_jobs_or_park(worker_id text, kinds text[] DEFAULT NULL::text[], max_jobs integer DEFAULT 1, lease_seconds integer DEFAULT 60, park_seconds integer DEFAULT 60, handoffs boolean DEFAULT false, handed_seen uuid[] DEFAULT NULL::uuid[])
+-- function public.claim_jobs_or_park(text,text[],integer,integer,integer,boolean,uuid[],text)
+CREATE OR REPLACE FUNCTION public.claim_jobs_or_park(worker_id text, kinds text[] DEFAULT NULL::text[], max_jobs integer DEFAULT 1, lease_seconds integer DEFAULT 60, park_seconds integer DEFAULT 60, handoffs boolean DEFAULT false, handed_seen uuid[] DEFAULT NULL::uuid[], wake_via text DEFAULT NULL::text)
  RETURNS SETOF public.jobs
  LANGUAGE plpgsql
  SECURITY DEFINER
@@ -3050,6 +3065,9 @@ begin
     perform private.raise_invalid('handoffs', 'must be true or false, got null');
   end if;
   perform private.check_array('handed_seen', handed_seen, 1000);
+  if wake_via not in ('realtime', 'notify') then
+    perform private.raise_invalid('wake_via', format('must be "realtime", "notify" or null (both), got "%s"', wake_via));
+  end if;
   lock table private.wakeup_gate in share mode;
   -- Jobs handed to this worker since its last claim whose message it has not seen (lost with a
   -- dropped connection, trimmed for size, or still on its way): they are its jobs already, so
@@ -3083,13 +3101,13 @@ begin
   v_claimed := v_claimed + v_held;
   if v_claimed < max_jobs then
     insert into public.worker_wakeups as w
-      (worker_id, kinds, free_slots, parked_at, parked_until, handoff_lease_seconds)
+      (worker_id, kinds, free_slots, parked_at, parked_until, handoff_lease_seconds, wake_via)
     values (claim_jobs_or_park.worker_id, kinds, max_jobs - v_claimed, now(), now() + make_interval(secs => park_seconds),
-            case when handoffs then lease_seconds end)
+            case when handoffs then lease_seconds end, claim_jobs_or_park.wake_via)
     on conflict on constraint worker_wakeups_pkey do update
       set kinds = excluded.kinds, free_slots = excluded.free_slots,
           parked_at = excluded.parked_at, parked_until = excluded.parked_until, woken_at = null,
-          handoff_lease_seconds = excluded.handoff_lease_seconds, handed = '{}';
+          handoff_lease_seconds = excluded.handoff_lease_seconds, handed = '{}', wake_via = excluded.wake_via;
   else
     delete from public.worker_wakeups w where w.worker_id = claim_jobs_or_park.worker_id;
   end if;
@@ -4370,7 +4388,7 @@ service_role:EXECUTE
 -- grant public.claim_jobs(text,text[],integer,integer)
 service_role:EXECUTE
 
--- grant public.claim_jobs_or_park(text,text[],integer,integer,integer,boolean,uuid[])
+-- grant public.claim_jobs_or_park(text,text[],integer,integer,integer,boolean,uuid[],text)
 service_role:EXECUTE
 
 -- grant public.complete_and_claim(text,jsonb,text[],integer,integer)

@@ -10,7 +10,8 @@
 --     pipeline's dependency finishing) takes, per kind, parked workers (latest first, skip locked)
 --     until their free slots cover the new jobs, removes them and wakes only them: a private
 --     Realtime broadcast on topic worker:<worker_id> (event "wake") and a NOTIFY on
---     private.wake_channel(worker_id) for workers that talk to Postgres directly.
+--     private.wake_channel(worker_id) for workers that talk to Postgres directly; a worker that
+--     parks with wake_via gets only its own transport's message (see wake_via below).
 --   * A job that stops running while a due job of the same user and kind waits for the running
 --     cap wakes a parked worker too: that job became claimable without changing.
 --   * Hand-offs: a worker that parks with handoffs => true is not only woken for a new due job:
@@ -45,7 +46,14 @@ create table public.worker_wakeups (
   parked_until timestamptz not null,
   woken_at timestamptz,  -- sent a wake-up, has not claimed since
   handoff_lease_seconds integer,  -- null: wake it to claim; else claim for it, with this lease
-  handed uuid[] not null default '{}'  -- jobs claimed for it since its last claim_jobs_or_park
+  handed uuid[] not null default '{}',  -- jobs claimed for it since its last claim_jobs_or_park
+  -- How its wake-up travels: 'realtime' (a broadcast on worker:<worker_id>), 'notify' (NOTIFY
+  -- on private.wake_channel) or null (both: a worker that does not say). Each message the worker
+  -- cannot receive is waste: a broadcast is a subtransaction and a realtime.messages row, and a
+  -- NOTIFY makes the enqueue's commit take PostgreSQL's cluster-wide notify lock until its WAL
+  -- is flushed (PreCommit_Notify in src/backend/commands/async.c), so concurrent enqueues that
+  -- wake someone would commit one at a time (docs/hosted-platform.md).
+  wake_via text check (wake_via in ('realtime', 'notify'))
 );
 
 comment on table public.worker_wakeups is
@@ -80,7 +88,8 @@ create function public.claim_jobs_or_park(
   lease_seconds integer default 60,
   park_seconds integer default 60,
   handoffs boolean default false,
-  handed_seen uuid[] default null
+  handed_seen uuid[] default null,
+  wake_via text default null
 ) returns setof public.jobs
 language plpgsql
 security definer
@@ -100,6 +109,9 @@ begin
     perform private.raise_invalid('handoffs', 'must be true or false, got null');
   end if;
   perform private.check_array('handed_seen', handed_seen, 1000);
+  if wake_via not in ('realtime', 'notify') then
+    perform private.raise_invalid('wake_via', format('must be "realtime", "notify" or null (both), got "%s"', wake_via));
+  end if;
   lock table private.wakeup_gate in share mode;
   -- Jobs handed to this worker since its last claim whose message it has not seen (lost with a
   -- dropped connection, trimmed for size, or still on its way): they are its jobs already, so
@@ -133,13 +145,13 @@ begin
   v_claimed := v_claimed + v_held;
   if v_claimed < max_jobs then
     insert into public.worker_wakeups as w
-      (worker_id, kinds, free_slots, parked_at, parked_until, handoff_lease_seconds)
+      (worker_id, kinds, free_slots, parked_at, parked_until, handoff_lease_seconds, wake_via)
     values (claim_jobs_or_park.worker_id, kinds, max_jobs - v_claimed, now(), now() + make_interval(secs => park_seconds),
-            case when handoffs then lease_seconds end)
+            case when handoffs then lease_seconds end, claim_jobs_or_park.wake_via)
     on conflict on constraint worker_wakeups_pkey do update
       set kinds = excluded.kinds, free_slots = excluded.free_slots,
           parked_at = excluded.parked_at, parked_until = excluded.parked_until, woken_at = null,
-          handoff_lease_seconds = excluded.handoff_lease_seconds, handed = '{}';
+          handoff_lease_seconds = excluded.handoff_lease_seconds, handed = '{}', wake_via = excluded.wake_via;
   else
     delete from public.worker_wakeups w where w.worker_id = claim_jobs_or_park.worker_id;
   end if;
@@ -149,11 +161,12 @@ begin
 end;
 $$;
 
-comment on function public.claim_jobs_or_park(text, text[], integer, integer, integer, boolean, uuid[]) is
+comment on function public.claim_jobs_or_park(text, text[], integer, integer, integer, boolean, uuid[], text) is
   'claim_jobs without broadcasting queued -> running (the worker announces the job: report_progress_batch '
   '"started"); with fewer jobs than max_jobs, the worker is parked for park_seconds and the next '
   'job queued for its kinds wakes it (Realtime topic worker:<worker_id>, event wake; NOTIFY private.wake_channel), '
-  'or with handoffs is claimed for it and sent in that message. Jobs handed to it that are not in handed_seen '
+  'or with handoffs is claimed for it and sent in that message (wake_via: only the broadcast, "realtime", '
+  'or only the NOTIFY, "notify"; null sends both). Jobs handed to it that are not in handed_seen '
   'come first in the answer.';
 
 create function public.unpark_worker(worker_id text, handed_seen uuid[] default null) returns void
@@ -226,7 +239,8 @@ begin
   -- the sweep: tests/sql/test_wakeups.py).
   for w in
     with candidates as (
-      select c.worker_id, c.free_slots, c.parked_at, c.woken_at is not null as woken, c.handoff_lease_seconds
+      select c.worker_id, c.free_slots, c.parked_at, c.woken_at is not null as woken, c.handoff_lease_seconds,
+             c.wake_via
       from public.worker_wakeups c
       where c.parked_until > now() and c.free_slots > 0 and (c.kinds is null or p_kind = any(c.kinds))
         and (c.woken_at is null or c.woken_at > now() - interval '2 seconds')
@@ -242,7 +256,7 @@ begin
         order by c.parked_at desc, c.worker_id rows between unbounded preceding and 1 preceding), 0) as before
       from candidates c
     )
-    select c.worker_id, c.woken, c.handoff_lease_seconds, c.free_slots, c.parked_at,
+    select c.worker_id, c.woken, c.handoff_lease_seconds, c.free_slots, c.parked_at, c.wake_via,
            least(c.free_slots, p_jobs - c.before)::integer as slots
     from chosen c
     where c.before < p_jobs
@@ -305,8 +319,12 @@ begin
         handed = d.handed || v_ids
     where d.worker_id = w.worker_id;
     continue when w.woken;  -- already told
-    perform realtime.send(v_message, 'wake', 'worker:' || w.worker_id, true);
-    perform pg_notify(private.wake_channel(w.worker_id), v_text);
+    if w.wake_via is distinct from 'notify' then
+      perform realtime.send(v_message, 'wake', 'worker:' || w.worker_id, true);
+    end if;
+    if w.wake_via is distinct from 'realtime' then
+      perform pg_notify(private.wake_channel(w.worker_id), v_text);
+    end if;
   end loop;
   if v_covered < p_jobs then
     -- Every parked worker this statement could lock is taken. Any other one is locked by a
@@ -316,14 +334,18 @@ begin
     -- claim after every message covered this). The same test of an entry as the candidates'
     -- above, written out: a helper function would cost a call per row of every enqueue.
     for w in
-      select c.worker_id from public.worker_wakeups c
+      select c.worker_id, c.wake_via from public.worker_wakeups c
       where c.parked_until > now() and c.free_slots > 0 and (c.kinds is null or p_kind = any(c.kinds))
         and (c.woken_at is null or c.woken_at > now() - interval '2 seconds') and c.worker_id <> all(v_told)
       order by c.parked_at desc, c.worker_id
       limit p_jobs - v_covered
     loop
-      perform realtime.send(v_payload, 'wake', 'worker:' || w.worker_id, true);
-      perform pg_notify(private.wake_channel(w.worker_id), v_payload::text);
+      if w.wake_via is distinct from 'notify' then
+        perform realtime.send(v_payload, 'wake', 'worker:' || w.worker_id, true);
+      end if;
+      if w.wake_via is distinct from 'realtime' then
+        perform pg_notify(private.wake_channel(w.worker_id), v_payload::text);
+      end if;
     end loop;
   end if;
   return v_handed_all;
@@ -473,7 +495,7 @@ drop function private.notify_job_queued();
 -- realtime.messages, so no policy is added (users cannot join or send on worker topics).
 
 select private.grant_calls(array[
-  'public.claim_jobs_or_park(text, text[], integer, integer, integer, boolean, uuid[])',
+  'public.claim_jobs_or_park(text, text[], integer, integer, integer, boolean, uuid[], text)',
   'public.unpark_worker(text, uuid[])'
 ], 'service_role');
 

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 import pytest
 
 from devstack import paths
@@ -30,6 +31,25 @@ WORKERS = 4
 KIND = "rename_layers"
 WAIT = 30.0  # a bound on waiting for the fleet, not an assertion about speed
 PARKED = "select count(*) as n from public.worker_wakeups where woken_at is null"
+BROADCASTS = "select count(*) as n from realtime.messages where topic like 'worker:%%' and event = 'wake'"
+
+
+class NotifyCounter:
+    """The wake-up NOTIFYs the fleet's channels received (the direct adapter's workers park with
+    wake_via 'notify': no broadcast is written for them)."""
+
+    def __init__(self, dsn: str) -> None:
+        self.conn = psycopg.connect(dsn, autocommit=True)
+        channels = self.conn.execute(
+            "select private.wake_channel(w) from unnest(%s::text[]) w", ([f"herd-{i}" for i in range(WORKERS)],)
+        ).fetchall()
+        for (channel,) in channels:
+            self.conn.execute(f'listen "{channel}"')
+        self.seen = 0
+
+    def __call__(self) -> int:
+        self.seen += sum(1 for _ in self.conn.notifies(timeout=0.2))
+        return self.seen
 
 
 @dataclass
@@ -37,6 +57,7 @@ class Fleet:
     harness: SqlHarness
     workers: list[Worker]
     ran: list[uuid.UUID] = field(default_factory=list)
+    wake_messages: Callable[[], int] = lambda: 0  # sent to the fleet so far, by its transport
 
     def claims(self) -> int:
         return sum(h.n for w in self.workers for h in w.metrics.histograms["worker_claim_duration_seconds"].values())
@@ -74,8 +95,9 @@ async def until(check: Callable[[], bool], what: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def fleet(database: str, transports: Transports) -> AsyncIterator[Fleet]:
+async def fleet(database: str, transports: Transports, notify: bool) -> AsyncIterator[Fleet]:
     harness = SqlHarness(database)
+    counter = NotifyCounter(paths.database_url(database)) if notify else None
     ran: list[uuid.UUID] = []
 
     async def handler(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
@@ -90,7 +112,7 @@ async def fleet(database: str, transports: Transports) -> AsyncIterator[Fleet]:
         config = WorkerConfig(f"herd-{i}", (KIND,), concurrency=2, sweep_interval=3600.0)
         workers.append(Worker(config, store, {KIND: handler}, SystemClock(), wakeups=wakeups))
     tasks = [asyncio.create_task(w.run(shutdown)) for w in workers]
-    f = Fleet(harness, workers, ran)
+    f = Fleet(harness, workers, ran, counter or (lambda: int(harness.sql(BROADCASTS)[0]["n"])))
     try:
         await until(f.settled, "every worker parked")
         yield f
@@ -101,6 +123,8 @@ async def fleet(database: str, transports: Transports) -> AsyncIterator[Fleet]:
         for store in stores:
             await store.close()
         harness.close()
+        if counter is not None:
+            counter.conn.close()
 
 
 @pytest.fixture(params=["postgres", "supabase"])
@@ -113,7 +137,7 @@ async def herd(request: pytest.FixtureRequest, pg_cluster: None) -> AsyncIterato
             return PostgresStore(dsn), PostgresWakeups(dsn)
 
         try:
-            async with fleet(name, direct) as f:
+            async with fleet(name, direct, notify=True) as f:
                 yield f
         finally:
             drop_database(name)
@@ -124,7 +148,7 @@ async def herd(request: pytest.FixtureRequest, pg_cluster: None) -> AsyncIterato
             client = await connect(gw.url, gw.service_role_key)
             return SupabaseStore(client), RealtimeWakeups(client)
 
-        async with fleet(gw.database, supabase) as f:
+        async with fleet(gw.database, supabase, notify=False) as f:
             yield f
 
 
@@ -144,8 +168,7 @@ async def test_one_job_at_a_time_is_claimed_about_once_and_runs_once(herd: Fleet
 
 async def test_a_batch_wakes_as_many_workers_as_it_needs_and_runs_each_job_once(herd: Fleet) -> None:
     users = [herd.harness.new_user() for _ in range(6)]  # one job each: no user's running cap binds
-    wakes = "select count(*) as n from realtime.messages where topic like 'worker:%%' and event = 'wake'"
-    assert herd.harness.sql(wakes)[0]["n"] == 0
+    assert herd.wake_messages() == 0
     herd.harness.sql(
         "insert into public.jobs (user_id, kind, max_attempts) select u, %s, 3 from unnest(%s::uuid[]) u",
         (KIND, users),
@@ -155,4 +178,7 @@ async def test_a_batch_wakes_as_many_workers_as_it_needs_and_runs_each_job_once(
     await until(lambda: herd.parked() == WORKERS, "every worker parked again")
     assert len(herd.ran) == 6 and len(set(herd.ran)) == 6
     # Parked with two free slots each, three of the four workers cover six jobs.
-    assert herd.harness.sql(wakes)[0]["n"] == 3
+    assert herd.wake_messages() == 3
+    # Each by its worker's transport only: a direct worker's wake-ups write no Realtime row.
+    if isinstance(herd.wake_messages, NotifyCounter):
+        assert herd.harness.sql(BROADCASTS)[0]["n"] == 0

@@ -268,6 +268,8 @@ def test_a_stopping_worker_gives_back_the_handed_jobs_it_did_not_take(api: SqlAp
         ({"handoffs": None}, "handoffs"),
         ({"seen": [None]}, "handed_seen"),
         ({"seen": [str(uuid.uuid4()) for _ in range(1001)]}, "handed_seen"),
+        ({"wake_via": "email"}, "wake_via"),
+        ({"wake_via": ""}, "wake_via"),
     ],
 )
 def test_bad_handoff_arguments_name_the_field_and_park_nobody(api: SqlApi, args: dict[str, Any], field: str) -> None:

@@ -45,6 +45,8 @@ def _is_json_document(value: Any) -> bool:
 
 
 class PostgresStore(RpcStore):
+    wake_via = "notify"  # PostgresWakeups LISTENs: a Realtime broadcast to it would be a wasted row
+
     def __init__(self, dsn: str, *, max_size: int = 10, connect_timeout: float = 5.0) -> None:
         self.pool: AsyncConnectionPool[AsyncConnection[DictRow]] = AsyncConnectionPool(
             dsn,

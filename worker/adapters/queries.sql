@@ -12,7 +12,8 @@ select to_jsonb(j)::text as job from public.claim_jobs(
 -- name: claim_jobs_or_park
 select to_jsonb(j)::text as job from public.claim_jobs_or_park(
   worker_id => %(worker_id)s, kinds => %(kinds)s, max_jobs => %(max_jobs)s, lease_seconds => %(lease_seconds)s,
-  park_seconds => %(park_seconds)s, handoffs => %(handoffs)s, handed_seen => %(handed_seen)s::uuid[]) as j;
+  park_seconds => %(park_seconds)s, handoffs => %(handoffs)s, handed_seen => %(handed_seen)s::uuid[],
+  wake_via => %(wake_via)s) as j;
 
 -- name: unpark_worker
 select public.unpark_worker(worker_id => %(worker_id)s, handed_seen => %(handed_seen)s::uuid[]);

@@ -26,6 +26,10 @@ from worker.core.ports import (
 
 
 class RpcStore(ABC):
+    # How this adapter's wake-ups travel (claim_jobs_or_park's wake_via): the database then sends
+    # a parked worker only the message it can receive. None: both.
+    wake_via: str | None = None
+
     @abstractmethod
     async def _jobs(self, name: str, args: dict[str, Any]) -> list[JobRow]:
         """Call ``name`` and return the job rows it answers with, each read on its own
@@ -73,7 +77,8 @@ class RpcStore(ABC):
         if park_seconds is None:
             return await self._jobs("claim_jobs", args)
         handoffs = {"handoffs": handed_seen is not None, "handed_seen": list(handed_seen or ())}
-        return await self._jobs("claim_jobs_or_park", {**args, "park_seconds": park_seconds, **handoffs})
+        parking = {"park_seconds": park_seconds, **handoffs, "wake_via": self.wake_via}
+        return await self._jobs("claim_jobs_or_park", {**args, **parking})
 
     async def unpark(self, worker_id: str, handed_seen: Sequence[uuid.UUID] | None = None) -> None:
         seen = None if handed_seen is None else list(handed_seen)

@@ -98,6 +98,8 @@ def _json_value(value: Any) -> Any:
 
 
 class SupabaseStore(RpcStore):
+    wake_via = "realtime"  # RealtimeWakeups: no NOTIFY reaches a worker that talks REST
+
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
 
