@@ -10,6 +10,7 @@ import socket
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
 
 from worker.adapters.supabase import SupabaseStore, connect
 from worker.core.errors import StoreUnavailable, TransientFailure
@@ -65,6 +66,34 @@ async def test_rest_to_a_server_that_hangs_up_is_store_unavailable(hangup: str) 
             await store.unpark("w1")
     finally:
         await store.close()
+
+
+async def test_rest_keeps_no_cookie_a_server_sets() -> None:
+    # A proxy on the way may set one (a bot-management cookie, say): the worker's calls
+    # authenticate with the key and send back nothing a server set.
+    cookies: list[str | None] = []
+
+    async def rpc(request: web.Request) -> web.Response:
+        cookies.append(request.headers.get("Cookie"))
+        response = web.json_response(None)
+        response.set_cookie("__cf_bm", "abc", path="/")
+        return response
+
+    app = web.Application()
+    app.router.add_post("/rest/v1/rpc/unpark_worker", rpc)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    store = await _store(f"http://127.0.0.1:{port}")
+    try:
+        await store.unpark("w1")
+        await store.unpark("w1")
+    finally:
+        await store.close()
+        await runner.cleanup()
+    assert cookies == [None, None]
 
 
 @pytest.mark.parametrize("where", ["closed", "hangup"])

@@ -44,6 +44,30 @@ _TRANSPORT_ERRORS = (httpx.HTTPError, aiohttp.ClientError, OSError)
 _UNAVAILABLE_CODES = frozenset({"PGRST000", "PGRST001", "PGRST002", "PGRST003", "500", "502", "503", "504"})
 
 
+class _NoCookies(httpx.Cookies):
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class _ApiClient(HttpxAiohttpClient):
+    """httpx's client that keeps no cookies. The REST and Storage APIs authenticate every call
+    with the key; httpx would read each answer's headers for Set-Cookie through the standard
+    library's cookiejar (a urllib request and an email message built per call: 2-3 % of the
+    worker's CPU via Supabase, bench/FIXES.md), and send back whatever a proxy on the way set."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._none = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._none
+
+    @cookies.setter
+    def cookies(self, cookies: httpx._types.CookieTypes) -> None:
+        raise TypeError("this client keeps no cookies")
+
+
 async def connect(
     url: str, service_role_key: str, *, request_seconds: float = 15.0, connections: int = HTTP_CONNECTIONS
 ) -> AsyncClient:
@@ -52,7 +76,7 @@ async def connect(
     # every burst (hundreds in TIME_WAIT in the 200-user benchmark). httpx's API on aiohttp's
     # transport (httpx-aiohttp, what the anthropic SDK's aiohttp extra is built from): less CPU per
     # call than httpcore's pool (bench/FIXES.md); its session is made on the first request.
-    http = HttpxAiohttpClient(
+    http = _ApiClient(
         timeout=request_seconds,
         limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
     )
