@@ -210,6 +210,26 @@ async def test_another_replicas_cooldown_reaches_a_local_grant_within_the_rechec
     assert refused.value.reason == "cooldown" and second.calls == ["m1"]
 
 
+async def test_a_cooldown_answer_is_kept_until_its_end_and_refused_without_asking() -> None:
+    clock, (_first, replica_a), (second, replica_b) = two_replicas()
+    with pytest.raises(RateLimited):
+        await replica_a.complete("m1", ASK)  # a's 429: the shared cooldown, 20 s
+    with pytest.raises(CapacityUnavailable) as refused:
+        await replica_b.complete("m1", ASK)  # b asks and hears "cooldown"
+    control = replica_b.control
+    assert isinstance(control, MemoryProviderControl)
+    before = asks(control)
+    clock.mono += 5
+    with pytest.raises(CapacityUnavailable) as again:
+        await replica_b.complete("m1", ASK)
+    assert asks(control) == before  # refused here: SQL would have said the same
+    assert again.value.reason == "cooldown"
+    assert again.value.retry_after == pytest.approx(refused.value.retry_after - 5)
+    clock.mono += again.value.retry_after
+    assert await replica_b.complete("m1", ASK) == "anthropic:m1"  # at its end: asked, granted
+    assert asks(control) == before + 1 and second.calls == ["m1"]
+
+
 class HeldAsks(MemoryProviderControl):
     """A control whose capacity answers, decided when asked (as the SQL statement runs), reach
     the caller only once ``release`` is set: a slow way back."""
