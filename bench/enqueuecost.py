@@ -41,12 +41,12 @@ from devstack.cli import db_up
 from devstack.sqlapi import SqlApi
 
 VARIANTS = ("idle", "handoff", "handoff_notify", "handoff_both")
-WAKE_VIA = {"handoff": "'realtime'", "handoff_notify": "'notify'", "handoff_both": "null"}
+WAKE_VIA = {"handoff": "realtime", "handoff_notify": "notify", "handoff_both": None}
 KINDS = ("rename_layers", "generate_design", "generate_edits", "generate_image")
 PLAN = Plan(users=200, duration_s=60, probe_jobs=0, drain_cap_s=10, ramp_s=5)
 PARK = (
     "select id from claim_jobs_or_park(worker_id => 'bench-enqueuecost', kinds => null, max_jobs => 200,"
-    " lease_seconds => 60, park_seconds => 60, handoffs => true, wake_via => {})"
+    " lease_seconds => 60, park_seconds => 60, handoffs => true, wake_via => %(wake_via)s)"
 )
 
 
@@ -63,7 +63,7 @@ def one_round(variant: str, enqueues: int, seed: int) -> dict[str, Any]:
             walls: list[float] = []
             for i in range(enqueues):
                 if variant in WAKE_VIA:
-                    api.as_service(PARK.format(WAKE_VIA[variant]))
+                    api.as_service(PARK, {"wake_via": WAKE_VIA[variant]})
                 kind = KINDS[i // len(users)]
                 payload = payload_for(kind, f"e{i}", rng, PLAN)
                 started = time.perf_counter()

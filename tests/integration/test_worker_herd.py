@@ -15,10 +15,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from devstack import paths
 from tests.integration.worker_support import SqlHarness, clone_database, cloned_gateway, drop_database
-from worker.adapters.postgres import PostgresStore, PostgresWakeups
+from worker.adapters.postgres import PostgresStore, PostgresWakeups, wake_channel
 from worker.adapters.supabase import RealtimeWakeups, SupabaseStore, connect
 from worker.core.clock import SystemClock
 from worker.core.context import JobContext
@@ -40,11 +41,8 @@ class NotifyCounter:
 
     def __init__(self, dsn: str) -> None:
         self.conn = psycopg.connect(dsn, autocommit=True)
-        channels = self.conn.execute(
-            "select private.wake_channel(w) from unnest(%s::text[]) w", ([f"herd-{i}" for i in range(WORKERS)],)
-        ).fetchall()
-        for (channel,) in channels:
-            self.conn.execute(f'listen "{channel}"')
+        for i in range(WORKERS):
+            self.conn.execute(sql.SQL("listen {}").format(sql.Identifier(wake_channel(f"herd-{i}"))))
         self.seen = 0
 
     def __call__(self) -> int:
@@ -56,8 +54,8 @@ class NotifyCounter:
 class Fleet:
     harness: SqlHarness
     workers: list[Worker]
+    wake_messages: Callable[[], int]  # sent to the fleet so far, by its transport
     ran: list[uuid.UUID] = field(default_factory=list)
-    wake_messages: Callable[[], int] = lambda: 0  # sent to the fleet so far, by its transport
 
     def claims(self) -> int:
         return sum(h.n for w in self.workers for h in w.metrics.histograms["worker_claim_duration_seconds"].values())
@@ -112,7 +110,7 @@ async def fleet(database: str, transports: Transports, notify: bool) -> AsyncIte
         config = WorkerConfig(f"herd-{i}", (KIND,), concurrency=2, sweep_interval=3600.0)
         workers.append(Worker(config, store, {KIND: handler}, SystemClock(), wakeups=wakeups))
     tasks = [asyncio.create_task(w.run(shutdown)) for w in workers]
-    f = Fleet(harness, workers, ran, counter or (lambda: int(harness.sql(BROADCASTS)[0]["n"])))
+    f = Fleet(harness, workers, counter or (lambda: int(harness.sql(BROADCASTS)[0]["n"])), ran)
     try:
         await until(f.settled, "every worker parked")
         yield f

@@ -114,7 +114,7 @@ class GatedProvider:
         now = self.clock.monotonic()
         cooling = self._cooling_until.get(model, 0.0)
         if now < cooling:
-            raise _cooling_down(self.name, model, cooling - now)
+            raise _refusal(self.name, model, "cooldown", cooling - now)
         until = self._unlimited_until.get(model, 0.0)
         if now < until:
             if now >= until - self.unlimited_recheck / 2 and model not in self._renewing:
@@ -140,14 +140,10 @@ class GatedProvider:
             self._unlimited_until.pop(model, None)
             if capacity.reason == "cooldown":
                 self._cool(model, capacity.wait_seconds)
-                raise _cooling_down(self.name, model, capacity.wait_seconds)
+                raise _refusal(self.name, model, capacity.reason, capacity.wait_seconds)
             wait = max(capacity.wait_seconds, 0.05)  # never spin on a rounding-error wait
             if waited + wait > self.max_wait:
-                raise CapacityUnavailable(
-                    f"{self.name}/{model}: {_why(capacity.reason)}; retry in {capacity.wait_seconds:.1f} s",
-                    retry_after=capacity.wait_seconds,
-                    reason=capacity.reason,
-                )
+                raise _refusal(self.name, model, capacity.reason, capacity.wait_seconds)
             wait = after_refusal(wait, self.rand())  # the calls the refill admits do not all ask at once
             await self.clock.sleep(wait)
             waited += wait
@@ -217,9 +213,9 @@ class GatedProvider:
         await self.provider.close()
 
 
-def _cooling_down(provider: str, model: str, seconds: float) -> CapacityUnavailable:
+def _refusal(provider: str, model: str, reason: str, seconds: float) -> CapacityUnavailable:
     return CapacityUnavailable(
-        f"{provider}/{model}: {_why('cooldown')}; retry in {seconds:.1f} s", retry_after=seconds, reason="cooldown"
+        f"{provider}/{model}: {_why(reason)}; retry in {seconds:.1f} s", retry_after=seconds, reason=reason
     )
 
 
