@@ -53,11 +53,16 @@ def _client(
     if case.startswith("anthropic"):
         import anthropic
 
-        from worker.providers.claude import StreamReader, read_answer, stream_text
+        from worker.providers.claude import StreamReader, read_answer, spans_option, stream_text
 
         sdk_http = anthropic.DefaultAioHttpClient(timeout=60) if transport == "aiohttp" else None  # None: its httpx2
         claude = anthropic.AsyncAnthropic(
-            api_key="bench", base_url=base, max_retries=0, timeout=60, http_client=sdk_http
+            api_key="bench",
+            base_url=base,
+            max_retries=0,
+            timeout=60,
+            http_client=sdk_http,
+            open_telemetry=spans_option(),  # as the worker makes it
         )
         messages: Any = [{"role": "user", "content": "job_kind: generate_edits"}]
 

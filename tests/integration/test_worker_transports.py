@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
+from opentelemetry import trace
 
 from worker.adapters.supabase import SupabaseStore, connect
 from worker.core.errors import StoreUnavailable, TransientFailure
@@ -114,5 +115,21 @@ async def test_gemini_to_a_closed_port_fails_at_once_on_httpx2() -> None:
     try:
         with pytest.raises(TransientFailure, match="gemini transport: ConnectError"):
             await provider.complete("gemini-2.5-flash", TextRequest.ask("system", "hi"))
+    finally:
+        await provider.close()
+
+
+@pytest.mark.parametrize("registered", ["none", "provider", "env"])
+async def test_anthropic_spans_only_with_a_tracer_provider(registered: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without a registered provider the SDK's spans record nothing but cost each call its
+    # attributes; with one (or one named for OpenTelemetry to load) they are the SDK's default.
+    monkeypatch.delenv("OTEL_PYTHON_TRACER_PROVIDER", raising=False)
+    if registered == "provider":
+        monkeypatch.setattr(trace, "get_tracer_provider", trace.NoOpTracerProvider)
+    elif registered == "env":
+        monkeypatch.setenv("OTEL_PYTHON_TRACER_PROVIDER", "sdk_tracer_provider")
+    provider = ClaudeProvider("k", f"http://127.0.0.1:{_closed_port()}", timeout_seconds=5)
+    try:
+        assert provider.client.open_telemetry["traces"]["enabled"] is (registered != "none")
     finally:
         await provider.close()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import anthropic
@@ -13,6 +14,7 @@ import pydantic
 from anthropic.types import MessageParam
 from anthropic.types.assistant_message_param import AssistantMessageParam
 from anthropic.types.user_message_param import UserMessageParam
+from opentelemetry import trace
 
 from worker.core.errors import (
     JobFailure,
@@ -208,6 +210,17 @@ def _message(exc: anthropic.APIStatusError) -> str:
     return str(exc)
 
 
+def spans_option() -> Literal[False] | None:
+    """The SDK's ``open_telemetry`` option: its default (a span per call, and its own
+    ``ANTHROPIC_OPEN_TELEMETRY*`` variables) when a tracer provider is registered before the
+    worker starts (``opentelemetry-instrument``, or ``OTEL_PYTHON_TRACER_PROVIDER``); off
+    otherwise. Without one the spans record nothing, yet the SDK still built each call's span
+    attributes and trace headers: ~2 % of the AI worker's CPU (bench/FIXES.md)."""
+    if os.environ.get("OTEL_PYTHON_TRACER_PROVIDER"):
+        return None
+    return None if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider) else False
+
+
 class ClaudeProvider:
     name = "anthropic"
 
@@ -229,6 +242,7 @@ class ClaudeProvider:
             max_retries=0,
             timeout=timeout_seconds,
             http_client=http_client or anthropic.DefaultAioHttpClient(timeout=timeout_seconds),
+            open_telemetry=spans_option(),
         )
 
     async def warm_up(self) -> None:
