@@ -2,7 +2,9 @@
 
 The handler runs in its own task so that a cancel request, a lost lease or shutdown can stop it
 from outside (cooperatively: the task is cancelled at its next await), and so that a timeout
-never leaves it running.
+never leaves it running. A stop and the timeout cancel that task directly: no task waits for
+either (a waiter task and an ``asyncio.wait`` per job were 60 % of this module's CPU per job, a
+tenth of a draining worker's, bench/FIXES.md).
 """
 
 from __future__ import annotations
@@ -37,15 +39,16 @@ class JobRun:
     job: JobRow
     started: float  # monotonic
     stop_reason: StopReason | None = None
-    stopped: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     last_progress: ProgressReport | None = None  # rides with a success (complete_jobs)
     usage: tuple[UsageRecord, ...] = ()  # a success's model calls, recorded with it (complete_jobs)
+    on_stop: Callable[[], object] | None = field(default=None, repr=False)  # set while the handler runs
 
     def stop(self, reason: StopReason) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
-            self.stopped.set()
+            if self.on_stop is not None:
+                self.on_stop()
 
 
 @dataclass(frozen=True)
@@ -119,17 +122,28 @@ async def execute(
     run: JobRun, call: Callable[[], Awaitable[dict[str, Any]]], limit_seconds: float, clock: Clock
 ) -> Outcome:
     handler = asyncio.ensure_future(call())
-    stop = asyncio.ensure_future(run.stopped.wait())
+    timer = asyncio.get_running_loop().call_later(limit_seconds, handler.cancel)
+    run.on_stop = handler.cancel
+    if run.stop_reason is not None:  # stopped before it began
+        handler.cancel()
     try:
-        await asyncio.wait({handler, stop}, timeout=limit_seconds, return_when=asyncio.FIRST_COMPLETED)
+        await handler
+    except BaseException:
+        # The handler's own error or cancellation is read below; this job's task being
+        # cancelled (shutdown's last resort) is not an outcome.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
     finally:
-        stop.cancel()
+        timer.cancel()
+        run.on_stop = None
         if not handler.done():
             handler.cancel()
             with contextlib.suppress(BaseException):
                 await handler
-    # A result that arrived wins over a stop that came at the same moment.
-    if handler.done() and not handler.cancelled():
+    # A result that arrived wins over a stop that came at the same moment (cancelling a done
+    # task does nothing).
+    if not handler.cancelled():
         exc = handler.exception()
         return Succeeded(handler.result()) if exc is None else outcome_of_error(exc, clock, random.random())
     if run.stop_reason is not None:

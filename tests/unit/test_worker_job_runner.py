@@ -1,0 +1,100 @@
+"""execute(): how a stop, the timeout and the job's own cancellation meet the handler's task."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from worker.adapters.memory import MemoryStore
+from worker.core.clock import SystemClock
+from worker.core.errors import JobTimedOut
+from worker.core.job_runner import Failed, JobRun, Stopped, Succeeded, execute
+
+pytestmark = pytest.mark.asyncio
+WAIT = 10.0  # seconds: the bound on every wait below, never an expected duration
+
+
+def a_run() -> JobRun:
+    return JobRun(MemoryStore().enqueue("generate_design"), started=0.0)
+
+
+async def test_a_stop_before_the_handler_began_never_runs_it() -> None:
+    run, began = a_run(), []
+    run.stop("cancel")
+
+    async def handler() -> dict[str, Any]:
+        began.append(True)
+        return {}
+
+    assert await execute(run, handler, WAIT, SystemClock()) == Stopped("cancel")
+    assert began == []
+
+
+async def test_a_stop_cancels_the_handler_at_its_await() -> None:
+    run, reached = a_run(), asyncio.Event()
+
+    async def handler() -> dict[str, Any]:
+        reached.set()
+        await asyncio.sleep(3600)
+        return {}
+
+    outcome = asyncio.ensure_future(execute(run, handler, 3600, SystemClock()))
+    async with asyncio.timeout(WAIT):
+        await reached.wait()
+    run.stop("lost")
+    run.stop("cancel")  # the first reason stays
+    async with asyncio.timeout(WAIT):
+        assert await outcome == Stopped("lost")
+    assert run.on_stop is None  # nothing left to cancel once execute returned
+
+
+async def test_a_result_already_returned_wins_over_a_stop_that_comes_before_it_is_read() -> None:
+    run = a_run()
+
+    async def handler() -> dict[str, Any]:
+        # Runs after the handler's task is done, before execute reads it.
+        asyncio.get_running_loop().call_soon(run.stop, "release")
+        return {"done": True}
+
+    assert await execute(run, handler, WAIT, SystemClock()) == Succeeded({"done": True})
+
+
+async def test_the_timeout_cancels_the_handler_and_fails_the_job() -> None:
+    run, cancelled = a_run(), asyncio.Event()
+
+    async def handler() -> dict[str, Any]:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return {}
+
+    async with asyncio.timeout(WAIT):
+        outcome = await execute(run, handler, 0.01, SystemClock())
+    assert isinstance(outcome, Failed) and isinstance(outcome.failure, JobTimedOut)
+    assert cancelled.is_set()
+
+
+async def test_cancelling_the_jobs_own_task_cancels_the_handler_and_is_not_an_outcome() -> None:
+    run, reached, cancelled = a_run(), asyncio.Event(), asyncio.Event()
+
+    async def handler() -> dict[str, Any]:
+        reached.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return {}
+
+    task = asyncio.ensure_future(execute(run, handler, 3600, SystemClock()))
+    async with asyncio.timeout(WAIT):
+        await reached.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(WAIT):
+            await task
+    assert cancelled.is_set()
