@@ -20,6 +20,23 @@ def a_run() -> JobRun:
     return JobRun(MemoryStore().enqueue("generate_design"), started=0.0)
 
 
+class Sleeper:
+    """A handler that sleeps until it is cancelled, and tells when it began and when it was."""
+
+    def __init__(self) -> None:
+        self.began = asyncio.Event()
+        self.cancelled = asyncio.Event()
+
+    async def __call__(self) -> dict[str, Any]:
+        self.began.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+        return {}
+
+
 async def test_a_stop_before_the_handler_began_never_runs_it() -> None:
     run, began = a_run(), []
     run.stop("cancel")
@@ -33,20 +50,15 @@ async def test_a_stop_before_the_handler_began_never_runs_it() -> None:
 
 
 async def test_a_stop_cancels_the_handler_at_its_await() -> None:
-    run, reached = a_run(), asyncio.Event()
-
-    async def handler() -> dict[str, Any]:
-        reached.set()
-        await asyncio.sleep(3600)
-        return {}
-
+    run, handler = a_run(), Sleeper()
     outcome = asyncio.ensure_future(execute(run, handler, 3600, SystemClock()))
     async with asyncio.timeout(WAIT):
-        await reached.wait()
+        await handler.began.wait()
     run.stop("lost")
     run.stop("cancel")  # the first reason stays
     async with asyncio.timeout(WAIT):
         assert await outcome == Stopped("lost")
+    assert handler.cancelled.is_set()
     assert run.on_stop is None  # nothing left to cancel once execute returned
 
 
@@ -62,39 +74,20 @@ async def test_a_result_already_returned_wins_over_a_stop_that_comes_before_it_i
 
 
 async def test_the_timeout_cancels_the_handler_and_fails_the_job() -> None:
-    run, cancelled = a_run(), asyncio.Event()
-
-    async def handler() -> dict[str, Any]:
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-        return {}
-
+    run, handler = a_run(), Sleeper()
     async with asyncio.timeout(WAIT):
         outcome = await execute(run, handler, 0.01, SystemClock())
     assert isinstance(outcome, Failed) and isinstance(outcome.failure, JobTimedOut)
-    assert cancelled.is_set()
+    assert handler.cancelled.is_set()
 
 
 async def test_cancelling_the_jobs_own_task_cancels_the_handler_and_is_not_an_outcome() -> None:
-    run, reached, cancelled = a_run(), asyncio.Event(), asyncio.Event()
-
-    async def handler() -> dict[str, Any]:
-        reached.set()
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-        return {}
-
+    run, handler = a_run(), Sleeper()
     task = asyncio.ensure_future(execute(run, handler, 3600, SystemClock()))
     async with asyncio.timeout(WAIT):
-        await reached.wait()
+        await handler.began.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         async with asyncio.timeout(WAIT):
             await task
-    assert cancelled.is_set()
+    assert handler.cancelled.is_set()
