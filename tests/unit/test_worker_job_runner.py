@@ -9,7 +9,7 @@ import pytest
 
 from worker.adapters.memory import MemoryStore
 from worker.core.clock import SystemClock
-from worker.core.errors import JobTimedOut
+from worker.core.errors import JobTimedOut, TransientFailure
 from worker.core.job_runner import Failed, JobRun, Stopped, Succeeded, execute
 
 pytestmark = pytest.mark.asyncio
@@ -91,3 +91,44 @@ async def test_cancelling_the_jobs_own_task_cancels_the_handler_and_is_not_an_ou
         async with asyncio.timeout(WAIT):
             await task
     assert handler.cancelled.is_set()
+
+
+async def test_a_handler_that_turns_its_tasks_cancellation_into_an_error_still_ends_cancelled() -> None:
+    run, began = a_run(), asyncio.Event()
+
+    async def handler() -> dict[str, Any]:
+        began.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise TransientFailure("cleaned up") from None
+        return {}
+
+    task = asyncio.ensure_future(execute(run, handler, 3600, SystemClock()))
+    async with asyncio.timeout(WAIT):
+        await began.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(WAIT):
+            await task
+
+
+async def test_a_stop_while_the_handler_cleans_up_after_its_timeout_is_taken_quietly() -> None:
+    run, cleaning, stopped = a_run(), asyncio.Event(), asyncio.Event()
+
+    async def handler() -> dict[str, Any]:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cleaning.set()
+            await stopped.wait()  # the deadline has passed; a stop comes meanwhile
+            raise
+        return {}
+
+    outcome = asyncio.ensure_future(execute(run, handler, 0.01, SystemClock()))
+    async with asyncio.timeout(WAIT):
+        await cleaning.wait()
+    run.stop("lost")  # must not raise in the caller (the heartbeat's renewal)
+    stopped.set()
+    async with asyncio.timeout(WAIT):
+        assert await outcome == Stopped("lost")
