@@ -132,3 +132,24 @@ async def test_a_stop_while_the_handler_cleans_up_after_its_timeout_is_taken_qui
     stopped.set()
     async with asyncio.timeout(WAIT):
         assert await outcome == Stopped("lost")
+
+
+async def test_a_task_group_whose_part_fails_after_its_body_ended_gives_that_failure() -> None:
+    # Python 3.11's TaskGroup leaves a cancel request on the task that runs it when a part fails
+    # while the group's exit waits (fixed in 3.12). The handler's own task takes it with it; run
+    # in the job's task, it read as the job being cancelled and the job was never recorded.
+    run = a_run()
+
+    async def part() -> None:
+        await asyncio.sleep(0)
+        raise TransientFailure("a batch failed")
+
+    async def handler() -> dict[str, Any]:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(part())
+        return {}
+
+    async with asyncio.timeout(WAIT):
+        outcome = await execute(run, handler, WAIT, SystemClock())
+    assert isinstance(outcome, Failed) and outcome.failure.message == "a batch failed"
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
