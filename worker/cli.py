@@ -89,8 +89,10 @@ def _check(settings: Settings) -> int:
 
 def _run(settings: Settings) -> int:
     from worker import compose
+    from worker.event_loop import factory
 
     try:
-        return asyncio.run(compose.run_worker(settings))
+        with asyncio.Runner(loop_factory=factory(settings.worker_event_loop)) as runner:
+            return runner.run(compose.run_worker(settings))
     except KeyboardInterrupt:  # a signal before the handlers were installed
         return 0

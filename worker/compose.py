@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from worker import logs, signals
+from worker import event_loop, logs, signals
 from worker.config import Settings
 from worker.core.background import in_background
 from worker.core.clock import SystemClock
@@ -200,6 +200,7 @@ def freeze_startup_objects() -> None:
 
 async def run_worker(settings: Settings) -> int:
     logs.setup(settings.log_level)
+    log.info("event loop: %s", event_loop.describe(asyncio.get_running_loop()))
     key = settings.supabase_key
     if settings.worker_store == "supabase" and key is not None:
         log.info("queue: Supabase at %s, with the %s", settings.supabase_url, key.describe())

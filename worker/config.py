@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from worker import api_key
+from worker.event_loop import EventLoopChoice, uvloop_installed
 
 KINDS: tuple[str, ...] = ("generate_design", "rename_layers", "generate_edits", "generate_image")
 # Without PORT the health server stays on loopback at this port; with PORT (Railway injects it) it
@@ -83,6 +84,8 @@ class Settings(BaseSettings):
     port: int | None = Field(default=None, ge=1, le=65535)
     health_host: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # uvloop when installed (auto), or insist on one (worker/event_loop.py says why).
+    worker_event_loop: EventLoopChoice = "auto"
 
     @field_validator("worker_kinds", mode="before")
     @classmethod
@@ -107,6 +110,18 @@ class Settings(BaseSettings):
             parts = urlsplit(value)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError("must be an http(s) URL such as https://<project-ref>.supabase.co")
+        return value
+
+    @field_validator("worker_event_loop", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("worker_event_loop")
+    @classmethod
+    def _loop_available(cls, value: EventLoopChoice) -> EventLoopChoice:
+        if value == "uvloop" and not uvloop_installed():
+            raise ValueError("uvloop is not installed (it does not build on Windows); use auto or asyncio")
         return value
 
     @field_validator("log_level", mode="before")

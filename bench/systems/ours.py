@@ -33,7 +33,7 @@ from bench.systems import cli
 from bench.systems.ours_product import OursProduct
 from devstack import migrate, paths
 from devstack.sqlapi import SqlApi
-from worker import logs, signals
+from worker import event_loop, logs, signals
 from worker.core.background import in_background
 from worker.core.clock import SystemClock
 from worker.core.context import JobContext
@@ -130,7 +130,9 @@ class OursSystem(OursProduct):
     def main(self, argv: list[str]) -> int:
         args = cli.parse(argv)
         if args.command == "worker":
-            asyncio.run(self._worker(args.database, args.record, args.concurrency, args.gateway, args.instances))
+            # The loop `python -m worker run` picks (uvloop where installed), so the drain measures it.
+            with asyncio.Runner(loop_factory=event_loop.factory("auto")) as runner:
+                runner.run(self._worker(args.database, args.record, args.concurrency, args.gateway, args.instances))
         else:
             asyncio.run(self._enqueue(args.database, args.out, args.count, args.gap_ms, args.first_seq))
         return 0

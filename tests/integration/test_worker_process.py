@@ -206,6 +206,7 @@ def test_a_pushed_job_is_claimed_without_the_sweep(
 ) -> None:
     w = spawn(store, flavour)
     body = w.wait_healthy()
+    assert "event loop: uvloop " in w.log.read_text()  # the default where uvloop is installed
     if store == "supabase":  # the start-up line says which key the worker uses
         used = "secret API key from SUPABASE_SECRET_KEY" if flavour == "new" else "legacy service_role JWT key"
         assert f"queue: Supabase at {env.gw.url}, with the {used}" in w.log.read_text()

@@ -58,6 +58,7 @@ def test_defaults_and_derived_values(env: pytest.MonkeyPatch) -> None:
         ("PORT", "", "PORT"),
         ("SUPABASE_URL", "db.example.com", "SUPABASE_URL"),
         ("SUPABASE_URL", "ftp://example.com", "SUPABASE_URL"),
+        ("WORKER_EVENT_LOOP", "tokio", "WORKER_EVENT_LOOP"),
     ],
 )
 def test_a_bad_variable_is_named(env: pytest.MonkeyPatch, name: str, value: str, named: str) -> None:
