@@ -77,6 +77,8 @@ def test_parse_answer_takes_json_out_of_prose_and_fences() -> None:
     text = f"Sure!\n```json\n{tree}\n```"
     node = parse_answer(text, FigmaNode)
     assert node.count() == 2
+    for fenced in (f"```\n{tree}\n```", f"```JSON {tree}```  \n", f"  ```json\n\n{tree}\n\n```\nHope this helps!"):
+        assert parse_answer(fenced, FigmaNode) == node
     with pytest.raises(AnswerError, match="invalid JSON"):
         parse_answer('Sure! {"type": "FRAME", "name": ', FigmaNode)
     with pytest.raises(AnswerError, match="needs characters"):
