@@ -82,3 +82,28 @@ def test_a_database_migrated_by_other_migrations_is_named_not_half_migrated(pg_c
             migrate.migrate(name, seed=False)
     finally:
         migrate.drop_database(name)
+
+
+def test_a_database_whose_applied_migration_file_changed_is_named_not_left_stale(pg_cluster: None) -> None:
+    name = "test_changed_history"
+    migrate.recreate_database(name)
+    try:
+        migrate.migrate(name, seed=False)
+        first = migrate.migrations()[0]
+        with psycopg.connect(paths.database_url(name), autocommit=True) as conn:
+            # As if the file had been edited after it ran here.
+            conn.execute(
+                "update supabase_migrations.schema_migrations set statements = %s where version = %s",
+                (["-- an older text"], first.version),
+            )
+        with pytest.raises(migrate.UnknownMigrations, match=rf"{first.version}_{first.name}\).*devstack db reset"):
+            migrate.migrate(name, seed=False)
+        with psycopg.connect(paths.database_url(name), autocommit=True) as conn:
+            # Rows without the text (recorded by other tools) are not judged.
+            conn.execute(
+                "update supabase_migrations.schema_migrations set statements = null where version = %s",
+                (first.version,),
+            )
+        assert migrate.migrate(name, seed=False) == []
+    finally:
+        migrate.drop_database(name)

@@ -91,16 +91,31 @@ def apply_seed(conn: psycopg.Connection[tuple[object, ...]]) -> None:
 
 
 class UnknownMigrations(Exception):
-    """The database records migrations this checkout does not have (they were folded or renamed)."""
+    """The database's migration history is not this checkout's: it records migrations the
+    checkout does not have (folded or renamed), or applied one whose file has changed since."""
 
 
 def _check_history(conn: psycopg.Connection[tuple[object, ...]], dbname: str) -> None:
-    recorded = {str(r[0]) for r in conn.execute("select version from supabase_migrations.schema_migrations")}
-    unknown = sorted(recorded - {m.version for m in migrations()})
+    rows = conn.execute("select version, statements from supabase_migrations.schema_migrations")
+    recorded = {str(version): statements if isinstance(statements, list) else None for version, statements in rows}
+    files = {m.version: m for m in migrations()}
+    unknown = sorted(set(recorded) - set(files))
     if unknown:
         raise UnknownMigrations(
             f"database {dbname} records migrations this checkout does not have ({', '.join(unknown)}): it was "
             "migrated by another version of supabase/migrations; `python -m devstack db reset` recreates it"
+        )
+    # Applied text against the file's: a migration edited after it ran (an unreleased one being
+    # reworked) would otherwise leave the old functions in place and fail later, far from here.
+    changed = sorted(
+        f"{v}_{files[v].name}"
+        for v, statements in recorded.items()
+        if statements is not None and statements != [files[v].path.read_text()]
+    )
+    if changed:
+        raise UnknownMigrations(
+            f"database {dbname} applied migrations whose files have changed since ({', '.join(changed)}); "
+            "`python -m devstack db reset` recreates it from the files"
         )
 
 
