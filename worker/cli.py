@@ -88,11 +88,9 @@ def _check(settings: Settings) -> int:
 
 
 def _run(settings: Settings) -> int:
-    from worker import compose
-    from worker.event_loop import factory
+    from worker import compose, event_loop
 
     try:
-        with asyncio.Runner(loop_factory=factory(settings.worker_event_loop)) as runner:
-            return runner.run(compose.run_worker(settings))
+        return event_loop.run(compose.run_worker(settings), settings.worker_event_loop)
     except KeyboardInterrupt:  # a signal before the handlers were installed
         return 0

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal, TypeVar
 
 EventLoopChoice = Literal["auto", "uvloop", "asyncio"]
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+T = TypeVar("T")
 
 
 def uvloop_installed() -> bool:
@@ -28,6 +29,12 @@ def factory(choice: EventLoopChoice) -> LoopFactory | None:
     import uvloop  # ImportError for an explicit "uvloop" without it; config.py checks that first
 
     return uvloop.new_event_loop
+
+
+def run(main: Coroutine[Any, Any, T], choice: EventLoopChoice = "auto") -> T:
+    """``asyncio.run`` on the chosen loop."""
+    with asyncio.Runner(loop_factory=factory(choice)) as runner:
+        return runner.run(main)
 
 
 def describe(loop: asyncio.AbstractEventLoop) -> str:

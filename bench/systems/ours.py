@@ -131,8 +131,7 @@ class OursSystem(OursProduct):
         args = cli.parse(argv)
         if args.command == "worker":
             # The loop `python -m worker run` picks (uvloop where installed), so the drain measures it.
-            with asyncio.Runner(loop_factory=event_loop.factory("auto")) as runner:
-                runner.run(self._worker(args.database, args.record, args.concurrency, args.gateway, args.instances))
+            event_loop.run(self._worker(args.database, args.record, args.concurrency, args.gateway, args.instances))
         else:
             asyncio.run(self._enqueue(args.database, args.out, args.count, args.gap_ms, args.first_seq))
         return 0
