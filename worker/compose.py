@@ -23,6 +23,7 @@ from worker.core.background import in_background
 from worker.core.clock import SystemClock
 from worker.core.gate import CapacityBatcher, GatedProvider
 from worker.core.llm import LimitedModel
+from worker.core.loop_lag import watch_loop_lag
 from worker.core.metrics import Metrics
 from worker.core.ports import (
     ArtifactStore,
@@ -213,7 +214,8 @@ async def run_worker(settings: Settings) -> int:
     freeze_startup_objects()
     try:
         host, port = settings.health_bind
-        async with http_server(worker.health, worker.metrics, host, port):
+        lag = watch_loop_lag(worker.metrics, worker.clock)
+        async with http_server(worker.health, worker.metrics, host, port), in_background(lag):
             log.info("health on http://%s:%d/health", host, port, extra={"worker_id": worker.config.worker_id})
             async with _retention(settings, transports, worker, shutdown):
                 await worker.run(shutdown)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -217,7 +218,11 @@ def test_a_pushed_job_is_claimed_without_the_sweep(
         done = until(lambda: job(env, job_id).status == "succeeded" and env.db.row(job_id), "job succeeded")  # noqa: B023
         latencies.append((done["started_at"] - done["created_at"]).total_seconds())
     # The sweep interval is an hour: only the push can have woken the worker.
-    assert 'worker_wakeups_total{reason="push"}' in w.metrics()
+    text = w.metrics()
+    assert 'worker_wakeups_total{reason="push"}' in text
+    # The loop-lag probe ran all along: its count is that of its 0.1 s wake-ups since start-up.
+    lag_samples = re.search(r"^worker_event_loop_lag_seconds_count (\d+)$", text, re.MULTILINE)
+    assert lag_samples is not None and int(lag_samples.group(1)) >= 5, text
     print(f"\n[{store}] enqueue->claim seconds: {sorted(round(x, 4) for x in latencies)}")
 
 

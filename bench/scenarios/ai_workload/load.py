@@ -105,8 +105,10 @@ async def drive(plan: Plan, st: Stack, tokens: dict[str, str]) -> Collected:
 
 
 async def _worker_metrics(port: int) -> dict[str, float]:
-    """The worker's own counters (claimed/succeeded/failed/deferred by kind) from /metrics."""
-    wanted = ("worker_jobs_", "worker_wakeups_total", "worker_claim_duration_seconds")
+    """The worker's own counters (claimed/succeeded/failed/deferred by kind) from /metrics, and the
+    histograms of its claims' durations and of its event loop's lag."""
+    histograms = ("worker_claim_duration_seconds", "worker_event_loop_lag_seconds")
+    wanted = ("worker_jobs_", "worker_wakeups_total", *histograms)
     out: dict[str, float] = {}
     with contextlib.suppress(httpx.HTTPError):
         async with httpx.AsyncClient(timeout=5) as http:
@@ -114,6 +116,6 @@ async def _worker_metrics(port: int) -> dict[str, float]:
         for line in text.splitlines():
             if line.startswith(wanted):
                 name, _, value = line.rpartition(" ")
-                if "_bucket{" not in name or 'le="+Inf"' in name or name.startswith("worker_claim"):
+                if "_bucket{" not in name or 'le="+Inf"' in name or name.startswith(histograms):
                     out[name] = float(value)
     return out

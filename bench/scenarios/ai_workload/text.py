@@ -11,6 +11,7 @@ from bench.scenarios.ai_workload.plan import Plan
 from bench.scenarios.ai_workload.sampling import Samples
 from bench.scenarios.ai_workload.users import FALLBACK_POLL_AFTER_S, Load
 from bench.stats import percentile
+from bench.worker_lag import loop_lag_note
 
 
 def notes_on(
@@ -97,6 +98,8 @@ def notes_on(
         )
     if probe_problem:
         notes.append(f"Idle rename probe: {probe_problem}.")
+    if lag := loop_lag_note(extra.get("worker_metrics", {})):
+        notes.append(lag)
     notes += budget_notes(extra)
     return notes
 

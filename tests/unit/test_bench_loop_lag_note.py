@@ -1,0 +1,28 @@
+"""The AI report's note on the worker's event-loop lag, read from the histogram /metrics gives."""
+
+from __future__ import annotations
+
+from bench.worker_lag import LAG, loop_lag_note
+
+
+def test_the_note_counts_the_wake_ups_past_each_bound() -> None:
+    metrics = {
+        f'{LAG}_bucket{{le="0.005"}}': 900.0,
+        f'{LAG}_bucket{{le="0.01"}}': 950.0,
+        f'{LAG}_bucket{{le="0.025"}}': 990.0,
+        f'{LAG}_bucket{{le="0.05"}}': 996.0,
+        f'{LAG}_bucket{{le="0.1"}}': 999.0,
+        f'{LAG}_bucket{{le="+Inf"}}': 1000.0,
+        f"{LAG}_sum": 2.5,
+        f"{LAG}_count": 1000.0,
+    }
+    note = loop_lag_note(metrics)
+    assert note is not None
+    assert "1000 wake-ups" in note
+    assert "10 late by more than 25 ms, 4 by more than 50, 1 by more than 100; mean 2.50 ms" in note
+
+
+def test_no_note_without_the_histogram() -> None:
+    # A worker from before the probe, or /metrics unreachable at the end of the run.
+    assert loop_lag_note({}) is None
+    assert loop_lag_note({f"{LAG}_count": 0.0}) is None
