@@ -39,6 +39,7 @@ from worker.core.retention import Retention, RetentionConfig, run_periodically
 from worker.core.routing import ModelRouter
 from worker.core.runtime import Worker, WorkerConfig
 from worker.core.shutdown import Shutdown
+from worker.gc_pauses import watch_gc_pauses
 from worker.handlers import HANDLERS
 from worker.health_server import http_server
 from worker.providers import WarmsUp
@@ -191,8 +192,10 @@ def freeze_startup_objects() -> None:
     Young collections come every YOUNG_COLLECTION_AFTER net allocations instead of 700: at 700
     the AI load's worker made ~15 a second (and a gen-1 one every ~0.7 s) that found almost
     nothing, since the jobs in flight outlive many of them: 0.3 ms of CPU per job, 5 % of the
-    worker's. At 20,000, 0.1 ms, in pauses of a few ms. Full collections every FULL_COLLECTION_EVERY
-    gen-1 ones: about one full stop every ten minutes under that load."""
+    worker's. At 20,000, 0.1 ms; each young collection still walks the objects of every job
+    started since the last one (23–33 ms with 200 jobs in flight, a few times a minute;
+    ``worker_gc_pause_seconds`` times them). Full collections every FULL_COLLECTION_EVERY gen-1
+    ones: about one full stop every ten minutes under that load."""
     gc.collect()
     gc.freeze()
     _young, middle, _old = gc.get_threshold()
@@ -212,6 +215,7 @@ async def run_worker(settings: Settings) -> int:
     worker = build_worker(settings, transports)
     await warm_up(transports.providers)
     freeze_startup_objects()
+    stop_timing_collections = watch_gc_pauses(worker.metrics)
     try:
         host, port = settings.health_bind
         lag = watch_loop_lag(worker.metrics, worker.clock)
@@ -220,6 +224,7 @@ async def run_worker(settings: Settings) -> int:
             async with _retention(settings, transports, worker, shutdown):
                 await worker.run(shutdown)
     finally:
+        stop_timing_collections()
         for provider in transports.providers.values():
             with contextlib.suppress(Exception):
                 await provider.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.worker_lag import LAG, loop_lag_note
+from bench.worker_lag import GC, LAG, gc_pause_note, loop_lag_note
 
 
 def test_the_note_counts_the_wake_ups_past_each_bound() -> None:
@@ -26,3 +26,26 @@ def test_no_note_without_the_histogram() -> None:
     # A worker from before the probe, or /metrics unreachable at the end of the run.
     assert loop_lag_note({}) is None
     assert loop_lag_note({f"{LAG}_count": 0.0}) is None
+
+
+def test_the_gc_note_gives_each_generation_its_count_total_and_longest() -> None:
+    young = 'generation="0"'
+    full = 'generation="2"'
+    metrics = {
+        f'{GC}_bucket{{{young},le="0.005"}}': 10.0,
+        f'{GC}_bucket{{{young},le="0.01"}}': 10.0,
+        f'{GC}_bucket{{{young},le="0.025"}}': 11.0,
+        f'{GC}_bucket{{{young},le="0.05"}}': 12.0,
+        f'{GC}_bucket{{{young},le="0.1"}}': 12.0,
+        f"{GC}_sum{{{young}}}": 0.075,
+        f"{GC}_count{{{young}}}": 12.0,
+        f'{GC}_bucket{{{full},le="0.005"}}': 1.0,
+        f"{GC}_sum{{{full}}}": 0.002,
+        f"{GC}_count{{{full}}}": 1.0,
+    }
+    note = gc_pause_note(metrics)
+    assert note == (
+        "Worker garbage collections (each stops every job in flight): young 12 (75 ms in all, 1 over 25 ms, "
+        "the longest ≤ 50 ms); full 1 (2 ms in all, 0 over 25 ms, the longest ≤ 5 ms)."
+    )
+    assert gc_pause_note({}) is None

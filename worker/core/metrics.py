@@ -35,6 +35,7 @@ _HELP = {
     "worker_jobs_in_flight": ("gauge", "Jobs running in this worker."),
     "worker_claim_duration_seconds": ("histogram", "Duration of claim_jobs calls."),
     "worker_run_duration_seconds": ("histogram", "Handler run time, by kind."),
+    "worker_gc_pause_seconds": ("histogram", "Garbage collections, by generation: each stops every job in flight."),
     "worker_event_loop_lag_seconds": (
         "histogram",
         "How late the event loop ran a timer due every 0.1 s: time every job in flight waited on other work.",

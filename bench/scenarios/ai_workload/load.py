@@ -106,8 +106,8 @@ async def drive(plan: Plan, st: Stack, tokens: dict[str, str]) -> Collected:
 
 async def _worker_metrics(port: int) -> dict[str, float]:
     """The worker's own counters (claimed/succeeded/failed/deferred by kind) from /metrics, and the
-    histograms of its claims' durations and of its event loop's lag."""
-    histograms = ("worker_claim_duration_seconds", "worker_event_loop_lag_seconds")
+    histograms of its claims' durations, its event loop's lag and its garbage collections' pauses."""
+    histograms = ("worker_claim_duration_seconds", "worker_event_loop_lag_seconds", "worker_gc_pause_seconds")
     wanted = ("worker_jobs_", "worker_wakeups_total", *histograms)
     out: dict[str, float] = {}
     with contextlib.suppress(httpx.HTTPError):

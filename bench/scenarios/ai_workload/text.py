@@ -11,7 +11,7 @@ from bench.scenarios.ai_workload.plan import Plan
 from bench.scenarios.ai_workload.sampling import Samples
 from bench.scenarios.ai_workload.users import FALLBACK_POLL_AFTER_S, Load
 from bench.stats import percentile
-from bench.worker_lag import loop_lag_note
+from bench.worker_lag import gc_pause_note, loop_lag_note
 
 
 def notes_on(
@@ -98,8 +98,8 @@ def notes_on(
         )
     if probe_problem:
         notes.append(f"Idle rename probe: {probe_problem}.")
-    if lag := loop_lag_note(extra.get("worker_metrics", {})):
-        notes.append(lag)
+    worker_metrics = extra.get("worker_metrics", {})
+    notes += [note for note in (loop_lag_note(worker_metrics), gc_pause_note(worker_metrics)) if note]
     notes += budget_notes(extra)
     return notes
 
