@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bench.worker_lag import GC, LAG, gc_pause_note, loop_lag_note
+from bench.worker_lag import gc_pause_note, loop_lag_note
+from worker.core.loop_lag import LOOP_LAG_METRIC as LAG
+from worker.gc_pauses import GC_PAUSE_METRIC as GC
 
 
 def test_the_note_counts_the_wake_ups_past_each_bound() -> None:
