@@ -3845,6 +3845,41 @@ begin
 end;
 $function$
 
+-- function public.report_and_complete(text,jsonb,jsonb)
+CREATE OR REPLACE FUNCTION public.report_and_complete(worker_id text, reports jsonb, completions jsonb)
+ RETURNS TABLE(entry text, job_id uuid, recorded boolean, reason text)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+begin
+  -- The shapes first (each part checks its items again and stays the definition), so a call
+  -- with a malformed part locks nothing.
+  perform private.check_worker_id(report_and_complete.worker_id);
+  perform private.check_batch('reports', report_and_complete.reports, '{"job_id", "percent", "message", "partial", "started"}');
+  perform private.check_batch('completions', report_and_complete.completions, '{"job_id", "result"}');
+
+  -- An item whose job_id is not a UUID is left to its part, which names it.
+  perform private.lock_held_jobs(
+    array(select (e ->> 'job_id')::uuid
+          from (select e from jsonb_array_elements(report_and_complete.reports) as r(e)
+                union all
+                select e from jsonb_array_elements(report_and_complete.completions) as c(e)) as t
+          where jsonb_typeof(e -> 'job_id') = 'string'
+            and (e ->> 'job_id') ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'),
+    report_and_complete.worker_id);
+
+  return query
+  select 'reported'::text, r.job_id, r.accepted, r.reason
+  from public.report_progress_batch(report_and_complete.worker_id, report_and_complete.reports) as r;
+
+  return query
+  select 'completed'::text, c.job_id, c.completed, c.reason
+  from public.complete_jobs(report_and_complete.worker_id, report_and_complete.completions) as c;
+end;
+$function$
+
 -- function public.report_model_rate_limit(text,text,integer,double precision)
 CREATE OR REPLACE FUNCTION public.report_model_rate_limit(provider text, model text, status integer, retry_after_seconds double precision)
  RETURNS timestamp with time zone
@@ -4479,6 +4514,9 @@ service_role:EXECUTE
 service_role:EXECUTE
 
 -- grant public.renew_leases(text,uuid[],integer)
+service_role:EXECUTE
+
+-- grant public.report_and_complete(text,jsonb,jsonb)
 service_role:EXECUTE
 
 -- grant public.report_model_rate_limit(text,text,integer,double precision)

@@ -1,4 +1,5 @@
-"""complete_and_claim on every QueueStore (the backends of test_worker_conformance.py)."""
+"""complete_and_claim and report_and_complete on every QueueStore (the backends of
+test_worker_conformance.py)."""
 
 from __future__ import annotations
 
@@ -124,3 +125,58 @@ async def test_a_claimed_row_the_worker_cannot_read_comes_back_alone(
     poison = rows[bad.id]
     assert isinstance(rows[good.id], Job) and isinstance(poison, UnparseableJob)
     assert poison.failure.message.startswith(PROBLEM + problem), poison.failure.message[:300]
+
+
+async def test_reports_and_completions_in_one_call(backend: Backend) -> None:
+    h = backend.harness
+    started, done, lost = h.enqueue("rename_layers"), h.enqueue("rename_layers"), h.enqueue("rename_layers")
+    await claim(backend)
+    h.expire_lease(lost.id)
+    reported, acks = await backend.store.report_and_complete(
+        W,
+        [ProgressReport(started.id, percent=5, message="designing", started=True), ProgressReport(lost.id, percent=9)],
+        [(done.id, {"n": 1})],
+        {done.id: ProgressReport(done.id, percent=95, message="12 nodes")},
+    )
+    assert reported[started.id] is None and "expired" in str(reported[lost.id])
+    assert acks == {done.id: None}
+    assert (h.get(started.id).status, h.get(started.id).progress) == (
+        "running",
+        {"percent": 5, "message": "designing"},
+    )
+    assert (h.get(done.id).status, h.get(done.id).result) == ("succeeded", {"n": 1})
+    assert h.get(done.id).progress == {"percent": 100, "message": "12 nodes"}
+    assert h.get(lost.id).progress.get("percent") != 9
+
+
+@pytest.mark.parametrize(
+    ("reports", "completions", "field"),
+    [
+        ("bad", "good", "reports[0].percent"),
+        ("none", "good", "reports"),
+        ("good", "none", "completions"),
+        ("good", "twice", "completions"),
+        ("good", "bad progress", "completions[0].progress.percent"),
+    ],
+)
+async def test_a_bad_part_refuses_the_whole_call(backend: Backend, reports: str, completions: str, field: str) -> None:
+    h = backend.harness
+    reported, done = h.enqueue("rename_layers"), h.enqueue("rename_layers")
+    await claim(backend)
+    items = {
+        "good": [ProgressReport(reported.id, percent=5, message="first")],
+        "bad": [ProgressReport(reported.id, percent=140)],
+        "none": [],
+    }[reports]
+    acks: dict[str, list[tuple[uuid.UUID, dict[str, Any]]]] = {
+        "good": [(done.id, {})],
+        "bad progress": [(done.id, {})],
+        "twice": [(done.id, {}), (done.id, {})],
+        "none": [],
+    }
+    last = {done.id: ProgressReport(done.id, percent=101)} if completions == "bad progress" else None
+    with pytest.raises(InvalidArgument) as err:
+        await backend.store.report_and_complete(W, items, acks[completions], last)
+    assert str(err.value).startswith(f"{field}:"), str(err.value)
+    assert h.get(reported.id).progress.get("message") != "first"
+    assert h.get(done.id).status == "running"

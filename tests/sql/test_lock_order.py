@@ -40,6 +40,14 @@ CALLS: dict[str, Callable[[SqlApi, list[str]], list[Row]]] = {
     "complete_jobs": lambda api, ids: api.as_service(
         "select * from complete_jobs('w1', %s::jsonb)", (json.dumps([{"job_id": i, "result": {}} for i in ids]),)
     ),
+    # Its reports' jobs and its completions' jobs together: [higher] reported, [lower] completed.
+    "report_and_complete": lambda api, ids: api.as_service(
+        "select * from report_and_complete('w1', %s::jsonb, %s::jsonb)",
+        (
+            json.dumps([{"job_id": i, "percent": 50} for i in ids[:1]]),
+            json.dumps([{"job_id": i, "result": {}} for i in ids[1:]]),
+        ),
+    ),
 }
 
 

@@ -230,6 +230,9 @@ class MemoryStore(AckAndClaim):
         self._call("report_progress_batch")
         check_worker(worker_id)
         check_reports(reports)
+        return self._report(worker_id, reports)
+
+    def _report(self, worker_id: str, reports: Sequence[ProgressReport]) -> dict[uuid.UUID, str | None]:
         out: dict[uuid.UUID, str | None] = {}
         for r in reports:
             if r.job_id not in out:
@@ -261,13 +264,14 @@ class MemoryStore(AckAndClaim):
         self._call("complete_jobs")
         return self._complete(worker_id, completions, last_progress, usage)
 
-    def _complete(
+    def _check_completions(
         self,
         worker_id: str,
         completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
         last_progress: Mapping[uuid.UUID, ProgressReport] | None,
-        usage: Mapping[uuid.UUID, Sequence[UsageRecord]] | None = None,
-    ) -> dict[uuid.UUID, str | None]:
+        usage: Mapping[uuid.UUID, Sequence[UsageRecord]] | None,
+    ) -> list[tuple[str, UsageRecord]]:
+        """complete_jobs' checks, before anything changes: the usage records carried, named."""
         check_worker(worker_id)
         if not 1 <= len(completions) <= 1000:
             raise InvalidArgument(f"completions: must hold 1 to 1000 items, got {len(completions)}")
@@ -281,6 +285,18 @@ class MemoryStore(AckAndClaim):
         ]
         if len(carried) > 1000:
             raise InvalidArgument(f"completions: carry {len(carried)} usage records; at most 1000 in one call")
+        if carried:
+            self.ledger.check_batch(self._job_of, [r for _, r in carried], [n for n, _ in carried])
+        return carried
+
+    def _complete(
+        self,
+        worker_id: str,
+        completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
+        last_progress: Mapping[uuid.UUID, ProgressReport] | None,
+        usage: Mapping[uuid.UUID, Sequence[UsageRecord]] | None = None,
+    ) -> dict[uuid.UUID, str | None]:
+        carried = self._check_completions(worker_id, completions, last_progress, usage)
         if carried:  # recorded first, held or not: the calls were made and paid for
             self.ledger.record_batch(self._job_of, worker_id, [r for _, r in carried], [n for n, _ in carried])
         out: dict[uuid.UUID, str | None] = {}

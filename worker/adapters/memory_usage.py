@@ -55,16 +55,13 @@ class UsageLedger:
         self.entries.append(UsageEntry(job_id, user_id, kind, attempt, worker_id, call, cost))
         return None if cost is None else float(cost)
 
-    def record_batch(
+    def check_batch(
         self,
         job_of: Callable[[uuid.UUID], tuple[uuid.UUID, str, int] | None],
-        worker_id: str,
         records: Sequence[UsageRecord],
         names: Sequence[str] | None = None,
-    ) -> list[UsageRecorded]:
-        """record_usage_batch: every record checked first (a refusal names the record, ``calls[i]``
-        or ``names[i]``, and records nothing), then each recorded in order; a job that is gone is
-        answered, not raised."""
+    ) -> list[tuple[uuid.UUID, str, int] | None]:
+        """record_batch's checks alone (nothing recorded): each record's job, None if it is gone."""
         if not 1 <= len(records) <= 1000:
             raise InvalidArgument(f"calls: must hold 1 to 1000 items, got {len(records)}")
         jobs = [job_of(r.job_id) for r in records]
@@ -75,6 +72,19 @@ class UsageLedger:
                     check_attempt(r.attempt, job[2])
             except InvalidArgument as exc:
                 raise InvalidArgument(f"{names[i] if names else f'calls[{i}]'}.{exc}") from None
+        return jobs
+
+    def record_batch(
+        self,
+        job_of: Callable[[uuid.UUID], tuple[uuid.UUID, str, int] | None],
+        worker_id: str,
+        records: Sequence[UsageRecord],
+        names: Sequence[str] | None = None,
+    ) -> list[UsageRecorded]:
+        """record_usage_batch: every record checked first (a refusal names the record, ``calls[i]``
+        or ``names[i]``, and records nothing), then each recorded in order; a job that is gone is
+        answered, not raised."""
+        jobs = self.check_batch(job_of, records, names)
         return [
             UsageRecorded(r.job_id, False, None, "job not found")
             if job is None

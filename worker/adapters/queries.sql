@@ -43,6 +43,10 @@ select entry, job_id, completed, reason, job from public.complete_and_claim(
   worker_id => %(worker_id)s, completions => %(completions)s, kinds => %(kinds)s, max_jobs => %(max_jobs)s,
   lease_seconds => %(lease_seconds)s);
 
+-- name: report_and_complete
+select entry, job_id, recorded, reason from public.report_and_complete(
+  worker_id => %(worker_id)s, reports => %(reports)s, completions => %(completions)s);
+
 -- name: fail_job
 select to_jsonb(j)::text as job from public.fail_job(
   job_id => %(job_id)s, worker_id => %(worker_id)s, error => %(error)s, retryable => %(retryable)s) as j;

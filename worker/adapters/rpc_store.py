@@ -144,6 +144,24 @@ class RpcStore(ABC):
         claimed = (read_job_text(r["job"]) for r in rows if r["entry"] == "claimed")
         return _acks(r for r in rows if r["entry"] == "completed"), [job for job in claimed if job is not None]
 
+    async def report_and_complete(
+        self,
+        worker_id: str,
+        reports: Sequence[ProgressReport],
+        completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
+        last_progress: Mapping[uuid.UUID, ProgressReport] | None = None,
+        usage: Mapping[uuid.UUID, Sequence[UsageRecord]] | None = None,
+    ) -> tuple[dict[uuid.UUID, str | None], dict[uuid.UUID, str | None]]:
+        args = {
+            "worker_id": worker_id,
+            "reports": [r.item() for r in reports],
+            "completions": _items(completions, last_progress, usage),
+        }
+        rows = await self._records("report_and_complete", args)
+        return _outcomes(r for r in rows if r["entry"] == "reported"), _outcomes(
+            r for r in rows if r["entry"] == "completed"
+        )
+
     async def fail_job(self, job_id: uuid.UUID, worker_id: str, error: dict[str, Any], retryable: bool) -> JobRow:
         args = {"job_id": job_id, "worker_id": worker_id, "error": error, "retryable": retryable}
         return await self._job("fail_job", args)
@@ -258,6 +276,11 @@ def _items(
             item["usage"] = [r.carried() for r in records]
         items.append(item)
     return items
+
+
+def _outcomes(rows: Iterable[dict[str, Any]]) -> dict[uuid.UUID, str | None]:
+    """report_and_complete's rows of one part: job id → None when recorded, else why not."""
+    return {uuid.UUID(str(r["job_id"])): None if r["recorded"] else str(r["reason"]) for r in rows}
 
 
 def _acks(rows: Iterable[dict[str, Any]]) -> dict[uuid.UUID, str | None]:

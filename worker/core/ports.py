@@ -127,6 +127,19 @@ class QueueStore(Protocol):
         either part changes nothing."""
         ...
 
+    async def report_and_complete(
+        self,
+        worker_id: str,
+        reports: Sequence[ProgressReport],
+        completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
+        last_progress: Mapping[uuid.UUID, ProgressReport] | None = None,
+        usage: Mapping[uuid.UUID, Sequence[UsageRecord]] | None = None,
+    ) -> tuple[dict[uuid.UUID, str | None], dict[uuid.UUID, str | None]]:
+        """report_progress_batch, then complete_jobs (``last_progress``, ``usage`` as there), in one
+        statement: (the reports' outcomes, the completions' outcomes), each as its part answers.
+        A bad argument of either part changes nothing."""
+        ...
+
     async def fail_job(self, job_id: uuid.UUID, worker_id: str, error: dict[str, Any], retryable: bool) -> JobRow: ...
 
     async def defer_job(self, job_id: uuid.UUID, worker_id: str, run_at: datetime, reason: str) -> JobRow: ...

@@ -20,6 +20,11 @@ and a call made anyway (a job's ``settle``) also takes every job whose hold is o
 beat, each job fell due at its own moment and nearly every call carried one job: 1.9–2.2
 progress calls per AI job (bench/FIXES.md).
 
+Reports also ride with acknowledgements (``take``, report_and_complete): a success sent while
+reports are held takes along every job the next beat would send, so under load a job's first step
+and another job's outcome share one round trip instead of two (bench/FIXES.md). Streamed text
+rides only once its hold is over, so its pieces stay ``min_interval`` apart.
+
 A worker's claim is quiet (claim_jobs_or_park, complete_and_claim: no "running" message), so a
 job claimed that way starts with a "started" marker queued (``start(announce=True)``), held like
 any report: the handler's first step, usually milliseconds later, joins it in one message, and a
@@ -55,6 +60,7 @@ class _Job:
     in_flight: bool = False
     sent: asyncio.Event = field(default_factory=asyncio.Event)  # set whenever nothing is pending
     lost: LeaseLost | None = None
+    solo: bool = False  # its reports were refused along with an acknowledgement: sent on their own
 
 
 class ProgressBatcher:
@@ -132,6 +138,54 @@ class ProgressBatcher:
         """The job's outcome is recorded (or given up): nothing more will be reported for it."""
         self._jobs.pop(job_id, None)
 
+    # -- riding with an acknowledgement ----------------------------------------------------------
+    def take(self) -> list[ProgressReport]:
+        """The reports a call made now can carry: every job's that the next beat would send, except
+        streamed text whose hold is not over. Their jobs count as in flight until ``landed``,
+        ``refused`` or ``failed`` is called with the same reports."""
+        now = self.clock.monotonic()
+        beat = self._on_beat(now)
+        batch: list[ProgressReport] = []
+        for job in self._jobs.values():
+            if not job.items or job.in_flight or job.solo:
+                continue
+            due = self._due_at(job)
+            if due > now and (self._on_beat(due) > beat or any(i.partial is not None for i in job.items)):
+                continue
+            take = _prefix(job.items)
+            if len(batch) + take > self.max_items:
+                break
+            batch += job.items[:take]
+            job.items, job.in_flight, job.last_sent, job.first_queued = job.items[take:], True, now, now
+        return batch
+
+    def landed(self, reports: Sequence[ProgressReport], outcome: dict[uuid.UUID, str | None]) -> None:
+        """The call carrying ``reports`` answered: each job's outcome, as report_progress_batch's."""
+        self._lose(outcome, "report_and_complete")
+        self._settled(reports)
+
+    def refused(self, reports: Sequence[ProgressReport]) -> None:
+        """The call refused its arguments (nothing changed): the reports go back to be sent on their own."""
+        for job_id in dict.fromkeys(r.job_id for r in reports):
+            if (job := self._jobs.get(job_id)) is not None:
+                job.items = [r for r in reports if r.job_id == job_id] + job.items
+                job.solo, job.last_sent, job.first_queued = True, float("-inf"), float("-inf")
+        self._settled(reports)
+
+    def failed(self, reports: Sequence[ProgressReport], exc: BaseException) -> None:
+        """The call failed otherwise: best effort, as a batch of its own that fails."""
+        log.warning("progress not recorded: %s", exc)
+        self._settled(reports)
+
+    def _settled(self, reports: Sequence[ProgressReport]) -> None:
+        for job_id in dict.fromkeys(r.job_id for r in reports):
+            if (job := self._jobs.get(job_id)) is not None:
+                job.in_flight = False
+                if not job.items:
+                    job.sent.set()
+        if any(j.items for j in self._jobs.values()):
+            self._kick()  # a settle may wait for these jobs, or the sender for their flight
+
     # -- sending ------------------------------------------------------------------------------
     def _job(self, job_id: uuid.UUID) -> _Job:
         if job_id not in self._jobs:
@@ -167,7 +221,10 @@ class ProgressBatcher:
         while any(j.items for j in self._jobs.values()):
             self._wake.clear()
             now = self.clock.monotonic()
-            held = [j for j in self._jobs.values() if j.items]
+            held = [j for j in self._jobs.values() if j.items and not j.in_flight]
+            if not held:  # only jobs whose reports ride with an acknowledgement: wait for it
+                await self._wake.wait()
+                continue
             next_beat = min(self._on_beat(self._due_at(j)) for j in held)
             if next_beat > now:
                 await self._sleep_or_wake(next_beat - now)
@@ -188,11 +245,12 @@ class ProgressBatcher:
                 log.exception("progress report failed")
             finally:
                 for job in sending:
-                    job.in_flight = False
+                    job.in_flight, job.solo = False, False
                     if not job.items:
                         job.sent.set()
         for job in self._jobs.values():
-            job.sent.set()
+            if not job.in_flight:
+                job.sent.set()
 
     def _due_at(self, job: _Job) -> float:
         # Paced (a job's messages at least min_interval apart) and held (a report waits as long
@@ -236,10 +294,13 @@ class ProgressBatcher:
         except StoreUnavailable as exc:
             log.warning("progress not recorded: %s", exc)
             return
+        self._lose(outcome, "report_progress_batch")
+
+    def _lose(self, outcome: dict[uuid.UUID, str | None], call: str) -> None:
         for job_id, reason in outcome.items():
             job = self._jobs.get(job_id)
             if reason is not None and job is not None:
-                job.lost = LeaseLost(f"report_progress_batch: job {job_id}: {reason}")
+                job.lost = LeaseLost(f"{call}: job {job_id}: {reason}")
                 job.items = []
 
 

@@ -82,8 +82,8 @@ class Worker:
         )
         self.wake = WakeSignal(clock)
         self.backoff = Backoff(store_retry or RetryPolicy(base=0.5, cap=15.0), clock)
-        self.acks = CompletionBatcher(store, config.worker_id, refill=self)
         self.reports = ProgressBatcher(store, config.worker_id, self.clock)
+        self.acks = CompletionBatcher(store, config.worker_id, refill=self, riders=self.reports)
         self.usage = UsageBatcher(store, config.worker_id)
         self._releasing = False  # the drain is giving jobs back
         self.outcomes = OutcomeRecorder(

@@ -1,0 +1,170 @@
+"""Progress reports riding with acknowledgements (worker/core/progress.py ``take``,
+worker/core/acks.py ``Riders``): a success sent while reports are held carries those the next beat
+would send, in one report_and_complete call; order, pacing and completeness are kept."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from tests.unit.test_worker_progress import GatedStore, ManualClock, events, running
+from worker.core.acks import CompletionBatcher
+from worker.core.errors import StoreUnavailable
+from worker.core.ports import ProgressReport, UsageRecord
+from worker.core.progress import ProgressBatcher
+
+
+class HeldAcks(GatedStore):
+    """report_and_complete waits for ``release`` (a slow round trip), or fails with ``error``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release_first.set()
+        self.release = asyncio.Event()
+        self.release.set()
+        self.in_flight = asyncio.Event()
+        self.error: Exception | None = None
+
+    async def report_and_complete(
+        self,
+        worker_id: str,
+        reports: Sequence[ProgressReport],
+        completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
+        last_progress: Mapping[uuid.UUID, ProgressReport] | None = None,
+        usage: Mapping[uuid.UUID, Sequence[UsageRecord]] | None = None,
+    ) -> tuple[dict[uuid.UUID, str | None], dict[uuid.UUID, str | None]]:
+        self.in_flight.set()
+        await self.release.wait()
+        if self.error is not None:
+            self.calls.append("report_and_complete")
+            raise self.error
+        return await super().report_and_complete(worker_id, reports, completions, last_progress, usage)
+
+
+def batchers(store: HeldAcks, clock: ManualClock) -> tuple[ProgressBatcher, CompletionBatcher]:
+    reports = ProgressBatcher(store, "w1", clock, min_interval=0.1)  # a beat of 0.05 s
+    return reports, CompletionBatcher(store, "w1", riders=reports)
+
+
+def calls(store: HeldAcks) -> list[str]:
+    return [c for c in store.calls if c != "claim_jobs"]
+
+
+async def test_a_success_carries_the_reports_the_next_beat_would_send() -> None:
+    store, clock = HeldAcks(), ManualClock()
+    a, streaming, later, done, other = await running(store, 5, kind="generate_design")
+    reports, acks = batchers(store, clock)
+    for job in (a, streaming, later, done, other):
+        reports.start(job.id)  # each claim counts as its job's last message, at 1000.0
+    await clock.move_to(1000.06)
+    reports.progress(a.id, 5, "designing")  # due 1000.16: sent on the beat of 1000.20
+    await clock.move_to(1000.09)
+    reports.partial(streaming.id, "Var")  # due 1000.19: text waits for its hold to end
+    await clock.move_to(1000.12)
+    reports.progress(later.id, 5, "later")  # due 1000.22: the beat after
+    await clock.move_to(1000.17)
+
+    await acks.complete(done.id, {"n": 1})
+    assert calls(store) == ["report_and_complete"]  # no call of its own for a's step
+    assert events(store, a) == [("progress", {"percent": 5, "message": "designing"})]
+    assert store.get(done.id).status == "succeeded"
+
+    await clock.move_to(1000.195)  # the text's hold is over: it rides with the next success
+    await acks.complete(other.id, {})
+    assert events(store, streaming) == [("partial", {"text": "Var"})]
+    await clock.move_to(1000.201)
+    assert store.batches == []  # the beat found nothing left that was due
+    await clock.move_to(1000.251)
+    assert store.batches == [[ProgressReport(later.id, 5, "later")]]
+    assert calls(store) == ["report_and_complete", "report_and_complete", "report_progress_batch"]
+
+
+async def test_a_ridden_jobs_next_report_is_paced_from_the_ride() -> None:
+    store, clock = HeldAcks(), ManualClock()
+    a, done = await running(store, 2, kind="generate_design")
+    reports, acks = batchers(store, clock)
+    reports.start(a.id)
+    reports.start(done.id)
+    await clock.move_to(1000.06)
+    reports.progress(a.id, 5, "designing")
+    await clock.move_to(1000.17)
+    await acks.complete(done.id, {})  # a's step rode at 1000.17
+    reports.progress(a.id, 50, "half")
+    await clock.move_to(1000.251)
+    assert store.batches == []  # 1000.27 at the earliest: 0.1 s after the ride
+    await clock.move_to(1000.301)
+    assert store.batches == [[ProgressReport(a.id, 50, "half")]]
+
+
+async def test_a_refused_call_completes_alone_and_sends_the_reports_on_their_own() -> None:
+    store, clock = HeldAcks(), ManualClock()
+    bad, good, done = await running(store, 3, kind="generate_design")
+    reports, acks = batchers(store, clock)
+    for job in (bad, good, done):
+        reports.start(job.id)
+    await clock.move_to(1000.06)
+    reports.progress(bad.id, 5, "m" * 1001)  # over the SQL API's 1000 characters
+    reports.progress(good.id, 5, "designing")
+    await clock.move_to(1000.17)
+
+    await acks.complete(done.id, {})
+    assert store.get(done.id).status == "succeeded"
+    await reports.settle(good.id, carry=False)
+    await reports.settle(bad.id, carry=False)
+    assert events(store, good) == [("progress", {"percent": 5, "message": "designing"})]
+    assert events(store, bad) == []  # refused on its own, logged; nothing half-written
+    assert calls(store)[:2] == ["report_and_complete", "complete_jobs"]
+    assert "report_progress_batch" in calls(store)[2:]
+
+
+async def test_an_outcome_waits_for_its_jobs_reports_riding_in_another_call() -> None:
+    store, clock = HeldAcks(), ManualClock()
+    a, done = await running(store, 2, kind="generate_design")
+    reports, acks = batchers(store, clock)
+    reports.start(a.id)
+    reports.start(done.id)
+    await clock.move_to(1000.06)
+    reports.progress(a.id, 5, "designing")
+    reports.partial(a.id, "first words")
+    await clock.move_to(1000.17)
+    store.release.clear()
+    ack = asyncio.create_task(acks.complete(done.id, {}))
+    await store.in_flight.wait()  # a's step and text ride in done's call, held in flight
+
+    reports.partial(a.id, " and the rest")
+    settling = asyncio.create_task(reports.settle(a.id, carry=False))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not settling.done()  # a's outcome must not overtake the reports in flight
+    assert store.batches == []  # nor its later text
+    store.release.set()
+    async with asyncio.timeout(5):
+        await ack
+        await settling
+    assert events(store, a) == [
+        ("progress", {"percent": 5, "message": "designing"}),
+        ("partial", {"text": "first words"}),
+        ("partial", {"text": " and the rest"}),
+    ]
+
+
+async def test_a_failed_call_fails_the_success_and_frees_its_reports(caplog: pytest.LogCaptureFixture) -> None:
+    store, clock = HeldAcks(), ManualClock()
+    a, done = await running(store, 2, kind="generate_design")
+    reports, acks = batchers(store, clock)
+    reports.start(a.id)
+    reports.start(done.id)
+    await clock.move_to(1000.06)
+    reports.progress(a.id, 5, "designing")
+    await clock.move_to(1000.17)
+    store.error = StoreUnavailable("connection reset")
+    with pytest.raises(StoreUnavailable):
+        await acks.complete(done.id, {})
+    async with asyncio.timeout(5):
+        assert await reports.settle(a.id, carry=True) is None  # nothing pending, nothing in flight
+    assert "progress not recorded: connection reset" in caplog.text
+    assert store.get(done.id).status == "running" and events(store, a) == []
