@@ -63,7 +63,7 @@ async def test_a_success_carries_the_reports_the_next_beat_would_send() -> None:
     await clock.move_to(1000.06)
     reports.progress(a.id, 5, "designing")  # due 1000.16: sent on the beat of 1000.20
     await clock.move_to(1000.09)
-    reports.partial(streaming.id, "Var")  # due 1000.19: text waits for its hold to end
+    reports.partial(streaming.id, "Var")  # due 1000.19: streamed text keeps to the beat
     await clock.move_to(1000.12)
     reports.progress(later.id, 5, "later")  # due 1000.22: the beat after
     await clock.move_to(1000.17)
@@ -73,14 +73,14 @@ async def test_a_success_carries_the_reports_the_next_beat_would_send() -> None:
     assert events(store, a) == [("progress", {"percent": 5, "message": "designing"})]
     assert store.get(done.id).status == "succeeded"
 
-    await clock.move_to(1000.195)  # the text's hold is over: it rides with the next success
+    await clock.move_to(1000.195)  # the text's hold is over, yet it waits for the beat
     await acks.complete(other.id, {})
-    assert events(store, streaming) == [("partial", {"text": "Var"})]
+    assert events(store, streaming) == []
     await clock.move_to(1000.201)
-    assert store.batches == []  # the beat found nothing left that was due
+    assert store.batches == [[ProgressReport(streaming.id, partial="Var")]]
     await clock.move_to(1000.251)
-    assert store.batches == [[ProgressReport(later.id, 5, "later")]]
-    assert calls(store) == ["report_and_complete", "report_and_complete", "report_progress_batch"]
+    assert store.batches[1:] == [[ProgressReport(later.id, 5, "later")]]
+    assert calls(store) == ["report_and_complete", "complete_jobs", "report_progress_batch", "report_progress_batch"]
 
 
 async def test_a_ridden_jobs_next_report_is_paced_from_the_ride() -> None:
@@ -129,13 +129,12 @@ async def test_an_outcome_waits_for_its_jobs_reports_riding_in_another_call() ->
     reports.start(done.id)
     await clock.move_to(1000.06)
     reports.progress(a.id, 5, "designing")
-    reports.partial(a.id, "first words")
     await clock.move_to(1000.17)
     store.release.clear()
     ack = asyncio.create_task(acks.complete(done.id, {}))
-    await store.in_flight.wait()  # a's step and text ride in done's call, held in flight
+    await store.in_flight.wait()  # a's step rides in done's call, held in flight
 
-    reports.partial(a.id, " and the rest")
+    reports.partial(a.id, "first words")
     settling = asyncio.create_task(reports.settle(a.id, carry=False))
     for _ in range(20):
         await asyncio.sleep(0)
@@ -148,7 +147,6 @@ async def test_an_outcome_waits_for_its_jobs_reports_riding_in_another_call() ->
     assert events(store, a) == [
         ("progress", {"percent": 5, "message": "designing"}),
         ("partial", {"text": "first words"}),
-        ("partial", {"text": " and the rest"}),
     ]
 
 
