@@ -166,3 +166,26 @@ async def test_a_failed_call_fails_the_success_and_frees_its_reports(caplog: pyt
         assert await reports.settle(a.id, carry=True) is None  # nothing pending, nothing in flight
     assert "progress not recorded: connection reset" in caplog.text
     assert store.get(done.id).status == "running" and events(store, a) == []
+
+
+async def test_a_jobs_first_message_rides_once_its_first_step_joined_the_marker() -> None:
+    store, clock = HeldAcks(), ManualClock()
+    stepped, bare, done, other = await running(store, 4, kind="generate_design")
+    reports, acks = batchers(store, clock)
+    for job in (stepped, bare):
+        reports.start(job.id, announce=True)  # quiet claims: each queues its "started" marker
+    for job in (done, other):
+        reports.start(job.id)
+    await clock.move_to(1000.01)
+    reports.progress(stepped.id, 5, "designing")  # joins the marker; due 1000.11, beat 1000.15
+
+    await clock.move_to(1000.02)
+    await acks.complete(done.id, {})
+    assert calls(store) == ["report_and_complete"]  # the announcement went now, not at 1000.15
+    assert events(store, stepped) == [("progress", {"percent": 5, "message": "designing"})]
+    assert store.get(stepped.id).status == "running"
+
+    await acks.complete(other.id, {})  # a marker alone waits for its step or its hold
+    assert calls(store)[1:] == ["complete_jobs"]
+    await clock.move_to(1000.151)
+    assert store.batches == [[ProgressReport(bare.id, started=True)]]

@@ -21,9 +21,10 @@ beat, each job fell due at its own moment and nearly every call carried one job:
 progress calls per AI job (bench/FIXES.md).
 
 Reports also ride with acknowledgements (``take``, report_and_complete): a success sent while
-reports are held takes along every job's that the next beat would send, so under load a job's
-first step and another job's outcome share one round trip instead of two (bench/FIXES.md).
-Streamed text keeps to the beat.
+reports are held takes along every job's that the next beat would send, and every job's first
+message once its first step has joined its "started" marker, so under load a job's announcement
+and another job's outcome share one round trip instead of two (bench/FIXES.md). Streamed text
+keeps to the beat.
 
 A worker's claim is quiet (claim_jobs_or_park, complete_and_claim: no "running" message), so a
 job claimed that way starts with a "started" marker queued (``start(announce=True)``), held like
@@ -140,16 +141,19 @@ class ProgressBatcher:
 
     # -- riding with an acknowledgement ----------------------------------------------------------
     def take(self) -> list[ProgressReport]:
-        """The reports a call made now can carry: every job's that the next beat would send, but
-        not streamed text (it keeps to the beat: taken as soon as its hold ended, the next piece's
-        hold started sooner and the text came in more pieces, bench/FIXES.md). Their jobs count
-        as in flight until ``landed``, ``refused`` or ``failed`` is called with the same reports."""
+        """The reports a call made now can carry: every job's that the next beat would send, and a
+        job's first message once its handler's first step has joined the "started" marker (no
+        message of the job before it to pace against; it only brings the news sooner). Not
+        streamed text: it keeps to the beat (taken as soon as its hold ended, the next piece's hold
+        started sooner and the text came in more pieces, bench/FIXES.md). The jobs taken count as
+        in flight until ``landed``, ``refused`` or ``failed`` is called with the same reports."""
         beat = self._on_beat(now := self.clock.monotonic())
         batch: list[ProgressReport] = []
         for job in self._jobs.values():
-            if not job.items or job.in_flight or job.solo or self._on_beat(self._due_at(job)) > beat:
+            if not job.items or job.in_flight or job.solo or any(i.partial is not None for i in job.items):
                 continue
-            if any(i.partial is not None for i in job.items):
+            first = job.items[0].started and not job.items[0].bare
+            if not first and self._on_beat(self._due_at(job)) > beat:
                 continue
             take = _prefix(job.items)
             if len(batch) + take > self.max_items:
