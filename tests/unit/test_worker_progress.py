@@ -132,11 +132,19 @@ async def test_a_success_carries_its_last_progress_into_the_outcome() -> None:
     assert events(store, a) == [("progress", {"percent": 95, "message": "12 nodes"})]
     assert store.get(a.id).progress == {"percent": 100, "message": "12 nodes"}
 
-    # Text after the last step is sent before the outcome; nothing is carried then.
+    # Text after the last step: no step is carried, every report rides with the outcome, first.
     await cb.progress(50, "writing")
     await cb.partial("the end")
     assert await cb.settle(carry=True) is None
-    assert events(store, b)[-1] == ("partial", {"text": "the end"})
+    reports = cb.carried_reports()
+    assert reports == (ProgressReport(b.id, 50, "writing", partial="the end"),) and cb.carried_reports() == ()
+    await acks.complete(b.id, {}, None, (), reports)
+    assert store.batches == [] and store.calls[-1] == "report_and_complete"
+    assert events(store, b) == [
+        ("progress", {"percent": 50, "message": "writing"}),
+        ("partial", {"text": "the end"}),
+    ]
+    assert store.get(b.id).status == "succeeded"
 
 
 async def test_a_failure_sends_everything_before_its_outcome() -> None:
@@ -209,9 +217,10 @@ async def test_reports_within_the_window_wait_and_go_out_together_or_with_the_ou
     assert store.batches == []  # held: nothing is due yet
 
     assert await cd.settle(carry=True) == ProgressReport(design.id, 95, "12 nodes")
-    assert store.batches == [[ProgressReport(design.id, 5, "designing")]]  # the rest rides with the outcome
+    assert cd.carried_reports() == (ProgressReport(design.id, 5, "designing"),)  # all ride with the outcome
     assert await ce.settle(carry=True) is None
-    assert store.batches[-1] == [ProgressReport(edits.id, partial="Variant A")]  # one piece, one call
+    assert ce.carried_reports() == (ProgressReport(edits.id, partial="Variant A"),)  # one piece
+    assert store.batches == []
 
 
 async def test_a_quiet_claims_marker_joins_the_first_step_and_a_quick_end_needs_no_call() -> None:
@@ -233,12 +242,12 @@ async def test_a_quiet_claims_marker_joins_the_first_step_and_a_quick_end_needs_
     assert store.batches == []  # held, markers included
 
     assert await cd.settle(carry=True) == ProgressReport(design.id, 95, "12 nodes")
-    assert store.batches == [[ProgressReport(design.id, 5, "designing", started=True)]]
+    assert cd.carried_reports() == (ProgressReport(design.id, 5, "designing", started=True),)
     carried = await cq.settle(carry=True)  # its only step rides with the outcome, marker and all
     assert carried is not None and (carried.percent, carried.message) == (95, "3 nodes")
+    assert cq.carried_reports() == ()
     assert await cf.settle(carry=False) is None  # a failure broadcasts its own row: marker dropped
-    assert len(store.batches) == 1
-    assert events(store, design) == [("progress", {"percent": 5, "message": "designing"})]
+    assert store.batches == []
 
 
 async def test_a_marker_alone_goes_out_when_due_and_writes_no_event() -> None:
@@ -265,8 +274,8 @@ async def test_text_streamed_right_after_the_claim_keeps_the_marker() -> None:
     batcher.start(job.id, announce=True)
     batcher.partial(job.id, "Var")
     batcher.partial(job.id, "iant")
-    await batcher.settle(job.id, carry=True)
-    assert store.batches == [[ProgressReport(job.id, partial="Variant", started=True)]]
+    assert await batcher.settle(job.id, carry=True) == [ProgressReport(job.id, partial="Variant", started=True)]
+    assert store.batches == []
 
 
 class ManualClock:
@@ -340,7 +349,7 @@ async def test_a_settle_takes_along_every_job_whose_hold_is_over() -> None:
     batcher.partial(ending.id, "the end")
     await clock.move_to(1000.17)
     assert store.batches == []
-    assert await batcher.settle(ending.id, carry=True) is None  # text last: nothing to carry
+    assert await batcher.settle(ending.id, carry=False) == []  # a failure's: everything sent now
     assert store.batches == [
         [ProgressReport(a.id, 10, "a"), ProgressReport(ending.id, 50, "writing", partial="the end")]
     ]  # a rode along (its hold was over); b, still held, did not

@@ -163,7 +163,7 @@ async def test_a_failed_call_fails_the_success_and_frees_its_reports(caplog: pyt
     with pytest.raises(StoreUnavailable):
         await acks.complete(done.id, {})
     async with asyncio.timeout(5):
-        assert await reports.settle(a.id, carry=True) is None  # nothing pending, nothing in flight
+        assert await reports.settle(a.id, carry=True) == []  # nothing pending, nothing in flight
     assert "progress not recorded: connection reset" in caplog.text
     assert store.get(done.id).status == "running" and events(store, a) == []
 
@@ -189,3 +189,44 @@ async def test_a_jobs_first_message_rides_once_its_first_step_joined_the_marker(
     assert calls(store)[1:] == ["complete_jobs"]
     await clock.move_to(1000.151)
     assert store.batches == [[ProgressReport(bare.id, started=True)]]
+
+
+async def test_a_successs_queued_reports_ride_in_its_own_outcome_call() -> None:
+    store, clock = HeldAcks(), ManualClock()
+    (job,) = await running(store, 1, kind="rename_layers")
+    reports, acks = batchers(store, clock)
+    reports.start(job.id)
+    await clock.move_to(1000.2)
+    reports.progress(job.id, 50, "batch 1 of 2")  # due 1000.30: still held when the job ends
+    reports.progress(job.id, 100, "batch 2 of 2")
+    own = await reports.settle(job.id, carry=True)
+    assert own == [ProgressReport(job.id, 50, "batch 1 of 2"), ProgressReport(job.id, 100, "batch 2 of 2")]
+    await acks.complete(job.id, {"n": 2}, own[-1], (), own[:-1])
+    assert calls(store) == ["report_and_complete"]  # one round trip for the job's end
+    assert events(store, job) == [
+        ("progress", {"percent": 50, "message": "batch 1 of 2"}),
+        ("progress", {"percent": 100, "message": "batch 2 of 2"}),
+    ]
+    assert (store.get(job.id).status, store.get(job.id).progress) == (
+        "succeeded",
+        {"percent": 100, "message": "batch 2 of 2"},
+    )
+
+
+async def test_a_refused_outcome_call_sends_its_jobs_reports_first_then_completes_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store, clock = HeldAcks(), ManualClock()
+    job, other = await running(store, 2, kind="rename_layers")
+    reports, acks = batchers(store, clock)
+    reports.start(job.id)
+    reports.start(other.id, announce=True)
+    reports.progress(other.id, 10, "m" * 1001)  # another job's first message, a bad one: it rides
+    own = [ProgressReport(job.id, 50, "batch 1 of 2")]
+    async with asyncio.timeout(5):
+        await acks.complete(job.id, {}, None, (), own)
+    assert calls(store)[0] == "report_and_complete"
+    assert calls(store).index("complete_jobs") > calls(store).index("report_progress_batch")
+    assert events(store, job) == [("progress", {"percent": 50, "message": "batch 1 of 2"})]  # before the end
+    assert store.get(job.id).status == "succeeded"
+    assert events(store, other) == [] and "progress not recorded" in caplog.text

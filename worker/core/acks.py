@@ -10,9 +10,11 @@ With a ``Refill`` (the worker's claim side), a batch that frees slots while ther
 claims the next jobs in the same statement (``complete_and_claim``): a draining worker makes one
 round trip per batch instead of two.
 
-With ``Riders`` (the progress batcher), a batch that claims nothing takes along the progress
-reports due by the next beat (``report_and_complete``): under load a job's first step rode in a
-call of its own on the next beat, a round trip per job beside its acknowledgement.
+A success also carries the reports its job queued and had not sent (its last beat's worth:
+applied first, in the same call), and with ``Riders`` (the progress batcher) a batch that claims
+nothing takes along other jobs' reports due by the next beat (``report_and_complete``): under load
+a job's first step rode in a call of its own on the next beat, and its last reports in one just
+before its outcome, round trips per job beside its acknowledgement.
 
 A second call may be in flight, for a big batch only (``PARALLEL_MIN`` successes or more): a
 draining worker then keeps two half batches going, so the database works on one while the other
@@ -23,6 +25,7 @@ with two, bench/FIXES.md). A few successes still wait for the call in flight and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +46,7 @@ class _Pending:
     result: dict[str, Any]
     progress: ProgressReport | None
     usage: Sequence[UsageRecord]
+    reports: Sequence[ProgressReport]
     done: asyncio.Future[None]
 
 
@@ -78,6 +82,8 @@ class Riders(Protocol):
 
     def failed(self, reports: Sequence[ProgressReport], exc: BaseException) -> None: ...
 
+    async def sent(self, job_ids: Sequence[uuid.UUID]) -> None: ...
+
 
 class CompletionBatcher:
     def __init__(
@@ -103,12 +109,15 @@ class CompletionBatcher:
         result: dict[str, Any],
         progress: ProgressReport | None = None,
         usage: Sequence[UsageRecord] = (),
+        reports: Sequence[ProgressReport] = (),
     ) -> None:
         """Mark ``job_id`` succeeded. Raises LeaseLost if this worker no longer holds it, and the
         store's own errors (StoreUnavailable, InvalidArgument) as complete_job would. ``progress``,
-        the job's last progress step, and ``usage``, its model calls not yet recorded, are
-        recorded in the same call."""
-        pending = _Pending(job_id, result, progress, usage, asyncio.get_running_loop().create_future())
+        the job's last progress step, ``usage``, its model calls not yet recorded, and
+        ``reports``, what it queued before that step, are recorded in the same call (a refused
+        call sends the reports on their own first)."""
+        future = asyncio.get_running_loop().create_future()
+        pending = _Pending(job_id, result, progress, usage, reports, future)
         self._queue.append(pending)
         busy = len(self._senders)
         if busy == 0 or (busy < MAX_IN_FLIGHT and len(self._queue) >= PARALLEL_MIN * (self._taking + 1)):
@@ -141,7 +150,8 @@ class CompletionBatcher:
         try:
             last = {p.job_id: p.progress for p in batch if p.progress is not None}
             usage = {p.job_id: p.usage for p in batch if p.usage}
-            outcome = await self._acknowledge([(p.job_id, p.result) for p in batch], last, usage)
+            own = [r for p in batch for r in p.reports]
+            outcome = await self._acknowledge([(p.job_id, p.result) for p in batch], last, usage, own)
         except InvalidArgument:
             if len(batch) == 1:
                 raise
@@ -157,12 +167,15 @@ class CompletionBatcher:
         completions: list[tuple[uuid.UUID, dict[str, Any]]],
         last: dict[uuid.UUID, ProgressReport],
         usage: dict[uuid.UUID, Sequence[UsageRecord]],
+        own: list[ProgressReport],
     ) -> dict[uuid.UUID, str | None]:
         r = self.refill
-        slots = r.reserve(len(completions)) if r is not None else 0
+        # complete_and_claim takes no reports: a batch carrying its jobs' own claims nothing.
+        slots = r.reserve(len(completions)) if r is not None and not own else 0
         if r is None or slots <= 0:
-            if self.riders is not None and (reports := self.riders.take()):
-                return await self._with_reports(self.riders, reports, completions, last, usage)
+            riders = self.riders.take() if self.riders is not None else []
+            if own or riders:
+                return await self._with_reports(own, riders, completions, last, usage)
             return await self.store.complete_jobs(self.worker_id, completions, last, usage)
         try:
             outcome, jobs = await self.store.complete_and_claim(
@@ -181,24 +194,37 @@ class CompletionBatcher:
 
     async def _with_reports(
         self,
-        riders: Riders,
-        reports: list[ProgressReport],
+        own: list[ProgressReport],
+        riders: list[ProgressReport],
         completions: list[tuple[uuid.UUID, dict[str, Any]]],
         last: dict[uuid.UUID, ProgressReport],
         usage: dict[uuid.UUID, Sequence[UsageRecord]],
     ) -> dict[uuid.UUID, str | None]:
         try:
-            reported, outcome = await self.store.report_and_complete(self.worker_id, reports, completions, last, usage)
+            reported, outcome = await self.store.report_and_complete(
+                self.worker_id, own + riders, completions, last, usage
+            )
         except InvalidArgument:
-            # Either part may be the bad one: the reports go back to be sent on their own (their
-            # batcher isolates a bad one), and the completions go alone, raising their own error.
-            riders.refused(reports)
+            # Either part may be the bad one: every report goes back to be sent on its own (the
+            # progress batcher isolates a bad one), the jobs' own before their completions, which
+            # then go alone, raising their own error.
+            await self._send_apart(own, riders)
             return await self.store.complete_jobs(self.worker_id, completions, last, usage)
         except BaseException as exc:
-            riders.failed(reports, exc)
+            if self.riders is not None and riders:
+                self.riders.failed(riders, exc)
             raise
-        riders.landed(reports, reported)
-        return outcome
+        if self.riders is not None and riders:
+            self.riders.landed(riders, reported)
+        return outcome  # a lost lease shows in the completion's row as in its reports'
+
+    async def _send_apart(self, own: list[ProgressReport], riders: list[ProgressReport]) -> None:
+        if self.riders is not None:
+            self.riders.refused(own + riders)
+            await self.riders.sent(list(dict.fromkeys(r.job_id for r in own)))
+        elif own:  # no progress batcher to hand them to: best effort, in one call
+            with contextlib.suppress(InvalidArgument):
+                await self.store.report_progress_batch(self.worker_id, own)
 
     async def _send_alone(self, pending: _Pending) -> None:
         try:

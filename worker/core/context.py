@@ -40,6 +40,7 @@ class JobContext:
     # UsageBatcher (one call for many jobs: worker/core/usage.py) and waits (settle).
     usage: UsageBatcher | None = None
     _held: list[UsageRecord] = field(default_factory=list, init=False, repr=False)
+    _reports: list[ProgressReport] = field(default_factory=list, init=False, repr=False)
     _usage: deque[asyncio.Future[UsageRecorded | None]] = field(default_factory=deque, init=False, repr=False)
     _last_percent: float = field(default=-1.0, init=False, repr=False)
 
@@ -127,16 +128,24 @@ class JobContext:
             self._batcher.partial(self.job.id, text)
 
     async def settle(self, *, carry: bool) -> ProgressReport | None:
-        """Before the outcome: send every queued report, so a client sees them, in order, before
-        the final state. With ``carry`` (a success) a trailing progress step is returned instead
-        of sent, and the usage records stay held (``carried_usage``), to ride with the outcome;
-        without, the usage records are sent and waited for."""
-        carried = await self._batcher.settle(self.job.id, carry=carry)
+        """Before the outcome: every queued report reaches the client, in order, before the final
+        state. With ``carry`` (a success) they ride with the outcome instead of a call of their
+        own: a trailing progress step is returned (the success's last progress), the reports
+        before it are kept (``carried_reports``), and so are the usage records
+        (``carried_usage``); without, the reports and the usage records are sent and waited for."""
+        reports = await self._batcher.settle(self.job.id, carry=carry)
+        carried = reports.pop() if reports and reports[-1].partial is None else None
+        self._reports = reports
         if not carry:
             self._send_held()
         while self._usage:
             await asyncio.shield(self._usage.popleft())
         return carried
+
+    def carried_reports(self) -> tuple[ProgressReport, ...]:
+        """After ``settle(carry=True)``: the reports to apply before the success, in the same call."""
+        reports, self._reports = tuple(self._reports), []
+        return reports
 
     async def flush(self) -> None:
         """Send every queued report and usage record (``settle`` without carrying)."""

@@ -47,6 +47,7 @@ class JobRun:
     stop_reason: StopReason | None = None
     task: asyncio.Task[None] | None = None
     last_progress: ProgressReport | None = None  # rides with a success (complete_jobs)
+    reports: tuple[ProgressReport, ...] = ()  # queued before it, applied first in the same call
     usage: tuple[UsageRecord, ...] = ()  # a success's model calls, recorded with it (complete_jobs)
     on_stop: Callable[[], object] | None = field(default=None, repr=False)  # set while the handler runs
 

@@ -76,8 +76,9 @@ class OutcomeRecorder:
         me = self.worker_id
         if isinstance(outcome, Succeeded):
             try:
-                await self.acks.complete(job.id, outcome.result, run.last_progress, run.usage)
+                await self.acks.complete(job.id, outcome.result, run.last_progress, run.usage, run.reports)
             except InvalidArgument as exc:
+                run.reports = ()  # refused with the outcome, then sent on their own (CompletionBatcher)
                 if run.usage:
                     # A usage record it refused must not fail the job: the records go on their
                     # own (each alone if need be, logged), then the success without them.

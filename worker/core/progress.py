@@ -116,24 +116,36 @@ class ProgressBatcher:
             return
         self._add(job_id, ProgressReport(job_id, partial=text))
 
-    async def settle(self, job_id: uuid.UUID, *, carry: bool) -> ProgressReport | None:
-        """Before a job's outcome: send what it queued now (no pacing). With
-        ``carry`` (a success), a trailing progress step is not sent but returned, to ride with
-        the outcome (complete_jobs); a failure or deferral sends everything first."""
+    async def settle(self, job_id: uuid.UUID, *, carry: bool) -> list[ProgressReport]:
+        """Before a job's outcome. With ``carry`` (a success) what the job queued and has not sent
+        is returned, to ride with the outcome in one call (report_and_complete: its reports are
+        applied first), once nothing of the job is in flight; empty if its lease was lost.
+        Otherwise (a failure, deferral or release), or if the text queued is more than one call
+        takes, everything is sent now (no pacing) and waited for."""
         job = self._jobs.get(job_id)
         if job is None:
-            return None
+            return []
         # A marker with nothing else: the outcome's own message announces the job's final state.
         job.items = [item for item in job.items if not item.bare]
-        carried = None
-        if carry and job.items and job.items[-1].partial is None:
-            carried = job.items.pop()  # sent after the items before it: settle waits for those
+        if carry and _prefix(job.items) == len(job.items):
+            carried, job.items = job.items, []
+            if job.in_flight:  # earlier reports first: the outcome must not overtake them
+                job.sent.clear()
+                await job.sent.wait()
+            job.sent.set()
+            return [] if job.lost is not None else carried
         if job.items or job.in_flight:
             job.last_sent = job.first_queued = float("-inf")  # due now
             job.sent.clear()
             self._kick()
             await job.sent.wait()
-        return None if job.lost is not None else carried
+        return []
+
+    async def sent(self, job_ids: Sequence[uuid.UUID]) -> None:
+        """Wait until nothing of these jobs is queued or in flight."""
+        for job_id in job_ids:
+            if (job := self._jobs.get(job_id)) is not None:
+                await job.sent.wait()
 
     def forget(self, job_id: uuid.UUID) -> None:
         """The job's outcome is recorded (or given up): nothing more will be reported for it."""
@@ -173,6 +185,7 @@ class ProgressBatcher:
             if (job := self._jobs.get(job_id)) is not None:
                 job.items = [r for r in reports if r.job_id == job_id] + job.items
                 job.solo, job.last_sent, job.first_queued = True, float("-inf"), float("-inf")
+                job.sent.clear()
         self._settled(reports)
 
     def failed(self, reports: Sequence[ProgressReport], exc: BaseException) -> None:
@@ -181,13 +194,18 @@ class ProgressBatcher:
         self._settled(reports)
 
     def _settled(self, reports: Sequence[ProgressReport]) -> None:
+        pending = False
         for job_id in dict.fromkeys(r.job_id for r in reports):
             if (job := self._jobs.get(job_id)) is not None:
                 job.in_flight = False
-                if not job.items:
+                if job.items:
+                    pending = True
+                else:
                     job.sent.set()
-        if any(j.items for j in self._jobs.values()):
-            self._kick()  # a settle may wait for these jobs, or the sender for their flight
+        # Only reports queued meanwhile need the sender to look again (it skipped these jobs in
+        # flight); a wake-up per call for nothing made it rescan every held job.
+        if pending:
+            self._kick()
 
     # -- sending ------------------------------------------------------------------------------
     def _job(self, job_id: uuid.UUID) -> _Job:

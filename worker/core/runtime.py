@@ -369,9 +369,11 @@ class Worker:
             outcome = await execute(run, lambda: handler(job.payload, ctx), timeout, self.clock)
             if isinstance(outcome, Succeeded) and (answered := ctx.answered_by) is not None:
                 outcome = Succeeded({**outcome.result, "model": answered})
-        # The client sees every report before the job's final state; a success's last progress
-        # step rides with the outcome (complete_jobs) instead of a call of its own.
+        # The client sees every report before the job's final state; a success's queued reports
+        # and last progress step ride with the outcome (report_and_complete, complete_jobs)
+        # instead of a call of their own.
         run.last_progress = await ctx.settle(carry=isinstance(outcome, Succeeded))
+        run.reports = ctx.carried_reports()
         run.usage = ctx.carried_usage()  # nothing unless carried: settle sent the rest
         return outcome
 
