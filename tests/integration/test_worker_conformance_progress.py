@@ -101,3 +101,13 @@ async def test_a_started_marker_announces_a_quietly_claimed_job_and_changes_noth
     assert "expired" in str(outcome[lost.id])
     assert h.get(a.id).status == "running" and h.get(a.id).progress == before
     assert h.get(b.id).progress == {"percent": 5, "message": "designing"}
+
+
+async def test_complete_jobs_refuses_a_result_over_1_mib_naming_it_and_changes_nothing(backend: Backend) -> None:
+    h = backend.harness
+    small, big = h.enqueue("generate_design"), h.enqueue("generate_design")
+    await claim(backend)
+    with pytest.raises(InvalidArgument) as err:
+        await backend.store.complete_jobs(W, [(small.id, {}), (big.id, {"text": "x" * (1024 * 1024)})])
+    assert str(err.value).startswith("completions[1].result: 1048588 bytes exceeds 1 MiB"), str(err.value)
+    assert h.get(small.id).status == "running" and h.get(big.id).status == "running"

@@ -230,3 +230,23 @@ async def test_a_refused_outcome_call_sends_its_jobs_reports_first_then_complete
     assert events(store, job) == [("progress", {"percent": 50, "message": "batch 1 of 2"})]  # before the end
     assert store.get(job.id).status == "succeeded"
     assert events(store, other) == [] and "progress not recorded" in caplog.text
+
+
+async def test_reports_sent_apart_after_a_refusal_are_not_sent_again_with_the_retry() -> None:
+    store, clock = HeldAcks(), ManualClock()
+    good, bad = await running(store, 2, kind="rename_layers")
+    reports, acks = batchers(store, clock)
+    for job in (good, bad):
+        reports.start(job.id)
+    own = {j.id: [ProgressReport(j.id, 50, f"batch 1 of 2 ({j.id})")] for j in (good, bad)}
+    big = {"text": "x" * (1024 * 1024 + 1)}  # over complete_jobs' 1 MiB: refused with the batch
+    async with asyncio.timeout(5):
+        outcomes = await asyncio.gather(
+            acks.complete(good.id, {}, None, (), own[good.id]),
+            acks.complete(bad.id, big, None, (), own[bad.id]),
+            return_exceptions=True,
+        )
+    assert outcomes[0] is None and "1 MiB" in str(outcomes[1])
+    for job in (good, bad):  # each step recorded once, before the outcome
+        assert events(store, job) == [("progress", {"percent": 50, "message": f"batch 1 of 2 ({job.id})"})]
+    assert (store.get(good.id).status, store.get(bad.id).status) == ("succeeded", "running")

@@ -7,6 +7,7 @@ helpers play the user's and the clock's part.
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +31,9 @@ from worker.core.clock import SystemClock
 from worker.core.errors import InvalidArgument, JobNotFound, LeaseLost
 from worker.core.jobs import Job, JobKind, JobRow
 from worker.core.ports import Clock, ModelCall, ProgressReport, UsageRecord, UsageRecorded
+
+
+MAX_RESULT_BYTES = 1024 * 1024  # complete_jobs' limit per result
 
 
 class MemoryStore(AckAndClaim):
@@ -277,6 +281,12 @@ class MemoryStore(AckAndClaim):
             raise InvalidArgument(f"completions: must hold 1 to 1000 items, got {len(completions)}")
         if len({job_id for job_id, _ in completions}) != len(completions):
             raise InvalidArgument("completions: lists a job_id more than once")
+        for i, (_, result) in enumerate(completions):
+            # As the SQL API measures it: the JSON text's bytes (jsonb's spacing, characters unescaped).
+            if (size := len(json.dumps(result, ensure_ascii=False).encode())) > MAX_RESULT_BYTES:
+                raise InvalidArgument(
+                    f"completions[{i}].result: {size} bytes exceeds 1 MiB; store large outputs in Storage"
+                )
         check_last_progress(completions, last_progress)
         carried = [
             (f"completions[{i}].usage[{j}]", record)

@@ -153,6 +153,8 @@ class CompletionBatcher:
             own = [r for p in batch for r in p.reports]
             outcome = await self._acknowledge([(p.job_id, p.result) for p in batch], last, usage, own)
         except InvalidArgument:
+            for p in batch:
+                p.reports = ()  # sent on their own by now (_send_apart): not again with the retry
             if len(batch) == 1:
                 raise
             # One bad result (e.g. over 1 MiB) must not sink the others: settle each on its own.
