@@ -32,7 +32,6 @@ from worker.core.errors import InvalidArgument, JobNotFound, LeaseLost
 from worker.core.jobs import Job, JobKind, JobRow
 from worker.core.ports import Clock, ModelCall, ProgressReport, UsageRecord, UsageRecorded
 
-
 MAX_RESULT_BYTES = 1024 * 1024  # complete_jobs' limit per result
 
 

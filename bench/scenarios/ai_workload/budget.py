@@ -62,8 +62,9 @@ def count_calls(database: str) -> dict[str, int]:
 
 # Functions of the API that call others of it: pg_stat_user_functions counts the inner calls too.
 # Once per call: claim_jobs inside claim_jobs_or_park and complete_and_claim, complete_jobs inside
-# complete_and_claim, report_progress_batch and complete_jobs inside report_and_complete. (record_usage and acquire_model_capacity run once per item inside the batch
-# functions and complete_jobs; the worker never calls them itself, so they are not counted at all.)
+# complete_and_claim, report_progress_batch and complete_jobs inside report_and_complete.
+# (record_usage and acquire_model_capacity run once per item inside the batch functions and
+# complete_jobs; the worker never calls them itself, so they are not counted at all.)
 NESTED_ONCE = {
     "claim_jobs_or_park": ("claim_jobs",),
     "complete_and_claim": ("claim_jobs", "complete_jobs"),
