@@ -14,6 +14,7 @@ import pytest
 from tests.unit.test_worker_progress import GatedStore, ManualClock, events, running
 from worker.core.acks import CompletionBatcher
 from worker.core.errors import StoreUnavailable
+from worker.core.jobs import Job
 from worker.core.ports import ProgressReport, UsageRecord
 from worker.core.progress import ProgressBatcher
 
@@ -54,6 +55,20 @@ def calls(store: HeldAcks) -> list[str]:
     return [c for c in store.calls if c != "claim_jobs"]
 
 
+async def held_step() -> tuple[HeldAcks, ManualClock, ProgressBatcher, CompletionBatcher, Job, Job]:
+    """Two running jobs claimed at 1000.0: ``a`` queued a step at 1000.06 (due 1000.16, sent on
+    the beat of 1000.20); the clock stands at 1000.17, ``done`` about to succeed."""
+    store, clock = HeldAcks(), ManualClock()
+    a, done = await running(store, 2, kind="generate_design")
+    reports, acks = batchers(store, clock)
+    reports.start(a.id)
+    reports.start(done.id)
+    await clock.move_to(1000.06)
+    reports.progress(a.id, 5, "designing")
+    await clock.move_to(1000.17)
+    return store, clock, reports, acks, a, done
+
+
 async def test_a_success_carries_the_reports_the_next_beat_would_send() -> None:
     store, clock = HeldAcks(), ManualClock()
     a, streaming, later, done, other = await running(store, 5, kind="generate_design")
@@ -84,14 +99,7 @@ async def test_a_success_carries_the_reports_the_next_beat_would_send() -> None:
 
 
 async def test_a_ridden_jobs_next_report_is_paced_from_the_ride() -> None:
-    store, clock = HeldAcks(), ManualClock()
-    a, done = await running(store, 2, kind="generate_design")
-    reports, acks = batchers(store, clock)
-    reports.start(a.id)
-    reports.start(done.id)
-    await clock.move_to(1000.06)
-    reports.progress(a.id, 5, "designing")
-    await clock.move_to(1000.17)
+    store, clock, reports, acks, a, done = await held_step()
     await acks.complete(done.id, {})  # a's step rode at 1000.17
     reports.progress(a.id, 50, "half")
     await clock.move_to(1000.251)
@@ -122,14 +130,7 @@ async def test_a_refused_call_completes_alone_and_sends_the_reports_on_their_own
 
 
 async def test_an_outcome_waits_for_its_jobs_reports_riding_in_another_call() -> None:
-    store, clock = HeldAcks(), ManualClock()
-    a, done = await running(store, 2, kind="generate_design")
-    reports, acks = batchers(store, clock)
-    reports.start(a.id)
-    reports.start(done.id)
-    await clock.move_to(1000.06)
-    reports.progress(a.id, 5, "designing")
-    await clock.move_to(1000.17)
+    store, _, reports, acks, a, done = await held_step()
     store.release.clear()
     ack = asyncio.create_task(acks.complete(done.id, {}))
     await store.in_flight.wait()  # a's step rides in done's call, held in flight
@@ -151,14 +152,7 @@ async def test_an_outcome_waits_for_its_jobs_reports_riding_in_another_call() ->
 
 
 async def test_a_failed_call_fails_the_success_and_frees_its_reports(caplog: pytest.LogCaptureFixture) -> None:
-    store, clock = HeldAcks(), ManualClock()
-    a, done = await running(store, 2, kind="generate_design")
-    reports, acks = batchers(store, clock)
-    reports.start(a.id)
-    reports.start(done.id)
-    await clock.move_to(1000.06)
-    reports.progress(a.id, 5, "designing")
-    await clock.move_to(1000.17)
+    store, _, reports, acks, a, done = await held_step()
     store.error = StoreUnavailable("connection reset")
     with pytest.raises(StoreUnavailable):
         await acks.complete(done.id, {})
