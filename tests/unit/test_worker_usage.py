@@ -249,7 +249,7 @@ async def test_usage_the_outcome_cannot_carry_goes_apart_and_the_job_still_succe
 ) -> None:
     class Refusing(MemoryStore):  # complete_jobs and complete_and_claim both complete through _complete
         def _complete(
-            self, worker_id: str, completions: Any, last_progress: Any, usage: Any = None
+            self, worker_id: str, completions: Any, last_progress: Any, usage: Any = None, checked: Any = None
         ) -> dict[uuid.UUID, str | None]:
             if usage:
                 raise InvalidArgument("completions[0].usage[0].model: must be a model name of 1 to 200 characters")

@@ -304,8 +304,10 @@ class MemoryStore(AckAndClaim):
         completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
         last_progress: Mapping[uuid.UUID, ProgressReport] | None,
         usage: Mapping[uuid.UUID, Sequence[UsageRecord]] | None = None,
+        checked: list[tuple[str, UsageRecord]] | None = None,
     ) -> dict[uuid.UUID, str | None]:
-        carried = self._check_completions(worker_id, completions, last_progress, usage)
+        """complete_jobs; ``checked``: what ``_check_completions`` answered for these arguments."""
+        carried = self._check_completions(worker_id, completions, last_progress, usage) if checked is None else checked
         if carried:  # recorded first, held or not: the calls were made and paid for
             self.ledger.record_batch(self._job_of, worker_id, [r for _, r in carried], [n for n, _ in carried])
         out: dict[uuid.UUID, str | None] = {}

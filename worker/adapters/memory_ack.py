@@ -26,6 +26,7 @@ class _Parts(Protocol):
         completions: Sequence[tuple[uuid.UUID, dict[str, Any]]],
         last_progress: Mapping[uuid.UUID, ProgressReport] | None,
         usage: Mapping[uuid.UUID, Sequence[UsageRecord]] | None = None,
+        checked: list[tuple[str, UsageRecord]] | None = None,
     ) -> dict[uuid.UUID, str | None]: ...
 
     def _claim(
@@ -71,6 +72,6 @@ class AckAndClaim:
         self._call("report_and_complete")
         check_worker(worker_id)
         check_reports(reports)
-        self._check_completions(worker_id, completions, last_progress, usage)  # before anything changes
+        checked = self._check_completions(worker_id, completions, last_progress, usage)  # before anything changes
         reported = self._report(worker_id, reports)
-        return reported, self._complete(worker_id, completions, last_progress, usage)
+        return reported, self._complete(worker_id, completions, last_progress, usage, checked)

@@ -109,7 +109,7 @@ class RpcStore(ABC):
     ) -> dict[uuid.UUID, str | None]:
         items = [r.item() for r in reports]
         rows = await self._records("report_progress_batch", {"worker_id": worker_id, "reports": items})
-        return {uuid.UUID(str(r["job_id"])): None if r["accepted"] else str(r["reason"]) for r in rows}
+        return _outcomes(rows, "accepted")
 
     async def complete_jobs(
         self,
@@ -119,7 +119,8 @@ class RpcStore(ABC):
         usage: Mapping[uuid.UUID, Sequence[UsageRecord]] | None = None,
     ) -> dict[uuid.UUID, str | None]:
         items = _items(completions, last_progress, usage)
-        return _acks(await self._records("complete_jobs", {"worker_id": worker_id, "completions": items}))
+        rows = await self._records("complete_jobs", {"worker_id": worker_id, "completions": items})
+        return _outcomes(rows, "completed")
 
     async def complete_and_claim(
         self,
@@ -142,7 +143,8 @@ class RpcStore(ABC):
         # Claimed rows come as JSON text, each read on its own (a row the worker cannot read
         # fails that job alone, as for claim_jobs).
         claimed = (read_job_text(r["job"]) for r in rows if r["entry"] == "claimed")
-        return _acks(r for r in rows if r["entry"] == "completed"), [job for job in claimed if job is not None]
+        acks = _outcomes((r for r in rows if r["entry"] == "completed"), "completed")
+        return acks, [job for job in claimed if job is not None]
 
     async def report_and_complete(
         self,
@@ -158,9 +160,8 @@ class RpcStore(ABC):
             "completions": _items(completions, last_progress, usage),
         }
         rows = await self._records("report_and_complete", args)
-        return _outcomes(r for r in rows if r["entry"] == "reported"), _outcomes(
-            r for r in rows if r["entry"] == "completed"
-        )
+        reported = _outcomes((r for r in rows if r["entry"] == "reported"), "recorded")
+        return reported, _outcomes((r for r in rows if r["entry"] == "completed"), "recorded")
 
     async def fail_job(self, job_id: uuid.UUID, worker_id: str, error: dict[str, Any], retryable: bool) -> JobRow:
         args = {"job_id": job_id, "worker_id": worker_id, "error": error, "retryable": retryable}
@@ -278,14 +279,9 @@ def _items(
     return items
 
 
-def _outcomes(rows: Iterable[dict[str, Any]]) -> dict[uuid.UUID, str | None]:
-    """report_and_complete's rows of one part: job id → None when recorded, else why not."""
-    return {uuid.UUID(str(r["job_id"])): None if r["recorded"] else str(r["reason"]) for r in rows}
-
-
-def _acks(rows: Iterable[dict[str, Any]]) -> dict[uuid.UUID, str | None]:
-    """complete_jobs' rows: job id → None when completed, else why not."""
-    return {uuid.UUID(str(r["job_id"])): None if r["completed"] else str(r["reason"]) for r in rows}
+def _outcomes(rows: Iterable[dict[str, Any]], done: str) -> dict[uuid.UUID, str | None]:
+    """A batch call's rows (job_id, ``done``, reason): job id → None when done, else why not."""
+    return {uuid.UUID(str(r["job_id"])): None if r[done] else str(r["reason"]) for r in rows}
 
 
 def _interval(value: timedelta) -> str:
