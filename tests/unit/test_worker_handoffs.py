@@ -125,6 +125,23 @@ async def test_a_later_hint_with_a_hand_off_that_keeps_it_parked_arms_the_timer_
         assert worker.parked and worker.next_due == later
 
 
+async def test_a_later_hint_with_a_hand_off_that_asks_for_a_claim_stays_armed_after_that_claim() -> None:
+    """The re-park claim is due in 2 ms and the later hint's time after it: both must wake the
+    loop (it once kept only the earliest time, so a job deferred meanwhile waited for a sweep)."""
+    store = SeenStore()
+    async with parked_worker(store) as worker:
+        claims = len(store.seen)
+        store.enqueue("rename_layers")
+        [row] = await store.claim_jobs(worker.config.worker_id, None, 1, 60)
+        assert isinstance(row, Job)
+        later = store.clock.now() + timedelta(hours=1)
+        hints = (JobHint(kind="rename_layers", run_at=row.run_at), JobHint(kind="rename_layers", run_at=later))
+        worker._on_wake(Wake(hints, (row,)))
+        await until(lambda: status(store, row) == "succeeded" and not worker.runs, "the handed job done")
+        await until(lambda: len(store.seen) >= claims + 2, "the re-park claim")
+        assert worker.parked and worker.next_due == later
+
+
 async def test_a_worker_a_hand_off_filled_claims_when_its_slot_frees() -> None:
     """It owes the database a claim (the hand-off marked it woken) but has no slot to claim
     with: it must claim when the job ends, or new jobs would skip it after two seconds and wait

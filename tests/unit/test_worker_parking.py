@@ -113,6 +113,36 @@ async def test_a_due_time_armed_during_a_wait_ends_it_at_that_time() -> None:
     assert signal.next_due is None
 
 
+async def test_a_later_due_time_survives_an_earlier_one_firing() -> None:
+    # A hand-off's re-park claim is due in 2 ms; a deferral armed meanwhile is due later. After the
+    # first fires, the loop must still wake for the second (it once kept only the earliest time,
+    # and a deferred job then waited for the next sweep).
+    clock = SystemClock()
+    signal = WakeSignal(clock)
+    soon, later = clock.now() + timedelta(milliseconds=20), clock.now() + timedelta(milliseconds=120)
+    signal.due(soon)
+    signal.due(later)
+    async with asyncio.timeout(10):
+        assert await signal.wait(3600) == "due"
+        assert signal.next_due == later
+        signal.claiming()  # the claim the first wake-up sends leaves the later time armed
+        assert signal.next_due == later
+        assert await signal.wait(3600) == "due"
+    assert clock.now() >= later and signal.next_due is None
+
+
+def test_a_claim_drops_only_the_due_times_it_covers() -> None:
+    clock = SystemClock()
+    signal = WakeSignal(clock)
+    past_soon = clock.now() + timedelta(milliseconds=1)
+    signal.due(clock.now() + timedelta(hours=1))
+    signal.due(past_soon)
+    while clock.now() <= past_soon:
+        pass  # a millisecond
+    signal.claiming()
+    assert signal.next_due is not None and signal.next_due > clock.now() + timedelta(minutes=59)
+
+
 async def first_step_flushed(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     await ctx.progress(5, "designing")
     await ctx.flush()  # the step goes out now, with whatever was queued before it
