@@ -11,9 +11,11 @@ Variants, interleaved round by round (this box's speed drifts between minutes):
   shipped       the migrations as they are;
   no_broadcast  ``realtime.send`` and ``private.send_messages`` no-ops (no Realtime message), which
                 prices a feature the product keeps: a measurement, not an option.
-Two baselines run beside them (``bench/dbfloor.py``): ``bare_updates``, the two row updates of a
-job as plain statements on our table with every trigger off, and ``pgqueuer``, pgqueuer's own
-dequeue and acknowledgement statements on its schema. Writes
+Three baselines run beside them (``bench/dbfloor.py``): ``bare_updates``, the two row updates of a
+job as plain statements on our table with every trigger off; ``split_rows``, the same with the
+queue's state moved to a narrow table of its own so that the kept row's updates can be HOT (a
+design not built); and ``pgqueuer``, pgqueuer's own dequeue and acknowledgement statements on its
+schema. Writes
 bench/results/<timestamp>-dbcost/report.md and report.json.
 """
 
@@ -40,7 +42,7 @@ VARIANTS: dict[str, list[str]] = {
     "shipped": [],
     "no_broadcast": ["broadcasts"],
 }
-BASELINES = {"bare_updates": dbfloor.bare_updates, "pgqueuer": dbfloor.pgqueuer}
+BASELINES = {"bare_updates": dbfloor.bare_updates, "split_rows": dbfloor.split_rows, "pgqueuer": dbfloor.pgqueuer}
 WORKER = "bench-dbcost"
 FUNCTIONS = """
 select n.nspname || '.' || f.funcname as function, f.calls, f.self_time
@@ -124,8 +126,9 @@ def render(rounds: list[dict[str, Any]], settings: dict[str, Any]) -> str:
         f"Settings: `{json.dumps(settings)}`. One connection drains the queue with `complete_and_claim` "
         "calls, one after the other: no worker, so this is the database's side of a job alone. "
         "`bare_updates`: the same two row updates per job as plain statements on our table, every "
-        "trigger off; `pgqueuer`: its own dequeue and acknowledgement statements on its schema "
-        "(`bench/dbfloor.py`).",
+        "trigger off; `split_rows`: the queue's state in a narrow table of its own and the kept row "
+        "without the indexes that name it (HOT updates; a design not built); `pgqueuer`: its own "
+        "dequeue and acknowledgement statements on its schema (`bench/dbfloor.py`).",
         "",
         "| variant | jobs/s per round | median jobs/s | median µs of wall time per job |",
         "|---|---|---|---|",
