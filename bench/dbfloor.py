@@ -25,6 +25,7 @@ import asyncio
 import time
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import psycopg
@@ -57,25 +58,40 @@ where j.id = any(%(ids)s::uuid[]) and j.status = 'running' and j.worker_id = %(w
 """
 
 
-def bare_updates(jobs: int, batch: int) -> tuple[int, int, float]:
-    """(jobs, calls, seconds) for ``bare_updates`` (see the module's docstring)."""
+def _drain(conn: psycopg.Connection[Any], claim: str, succeed: str, batch: int) -> tuple[int, int, float]:
+    """Claim a batch, then acknowledge it and claim the next in one transaction, until none is
+    left: (jobs, calls, seconds), a call being one transaction."""
+    args = {"worker": WORKER, "batch": batch}
+    held = [r[0] for r in conn.execute(claim, args).fetchall()]
+    done, calls, started = 0, 1, time.perf_counter()
+    while held:
+        with conn.transaction():
+            conn.execute(succeed, {"ids": held, "worker": WORKER})
+            claimed = [r[0] for r in conn.execute(claim, args).fetchall()]
+        done, calls, held = done + len(held), calls + 1, claimed
+    return done, calls, time.perf_counter() - started
+
+
+def _measured(name: str, jobs: int, batch: int, setup: str, claim: str, succeed: str) -> tuple[int, int, float]:
+    """A scratch database filled as the drain scenario fills it, ``setup``'s statements run (one at
+    a time: VACUUM cannot share a transaction), then ``_drain``; every job must end succeeded."""
     system = OursSystem("postgres")
-    with scratch_database("dbfloor_bare") as database:
+    with scratch_database(f"dbfloor_{name}") as database:
         system.prepare(database)
         system.fill(database, jobs)
         with psycopg.connect(paths.database_url(database), autocommit=True) as conn:
-            conn.execute("alter table public.jobs disable trigger user")
-            args = {"worker": WORKER, "batch": batch}
-            held = [r[0] for r in conn.execute(CLAIM, args).fetchall()]
-            done, calls, started = 0, 1, time.perf_counter()
-            while held:
-                with conn.transaction():
-                    conn.execute(SUCCEED, {"ids": held, "worker": WORKER})
-                    claimed = [r[0] for r in conn.execute(CLAIM, args).fetchall()]
-                done, calls, held = done + len(held), calls + 1, claimed
-            seconds = time.perf_counter() - started
-        print(f"  bare_updates: {hot_share(database):.0%} of the kept row's updates were HOT", flush=True)
+            for statement in filter(str.strip, setup.split(";")):
+                conn.execute(statement)
+            done, calls, seconds = _drain(conn, claim, succeed, batch)
+            finished = conn.execute("select count(*) from public.jobs where status = 'succeeded'").fetchone()
+            assert done == jobs and finished == (done,), f"{name}: {finished} of {done} drained of {jobs} finished"
+        print(f"  {name}: {hot_share(database):.0%} of the kept row's updates were HOT", flush=True)
         return done, calls, seconds
+
+
+def bare_updates(jobs: int, batch: int) -> tuple[int, int, float]:
+    """(jobs, calls, seconds) for ``bare_updates`` (see the module's docstring)."""
+    return _measured("bare_updates", jobs, batch, "alter table public.jobs disable trigger user", CLAIM, SUCCEED)
 
 
 SPLIT_SETUP = """
@@ -98,6 +114,7 @@ create index on public.bench_queue (lease_expires_at) where status = 'running';
 vacuum analyze public.bench_queue;
 vacuum analyze public.jobs;
 """
+
 SPLIT_CLAIM = """
 with claimed as (
     update public.bench_queue q
@@ -135,28 +152,9 @@ where relid = 'public.jobs'::regclass
 
 
 def split_rows(jobs: int, batch: int) -> tuple[int, int, float]:
-    """(jobs, calls, seconds) for ``split_rows`` (see the module's docstring)."""
-    system = OursSystem("postgres")
-    with scratch_database("dbfloor_split") as database:
-        system.prepare(database)
-        system.fill(database, jobs)
-        with psycopg.connect(paths.database_url(database), autocommit=True) as conn:
-            for statement in filter(str.strip, SPLIT_SETUP.split(";")):  # VACUUM: one at a time
-                conn.execute(statement)
-            args = {"worker": WORKER, "batch": batch}
-            held = [r[0] for r in conn.execute(SPLIT_CLAIM, args).fetchall()]
-            done, calls, started = 0, 1, time.perf_counter()
-            while held:
-                with conn.transaction():
-                    conn.execute(SPLIT_SUCCEED, {"ids": held, "worker": WORKER})
-                    claimed = [r[0] for r in conn.execute(SPLIT_CLAIM, args).fetchall()]
-                done, calls, held = done + len(held), calls + 1, claimed
-            seconds = time.perf_counter() - started
-            left = conn.execute("select count(*) from public.bench_queue").fetchone()
-            finished = conn.execute("select count(*) from public.jobs where status = 'succeeded'").fetchone()
-            assert left == (0,) and finished == (done,), f"split_rows: {left} left, {finished} of {done} finished"
-        print(f"  split_rows: {hot_share(database):.0%} of the kept row's updates were HOT", flush=True)
-        return done, calls, seconds
+    """(jobs, calls, seconds) for ``split_rows`` (see the module's docstring). A kept row succeeds
+    only with its queue entry's deletion, so every job succeeded means ``bench_queue`` is empty."""
+    return _measured("split_rows", jobs, batch, SPLIT_SETUP, SPLIT_CLAIM, SPLIT_SUCCEED)
 
 
 def hot_share(database: str) -> float:

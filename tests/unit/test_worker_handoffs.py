@@ -9,7 +9,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from tests.unit.test_worker_core import Handler, config, echo, status, until
@@ -109,17 +109,24 @@ async def test_a_worker_the_database_keeps_parked_owes_no_claim_until_a_hand_off
         assert worker.parked
 
 
+async def hand_off_with_a_later_hint(store: SeenStore, worker: Worker, *, parked: bool) -> datetime:
+    """A hand-off whose message also names a job due in an hour; waits until the handed job is
+    done and returns that later time."""
+    store.enqueue("rename_layers")
+    [row] = await store.claim_jobs(worker.config.worker_id, None, 1, 60)
+    assert isinstance(row, Job)
+    later = store.clock.now() + timedelta(hours=1)
+    hints = (JobHint(kind="rename_layers", run_at=row.run_at), JobHint(kind="rename_layers", run_at=later))
+    worker._on_wake(Wake(hints, (row,), parked))
+    await until(lambda: status(store, row) == "succeeded" and not worker.runs, "the handed job done")
+    return later
+
+
 async def test_a_later_hint_with_a_hand_off_that_keeps_it_parked_arms_the_timer_only() -> None:
     store = SeenStore()
     async with parked_worker(store) as worker:
         claims = len(store.seen)
-        store.enqueue("rename_layers")
-        [row] = await store.claim_jobs(worker.config.worker_id, None, 1, 60)
-        assert isinstance(row, Job)
-        later = store.clock.now() + timedelta(hours=1)
-        hints = (JobHint(kind="rename_layers", run_at=row.run_at), JobHint(kind="rename_layers", run_at=later))
-        worker._on_wake(Wake(hints, (row,), parked=True))
-        await until(lambda: status(store, row) == "succeeded" and not worker.runs, "the handed job done")
+        later = await hand_off_with_a_later_hint(store, worker, parked=True)
         await asyncio.sleep(0.1)  # room for a claim, if the worker made one
         assert len(store.seen) == claims + 1  # the test's own claim only: still parked
         assert worker.parked and worker.next_due == later
@@ -131,13 +138,7 @@ async def test_a_later_hint_with_a_hand_off_that_asks_for_a_claim_stays_armed_af
     store = SeenStore()
     async with parked_worker(store) as worker:
         claims = len(store.seen)
-        store.enqueue("rename_layers")
-        [row] = await store.claim_jobs(worker.config.worker_id, None, 1, 60)
-        assert isinstance(row, Job)
-        later = store.clock.now() + timedelta(hours=1)
-        hints = (JobHint(kind="rename_layers", run_at=row.run_at), JobHint(kind="rename_layers", run_at=later))
-        worker._on_wake(Wake(hints, (row,)))
-        await until(lambda: status(store, row) == "succeeded" and not worker.runs, "the handed job done")
+        later = await hand_off_with_a_later_hint(store, worker, parked=False)
         await until(lambda: len(store.seen) >= claims + 2, "the re-park claim")
         assert worker.parked and worker.next_due == later
 
