@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from worker.adapters.memory import MemoryStore
-from worker.core.acks import PARALLEL_MIN, CompletionBatcher
+from worker.core.acks import MAX_IN_FLIGHT, PARALLEL_MIN, CompletionBatcher
 from worker.core.errors import InvalidArgument, LeaseLost
 
 
@@ -132,20 +132,23 @@ async def test_a_big_batch_goes_out_as_two_halves_in_flight_together() -> None:
     assert all(store.rows[j].status == "succeeded" for j in jobs)
 
 
-async def test_never_more_than_two_calls_in_flight_and_later_successes_share_the_next() -> None:
+async def test_never_more_than_max_in_flight_calls_and_later_successes_share_the_next() -> None:
+    assert MAX_IN_FLIGHT == 3  # the waves below are sized for three
     store = HeldStore()
     jobs = await held_jobs(store, 6 * PARALLEL_MIN)
     acks = CompletionBatcher(store, "w1")
     first = [asyncio.create_task(acks.complete(j, {})) for j in jobs[: 2 * PARALLEL_MIN]]
     await settle()
+    assert store.in_flight == 2  # two half batches
     later = [asyncio.create_task(acks.complete(j, {})) for j in jobs[2 * PARALLEL_MIN :]]
     await settle()
-    assert len(store.batches) == 2  # the later ones wait: two calls are already out
+    # 32 more: enough for a fourth sender without the cap (one per PARALLEL_MIN waiting)
+    assert store.in_flight == MAX_IN_FLIGHT and len(store.batches) == MAX_IN_FLIGHT
     store.release.set()
     await asyncio.gather(*first, *later)
-    assert store.most_in_flight == 2
+    assert store.most_in_flight == MAX_IN_FLIGHT
     assert sorted(j for b in store.batches for j in b) == sorted(jobs)
-    assert len(store.batches) <= 4  # the 32 later ones went in at most two more calls
+    assert len(store.batches) <= MAX_IN_FLIGHT + 1  # the later ones went in at most two calls
 
 
 async def test_a_few_successes_beside_a_call_in_flight_wait_for_it() -> None:
