@@ -170,5 +170,9 @@ def server_config(app: ASGIApp, **options: Any) -> uvicorn.Config:
         http=GatewayH11Protocol,
         ws=GatewayWebSocketProtocol,
         h11_max_incomplete_event_size=HEAD_LIMIT,
+        # Hosted Realtime never compresses a frame (Phoenix's websocket `compress` defaults to
+        # false and supabase/realtime does not set it: docs/hosted-platform.md §3); uvicorn would
+        # accept permessage-deflate, which every client offers, and spend CPU on both ends.
+        ws_per_message_deflate=False,
         **options,
     )

@@ -211,3 +211,12 @@ async def test_v2_arrays_and_binary_broadcast(stack: Stack) -> None:
         await sender.ws.recv()  # ack
         assert json.loads(await v2_listener.ws.recv()) == [None, None, topic, "broadcast", text]
         assert (await v1_listener.recv_json())["payload"] == text  # the blob never reached it
+
+
+async def test_no_per_message_compression_as_on_hosted(stack: Stack) -> None:
+    # websockets offers permessage-deflate by default, as realtime-py's connection does;
+    # hosted Realtime (Phoenix, compress: false) answers without it.
+    async with connect(ws_url(stack, apikey=stack.anon_key)) as ws:
+        assert "permessage-deflate" in (ws.request.headers.get("Sec-WebSocket-Extensions") or "")
+        assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+        assert ws.protocol.extensions == []
