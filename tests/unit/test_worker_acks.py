@@ -10,7 +10,9 @@ import pytest
 
 from worker.adapters.memory import MemoryStore
 from worker.core.acks import MAX_IN_FLIGHT, PARALLEL_MIN, CompletionBatcher
+from tests.unit.test_worker_progress import events, running
 from worker.core.errors import InvalidArgument, LeaseLost
+from worker.core.ports import ProgressReport
 
 
 async def held_jobs(store: MemoryStore, n: int) -> list[uuid.UUID]:
@@ -163,3 +165,28 @@ async def test_a_few_successes_beside_a_call_in_flight_wait_for_it() -> None:
     store.release.set()
     await asyncio.gather(first, *rest)
     assert store.batches == [[jobs[0]], jobs[1:]]
+
+
+async def test_without_a_progress_batcher_a_refused_outcome_still_records_its_reports_first() -> None:
+    store = MemoryStore()
+    (job,) = await running(store, 1, kind="rename_layers")
+    store.calls.clear()
+    acks = CompletionBatcher(store, "w1")  # no Riders: the reports go in one call of their own
+    own = [ProgressReport(job.id, 50, "batch 1 of 2")]
+    with pytest.raises(InvalidArgument, match="1 MiB"):
+        await acks.complete(job.id, {"text": "x" * (1024 * 1024 + 1)}, None, (), own)
+    assert store.calls == ["report_and_complete", "report_progress_batch", "complete_jobs"]
+    assert events(store, job) == [("progress", {"percent": 50, "message": "batch 1 of 2"})]
+    assert store.get(job.id).status == "running"  # the outcome changed nothing
+
+
+async def test_without_a_progress_batcher_a_bad_report_is_dropped_and_the_job_still_succeeds() -> None:
+    store = MemoryStore()
+    (job,) = await running(store, 1, kind="rename_layers")
+    store.calls.clear()
+    acks = CompletionBatcher(store, "w1")
+    own = [ProgressReport(job.id, 50, "m" * 1001)]  # over the 1,000-character message limit
+    await acks.complete(job.id, {"renamed": 1}, None, (), own)
+    assert store.calls == ["report_and_complete", "report_progress_batch", "complete_jobs"]
+    assert events(store, job) == []  # neither the bad report nor a half of the refused call
+    assert store.get(job.id).status == "succeeded"

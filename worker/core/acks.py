@@ -19,8 +19,8 @@ before its outcome, round trips per job beside its acknowledgement.
 More calls may be in flight (``MAX_IN_FLIGHT``), for a big batch only (``PARALLEL_MIN``
 successes or more per sender): a draining worker then keeps two or three part batches going, so
 the database works on one while another travels and its jobs run (one stream left a 2-core
-database half idle: 3,500 vs 6,750 jobs/s with two; a third: +4-19 % in six alternated pairs,
-bench/FIXES.md). A few successes still wait for the call in flight and share the next.
+database half idle: 3,500 vs 6,750 jobs/s with two; a third: a median +5 % in 20 alternated
+pairs, bench/FIXES.md). A few successes still wait for the call in flight and share the next.
 """
 
 from __future__ import annotations
