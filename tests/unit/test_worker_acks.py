@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from tests.unit.test_worker_progress import events, running
 from worker.adapters.memory import MemoryStore
 from worker.core.acks import MAX_IN_FLIGHT, PARALLEL_MIN, CompletionBatcher
-from tests.unit.test_worker_progress import events, running
 from worker.core.errors import InvalidArgument, LeaseLost
 from worker.core.ports import ProgressReport
 

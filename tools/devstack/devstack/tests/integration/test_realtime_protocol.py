@@ -217,6 +217,7 @@ async def test_no_per_message_compression_as_on_hosted(stack: Stack) -> None:
     # websockets offers permessage-deflate by default, as realtime-py's connection does;
     # hosted Realtime (Phoenix, compress: false) answers without it.
     async with connect(ws_url(stack, apikey=stack.anon_key)) as ws:
+        assert ws.request is not None and ws.response is not None
         assert "permessage-deflate" in (ws.request.headers.get("Sec-WebSocket-Extensions") or "")
         assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
         assert ws.protocol.extensions == []
