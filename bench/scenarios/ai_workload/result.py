@@ -24,6 +24,7 @@ from bench.scenarios.ai_workload.sampling import Samples
 from bench.scenarios.ai_workload.text import method, notes_on, settings_of
 from bench.scenarios.ai_workload.users import Load, Submission
 from bench.stats import percentile, summary
+from bench.worker_cpu import ratio_text
 
 
 def build_result(
@@ -113,7 +114,8 @@ def build_result(
         Goal(
             "worker CPU per job",
             "≤ 5 ms (worker process CPU during the load ÷ jobs finished)",
-            f"worker {cpu_ms.get('worker')} ms/job, gateway {cpu_ms.get('gateway')} ms/job over {len(finished)} jobs",
+            f"worker {cpu_ms.get('worker')} ms/job, gateway {cpu_ms.get('gateway')} ms/job over {len(finished)} jobs"
+            + ratio_text(cpu_ms),
             None if (worker_cpu := cpu_ms.get("worker")) is None else worker_cpu <= 5,
         ),
         Goal(
