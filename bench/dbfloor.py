@@ -85,7 +85,7 @@ def _measured(name: str, jobs: int, batch: int, setup: str, claim: str, succeed:
             done, calls, seconds = _drain(conn, claim, succeed, batch)
             finished = conn.execute("select count(*) from public.jobs where status = 'succeeded'").fetchone()
             assert done == jobs and finished == (done,), f"{name}: {finished} of {done} drained of {jobs} finished"
-        print(f"  {name}: {hot_share(database):.0%} of the kept row's updates were HOT", flush=True)
+            print(f"  {name}: {hot_share(conn):.0%} of the kept row's updates were HOT", flush=True)
         return done, calls, seconds
 
 
@@ -157,11 +157,13 @@ def split_rows(jobs: int, batch: int) -> tuple[int, int, float]:
     return _measured("split_rows", jobs, batch, SPLIT_SETUP, SPLIT_CLAIM, SPLIT_SUCCEED)
 
 
-def hot_share(database: str) -> float:
-    """The share of ``public.jobs``' row updates that were HOT (no index entry written)."""
-    time.sleep(0.6)  # the measured backend has exited and published its table statistics
-    with psycopg.connect(paths.database_url(database), autocommit=True) as conn:
-        row = conn.execute(HOT_SHARE).fetchone()
+def hot_share(conn: psycopg.Connection[Any]) -> float:
+    """The share of ``public.jobs``' row updates that were HOT (no index entry written), read on
+    the connection that made them: its statistics are published when it goes idle, at once after
+    ``pg_stat_force_next_flush`` (PostgreSQL 15+), and an autocommit statement reads a fresh
+    snapshot of them."""
+    conn.execute("select pg_stat_force_next_flush()")
+    row = conn.execute(HOT_SHARE).fetchone()
     return float(row[0]) if row and row[0] is not None else 0.0
 
 
