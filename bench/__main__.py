@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench import report
-from bench.scenario import Context, ScenarioResult
+from bench.scenario import MAX_USERS, MIN_USERS, Context, ScenarioResult
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = {  # CLI name → module, in report order
@@ -54,8 +54,16 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated systems for the queue scenarios (pickup, drain), e.g. ours_postgres,pgqueuer "
         "(default: all); for A/B runs on a busy machine",
     )
+    parser.add_argument(
+        "--users",
+        type=int,
+        default=None,
+        help=f"plugin users of the AI scenarios (ai, ai_direct), {MIN_USERS}-{MAX_USERS} (default: 200; --quick 20)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results/<timestamp>)")
     args = parser.parse_args(argv)
+    if args.users is not None and not MIN_USERS <= args.users <= MAX_USERS:
+        parser.error(f"--users must be {MIN_USERS}-{MAX_USERS}, got {args.users}")
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
@@ -73,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out_dir = args.out or ROOT / "bench" / "results" / stamp
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = Context(out_dir=out_dir, quick=args.quick, systems=systems)
+    ctx = Context(out_dir=out_dir, quick=args.quick, systems=systems, users=args.users)
     load_before = os.getloadavg()
     started = time.monotonic()
     results: list[ScenarioResult] = []

@@ -6,12 +6,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+MIN_USERS, MAX_USERS = 1, 2000  # --users: each user is a task of the load generator and an auth.users row
+
 
 @dataclass(frozen=True)
 class Context:
     out_dir: Path  # bench/results/<timestamp>/: plots go here, named <scenario>_*.png
     quick: bool = False  # smaller counts: a smoke run of the whole pipeline, not numbers to quote
     systems: tuple[str, ...] | None = None  # the queue scenarios' systems (None: all of them)
+    users: int | None = None  # the AI scenarios' plugin users (None: the plan's own count)
 
     @property
     def log_dir(self) -> Path:
