@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 
 from bench.databases import scratch_database
-from bench.support import results_folder
+from bench.support import results_folder, write_tool_report
 from bench.systems.ours import OursSystem
 from devstack import paths
 from devstack.cli import db_up
@@ -95,11 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     out = results_folder(args.out, "coldstart")
     settings = {"connections": args.connections, "batch": args.batch}
     results = measure(args.connections, args.batch)
-    (out / "report.json").write_text(json.dumps({"settings": settings, "connections": results}, indent=2) + "\n")
-    (out / "report.md").write_text(render(results, settings))
-    print(render(results, settings))
-    print(f"report: {out / 'report.md'}")
-    return 0
+    return write_tool_report(out, {"settings": settings, "connections": results}, render(results, settings), echo=True)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from psycopg import sql
 
 from bench import dbfloor
 from bench.databases import scratch_database
-from bench.support import results_folder
+from bench.support import results_folder, write_tool_report
 from bench.systems.ours import OursSystem, without
 from devstack import paths
 from devstack.cli import db_up
@@ -167,10 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             result = one_round(variant, args.jobs, args.batch)
             print(f"round {n + 1} {variant}: {result['jobs_per_s']:,.0f} jobs/s", flush=True)
             rounds.append(result)
-    (out / "report.json").write_text(json.dumps({"settings": settings, "rounds": rounds}, indent=2) + "\n")
-    (out / "report.md").write_text(render(rounds, settings))
-    print(f"report: {out / 'report.md'}")
-    return 0
+    return write_tool_report(out, {"settings": settings, "rounds": rounds}, render(rounds, settings))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from psycopg import sql
 from bench.databases import scratch_database
 from bench.dbcost import function_rows, own_times
 from bench.scenarios.ai_workload.plan import Plan, payload_for
-from bench.support import results_folder
+from bench.support import results_folder, write_tool_report
 from devstack import migrate, paths
 from devstack.cli import db_up
 from devstack.sqlapi import SqlApi
@@ -130,10 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"round {n + 1} {variant}: p50 {result['p50_ms']:.2f} ms, mean {result['mean_ms']:.2f} ms", flush=True
             )
             rounds.append(result)
-    (out / "report.json").write_text(json.dumps({"settings": settings, "rounds": rounds}, indent=2) + "\n")
-    (out / "report.md").write_text(render(rounds, settings))
-    print(f"report: {out / 'report.md'}")
-    return 0
+    return write_tool_report(out, {"settings": settings, "rounds": rounds}, render(rounds, settings))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from typing import Any
 
 from realtime.message import ServerMessageAdapter
 
-from bench.support import results_folder
+from bench.support import results_folder, write_tool_report
 from worker.core.job_rows import read_wake
 from worker.core.jobs import Job
 
@@ -165,11 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = summarize(samples)
     settings = {"gaps_ms": args.gaps, "repeats": args.repeats, "rounds": args.rounds, "frame_bytes": len(frame)}
     out = results_folder(args.out, "idlecost")
-    (out / "report.json").write_text(json.dumps({"settings": settings, "rows": rows}, indent=2) + "\n")
-    (out / "report.md").write_text(render(rows, settings))
-    print(render(rows, settings))
-    print(f"report: {out / 'report.md'}")
-    return 0
+    return write_tool_report(out, {"settings": settings, "rows": rows}, render(rows, settings), echo=True)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from typing import Any
 
 from bench import processes
 from bench.scenario import MAX_USERS, MIN_USERS
-from bench.support import ROOT, results_folder
+from bench.support import ROOT, results_folder, write_tool_report
 from bench.worker_cpu import worker_to_reference
 
 PROCESSES = ("worker", "gateway", "model_standins", "load_generator")
@@ -133,10 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.append({"round": n, "users": users, "folder": folder.name, **run})
         print(f"round {n + 1}, {users} users: worker {run['cpu_ms_per_job']['worker']} ms/job", flush=True)
     rows = curve(runs)
-    (out / "report.json").write_text(json.dumps({"settings": settings, "curve": rows, "runs": runs}, indent=2) + "\n")
-    (out / "report.md").write_text(render(rows, runs, settings))
-    print(f"report: {out / 'report.md'}")
-    return 0
+    return write_tool_report(out, {"settings": settings, "curve": rows, "runs": runs}, render(rows, runs, settings))
 
 
 if __name__ == "__main__":

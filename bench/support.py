@@ -4,6 +4,7 @@ client threads and tasks: the gateway (REST, Realtime, Storage) and the model st
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from bench import processes
 from devstack import paths
@@ -25,6 +27,16 @@ def results_folder(out: Path | None, suffix: str) -> Path:
     folder = out or ROOT / "bench" / "results" / (time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{suffix}")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def write_tool_report(out: Path, data: dict[str, Any], markdown: str, *, echo: bool = False) -> int:
+    """A tool's report.json and report.md in ``out``; prints where (and the markdown if ``echo``). 0."""
+    (out / "report.json").write_text(json.dumps(data, indent=2) + "\n")
+    (out / "report.md").write_text(markdown)
+    if echo:
+        print(markdown)
+    print(f"report: {out / 'report.md'}")
+    return 0
 
 
 @contextmanager

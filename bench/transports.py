@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 
 from bench import processes
-from bench.support import ROOT, results_folder, standin_process
+from bench.support import ROOT, results_folder, standin_process, write_tool_report
 
 CASES = {  # case -> (shipped transport, the other)
     "anthropic": ("aiohttp", "httpx2"),
@@ -201,12 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                     ms = _round(case, transport, base, args.requests, args.concurrency)
                     results[case][transport].append(ms)
                     print(f"  round {n + 1}: {case} on {transport}: {ms:.3f} ms CPU per request", flush=True)
-    report = render(results, settings)
-    (out / "report.md").write_text(report)
-    (out / "report.json").write_text(json.dumps({"settings": settings, "results": results}, indent=2) + "\n")
-    print(report)
-    print(f"report: {out / 'report.md'}")
-    return 0
+    return write_tool_report(out, {"settings": settings, "results": results}, render(results, settings), echo=True)
 
 
 if __name__ == "__main__":

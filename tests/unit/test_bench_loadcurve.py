@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench import idlecost, loadcurve
+from bench.support import write_tool_report
 
 
 def report(jobs_per_s: float, worker: float, p99: float) -> dict[str, Any]:
@@ -80,3 +82,11 @@ def test_idle_cost_reads_its_own_frame_as_the_worker_does() -> None:
 def test_bad_gaps_are_refused(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError):
         idlecost._gaps(text)
+
+
+def test_a_tools_report_is_written_as_json_and_markdown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert write_tool_report(tmp_path, {"settings": {"a": 1}}, "# title\n", echo=True) == 0
+    assert json.loads((tmp_path / "report.json").read_text()) == {"settings": {"a": 1}}
+    assert (tmp_path / "report.md").read_text() == "# title\n"
+    printed = capsys.readouterr().out
+    assert "# title" in printed and f"report: {tmp_path / 'report.md'}" in printed
