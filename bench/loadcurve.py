@@ -127,8 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     for n, users in schedule(args.users, args.rounds):
         folder = out / f"users-{users}-round-{n + 1}"
         argv_run = [sys.executable, "-m", "bench", "ai", "--users", str(users), "--out", str(folder)]
-        with open(out / f"{folder.name}.log", "w") as log:
-            subprocess.run(argv_run, cwd=ROOT, env=processes.clean_env(), stdout=log, stderr=log, check=True)
+        log_path = out / f"{folder.name}.log"
+        with open(log_path, "w") as log:
+            done = subprocess.run(argv_run, cwd=ROOT, env=processes.clean_env(), stdout=log, stderr=log)
+        if done.returncode != 0:
+            raise SystemExit(f"`{' '.join(argv_run[1:])}` exited {done.returncode}; its output: {log_path}")
         run = read_run(json.loads((folder / "report.json").read_text()))
         runs.append({"round": n, "users": users, "folder": folder.name, **run})
         print(f"round {n + 1}, {users} users: worker {run['cpu_ms_per_job']['worker']} ms/job", flush=True)
