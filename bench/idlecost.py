@@ -17,6 +17,7 @@ bench/results/<timestamp>-idlecost/report.md and report.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import time
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     if sum(args.gaps) * args.repeats * args.rounds > 600_000:
         parser.error("the gaps × repeats × rounds would sleep over 10 minutes")
     frame, sweep = wake_frame(), _sweeper()
-    piece = lambda: receive(frame)  # noqa: E731
+    piece = functools.partial(receive, frame)
     measure(piece, 0, 50, sweep)  # imports, first validations
     conditions: list[tuple[str, float | None]] = [(f"{g:g}", g) for g in args.gaps] + [(SWEPT, None)]
     samples: dict[str, list[float]] = {name: [] for name, _ in conditions}

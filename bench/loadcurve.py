@@ -93,7 +93,7 @@ def render(rows: list[dict[str, Any]], runs: list[dict[str, Any]], settings: dic
             + f" | {cell(row['worker_ratio'])} | {cell(row['overhead_p99_ms'])} |"
         )
     lines += ["", "Every run, in order:", "", "| round | users | jobs/s | worker ms/job | gateway | folder |"]
-    lines.append("|---|---|---|---|---|---|")
+    lines += ["|---|---|---|---|---|---|"]
     for run in runs:
         cpu = run["cpu_ms_per_job"]
         lines.append(

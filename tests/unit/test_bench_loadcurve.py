@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ def test_a_run_without_a_figure_shows_a_dash() -> None:
 
 @pytest.mark.parametrize("text", ["", "50,x", "0", "2001", "50,-1"])
 def test_bad_loads_are_refused_naming_the_value(text: str) -> None:
-    with pytest.raises(argparse.ArgumentTypeError, match=repr(text).replace("-", r"\-")):
+    with pytest.raises(argparse.ArgumentTypeError, match=re.escape(repr(text))):
         loadcurve._loads(text)
 
 
