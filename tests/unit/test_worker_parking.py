@@ -7,7 +7,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from tests.unit.test_worker_core import Handler, config, echo, running, status, until
@@ -130,6 +130,34 @@ async def test_a_later_due_time_survives_an_earlier_one_firing() -> None:
         signal.claiming()  # the claim the first wake-up sends leaves the later time armed
         assert signal.next_due == later
         assert await signal.wait(3600) == "due"
+    assert signal.next_due is None
+
+
+class LaggingWallClock(SystemClock):
+    """The loop's timers run on time; the wall clock reads ``lag`` behind."""
+
+    lag = timedelta(0)
+
+    def now(self) -> datetime:
+        return super().now() - self.lag
+
+
+async def test_a_timer_that_fires_before_its_due_time_by_the_wall_clock_keeps_it_armed() -> None:
+    # uvloop's timers count from a cached millisecond clock and can fire a little early; a claim
+    # sent then found the deferred job not yet due, the time was dropped, and the job waited for
+    # the sweep (CI: the psycopg worker's deferred job in the 429 cooldown process test).
+    clock = LaggingWallClock()
+    signal = WakeSignal(clock)
+    at = clock.now() + timedelta(milliseconds=30)
+    signal.due(at)
+    waiting = asyncio.create_task(signal.wait(3600))
+    await asyncio.sleep(0)  # the wait's timer is set for 30 ms from now
+    clock.lag = timedelta(seconds=1)  # from here the timer fires ~1 s early by the wall clock
+    await asyncio.sleep(0.1)  # it has fired; the wall clock is not at `at` yet
+    assert not waiting.done() and signal.next_due == at
+    clock.lag = timedelta(0)
+    async with asyncio.timeout(10):
+        assert await waiting == "due"
     assert signal.next_due is None
 
 

@@ -78,9 +78,14 @@ class WakeSignal:
                     self._pushed = False
                     return "push"
                 continue  # only an earlier due time: wait again with it
-            if due_in is not None and due_in <= timeout:
-                # The head fell due (the timer may fire a hair early by the wall clock): the claim
-                # this wakes takes it and everything else due by now; later times stay armed.
-                self._drop_due(max(self._dues[0], self.clock.now()))
+            if self._dues and self._dues[0] <= self.clock.now():
+                # The head fell due: the claim this wakes takes it and everything else due by now;
+                # later times stay armed.
+                self._drop_due(self.clock.now())
                 return "due"
+            if due_in is not None and due_in <= timeout:
+                # The loop's timer fired before the head by the wall clock (uvloop's timers count
+                # from a cached, millisecond clock): a claim now would find the job not yet due,
+                # in the database too, and the time would be gone. Wait out the rest.
+                continue
             return "timeout"
